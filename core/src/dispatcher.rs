@@ -1,0 +1,545 @@
+//! The primary's native dispatcher: one thread that owns every shared
+//! listening socket and every worker channel, accepts connections and deals
+//! them out. The primary's JS thread only sends it commands (new worker, listen,
+//! remove), so a busy JS event loop never delays a connection (DESIGN.md §2).
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::handle::{ListenHandle, Mode};
+use crate::listener::{self, ListenSpec};
+use crate::peer::{Peer, PeerState, WorkerId};
+use crate::sys::{self, LocalAddr, Recv, Waker};
+use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most connections a worker may hold unacknowledged. A hung worker
+    /// strands at most this many; the others keep serving (DESIGN.md §3.2).
+    pub window: usize,
+    /// Most connections accepted from one listener per wake-up, so one busy
+    /// port cannot starve the others or the command queue.
+    pub accept_batch: usize,
+    /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
+    /// queue holds connections meanwhile, and the thread does not spin.
+    pub exhausted_pause: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { window: 8, accept_batch: 64, exhausted_pause: Duration::from_millis(50) }
+    }
+}
+
+/// A worker's request to listen, already parsed.
+#[derive(Clone, Debug)]
+pub struct ListenRequest {
+    pub worker: WorkerId,
+    /// Node's handle key: `address:port:addressType:fd:index`. Requests with
+    /// the same key share one socket.
+    pub key: String,
+    pub spec: ListenSpec,
+    pub mode: Mode,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenOutcome {
+    pub listener: ListenerId,
+    pub local: LocalAddr,
+    /// True when this request bound the socket (the first worker on the key).
+    pub created: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub listeners: Vec<ListenerStats>,
+    pub workers: Vec<WorkerStats>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenerStats {
+    pub id: ListenerId,
+    pub key: String,
+    pub members: Vec<WorkerId>,
+    pub accepted: u64,
+    pub pending: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerStats {
+    pub id: WorkerId,
+    pub in_flight: usize,
+    pub accepted: u64,
+}
+
+enum Command {
+    AddPeer(WorkerId, OwnedFd),
+    RemovePeer(WorkerId),
+    Listen(ListenRequest, Sender<Result<ListenOutcome>>),
+    Stats(Sender<Stats>),
+    Stop,
+}
+
+/// The JS thread's handle on the dispatcher thread.
+pub struct Dispatcher {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+    /// Worker ends of channels whose process is being spawned. The primary
+    /// closes its copy right after the spawn, or it would never see the
+    /// worker's end hang up when the worker dies (DESIGN.md §1).
+    child_ends: Mutex<HashMap<WorkerId, OwnedFd>>,
+}
+
+impl Dispatcher {
+    pub fn start(config: Config) -> Result<Self> {
+        let waker = Arc::new(Waker::new().map_err(|e| Error::io("eventfd", e))?);
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        let event_loop = EventLoop::new(config, inbox, Arc::clone(&waker));
+        let thread = std::thread::Builder::new()
+            .name("rcluster-dispatch".into())
+            .spawn(move || event_loop.run())
+            .map_err(|e| Error::io("spawn the dispatcher thread", e))?;
+        Ok(Dispatcher { commands, waker, thread: Some(thread), child_ends: Mutex::new(HashMap::new()) })
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Stopped)?;
+        self.waker.wake().map_err(|e| Error::io("wake the dispatcher", e))
+    }
+
+    /// Creates the private channel of a worker about to be spawned and returns
+    /// the raw fd of the worker's end, to be passed as an extra stdio slot. The
+    /// dispatcher owns that fd until `release_child_end`.
+    pub fn open_channel(&self, worker: WorkerId) -> Result<RawFd> {
+        let (primary_end, worker_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
+        let raw = worker_end.as_raw_fd();
+        if self.child_ends.lock().insert(worker, worker_end).is_some() {
+            return Err(Error::InvalidArgument(format!("worker {worker} already has a channel")));
+        }
+        self.send(Command::AddPeer(worker, primary_end))?;
+        Ok(raw)
+    }
+
+    /// Closes the primary's copy of a worker's end, once the spawn has
+    /// duplicated it into the child (or the spawn failed).
+    pub fn release_child_end(&self, worker: WorkerId) {
+        self.child_ends.lock().remove(&worker);
+    }
+
+    /// Binds (or joins) the socket for `request.key` and puts the worker in its
+    /// rotation. Blocks the caller only for the round trip to the dispatcher thread.
+    pub fn listen(&self, request: ListenRequest) -> Result<ListenOutcome> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Listen(request, reply))?;
+        answer.recv().map_err(|_| Error::Stopped)?
+    }
+
+    /// Forgets a worker (it exited or disconnected). Connections it had not
+    /// acknowledged go to the other workers. Idempotent.
+    pub fn remove_worker(&self, worker: WorkerId) -> Result<()> {
+        self.release_child_end(worker);
+        self.send(Command::RemovePeer(worker))
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Stats(reply))?;
+        answer.recv().map_err(|_| Error::Stopped)
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        if self.send(Command::Stop).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Waker,
+    Peer(WorkerId),
+    Handle(ListenerId),
+}
+
+struct EventLoop {
+    config: Config,
+    inbox: Receiver<Command>,
+    waker: Arc<Waker>,
+    peers: HashMap<WorkerId, Peer>,
+    handles: HashMap<ListenerId, ListenHandle>,
+    keys: HashMap<String, ListenerId>,
+    next_listener: ListenerId,
+    pollfds: Vec<libc::pollfd>,
+    slots: Vec<Slot>,
+}
+
+impl EventLoop {
+    fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>) -> Self {
+        EventLoop {
+            config,
+            inbox,
+            waker,
+            peers: HashMap::new(),
+            handles: HashMap::new(),
+            keys: HashMap::new(),
+            next_listener: 1,
+            pollfds: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+
+    fn run(mut self) {
+        let mut readable: HashMap<ListenerId, bool> = HashMap::new();
+        loop {
+            self.build_pollset();
+            let timeout = self.poll_timeout();
+            if let Err(e) = sys::poll(&mut self.pollfds, timeout) {
+                eprintln!("rcluster: poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            readable.clear();
+            for i in 0..self.pollfds.len() {
+                let revents = self.pollfds[i].revents;
+                match self.slots[i] {
+                    Slot::Waker => {
+                        if revents != 0 {
+                            self.waker.drain();
+                            if !self.run_commands() {
+                                return;
+                            }
+                        }
+                    }
+                    Slot::Peer(id) => {
+                        if revents != 0 {
+                            self.on_peer_event(id, revents);
+                        }
+                    }
+                    Slot::Handle(id) => {
+                        readable.insert(id, revents != 0);
+                    }
+                }
+            }
+            self.reap_dead_peers();
+            self.dispatch(&readable);
+            self.flush();
+            self.reap_dead_peers();
+        }
+    }
+
+    fn build_pollset(&mut self) {
+        self.pollfds.clear();
+        self.slots.clear();
+        let now = Instant::now();
+        self.pollfds.push(libc::pollfd { fd: self.waker.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        self.slots.push(Slot::Waker);
+        for peer in self.peers.values() {
+            let mut events = libc::POLLIN;
+            if peer.wants_writable() {
+                events |= libc::POLLOUT;
+            }
+            self.pollfds.push(libc::pollfd { fd: peer.channel_fd(), events, revents: 0 });
+            self.slots.push(Slot::Peer(peer.id));
+        }
+        for handle in self.handles.values_mut() {
+            if handle.paused_until.is_some_and(|t| t <= now) {
+                handle.paused_until = None;
+            }
+            // Only watch a listening socket while some worker can take a
+            // connection: otherwise the kernel's queue holds them (never close
+            // a connection because everyone is busy, DESIGN.md §3.4).
+            if handle.mode == Mode::RoundRobin
+                && handle.paused_until.is_none()
+                && handle.any_member_has_credit(&self.peers, self.config.window)
+            {
+                self.pollfds.push(libc::pollfd { fd: handle.fd(), events: libc::POLLIN, revents: 0 });
+                self.slots.push(Slot::Handle(handle.id));
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> i32 {
+        let now = Instant::now();
+        let mut timeout: Option<Duration> = None;
+        for handle in self.handles.values() {
+            if handle.pending_can_move(&self.peers, self.config.window) {
+                return 0;
+            }
+            if let Some(until) = handle.paused_until {
+                let left = until.saturating_duration_since(now);
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+        }
+        timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32)
+    }
+
+    /// Runs queued commands; false means stop.
+    fn run_commands(&mut self) -> bool {
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::AddPeer(id, channel) => match Peer::new(id, channel) {
+                    Ok(peer) => {
+                        if let Some(mut old) = self.peers.insert(id, peer) {
+                            // Ids are never reused; if one were, the old channel is dead to us.
+                            old.mark_dead();
+                        }
+                    }
+                    Err(e) => eprintln!("rcluster: cannot use the channel of worker {id}: {e}"),
+                },
+                Command::RemovePeer(id) => {
+                    if let Some(peer) = self.peers.get_mut(&id) {
+                        peer.mark_dead();
+                    }
+                }
+                Command::Listen(request, reply) => {
+                    let _ = reply.send(self.listen(request));
+                }
+                Command::Stats(reply) => {
+                    let _ = reply.send(self.stats());
+                }
+                Command::Stop => return false,
+            }
+        }
+        true
+    }
+
+    fn listen(&mut self, request: ListenRequest) -> Result<ListenOutcome> {
+        let peer = match self.peers.get_mut(&request.worker) {
+            Some(peer) if peer.state() != PeerState::Dead => peer,
+            _ => return Err(Error::InvalidArgument(format!("worker {} has no open channel", request.worker))),
+        };
+        let (id, created) = match self.keys.get(&request.key) {
+            Some(id) => (*id, false),
+            None => {
+                let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+                let id = self.next_listener;
+                self.next_listener += 1;
+                self.handles.insert(id, ListenHandle::new(id, request.key.clone(), request.mode, socket));
+                self.keys.insert(request.key, id);
+                (id, true)
+            }
+        };
+        let handle = self.handles.get_mut(&id).expect("a key always names a live handle");
+        handle.add(request.worker);
+        if handle.mode == Mode::Shared {
+            let fd = sys::dup_cloexec(handle.fd()).map_err(|e| Error::io("dup", e))?;
+            peer.push_shared(id, fd);
+            // Sent before the reply goes out on the IPC channel; the worker
+            // copes with either order anyway.
+            let flushed = peer.flush();
+            debug_assert!(flushed.returned.is_empty(), "nothing was queued for dispatch");
+        }
+        Ok(ListenOutcome { listener: id, local: handle.local().clone(), created })
+    }
+
+    fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {
+        if revents & libc::POLLOUT != 0 {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.on_writable();
+            }
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            self.read_peer(id);
+        }
+    }
+
+    /// Reads every message a worker sent. End of file means the worker is
+    /// gone: this is how a worker's death is seen while the primary's JS is busy.
+    fn read_peer(&mut self, id: WorkerId) {
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            let received = sys::recv_message(peer.channel_fd(), &mut buf, &mut fds);
+            let failure = match received {
+                Ok(Recv::WouldBlock) => return,
+                Ok(Recv::Closed) => None,
+                Ok(Recv::Message(n)) if fds.is_empty() => match ToPrimary::decode(&buf[..n]) {
+                    Ok(ToPrimary::Reply { statuses }) => {
+                        self.on_reply(id, statuses);
+                        continue;
+                    }
+                    Ok(ToPrimary::Leave { listener }) => {
+                        self.on_leave(id, listener);
+                        continue;
+                    }
+                    Err(e) => Some(e.to_string()),
+                },
+                Ok(Recv::Message(_)) => Some("a worker sent file descriptors".to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failure {
+                eprintln!("rcluster: dropping worker {id}'s channel: {why}");
+            }
+            fds.clear();
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.mark_dead();
+            }
+            return;
+        }
+    }
+
+    fn on_reply(&mut self, id: WorkerId, statuses: &[u8]) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let mut refused = Vec::new();
+        for status in statuses {
+            let Some(conn) = peer.take_acknowledged() else {
+                eprintln!("rcluster: worker {id} acknowledged more connections than it was sent");
+                peer.mark_dead();
+                break;
+            };
+            if *status == ACCEPTED {
+                peer.accepted_total += 1;
+                // The worker owns a socket for it now: our copy closes here.
+                drop(conn);
+            } else {
+                refused.push(conn);
+            }
+        }
+        for mut conn in refused.into_iter().rev() {
+            conn.refused_by.push(id);
+            match self.handles.get_mut(&conn.listener) {
+                Some(handle) if !handle.refused_by_all(&conn) => handle.push_pending_front(conn),
+                _ => drop(conn),
+            }
+        }
+    }
+
+    /// A worker's server is closing: take the worker out of that rotation and
+    /// confirm with `LEFT`, after which nothing more for it is sent (the worker
+    /// refuses, and we re-dispatch, whatever arrives before that).
+    fn on_leave(&mut self, id: WorkerId, listener: ListenerId) {
+        let last = match self.handles.get_mut(&listener) {
+            Some(handle) => handle.remove(id) && handle.members().is_empty(),
+            None => false,
+        };
+        if last {
+            self.close_handle(listener);
+        }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.push_left(listener);
+        }
+    }
+
+    fn close_handle(&mut self, listener: ListenerId) {
+        if let Some(handle) = self.handles.remove(&listener) {
+            self.keys.remove(&handle.key);
+            handle.close();
+        }
+    }
+
+    /// Removes dead workers. What they were sent but never acknowledged goes
+    /// back to the front of its listener's queue for another worker.
+    fn reap_dead_peers(&mut self) {
+        let dead: Vec<WorkerId> =
+            self.peers.values().filter(|p| p.state() == PeerState::Dead).map(|p| p.id).collect();
+        for id in dead {
+            let mut peer = self.peers.remove(&id).expect("listed above");
+            let mut emptied = Vec::new();
+            for handle in self.handles.values_mut() {
+                if handle.remove(id) && handle.members().is_empty() {
+                    emptied.push(handle.id);
+                }
+            }
+            for conn in peer.take_all().into_iter().rev() {
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.push_pending_front(conn);
+                }
+            }
+            // As in Node, a listener whose last worker is gone closes.
+            for listener in emptied {
+                self.close_handle(listener);
+            }
+        }
+    }
+
+    /// Gives queued connections out first, then accepts new ones, in turn,
+    /// to workers with credit.
+    fn dispatch(&mut self, readable: &HashMap<ListenerId, bool>) {
+        let window = self.config.window;
+        for handle in self.handles.values_mut() {
+            if handle.mode != Mode::RoundRobin {
+                continue;
+            }
+            // Oldest first; a connection waits for a worker that has not refused it.
+            while let Some(conn) = handle.front_pending() {
+                if handle.refused_by_all(conn) {
+                    drop(handle.pop_pending()); // its last willing worker left
+                    continue;
+                }
+                let Some(idx) = handle.next_with_credit(&self.peers, window, &conn.refused_by) else { break };
+                let worker = handle.commit(idx);
+                let conn = handle.pop_pending().expect("checked non-empty");
+                self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+            }
+            // A socket polled and found idle is skipped; one not polled (no
+            // credit or paused then) is tried, since credit may be back now.
+            if readable.get(&handle.id) == Some(&false) || handle.paused_until.is_some() {
+                continue;
+            }
+            for _ in 0..self.config.accept_batch {
+                let Some(idx) = handle.next_with_credit(&self.peers, window, &[]) else { break };
+                match handle.accept() {
+                    Ok(conn) => {
+                        let worker = handle.commit(idx);
+                        self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if sys::is_transient_accept_error(&e) => continue,
+                    Err(e) => {
+                        if !sys::is_resource_exhausted(&e) {
+                            eprintln!("rcluster: accept on {} failed: {e}", handle.key);
+                        }
+                        handle.paused_until = Some(Instant::now() + self.config.exhausted_pause);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for peer in self.peers.values_mut() {
+            let flushed = peer.flush();
+            for conn in flushed.returned.into_iter().rev() {
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.push_pending_front(conn);
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let mut listeners: Vec<ListenerStats> = self
+            .handles
+            .values()
+            .map(|h| ListenerStats {
+                id: h.id,
+                key: h.key.clone(),
+                members: h.members().to_vec(),
+                accepted: h.accepted_total,
+                pending: h.pending_len(),
+            })
+            .collect();
+        listeners.sort_by_key(|l| l.id);
+        let mut workers: Vec<WorkerStats> = self
+            .peers
+            .values()
+            .map(|p| WorkerStats { id: p.id, in_flight: p.in_flight(), accepted: p.accepted_total })
+            .collect();
+        workers.sort_by_key(|w| w.id);
+        Stats { listeners, workers }
+    }
+}

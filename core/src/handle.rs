@@ -1,0 +1,156 @@
+//! One listening socket the primary shares among workers, and who takes from it.
+//!
+//! As in Node's `lib/internal/cluster/`, round-robin and shared handles have
+//! the same shape (`add`, `remove`); they differ only in who accepts:
+//! - `RoundRobin`: the primary accepts and deals connections out in turn;
+//! - `Shared` (SCHED_NONE): each worker gets the listening fd and accepts itself.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use crate::listener::BoundSocket;
+use crate::peer::{Connection, Peer, WorkerId};
+use crate::sys::{self, LocalAddr};
+use crate::wire::ListenerId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    RoundRobin,
+    Shared,
+}
+
+#[derive(Debug)]
+pub struct ListenHandle {
+    pub id: ListenerId,
+    pub key: String,
+    pub mode: Mode,
+    socket: BoundSocket,
+    /// Workers in rotation, in the order they joined.
+    members: Vec<WorkerId>,
+    /// Index into `members` of the next worker to try.
+    cursor: usize,
+    /// Accepted connections not yet given to a worker (no credit anywhere, or
+    /// given back by a worker that refused or died), oldest first.
+    pending: VecDeque<Connection>,
+    /// After `EMFILE`/`ENFILE`, accepting waits until then instead of spinning.
+    pub paused_until: Option<Instant>,
+    pub accepted_total: u64,
+}
+
+impl ListenHandle {
+    pub fn new(id: ListenerId, key: String, mode: Mode, socket: BoundSocket) -> Self {
+        ListenHandle {
+            id,
+            key,
+            mode,
+            socket,
+            members: Vec::new(),
+            cursor: 0,
+            pending: VecDeque::new(),
+            paused_until: None,
+            accepted_total: 0,
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.socket.fd.as_raw_fd()
+    }
+
+    pub fn local(&self) -> &LocalAddr {
+        &self.socket.local
+    }
+
+    pub fn members(&self) -> &[WorkerId] {
+        &self.members
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Adds a worker to the rotation. Returns false if it already was a member.
+    pub fn add(&mut self, worker: WorkerId) -> bool {
+        if self.members.contains(&worker) {
+            return false;
+        }
+        self.members.push(worker);
+        true
+    }
+
+    /// Takes a worker out of the rotation. Returns false if it was not a member.
+    /// The owner closes the handle once no member is left, as Node's `remove` does.
+    pub fn remove(&mut self, worker: WorkerId) -> bool {
+        let Some(idx) = self.members.iter().position(|w| *w == worker) else {
+            return false;
+        };
+        self.members.remove(idx);
+        // Keep the cursor on the same next worker.
+        if idx < self.cursor {
+            self.cursor -= 1;
+        }
+        if self.cursor >= self.members.len() {
+            self.cursor = 0;
+        }
+        true
+    }
+
+    /// The next member, in turn, that has credit and is not in `exclude`;
+    /// `None` if there is none. The turn only advances through `commit`, once
+    /// a connection was really given, so an empty accept queue does not skew
+    /// the rotation.
+    pub fn next_with_credit(&self, peers: &HashMap<WorkerId, Peer>, window: usize, exclude: &[WorkerId]) -> Option<usize> {
+        let n = self.members.len();
+        (0..n).map(|i| (self.cursor + i) % n).find(|idx| {
+            let id = self.members[*idx];
+            !exclude.contains(&id) && peers.get(&id).is_some_and(|p| p.has_credit(window))
+        })
+    }
+
+    /// Whether every member has refused this connection: then nobody will
+    /// take it, and it is closed (as a lone server at maxConnections drops it).
+    pub fn refused_by_all(&self, conn: &Connection) -> bool {
+        self.members.iter().all(|m| conn.refused_by.contains(m))
+    }
+
+    pub fn commit(&mut self, idx: usize) -> WorkerId {
+        self.cursor = (idx + 1) % self.members.len();
+        self.members[idx]
+    }
+
+    pub fn any_member_has_credit(&self, peers: &HashMap<WorkerId, Peer>, window: usize) -> bool {
+        self.next_with_credit(peers, window, &[]).is_some()
+    }
+
+    /// Whether the oldest queued connection could be given out now.
+    pub fn pending_can_move(&self, peers: &HashMap<WorkerId, Peer>, window: usize) -> bool {
+        self.pending.front().is_some_and(|c| self.next_with_credit(peers, window, &c.refused_by).is_some())
+    }
+
+    pub fn push_pending_front(&mut self, conn: Connection) {
+        self.pending.push_front(conn);
+    }
+
+    pub fn pop_pending(&mut self) -> Option<Connection> {
+        self.pending.pop_front()
+    }
+
+    pub fn front_pending(&self) -> Option<&Connection> {
+        self.pending.front()
+    }
+
+    pub fn accept(&mut self) -> std::io::Result<Connection> {
+        let fd = sys::accept(self.fd())?;
+        self.accepted_total += 1;
+        Ok(Connection { listener: self.id, fd, refused_by: Vec::new() })
+    }
+
+    /// Called when the handle is dropped for good: a unix socket path is
+    /// removed, as libuv does when a pipe server closes.
+    pub fn close(self) {
+        if let LocalAddr::Unix(path) = &self.socket.local {
+            sys::unlink(path);
+        }
+        // The socket and every pending connection close as they drop.
+    }
+}

@@ -1,0 +1,28 @@
+//! rcluster's native core, free of napi so that it is unit-testable with
+//! `cargo test`. The Node bindings (the crate at the repository root) are a
+//! thin layer over it.
+//!
+//! - [`dispatcher`]: the primary's accept-and-dispatch thread.
+//! - [`handle`]: one shared listening socket and its rotation of workers.
+//! - [`peer`]: the primary's view of one worker and its unacknowledged connections.
+//! - [`worker_channel`]: a worker's end of its channel.
+//! - [`wire`]: the one definition of the messages on that channel.
+//! - [`listener`]: binding the sockets workers ask for.
+//! - [`sys`]: every system call.
+//! - [`error`]: the one error type.
+
+pub mod dispatcher;
+pub mod error;
+pub mod handle;
+pub mod listener;
+pub mod peer;
+pub mod sys;
+pub mod wire;
+pub mod worker_channel;
+
+pub use dispatcher::{Config, Dispatcher, ListenOutcome, ListenRequest, Stats};
+pub use error::{Error, Result};
+pub use handle::Mode;
+pub use listener::{ListenAddr, ListenSpec};
+pub use sys::LocalAddr;
+pub use worker_channel::{Incoming, Received, WorkerChannel};

@@ -1,0 +1,123 @@
+//! Opening the listening socket that the primary shares among workers.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use crate::sys::{self, LocalAddr};
+
+/// What a worker asked to listen on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `ip: None` means "no host given": like Node, try `::` (dual-stack) first
+    /// and fall back to `0.0.0.0` where IPv6 is unavailable.
+    Tcp { ip: Option<IpAddr>, port: u16, ipv6_only: bool },
+    Unix { path: PathBuf },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub addr: ListenAddr,
+    pub backlog: i32,
+}
+
+/// Node's default backlog (`server.listen` uses 511 when none is given).
+pub const DEFAULT_BACKLOG: i32 = 511;
+
+/// A bound, listening, non-blocking, close-on-exec socket and where it is bound.
+#[derive(Debug)]
+pub struct BoundSocket {
+    pub fd: OwnedFd,
+    pub local: LocalAddr,
+}
+
+pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
+    let backlog = if spec.backlog > 0 { spec.backlog } else { DEFAULT_BACKLOG };
+    let fd = match &spec.addr {
+        ListenAddr::Tcp { ip: Some(ip), port, ipv6_only } => {
+            sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, backlog)?
+        }
+        ListenAddr::Tcp { ip: None, port, ipv6_only } => {
+            // As lib/net.js does: any failure on `::` falls back to IPv4, and
+            // the IPv4 error (if any) is the one reported.
+            match sys::tcp_listener(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, backlog) {
+                Ok(fd) => fd,
+                Err(_) => sys::tcp_listener(SocketAddr::new(sys::unspecified(false), *port), false, backlog)?,
+            }
+        }
+        ListenAddr::Unix { path } => sys::unix_listener(path, backlog)?,
+    };
+    let local = match &spec.addr {
+        // getsockname on a unix socket may not give back a relative path as written.
+        ListenAddr::Unix { path } => LocalAddr::Unix(path.clone()),
+        ListenAddr::Tcp { .. } => sys::local_addr(fd.as_raw_fd())?,
+    };
+    Ok(BoundSocket { fd, local })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, TcpStream};
+
+    #[test]
+    fn binds_an_ephemeral_loopback_port_that_accepts() {
+        let spec = ListenSpec {
+            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0, ipv6_only: false },
+            backlog: 0,
+        };
+        let bound = bind(&spec).unwrap();
+        let LocalAddr::Inet(addr) = bound.local else { panic!("not inet") };
+        assert_ne!(addr.port(), 0);
+        let _client = TcpStream::connect(addr).unwrap();
+        let accepted = sys::accept(bound.fd.as_raw_fd()).unwrap();
+        assert!(accepted.as_raw_fd() >= 0);
+    }
+
+    #[test]
+    fn second_bind_of_the_same_port_is_eaddrinuse() {
+        let first = bind(&ListenSpec {
+            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0, ipv6_only: false },
+            backlog: 0,
+        })
+        .unwrap();
+        let LocalAddr::Inet(addr) = first.local else { panic!("not inet") };
+        let err = bind(&ListenSpec {
+            addr: ListenAddr::Tcp { ip: Some(addr.ip()), port: addr.port(), ipv6_only: false },
+            backlog: 0,
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+    }
+
+    #[test]
+    fn no_host_means_dual_stack_any_address() {
+        let bound = bind(&ListenSpec { addr: ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false }, backlog: 0 })
+            .unwrap();
+        let LocalAddr::Inet(addr) = bound.local else { panic!("not inet") };
+        assert!(addr.ip().is_unspecified());
+        // Reachable over IPv4 loopback either way (dual-stack `::` or `0.0.0.0`).
+        TcpStream::connect((Ipv4Addr::LOCALHOST, addr.port())).unwrap();
+    }
+
+    #[test]
+    fn unix_socket_paths_bind_and_report_their_path() {
+        let dir = std::env::temp_dir().join(format!("rcluster-listener-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let bound = bind(&ListenSpec { addr: ListenAddr::Unix { path: path.clone() }, backlog: 16 }).unwrap();
+        assert_eq!(bound.local, LocalAddr::Unix(path.clone()));
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+        sys::unlink(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_overlong_unix_path_is_enametoolong() {
+        let path = PathBuf::from(format!("/tmp/{}", "x".repeat(200)));
+        let err = bind(&ListenSpec { addr: ListenAddr::Unix { path }, backlog: 0 }).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG));
+    }
+}

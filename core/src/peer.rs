@@ -1,0 +1,205 @@
+//! The primary's view of one worker: its end of the private channel, the
+//! connections it has been sent but not yet acknowledged, and its state.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::sys::{self, MAX_FDS_PER_MESSAGE};
+use crate::wire::{ListenerId, ToWorker};
+
+pub type WorkerId = u32;
+
+/// A connection the primary has accepted and still holds a copy of.
+#[derive(Debug)]
+pub struct Connection {
+    pub listener: ListenerId,
+    pub fd: OwnedFd,
+    /// Workers that refused it (closing server, maxConnections); it is not
+    /// offered to them again.
+    pub refused_by: Vec<WorkerId>,
+}
+
+/// A control message waiting for the channel to become writable.
+#[derive(Debug)]
+enum Control {
+    Shared { listener: ListenerId, fd: OwnedFd },
+    Left { listener: ListenerId },
+}
+
+/// Where a worker stands, as the dispatcher sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Takes connections while it has credit.
+    Ready,
+    /// Its channel was full at the last send; waits for `POLLOUT`.
+    Blocked,
+    /// Its channel hung up or failed: it takes nothing more.
+    Dead,
+}
+
+/// Outcome of a flush, for the dispatcher to act on.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// Connections that could not be sent (the channel is full); the
+    /// dispatcher gives them to other workers. They were never delivered.
+    pub returned: Vec<Connection>,
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    pub id: WorkerId,
+    channel: OwnedFd,
+    state: PeerState,
+    /// Sent (or about to be sent) and not yet acknowledged, in send order.
+    /// The primary keeps its copy of each fd until the worker's reply, so a
+    /// worker that dies before taking a connection does not take it down too.
+    in_flight: VecDeque<Connection>,
+    /// How many entries at the back of `in_flight` have not been sent yet.
+    unsent: usize,
+    control: VecDeque<Control>,
+    /// Connections this worker acknowledged, over its life.
+    pub accepted_total: u64,
+}
+
+impl Peer {
+    pub fn new(id: WorkerId, channel: OwnedFd) -> io::Result<Self> {
+        sys::set_nonblocking(channel.as_raw_fd(), true)?;
+        Ok(Peer {
+            id,
+            channel,
+            state: PeerState::Ready,
+            in_flight: VecDeque::new(),
+            unsent: 0,
+            control: VecDeque::new(),
+            accepted_total: 0,
+        })
+    }
+
+    pub fn channel_fd(&self) -> RawFd {
+        self.channel.as_raw_fd()
+    }
+
+    pub fn state(&self) -> PeerState {
+        self.state
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether this worker may be given one more connection: alive, channel
+    /// not full, and fewer than `window` connections unacknowledged. The window
+    /// is what keeps a hung worker from swallowing its share of the traffic
+    /// (DESIGN.md §3.2).
+    pub fn has_credit(&self, window: usize) -> bool {
+        self.state == PeerState::Ready && self.in_flight.len() < window
+    }
+
+    /// Whether the dispatcher should wait for this channel to become writable.
+    pub fn wants_writable(&self) -> bool {
+        self.state == PeerState::Blocked
+    }
+
+    pub fn mark_dead(&mut self) {
+        self.state = PeerState::Dead;
+    }
+
+    pub fn on_writable(&mut self) {
+        if self.state == PeerState::Blocked {
+            self.state = PeerState::Ready;
+        }
+    }
+
+    /// Queues a connection; it is sent at the next `flush`.
+    pub fn push(&mut self, conn: Connection) {
+        debug_assert!(self.state == PeerState::Ready);
+        self.in_flight.push_back(conn);
+        self.unsent += 1;
+    }
+
+    pub fn push_shared(&mut self, listener: ListenerId, fd: OwnedFd) {
+        self.control.push_back(Control::Shared { listener, fd });
+    }
+
+    pub fn push_left(&mut self, listener: ListenerId) {
+        self.control.push_back(Control::Left { listener });
+    }
+
+    /// Takes the acknowledged connection at the front of the queue.
+    pub fn take_acknowledged(&mut self) -> Option<Connection> {
+        if self.in_flight.len() == self.unsent {
+            return None; // a reply for something never sent
+        }
+        self.in_flight.pop_front()
+    }
+
+    /// Everything this worker still holds, for re-dispatch after it died.
+    pub fn take_all(&mut self) -> Vec<Connection> {
+        self.unsent = 0;
+        self.control.clear();
+        self.in_flight.drain(..).collect()
+    }
+
+    /// Sends queued control messages, then queued connections, batched per
+    /// listener. A full channel leaves control messages queued and hands the
+    /// unsent connections back; a broken one marks the peer dead.
+    pub fn flush(&mut self) -> Flushed {
+        if self.state == PeerState::Dead {
+            return Flushed::default();
+        }
+        while let Some(ctrl) = self.control.front() {
+            let sent = match ctrl {
+                Control::Shared { listener, fd } => sys::send_message(
+                    self.channel.as_raw_fd(),
+                    &ToWorker::Shared { listener: *listener }.encode(),
+                    &[fd.as_raw_fd()],
+                ),
+                Control::Left { listener } => {
+                    sys::send_message(self.channel.as_raw_fd(), &ToWorker::Left { listener: *listener }.encode(), &[])
+                }
+            };
+            match sent {
+                Ok(()) => {
+                    self.control.pop_front();
+                }
+                Err(e) => {
+                    self.on_send_error(&e);
+                    return self.return_unsent();
+                }
+            }
+        }
+        let mut fds: Vec<RawFd> = Vec::with_capacity(MAX_FDS_PER_MESSAGE.min(self.unsent));
+        while self.unsent > 0 {
+            let start = self.in_flight.len() - self.unsent;
+            let listener = self.in_flight[start].listener;
+            fds.clear();
+            fds.extend(
+                self.in_flight
+                    .range(start..)
+                    .take_while(|c| c.listener == listener)
+                    .take(MAX_FDS_PER_MESSAGE)
+                    .map(|c| c.fd.as_raw_fd()),
+            );
+            let msg = ToWorker::Dispatch { listener }.encode();
+            match sys::send_message(self.channel.as_raw_fd(), &msg, &fds) {
+                Ok(()) => self.unsent -= fds.len(),
+                Err(e) => {
+                    self.on_send_error(&e);
+                    return self.return_unsent();
+                }
+            }
+        }
+        Flushed::default()
+    }
+
+    fn on_send_error(&mut self, err: &io::Error) {
+        self.state = if sys::is_full(err) { PeerState::Blocked } else { PeerState::Dead };
+    }
+
+    fn return_unsent(&mut self) -> Flushed {
+        let keep = self.in_flight.len() - self.unsent;
+        self.unsent = 0;
+        Flushed { returned: self.in_flight.drain(keep..).collect() }
+    }
+}

@@ -1,0 +1,430 @@
+//! Every operating-system call rcluster makes, in one place.
+//!
+//! Rules kept here (each one prevents a bug reproduced in DESIGN.md §3):
+//! - every socket is created close-on-exec, and received fds arrive with
+//!   `MSG_CMSG_CLOEXEC`, so a `child_process.spawn` never inherits a client;
+//! - ownership of a descriptor moves as `OwnedFd`, so nothing leaks on error paths;
+//! - sends use `MSG_NOSIGNAL`: a dead peer is an `EPIPE`, never a `SIGPIPE`.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::mem;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+/// Calls a libc function and turns `-1` into the thread's `errno`.
+///
+/// The caller wraps it in `unsafe` and says why the arguments are valid.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        let res = libc::$fn($($arg),*);
+        if res == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// Most fds one `SCM_RIGHTS` message may carry (Linux `SCM_MAX_FD`).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Whether an error means "the peer's queue is full, try another peer later"
+/// rather than "the peer is gone" (DESIGN.md §3.3).
+pub fn is_full(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::ETOOMANYREFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Whether an `accept` error means the process or the system ran out of
+/// descriptors or memory: accepting again at once would spin.
+pub fn is_resource_exhausted(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Whether an `accept` error concerns only the one connection that failed
+/// (the client gave up before we took it), so the next accept may succeed.
+pub fn is_transient_accept_error(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ECONNABORTED) | Some(libc::EINTR) | Some(libc::EPROTO) | Some(libc::EPERM)
+    )
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: only called with a descriptor a syscall has just returned to us,
+    // which nothing else owns yet.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A connected pair of `SOCK_SEQPACKET` unix sockets, both close-on-exec.
+/// Sequenced packets keep message boundaries, so one `sendmsg` is one message.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    // SAFETY: `fds` is a valid, writable array of two ints, as socketpair requires.
+    unsafe {
+        syscall!(socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr()
+        ))?;
+    }
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take no pointer arguments; an invalid fd is EBADF.
+    unsafe {
+        let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+        let flags = if nonblocking { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        syscall!(fcntl(fd, libc::F_SETFL, flags))?;
+    }
+    Ok(())
+}
+
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD take no pointer arguments; an invalid fd is EBADF.
+    unsafe {
+        let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
+        syscall!(fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC))?;
+    }
+    Ok(())
+}
+
+/// Duplicates a descriptor, close-on-exec.
+pub fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer minimum fd, no pointers.
+    let new = unsafe { syscall!(fcntl(fd, libc::F_DUPFD_CLOEXEC, 0))? };
+    Ok(owned(new))
+}
+
+fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: the option value points at a live c_int and its exact size is passed.
+    unsafe {
+        syscall!(setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            mem::size_of::<libc::c_int>() as libc::socklen_t
+        ))?;
+    }
+    Ok(())
+}
+
+/// Binds and listens on a TCP address the way libuv does for a Node server:
+/// `SO_REUSEADDR` on, `IPV6_V6ONLY` only when asked for.
+pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain integer arguments.
+    let fd = owned(unsafe {
+        syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
+    });
+    setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if addr.is_ipv6() {
+        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
+    }
+    let (storage, len) = socket_addr_to_raw(&addr);
+    // SAFETY: `storage` holds a sockaddr of the family `domain`, `len` bytes long.
+    unsafe {
+        syscall!(bind(fd.as_raw_fd(), &storage as *const _ as *const libc::sockaddr, len))?;
+        syscall!(listen(fd.as_raw_fd(), backlog))?;
+    }
+    Ok(fd)
+}
+
+/// Binds and listens on a unix-domain socket path.
+pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: plain integer arguments.
+    let fd = owned(unsafe {
+        syscall!(socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
+    });
+    // SAFETY: `addr` is a sockaddr_un whose used length is `len`.
+    unsafe {
+        syscall!(bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len))?;
+        syscall!(listen(fd.as_raw_fd(), backlog))?;
+    }
+    Ok(fd)
+}
+
+fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// Removes a unix socket file we created, as libuv does when a pipe server closes.
+pub fn unlink(path: &Path) {
+    if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: `c` is a NUL-terminated path that lives across the call.
+        // A failure (already gone) needs no handling.
+        let _ = unsafe { syscall!(unlink(c.as_ptr())) };
+    }
+}
+
+/// The address a listening socket is bound to.
+pub fn local_addr(fd: RawFd) -> io::Result<LocalAddr> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is writable for `len` bytes, and `len` is passed by pointer.
+    unsafe {
+        syscall!(getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len))?;
+    }
+    raw_to_local_addr(&storage, len)
+}
+
+/// Where a listening socket is bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalAddr {
+    Inet(SocketAddr),
+    Unix(PathBuf),
+}
+
+fn raw_to_local_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> io::Result<LocalAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Ok(LocalAddr::Inet(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port)))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Ok(LocalAddr::Inet(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            ))))
+        }
+        libc::AF_UNIX => {
+            // SAFETY: the family says the storage holds a sockaddr_un.
+            let a: &libc::sockaddr_un = unsafe { &*(storage as *const _ as *const libc::sockaddr_un) };
+            let used = (len as usize).saturating_sub(mem::size_of::<libc::sa_family_t>());
+            let raw: Vec<u8> = a.sun_path[..used.min(a.sun_path.len())]
+                .iter()
+                .map(|c| *c as u8)
+                .take_while(|b| *b != 0)
+                .collect();
+            Ok(LocalAddr::Unix(PathBuf::from(OsStr::from_bytes(&raw))))
+        }
+        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+    }
+}
+
+fn socket_addr_to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_flowinfo = a.flowinfo();
+            sin6.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// The unspecified address of a family, used when a server listens without a host.
+pub fn unspecified(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+/// Accepts one connection, close-on-exec and non-blocking.
+pub fn accept(listener: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: null address pointers are allowed: we do not want the peer address.
+    let fd = unsafe {
+        syscall!(accept4(
+            listener,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK
+        ))?
+    };
+    Ok(owned(fd))
+}
+
+/// Sends one message, with `fds` attached as `SCM_RIGHTS` when there are any.
+/// Never blocks and never raises `SIGPIPE`.
+pub fn send_message(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    debug_assert!(fds.len() <= MAX_FDS_PER_MESSAGE);
+    let iov = [io::IoSlice::new(bytes)];
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+    let sent = if fds.is_empty() {
+        sendmsg::<()>(sock, &iov, &[], flags, None)
+    } else {
+        sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(fds)], flags, None)
+    };
+    match sent {
+        // SEQPACKET sends a whole message or nothing.
+        Ok(n) => {
+            debug_assert_eq!(n, bytes.len());
+            Ok(())
+        }
+        Err(errno) => Err(io::Error::from_raw_os_error(errno as i32)),
+    }
+}
+
+/// What one non-blocking receive produced.
+#[derive(Debug)]
+pub enum Recv {
+    /// A message of this many bytes; its fds (if any) were appended to the vector.
+    Message(usize),
+    /// Nothing to read now.
+    WouldBlock,
+    /// The peer closed its end.
+    Closed,
+}
+
+/// Space for the largest `SCM_RIGHTS` message, as `u64`s so it is aligned for `cmsghdr`.
+const CMSG_WORDS: usize = (MAX_FDS_PER_MESSAGE * mem::size_of::<RawFd>() + 64) / 8;
+
+/// Receives one message without blocking. Attached descriptors arrive
+/// close-on-exec and are appended to `fds` as owned fds. A truncated message
+/// (`MSG_CTRUNC`, `MSG_TRUNC`) is an error, and whatever fds did arrive are
+/// closed (DESIGN.md §3.10).
+pub fn recv_message(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Recv> {
+    let mut cmsg_space = [0u64; CMSG_WORDS];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_space.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = mem::size_of_val(&cmsg_space) as _;
+
+    // SAFETY: `msg` points at `iov` (backed by `buf`) and at `cmsg_space`; both
+    // outlive the call and their lengths are the buffers' real sizes.
+    let n = match unsafe { syscall!(recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT)) } {
+        Ok(n) => n as usize,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Recv::WouldBlock),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Recv::WouldBlock),
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => return Ok(Recv::Closed),
+        Err(e) => return Err(e),
+    };
+
+    let first_new = fds.len();
+    // SAFETY: the kernel filled `msg.msg_control` with `msg_controllen` bytes of
+    // well-formed cmsghdrs; the CMSG_* helpers walk exactly that region.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg) as *const RawFd;
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..bytes / mem::size_of::<RawFd>() {
+                    fds.push(owned(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0 {
+        fds.truncate(first_new); // closes them
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated message on the rcluster channel"));
+    }
+    if n == 0 && fds.len() == first_new {
+        return Ok(Recv::Closed);
+    }
+    Ok(Recv::Message(n))
+}
+
+/// Waits until one of `fds` is ready or `timeout_ms` passes (-1: no limit).
+/// An interrupted wait returns 0, like a timeout.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid slice of pollfd and its real length is passed.
+    match unsafe { syscall!(poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms)) } {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until `fd` becomes writable, for at most `timeout_ms`.
+pub fn wait_writable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = [libc::pollfd { fd, events: libc::POLLOUT, revents: 0 }];
+    Ok(poll(&mut pfd, timeout_ms)? > 0)
+}
+
+/// Wakes a thread blocked in `poll`: an eventfd it polls for reading.
+#[derive(Debug)]
+pub struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: plain integer arguments.
+        let fd = unsafe { syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))? };
+        Ok(Waker { fd: owned(fd) })
+    }
+
+    pub fn wake(&self) -> io::Result<()> {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of a live u64, as eventfd requires.
+        match unsafe { syscall!(write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8)) } {
+            Ok(_) => Ok(()),
+            // The counter is saturated: the poller is already due to wake.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn drain(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64. EAGAIN (nothing to drain) is fine.
+        let _ = unsafe { syscall!(read(self.fd.as_raw_fd(), &mut value as *mut u64 as *mut libc::c_void, 8)) };
+    }
+
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// How many descriptors this process has open (for leak checks in tests).
+pub fn open_fd_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count())
+}

@@ -1,0 +1,102 @@
+//! A worker's end of its private channel to the primary.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::error::{Error, Result};
+use crate::sys::{self, Recv, MAX_FDS_PER_MESSAGE};
+use crate::wire::{ListenerId, ToPrimary, ToWorker, MAX_MESSAGE_LEN};
+
+/// What the primary sent.
+#[derive(Debug)]
+pub enum Incoming {
+    /// New connections for a round-robin listener.
+    Dispatch { listener: ListenerId, fds: Vec<OwnedFd> },
+    /// The listening socket of a SCHED_NONE listener.
+    Shared { listener: ListenerId, fd: OwnedFd },
+    /// Out of that listener's rotation: nothing more for it will come.
+    Left { listener: ListenerId },
+}
+
+#[derive(Debug)]
+pub enum Received {
+    Message(Incoming),
+    WouldBlock,
+    /// The primary's end is closed: the primary exited.
+    Closed,
+}
+
+/// How long a send to the primary may wait for room. The primary's thread
+/// reads continuously, so this is only ever reached if it is wedged.
+const SEND_TIMEOUT_MS: i32 = 2_000;
+
+#[derive(Debug)]
+pub struct WorkerChannel {
+    sock: OwnedFd,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl WorkerChannel {
+    /// Takes over the worker's end of the channel. It arrives in the stdio slot
+    /// the primary chose, where libuv's `dup2` cleared close-on-exec; set it
+    /// again so processes this worker spawns do not inherit it (they would hold
+    /// the channel open and hide this worker's death from the primary).
+    pub fn new(sock: OwnedFd) -> Result<Self> {
+        sys::set_cloexec(sock.as_raw_fd()).map_err(|e| Error::io("fcntl(FD_CLOEXEC)", e))?;
+        sys::set_nonblocking(sock.as_raw_fd(), true).map_err(|e| Error::io("fcntl(O_NONBLOCK)", e))?;
+        Ok(WorkerChannel { sock, buf: vec![0; MAX_MESSAGE_LEN], out: Vec::with_capacity(MAX_MESSAGE_LEN) })
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Receives one message without blocking.
+    pub fn recv(&mut self) -> Result<Received> {
+        let mut fds = Vec::new();
+        let n = match sys::recv_message(self.sock.as_raw_fd(), &mut self.buf, &mut fds)
+            .map_err(|e| Error::io("recvmsg", e))?
+        {
+            Recv::Message(n) => n,
+            Recv::WouldBlock => return Ok(Received::WouldBlock),
+            Recv::Closed => return Ok(Received::Closed),
+        };
+        // On a protocol error, `fds` drops here and the descriptors close.
+        let incoming = match ToWorker::decode(&self.buf[..n], fds.len())? {
+            ToWorker::Dispatch { listener } => Incoming::Dispatch { listener, fds },
+            ToWorker::Shared { listener } => Incoming::Shared { listener, fd: fds.pop().expect("decode checked one fd") },
+            ToWorker::Left { listener } => Incoming::Left { listener },
+        };
+        Ok(Received::Message(incoming))
+    }
+
+    /// Tells the primary, for each fd of the last dispatches in order, whether
+    /// this worker took it (`ACCEPTED`) or the primary should re-dispatch it.
+    pub fn reply(&mut self, statuses: &[u8]) -> Result<()> {
+        for chunk in statuses.chunks(MAX_FDS_PER_MESSAGE) {
+            ToPrimary::Reply { statuses: chunk }.encode(&mut self.out);
+            self.send_out()?;
+        }
+        Ok(())
+    }
+
+    /// Asks the primary to take this worker out of a listener's rotation.
+    pub fn leave(&mut self, listener: ListenerId) -> Result<()> {
+        ToPrimary::Leave { listener }.encode(&mut self.out);
+        self.send_out()
+    }
+
+    fn send_out(&self) -> Result<()> {
+        loop {
+            match sys::send_message(self.sock.as_raw_fd(), &self.out, &[]) {
+                Ok(()) => return Ok(()),
+                Err(e) if sys::is_full(&e) => {
+                    if !sys::wait_writable(self.sock.as_raw_fd(), SEND_TIMEOUT_MS).map_err(|e| Error::io("poll", e))? {
+                        return Err(Error::io("send to the primary", e));
+                    }
+                }
+                Err(e) => return Err(Error::io("send to the primary", e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Shared by the integration tests: a simulated worker on a real channel.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use rcluster_core::sys;
+use rcluster_core::wire::{ACCEPTED, REJECTED};
+use rcluster_core::{
+    Dispatcher, Incoming, ListenAddr, ListenRequest, ListenSpec, LocalAddr, Mode, Received, WorkerChannel,
+};
+
+pub struct TestWorker {
+    pub id: u32,
+    pub channel: WorkerChannel,
+}
+
+impl TestWorker {
+    pub fn spawn(dispatcher: &Dispatcher, id: u32) -> Self {
+        let raw = dispatcher.open_channel(id).unwrap();
+        // Stand-in for the fork: the "child" gets its own copy of the worker end,
+        // then the primary closes its copy, exactly as after a real spawn.
+        let copy = sys::dup_cloexec(raw).unwrap();
+        dispatcher.release_child_end(id);
+        TestWorker { id, channel: WorkerChannel::new(copy).unwrap() }
+    }
+
+    pub fn listen(&self, dispatcher: &Dispatcher, key: &str, port: u16, mode: Mode) -> (u32, u16) {
+        let outcome = dispatcher
+            .listen(ListenRequest {
+                worker: self.id,
+                key: key.to_string(),
+                spec: ListenSpec {
+                    addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false },
+                    backlog: 0,
+                },
+                mode,
+            })
+            .unwrap();
+        let LocalAddr::Inet(addr) = outcome.local else { panic!("not inet") };
+        (outcome.listener, addr.port())
+    }
+
+    /// Waits up to `ms` for the next message.
+    pub fn recv(&mut self, ms: u64) -> Option<Incoming> {
+        let deadline = Instant::now() + Duration::from_millis(ms);
+        loop {
+            match self.channel.recv().unwrap() {
+                Received::Message(m) => return Some(m),
+                Received::Closed => return None,
+                Received::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    let mut pfd =
+                        [libc::pollfd { fd: self.channel.raw_fd(), events: libc::POLLIN, revents: 0 }];
+                    sys::poll(&mut pfd, left.as_millis() as i32).unwrap();
+                }
+            }
+        }
+    }
+
+    /// Receives dispatched connections until `ms` pass with nothing new,
+    /// answering each batch with `status`. Returns the connections.
+    pub fn take_all(&mut self, ms: u64, status: u8) -> Vec<TcpStream> {
+        let mut out = Vec::new();
+        while let Some(msg) = self.recv(ms) {
+            if let Incoming::Dispatch { fds, .. } = msg {
+                self.channel.reply(&vec![status; fds.len()]).unwrap();
+                if status == ACCEPTED {
+                    out.extend(fds.into_iter().map(stream));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn refuse_all(&mut self, ms: u64) -> usize {
+        let mut n = 0;
+        while let Some(Incoming::Dispatch { fds, .. }) = self.recv(ms) {
+            n += fds.len();
+            self.channel.reply(&vec![REJECTED; fds.len()]).unwrap();
+        }
+        n
+    }
+}
+
+pub fn stream(fd: OwnedFd) -> TcpStream {
+    let s = TcpStream::from(fd);
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Connects `n` clients, each sending its index as one byte.
+pub fn connect_clients(port: u16, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|i| {
+            let mut c = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).unwrap();
+            c.write_all(&[i as u8]).unwrap();
+            c
+        })
+        .collect()
+}
+
+/// Reads the one-byte index each client sent.
+pub fn client_index(s: &mut TcpStream) -> u8 {
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    b[0]
+}
+
+pub fn raw(fd: &OwnedFd) -> i32 {
+    fd.as_raw_fd()
+}
+
+pub fn from_raw(fd: i32) -> OwnedFd {
+    // SAFETY: test-only; callers pass a descriptor they own.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

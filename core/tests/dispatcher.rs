@@ -1,0 +1,198 @@
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, TcpStream};
+use std::os::fd::AsRawFd;
+
+use common::*;
+use rcluster_core::wire::{ACCEPTED, REJECTED};
+use rcluster_core::{Config, Dispatcher, Incoming, Mode};
+
+#[test]
+fn round_robin_splits_connections_exactly_evenly() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut workers: Vec<TestWorker> = (1..=3).map(|id| TestWorker::spawn(&d, id)).collect();
+    let (_, port) = workers[0].listen(&d, "k", 0, Mode::RoundRobin);
+    for w in &workers[1..] {
+        assert_eq!(w.listen(&d, "k", 0, Mode::RoundRobin).1, port, "same key, same socket");
+    }
+    // One connection at a time, each taken before the next, so credit never
+    // runs out and the rotation alone decides.
+    let mut counts = [0usize; 3];
+    for _ in 0..30 {
+        let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        let (idx, fds) = loop {
+            let got = workers.iter_mut().enumerate().find_map(|(i, w)| match w.recv(20) {
+                Some(Incoming::Dispatch { fds, .. }) => Some((i, fds)),
+                _ => None,
+            });
+            if let Some(hit) = got {
+                break hit;
+            }
+        };
+        workers[idx].channel.reply(&vec![ACCEPTED; fds.len()]).unwrap();
+        counts[idx] += fds.len();
+    }
+    assert_eq!(counts, [10, 10, 10]);
+    // The last reply may still be in the socket when the stats command arrives.
+    let settled = (0..200).find_map(|_| {
+        let stats = d.stats().unwrap();
+        if stats.workers.iter().all(|w| w.in_flight == 0) {
+            return Some(stats);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        None
+    });
+    let stats = settled.expect("replies were processed");
+    assert_eq!(stats.listeners[0].accepted, 30);
+    assert!(stats.workers.iter().all(|w| w.accepted == 10));
+}
+
+#[test]
+fn a_worker_that_never_replies_gets_at_most_the_window() {
+    let window = 8;
+    let d = Dispatcher::start(Config { window, ..Config::default() }).unwrap();
+    let mut hung = TestWorker::spawn(&d, 1);
+    let mut healthy = TestWorker::spawn(&d, 2);
+    let (_, port) = hung.listen(&d, "k", 0, Mode::RoundRobin);
+    healthy.listen(&d, "k", 0, Mode::RoundRobin);
+
+    let _clients = connect_clients(port, 40);
+    let served = healthy.take_all(300, ACCEPTED);
+    let mut stranded = 0;
+    while let Some(Incoming::Dispatch { fds, .. }) = hung.recv(50) {
+        stranded += fds.len(); // received, never acknowledged
+    }
+    assert_eq!(stranded, window);
+    assert_eq!(served.len(), 40 - window);
+}
+
+#[test]
+fn connections_a_dead_worker_never_acknowledged_go_to_another_worker() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut doomed = TestWorker::spawn(&d, 1);
+    let mut survivor = TestWorker::spawn(&d, 2);
+    let (_, port) = doomed.listen(&d, "k", 0, Mode::RoundRobin);
+    survivor.listen(&d, "k", 0, Mode::RoundRobin);
+
+    let _clients = connect_clients(port, 12);
+    let mut received_by_doomed = 0;
+    while let Some(Incoming::Dispatch { fds, .. }) = doomed.recv(200) {
+        received_by_doomed += fds.len(); // dropped unanswered: the worker "dies" holding them
+    }
+    assert!(received_by_doomed > 0);
+    drop(doomed);
+
+    let mut served = survivor.take_all(500, ACCEPTED);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen, (0..12).collect::<BTreeSet<u8>>(), "every client reached the survivor, data intact");
+    assert_eq!(d.stats().unwrap().workers.len(), 1, "the dead worker was forgotten");
+}
+
+#[test]
+fn refused_connections_go_to_another_worker() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut refuser = TestWorker::spawn(&d, 1);
+    let mut taker = TestWorker::spawn(&d, 2);
+    let (_, port) = refuser.listen(&d, "k", 0, Mode::RoundRobin);
+    taker.listen(&d, "k", 0, Mode::RoundRobin);
+    let _clients = connect_clients(port, 6);
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for _ in 0..20 {
+        refused += refuser.refuse_all(20);
+        served.extend(taker.take_all(20, ACCEPTED));
+    }
+    assert!(refused >= 1);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen.len(), 6);
+}
+
+#[test]
+fn when_every_worker_refuses_a_connection_it_is_closed_not_looped() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut a = TestWorker::spawn(&d, 1);
+    let mut b = TestWorker::spawn(&d, 2);
+    let (_, port) = a.listen(&d, "k", 0, Mode::RoundRobin);
+    b.listen(&d, "k", 0, Mode::RoundRobin);
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    let refusals = a.refuse_all(100) + b.refuse_all(100) + a.refuse_all(100) + b.refuse_all(100);
+    assert_eq!(refusals, 2, "offered once to each worker, then dropped");
+    let mut buf = [0u8; 1];
+    use std::io::Read;
+    client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+    assert_eq!(client.read(&mut buf).unwrap_or(0), 0, "the client sees the connection closed");
+}
+
+#[test]
+fn leave_is_confirmed_and_the_last_leave_frees_the_port() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut a = TestWorker::spawn(&d, 1);
+    let mut b = TestWorker::spawn(&d, 2);
+    let (id, port) = a.listen(&d, "k", 0, Mode::RoundRobin);
+    b.listen(&d, "k", 0, Mode::RoundRobin);
+
+    a.channel.leave(id).unwrap();
+    assert!(matches!(a.recv(1000), Some(Incoming::Left { listener }) if listener == id));
+    let _clients = connect_clients(port, 5);
+    assert_eq!(b.take_all(200, ACCEPTED).len(), 5);
+    assert!(a.recv(100).is_none(), "nothing reaches a worker that left");
+
+    b.channel.leave(id).unwrap();
+    assert!(matches!(b.recv(1000), Some(Incoming::Left { .. })));
+    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(), "port closed");
+    assert!(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok(), "port free");
+}
+
+#[test]
+fn the_same_key_twice_in_a_different_socket_is_eaddrinuse() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let a = TestWorker::spawn(&d, 1);
+    let (_, port) = a.listen(&d, "k0", 0, Mode::RoundRobin);
+    let err = d
+        .listen(rcluster_core::ListenRequest {
+            worker: 1,
+            key: "k1".into(),
+            spec: rcluster_core::ListenSpec {
+                addr: rcluster_core::ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false },
+                backlog: 0,
+            },
+            mode: Mode::RoundRobin,
+        })
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(libc::EADDRINUSE));
+}
+
+#[test]
+fn shared_mode_hands_each_worker_the_listening_socket() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut a = TestWorker::spawn(&d, 1);
+    let mut b = TestWorker::spawn(&d, 2);
+    let (id, port) = a.listen(&d, "k", 0, Mode::Shared);
+    b.listen(&d, "k", 0, Mode::Shared);
+    for w in [&mut a, &mut b] {
+        let Some(Incoming::Shared { listener, fd }) = w.recv(1000) else { panic!("no shared socket") };
+        assert_eq!(listener, id);
+        let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        // The worker accepts on it itself; the primary never does.
+        rcluster_core::sys::set_nonblocking(fd.as_raw_fd(), false).unwrap();
+        let conn = rcluster_core::sys::accept(fd.as_raw_fd()).unwrap();
+        assert!(conn.as_raw_fd() >= 0);
+    }
+}
+
+#[test]
+fn a_reply_for_connections_never_sent_marks_the_worker_broken() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut w = TestWorker::spawn(&d, 1);
+    w.listen(&d, "k", 0, Mode::RoundRobin);
+    w.channel.reply(&[ACCEPTED, REJECTED]).unwrap();
+    assert!(w.recv(1000).is_none(), "the primary hung up on the worker");
+    for _ in 0..100 {
+        if d.stats().unwrap().workers.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the broken worker was not removed");
+}

@@ -1,0 +1,40 @@
+//! Its own test binary: it counts the whole process's descriptors.
+mod common;
+
+use common::*;
+use rcluster_core::wire::ACCEPTED;
+use rcluster_core::{sys, Config, Dispatcher, Incoming, Mode};
+
+#[test]
+fn thousands_of_connections_leak_no_descriptor() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut a = TestWorker::spawn(&d, 1);
+    let mut b = TestWorker::spawn(&d, 2);
+    let (_, port) = a.listen(&d, "k", 0, Mode::RoundRobin);
+    b.listen(&d, "k", 0, Mode::RoundRobin);
+    let baseline = sys::open_fd_count().unwrap();
+    for _round in 0..40 {
+        let clients = connect_clients(port, 50);
+        let mut got = 0;
+        while got < 50 {
+            for w in [&mut a, &mut b] {
+                if let Some(Incoming::Dispatch { fds, .. }) = w.recv(5) {
+                    w.channel.reply(&vec![ACCEPTED; fds.len()]).unwrap();
+                    got += fds.len();
+                }
+            }
+        }
+        drop(clients);
+    }
+    // The dispatcher closes its copies when it reads the replies.
+    for _ in 0..200 {
+        if sys::open_fd_count().unwrap() == baseline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(sys::open_fd_count().unwrap(), baseline);
+    let stats = d.stats().unwrap();
+    assert_eq!(stats.listeners[0].accepted, 2000);
+    assert_eq!(stats.workers.iter().map(|w| w.accepted).sum::<u64>(), 2000);
+}
