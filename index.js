@@ -1,0 +1,15 @@
+'use strict';
+// rcluster: a drop-in replacement for node:cluster. As lib/cluster.js does in
+// Node, this file only picks the role; lib/primary.js and lib/child.js hold
+// each side. The module is cached on a global symbol so that two copies of
+// rcluster in one process (e.g. the preload's and the app's) are one cluster.
+const kCluster = Symbol.for('rcluster.cluster');
+
+if (globalThis[kCluster] === undefined) {
+  const { isWorker } = require('./lib/role').role();
+  const cluster = isWorker ? require('./lib/child') : require('./lib/primary');
+  if (isWorker) cluster._setupWorker();
+  globalThis[kCluster] = cluster;
+}
+
+module.exports = globalThis[kCluster];

@@ -1,0 +1,334 @@
+'use strict';
+// The cluster module as the primary process sees it. Process management (fork,
+// IPC, events) is Node's child_process, exactly as in node:cluster; the shared
+// sockets and the scheduler live in the native dispatcher, so connections never
+// pass through this process's JS event loop.
+const assert = require('assert');
+const { fork } = require('child_process');
+const path = require('path');
+const EventEmitter = require('events');
+const { debuglog } = require('util');
+const Worker = require('./worker');
+const { internal, sendHelper } = require('./utils');
+const { WORKER_ID, CHANNEL_FD } = require('./role');
+
+const debug = debuglog('rcluster');
+const cluster = new EventEmitter();
+const intercom = new EventEmitter();
+const SCHED_NONE = 1;
+const SCHED_RR = 2;
+const UV_TCP_IPV6ONLY = 1;
+const UV_EINVAL = -22;
+const PRELOAD = path.join(__dirname, 'preload.js');
+
+module.exports = cluster;
+
+cluster.isWorker = false;
+cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
+cluster.isPrimary = true;
+cluster.Worker = Worker;
+cluster.workers = {};
+cluster.settings = {};
+cluster.SCHED_NONE = SCHED_NONE; // Leave it to the operating system.
+cluster.SCHED_RR = SCHED_RR; // Primary distributes connections.
+
+let ids = 0;
+let initialized = false;
+let dispatcher = null;
+let debugPortOffset = 1;
+// Custom server data per handle key (tls session ticket keys): the first
+// worker's data is what every worker on that key gets, as in Node.
+const serverData = new Map();
+
+let schedulingPolicy = process.env.NODE_CLUSTER_SCHED_POLICY;
+if (schedulingPolicy === 'rr') schedulingPolicy = SCHED_RR;
+else if (schedulingPolicy === 'none') schedulingPolicy = SCHED_NONE;
+else schedulingPolicy = SCHED_RR;
+
+cluster.schedulingPolicy = schedulingPolicy;
+
+// The native dispatcher thread starts with the first worker, not at require().
+function getDispatcher() {
+  if (dispatcher === null) {
+    const { Dispatcher } = require('./native');
+    dispatcher = new Dispatcher();
+  }
+  return dispatcher;
+}
+
+cluster.setupPrimary = function setupPrimary(options) {
+  const settings = {
+    args: process.argv.slice(2),
+    exec: process.argv[1],
+    execArgv: process.execArgv,
+    silent: false,
+    ...cluster.settings,
+    ...options,
+  };
+
+  // Tell V8 to write profile data for each process to a separate file.
+  // Without --logfile=v8-%p.log, everything ends up in a single, unusable file.
+  if (settings.execArgv.some((s) => s.startsWith('--prof')) &&
+      !settings.execArgv.some((s) => s.startsWith('--logfile='))) {
+    settings.execArgv = [...settings.execArgv, '--logfile=v8-%p.log'];
+  }
+
+  cluster.settings = settings;
+
+  if (initialized === true) return process.nextTick(setupSettingsNT, settings);
+
+  initialized = true;
+  schedulingPolicy = cluster.schedulingPolicy; // Freeze policy.
+  assert(schedulingPolicy === SCHED_NONE || schedulingPolicy === SCHED_RR,
+         `Bad cluster.schedulingPolicy: ${schedulingPolicy}`);
+
+  process.nextTick(setupSettingsNT, settings);
+};
+
+// Deprecated alias must be same as setupPrimary.
+cluster.setupMaster = cluster.setupPrimary;
+
+function setupSettingsNT(settings) {
+  cluster.emit('setup', settings);
+}
+
+function isUsingInspector(execArgv) {
+  return execArgv.some((arg) => /^--(inspect|inspect-brk|inspect-port|debug-port)(=|$)/.test(arg)) ||
+    /--inspect(-brk|-port)?(=|\s|$)/.test(process.env.NODE_OPTIONS || '');
+}
+
+function inspectPortFor(setting) {
+  if (typeof setting === 'function') return setting();
+  if (typeof setting === 'number') return setting;
+  return process.debugPort + debugPortOffset++;
+}
+
+// The stdio of a worker, with its private channel appended as one more slot.
+// Returns the array and the slot index the worker finds the channel at.
+function stdioWithChannel(stdio, silent, channelFd) {
+  let base;
+  if (Array.isArray(stdio)) {
+    base = [...stdio];
+  } else if (typeof stdio === 'string') {
+    base = [stdio, stdio, stdio, 'ipc'];
+  } else {
+    base = silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : [0, 1, 2, 'ipc'];
+  }
+  if (!base.includes('ipc')) base.push('ipc'); // fork() requires one
+  base.push(channelFd);
+  return { stdio: base, channelSlot: base.length - 1 };
+}
+
+function createWorkerProcess(id, env) {
+  const settings = cluster.settings;
+  const execArgv = ['--require', PRELOAD, ...settings.execArgv];
+  if (isUsingInspector(settings.execArgv)) {
+    execArgv.push(`--inspect-port=${inspectPortFor(settings.inspectPort)}`);
+  }
+  const channelFd = getDispatcher().openChannel(id);
+  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
+  const workerEnv = { ...process.env, ...env, [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
+  delete workerEnv.NODE_UNIQUE_ID;
+  try {
+    return fork(settings.exec, settings.args, {
+      cwd: settings.cwd,
+      env: workerEnv,
+      serialization: settings.serialization,
+      silent: settings.silent,
+      windowsHide: settings.windowsHide,
+      execArgv,
+      stdio,
+      gid: settings.gid,
+      uid: settings.uid,
+    });
+  } catch (err) {
+    getDispatcher().removeWorker(id);
+    throw err;
+  } finally {
+    // The child has its own copy now (or there is no child). Keeping ours
+    // would hide the worker's death from the dispatcher.
+    getDispatcher().releaseChildEnd(id);
+  }
+}
+
+function removeWorker(worker) {
+  assert(worker);
+  delete cluster.workers[worker.id];
+
+  if (Object.keys(cluster.workers).length === 0) {
+    intercom.emit('disconnect');
+  }
+}
+
+// The dispatcher also notices a dead worker by itself (its channel hangs up),
+// even while this thread is busy; this covers the rest, and is idempotent.
+function removeHandlesForWorker(worker) {
+  if (dispatcher !== null) dispatcher.removeWorker(worker.id);
+}
+
+cluster.fork = function fork(env) {
+  cluster.setupPrimary();
+  const id = ++ids;
+  const workerProcess = createWorkerProcess(id, env);
+  const worker = new Worker({ id, process: workerProcess });
+
+  worker.on('message', function(message, handle) {
+    cluster.emit('message', this, message, handle);
+  });
+
+  worker.process.once('exit', (exitCode, signalCode) => {
+    // Only now is it certain the worker can take no more connections, so only
+    // now may what it never acknowledged go to another worker.
+    removeHandlesForWorker(worker);
+    // Remove the worker from the workers list only if it has disconnected,
+    // otherwise we might still want to access it.
+    if (!worker.isConnected()) removeWorker(worker);
+
+    worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
+    worker.state = 'dead';
+    worker.emit('exit', exitCode, signalCode);
+    cluster.emit('exit', worker, exitCode, signalCode);
+  });
+
+  worker.process.once('disconnect', () => {
+    // The worker closed its servers before disconnecting (each left its
+    // rotation natively). Remove the worker from the workers list only if
+    // its process has exited. Otherwise, we might still want to access it.
+    if (worker.isDead()) removeWorker(worker);
+
+    worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
+    worker.state = 'disconnected';
+    worker.emit('disconnect');
+    cluster.emit('disconnect', worker);
+  });
+
+  worker.process.on('internalMessage', internal(worker, onmessage));
+  process.nextTick(emitForkNT, worker);
+  cluster.workers[worker.id] = worker;
+  return worker;
+};
+
+function emitForkNT(worker) {
+  cluster.emit('fork', worker);
+}
+
+cluster.disconnect = function disconnect(cb) {
+  const workers = Object.keys(cluster.workers);
+
+  if (workers.length === 0) {
+    process.nextTick(() => intercom.emit('disconnect'));
+  } else {
+    for (const worker of Object.values(cluster.workers)) {
+      if (worker.isConnected()) worker.disconnect();
+    }
+  }
+
+  if (typeof cb === 'function') intercom.once('disconnect', cb);
+};
+
+const methodMessageMapping = {
+  exitedAfterDisconnect,
+  listening,
+  online,
+  queryServer,
+};
+
+function onmessage(message, handle) {
+  const fn = methodMessageMapping[message.act];
+  if (typeof fn === 'function') fn(this, message);
+}
+
+function online(worker) {
+  worker.state = 'online';
+  worker.emit('online');
+  cluster.emit('online', worker);
+}
+
+function exitedAfterDisconnect(worker, message) {
+  worker.exitedAfterDisconnect = true;
+  send(worker, { ack: message.seq });
+}
+
+function queryServer(worker, message) {
+  // Stop processing if worker already disconnecting.
+  if (worker.exitedAfterDisconnect) return;
+
+  const key = `${message.address}:${message.port}:${message.addressType}:` +
+              `${message.fd}:${message.index}`;
+  let address = message.address;
+
+  // Find shortest path for unix sockets because of the ~100 byte limit.
+  if (message.port < 0 && typeof address === 'string') {
+    address = path.relative(process.cwd(), address);
+    if (message.address.length < address.length) address = message.address;
+  }
+
+  const shared = schedulingPolicy !== SCHED_RR;
+  let result;
+  try {
+    result = getDispatcher().listen(worker.id, {
+      key,
+      address: address == null ? undefined : String(address),
+      port: message.port,
+      ipv6Only: Boolean(message.flags & UV_TCP_IPV6ONLY),
+      backlog: typeof message.backlog === 'number' ? message.backlog : undefined,
+      shared,
+    });
+  } catch (err) {
+    debug('primary: listen %s for worker %d failed: %s', key, worker.id, err.message);
+    result = { errno: UV_EINVAL };
+  }
+  if (result.errno === 0 && (result.created || !serverData.has(key))) {
+    serverData.set(key, message.data);
+  }
+  debug('primary: worker %d listens on %s -> %j', worker.id, key, result);
+
+  send(worker, {
+    errno: result.errno,
+    key,
+    ack: message.seq,
+    data: serverData.get(key),
+    listenerId: result.listenerId,
+    shared,
+    sockname: result.port === undefined || result.port === null ? null :
+      { address: result.address, family: result.family, port: result.port },
+  });
+}
+
+function listening(worker, message) {
+  const info = {
+    addressType: message.addressType,
+    address: message.address,
+    port: message.port,
+    fd: message.fd,
+  };
+
+  worker.state = 'listening';
+  worker.emit('listening', info);
+  cluster.emit('listening', worker, info);
+}
+
+function send(worker, message, handle, cb) {
+  return sendHelper(worker.process, message, handle, cb);
+}
+
+// Extend generic Worker with methods specific to the primary process.
+Worker.prototype.disconnect = function() {
+  this.exitedAfterDisconnect = true;
+  send(this, { act: 'disconnect' });
+  removeWorker(this);
+  return this;
+};
+
+Worker.prototype.destroy = function(signo) {
+  const proc = this.process;
+  const signal = signo || 'SIGTERM';
+
+  proc.kill(signal);
+};
+
+// Not part of node:cluster: what the native dispatcher sees (listeners,
+// connections accepted and held per worker).
+cluster.stats = function stats() {
+  return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
+};

@@ -1,0 +1,34 @@
+'use strict';
+// rcluster's control messages travel on Node's own IPC channel. A `cmd` that
+// starts with NODE_ makes Node deliver them as 'internalMessage', never to the
+// app's 'message' listeners.
+const CMD = 'NODE_RCLUSTER';
+const callbacks = new Map();
+let seq = 0;
+
+function sendHelper(proc, message, handle, cb) {
+  if (!proc.connected) return false;
+  message = { cmd: CMD, ...message, seq };
+  if (typeof cb === 'function') callbacks.set(seq, cb);
+  seq += 1;
+  return proc.send(message, handle);
+}
+
+// An 'internalMessage' listener that hands rcluster's messages to `cb`, except
+// replies (`ack`), which go to the callback their request registered.
+function internal(worker, cb) {
+  return function onInternalMessage(message, handle) {
+    if (message === null || typeof message !== 'object' || message.cmd !== CMD) return;
+    let fn = cb;
+    if (message.ack !== undefined) {
+      const callback = callbacks.get(message.ack);
+      if (callback !== undefined) {
+        fn = callback;
+        callbacks.delete(message.ack);
+      }
+    }
+    fn.call(worker, message, handle);
+  };
+}
+
+module.exports = { sendHelper, internal };

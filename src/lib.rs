@@ -1,0 +1,11 @@
+//! Node bindings for rcluster. Thin by design: the logic lives in
+//! `rcluster-core` (see `core/`), and the public JS API in `index.js`.
+//!
+//! - [`primary`]: `Dispatcher`, the primary's handle on the native dispatcher.
+//! - [`worker`]: `Channel`, a worker's receiver, read on the JS thread via `uv_poll`.
+//! - [`js_error`]: the one conversion from the core's error to a JS error.
+
+mod js_error;
+mod primary;
+mod uv;
+mod worker;

@@ -1,0 +1,176 @@
+//! `Dispatcher`: the primary's JS handle on the native accept-and-dispatch thread.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use rcluster_core::{dispatcher, ListenAddr, ListenRequest, ListenSpec, LocalAddr, Mode};
+
+use crate::js_error::to_js;
+
+/// A worker's listen request, as the JS primary forwards it.
+#[napi(object)]
+pub struct ListenOptions {
+    /// Node's handle key (`address:port:addressType:fd:index`).
+    pub key: String,
+    /// An IP address, a unix socket path (when `port < 0`), or none.
+    pub address: Option<String>,
+    pub port: i32,
+    pub ipv6_only: Option<bool>,
+    pub backlog: Option<i32>,
+    /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
+    pub shared: bool,
+}
+
+#[napi(object)]
+pub struct ListenResult {
+    /// 0, or a negative errno (libuv's convention, as Node reports bind errors).
+    pub errno: i32,
+    pub listener_id: u32,
+    /// True when this call bound the socket (the first worker on the key).
+    pub created: bool,
+    /// For TCP: what `server.address()` shows.
+    pub address: Option<String>,
+    pub family: Option<String>,
+    pub port: Option<u32>,
+}
+
+#[napi(object)]
+pub struct ListenerStats {
+    pub id: u32,
+    pub key: String,
+    pub workers: Vec<u32>,
+    pub accepted: i64,
+    pub pending: u32,
+}
+
+#[napi(object)]
+pub struct WorkerStats {
+    pub id: u32,
+    pub in_flight: u32,
+    pub accepted: i64,
+}
+
+#[napi(object)]
+pub struct DispatcherStats {
+    pub listeners: Vec<ListenerStats>,
+    pub workers: Vec<WorkerStats>,
+}
+
+#[napi]
+pub struct Dispatcher {
+    inner: dispatcher::Dispatcher,
+}
+
+fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
+    if options.port < 0 {
+        let path = options
+            .address
+            .as_deref()
+            .ok_or_else(|| Error::new(Status::InvalidArg, "a pipe listen needs a path"))?;
+        return Ok(ListenAddr::Unix { path: PathBuf::from(path) });
+    }
+    let port = u16::try_from(options.port)
+        .map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
+    let ip = match options.address.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<IpAddr>()
+                .map_err(|_| Error::new(Status::InvalidArg, format!("{text:?} is not an IP address")))?,
+        ),
+    };
+    Ok(ListenAddr::Tcp { ip, port, ipv6_only: options.ipv6_only.unwrap_or(false) })
+}
+
+#[napi]
+impl Dispatcher {
+    /// Starts the dispatcher thread. `window`: most connections a worker may
+    /// hold unacknowledged (default 8).
+    #[napi(constructor)]
+    pub fn new(window: Option<u32>) -> Result<Self> {
+        let mut config = dispatcher::Config::default();
+        if let Some(window) = window {
+            config.window = window.max(1) as usize;
+        }
+        Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(to_js)? })
+    }
+
+    /// Creates a worker's channel; returns the fd of the worker's end, to pass
+    /// to `child_process.fork` as an extra stdio slot.
+    #[napi]
+    pub fn open_channel(&self, worker: u32) -> Result<i32> {
+        self.inner.open_channel(worker).map_err(to_js)
+    }
+
+    /// Closes the primary's copy of the worker's end, after the spawn.
+    #[napi]
+    pub fn release_child_end(&self, worker: u32) {
+        self.inner.release_child_end(worker);
+    }
+
+    /// Binds or joins a shared socket for a worker. Bind failures come back as
+    /// `errno` (as Node's cluster does), other failures throw.
+    #[napi]
+    pub fn listen(&self, worker: u32, options: ListenOptions) -> Result<ListenResult> {
+        let request = ListenRequest {
+            worker,
+            key: options.key.clone(),
+            spec: ListenSpec { addr: parse_addr(&options)?, backlog: options.backlog.unwrap_or(0) },
+            mode: if options.shared { Mode::Shared } else { Mode::RoundRobin },
+        };
+        match self.inner.listen(request) {
+            Ok(outcome) => {
+                let (address, family, port) = match outcome.local {
+                    LocalAddr::Inet(addr) => (
+                        Some(addr.ip().to_string()),
+                        Some(if addr.is_ipv6() { "IPv6" } else { "IPv4" }.to_string()),
+                        Some(u32::from(addr.port())),
+                    ),
+                    LocalAddr::Unix(_) => (None, None, None),
+                };
+                Ok(ListenResult { errno: 0, listener_id: outcome.listener, created: outcome.created, address, family, port })
+            }
+            Err(err) => match err.errno() {
+                Some(errno) => Ok(ListenResult {
+                    errno: -errno,
+                    listener_id: 0,
+                    created: false,
+                    address: None,
+                    family: None,
+                    port: None,
+                }),
+                None => Err(to_js(err)),
+            },
+        }
+    }
+
+    /// Forgets a worker; what it had not acknowledged goes to the others.
+    #[napi]
+    pub fn remove_worker(&self, worker: u32) -> Result<()> {
+        self.inner.remove_worker(worker).map_err(to_js)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Result<DispatcherStats> {
+        let stats = self.inner.stats().map_err(to_js)?;
+        Ok(DispatcherStats {
+            listeners: stats
+                .listeners
+                .into_iter()
+                .map(|l| ListenerStats {
+                    id: l.id,
+                    key: l.key,
+                    workers: l.members,
+                    accepted: l.accepted as i64,
+                    pending: l.pending as u32,
+                })
+                .collect(),
+            workers: stats
+                .workers
+                .into_iter()
+                .map(|w| WorkerStats { id: w.id, in_flight: w.in_flight as u32, accepted: w.accepted as i64 })
+                .collect(),
+        })
+    }
+}
