@@ -1,0 +1,42 @@
+'use strict';
+// Linux /proc inspection: which processes hold a LISTEN socket on a port.
+
+const fs = require('node:fs');
+
+/** Inodes of TCP sockets in LISTEN state bound to `port` (IPv4 and IPv6). */
+function listeningInodes(port) {
+  const inodes = new Set();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.trim().split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const localPort = parseInt(cols[1].split(':')[1], 16);
+      if (cols[3] === '0A' && localPort === port) inodes.add(cols[9]);
+    }
+  }
+  return inodes;
+}
+
+/** Number of fds of process `pid` that are LISTEN sockets on `port`. */
+function listeningFdsOf(pid, port) {
+  const inodes = listeningInodes(port);
+  let n = 0;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    let target;
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m && inodes.has(m[1])) n++;
+  }
+  return n;
+}
+
+module.exports = { listeningInodes, listeningFdsOf };
