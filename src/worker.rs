@@ -172,8 +172,9 @@ unsafe extern "C" fn on_readable(handle: *mut uv::UvPoll, status: c_int, _events
                 *receiver.awaiting.borrow_mut() = fds;
                 receiver.call(KIND_DISPATCH, listener, &raw);
                 // Whatever JS left unanswered (it threw first) is refused.
-                if let Err(err) = receiver.reply(&[]) {
-                    eprintln!("rcluster: cannot reply to the primary: {err}");
+                match receiver.reply(&[]) {
+                    Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
+                    _ => {}
                 }
             }
             Ok(Received::Message(Incoming::Shared { listener, fd })) => {
@@ -261,14 +262,14 @@ impl Channel {
     /// worker took fd `i` (it has opened a handle on it, read nothing yet).
     #[napi]
     pub fn reply(&self, statuses: Uint8Array) -> Result<()> {
-        self.receiver.reply(&statuses).map_err(to_js)
+        ignore_disconnect(self.receiver.reply(&statuses))
     }
 
     /// Asks the primary to take this worker out of a listener's rotation;
     /// `onMessage(KIND_LEFT, listenerId)` confirms it.
     #[napi]
     pub fn leave(&self, listener_id: u32) -> Result<()> {
-        self.receiver.channel.borrow_mut().leave(listener_id).map_err(to_js)
+        ignore_disconnect(self.receiver.channel.borrow_mut().leave(listener_id))
     }
 
     /// Makes the channel keep the event loop alive (while a server listens).
@@ -293,6 +294,15 @@ impl Channel {
     #[napi]
     pub fn close(&self) {
         self.receiver.close();
+    }
+}
+
+/// A primary that is gone needs no answer: the worker learns of it through
+/// Node's IPC 'disconnect' and exits there, so the app never sees `EPIPE`.
+fn ignore_disconnect(result: rcluster_core::Result<()>) -> Result<()> {
+    match result {
+        Err(err) if err.is_disconnected() => Ok(()),
+        other => other.map_err(to_js),
     }
 }
 

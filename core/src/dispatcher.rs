@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::handle::{ListenHandle, Mode};
+use crate::handle::{ListenHandle, Mode, Turn};
 use crate::listener::{self, ListenSpec};
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, LocalAddr, Recv, Waker};
@@ -27,6 +27,11 @@ pub struct Config {
     /// Most connections accepted from one listener per wake-up, so one busy
     /// port cannot starve the others or the command queue.
     pub accept_batch: usize,
+    /// How long round-robin waits for the worker whose turn it is when that
+    /// worker's window is full, before passing over it. A healthy worker frees
+    /// its window within one event-loop turn, so the rotation stays exact; a
+    /// hung one costs this wait once, then is passed over until it replies.
+    pub stall: Duration,
     /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
     /// queue holds connections meanwhile, and the thread does not spin.
     pub exhausted_pause: Duration,
@@ -34,7 +39,12 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { window: 8, accept_batch: 64, exhausted_pause: Duration::from_millis(50) }
+        Config {
+            window: 8,
+            accept_batch: 64,
+            stall: Duration::from_millis(50),
+            exhausted_pause: Duration::from_millis(50),
+        }
     }
 }
 
@@ -236,13 +246,22 @@ impl EventLoop {
             self.dispatch(&readable);
             self.flush();
             self.reap_dead_peers();
+            let now = Instant::now();
+            for peer in self.peers.values_mut() {
+                peer.track_fullness(self.config.window, now);
+            }
         }
+    }
+
+    fn turn(&self) -> Turn {
+        Turn { window: self.config.window, stall: self.config.stall, now: Instant::now() }
     }
 
     fn build_pollset(&mut self) {
         self.pollfds.clear();
         self.slots.clear();
-        let now = Instant::now();
+        let turn = self.turn();
+        let now = turn.now;
         self.pollfds.push(libc::pollfd { fd: self.waker.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         self.slots.push(Slot::Waker);
         for peer in self.peers.values() {
@@ -260,29 +279,30 @@ impl EventLoop {
             // Only watch a listening socket while some worker can take a
             // connection: otherwise the kernel's queue holds them (never close
             // a connection because everyone is busy, DESIGN.md §3.4).
-            if handle.mode == Mode::RoundRobin
-                && handle.paused_until.is_none()
-                && handle.any_member_has_credit(&self.peers, self.config.window)
-            {
+            if handle.mode == Mode::RoundRobin && handle.paused_until.is_none() && handle.can_take(&self.peers, &turn) {
                 self.pollfds.push(libc::pollfd { fd: handle.fd(), events: libc::POLLIN, revents: 0 });
                 self.slots.push(Slot::Handle(handle.id));
             }
         }
     }
 
+    /// How long to sleep in poll: not at all while queued connections can
+    /// move; otherwise until the next pause ends or a full worker turns stalled
+    /// (then the rotation may pass over it), or indefinitely.
     fn poll_timeout(&self) -> i32 {
-        let now = Instant::now();
-        let mut timeout: Option<Duration> = None;
-        for handle in self.handles.values() {
-            if handle.pending_can_move(&self.peers, self.config.window) {
-                return 0;
-            }
-            if let Some(until) = handle.paused_until {
-                let left = until.saturating_duration_since(now);
-                timeout = Some(timeout.map_or(left, |t| t.min(left)));
-            }
+        let turn = self.turn();
+        if self.handles.values().any(|h| h.pending_can_move(&self.peers, &turn)) {
+            return 0;
         }
-        timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32)
+        let wake_ups = self
+            .handles
+            .values()
+            .filter_map(|h| h.paused_until)
+            .chain(self.peers.values().filter_map(|p| p.stalls_at(turn.stall)).filter(|t| *t > turn.now));
+        match wake_ups.min() {
+            None => -1,
+            Some(at) => at.saturating_duration_since(turn.now).as_millis().clamp(1, i32::MAX as u128) as i32,
+        }
     }
 
     /// Runs queued commands; false means stop.
@@ -468,7 +488,7 @@ impl EventLoop {
     /// Gives queued connections out first, then accepts new ones, in turn,
     /// to workers with credit.
     fn dispatch(&mut self, readable: &HashMap<ListenerId, bool>) {
-        let window = self.config.window;
+        let turn = self.turn();
         for handle in self.handles.values_mut() {
             if handle.mode != Mode::RoundRobin {
                 continue;
@@ -479,18 +499,19 @@ impl EventLoop {
                     drop(handle.pop_pending()); // its last willing worker left
                     continue;
                 }
-                let Some(idx) = handle.next_with_credit(&self.peers, window, &conn.refused_by) else { break };
+                let Some(idx) = handle.next_in_turn(&self.peers, &turn, &conn.refused_by) else { break };
                 let worker = handle.commit(idx);
                 let conn = handle.pop_pending().expect("checked non-empty");
                 self.peers.get_mut(&worker).expect("members are live peers").push(conn);
             }
             // A socket polled and found idle is skipped; one not polled (no
-            // credit or paused then) is tried, since credit may be back now.
+            // worker could take a connection then, or paused) is tried, since
+            // credit may be back now.
             if readable.get(&handle.id) == Some(&false) || handle.paused_until.is_some() {
                 continue;
             }
             for _ in 0..self.config.accept_batch {
-                let Some(idx) = handle.next_with_credit(&self.peers, window, &[]) else { break };
+                let Some(idx) = handle.next_in_turn(&self.peers, &turn, &[]) else { break };
                 match handle.accept() {
                     Ok(conn) => {
                         let worker = handle.commit(idx);

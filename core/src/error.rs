@@ -33,6 +33,14 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether the other end of a channel is gone (`EPIPE`, `ECONNRESET`):
+    /// there is nobody left to tell anything.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self.errno(), Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN))
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -7,12 +7,21 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::listener::BoundSocket;
 use crate::peer::{Connection, Peer, WorkerId};
 use crate::sys::{self, LocalAddr};
 use crate::wire::ListenerId;
+
+/// What deciding a turn needs to know: the credit window, how long a full
+/// worker is waited for, and the time now.
+#[derive(Clone, Copy, Debug)]
+pub struct Turn {
+    pub window: usize,
+    pub stall: Duration,
+    pub now: Instant,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -95,16 +104,30 @@ impl ListenHandle {
         true
     }
 
-    /// The next member, in turn, that has credit and is not in `exclude`;
-    /// `None` if there is none. The turn only advances through `commit`, once
-    /// a connection was really given, so an empty accept queue does not skew
-    /// the rotation.
-    pub fn next_with_credit(&self, peers: &HashMap<WorkerId, Peer>, window: usize, exclude: &[WorkerId]) -> Option<usize> {
+    /// The member whose turn it is, as an index into `members`: the next one
+    /// not in `exclude` that has credit, passing over those that stalled (no
+    /// credit for longer than `turn.stall`). `None` when the one in turn is
+    /// full but not stalled: the dispatcher waits for it rather than skip it,
+    /// so the rotation stays exact among healthy workers.
+    ///
+    /// The turn only advances through `commit`, once a connection was really
+    /// given, so an empty accept queue does not skew the rotation either.
+    pub fn next_in_turn(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, exclude: &[WorkerId]) -> Option<usize> {
         let n = self.members.len();
-        (0..n).map(|i| (self.cursor + i) % n).find(|idx| {
-            let id = self.members[*idx];
-            !exclude.contains(&id) && peers.get(&id).is_some_and(|p| p.has_credit(window))
-        })
+        for idx in (0..n).map(|i| (self.cursor + i) % n) {
+            let id = self.members[idx];
+            if exclude.contains(&id) {
+                continue;
+            }
+            let peer = peers.get(&id)?;
+            if peer.has_credit(turn.window) {
+                return Some(idx);
+            }
+            if !peer.is_stalled(turn.now, turn.stall) {
+                return None;
+            }
+        }
+        None
     }
 
     /// Whether every member has refused this connection: then nobody will
@@ -118,13 +141,14 @@ impl ListenHandle {
         self.members[idx]
     }
 
-    pub fn any_member_has_credit(&self, peers: &HashMap<WorkerId, Peer>, window: usize) -> bool {
-        self.next_with_credit(peers, window, &[]).is_some()
+    /// Whether a new connection could be given out now.
+    pub fn can_take(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn) -> bool {
+        self.next_in_turn(peers, turn, &[]).is_some()
     }
 
     /// Whether the oldest queued connection could be given out now.
-    pub fn pending_can_move(&self, peers: &HashMap<WorkerId, Peer>, window: usize) -> bool {
-        self.pending.front().is_some_and(|c| self.next_with_credit(peers, window, &c.refused_by).is_some())
+    pub fn pending_can_move(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn) -> bool {
+        self.pending.front().is_some_and(|c| self.next_in_turn(peers, turn, &c.refused_by).is_some())
     }
 
     pub fn push_pending_front(&mut self, conn: Connection) {

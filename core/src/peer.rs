@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 use crate::sys::{self, MAX_FDS_PER_MESSAGE};
 use crate::wire::{ListenerId, ToWorker};
@@ -58,6 +59,9 @@ pub struct Peer {
     /// How many entries at the back of `in_flight` have not been sent yet.
     unsent: usize,
     control: VecDeque<Control>,
+    /// Since when this worker has had no credit (seen at the end of a
+    /// dispatcher turn); `None` while it has credit.
+    full_since: Option<Instant>,
     /// Connections this worker acknowledged, over its life.
     pub accepted_total: u64,
 }
@@ -72,6 +76,7 @@ impl Peer {
             in_flight: VecDeque::new(),
             unsent: 0,
             control: VecDeque::new(),
+            full_since: None,
             accepted_total: 0,
         })
     }
@@ -94,6 +99,28 @@ impl Peer {
     /// (DESIGN.md §3.2).
     pub fn has_credit(&self, window: usize) -> bool {
         self.state == PeerState::Ready && self.in_flight.len() < window
+    }
+
+    /// Notes when the worker ran out of credit, or got it back.
+    pub fn track_fullness(&mut self, window: usize, now: Instant) {
+        if self.has_credit(window) {
+            self.full_since = None;
+        } else if self.full_since.is_none() {
+            self.full_since = Some(now);
+        }
+    }
+
+    /// Whether this worker has been without credit for at least `stall`: its
+    /// JS is not taking connections (hung, or busy for long), so its turn is
+    /// skipped. A worker that only just filled up is waited for instead,
+    /// which keeps the rotation exact.
+    pub fn is_stalled(&self, now: Instant, stall: Duration) -> bool {
+        self.state == PeerState::Dead || self.full_since.is_some_and(|since| now.duration_since(since) >= stall)
+    }
+
+    /// When this worker will count as stalled, if it is full and not yet stalled.
+    pub fn stalls_at(&self, stall: Duration) -> Option<Instant> {
+        self.full_since.map(|since| since + stall)
     }
 
     /// Whether the dispatcher should wait for this channel to become writable.

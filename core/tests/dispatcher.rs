@@ -196,3 +196,21 @@ fn a_reply_for_connections_never_sent_marks_the_worker_broken() {
     }
     panic!("the broken worker was not removed");
 }
+
+#[test]
+fn a_burst_of_connections_is_split_exactly_evenly() {
+    // More connections at once than the two windows hold: the rotation waits
+    // for the worker in turn instead of passing over it, so the split is exact.
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let workers: Vec<TestWorker> = (1..=2).map(|id| TestWorker::spawn(&d, id)).collect();
+    let (_, port) = workers[0].listen(&d, "k", 0, Mode::RoundRobin);
+    workers[1].listen(&d, "k", 0, Mode::RoundRobin);
+    let threads: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| std::thread::spawn(move || w.take_all(500, ACCEPTED).len()))
+        .collect();
+    let _clients = connect_clients(port, 51);
+    let counts: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 51);
+    assert_eq!(counts, [26, 25]);
+}

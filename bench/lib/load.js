@@ -1,0 +1,106 @@
+'use strict';
+// Runs one bounded load against 127.0.0.1 with wrk or autocannon and returns
+// the numbers in one shape, whichever tool produced them.
+
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const WRK_SCRIPT = path.join(__dirname, '..', 'wrk-report.lua');
+const AUTOCANNON_BIN = require.resolve('autocannon/autocannon.js', { paths: [path.join(__dirname, '..', '..')] });
+const REQUEST_TIMEOUT_S = 10; // per request, both tools
+const KILL_GRACE_S = 20; // the tool gets duration + this before we kill it
+
+// spec: { tool, port, seconds, connections, threads, churn }
+function buildCommand(spec) {
+  const url = `http://127.0.0.1:${spec.port}/`;
+  if (spec.tool === 'wrk') {
+    const args = [`-t${spec.threads}`, `-c${spec.connections}`, `-d${Math.max(1, Math.round(spec.seconds))}s`,
+      '--timeout', `${REQUEST_TIMEOUT_S}s`, '-s', WRK_SCRIPT];
+    if (spec.churn) args.push('-H', 'Connection: close');
+    args.push(url);
+    return { file: 'wrk', args };
+  }
+  const args = [AUTOCANNON_BIN, '-c', String(spec.connections), '-d', String(spec.seconds),
+    '-t', String(REQUEST_TIMEOUT_S), '-j', '-n'];
+  if (spec.churn) args.push('-H', 'Connection: close');
+  args.push(url);
+  return { file: process.execPath, args };
+}
+
+async function runLoad(spec) {
+  const cmd = buildCommand(spec);
+  const { stdout, stderr, code, signal } = await run(cmd.file, cmd.args, (spec.seconds + KILL_GRACE_S) * 1000);
+  const commandLine = [cmd.file, ...cmd.args].map(shellQuote).join(' ');
+  if (code !== 0) {
+    throw new Error(`${spec.tool} failed (code ${code}, signal ${signal}): ${(stderr || stdout).trim().slice(-500)}`);
+  }
+  const result = spec.tool === 'wrk' ? parseWrk(stdout) : parseAutocannon(stdout);
+  // autocannon's latency is meaningless under Connection: close (see
+  // bench/README.md): after each response it writes the next request onto
+  // the closing socket, and that request's start time stays queued, so every
+  // later sample on that connection slot includes all earlier stale waits.
+  result.latencyValid = !(spec.tool === 'autocannon' && spec.churn);
+  result.command = commandLine;
+  return result;
+}
+
+// wrk-report.lua prints one `WRK_JSON {...}` line from wrk's done() hook.
+function parseWrk(stdout) {
+  const line = stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (!line) throw new Error(`wrk printed no WRK_JSON line:\n${stdout.slice(-500)}`);
+  const r = JSON.parse(line.slice('WRK_JSON '.length));
+  const seconds = r.duration_us / 1e6;
+  return {
+    requests: r.requests,
+    sent: null, // wrk does not report requests written
+    seconds,
+    rps: r.requests / seconds,
+    latencyMs: { p50: r.latency_us.p50 / 1000, p99: r.latency_us.p99 / 1000, max: r.latency_us.max / 1000 },
+    // wrk: connect/read/write are socket errors, status counts responses >= 400.
+    failures: {
+      errors: r.errors.connect + r.errors.read + r.errors.write,
+      timeouts: r.errors.timeout,
+      non2xx: r.errors.status,
+    },
+    raw: r,
+  };
+}
+
+function parseAutocannon(stdout) {
+  const r = JSON.parse(stdout);
+  return {
+    requests: r.requests.total,
+    sent: r.requests.sent, // more than `requests` under churn: see runLoad()
+    seconds: r.duration,
+    rps: r.requests.total / r.duration,
+    latencyMs: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max },
+    // autocannon's `errors` already includes its `timeouts`; split them so
+    // that errors + timeouts + non2xx does not count a timeout twice.
+    failures: { errors: r.errors - r.timeouts, timeouts: r.timeouts, non2xx: r.non2xx },
+    raw: {
+      requests: r.requests, latency: r.latency, errors: r.errors, timeouts: r.timeouts,
+      non2xx: r.non2xx, '2xx': r['2xx'], duration: r.duration, statusCodeStats: r.statusCodeStats,
+    },
+  };
+}
+
+// Spawns a command, collects its output, and kills it (by its own pid) if it
+// outlives timeoutMs, so a wedged load tool cannot hang the run.
+function run(file, args, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => { stdout += c; });
+    child.stderr.setEncoding('utf8').on('data', (c) => { stderr = (stderr + c).slice(-8192); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ stdout, stderr, code, signal }); });
+  });
+}
+
+function shellQuote(s) {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+module.exports = { runLoad, buildCommand, shellQuote };

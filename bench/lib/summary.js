@@ -1,0 +1,97 @@
+'use strict';
+// Turns raw per-round measurements into one summary row per config and
+// workload. Only numbers that were measured appear; anything missing stays null.
+
+const { CONFIGS, WORKLOADS } = require('./options');
+
+function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function sum(values) {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+// Element-wise sum of per-worker arrays (rounds may, in a broken run, report
+// different worker counts; missing entries count as 0).
+function sumPerWorker(arrays) {
+  const n = Math.max(0, ...arrays.map((a) => a.length));
+  return Array.from({ length: n }, (_, i) => sum(arrays.map((a) => a[i] || 0)));
+}
+
+function summarize(measurements, opts) {
+  const rows = [];
+  for (const workload of opts.workloads) {
+    for (const config of opts.configs) {
+      rows.push(summarizeOne(measurements, config, workload));
+    }
+  }
+  addRatios(rows);
+  return rows;
+}
+
+function summarizeOne(measurements, config, workload) {
+  const row = { config, label: CONFIGS[config].label, workload };
+  if (!applicable(config, workload)) return { ...row, applicable: false };
+  const mine = measurements.filter((m) => m.config === config && m.workload === workload);
+  const ok = mine.filter((m) => m.ok);
+  Object.assign(row, {
+    applicable: true,
+    roundsOk: ok.length,
+    roundsFailed: mine.filter((m) => !m.ok).length,
+    failures: mine.filter((m) => !m.ok).map((m) => ({ round: m.round, error: m.error, stderrTail: m.stderrTail })),
+  });
+  if (ok.length === 0) return row;
+
+  const rps = ok.map((m) => m.client.rps);
+  const latencyValid = ok.every((m) => m.client.latencyValid);
+  const conns = sumPerWorker(ok.map((m) => m.server.perWorker.map((w) => w.connections)));
+  const reqs = sumPerWorker(ok.map((m) => m.server.perWorker.map((w) => w.requests)));
+  return Object.assign(row, {
+    rps: { median: median(rps), min: Math.min(...rps), max: Math.max(...rps), perRound: rps },
+    serverRps: median(ok.map((m) => m.server.requests / m.client.seconds)),
+    latencyValid,
+    latencyMs: latencyValid ? {
+      p50: median(ok.map((m) => m.client.latencyMs.p50)),
+      p99: median(ok.map((m) => m.client.latencyMs.p99)),
+      max: median(ok.map((m) => m.client.latencyMs.max)),
+    } : null,
+    failureCount: sum(ok.map((m) => m.client.failures.errors + m.client.failures.timeouts + m.client.failures.non2xx)),
+    failureParts: {
+      errors: sum(ok.map((m) => m.client.failures.errors)),
+      timeouts: sum(ok.map((m) => m.client.failures.timeouts)),
+      non2xx: sum(ok.map((m) => m.client.failures.non2xx)),
+    },
+    connectionsPerWorker: conns,
+    requestsPerWorker: reqs,
+    requestsPerConnection: sum(conns) > 0 ? sum(reqs) / sum(conns) : null,
+    clientSent: ok.every((m) => typeof m.client.sent === 'number') ? sum(ok.map((m) => m.client.sent)) : null,
+    clientCompleted: sum(ok.map((m) => m.client.requests)),
+    primaryCpuSeconds: CONFIGS[config].single ? null : median(ok.map((m) => m.server.primaryCpu)),
+    processCpuSeconds: median(ok.map((m) => m.server.primaryCpu)),
+    workerCpuSeconds: median(ok.map((m) => m.server.workerCpu)),
+    clientServerMismatch: ok.filter((m) => m.mismatch).map((m) => ({ round: m.round, ...m.mismatch })),
+  });
+}
+
+function applicable(config, workload) {
+  return !(CONFIGS[config].single && WORKLOADS[workload].needsPrimary);
+}
+
+function addRatios(rows) {
+  for (const row of rows) {
+    const base = (id) => rows.find((r) => r.config === id && r.workload === row.workload);
+    row.vsNodeRr = ratio(row, base('node-rr'));
+    row.vsNodeNone = ratio(row, base('node-none'));
+  }
+}
+
+function ratio(row, base) {
+  if (!row.rps || !base || !base.rps || !base.rps.median) return null;
+  return row.rps.median / base.rps.median;
+}
+
+module.exports = { summarize, applicable, median };

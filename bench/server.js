@@ -1,0 +1,165 @@
+'use strict';
+// The clustered hello-world HTTP app that bench/run.js measures.
+//
+// Everything is chosen by environment variables so that run.js can start the
+// exact same file for every configuration and only swap the cluster module:
+//
+//   BENCH_IMPL           node | rcluster | single         (default: node)
+//   BENCH_POLICY         rr | none                        (default: rr)
+//   BENCH_WORKERS        number of workers                (default: 2)
+//   BENCH_PORT           port to listen on, 127.0.0.1     (default: 0 = any)
+//   BENCH_BLOCK_PRIMARY  "BUSY/PERIOD" in ms, e.g. 200/250: once every worker
+//                        listens, the primary's JS spins BUSY ms of every PERIOD
+//   BENCH_HANDLER        hello | cpu  (cpu: an empty 1e5 loop per request)
+//   BENCH_STATS_DIR      directory where each worker keeps worker-<id>.json
+//                        with its connection and request counters
+//
+// Protocol with run.js: the primary prints exactly one line `READY <port>` on
+// stdout once every worker is listening. Counters are read from the stats
+// files, never from the primary, because the primary may be busy-looping (the
+// `blocked` workload) and must not be on the stats path either.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const http = require('node:http');
+
+const IMPL = process.env.BENCH_IMPL || 'node';
+const POLICY = process.env.BENCH_POLICY || 'rr';
+const WORKERS = positiveInt(process.env.BENCH_WORKERS || '2', 'BENCH_WORKERS');
+const PORT = Number(process.env.BENCH_PORT || 0);
+const HANDLER = process.env.BENCH_HANDLER || 'hello';
+const STATS_DIR = process.env.BENCH_STATS_DIR || '';
+const STATS_INTERVAL_MS = 50;
+
+function positiveInt(text, name) {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) fail(`${name} must be a positive integer, got ${text}`);
+  return n;
+}
+
+function fail(message) {
+  process.stderr.write(`bench/server: ${message}\n`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------- worker side
+
+// One HTTP server; counts connections and requests, and mirrors the counters
+// into STATS_DIR so they can be read while the primary is blocked.
+function runWorker(workerId, onListening) {
+  const counts = { id: workerId, pid: process.pid, connections: 0, requests: 0 };
+  const spin = HANDLER === 'cpu';
+
+  const server = http.createServer((req, res) => {
+    counts.requests++;
+    if (spin) for (let i = 0; i < 1e5; i++) {} // eslint-disable-line no-empty
+    res.end('Hello World');
+  });
+  server.on('connection', () => { counts.connections++; });
+  server.on('error', (err) => fail(`worker ${workerId}: ${err.stack || err}`));
+  server.listen(PORT, '127.0.0.1', () => {
+    startStatsWriter(counts);
+    if (onListening) onListening(server.address().port);
+  });
+}
+
+// Writes the counters whenever they changed, at most every STATS_INTERVAL_MS.
+// write-then-rename so a reader never sees a half-written file.
+function startStatsWriter(counts) {
+  if (!STATS_DIR) return;
+  const file = path.join(STATS_DIR, `worker-${counts.id}.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  let last = '';
+  const write = () => {
+    const text = JSON.stringify(counts);
+    if (text === last) return;
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+    last = text;
+  };
+  write();
+  setInterval(write, STATS_INTERVAL_MS).unref();
+}
+
+// --------------------------------------------------------------- primary side
+
+function runPrimary(cluster) {
+  // Both the env var (read by node:cluster when it is loaded, and inherited by
+  // the workers) and the property are set, so whichever one an implementation
+  // honours, the requested policy is in force before the first fork.
+  cluster.schedulingPolicy = POLICY === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+
+  const ports = new Map(); // worker.id -> port it listens on
+  let ready = false;
+  let stopping = false;
+
+  cluster.on('listening', (worker, address) => {
+    ports.set(worker.id, address.port);
+    if (ready || ports.size < WORKERS) return;
+    const distinct = new Set(ports.values());
+    if (distinct.size !== 1) fail(`workers listen on different ports: ${[...distinct].join(', ')}`);
+    ready = true;
+    process.stdout.write(`READY ${[...distinct][0]}\n`);
+    if (process.env.BENCH_BLOCK_PRIMARY) blockPrimary(process.env.BENCH_BLOCK_PRIMARY);
+  });
+
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    // A worker that dies before READY means the server failed to start;
+    // one that dies later is reported but the run.js side notices the gap.
+    process.stderr.write(`bench/server: worker ${worker.id} exited (code ${code}, signal ${signal})\n`);
+    if (!ready) process.exit(1);
+  });
+
+  // The polite path only: run.js signals the whole process group and follows
+  // up with SIGKILL, so a primary that cannot stop cleanly still goes away.
+  const stop = () => {
+    stopping = true;
+    const alive = Object.values(cluster.workers || {});
+    if (alive.length === 0) process.exit(0);
+    cluster.on('exit', () => {
+      if (Object.keys(cluster.workers || {}).length === 0) process.exit(0);
+    });
+    for (const worker of alive) worker.process.kill('SIGTERM');
+    setTimeout(() => process.exit(0), 500).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  for (let i = 0; i < WORKERS; i++) cluster.fork();
+}
+
+// Keeps the primary's JS thread busy BUSY ms out of every PERIOD ms. Node
+// reschedules a repeating timer from the moment its callback started, so a
+// 200 ms spin every 250 ms leaves the event loop 50 ms of every 250 ms.
+function blockPrimary(spec) {
+  const [busy, period] = spec.split('/').map(Number);
+  if (!(busy > 0 && period > busy)) fail(`BENCH_BLOCK_PRIMARY must be BUSY/PERIOD with PERIOD > BUSY, got ${spec}`);
+  setInterval(() => {
+    const end = Date.now() + busy;
+    while (Date.now() < end) {} // eslint-disable-line no-empty
+  }, period);
+}
+
+// ------------------------------------------------------------------- startup
+
+function main() {
+  if (!['node', 'rcluster', 'single'].includes(IMPL)) fail(`unknown BENCH_IMPL ${IMPL}`);
+  if (!['rr', 'none'].includes(POLICY)) fail(`unknown BENCH_POLICY ${POLICY}`);
+  if (!['hello', 'cpu'].includes(HANDLER)) fail(`unknown BENCH_HANDLER ${HANDLER}`);
+
+  if (IMPL === 'single') {
+    // No cluster at all: this one process is the whole server.
+    runWorker(1, (port) => process.stdout.write(`READY ${port}\n`));
+    return;
+  }
+
+  // node:cluster reads NODE_CLUSTER_SCHED_POLICY when it is first loaded.
+  process.env.NODE_CLUSTER_SCHED_POLICY = POLICY;
+  const cluster = IMPL === 'rcluster' ? require(path.join(__dirname, '..')) : require('node:cluster');
+
+  if (cluster.isPrimary) runPrimary(cluster);
+  else runWorker(cluster.worker ? cluster.worker.id : process.pid);
+}
+
+main();
