@@ -156,7 +156,7 @@ function main() {
 
   // node:cluster reads NODE_CLUSTER_SCHED_POLICY when it is first loaded.
   process.env.NODE_CLUSTER_SCHED_POLICY = POLICY;
-  const cluster = IMPL === 'rcluster' ? require(path.join(__dirname, '..')) : require('node:cluster');
+  const cluster = IMPL === 'rcluster' ? require(process.env.BENCH_RCLUSTER_PATH || path.join(__dirname, '..')) : require('node:cluster');
 
   if (cluster.isPrimary) runPrimary(cluster);
   else runWorker(cluster.worker ? cluster.worker.id : process.pid);

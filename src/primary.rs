@@ -86,12 +86,16 @@ fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
 #[napi]
 impl Dispatcher {
     /// Starts the dispatcher thread. `window`: most connections a worker may
-    /// hold unacknowledged (default 8).
+    /// hold unacknowledged (default 8); `stallMs`: how long round-robin waits
+    /// for a full worker in turn before passing over it (default 50).
     #[napi(constructor)]
-    pub fn new(window: Option<u32>) -> Result<Self> {
+    pub fn new(window: Option<u32>, stall_ms: Option<u32>) -> Result<Self> {
         let mut config = dispatcher::Config::default();
         if let Some(window) = window {
             config.window = window.max(1) as usize;
+        }
+        if let Some(ms) = stall_ms {
+            config.stall = std::time::Duration::from_millis(u64::from(ms));
         }
         Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(to_js)? })
     }

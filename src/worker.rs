@@ -38,6 +38,10 @@ struct Receiver {
     /// The fds of the dispatch JS is handling, held until JS replies, so any
     /// fd JS does not take is refused back to the primary rather than leaked.
     awaiting: RefCell<Vec<OwnedFd>>,
+    /// Replies for every dispatch handled in this wake-up, sent as one message
+    /// when the wake-up ends: one send per wake for the worker, and one
+    /// wake-up fewer per connection for the primary's thread.
+    replies: RefCell<Vec<u8>>,
     poll: Cell<*mut uv::UvPoll>,
 }
 
@@ -81,24 +85,29 @@ impl Receiver {
 
     /// Answers the current dispatch: fds JS took become JS's (libuv owns them
     /// now); the rest close here and go back to the primary for another worker.
-    fn reply(&self, statuses: &[u8]) -> rcluster_core::Result<()> {
+    /// The answer is queued; `send_replies` sends it when the wake-up ends.
+    fn reply(&self, statuses: &[u8]) {
         let fds = std::mem::take(&mut *self.awaiting.borrow_mut());
-        if fds.is_empty() {
-            return Ok(());
+        let mut replies = self.replies.borrow_mut();
+        for (i, fd) in fds.into_iter().enumerate() {
+            if statuses.get(i).is_some_and(|s| *s != 0) {
+                let _ = fd.into_raw_fd(); // JS owns it
+                replies.push(ACCEPTED);
+            } else {
+                replies.push(REJECTED); // `fd` drops and closes here
+            }
         }
-        let wire: Vec<u8> = fds
-            .into_iter()
-            .enumerate()
-            .map(|(i, fd)| {
-                if statuses.get(i).is_some_and(|s| *s != 0) {
-                    let _ = fd.into_raw_fd(); // JS owns it
-                    ACCEPTED
-                } else {
-                    REJECTED // `fd` drops and closes here
-                }
-            })
-            .collect();
-        self.channel.borrow_mut().reply(&wire)
+    }
+
+    fn send_replies(&self) {
+        let replies = std::mem::take(&mut *self.replies.borrow_mut());
+        if replies.is_empty() {
+            return;
+        }
+        match self.channel.borrow_mut().reply(&replies) {
+            Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
+            _ => {}
+        }
     }
 
     fn is_closed(&self) -> bool {
@@ -140,6 +149,15 @@ unsafe extern "C" fn on_readable(handle: *mut uv::UvPoll, status: c_int, _events
     // SAFETY: the handle's data is the leaked `Rc<Receiver>`, alive until `on_close`,
     // which cannot run before this callback returns.
     let receiver = &*(uv::data(handle) as *const Receiver);
+    receive(receiver, status);
+    receiver.send_replies();
+}
+
+/// Handles what arrived, up to `MAX_MESSAGES_PER_WAKE` messages.
+///
+/// # Safety
+/// Runs on the JS thread, from the poll callback.
+unsafe fn receive(receiver: &Receiver, status: c_int) {
     if status < 0 {
         receiver.close();
         receiver.call(KIND_CLOSED, 0, &[]);
@@ -172,10 +190,7 @@ unsafe extern "C" fn on_readable(handle: *mut uv::UvPoll, status: c_int, _events
                 *receiver.awaiting.borrow_mut() = fds;
                 receiver.call(KIND_DISPATCH, listener, &raw);
                 // Whatever JS left unanswered (it threw first) is refused.
-                match receiver.reply(&[]) {
-                    Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
-                    _ => {}
-                }
+                receiver.reply(&[]);
             }
             Ok(Received::Message(Incoming::Shared { listener, fd })) => {
                 // JS owns the listening socket from here.
@@ -228,6 +243,7 @@ impl Channel {
             async_context,
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
+            replies: RefCell::new(Vec::new()),
             poll: Cell::new(ptr::null_mut()),
         });
 
@@ -261,8 +277,8 @@ impl Channel {
     /// Answers the dispatch being handled: `statuses[i]` non-zero means the
     /// worker took fd `i` (it has opened a handle on it, read nothing yet).
     #[napi]
-    pub fn reply(&self, statuses: Uint8Array) -> Result<()> {
-        ignore_disconnect(self.receiver.reply(&statuses))
+    pub fn reply(&self, statuses: Uint8Array) {
+        self.receiver.reply(&statuses);
     }
 
     /// Asks the primary to take this worker out of a listener's rotation;

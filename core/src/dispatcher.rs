@@ -115,7 +115,16 @@ impl Dispatcher {
         let event_loop = EventLoop::new(config, inbox, Arc::clone(&waker));
         let thread = std::thread::Builder::new()
             .name("rcluster-dispatch".into())
-            .spawn(move || event_loop.run())
+            .spawn(move || {
+                // A dispatcher that died quietly would leave the primary up
+                // with nobody accepting: an outage that looks healthy. A broken
+                // invariant here takes the primary down loudly instead, as a
+                // failed internal assertion does in Node.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
+                    eprintln!("rcluster: the dispatcher thread panicked; aborting the primary");
+                    std::process::abort();
+                }
+            })
             .map_err(|e| Error::io("spawn the dispatcher thread", e))?;
         Ok(Dispatcher { commands, waker, thread: Some(thread), child_ends: Mutex::new(HashMap::new()) })
     }
