@@ -1,7 +1,8 @@
 'use strict';
 // A worker's process.env carries no cluster plumbing: NODE_UNIQUE_ID is gone
 // and no RCLUSTER* variable is left behind (only the ones the test itself set
-// for the primary). Beyond that, as on node:cluster, a worker's environment
+// for the primary), and process.execArgv shows no preload of the cluster
+// module's own. Beyond that, as on node:cluster, a worker's environment
 // is exactly the primary's plus what was passed to cluster.fork(env).
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -17,7 +18,7 @@ for (const [label, env] of [
 ]) {
   test(`worker environment: ${label}`, { timeout: 20000 }, async (t) => {
     const c = startCluster(t, 'env-check.js', { env });
-    const { primary, workers } = await c.waitFor('envs', { timeout: 10000 });
+    const { primary, execArgv, workers } = await c.waitFor('envs', { timeout: 10000 });
     const given = { ...process.env, ...c.spawnEnv };
     const allowed = rclusterKeys(given);
 
@@ -38,6 +39,10 @@ for (const [label, env] of [
       const ids = Object.keys(byId).map(Number).sort();
       assert.deepEqual(byId[ids[0]], { ...primary, FORK_EXTRA: 'from-fork' }, `worker ${ids[0]} (forked with env)`);
       assert.deepEqual(byId[ids[1]], primary, `worker ${ids[1]}`);
+    });
+
+    await t.test('worker process.execArgv is cluster.settings.execArgv, nothing added', () => {
+      for (const w of workers) assert.deepEqual(w.execArgv, execArgv, `worker ${w.worker}`);
     });
   });
 }

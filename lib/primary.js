@@ -10,7 +10,7 @@ const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper } = require('./utils');
-const { WORKER_ID, CHANNEL_FD } = require('./role');
+const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -19,7 +19,6 @@ const SCHED_NONE = 1;
 const SCHED_RR = 2;
 const UV_TCP_IPV6ONLY = 1;
 const UV_EINVAL = -22;
-const PRELOAD = path.join(__dirname, 'preload.js');
 
 module.exports = cluster;
 
