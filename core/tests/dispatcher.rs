@@ -51,11 +51,7 @@ fn round_robin_splits_connections_exactly_evenly() {
 #[test]
 fn a_worker_that_never_replies_gets_at_most_the_window() {
     let window = 8;
-    let d = Dispatcher::start(Config { window, ..Config::default() }).unwrap();
-    let mut hung = TestWorker::spawn(&d, 1);
-    let mut healthy = TestWorker::spawn(&d, 2);
-    let (_, port) = hung.listen(&d, "k", 0, Mode::RoundRobin);
-    healthy.listen(&d, "k", 0, Mode::RoundRobin);
+    let (_dispatcher, mut hung, mut healthy, _, port) = two_workers(Config { window, ..Config::default() }, Mode::RoundRobin);
 
     let _clients = connect_clients(port, 40);
     let served = healthy.take_all(300, ACCEPTED);
@@ -69,11 +65,7 @@ fn a_worker_that_never_replies_gets_at_most_the_window() {
 
 #[test]
 fn connections_a_dead_worker_never_acknowledged_go_to_another_worker() {
-    let d = Dispatcher::start(Config::default()).unwrap();
-    let mut doomed = TestWorker::spawn(&d, 1);
-    let mut survivor = TestWorker::spawn(&d, 2);
-    let (_, port) = doomed.listen(&d, "k", 0, Mode::RoundRobin);
-    survivor.listen(&d, "k", 0, Mode::RoundRobin);
+    let (d, mut doomed, mut survivor, _, port) = two_workers(Config::default(), Mode::RoundRobin);
 
     let _clients = connect_clients(port, 12);
     let mut received_by_doomed = 0;
@@ -91,11 +83,7 @@ fn connections_a_dead_worker_never_acknowledged_go_to_another_worker() {
 
 #[test]
 fn refused_connections_go_to_another_worker() {
-    let d = Dispatcher::start(Config::default()).unwrap();
-    let mut refuser = TestWorker::spawn(&d, 1);
-    let mut taker = TestWorker::spawn(&d, 2);
-    let (_, port) = refuser.listen(&d, "k", 0, Mode::RoundRobin);
-    taker.listen(&d, "k", 0, Mode::RoundRobin);
+    let (_dispatcher, mut refuser, mut taker, _, port) = two_workers(Config::default(), Mode::RoundRobin);
     let _clients = connect_clients(port, 6);
     let mut served = Vec::new();
     let mut refused = 0;
@@ -110,11 +98,7 @@ fn refused_connections_go_to_another_worker() {
 
 #[test]
 fn when_every_worker_refuses_a_connection_it_is_closed_not_looped() {
-    let d = Dispatcher::start(Config::default()).unwrap();
-    let mut a = TestWorker::spawn(&d, 1);
-    let mut b = TestWorker::spawn(&d, 2);
-    let (_, port) = a.listen(&d, "k", 0, Mode::RoundRobin);
-    b.listen(&d, "k", 0, Mode::RoundRobin);
+    let (_dispatcher, mut a, mut b, _, port) = two_workers(Config::default(), Mode::RoundRobin);
     let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
     let refusals = a.refuse_all(100) + b.refuse_all(100) + a.refuse_all(100) + b.refuse_all(100);
     assert_eq!(refusals, 2, "offered once to each worker, then dropped");
@@ -126,11 +110,7 @@ fn when_every_worker_refuses_a_connection_it_is_closed_not_looped() {
 
 #[test]
 fn leave_is_confirmed_and_the_last_leave_frees_the_port() {
-    let d = Dispatcher::start(Config::default()).unwrap();
-    let mut a = TestWorker::spawn(&d, 1);
-    let mut b = TestWorker::spawn(&d, 2);
-    let (id, port) = a.listen(&d, "k", 0, Mode::RoundRobin);
-    b.listen(&d, "k", 0, Mode::RoundRobin);
+    let (_dispatcher, mut a, mut b, id, port) = two_workers(Config::default(), Mode::RoundRobin);
 
     a.channel.leave(id).unwrap();
     assert!(matches!(a.recv(1000), Some(Incoming::Left { listener }) if listener == id));
@@ -165,11 +145,7 @@ fn the_same_key_twice_in_a_different_socket_is_eaddrinuse() {
 
 #[test]
 fn shared_mode_hands_each_worker_the_listening_socket() {
-    let d = Dispatcher::start(Config::default()).unwrap();
-    let mut a = TestWorker::spawn(&d, 1);
-    let mut b = TestWorker::spawn(&d, 2);
-    let (id, port) = a.listen(&d, "k", 0, Mode::Shared);
-    b.listen(&d, "k", 0, Mode::Shared);
+    let (_dispatcher, mut a, mut b, id, port) = two_workers(Config::default(), Mode::Shared);
     for w in [&mut a, &mut b] {
         let Some(Incoming::Shared { listener, fd }) = w.recv(1000) else { panic!("no shared socket") };
         assert_eq!(listener, id);

@@ -3,15 +3,11 @@ mod common;
 
 use common::*;
 use rcluster_core::wire::ACCEPTED;
-use rcluster_core::{sys, Config, Dispatcher, Incoming, Mode};
+use rcluster_core::{sys, Config, Incoming, Mode};
 
 #[test]
 fn thousands_of_connections_leak_no_descriptor() {
-    let d = Dispatcher::start(Config::default()).unwrap();
-    let mut a = TestWorker::spawn(&d, 1);
-    let mut b = TestWorker::spawn(&d, 2);
-    let (_, port) = a.listen(&d, "k", 0, Mode::RoundRobin);
-    b.listen(&d, "k", 0, Mode::RoundRobin);
+    let (d, mut a, mut b, _, port) = two_workers(Config::default(), Mode::RoundRobin);
     let baseline = sys::open_fd_count().unwrap();
     for _round in 0..40 {
         let clients = connect_clients(port, 50);

@@ -88,6 +88,17 @@ impl TestWorker {
     }
 }
 
+/// A dispatcher with two workers listening on one key ("k", an ephemeral
+/// loopback port). Returns the dispatcher, the workers, the listener id and port.
+pub fn two_workers(config: rcluster_core::Config, mode: Mode) -> (Dispatcher, TestWorker, TestWorker, u32, u16) {
+    let d = Dispatcher::start(config).unwrap();
+    let a = TestWorker::spawn(&d, 1);
+    let b = TestWorker::spawn(&d, 2);
+    let (id, port) = a.listen(&d, "k", 0, mode);
+    assert_eq!(b.listen(&d, "k", 0, mode), (id, port), "same key, same socket");
+    (d, a, b, id, port)
+}
+
 pub fn stream(fd: OwnedFd) -> TcpStream {
     let s = TcpStream::from(fd);
     s.set_nonblocking(false).unwrap();
