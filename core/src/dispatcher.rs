@@ -503,14 +503,15 @@ impl EventLoop {
                 continue;
             }
             // Oldest first; a connection waits for a worker that has not refused it.
-            while let Some(conn) = handle.front_pending() {
-                if handle.refused_by_all(conn) {
-                    drop(handle.pop_pending()); // its last willing worker left
-                    continue;
+            while let Some(conn) = handle.pop_pending() {
+                if handle.refused_by_all(&conn) {
+                    continue; // its last willing worker left: it closes here
                 }
-                let Some(idx) = handle.next_in_turn(&self.peers, &turn, &conn.refused_by) else { break };
-                let worker = handle.commit(idx);
-                let conn = handle.pop_pending().expect("checked non-empty");
+                let Some(pick) = handle.next_in_turn(&self.peers, &turn, &conn.refused_by) else {
+                    handle.push_pending_front(conn);
+                    break;
+                };
+                let worker = handle.commit(pick, &conn.refused_by);
                 self.peers.get_mut(&worker).expect("members are live peers").push(conn);
             }
             // A socket polled and found idle is skipped; one not polled (no
@@ -520,10 +521,10 @@ impl EventLoop {
                 continue;
             }
             for _ in 0..self.config.accept_batch {
-                let Some(idx) = handle.next_in_turn(&self.peers, &turn, &[]) else { break };
+                let Some(pick) = handle.next_in_turn(&self.peers, &turn, &[]) else { break };
                 match handle.accept() {
                     Ok(conn) => {
-                        let worker = handle.commit(idx);
+                        let worker = handle.commit(pick, &[]);
                         self.peers.get_mut(&worker).expect("members are live peers").push(conn);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

@@ -23,6 +23,19 @@ pub struct Turn {
     pub now: Instant,
 }
 
+/// Most turns a passed-over worker is owed. Debt is repaid as soon as the
+/// worker has credit again, which keeps the long-run split exact; the cap keeps
+/// a worker that recovers from a long stall from being handed a flood.
+pub const MAX_DEBT: u32 = 64;
+
+/// A worker chosen by `next_in_turn`, to be confirmed with `commit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pick {
+    idx: usize,
+    /// Repays a turn this worker was owed, rather than taking the next turn.
+    repays: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     RoundRobin,
@@ -37,6 +50,8 @@ pub struct ListenHandle {
     socket: BoundSocket,
     /// Workers in rotation, in the order they joined.
     members: Vec<WorkerId>,
+    /// Turns each member (same index) was passed over for while stalled.
+    debts: Vec<u32>,
     /// Index into `members` of the next worker to try.
     cursor: usize,
     /// Accepted connections not yet given to a worker (no credit anywhere, or
@@ -55,6 +70,7 @@ impl ListenHandle {
             mode,
             socket,
             members: Vec::new(),
+            debts: Vec::new(),
             cursor: 0,
             pending: VecDeque::new(),
             paused_until: None,
@@ -84,6 +100,7 @@ impl ListenHandle {
             return false;
         }
         self.members.push(worker);
+        self.debts.push(0);
         true
     }
 
@@ -94,6 +111,7 @@ impl ListenHandle {
             return false;
         };
         self.members.remove(idx);
+        self.debts.remove(idx);
         // Keep the cursor on the same next worker.
         if idx < self.cursor {
             self.cursor -= 1;
@@ -104,25 +122,28 @@ impl ListenHandle {
         true
     }
 
-    /// The member whose turn it is, as an index into `members`: the next one
-    /// not in `exclude` that has credit, passing over those that stalled (no
-    /// credit for longer than `turn.stall`). `None` when the one in turn is
-    /// full but not stalled: the dispatcher waits for it rather than skip it,
-    /// so the rotation stays exact among healthy workers.
+    /// The member whose turn it is: the next one not in `exclude` that has
+    /// credit, passing over those that stalled (no credit for longer than
+    /// `turn.stall`). `None` when the one in turn is full but not stalled: the
+    /// dispatcher waits for it rather than skip it, so the rotation stays
+    /// exact among healthy workers. A worker that was passed over is owed
+    /// those turns and is repaid first, as soon as it has credit again.
     ///
-    /// The turn only advances through `commit`, once a connection was really
-    /// given, so an empty accept queue does not skew the rotation either.
-    pub fn next_in_turn(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, exclude: &[WorkerId]) -> Option<usize> {
+    /// Nothing changes until `commit`, once a connection was really given, so
+    /// an empty accept queue does not skew the rotation either.
+    pub fn next_in_turn(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, exclude: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
-        for idx in (0..n).map(|i| (self.cursor + i) % n) {
-            let id = self.members[idx];
-            if exclude.contains(&id) {
-                continue;
+        let eligible = |idx: usize| !exclude.contains(&self.members[idx]);
+        let has_credit = |idx: usize| peers.get(&self.members[idx]).is_some_and(|p| p.has_credit(turn.window));
+        let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
+        if let Some(idx) = in_rotation.clone().find(|&idx| self.debts[idx] > 0 && eligible(idx) && has_credit(idx)) {
+            return Some(Pick { idx, repays: true });
+        }
+        for idx in in_rotation.filter(|&idx| eligible(idx)) {
+            if has_credit(idx) {
+                return Some(Pick { idx, repays: false });
             }
-            let peer = peers.get(&id)?;
-            if peer.has_credit(turn.window) {
-                return Some(idx);
-            }
+            let peer = peers.get(&self.members[idx])?;
             if !peer.is_stalled(turn.now, turn.stall) {
                 return None;
             }
@@ -130,15 +151,30 @@ impl ListenHandle {
         None
     }
 
+    /// Gives the picked member its connection and moves the turn on. The
+    /// eligible members between the turn and the pick were passed over as
+    /// stalled (that is how `next_in_turn` reached the pick): each is owed one.
+    pub fn commit(&mut self, pick: Pick, exclude: &[WorkerId]) -> WorkerId {
+        if pick.repays {
+            self.debts[pick.idx] -= 1;
+            return self.members[pick.idx];
+        }
+        let n = self.members.len();
+        let mut idx = self.cursor;
+        while idx != pick.idx {
+            if !exclude.contains(&self.members[idx]) {
+                self.debts[idx] = (self.debts[idx] + 1).min(MAX_DEBT);
+            }
+            idx = (idx + 1) % n;
+        }
+        self.cursor = (pick.idx + 1) % n;
+        self.members[pick.idx]
+    }
+
     /// Whether every member has refused this connection: then nobody will
     /// take it, and it is closed (as a lone server at maxConnections drops it).
     pub fn refused_by_all(&self, conn: &Connection) -> bool {
         self.members.iter().all(|m| conn.refused_by.contains(m))
-    }
-
-    pub fn commit(&mut self, idx: usize) -> WorkerId {
-        self.cursor = (idx + 1) % self.members.len();
-        self.members[idx]
     }
 
     /// Whether a new connection could be given out now.
@@ -159,9 +195,6 @@ impl ListenHandle {
         self.pending.pop_front()
     }
 
-    pub fn front_pending(&self) -> Option<&Connection> {
-        self.pending.front()
-    }
 
     pub fn accept(&mut self) -> std::io::Result<Connection> {
         let fd = sys::accept(self.fd())?;

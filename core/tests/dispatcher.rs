@@ -190,3 +190,28 @@ fn a_burst_of_connections_is_split_exactly_evenly() {
     assert_eq!(counts.iter().sum::<usize>(), 51);
     assert_eq!(counts, [26, 25]);
 }
+
+#[test]
+fn a_worker_passed_over_while_stalled_is_repaid_so_the_split_stays_exact() {
+    let config = Config { stall: std::time::Duration::from_millis(20), ..Config::default() };
+    let (_dispatcher, mut slow, mut fast, _, port) = two_workers(config, Mode::RoundRobin);
+    let clients = std::thread::spawn(move || {
+        // 60 while `slow` is stalled, 60 after it is back.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            for _ in 0..60 {
+                held.extend(connect_clients(port, 1));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        held
+    });
+    let fast_thread = std::thread::spawn(move || fast.take_all(700, ACCEPTED).len());
+    std::thread::sleep(std::time::Duration::from_millis(300)); // stalled: replies to nothing
+    let slow_count = slow.take_all(700, ACCEPTED).len();
+    let fast_count = fast_thread.join().unwrap();
+    drop(clients.join().unwrap());
+    assert_eq!(slow_count + fast_count, 120);
+    assert_eq!((slow_count, fast_count), (60, 60), "the stalled worker caught up on the turns it missed");
+}
