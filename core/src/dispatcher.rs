@@ -345,10 +345,9 @@ impl EventLoop {
     }
 
     fn listen(&mut self, request: ListenRequest) -> Result<ListenOutcome> {
-        let peer = match self.peers.get_mut(&request.worker) {
-            Some(peer) if peer.state() != PeerState::Dead => peer,
-            _ => return Err(Error::InvalidArgument(format!("worker {} has no open channel", request.worker))),
-        };
+        if !self.peers.get(&request.worker).is_some_and(|p| p.state() != PeerState::Dead) {
+            return Err(Error::InvalidArgument(format!("worker {} has no open channel", request.worker)));
+        }
         let (id, created) = match self.keys.get(&request.key) {
             Some(id) => (*id, false),
             None => {
@@ -361,16 +360,32 @@ impl EventLoop {
             }
         };
         let handle = self.handles.get_mut(&id).expect("a key always names a live handle");
+        // SCHED_NONE: the worker gets its own copy of the listening socket.
+        // If that fails, it does not become a member, and a socket bound just
+        // for it is closed again rather than left holding the port.
+        let shared_fd = match handle.mode {
+            Mode::RoundRobin => None,
+            Mode::Shared => match sys::dup_cloexec(handle.fd()) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    if created {
+                        self.close_handle(id);
+                    }
+                    return Err(Error::io("dup", e));
+                }
+            },
+        };
         handle.add(request.worker);
-        if handle.mode == Mode::Shared {
-            let fd = sys::dup_cloexec(handle.fd()).map_err(|e| Error::io("dup", e))?;
+        let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created };
+        if let Some(fd) = shared_fd {
+            let peer = self.peers.get_mut(&request.worker).expect("checked above");
             peer.push_shared(id, fd);
             // Sent before the reply goes out on the IPC channel; the worker
             // copes with either order anyway.
             let flushed = peer.flush();
             debug_assert!(flushed.returned.is_empty(), "nothing was queued for dispatch");
         }
-        Ok(ListenOutcome { listener: id, local: handle.local().clone(), created })
+        Ok(outcome)
     }
 
     fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {
