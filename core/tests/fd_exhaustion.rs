@@ -6,12 +6,12 @@ use std::net::Ipv4Addr;
 use common::*;
 use rcluster_core::{sys, Config, Dispatcher, ListenAddr, ListenRequest, ListenSpec, Mode};
 
-fn set_fd_limit(limit: u64) {
+fn set_fd_limit(limit: libc::rlim_t) {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `rl` is a valid rlimit for getrlimit/setrlimit to read and write.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl), 0);
-        rl.rlim_cur = limit as libc::rlim_t;
+        rl.rlim_cur = limit;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rl), 0);
     }
 }
@@ -35,14 +35,14 @@ fn a_shared_listen_that_cannot_copy_the_socket_fails_cleanly() {
     let lowest_free = {
         let probe = sys::dup_cloexec(0).unwrap();
         use std::os::fd::AsRawFd;
-        probe.as_raw_fd() as u64
+        probe.as_raw_fd() as libc::rlim_t
     };
     let mut original = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `original` is a valid rlimit for getrlimit to write.
     unsafe { assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut original), 0) };
     set_fd_limit(lowest_free + 1);
     let failed = d.listen(request.clone());
-    set_fd_limit(original.rlim_cur as u64);
+    set_fd_limit(original.rlim_cur);
 
     assert_eq!(failed.unwrap_err().errno(), Some(libc::EMFILE));
     let stats = d.stats().unwrap();
