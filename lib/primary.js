@@ -113,7 +113,7 @@ function stdioWithChannel(stdio, silent, channelFd) {
   } else {
     base = silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : [0, 1, 2, 'ipc'];
   }
-  if (!base.includes('ipc')) base.push('ipc'); // fork() requires one
+  // Without 'ipc', fork() throws ERR_CHILD_PROCESS_IPC_REQUIRED, as under node:cluster.
   base.push(channelFd);
   return { stdio: base, channelSlot: base.length - 1 };
 }
