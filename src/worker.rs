@@ -1,7 +1,7 @@
 //! `Channel`: a worker's receiver for connections the primary dispatches.
 //!
 //! It reads the channel on the JS thread through a libuv poll handle: no
-//! receiver thread, so no thread hop per connection. DESIGN.md §2 measured
+//! receiver thread, so no thread hop per connection. docs/DESIGN.md §2 measured
 //! this at ≈ SCHED_NONE's churn throughput, where a receiver thread with a
 //! threadsafe function reached 0.92× of it.
 

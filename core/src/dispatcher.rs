@@ -1,7 +1,7 @@
 //! The primary's native dispatcher: one thread that owns every shared
 //! listening socket and every worker channel, accepts connections and deals
 //! them out. The primary's JS thread only sends it commands (new worker, listen,
-//! remove), so a busy JS event loop never delays a connection (DESIGN.md §2).
+//! remove), so a busy JS event loop never delays a connection (docs/DESIGN.md §2).
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -22,7 +22,7 @@ use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Most connections a worker may hold unacknowledged. A hung worker
-    /// strands at most this many; the others keep serving (DESIGN.md §3.2).
+    /// strands at most this many; the others keep serving (docs/DESIGN.md §3.2).
     pub window: usize,
     /// Most connections accepted from one listener per wake-up, so one busy
     /// port cannot starve the others or the command queue.
@@ -104,7 +104,7 @@ pub struct Dispatcher {
     thread: Option<JoinHandle<()>>,
     /// Worker ends of channels whose process is being spawned. The primary
     /// closes its copy right after the spawn, or it would never see the
-    /// worker's end hang up when the worker dies (DESIGN.md §1).
+    /// worker's end hang up when the worker dies (docs/DESIGN.md §1).
     child_ends: Mutex<HashMap<WorkerId, OwnedFd>>,
 }
 
@@ -287,7 +287,7 @@ impl EventLoop {
             }
             // Only watch a listening socket while some worker can take a
             // connection: otherwise the kernel's queue holds them (never close
-            // a connection because everyone is busy, DESIGN.md §3.4).
+            // a connection because everyone is busy, docs/DESIGN.md §3.4).
             if handle.mode == Mode::RoundRobin && handle.paused_until.is_none() && handle.can_take(&self.peers, &turn) {
                 self.pollfds.push(libc::pollfd { fd: handle.fd(), events: libc::POLLIN, revents: 0 });
                 self.slots.push(Slot::Handle(handle.id));

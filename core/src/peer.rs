@@ -96,7 +96,7 @@ impl Peer {
     /// Whether this worker may be given one more connection: alive, channel
     /// not full, and fewer than `window` connections unacknowledged. The window
     /// is what keeps a hung worker from swallowing its share of the traffic
-    /// (DESIGN.md §3.2).
+    /// (docs/DESIGN.md §3.2).
     pub fn has_credit(&self, window: usize) -> bool {
         self.state == PeerState::Ready && self.in_flight.len() < window
     }

@@ -1,6 +1,6 @@
 //! Every operating-system call rcluster makes, in one place.
 //!
-//! Rules kept here (each one prevents a bug reproduced in DESIGN.md §3):
+//! Rules kept here (each one prevents a bug reproduced in docs/DESIGN.md §3):
 //! - every socket is created close-on-exec, and received fds arrive with
 //!   `MSG_CMSG_CLOEXEC`, so a `child_process.spawn` never inherits a client;
 //! - ownership of a descriptor moves as `OwnedFd`, so nothing leaks on error paths;
@@ -34,7 +34,7 @@ macro_rules! syscall {
 pub const MAX_FDS_PER_MESSAGE: usize = 253;
 
 /// Whether an error means "the peer's queue is full, try another peer later"
-/// rather than "the peer is gone" (DESIGN.md §3.3).
+/// rather than "the peer is gone" (docs/DESIGN.md §3.3).
 pub fn is_full(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -325,7 +325,7 @@ const CMSG_WORDS: usize = (MAX_FDS_PER_MESSAGE * mem::size_of::<RawFd>() + 64) /
 /// Receives one message without blocking. Attached descriptors arrive
 /// close-on-exec and are appended to `fds` as owned fds. A truncated message
 /// (`MSG_CTRUNC`, `MSG_TRUNC`) is an error, and whatever fds did arrive are
-/// closed (DESIGN.md §3.10).
+/// closed (docs/DESIGN.md §3.10).
 pub fn recv_message(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Recv> {
     let mut cmsg_space = [0u64; CMSG_WORDS];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };

@@ -14,7 +14,7 @@
 //! - `DISPATCH`: 1..=253 accepted connections for one listener, as `SCM_RIGHTS`.
 //! - `SHARED`:   the listening socket itself (SCHED_NONE), exactly one fd.
 //! - `LEFT`:     the worker is out of that listener's rotation; nothing more for
-//!   it follows, so the worker may forget the listener (closing protocol, DESIGN.md §3.6).
+//!   it follows, so the worker may forget the listener (closing protocol, docs/DESIGN.md §3.6).
 //!
 //! Worker -> primary:
 //! - `REPLY`:    one status byte per dispatched fd, in the order they were sent:
