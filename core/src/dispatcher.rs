@@ -466,7 +466,7 @@ impl EventLoop {
     /// refuses, and we re-dispatch, whatever arrives before that).
     fn on_leave(&mut self, id: WorkerId, listener: ListenerId) {
         let last = match self.handles.get_mut(&listener) {
-            Some(handle) => handle.remove(id) && handle.members().is_empty(),
+            Some(handle) => handle.remove(id) && handle.is_empty(),
             None => false,
         };
         if last {
@@ -493,7 +493,7 @@ impl EventLoop {
             let mut peer = self.peers.remove(&id).expect("listed above");
             let mut emptied = Vec::new();
             for handle in self.handles.values_mut() {
-                if handle.remove(id) && handle.members().is_empty() {
+                if handle.remove(id) && handle.is_empty() {
                     emptied.push(handle.id);
                 }
             }
@@ -574,7 +574,7 @@ impl EventLoop {
             .map(|h| ListenerStats {
                 id: h.id,
                 key: h.key.clone(),
-                members: h.members().to_vec(),
+                members: h.members().collect(),
                 accepted: h.accepted_total,
                 pending: h.pending_len(),
             })

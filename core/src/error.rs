@@ -31,9 +31,7 @@ impl Error {
             _ => None,
         }
     }
-}
 
-impl Error {
     /// Whether the other end of a channel is gone (`EPIPE`, `ECONNRESET`):
     /// there is nobody left to tell anything.
     pub fn is_disconnected(&self) -> bool {

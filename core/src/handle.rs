@@ -36,6 +36,14 @@ pub struct Pick {
     repays: bool,
 }
 
+/// A worker in a handle's rotation.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    id: WorkerId,
+    /// Turns it was passed over for while stalled, to be repaid first.
+    owed: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     RoundRobin,
@@ -49,9 +57,7 @@ pub struct ListenHandle {
     pub mode: Mode,
     socket: BoundSocket,
     /// Workers in rotation, in the order they joined.
-    members: Vec<WorkerId>,
-    /// Turns each member (same index) was passed over for while stalled.
-    debts: Vec<u32>,
+    members: Vec<Member>,
     /// Index into `members` of the next worker to try.
     cursor: usize,
     /// Accepted connections not yet given to a worker (no credit anywhere, or
@@ -70,7 +76,6 @@ impl ListenHandle {
             mode,
             socket,
             members: Vec::new(),
-            debts: Vec::new(),
             cursor: 0,
             pending: VecDeque::new(),
             paused_until: None,
@@ -86,8 +91,13 @@ impl ListenHandle {
         &self.socket.local
     }
 
-    pub fn members(&self) -> &[WorkerId] {
-        &self.members
+    /// The workers in rotation, in order.
+    pub fn members(&self) -> impl Iterator<Item = WorkerId> + '_ {
+        self.members.iter().map(|m| m.id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
     }
 
     pub fn pending_len(&self) -> usize {
@@ -96,22 +106,20 @@ impl ListenHandle {
 
     /// Adds a worker to the rotation. Returns false if it already was a member.
     pub fn add(&mut self, worker: WorkerId) -> bool {
-        if self.members.contains(&worker) {
+        if self.members.iter().any(|m| m.id == worker) {
             return false;
         }
-        self.members.push(worker);
-        self.debts.push(0);
+        self.members.push(Member { id: worker, owed: 0 });
         true
     }
 
     /// Takes a worker out of the rotation. Returns false if it was not a member.
     /// The owner closes the handle once no member is left, as Node's `remove` does.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
-        let Some(idx) = self.members.iter().position(|w| *w == worker) else {
+        let Some(idx) = self.members.iter().position(|m| m.id == worker) else {
             return false;
         };
         self.members.remove(idx);
-        self.debts.remove(idx);
         // Keep the cursor on the same next worker.
         if idx < self.cursor {
             self.cursor -= 1;
@@ -133,17 +141,17 @@ impl ListenHandle {
     /// an empty accept queue does not skew the rotation either.
     pub fn next_in_turn(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, exclude: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
-        let eligible = |idx: usize| !exclude.contains(&self.members[idx]);
-        let has_credit = |idx: usize| peers.get(&self.members[idx]).is_some_and(|p| p.has_credit(turn.window));
+        let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
+        let has_credit = |idx: usize| peers.get(&self.members[idx].id).is_some_and(|p| p.has_credit(turn.window));
         let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
-        if let Some(idx) = in_rotation.clone().find(|&idx| self.debts[idx] > 0 && eligible(idx) && has_credit(idx)) {
+        if let Some(idx) = in_rotation.clone().find(|&idx| self.members[idx].owed > 0 && eligible(idx) && has_credit(idx)) {
             return Some(Pick { idx, repays: true });
         }
         for idx in in_rotation.filter(|&idx| eligible(idx)) {
             if has_credit(idx) {
                 return Some(Pick { idx, repays: false });
             }
-            let peer = peers.get(&self.members[idx])?;
+            let peer = peers.get(&self.members[idx].id)?;
             if !peer.is_stalled(turn.now, turn.stall) {
                 return None;
             }
@@ -156,25 +164,26 @@ impl ListenHandle {
     /// stalled (that is how `next_in_turn` reached the pick): each is owed one.
     pub fn commit(&mut self, pick: Pick, exclude: &[WorkerId]) -> WorkerId {
         if pick.repays {
-            self.debts[pick.idx] -= 1;
-            return self.members[pick.idx];
+            self.members[pick.idx].owed -= 1;
+            return self.members[pick.idx].id;
         }
         let n = self.members.len();
         let mut idx = self.cursor;
         while idx != pick.idx {
-            if !exclude.contains(&self.members[idx]) {
-                self.debts[idx] = (self.debts[idx] + 1).min(MAX_DEBT);
+            let member = &mut self.members[idx];
+            if !exclude.contains(&member.id) {
+                member.owed = (member.owed + 1).min(MAX_DEBT);
             }
             idx = (idx + 1) % n;
         }
         self.cursor = (pick.idx + 1) % n;
-        self.members[pick.idx]
+        self.members[pick.idx].id
     }
 
     /// Whether every member has refused this connection: then nobody will
     /// take it, and it is closed (as a lone server at maxConnections drops it).
     pub fn refused_by_all(&self, conn: &Connection) -> bool {
-        self.members.iter().all(|m| conn.refused_by.contains(m))
+        self.members.iter().all(|m| conn.refused_by.contains(&m.id))
     }
 
     /// Whether a new connection could be given out now.
