@@ -139,6 +139,29 @@ test('server.maxConnections: a worker serves no more connections than the limit'
   assert.ok(ok, 'served again once below maxConnections');
 });
 
+test('round-robin: a connection over maxConnections waits and is served once a slot frees', { timeout: 30000 }, async (t) => {
+  // node:cluster's round-robin hands a refused connection around until a
+  // worker takes it; the client sees a slow answer, not a reset.
+  const c = startCluster(t, 'server-api.js', { env: { FORM: 'port', PORT: '0', WORKERS: '2', MAX_CONN: '1' } });
+  const { port } = await c.waitFor('ready', { timeout: 10000 });
+  const held = [];
+  t.after(() => held.forEach((s) => s.destroy()));
+  for (let i = 0; i < 2; i++) {
+    const s = await connect(port);
+    held.push(s);
+    s.write(REQ);
+    assert.equal((await s.response()).status, 200, 'each worker takes one connection');
+  }
+  const waiting = await connect(port);
+  t.after(() => waiting.destroy());
+  waiting.write(REQ);
+  const early = await settle(waiting.response(0, 500));
+  assert.equal(early.ok, false, 'no answer while both workers are at maxConnections');
+  held[0].destroy();
+  const r = await waiting.response(0, 10000);
+  assert.equal(r.status, 200, 'the same connection is answered once a slot frees');
+});
+
 test('server.unref() in a worker: the worker stays alive (cluster IPC keeps it) and keeps serving', { timeout: 20000 }, async (t) => {
   // Checked on node:cluster first: a worker whose only server is unref()'d
   // does not exit, because the worker's IPC channel to the primary is ref'd.

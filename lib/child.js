@@ -217,12 +217,22 @@ function shared(message, { obj, indexesKey, index }, cb) {
     const close = handle.close;
     handle.close = function() {
       channel.leave(listenerId);
+      const entry = listeners.get(listenerId);
+      if (entry !== undefined) entry.closing = true;
       handles.delete(key);
       removeIndexesKey(indexesKey, index);
       return close.apply(handle, arguments);
     };
     assert(handles.has(key) === false);
     handles.set(key, obj);
+    // Connections the primary held while no worker listened on this socket
+    // (all had died) come as dispatches; the server takes them as its own.
+    listeners.set(listenerId, {
+      handle,
+      server: obj,
+      kind: message.sockname ? 'tcp' : 'pipe',
+      closing: false,
+    });
   });
 }
 

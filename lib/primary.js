@@ -11,6 +11,7 @@ const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper } = require('./utils');
 const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
+const { validateDuration } = require('./validators');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -46,11 +47,13 @@ else schedulingPolicy = SCHED_RR;
 
 cluster.schedulingPolicy = schedulingPolicy;
 
-// The native dispatcher thread starts with the first worker, not at require().
+// The native dispatcher thread starts with the first worker, not at require(),
+// with the settings of that moment (setupPrimary has run by then).
 function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
-    dispatcher = new Dispatcher();
+    const { queueTimeout } = cluster.settings;
+    dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout });
   }
   return dispatcher;
 }
@@ -64,6 +67,8 @@ cluster.setupPrimary = function setupPrimary(options) {
     ...cluster.settings,
     ...options,
   };
+
+  if (settings.queueTimeout !== undefined) validateDuration(settings.queueTimeout, 'settings.queueTimeout');
 
   // Tell V8 to write profile data for each process to a separate file.
   // Without --logfile=v8-%p.log, everything ends up in a single, unusable file.

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -21,6 +22,19 @@ pub struct ListenOptions {
     pub backlog: Option<i32>,
     /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
     pub shared: bool,
+}
+
+/// Tuning of the native dispatcher (see `rcluster_core::dispatcher::Config`).
+#[napi(object)]
+pub struct DispatcherOptions {
+    /// Most connections a worker may hold unacknowledged (default 8).
+    pub window: Option<u32>,
+    /// How long round-robin waits for a full worker in turn before passing
+    /// over it (default 50).
+    pub stall_ms: Option<u32>,
+    /// Longest a connection waits in the primary for a worker to take it
+    /// (default 30000); `Infinity` for no limit.
+    pub queue_timeout_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -43,6 +57,8 @@ pub struct ListenerStats {
     pub workers: Vec<u32>,
     pub accepted: i64,
     pub pending: u32,
+    /// Connections closed after waiting longer than the queue timeout.
+    pub expired: i64,
 }
 
 #[napi(object)]
@@ -85,17 +101,22 @@ fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
 
 #[napi]
 impl Dispatcher {
-    /// Starts the dispatcher thread. `window`: most connections a worker may
-    /// hold unacknowledged (default 8); `stallMs`: how long round-robin waits
-    /// for a full worker in turn before passing over it (default 50).
+    /// Starts the dispatcher thread with the defaults of `dispatcher::Config`
+    /// where an option is absent.
     #[napi(constructor)]
-    pub fn new(window: Option<u32>, stall_ms: Option<u32>) -> Result<Self> {
+    pub fn new(options: Option<DispatcherOptions>) -> Result<Self> {
         let mut config = dispatcher::Config::default();
-        if let Some(window) = window {
-            config.window = window.max(1) as usize;
-        }
-        if let Some(ms) = stall_ms {
-            config.stall = std::time::Duration::from_millis(u64::from(ms));
+        if let Some(options) = options {
+            if let Some(window) = options.window {
+                config.window = window.max(1) as usize;
+            }
+            if let Some(ms) = options.stall_ms {
+                config.stall = Duration::from_millis(u64::from(ms));
+            }
+            if let Some(ms) = options.queue_timeout_ms {
+                // JS validated it: a non-negative number of milliseconds, or Infinity.
+                config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
+            }
         }
         Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(to_js)? })
     }
@@ -168,6 +189,7 @@ impl Dispatcher {
                     workers: l.members,
                     accepted: l.accepted as i64,
                     pending: l.pending as u32,
+                    expired: l.expired as i64,
                 })
                 .collect(),
             workers: stats

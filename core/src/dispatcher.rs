@@ -3,7 +3,7 @@
 //! them out. The primary's JS thread only sends it commands (new worker, listen,
 //! remove), so a busy JS event loop never delays a connection (docs/DESIGN.md §2).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::handle::{ListenHandle, Mode, Turn};
+use crate::handle::{is_due, ListenHandle, Mode, Turn};
 use crate::listener::{self, ListenSpec};
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, LocalAddr, Recv, Waker};
@@ -35,6 +35,14 @@ pub struct Config {
     /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
     /// queue holds connections meanwhile, and the thread does not spin.
     pub exhausted_pause: Duration,
+    /// Longest a connection may wait in the primary for a worker to take it:
+    /// while no worker listens on its socket (they all died; replacements are
+    /// coming), or while every worker refuses it (`maxConnections`). Then it
+    /// is closed, never leaked.
+    pub queue_timeout: Duration,
+    /// Most connections held per socket while no worker listens on it; past
+    /// that, the kernel's listen queue holds the rest.
+    pub queue_limit: usize,
 }
 
 impl Default for Config {
@@ -44,6 +52,8 @@ impl Default for Config {
             accept_batch: 64,
             stall: Duration::from_millis(50),
             exhausted_pause: Duration::from_millis(50),
+            queue_timeout: Duration::from_secs(30),
+            queue_limit: 1024,
         }
     }
 }
@@ -80,6 +90,8 @@ pub struct ListenerStats {
     pub members: Vec<WorkerId>,
     pub accepted: u64,
     pub pending: usize,
+    /// Connections closed after waiting longer than `Config::queue_timeout`.
+    pub expired: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -286,9 +298,10 @@ impl EventLoop {
                 handle.paused_until = None;
             }
             // Only watch a listening socket while some worker can take a
-            // connection: otherwise the kernel's queue holds them (never close
-            // a connection because everyone is busy, docs/DESIGN.md §3.4).
-            if handle.mode == Mode::RoundRobin && handle.paused_until.is_none() && handle.can_take(&self.peers, &turn) {
+            // connection, or to hold connections while no worker listens:
+            // otherwise the kernel's queue holds them (never close a
+            // connection because everyone is busy, docs/DESIGN.md §3.4).
+            if handle.wants_accept(&self.peers, &turn, self.config.queue_limit) {
                 self.pollfds.push(libc::pollfd { fd: handle.fd(), events: libc::POLLIN, revents: 0 });
                 self.slots.push(Slot::Handle(handle.id));
             }
@@ -307,6 +320,7 @@ impl EventLoop {
             .handles
             .values()
             .filter_map(|h| h.paused_until)
+            .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, turn.now)))
             .chain(self.peers.values().filter_map(|p| p.stalls_at(turn.stall)).filter(|t| *t > turn.now));
         match wake_ups.min() {
             None => -1,
@@ -436,6 +450,7 @@ impl EventLoop {
     }
 
     fn on_reply(&mut self, id: WorkerId, statuses: &[u8]) {
+        let now = Instant::now();
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let mut refused = Vec::new();
         for status in statuses {
@@ -452,11 +467,10 @@ impl EventLoop {
                 refused.push(conn);
             }
         }
-        for mut conn in refused.into_iter().rev() {
-            conn.refused_by.push(id);
-            match self.handles.get_mut(&conn.listener) {
-                Some(handle) if !handle.refused_by_all(&conn) => handle.push_pending_front(conn),
-                _ => drop(conn),
+        for conn in refused.into_iter().rev() {
+            // A connection whose socket closed meanwhile closes with it.
+            if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                handle.requeue_refused(conn, id, now);
             }
         }
     }
@@ -491,10 +505,18 @@ impl EventLoop {
             self.peers.values().filter(|p| p.state() == PeerState::Dead).map(|p| p.id).collect();
         for id in dead {
             let mut peer = self.peers.remove(&id).expect("listed above");
-            let mut emptied = Vec::new();
+            // Unlike Node, a socket whose last worker died stays open: its
+            // connections wait (up to the queue timeout) for a replacement to
+            // listen on the same key. Only a deliberate close by every worker
+            // (LEAVE) frees the port.
             for handle in self.handles.values_mut() {
-                if handle.remove(id) && handle.is_empty() {
-                    emptied.push(handle.id);
+                if handle.remove(id) && handle.is_empty() && handle.mode == Mode::Shared {
+                    // From now on this thread accepts from it. The workers
+                    // shared its file description and may have made it
+                    // blocking; a blocking accept would stall every socket.
+                    if let Err(e) = sys::set_nonblocking(handle.fd(), true) {
+                        eprintln!("rcluster: cannot make {} non-blocking: {e}", handle.key);
+                    }
                 }
             }
             for conn in peer.take_all().into_iter().rev() {
@@ -502,46 +524,69 @@ impl EventLoop {
                     handle.push_pending_front(conn);
                 }
             }
-            // As in Node, a listener whose last worker is gone closes.
-            for listener in emptied {
-                self.close_handle(listener);
-            }
         }
     }
 
     /// Gives queued connections out first, then accepts new ones, in turn,
-    /// to workers with credit.
+    /// to workers with credit. A socket nobody listens on any more has its
+    /// connections accepted and held for the next worker.
     fn dispatch(&mut self, readable: &HashMap<ListenerId, bool>) {
         let turn = self.turn();
+        let timeout = self.config.queue_timeout;
         for handle in self.handles.values_mut() {
-            if handle.mode != Mode::RoundRobin {
-                continue;
-            }
-            // Oldest first; a connection waits for a worker that has not refused it.
-            while let Some(conn) = handle.pop_pending() {
-                if handle.refused_by_all(&conn) {
-                    continue; // its last willing worker left: it closes here
+            // Oldest first; a connection waits for a worker that has not
+            // refused it, or for its next round of offers. What cannot go yet
+            // keeps its place; what waited too long closes here.
+            let mut kept = VecDeque::new();
+            for conn in handle.take_pending() {
+                if turn.now.saturating_duration_since(conn.since) >= timeout {
+                    handle.expired_total += 1;
+                    continue;
                 }
-                let Some(pick) = handle.next_in_turn(&self.peers, &turn, &conn.refused_by) else {
-                    handle.push_pending_front(conn);
-                    break;
+                let pick = if handle.is_empty() || !is_due(&conn, turn.now) {
+                    None
+                } else {
+                    handle.next_in_turn(&self.peers, &turn, &conn.refused_by)
                 };
-                let worker = handle.commit(pick, &conn.refused_by);
-                self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                match pick {
+                    Some(pick) => {
+                        let worker = handle.commit(pick, &conn.refused_by);
+                        self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                    }
+                    None => kept.push_back(conn),
+                }
             }
+            handle.restore_pending(kept);
             // A socket polled and found idle is skipped; one not polled (no
             // worker could take a connection then, or paused) is tried, since
             // credit may be back now.
             if readable.get(&handle.id) == Some(&false) || handle.paused_until.is_some() {
                 continue;
             }
+            let holding = handle.is_empty();
+            if !holding && handle.mode != Mode::RoundRobin {
+                continue;
+            }
             for _ in 0..self.config.accept_batch {
-                let Some(pick) = handle.next_in_turn(&self.peers, &turn, &[]) else { break };
-                match handle.accept() {
-                    Ok(conn) => {
-                        let worker = handle.commit(pick, &[]);
-                        self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                let pick = if holding {
+                    if handle.pending_len() >= self.config.queue_limit {
+                        break;
                     }
+                    None
+                } else {
+                    match handle.next_in_turn(&self.peers, &turn, &[]) {
+                        Some(pick) => Some(pick),
+                        None => break,
+                    }
+                };
+                match handle.accept() {
+                    Ok(conn) => match pick {
+                        Some(pick) => {
+                            let worker = handle.commit(pick, &[]);
+                            self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                        }
+                        None => handle.push_pending_back(conn),
+                    },
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if sys::is_transient_accept_error(&e) => continue,
                     Err(e) => {
@@ -577,6 +622,7 @@ impl EventLoop {
                 members: h.members().collect(),
                 accepted: h.accepted_total,
                 pending: h.pending_len(),
+                expired: h.expired_total,
             })
             .collect();
         listeners.sort_by_key(|l| l.id);

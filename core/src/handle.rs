@@ -28,6 +28,18 @@ pub struct Turn {
 /// a worker that recovers from a long stall from being handed a flood.
 pub const MAX_DEBT: u32 = 64;
 
+/// How long a connection that every member refused waits before it is
+/// offered again: 5 ms, doubling per round, at most 200 ms. Prompt enough for a
+/// worker at `maxConnections` that frees a slot, and never a busy loop.
+fn retry_delay(rounds: u32) -> Duration {
+    Duration::from_millis((5u64 << rounds.min(6)).min(200))
+}
+
+/// Whether a queued connection may be offered now.
+pub fn is_due(conn: &Connection, now: Instant) -> bool {
+    conn.retry_at.map_or(true, |at| at <= now)
+}
+
 /// A worker chosen by `next_in_turn`, to be confirmed with `commit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pick {
@@ -60,12 +72,15 @@ pub struct ListenHandle {
     members: Vec<Member>,
     /// Index into `members` of the next worker to try.
     cursor: usize,
-    /// Accepted connections not yet given to a worker (no credit anywhere, or
-    /// given back by a worker that refused or died), oldest first.
+    /// Accepted connections not yet given to a worker (no credit anywhere, no
+    /// worker at all, or given back by a worker that refused or died), oldest
+    /// first.
     pending: VecDeque<Connection>,
     /// After `EMFILE`/`ENFILE`, accepting waits until then instead of spinning.
     pub paused_until: Option<Instant>,
     pub accepted_total: u64,
+    /// Connections closed because they waited longer than the queue timeout.
+    pub expired_total: u64,
 }
 
 impl ListenHandle {
@@ -80,6 +95,7 @@ impl ListenHandle {
             pending: VecDeque::new(),
             paused_until: None,
             accepted_total: 0,
+            expired_total: 0,
         }
     }
 
@@ -114,7 +130,9 @@ impl ListenHandle {
     }
 
     /// Takes a worker out of the rotation. Returns false if it was not a member.
-    /// The owner closes the handle once no member is left, as Node's `remove` does.
+    /// The owner decides what an empty handle means: closed after a deliberate
+    /// close by its last worker (as Node's `remove` does), kept open and
+    /// queueing connections after its last worker died.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
         let Some(idx) = self.members.iter().position(|m| m.id == worker) else {
             return false;
@@ -180,8 +198,8 @@ impl ListenHandle {
         self.members[pick.idx].id
     }
 
-    /// Whether every member has refused this connection: then nobody will
-    /// take it, and it is closed (as a lone server at maxConnections drops it).
+    /// Whether every member has refused this connection (true when there is
+    /// no member at all).
     pub fn refused_by_all(&self, conn: &Connection) -> bool {
         self.members.iter().all(|m| conn.refused_by.contains(&m.id))
     }
@@ -191,24 +209,78 @@ impl ListenHandle {
         self.next_in_turn(peers, turn, &[]).is_some()
     }
 
-    /// Whether the oldest queued connection could be given out now.
+    /// Whether the primary should accept from this socket now: to deal out
+    /// (round-robin, some worker has credit), or to hold connections while no
+    /// worker listens on it, up to `queue_limit`. A Shared socket with members
+    /// is theirs to accept from.
+    pub fn wants_accept(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, queue_limit: usize) -> bool {
+        if self.paused_until.is_some() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return self.pending.len() < queue_limit;
+        }
+        self.mode == Mode::RoundRobin && self.can_take(peers, turn)
+    }
+
+    /// Whether some queued connection could be given out now.
     pub fn pending_can_move(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn) -> bool {
-        self.pending.front().is_some_and(|c| self.next_in_turn(peers, turn, &c.refused_by).is_some())
+        !self.members.is_empty()
+            && self.pending.iter().any(|c| is_due(c, turn.now) && self.next_in_turn(peers, turn, &c.refused_by).is_some())
+    }
+
+    /// The next time a queued connection becomes due for another offer, or
+    /// runs out of time (`timeout` after it was accepted). Connections already
+    /// due wait for credit, which a worker's reply brings: no wake-up for them.
+    pub fn next_pending_deadline(&self, timeout: Duration, now: Instant) -> Option<Instant> {
+        self.pending
+            .iter()
+            .flat_map(|c| {
+                // An unbounded timeout (Duration::MAX) has no deadline.
+                [c.retry_at.filter(|at| *at > now), c.since.checked_add(timeout)]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Puts back a connection `worker` refused, ahead of later ones. Once
+    /// every member has refused it, it waits a little (longer each round) and
+    /// is offered to them all again: a worker at `maxConnections` gets room
+    /// back when a connection closes, and Node's round-robin likewise keeps
+    /// handing such a connection around until someone takes it.
+    pub fn requeue_refused(&mut self, mut conn: Connection, worker: WorkerId, now: Instant) {
+        conn.refused_by.push(worker);
+        if !self.members.is_empty() && self.refused_by_all(&conn) {
+            conn.refused_by.clear();
+            conn.rounds += 1;
+            conn.retry_at = Some(now + retry_delay(conn.rounds));
+        }
+        self.pending.push_front(conn);
     }
 
     pub fn push_pending_front(&mut self, conn: Connection) {
         self.pending.push_front(conn);
     }
 
-    pub fn pop_pending(&mut self) -> Option<Connection> {
-        self.pending.pop_front()
+    pub fn push_pending_back(&mut self, conn: Connection) {
+        self.pending.push_back(conn);
     }
 
+    /// Takes the whole queue, oldest first, for the dispatcher to deal out;
+    /// what it cannot give out yet goes back with `restore_pending`.
+    pub fn take_pending(&mut self) -> VecDeque<Connection> {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub fn restore_pending(&mut self, kept: VecDeque<Connection>) {
+        debug_assert!(self.pending.is_empty(), "nothing is queued while the dispatcher holds the queue");
+        self.pending = kept;
+    }
 
     pub fn accept(&mut self) -> std::io::Result<Connection> {
         let fd = sys::accept(self.fd())?;
         self.accepted_total += 1;
-        Ok(Connection { listener: self.id, fd, refused_by: Vec::new() })
+        Ok(Connection::new(self.id, fd, Instant::now()))
     }
 
     /// Called when the handle is dropped for good: a unix socket path is

@@ -17,8 +17,21 @@ pub struct Connection {
     pub listener: ListenerId,
     pub fd: OwnedFd,
     /// Workers that refused it (closing server, maxConnections); it is not
-    /// offered to them again.
+    /// offered to them again until every member has refused it.
     pub refused_by: Vec<WorkerId>,
+    /// When it was accepted: it waits in the primary at most the dispatcher's
+    /// `queue_timeout` from then (while no worker listens, or all refuse).
+    pub since: Instant,
+    /// Times every member refused it; each round waits longer before the next.
+    pub rounds: u32,
+    /// Not offered again before this (after a round of refusals).
+    pub retry_at: Option<Instant>,
+}
+
+impl Connection {
+    pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
+        Connection { listener, fd, refused_by: Vec::new(), since, rounds: 0, retry_at: None }
+    }
 }
 
 /// A control message waiting for the channel to become writable.

@@ -1,6 +1,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::fd::AsRawFd;
 
@@ -97,15 +98,116 @@ fn refused_connections_go_to_another_worker() {
 }
 
 #[test]
-fn when_every_worker_refuses_a_connection_it_is_closed_not_looped() {
+fn a_connection_every_worker_refuses_is_offered_again_until_one_takes_it() {
     let (_dispatcher, mut a, mut b, _, port) = two_workers(Config::default(), Mode::RoundRobin);
-    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    let refusals = a.refuse_all(100) + b.refuse_all(100) + a.refuse_all(100) + b.refuse_all(100);
-    assert_eq!(refusals, 2, "offered once to each worker, then dropped");
+    let mut client = connect_clients(port, 1).remove(0);
+    // Both at maxConnections for a while: the connection keeps being offered,
+    // in rounds that wait longer each time, never in a busy loop.
+    let mut refusals = 0;
+    for _ in 0..3 {
+        refusals += a.refuse_all(60) + b.refuse_all(60);
+    }
+    assert!(refusals >= 2, "offered to both workers, got {refusals} refusals");
+    assert!(refusals <= 24, "offers are paced, not looped: {refusals} refusals");
+    // Then a slot frees up in one of them.
+    let mut served = a.take_all(400, ACCEPTED);
+    served.extend(b.take_all(400, ACCEPTED));
+    assert_eq!(served.len(), 1, "served exactly once");
+    assert_eq!(client_index(&mut served[0]), 0, "the client's bytes are intact");
+    served[0].write_all(b"!").unwrap();
     let mut buf = [0u8; 1];
-    use std::io::Read;
-    client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+    client.read_exact(&mut buf).unwrap();
+}
+
+#[test]
+fn a_connection_refused_until_the_queue_timeout_is_closed_not_leaked() {
+    let config = Config { queue_timeout: std::time::Duration::from_millis(300), ..Config::default() };
+    let (d, mut a, mut b, _, port) = two_workers(config, Mode::RoundRobin);
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    let mut refusals = 0;
+    for _ in 0..10 {
+        refusals += a.refuse_all(50) + b.refuse_all(50);
+    }
+    assert!(refusals >= 2);
+    let mut buf = [0u8; 1];
+    client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    // The workers' copies closed with each refusal; end of file means the
+    // primary closed its own too.
     assert_eq!(client.read(&mut buf).unwrap_or(0), 0, "the client sees the connection closed");
+    assert_eq!(d.stats().unwrap().listeners[0].expired, 1);
+}
+
+#[test]
+fn connections_wait_while_no_worker_listens_and_go_to_the_replacement() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let only = TestWorker::spawn(&d, 1);
+    let (id, port) = only.listen(&d, "k", 0, Mode::RoundRobin);
+    drop(only); // dies without closing its server
+    // The dispatcher has seen the hang-up once the worker is gone from stats.
+    for _ in 0..200 {
+        if d.stats().unwrap().workers.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _clients = connect_clients(port, 20);
+    let mut replacement = TestWorker::spawn(&d, 2);
+    let (again, same_port) = replacement.listen(&d, "k", 0, Mode::RoundRobin);
+    assert_eq!((again, same_port), (id, port), "the replacement joins the socket that stayed open");
+    let mut served = replacement.take_all(300, ACCEPTED);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen, (0..20).collect::<BTreeSet<u8>>(), "every waiting client is served");
+}
+
+#[test]
+fn shared_sockets_also_hold_connections_for_the_replacement() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let only = TestWorker::spawn(&d, 1);
+    let (id, port) = only.listen(&d, "k", 0, Mode::Shared);
+    drop(only);
+    for _ in 0..200 {
+        if d.stats().unwrap().workers.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _clients = connect_clients(port, 5);
+    // Let the dispatcher take them off the kernel's queue.
+    for _ in 0..200 {
+        if d.stats().unwrap().listeners[0].pending == 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut replacement = TestWorker::spawn(&d, 2);
+    assert_eq!(replacement.listen(&d, "k", 0, Mode::Shared), (id, port));
+    assert!(matches!(replacement.recv(1000), Some(Incoming::Shared { .. })), "it gets the socket itself");
+    let mut served = replacement.take_all(300, ACCEPTED);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen, (0..5).collect::<BTreeSet<u8>>(), "and what waited in the primary, dispatched");
+}
+
+#[test]
+fn connections_nobody_takes_within_the_queue_timeout_are_closed_and_the_port_stays() {
+    let config = Config { queue_timeout: std::time::Duration::from_millis(200), ..Config::default() };
+    let d = Dispatcher::start(config).unwrap();
+    let only = TestWorker::spawn(&d, 1);
+    let (_, port) = only.listen(&d, "k", 0, Mode::RoundRobin);
+    drop(only);
+    for _ in 0..200 {
+        if d.stats().unwrap().workers.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut clients = connect_clients(port, 3);
+    for client in &mut clients {
+        let mut buf = [0u8; 1];
+        client.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        assert_eq!(client.read(&mut buf).unwrap_or(0), 0, "closed after the timeout");
+    }
+    assert_eq!(d.stats().unwrap().listeners[0].expired, 3);
+    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(), "the port is still held");
 }
 
 #[test]
