@@ -37,7 +37,7 @@ fn retry_delay(rounds: u32) -> Duration {
 
 /// Whether a queued connection may be offered now.
 pub fn is_due(conn: &Connection, now: Instant) -> bool {
-    conn.retry_at.map_or(true, |at| at <= now)
+    conn.retry_at.is_none_or(|at| at <= now)
 }
 
 /// A worker chosen by `next_in_turn`, to be confirmed with `commit`.
