@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::handle::{ListenHandle, Mode, Turn};
-use crate::listener::{self, ListenSpec};
+use crate::listener::{self, ListenSpec, SocketType};
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, LocalAddr, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -56,6 +56,8 @@ pub struct ListenRequest {
     /// the same key share one socket.
     pub key: String,
     pub spec: ListenSpec,
+    /// For a stream socket. A datagram socket is always `Shared`, whatever
+    /// the scheduling policy, as in node:cluster.
     pub mode: Mode,
 }
 
@@ -354,7 +356,13 @@ impl EventLoop {
                 let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
                 let id = self.next_listener;
                 self.next_listener += 1;
-                self.handles.insert(id, ListenHandle::new(id, request.key.clone(), request.mode, socket));
+                // There is nothing to accept on a datagram socket: it is only
+                // ever shared (and, not being RoundRobin, never polled).
+                let mode = match request.spec.socket_type() {
+                    SocketType::Datagram => Mode::Shared,
+                    SocketType::Stream => request.mode,
+                };
+                self.handles.insert(id, ListenHandle::new(id, request.key.clone(), mode, socket));
                 self.keys.insert(request.key, id);
                 (id, true)
             }

@@ -143,6 +143,33 @@ pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Resu
     Ok(fd)
 }
 
+/// Binds a UDP socket the way libuv's `uv_udp_bind` does for dgram:
+/// `SO_REUSEADDR` only with `reuseAddr` (UV_UDP_REUSEADDR), `IPV6_V6ONLY` per
+/// `ipv6Only` (UV_UDP_IPV6ONLY), and `EINVAL` for `ipv6Only` on an IPv4
+/// address, as libuv answers.
+pub fn udp_socket(addr: SocketAddr, ipv6_only: bool, reuse_addr: bool) -> io::Result<OwnedFd> {
+    if ipv6_only && !addr.is_ipv6() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain integer arguments.
+    let fd = owned(unsafe {
+        syscall!(socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
+    });
+    if reuse_addr {
+        setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    }
+    if addr.is_ipv6() {
+        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
+    }
+    let (storage, len) = socket_addr_to_raw(&addr);
+    // SAFETY: `storage` holds a sockaddr of the family `domain`, `len` bytes long.
+    unsafe {
+        syscall!(bind(fd.as_raw_fd(), &storage as *const _ as *const libc::sockaddr, len))?;
+    }
+    Ok(fd)
+}
+
 /// Binds and listens on a unix-domain socket path.
 pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     let (addr, len) = unix_addr(path)?;
