@@ -213,6 +213,27 @@ test('UDP in a cluster', { timeout: 60000 }, async (t) => {
     }
   });
 
+  await t.test("bind({ fd }) shares the primary's socket of that fd", async () => {
+    const { fd, port } = await c.call('primarySocket');
+    const from = c.events.length;
+    const bound = await bind('fd', 'udp4', { fd });
+    for (const b of bound) assert.deepEqual(b.address, { address: '127.0.0.1', family: 'IPv4', port });
+    const events = await c.waitFor((e) => e.event === 'listening' && e.address.fd === fd, { from, count: 2 });
+    for (const e of events) assert.equal(e.address.addressType, 'udp4');
+    const replies = await exchange('udp4', '127.0.0.1', port, { burst: 10, maxBursts: 1 });
+    assert.equal(replies.length, 10);
+    for (const r of replies) assert.equal(pids.get(r.worker), r.pid);
+    await close('fd');
+  });
+
+  await t.test("bind({ fd }) of an fd that is not UDP is 'open EINVAL'", async () => {
+    // fd 1 of the primary is its stdout, a pipe.
+    const bound = await bind('not-udp', 'udp4', { fd: 1 });
+    for (const b of bound) {
+      assert.deepEqual(b.error, { code: 'EINVAL', errno: -22, syscall: 'open', message: 'open EINVAL' });
+    }
+  });
+
   await t.test('the port is freed once every worker has closed its socket', async () => {
     const bound = await bind('closing', 'udp4', 0, '127.0.0.1');
     const port = bound[0].address.port;

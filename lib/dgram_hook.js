@@ -13,7 +13,7 @@
 const dgram = require('dgram');
 const fs = require('fs');
 const { UV_UDP_REUSEADDR } = require('os').constants;
-const { exceptionWithHostPort } = require('./errors');
+const { errnoException, exceptionWithHostPort } = require('./errors');
 
 // libuv's uv_udp_flags; not among os.constants.
 const UV_UDP_IPV6ONLY = 1;
@@ -38,14 +38,18 @@ function stateOf(socket) {
 }
 
 // What bind() binds in the worker itself, as under node:cluster: an explicit
-// handle, and `exclusive: true`. An fd is opened in the worker too, as
-// lib/net_hook.js does for listen({ fd }): the number names the worker's own
-// descriptor, which the primary does not have.
+// handle, and `exclusive: true`.
 function bindsInWorker(port) {
   if (port === null || typeof port !== 'object') return false;
-  return typeof port.recvStart === 'function' ||
-    (Number.isInteger(port.fd) && port.fd > 0) ||
-    !!port.exclusive;
+  return typeof port.recvStart === 'function' || !!port.exclusive;
+}
+
+// bind({ fd }): as in node:cluster, the number names a UDP socket of the
+// primary's, which every worker giving that fd shares.
+function primaryFd(port) {
+  if (port === null || typeof port !== 'object') return undefined;
+  const fd = port.fd;
+  return Number.isInteger(fd) && fd > 0 && fd <= 0x7fffffff ? fd : undefined;
 }
 
 function closeFd(fd) {
@@ -120,6 +124,22 @@ function install(cluster) {
 
       this.on('error', removeListeners);
       this.on('listening', onListening);
+    }
+
+    const fd = primaryFd(port_);
+    if (fd !== undefined) {
+      const query = { address: null, port: null, addressType: this.type, fd, flags: null };
+      cluster._getServer(this, query, (errno, _handle, sharedFd, leave) => {
+        if (errno) {
+          if (state.handle) {
+            state.bindState = BIND_STATE_UNBOUND;
+            this.emit('error', errnoException(errno, 'open'));
+          }
+          return;
+        }
+        openShared(this, state, sharedFd, leave);
+      });
+      return this;
     }
 
     let port = port_;

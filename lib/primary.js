@@ -279,6 +279,8 @@ function queryServer(worker, message) {
       shared,
       socketType: datagram ? 'datagram' : 'stream',
       reuseAddr: datagram && Boolean(message.flags & UV_UDP_REUSEADDR),
+      // dgram's bind({ fd }) names a UDP socket of this process, as in node:cluster.
+      fd: datagram && message.fd > 0 ? message.fd : undefined,
     });
   } catch (err) {
     debug('primary: listen %s for worker %d failed: %s', key, worker.id, err.message);

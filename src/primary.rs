@@ -24,6 +24,9 @@ pub struct ListenOptions {
     pub socket_type: Option<String>,
     /// UDP only: `SO_REUSEADDR`, dgram's `reuseAddr`.
     pub reuse_addr: Option<bool>,
+    /// UDP only: share this process's own UDP socket, by fd (`bind({ fd })`),
+    /// instead of binding `address`/`port`.
+    pub fd: Option<i32>,
     /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
     pub shared: bool,
 }
@@ -75,6 +78,9 @@ fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
         Some(other) => return Err(Error::new(Status::InvalidArg, format!("{other:?} is not a socket type"))),
     };
     if datagram {
+        if let Some(fd) = options.fd.filter(|fd| *fd > 0) {
+            return Ok(ListenAddr::UdpFd { fd });
+        }
         let port = u16::try_from(options.port)
             .map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
         let text = options.address.as_deref().unwrap_or("");

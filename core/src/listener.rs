@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::sys::{self, LocalAddr};
@@ -18,6 +18,10 @@ pub enum ListenAddr {
     /// A dgram socket. dgram resolves the address before asking (`0.0.0.0` or
     /// `::` when none is given), so there is always one.
     Udp { ip: IpAddr, port: u16, ipv6_only: bool, reuse_addr: bool },
+    /// A UDP socket the primary already has, by its fd number (a worker's
+    /// `bind({ fd })`, as node:cluster reads that fd in the primary). The
+    /// primary's fd stays its owner's: the listener holds a copy.
+    UdpFd { fd: RawFd },
 }
 
 /// Whether a socket streams connections (accepted, or listened on by workers)
@@ -37,7 +41,7 @@ pub struct ListenSpec {
 impl ListenSpec {
     pub fn socket_type(&self) -> SocketType {
         match self.addr {
-            ListenAddr::Udp { .. } => SocketType::Datagram,
+            ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => SocketType::Datagram,
             ListenAddr::Tcp { .. } | ListenAddr::Unix { .. } => SocketType::Stream,
         }
     }
@@ -72,11 +76,14 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
         ListenAddr::Udp { ip, port, ipv6_only, reuse_addr } => {
             sys::udp_socket(SocketAddr::new(*ip, *port), *ipv6_only, *reuse_addr)?
         }
+        ListenAddr::UdpFd { fd } => sys::udp_from_fd(*fd)?,
     };
     let local = match &spec.addr {
         // getsockname on a unix socket may not give back a relative path as written.
         ListenAddr::Unix { path } => LocalAddr::Unix(path.clone()),
-        ListenAddr::Tcp { .. } | ListenAddr::Udp { .. } => sys::local_addr(fd.as_raw_fd())?,
+        ListenAddr::Tcp { .. } | ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => {
+            sys::local_addr(fd.as_raw_fd())?
+        }
     };
     Ok(BoundSocket { fd, local })
 }

@@ -170,6 +170,30 @@ pub fn udp_socket(addr: SocketAddr, ipv6_only: bool, reuse_addr: bool) -> io::Re
     Ok(fd)
 }
 
+/// A close-on-exec copy of `fd`, if it is a UDP socket (what libuv's
+/// `uv_guess_handle` calls `UV_UDP`: an IPv4 or IPv6 datagram socket).
+/// Anything else, a closed fd included, is `EINVAL`, as node:cluster answers
+/// a `bind({ fd })` whose fd is not UDP. `fd` itself is left open: it is not ours.
+pub fn udp_from_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    let mut socket_type: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int and `len` holds its size.
+    let is_dgram = unsafe {
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut socket_type as *mut libc::c_int as *mut libc::c_void,
+            &mut len
+        ))
+    }
+    .is_ok_and(|_| socket_type == libc::SOCK_DGRAM);
+    if !is_dgram || !matches!(local_addr(fd), Ok(LocalAddr::Inet(_))) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    dup_cloexec(fd)
+}
+
 /// Binds and listens on a unix-domain socket path.
 pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     let (addr, len) = unix_addr(path)?;

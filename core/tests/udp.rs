@@ -3,6 +3,7 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use common::*;
@@ -139,4 +140,43 @@ fn ipv6_only_is_einval_on_ipv4_and_leaves_ipv4_free_on_ipv6() {
     // IPv6 only: the IPv4 side of the port is still free (a dual-stack
     // socket would hold it).
     UdpSocket::bind((Ipv4Addr::UNSPECIFIED, addr.port())).expect("an ipv6Only socket leaves IPv4 free");
+}
+
+#[test]
+fn a_udp_fd_of_the_primary_is_shared_and_stays_open_after_the_last_leave() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut a = TestWorker::spawn(&d, 1);
+    let own = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let spec = ListenSpec { addr: ListenAddr::UdpFd { fd: own.as_raw_fd() }, backlog: 0 };
+    let (id, addr) = listen(&d, &a, "fd", spec).unwrap();
+    assert_eq!(addr, own.local_addr().unwrap());
+    let copy = shared_socket(&mut a, id);
+    let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    client.send_to(b"via fd", addr).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = copy.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"via fd");
+
+    drop(copy);
+    a.channel.leave(id).unwrap();
+    assert!(matches!(a.recv(2000), Some(Incoming::Left { listener }) if listener == id));
+    // The primary's own socket was only copied, never closed.
+    own.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    client.send_to(b"still", addr).unwrap();
+    let (n, _) = own.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"still");
+}
+
+#[test]
+fn an_fd_that_is_not_a_udp_socket_is_einval() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let a = TestWorker::spawn(&d, 1);
+    let tcp = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let (unix_dgram, _peer) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    // (A closed fd is left out: another test's thread may reuse its number.)
+    for (what, fd) in [("tcp", tcp.as_raw_fd()), ("unix datagram", unix_dgram.as_raw_fd())] {
+        let spec = ListenSpec { addr: ListenAddr::UdpFd { fd }, backlog: 0 };
+        assert_eq!(errno(listen(&d, &a, what, spec)), Some(libc::EINVAL), "{what}");
+    }
+    assert!(d.stats().unwrap().listeners.is_empty());
 }
