@@ -6,10 +6,10 @@
 // (whatever the scheduling policy) and hands every worker that same socket.
 // rcluster cannot set that variable, so to dgram.js every rcluster worker is a
 // primary that binds by itself. This wrapper takes the cluster branch instead:
-// it resolves the address as dgram does, asks the primary with
-// cluster._getServer, and opens the fd the primary sends with dgram's own
-// bind({ fd }), which, in a process that is not a node:cluster worker, opens
-// the fd in place. dgram then runs its own 'listening' and callback logic.
+// it resolves the address as dgram does (or, for bind({ fd }), passes the fd
+// number on), asks the primary with cluster._getServer, and opens the socket
+// the primary sends with dgram's own bind({ fd, exclusive: true }), which opens
+// an fd in place. dgram then runs its own 'listening' and callback logic.
 const dgram = require('dgram');
 const fs = require('fs');
 const { UV_UDP_REUSEADDR } = require('os').constants;
