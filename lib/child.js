@@ -11,6 +11,7 @@ const { internal, sendHelper } = require('./utils');
 const { role } = require('./role');
 const { wrapConnection } = require('./connection_handle');
 const netHook = require('./net_hook');
+const dgramHook = require('./dgram_hook');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -64,6 +65,7 @@ cluster._setupWorker = function() {
 
   process.on('internalMessage', internal(worker, onmessage));
   netHook.install(cluster);
+  dgramHook.install(cluster);
   send({ act: 'online' });
 
   function onmessage(message) {
@@ -145,8 +147,9 @@ function whenSharedFd(listenerId, fn) {
   }
 }
 
-// `obj` is a net.Server. `cb(errno, handle, fd)`: round-robin gives a faux
-// handle, SCHED_NONE the listening fd itself.
+// `obj` is a net.Server or a dgram.Socket. `cb(errno, handle, fd, leave)`:
+// round-robin gives a faux handle, SCHED_NONE and UDP the socket's fd itself
+// (and, for UDP, `leave` to call once the socket closes).
 cluster._getServer = function(obj, options, cb) {
   let address = options.address;
 
@@ -179,7 +182,7 @@ cluster._getServer = function(obj, options, cb) {
     if (typeof obj._setServerData === 'function') obj._setServerData(reply.data);
 
     if (reply.shared) {
-      shared(reply, { obj, indexesKey, index }, cb);
+      shared(reply, { obj, indexesKey, index, addressType: options.addressType }, cb);
     } else {
       rr(reply, { obj, indexesKey, index }, cb);
     }
@@ -204,12 +207,27 @@ function removeIndexesKey(indexesKey, index) {
   if (indexSet.set.size === 0) indexes.delete(indexesKey);
 }
 
-// SCHED_NONE: the worker listens on the primary's socket itself.
-function shared(message, { obj, indexesKey, index }, cb) {
+// SCHED_NONE and UDP: the worker uses the primary's socket itself.
+function shared(message, { obj, indexesKey, index, addressType }, cb) {
   if (message.errno) return cb(message.errno, null);
   const key = message.key;
   const listenerId = message.listenerId;
   whenSharedFd(listenerId, (fd) => {
+    if (addressType === 'udp4' || addressType === 'udp6') {
+      // lib/dgram_hook.js opens the fd, and leaves when the socket closes.
+      let joined = true;
+      const leave = () => {
+        if (!joined) return;
+        joined = false;
+        channel.leave(listenerId);
+        handles.delete(key);
+        removeIndexesKey(indexesKey, index);
+      };
+      assert(handles.has(key) === false);
+      handles.set(key, obj);
+      cb(0, null, fd, leave);
+      return;
+    }
     cb(0, null, fd);
     const handle = obj._handle;
     if (!handle) return; // listening on it failed; the server reported it

@@ -22,4 +22,15 @@ function exceptionWithHostPort(err, syscall, address, port) {
   return ex;
 }
 
-module.exports = { exceptionWithHostPort };
+// Node's ErrnoException: e.g. "open EINVAL" with errno, code, syscall.
+function errnoException(err, syscall) {
+  const code = getSystemErrorName(err);
+  const ex = new Error(`${syscall} ${code}`);
+  ex.errno = err;
+  ex.code = code;
+  ex.syscall = syscall;
+  Error.captureStackTrace(ex, errnoException);
+  return ex;
+}
+
+module.exports = { exceptionWithHostPort, errnoException };

@@ -19,6 +19,8 @@ const intercom = new EventEmitter();
 const SCHED_NONE = 1;
 const SCHED_RR = 2;
 const UV_TCP_IPV6ONLY = 1;
+const UV_UDP_IPV6ONLY = 1;
+const UV_UDP_REUSEADDR = 4;
 const UV_EINVAL = -22;
 
 module.exports = cluster;
@@ -267,16 +269,23 @@ function queryServer(worker, message) {
     if (message.address.length < address.length) address = message.address;
   }
 
-  const shared = schedulingPolicy !== SCHED_RR;
+  // UDP is shared whatever the policy, as in node:cluster: there is nothing to accept.
+  const datagram = message.addressType === 'udp4' || message.addressType === 'udp6';
+  const shared = datagram || schedulingPolicy !== SCHED_RR;
   let result;
   try {
     result = getDispatcher().listen(worker.id, {
       key,
       address: address == null ? undefined : String(address),
-      port: message.port,
-      ipv6Only: Boolean(message.flags & UV_TCP_IPV6ONLY),
+      // dgram's bind() may leave the port out: libuv binds port 0 then.
+      port: datagram ? Number(message.port) || 0 : message.port,
+      ipv6Only: Boolean(message.flags & (datagram ? UV_UDP_IPV6ONLY : UV_TCP_IPV6ONLY)),
       backlog: typeof message.backlog === 'number' ? message.backlog : undefined,
       shared,
+      socketType: datagram ? 'datagram' : 'stream',
+      reuseAddr: datagram && Boolean(message.flags & UV_UDP_REUSEADDR),
+      // dgram's bind({ fd }) names a UDP socket of this process, as in node:cluster.
+      fd: datagram && message.fd > 0 ? message.fd : undefined,
     });
   } catch (err) {
     debug('primary: listen %s for worker %d failed: %s', key, worker.id, err.message);

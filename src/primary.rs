@@ -20,6 +20,14 @@ pub struct ListenOptions {
     pub port: i32,
     pub ipv6_only: Option<bool>,
     pub backlog: Option<i32>,
+    /// `"stream"` (the default: TCP or a unix socket) or `"datagram"` (UDP,
+    /// always shared, whatever `shared` says).
+    pub socket_type: Option<String>,
+    /// UDP only: `SO_REUSEADDR`, dgram's `reuseAddr`.
+    pub reuse_addr: Option<bool>,
+    /// UDP only: share this process's own UDP socket, by fd (`bind({ fd })`),
+    /// instead of binding `address`/`port`.
+    pub fd: Option<i32>,
     /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
     pub shared: bool,
 }
@@ -80,6 +88,28 @@ pub struct Dispatcher {
 }
 
 fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
+    let datagram = match options.socket_type.as_deref() {
+        None | Some("stream") => false,
+        Some("datagram") => true,
+        Some(other) => return Err(Error::new(Status::InvalidArg, format!("{other:?} is not a socket type"))),
+    };
+    if datagram {
+        if let Some(fd) = options.fd.filter(|fd| *fd > 0) {
+            return Ok(ListenAddr::UdpFd { fd });
+        }
+        let port = u16::try_from(options.port)
+            .map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
+        let text = options.address.as_deref().unwrap_or("");
+        let ip = text
+            .parse::<IpAddr>()
+            .map_err(|_| Error::new(Status::InvalidArg, format!("{text:?} is not an IP address")))?;
+        return Ok(ListenAddr::Udp {
+            ip,
+            port,
+            ipv6_only: options.ipv6_only.unwrap_or(false),
+            reuse_addr: options.reuse_addr.unwrap_or(false),
+        });
+    }
     if options.port < 0 {
         let path = options
             .address
@@ -134,8 +164,8 @@ impl Dispatcher {
         self.inner.release_child_end(worker);
     }
 
-    /// Binds or joins a shared socket for a worker. Bind failures come back as
-    /// `errno` (as Node's cluster does), other failures throw.
+    /// Binds or joins a shared socket (TCP, unix or UDP) for a worker. Bind
+    /// failures come back as `errno` (as Node's cluster does), other failures throw.
     #[napi]
     pub fn listen(&self, worker: u32, options: ListenOptions) -> Result<ListenResult> {
         let request = ListenRequest {

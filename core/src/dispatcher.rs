@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 use crate::handle::{is_due, ListenHandle, Mode, Turn};
-use crate::listener::{self, ListenSpec};
+use crate::listener::{self, ListenSpec, SocketType};
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, LocalAddr, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -66,6 +66,8 @@ pub struct ListenRequest {
     /// the same key share one socket.
     pub key: String,
     pub spec: ListenSpec,
+    /// For a stream socket. A datagram socket is always `Shared`, whatever
+    /// the scheduling policy, as in node:cluster.
     pub mode: Mode,
 }
 
@@ -368,7 +370,14 @@ impl EventLoop {
                 let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
                 let id = self.next_listener;
                 self.next_listener += 1;
-                self.handles.insert(id, ListenHandle::new(id, request.key.clone(), request.mode, socket));
+                // There is nothing to accept on a datagram socket: it is only
+                // ever shared (and, not being RoundRobin, never polled).
+                let socket_type = request.spec.socket_type();
+                let mode = match socket_type {
+                    SocketType::Datagram => Mode::Shared,
+                    SocketType::Stream => request.mode,
+                };
+                self.handles.insert(id, ListenHandle::new(id, request.key.clone(), mode, socket_type, socket));
                 self.keys.insert(request.key, id);
                 (id, true)
             }
@@ -510,7 +519,11 @@ impl EventLoop {
             // listen on the same key. Only a deliberate close by every worker
             // (LEAVE) frees the port.
             for handle in self.handles.values_mut() {
-                if handle.remove(id) && handle.is_empty() && handle.mode == Mode::Shared {
+                if handle.remove(id)
+                    && handle.is_empty()
+                    && handle.mode == Mode::Shared
+                    && handle.socket_type == SocketType::Stream
+                {
                     // From now on this thread accepts from it. The workers
                     // shared its file description and may have made it
                     // blocking; a blocking accept would stall every socket.
@@ -564,7 +577,7 @@ impl EventLoop {
                 continue;
             }
             let holding = handle.is_empty();
-            if !holding && handle.mode != Mode::RoundRobin {
+            if handle.socket_type == SocketType::Datagram || (!holding && handle.mode != Mode::RoundRobin) {
                 continue;
             }
             for _ in 0..self.config.accept_batch {

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::listener::BoundSocket;
+use crate::listener::{BoundSocket, SocketType};
 use crate::peer::{Connection, Peer, WorkerId};
 use crate::sys::{self, LocalAddr};
 use crate::wire::ListenerId;
@@ -67,6 +67,9 @@ pub struct ListenHandle {
     pub id: ListenerId,
     pub key: String,
     pub mode: Mode,
+    /// Datagram sockets are only ever shared: nothing to accept, even while
+    /// no worker reads them (datagrams wait in the socket's buffer then).
+    pub socket_type: SocketType,
     socket: BoundSocket,
     /// Workers in rotation, in the order they joined.
     members: Vec<Member>,
@@ -84,11 +87,13 @@ pub struct ListenHandle {
 }
 
 impl ListenHandle {
-    pub fn new(id: ListenerId, key: String, mode: Mode, socket: BoundSocket) -> Self {
+    pub fn new(id: ListenerId, key: String, mode: Mode, socket_type: SocketType, socket: BoundSocket) -> Self {
+        debug_assert!(socket_type == SocketType::Stream || mode == Mode::Shared, "datagrams are only shared");
         ListenHandle {
             id,
             key,
             mode,
+            socket_type,
             socket,
             members: Vec::new(),
             cursor: 0,
@@ -214,7 +219,7 @@ impl ListenHandle {
     /// worker listens on it, up to `queue_limit`. A Shared socket with members
     /// is theirs to accept from.
     pub fn wants_accept(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, queue_limit: usize) -> bool {
-        if self.paused_until.is_some() {
+        if self.paused_until.is_some() || self.socket_type == SocketType::Datagram {
             return false;
         }
         if self.members.is_empty() {

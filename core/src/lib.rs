@@ -23,6 +23,6 @@ pub mod worker_channel;
 pub use dispatcher::{Config, Dispatcher, ListenOutcome, ListenRequest, Stats};
 pub use error::{Error, Result};
 pub use handle::Mode;
-pub use listener::{ListenAddr, ListenSpec};
+pub use listener::{ListenAddr, ListenSpec, SocketType};
 pub use sys::LocalAddr;
 pub use worker_channel::{Incoming, Received, WorkerChannel};

@@ -1,8 +1,9 @@
-//! Opening the listening socket that the primary shares among workers.
+//! Opening the listening (or, for UDP, bound) socket that the primary shares
+//! among workers.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::sys::{self, LocalAddr};
@@ -14,6 +15,21 @@ pub enum ListenAddr {
     /// and fall back to `0.0.0.0` where IPv6 is unavailable.
     Tcp { ip: Option<IpAddr>, port: u16, ipv6_only: bool },
     Unix { path: PathBuf },
+    /// A dgram socket. dgram resolves the address before asking (`0.0.0.0` or
+    /// `::` when none is given), so there is always one.
+    Udp { ip: IpAddr, port: u16, ipv6_only: bool, reuse_addr: bool },
+    /// A UDP socket the primary already has, by its fd number (a worker's
+    /// `bind({ fd })`, as node:cluster reads that fd in the primary). The
+    /// primary's fd stays its owner's: the listener holds a copy.
+    UdpFd { fd: RawFd },
+}
+
+/// Whether a socket streams connections (accepted, or listened on by workers)
+/// or carries datagrams (only ever shared: every worker reads the one socket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketType {
+    Stream,
+    Datagram,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,10 +38,20 @@ pub struct ListenSpec {
     pub backlog: i32,
 }
 
+impl ListenSpec {
+    pub fn socket_type(&self) -> SocketType {
+        match self.addr {
+            ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => SocketType::Datagram,
+            ListenAddr::Tcp { .. } | ListenAddr::Unix { .. } => SocketType::Stream,
+        }
+    }
+}
+
 /// Node's default backlog (`server.listen` uses 511 when none is given).
 pub const DEFAULT_BACKLOG: i32 = 511;
 
-/// A bound, listening, non-blocking, close-on-exec socket and where it is bound.
+/// A bound, non-blocking, close-on-exec socket (listening, if it streams) and
+/// where it is bound.
 #[derive(Debug)]
 pub struct BoundSocket {
     pub fd: OwnedFd,
@@ -47,11 +73,17 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
             }
         }
         ListenAddr::Unix { path } => sys::unix_listener(path, backlog)?,
+        ListenAddr::Udp { ip, port, ipv6_only, reuse_addr } => {
+            sys::udp_socket(SocketAddr::new(*ip, *port), *ipv6_only, *reuse_addr)?
+        }
+        ListenAddr::UdpFd { fd } => sys::udp_from_fd(*fd)?,
     };
     let local = match &spec.addr {
         // getsockname on a unix socket may not give back a relative path as written.
         ListenAddr::Unix { path } => LocalAddr::Unix(path.clone()),
-        ListenAddr::Tcp { .. } => sys::local_addr(fd.as_raw_fd())?,
+        ListenAddr::Tcp { .. } | ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => {
+            sys::local_addr(fd.as_raw_fd())?
+        }
     };
     Ok(BoundSocket { fd, local })
 }

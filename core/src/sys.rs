@@ -143,6 +143,57 @@ pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Resu
     Ok(fd)
 }
 
+/// Binds a UDP socket the way libuv's `uv_udp_bind` does for dgram:
+/// `SO_REUSEADDR` only with `reuseAddr` (UV_UDP_REUSEADDR), `IPV6_V6ONLY` per
+/// `ipv6Only` (UV_UDP_IPV6ONLY), and `EINVAL` for `ipv6Only` on an IPv4
+/// address, as libuv answers.
+pub fn udp_socket(addr: SocketAddr, ipv6_only: bool, reuse_addr: bool) -> io::Result<OwnedFd> {
+    if ipv6_only && !addr.is_ipv6() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain integer arguments.
+    let fd = owned(unsafe {
+        syscall!(socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
+    });
+    if reuse_addr {
+        setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    }
+    if addr.is_ipv6() {
+        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
+    }
+    let (storage, len) = socket_addr_to_raw(&addr);
+    // SAFETY: `storage` holds a sockaddr of the family `domain`, `len` bytes long.
+    unsafe {
+        syscall!(bind(fd.as_raw_fd(), &storage as *const _ as *const libc::sockaddr, len))?;
+    }
+    Ok(fd)
+}
+
+/// A close-on-exec copy of `fd`, if it is a UDP socket (what libuv's
+/// `uv_guess_handle` calls `UV_UDP`: an IPv4 or IPv6 datagram socket).
+/// Anything else, a closed fd included, is `EINVAL`, as node:cluster answers
+/// a `bind({ fd })` whose fd is not UDP. `fd` itself is left open: it is not ours.
+pub fn udp_from_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    let mut socket_type: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int and `len` holds its size.
+    let is_dgram = unsafe {
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut socket_type as *mut libc::c_int as *mut libc::c_void,
+            &mut len
+        ))
+    }
+    .is_ok_and(|_| socket_type == libc::SOCK_DGRAM);
+    if !is_dgram || !matches!(local_addr(fd), Ok(LocalAddr::Inet(_))) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    dup_cloexec(fd)
+}
+
 /// Binds and listens on a unix-domain socket path.
 pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     let (addr, len) = unix_addr(path)?;
