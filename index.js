@@ -6,7 +6,7 @@
 const kCluster = Symbol.for('rcluster.cluster');
 
 if (globalThis[kCluster] === undefined) {
-  const { fallbackReason } = require('./lib/native');
+  const { fallbackReason, fallbackDetail } = require('./lib/native');
   if (fallbackReason !== null) {
     // Where rcluster cannot run, an app that required it still runs, on
     // Node's own cluster (the same API), and is told so once per process:
@@ -14,6 +14,7 @@ if (globalThis[kCluster] === undefined) {
     globalThis[kCluster] = require('node:cluster');
     process.emitWarning(`rcluster is using node:cluster because ${fallbackReason}.`, {
       code: 'RCLUSTER_FALLBACK',
+      detail: fallbackDetail,
     });
   } else {
     const { isWorker } = require('./lib/role').role();

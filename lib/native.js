@@ -5,6 +5,7 @@
 // `fallbackReason` is set.
 let binding = null;
 let fallbackReason = null;
+let fallbackDetail;
 
 if (process.platform === 'win32') {
   // The design rests on passing accepted sockets to workers with SCM_RIGHTS
@@ -16,12 +17,26 @@ if (process.platform === 'win32') {
   } catch (err) {
     // No prebuilt binary for this platform and no successful build, or a
     // binary that does not load (wrong libc, missing file, ...).
-    fallbackReason = `its native addon did not load (${err.message.split('\n')[0]})`;
+    // napi's loader says more than a warning line can hold: its first
+    // sentence here, and what each place it tried said as the detail.
+    fallbackReason = `its native addon did not load (${/^[^.\n]*/.exec(err.message)[0]})`;
+    fallbackDetail = loadAttempts(err.cause);
   }
+}
+
+// napi's loader chains its load errors through `cause`, the last attempt
+// first. In the order tried, first line of each.
+function loadAttempts(cause) {
+  const lines = [];
+  for (let e = cause; e instanceof Error && lines.length < 10; e = e.cause) {
+    lines.unshift(`- ${String(e.message).split('\n')[0]}`);
+  }
+  return lines.length === 0 ? undefined : lines.join('\n');
 }
 
 module.exports = {
   fallbackReason,
+  fallbackDetail,
   Dispatcher: binding === null ? undefined : binding.Dispatcher,
   Channel: binding === null ? undefined : binding.Channel,
 };
