@@ -6,10 +6,22 @@
 const kCluster = Symbol.for('rcluster.cluster');
 
 if (globalThis[kCluster] === undefined) {
-  const { isWorker } = require('./lib/role').role();
-  const cluster = isWorker ? require('./lib/child') : require('./lib/primary');
-  if (isWorker) cluster._setupWorker();
-  globalThis[kCluster] = cluster;
+  const { fallbackReason, fallbackDetail } = require('./lib/native');
+  if (fallbackReason !== null) {
+    // Where rcluster cannot run, an app that required it still runs, on
+    // Node's own cluster (the same API), and is told so once per process:
+    // the global cache keeps this branch from running twice.
+    globalThis[kCluster] = require('node:cluster');
+    process.emitWarning(`rcluster is using node:cluster because ${fallbackReason}.`, {
+      code: 'RCLUSTER_FALLBACK',
+      detail: fallbackDetail,
+    });
+  } else {
+    const { isWorker } = require('./lib/role').role();
+    const cluster = isWorker ? require('./lib/child') : require('./lib/primary');
+    if (isWorker) cluster._setupWorker();
+    globalThis[kCluster] = cluster;
+  }
 }
 
 module.exports = globalThis[kCluster];

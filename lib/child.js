@@ -52,6 +52,7 @@ cluster._setupWorker = function() {
 
   const worker = new Worker({ id, process, state: 'online' });
   cluster.worker = worker;
+  debug('worker %d: online, connections arrive on fd %d', id, channelFd);
 
   process.once('disconnect', () => {
     worker.emit('disconnect');
@@ -87,7 +88,7 @@ function onChannelMessage(kind, listenerId, fds) {
     case KIND_DISPATCH: return onConnections(listenerId, fds);
     case KIND_SHARED: return onSharedFd(listenerId, fds[0]);
     case KIND_LEFT: return listeners.delete(listenerId);
-    case KIND_CLOSED: return debug('worker: the channel to the primary closed');
+    case KIND_CLOSED: return debug('worker %d: the channel to the primary closed', cluster.worker.id);
   }
 }
 
@@ -115,7 +116,7 @@ function onConnections(listenerId, fds) {
     }
   }
   channel.reply(statuses);
-  debug('worker: listener %d: %d connections, %d taken', listenerId, fds.length, accepted.length);
+  debugDispatch(listenerId, entry, fds.length, accepted.length);
   let error = null;
   for (const handle of accepted) {
     try {
@@ -125,6 +126,23 @@ function onConnections(listenerId, fds) {
     }
   }
   if (error !== null) throw error;
+}
+
+// NODE_DEBUG=rcluster: the first connections a listener gets, and every batch
+// this worker refuses (and why), but not each connection it takes.
+function debugDispatch(listenerId, entry, offered, taken) {
+  if (!debug.enabled) return;
+  const id = cluster.worker.id;
+  if (entry !== undefined && taken > 0 && entry.connections === 0) {
+    debug('worker %d: listener %d: first connection', id, listenerId);
+  }
+  if (entry !== undefined) entry.connections += taken;
+  if (taken < offered) {
+    const why = entry === undefined ? 'no such listener here' :
+      entry.closing ? 'the server is closing' : 'server.maxConnections reached';
+    debug('worker %d: listener %d: refused %d of %d connections (%s); the primary passes them on',
+          id, listenerId, offered - taken, offered, why);
+  }
 }
 
 function onSharedFd(listenerId, fd) {
@@ -178,7 +196,13 @@ cluster._getServer = function(obj, options, cb) {
   // Set custom data on handle (i.e. tls tickets key).
   if (obj._getServerData) message.data = obj._getServerData();
 
+  debug('worker %d: asks the primary to listen on %s', cluster.worker.id,
+        options.port < 0 ? address : `${address == null ? '*' : address}:${options.port}`);
   send(message, (reply) => {
+    debug('worker %d: listen %s: %s', cluster.worker.id, reply.key,
+          reply.errno ? `errno ${reply.errno}` :
+          reply.shared ? `listening on the primary's socket (listener ${reply.listenerId})` :
+          `round-robin listener ${reply.listenerId}`);
     if (typeof obj._setServerData === 'function') obj._setServerData(reply.data);
 
     if (reply.shared) {
@@ -234,6 +258,7 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
     // Keep track of when it's closed, to take the worker out of the rotation.
     const close = handle.close;
     handle.close = function() {
+      debug('worker %d: closes its server on %s (listener %d)', cluster.worker.id, key, listenerId);
       channel.leave(listenerId);
       const entry = listeners.get(listenerId);
       if (entry !== undefined) entry.closing = true;
@@ -288,6 +313,8 @@ function rr(message, { obj, indexesKey, index }, cb) {
     unref();
     channel.leave(listenerId);
     const entry = listeners.get(listenerId);
+    debug('worker %d: closes its server on %s (listener %d, %s connections)', cluster.worker.id, key, listenerId,
+          entry === undefined ? 0 : entry.connections);
     if (entry !== undefined) entry.closing = true;
     handles.delete(key);
     removeIndexesKey(indexesKey, index);
@@ -312,6 +339,7 @@ function rr(message, { obj, indexesKey, index }, cb) {
     server: obj,
     kind: message.sockname ? 'tcp' : 'pipe',
     closing: false,
+    connections: 0, // for NODE_DEBUG only
   });
   cb(0, handle);
 }
@@ -321,6 +349,8 @@ function send(message, cb) {
 }
 
 function _disconnect(primaryInitiated) {
+  debug('worker %d: disconnecting (%s), closing %d servers first', this.id,
+        primaryInitiated ? 'the primary asked' : 'worker.disconnect()', handles.size);
   this.exitedAfterDisconnect = true;
   let waitingCount = 1;
 

@@ -87,6 +87,7 @@ cluster.setupPrimary = function setupPrimary(options) {
   schedulingPolicy = cluster.schedulingPolicy; // Freeze policy.
   assert(schedulingPolicy === SCHED_NONE || schedulingPolicy === SCHED_RR,
          `Bad cluster.schedulingPolicy: ${schedulingPolicy}`);
+  debug('primary: scheduling policy %s', schedulingPolicy === SCHED_RR ? 'round-robin (SCHED_RR)' : 'shared sockets (SCHED_NONE)');
 
   process.nextTick(setupSettingsNT, settings);
 };
@@ -177,6 +178,7 @@ cluster.fork = function fork(env) {
   const id = ++ids;
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
+  debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
 
   worker.on('message', function(message, handle) {
     cluster.emit('message', this, message, handle);
@@ -192,6 +194,8 @@ cluster.fork = function fork(env) {
 
     worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
     worker.state = 'dead';
+    debug('primary: worker %d is dead (code %s, signal %s, exitedAfterDisconnect %s)',
+          worker.id, exitCode, signalCode, worker.exitedAfterDisconnect);
     worker.emit('exit', exitCode, signalCode);
     cluster.emit('exit', worker, exitCode, signalCode);
   });
@@ -204,6 +208,7 @@ cluster.fork = function fork(env) {
 
     worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
     worker.state = 'disconnected';
+    debug('primary: worker %d is disconnected', worker.id);
     worker.emit('disconnect');
     cluster.emit('disconnect', worker);
   });
@@ -246,6 +251,7 @@ function onmessage(message, handle) {
 
 function online(worker) {
   worker.state = 'online';
+  debug('primary: worker %d is online', worker.id);
   worker.emit('online');
   cluster.emit('online', worker);
 }
@@ -288,13 +294,13 @@ function queryServer(worker, message) {
       fd: datagram && message.fd > 0 ? message.fd : undefined,
     });
   } catch (err) {
-    debug('primary: listen %s for worker %d failed: %s', key, worker.id, err.message);
+    debug('primary: worker %d: listen %s failed: %s', worker.id, key, err.message);
     result = { errno: UV_EINVAL };
   }
   if (result.errno === 0 && (result.created || !serverData.has(key))) {
     serverData.set(key, message.data);
   }
-  debug('primary: worker %d listens on %s -> %j', worker.id, key, result);
+  debugListen(worker, key, shared, result);
 
   send(worker, {
     errno: result.errno,
@@ -317,12 +323,26 @@ function listening(worker, message) {
   };
 
   worker.state = 'listening';
+  debug('primary: worker %d is listening on %j', worker.id, info);
   worker.emit('listening', info);
   cluster.emit('listening', worker, info);
 }
 
 function send(worker, message, handle, cb) {
   return sendHelper(worker.process, message, handle, cb);
+}
+
+// NODE_DEBUG=rcluster: which listener a listen request got, and how.
+function debugListen(worker, key, shared, result) {
+  if (!debug.enabled) return;
+  if (result.errno !== 0) {
+    debug('primary: worker %d: listen %s refused, errno %d', worker.id, key, result.errno);
+    return;
+  }
+  debug('primary: worker %d: listen %s -> %s listener %d%s, %s', worker.id, key,
+        result.created ? 'new' : 'existing', result.listenerId,
+        result.port == null ? '' : ` on ${result.family === 'IPv6' ? `[${result.address}]` : result.address}:${result.port}`,
+        shared ? 'its socket is passed to the worker (SCHED_NONE)' : 'the dispatcher passes it connections (round-robin)');
 }
 
 // Extend generic Worker with methods specific to the primary process.

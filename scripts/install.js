@@ -20,6 +20,13 @@ function bindingLoads() {
 
 if (process.env.RCLUSTER_FORCE_BUILD !== '1' && bindingLoads()) process.exit(0);
 
+// Without Unix fd passing there is nothing to build: require('rcluster') gives
+// node:cluster there (lib/native.js decides), so the install must not fail.
+if (process.platform === 'win32') {
+  console.error('rcluster: this platform has no Unix fd passing; require(\'rcluster\') will use node:cluster.');
+  process.exit(0);
+}
+
 let cli;
 try {
   cli = require.resolve('@napi-rs/cli/package.json', { paths: [root] });

@@ -1,0 +1,45 @@
+// Checked by types.test.js with `tsc --noEmit`, never run. CommonJS form:
+// `require('rcluster')` where code expects node:cluster.
+import cluster = require('rcluster');
+import nodeCluster from 'node:cluster';
+import type { Worker as NodeWorker, ClusterSettings, Address } from 'node:cluster';
+
+type NodeCluster = typeof import('node:cluster').default;
+
+// rcluster can stand wherever node:cluster is expected.
+const asNode: NodeCluster = cluster;
+function takesNodeCluster(c: typeof nodeCluster): boolean {
+  return c.isPrimary;
+}
+takesNodeCluster(cluster);
+
+// Its members have node:cluster's types.
+const settings: ClusterSettings = { exec: 'worker.js', args: ['--x'], silent: false, inspectPort: () => 9229 };
+cluster.setupPrimary(settings);
+cluster.setupMaster({ serialization: 'advanced' });
+const w: NodeWorker = cluster.fork({ PORT: '8080' });
+const w2: cluster.Worker = w;
+w2.on('listening', (address: Address) => address.port);
+cluster.on('exit', (worker: NodeWorker, code: number, signal: string) => [worker.id, code, signal]);
+cluster.on('setup', (s: ClusterSettings) => s.exec);
+cluster.disconnect(() => {});
+const policy: number = cluster.schedulingPolicy === cluster.SCHED_RR ? cluster.SCHED_RR : cluster.SCHED_NONE;
+const self: NodeWorker | undefined = cluster.worker;
+const all = cluster.workers;
+if (all) for (const id of Object.keys(all)) all[id]?.send({ hello: id });
+const WorkerClass: typeof NodeWorker = cluster.Worker;
+
+// rcluster's additions are declared.
+const stats: cluster.DispatcherStats = cluster.stats();
+const accepted: number = stats.workers.reduce((n, x) => n + x.accepted, 0);
+const extensions: cluster.Extensions = cluster;
+
+// And typed: the test fails if these were `any`.
+// @ts-expect-error settings.exec is a path string
+cluster.setupPrimary({ exec: 42 });
+// @ts-expect-error stats() returns the dispatcher's numbers, not a string
+const notStats: string = cluster.stats();
+// @ts-expect-error node:cluster has no such member, and rcluster adds none
+cluster.notAClusterMethod();
+
+export { asNode, w, policy, self, WorkerClass, accepted, extensions, notStats };
