@@ -11,6 +11,7 @@ const { internal, sendHelper } = require('./utils');
 const { role } = require('./role');
 const { wrapConnection } = require('./connection_handle');
 const netHook = require('./net_hook');
+const gracefulExit = require('./graceful_exit');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -63,6 +64,7 @@ cluster._setupWorker = function() {
   });
 
   process.on('internalMessage', internal(worker, onmessage));
+  gracefulExit.install(worker, { closeServers, send });
   netHook.install(cluster);
   send({ act: 'online' });
 
@@ -319,6 +321,21 @@ function _disconnect(primaryInitiated) {
 
   handles.clear();
   checkWaitingCount();
+}
+
+// Closes every server of this worker, without disconnecting; `cb` runs once
+// all have closed, i.e. once their connections have ended.
+function closeServers(cb) {
+  let open = 1;
+  const closed = () => {
+    if (--open === 0) cb();
+  };
+  for (const server of handles.values()) {
+    open++;
+    server.close(closed);
+  }
+  handles.clear();
+  closed();
 }
 
 // Extend generic Worker with methods specific to worker processes.

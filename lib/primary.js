@@ -11,6 +11,7 @@ const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper } = require('./utils');
 const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
+const { manage } = require('./management');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -21,6 +22,8 @@ const UV_TCP_IPV6ONLY = 1;
 const UV_EINVAL = -22;
 
 module.exports = cluster;
+// Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
+const management = manage(cluster);
 
 cluster.isWorker = false;
 cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
@@ -56,6 +59,7 @@ function getDispatcher() {
 }
 
 cluster.setupPrimary = function setupPrimary(options) {
+  options = management.normalize(options, setupPrimary);
   const settings = {
     args: process.argv.slice(2),
     exec: process.argv[1],
@@ -73,6 +77,7 @@ cluster.setupPrimary = function setupPrimary(options) {
   }
 
   cluster.settings = settings;
+  management.applied(options);
 
   if (initialized === true) return process.nextTick(setupSettingsNT, settings);
 
@@ -126,7 +131,7 @@ function createWorkerProcess(id, env) {
   }
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const workerEnv = { ...process.env, ...env, [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
+  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
     return fork(settings.exec, settings.args, {
@@ -170,6 +175,7 @@ cluster.fork = function fork(env) {
   const id = ++ids;
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
+  management.forked(worker, env);
 
   worker.on('message', function(message, handle) {
     cluster.emit('message', this, message, handle);
@@ -230,6 +236,7 @@ const methodMessageMapping = {
   listening,
   online,
   queryServer,
+  uncaughtException: (worker, message) => management.uncaughtException(worker, message),
 };
 
 function onmessage(message, handle) {
@@ -322,6 +329,7 @@ Worker.prototype.disconnect = function() {
 Worker.prototype.destroy = function(signo) {
   const proc = this.process;
   const signal = signo || 'SIGTERM';
+  management.killed(this);
 
   proc.kill(signal);
 };
