@@ -111,6 +111,25 @@ test('SIGTERM with shutdownSignals: the primary exits 0 after its workers exit',
   assert.deepEqual(c.all('shutdown').map((e) => e.killed), [0]);
 });
 
+test('SIGINT to the whole process group (Ctrl-C): workers finish their requests, then all exit 0',
+  { skip, timeout: 30000 }, async (t) => {
+    const c = start(t, { settings: { shutdownSignals: ['SIGINT'] } });
+    const { port, workers } = await c.waitFor('ready', { timeout: 10000 });
+    // The worker answers 1 s after the request, if it survives the signal.
+    const slow = get(port, { path: '/slow?ms=1000', timeout: 15000 });
+    const { worker: holder } = await c.waitFor('held', { timeout: 5000 });
+
+    process.kill(-c.pid, 'SIGINT');
+    const res = await slow;
+    assert.deepEqual([res.status, res.body], [200, `slow done by ${holder}`]);
+    const { code, signal } = await c.exitPromise;
+    assert.deepEqual({ code, signal }, { code: 0, signal: null });
+    for (const id of workers) {
+      const exit = c.all({ event: 'exit', worker: id })[0];
+      assert.deepEqual([exit.code, exit.signal, exit.exitedAfterDisconnect], [0, null, true], `worker ${id}`);
+    }
+  });
+
 test('a second SIGTERM kills the workers and exits at once', { skip, timeout: 30000 }, async (t) => {
   const c = start(t, { settings: { shutdownSignals: ['SIGTERM'], shutdownTimeout: 60000 } });
   const { workers: [busy, normal] } = await c.waitFor('ready', { timeout: 10000 });

@@ -294,6 +294,13 @@ function send(message, cb) {
   return sendHelper(process, message, null, cb);
 }
 
+// The primary's disconnect request can cross the worker's own (both got the
+// same shutdown signal): a second process.disconnect() would throw
+// ERR_IPC_DISCONNECTED from an 'error' event and kill the worker.
+function disconnectProcess() {
+  if (process.connected) process.disconnect();
+}
+
 function _disconnect(primaryInitiated) {
   this.exitedAfterDisconnect = true;
   let waitingCount = 1;
@@ -307,9 +314,9 @@ function _disconnect(primaryInitiated) {
       // it's primary initiated there's no need to send the
       // exitedAfterDisconnect message.
       if (primaryInitiated) {
-        process.disconnect();
+        disconnectProcess();
       } else {
-        send({ act: 'exitedAfterDisconnect' }, () => process.disconnect());
+        send({ act: 'exitedAfterDisconnect' }, disconnectProcess);
       }
     }
   }

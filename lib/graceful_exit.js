@@ -1,17 +1,27 @@
 'use strict';
-// Worker side of setupPrimary({ exitOnUncaughtException }): after an uncaught
+// Worker side of setupPrimary({ exitOnUncaughtException, shutdownSignals }).
+//
+// exitOnUncaughtException: after an uncaught
 // exception the worker's state can no longer be trusted, but the requests it
 // holds may still complete. So instead of dying at once, as Node would, it
 // prints the error as Node would, tells the primary (which forks its
 // replacement now), closes its servers (round-robin connections it refuses
 // while closing go to other workers), and exits with code 1 once they have
 // drained, or after the timeout at most.
+//
+// shutdownSignals: such a signal often reaches the workers too, not only the
+// primary: Ctrl-C signals the terminal's whole process group, systemd the
+// whole cgroup. A worker that died of it would drop its requests in progress
+// while the primary shuts down gracefully, so instead it disconnects as
+// cluster.worker.disconnect() does: it closes its servers, finishes its
+// requests, and is not restarted.
 const fs = require('fs');
 const { inspect } = require('util');
 
 // Set by the primary in the worker's env, read and removed at start-up like
-// the role variables, so the app and the processes it spawns never see it.
+// the role variables, so the app and the processes it spawns never see them.
 const EXIT_ON_UNCAUGHT_ENV = 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT';
+const SHUTDOWN_SIGNALS_ENV = 'RCLUSTER_SHUTDOWN_SIGNALS';
 
 function printError(err, origin) {
   let text = err instanceof Error ? inspect(err) : `Uncaught ${inspect(err)}`;
@@ -36,6 +46,12 @@ function describe(err) {
  * every server of this worker; `send(message)` reaches the primary.
  */
 function install(worker, { closeServers, send }) {
+  const signals = process.env[SHUTDOWN_SIGNALS_ENV];
+  delete process.env[SHUTDOWN_SIGNALS_ENV];
+  if (signals) {
+    for (const signal of signals.split(',')) process.on(signal, () => worker.disconnect());
+  }
+
   const raw = process.env[EXIT_ON_UNCAUGHT_ENV];
   delete process.env[EXIT_ON_UNCAUGHT_ENV];
   if (raw === undefined) return;
@@ -60,4 +76,4 @@ function install(worker, { closeServers, send }) {
   });
 }
 
-module.exports = { install, EXIT_ON_UNCAUGHT_ENV };
+module.exports = { install, EXIT_ON_UNCAUGHT_ENV, SHUTDOWN_SIGNALS_ENV };

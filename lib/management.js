@@ -6,7 +6,7 @@
 const { normalizeSettings } = require('./settings');
 const { RestartPolicy } = require('./restart_policy');
 const { Shutdown } = require('./shutdown');
-const { EXIT_ON_UNCAUGHT_ENV } = require('./graceful_exit');
+const { EXIT_ON_UNCAUGHT_ENV, SHUTDOWN_SIGNALS_ENV } = require('./graceful_exit');
 
 function manage(cluster) {
   const restartPolicy = new RestartPolicy(cluster);
@@ -38,8 +38,12 @@ function manage(cluster) {
 
     /** Variables the worker's env needs for the settings that reach it. */
     workerEnv(settings) {
+      const env = {};
       const exit = settings.exitOnUncaughtException;
-      return exit ? { [EXIT_ON_UNCAUGHT_ENV]: String(exit.timeout) } : {};
+      if (exit) env[EXIT_ON_UNCAUGHT_ENV] = String(exit.timeout);
+      const signals = settings.shutdownSignals;
+      if (signals && signals.length > 0) env[SHUTDOWN_SIGNALS_ENV] = signals.join(',');
+      return env;
     },
 
     killed(worker) {

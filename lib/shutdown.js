@@ -10,6 +10,10 @@
 const { constants: { signals: signalNumbers } } = require('os');
 const { normalizeShutdownOptions } = require('./settings');
 
+// What sending the disconnect request gives when the worker has just closed
+// its end of the channel itself (it got the same signal, or it is exiting).
+const CLOSED_CHANNEL = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
+
 class Shutdown {
   constructor(cluster, restartPolicy) {
     this.cluster = cluster;
@@ -62,6 +66,11 @@ class Shutdown {
         }
       }, timeout);
       for (const worker of workers) {
+        worker.on('error', function ignoreClosedChannel(err) {
+          if (CLOSED_CHANNEL.has(err && err.code)) return;
+          // Otherwise behave as if this listener were not there.
+          if (worker.listenerCount('error') === 1) throw err;
+        });
         if (worker.isConnected()) worker.disconnect();
       }
     });
