@@ -183,10 +183,13 @@ async function segment(impl, seconds, seed, opts) {
   const served = outcomes.served || 0;
   const timedOut = outcomes.timeout || 0;
   const failed = Object.fromEntries(Object.entries(outcomes).filter(([k]) => k !== 'served' && k !== 'timeout'));
+  const lost = timedOut + Object.values(failed).reduce((a, b) => a + b, 0);
+  const held = kills.reduce((sum, k) => sum + k.held, 0);
   return {
-    impl, seed, seconds: (Date.now() - started) / 1000, sent, served, timedOut, failed, kills,
-    held: kills.reduce((sum, k) => sum + k.held, 0),
-    exitedEarly: server.exited,
+    impl, seed, seconds: (Date.now() - started) / 1000, sent, served, timedOut, failed, lost, kills, held,
+    // Per segment, so that one segment's surplus of held requests cannot
+    // hide another's losses.
+    lostBeyondHeld: Math.max(0, lost - held),
   };
 }
 
@@ -194,13 +197,12 @@ function total(segments) {
   const failed = {};
   for (const s of segments) for (const [code, n] of Object.entries(s.failed)) failed[code] = (failed[code] || 0) + n;
   const sum = (key) => segments.reduce((acc, s) => acc + s[key], 0);
-  const lost = sum('timedOut') + Object.values(failed).reduce((a, b) => a + b, 0);
   return {
     segments: segments.length, seconds: sum('seconds'), sent: sum('sent'), served: sum('served'),
-    failed, timedOut: sum('timedOut'), lost,
+    failed, timedOut: sum('timedOut'), lost: sum('lost'),
     kills: segments.reduce((acc, s) => acc + s.kills.length, 0),
     held: sum('held'),
-    lostBeyondHeld: Math.max(0, lost - sum('held')),
+    lostBeyondHeld: sum('lostBeyondHeld'),
   };
 }
 
@@ -228,18 +230,20 @@ function markdown({ meta, opts, totals, segments }) {
     '- **held by killed workers**: connections whose response the killed worker\'s JS had not finished when',
     '  the SIGKILL landed (each worker rewrites this count on every change; the killer reads it after the',
     '  kill). No cluster can save these: the request was already in the application\'s hands.',
-    '- **lost beyond held**: failed + timed out - held, at least 0. Connections that were lost although',
+    '- **lost beyond held**: failed + timed out - held, at least 0 per segment, summed. Requests lost although',
     '  no application code had them yet: accepted by the primary and handed to a worker that died before',
     '  its JS took them.',
     '- rcluster respawns with `restart: { minDelay: 0 }`; node:cluster with `cluster.on(\'exit\', () => cluster.fork())`.',
+    '- A segment lasts its share of the load time plus the tail: requests in flight at the end run to',
+    '  completion or to their deadline, so a segment with timeouts runs up to one deadline longer.',
     '',
     '## Segments',
     '',
-    '| # | implementation | s | requests | served | failed | timed out | kills | held |',
-    '| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
+    '| # | implementation | s | requests | served | failed | timed out | kills | held | lost beyond held |',
+    '| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
   );
   segments.forEach((s, i) => {
-    lines.push(`| ${i + 1} | ${s.impl} | ${s.seconds.toFixed(1)} | ${s.sent} | ${s.served} | ${codes(s.failed)} | ${s.timedOut} | ${s.kills.length} | ${s.held} |`);
+    lines.push(`| ${i + 1} | ${s.impl} | ${s.seconds.toFixed(1)} | ${s.sent} | ${s.served} | ${codes(s.failed)} | ${s.timedOut} | ${s.kills.length} | ${s.held} | ${s.lostBeyondHeld} |`);
   });
   return `${lines.join('\n')}\n`;
 }
