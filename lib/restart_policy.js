@@ -75,8 +75,9 @@ class RestartPolicy {
    */
   onUncaughtException(worker, error) {
     worker[kUncaught] = error;
-    if (!this.enabled || worker[kReplaced] || worker[kKilled]) return;
-    this.replace(worker, { code: null, signal: null, reason: 'uncaughtException', error }, true);
+    // A worker already on its way out by the primary's will stays unreplaced.
+    if (!this.enabled || worker[kReplaced] || worker[kKilled] || worker.exitedAfterDisconnect) return;
+    this.replace(worker, { code: null, signal: null, reason: 'uncaughtException', error }, { immediate: true });
   }
 
   onExit(worker, code, signal) {
@@ -84,16 +85,18 @@ class RestartPolicy {
     if (worker.exitedAfterDisconnect || worker[kKilled]) return;
     const uncaught = worker[kUncaught];
     const reason = uncaught !== undefined ? 'uncaughtException' : signal ? 'signal' : 'exit';
-    this.replace(worker, { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) }, false);
+    this.replace(worker, { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) }, {});
   }
 
-  replace(worker, cause, immediate) {
+  // `immediate`: no delay unless the slot is already crashing. `retry`: the
+  // previous fork for this worker failed, so its uptime proves nothing.
+  replace(worker, cause, { immediate = false, retry = false }) {
     worker[kReplaced] = true;
     const { minDelay, maxDelay, resetAfter, maxRestarts, window } = this.options;
     const now = Date.now();
     const uptime = now - worker[kForkedAt];
     const slot = worker[kSlot];
-    if (uptime >= resetAfter) slot.consecutive = 0;
+    if (uptime >= resetAfter && !retry) slot.consecutive = 0;
     slot.consecutive += 1;
     const attempt = slot.consecutive;
 
@@ -126,7 +129,7 @@ class RestartPolicy {
       // crash-loop budget ends a fork that keeps failing.
       process.emitWarning(`could not fork a replacement for worker ${oldWorker.id}: ${err.message}`,
         { code: 'RCLUSTER_RESTART_FAILED' });
-      this.replace(oldWorker, { code: info.code, signal: info.signal, reason: 'forkFailed', error: err }, false);
+      this.replace(oldWorker, { code: info.code, signal: info.signal, reason: 'forkFailed', error: err }, { retry: true });
       return;
     }
     worker[kSlot] = oldWorker[kSlot];
