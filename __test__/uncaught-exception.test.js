@@ -67,6 +67,17 @@ test('uncaught exception: the worker exits with code 1 at the timeout if its req
     assert.deepEqual(c.all('restart'), [], 'no restart policy, no replacement');
   });
 
+test('an unhandled rejection takes the same graceful path', { skip, timeout: 30000 }, async (t) => {
+  const c = start(t, { restart: true, exitOnUncaughtException: true });
+  const { workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
+  await c.call('ask', { worker: failing, op: 'reject' });
+  const restart = await c.waitFor({ event: 'restart', old: failing }, { timeout: 10000 });
+  assert.deepEqual([restart.info.reason, restart.info.error], ['uncaughtException', 'rejected in the test']);
+  const exit = await c.waitFor({ event: 'exit', worker: failing }, { timeout: 10000 });
+  assert.deepEqual([exit.code, exit.signal], [1, null]);
+  assert.match(c.stderr, /Error: rejected in the test\n\s+at /);
+});
+
 test('without the setting an uncaught exception kills the worker at once, as in node:cluster',
   { timeout: 30000 }, async (t) => {
     const c = startCluster(t, 'management.js', { env: { WORKERS: '1' } });
