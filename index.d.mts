@@ -6,7 +6,10 @@ import type { Cluster } from './index.js';
 declare const cluster: Cluster;
 export default cluster;
 
-export type { Address, ClusterSettings, DispatcherStats, Extensions } from './index.js';
+export type {
+  Address, ClusterSettings, CrashLoopInfo, DispatcherStats, Extensions, ManagedWorker, RestartInfo, RestartOptions,
+  Settings, ShutdownSummary,
+} from './index.js';
 export { Worker } from 'node:cluster';
 
 export declare const isWorker: Cluster['isWorker'];
@@ -24,6 +27,7 @@ export declare const setupMaster: Cluster['setupMaster'];
 export declare const fork: Cluster['fork'];
 export declare const disconnect: Cluster['disconnect'];
 export declare const stats: Cluster['stats'];
+export declare const shutdown: Cluster['shutdown'];
 
 // Worker.
 export declare const worker: Cluster['worker'];

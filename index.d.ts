@@ -1,6 +1,7 @@
 // rcluster is node:cluster: the same module shape, events and types, taken
-// from @types/node's `cluster` module, plus what rcluster adds (Extensions).
-// index.d.mts gives the same to `import`.
+// from @types/node's `cluster` module, plus what rcluster adds (Extensions):
+// `stats()`, `queueTimeout`, and opt-in worker management (restart policy,
+// shutdown, graceful exit on errors). index.d.mts gives the same to `import`.
 import type * as nodeCluster from 'node:cluster';
 
 declare namespace rcluster {
@@ -10,14 +11,112 @@ declare namespace rcluster {
 
   /** What the native dispatcher sees (primary only). */
   interface DispatcherStats {
-    listeners: Array<{ id: number; key: string; workers: number[]; accepted: number; pending: number }>;
+    listeners: Array<{
+      id: number;
+      key: string;
+      workers: number[];
+      accepted: number;
+      /** Connections the primary holds for a worker (none listens, or all refused). */
+      pending: number;
+      /** Connections closed after waiting longer than `queueTimeout`. */
+      expired: number;
+    }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
+  }
+
+  /** `setupPrimary({ restart })`. All times in milliseconds. */
+  interface RestartOptions {
+    /** Delay before the first restart after a stable run. Default 100. */
+    minDelay?: number;
+    /** Cap of the delay, which doubles per consecutive crash. Default 15000. */
+    maxDelay?: number;
+    /** A worker that ran this long starts the backoff over. Default 30000. */
+    resetAfter?: number;
+    /** More restarts than this within `window` is a crash loop. Default 10. */
+    maxRestarts?: number;
+    /** Default 60000. */
+    window?: number;
+  }
+
+  interface Settings extends nodeCluster.ClusterSettings {
+    /**
+     * Longest a connection waits in the primary for a worker to take it (no
+     * worker listens on its socket, or every one refuses it at
+     * maxConnections), in milliseconds; then it is closed. Default 30000;
+     * Infinity for no limit. Read when the first worker is forked.
+     */
+    queueTimeout?: number;
+    /**
+     * Replace workers that exit without exitedAfterDisconnect (crash, signal,
+     * process.exit() without disconnect), with the env of the original fork.
+     * Workers stopped by disconnect(), by the primary's worker.kill() or by
+     * cluster.shutdown() are not replaced. Off by default.
+     */
+    restart?: boolean | RestartOptions;
+    /** Signals on which the primary runs cluster.shutdown() then exits 0; a second one kills at once. Default none. */
+    shutdownSignals?: NodeJS.Signals[];
+    /** Deadline of cluster.shutdown() and of the signal handlers. Default 30000. */
+    shutdownTimeout?: number;
+    /**
+     * After an uncaught exception a worker closes its servers, finishes its
+     * requests in progress and exits with code 1 (after `timeout` ms at most,
+     * default 5000); its replacement is forked at once. Off by default.
+     */
+    exitOnUncaughtException?: boolean | { timeout?: number };
+  }
+
+  interface ShutdownSummary {
+    /** Workers that were alive when the shutdown started. */
+    workers: number;
+    /** How many of them had to be SIGKILLed at the deadline. */
+    killed: number;
+  }
+
+  interface RestartInfo {
+    /** Consecutive crashes in this worker's slot, this one included. */
+    attempt: number;
+    /** Milliseconds waited before the fork. */
+    delay: number;
+    /** How long the replaced worker ran, in milliseconds. */
+    uptime: number;
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    reason: 'exit' | 'signal' | 'uncaughtException' | 'forkFailed';
+    /** For 'uncaughtException': the worker's error, as it reported it. */
+    error?: { name: string; message: string };
+  }
+
+  interface CrashLoopInfo {
+    restarts: number;
+    maxRestarts: number;
+    window: number;
+    /** The worker whose exit exceeded the budget. */
+    worker: Worker;
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    reason: RestartInfo['reason'];
+  }
+
+  interface ManagedWorker extends nodeCluster.Worker {
+    /** Replacements so far in this worker's slot (0 for an original fork). */
+    restarts: number;
+    /** Id of the worker this one replaced, if it is a replacement. */
+    replaces?: number;
   }
 
   /** rcluster's additions to node:cluster's API (primary only). */
   interface Extensions {
     /** Listeners and per-worker connection counts from the native dispatcher. */
     stats(): DispatcherStats;
+    /**
+     * Stops the restart policy, disconnects every worker (each closes its
+     * servers and finishes its requests), SIGKILLs what is left after
+     * `timeout` ms (default: shutdownTimeout, else 30000). The same promise on
+     * every call. Emits 'shutdown' with the summary.
+     */
+    shutdown(options?: { timeout?: number }): Promise<ShutdownSummary>;
+    /** Restarts decided but not forked yet (waiting for their delay). */
+    readonly pendingRestarts: number;
   }
 
   /**
@@ -28,6 +127,19 @@ declare namespace rcluster {
   interface Cluster extends nodeCluster.Cluster, Extensions {
     /** The Worker class, as on node:cluster's object (@types/node leaves it out). */
     readonly Worker: typeof nodeCluster.Worker;
+    readonly settings: Settings;
+    setupPrimary(settings?: Settings): void;
+    setupMaster(settings?: Settings): void;
+    // rcluster's events, then a catch-all like the first overload
+    // @types/node declares, which also covers node:cluster's own events.
+    on(event: 'restart', listener: (worker: ManagedWorker, oldWorker: ManagedWorker, info: RestartInfo) => void): this;
+    on(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
+    on(event: 'shutdown', listener: (summary: ShutdownSummary) => void): this;
+    on(event: string | symbol, listener: (...args: any[]) => void): this;
+    once(event: 'restart', listener: (worker: ManagedWorker, oldWorker: ManagedWorker, info: RestartInfo) => void): this;
+    once(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
+    once(event: 'shutdown', listener: (summary: ShutdownSummary) => void): this;
+    once(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 }
 

@@ -12,6 +12,7 @@ const { role } = require('./role');
 const { wrapConnection } = require('./connection_handle');
 const netHook = require('./net_hook');
 const dgramHook = require('./dgram_hook');
+const gracefulExit = require('./graceful_exit');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -65,6 +66,7 @@ cluster._setupWorker = function() {
   });
 
   process.on('internalMessage', internal(worker, onmessage));
+  gracefulExit.install(worker, { closeServers, send });
   netHook.install(cluster);
   dgramHook.install(cluster);
   send({ act: 'online' });
@@ -348,6 +350,13 @@ function send(message, cb) {
   return sendHelper(process, message, null, cb);
 }
 
+// The primary's disconnect request can cross the worker's own (both got the
+// same shutdown signal): a second process.disconnect() would throw
+// ERR_IPC_DISCONNECTED from an 'error' event and kill the worker.
+function disconnectProcess() {
+  if (process.connected) process.disconnect();
+}
+
 function _disconnect(primaryInitiated) {
   debug('worker %d: disconnecting (%s), closing %d servers first', this.id,
         primaryInitiated ? 'the primary asked' : 'worker.disconnect()', handles.size);
@@ -363,9 +372,9 @@ function _disconnect(primaryInitiated) {
       // it's primary initiated there's no need to send the
       // exitedAfterDisconnect message.
       if (primaryInitiated) {
-        process.disconnect();
+        disconnectProcess();
       } else {
-        send({ act: 'exitedAfterDisconnect' }, () => process.disconnect());
+        send({ act: 'exitedAfterDisconnect' }, disconnectProcess);
       }
     }
   }
@@ -377,6 +386,21 @@ function _disconnect(primaryInitiated) {
 
   handles.clear();
   checkWaitingCount();
+}
+
+// Closes every server of this worker, without disconnecting; `cb` runs once
+// all have closed, i.e. once their connections have ended.
+function closeServers(cb) {
+  let open = 1;
+  const closed = () => {
+    if (--open === 0) cb();
+  };
+  for (const server of handles.values()) {
+    open++;
+    server.close(closed);
+  }
+  handles.clear();
+  closed();
 }
 
 // Extend generic Worker with methods specific to worker processes.

@@ -11,7 +11,7 @@ const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper } = require('./utils');
 const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
-const { validateDuration } = require('./validators');
+const { manage } = require('./management');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -24,6 +24,8 @@ const UV_UDP_REUSEADDR = 4;
 const UV_EINVAL = -22;
 
 module.exports = cluster;
+// Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
+const management = manage(cluster);
 
 cluster.isWorker = false;
 cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
@@ -61,6 +63,7 @@ function getDispatcher() {
 }
 
 cluster.setupPrimary = function setupPrimary(options) {
+  options = management.normalize(options, setupPrimary);
   const settings = {
     args: process.argv.slice(2),
     exec: process.argv[1],
@@ -70,8 +73,6 @@ cluster.setupPrimary = function setupPrimary(options) {
     ...options,
   };
 
-  if (settings.queueTimeout !== undefined) validateDuration(settings.queueTimeout, 'settings.queueTimeout');
-
   // Tell V8 to write profile data for each process to a separate file.
   // Without --logfile=v8-%p.log, everything ends up in a single, unusable file.
   if (settings.execArgv.some((s) => s.startsWith('--prof')) &&
@@ -80,6 +81,7 @@ cluster.setupPrimary = function setupPrimary(options) {
   }
 
   cluster.settings = settings;
+  management.applied(options);
 
   if (initialized === true) return process.nextTick(setupSettingsNT, settings);
 
@@ -134,7 +136,7 @@ function createWorkerProcess(id, env) {
   }
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const workerEnv = { ...process.env, ...env, [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
+  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
     return fork(settings.exec, settings.args, {
@@ -179,6 +181,7 @@ cluster.fork = function fork(env) {
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
+  management.forked(worker, env);
 
   worker.on('message', function(message, handle) {
     cluster.emit('message', this, message, handle);
@@ -242,6 +245,7 @@ const methodMessageMapping = {
   listening,
   online,
   queryServer,
+  uncaughtException: (worker, message) => management.uncaughtException(worker, message),
 };
 
 function onmessage(message, handle) {
@@ -356,6 +360,7 @@ Worker.prototype.disconnect = function() {
 Worker.prototype.destroy = function(signo) {
   const proc = this.process;
   const signal = signo || 'SIGTERM';
+  management.killed(this);
 
   proc.kill(signal);
 };

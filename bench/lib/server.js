@@ -33,11 +33,12 @@ function freePort() {
 
 // Starts the server and resolves once it printed READY. Rejects (after
 // killing whatever was started) if it exits or stays silent too long; the
-// error carries the stderr tail so the report can show why.
-async function startServer(env) {
+// error carries the stderr tail so the report can show why. `script` is
+// another server speaking the same protocol (bench/chaos-server.js).
+async function startServer(env, script = SERVER_JS) {
   const port = await freePort();
   const statsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rcluster-bench-'));
-  const child = spawn(process.execPath, [SERVER_JS], {
+  const child = spawn(process.execPath, [script], {
     env: { ...process.env, ...env, BENCH_PORT: String(port), BENCH_STATS_DIR: statsDir },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: see stopServer()

@@ -1,0 +1,165 @@
+'use strict';
+// Validation of rcluster's own setupPrimary() settings (queueTimeout, restart,
+// shutdownSignals, shutdownTimeout, exitOnUncaughtException) and of
+// cluster.shutdown()'s options. Errors look like Node's: a TypeError or
+// RangeError whose `code` is ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ...
+// Only keys the caller passed are touched, so cluster.settings stays exactly
+// node:cluster's when none of them is used.
+const { inspect } = require('util');
+const { constants: { signals } } = require('os');
+
+// setTimeout() silently turns larger delays into 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const RESTART_DEFAULTS = Object.freeze({
+  minDelay: 100,
+  maxDelay: 15000,
+  resetAfter: 30000,
+  maxRestarts: 10,
+  window: 60000,
+});
+const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze({ timeout: 5000 });
+const SHUTDOWN_TIMEOUT_DEFAULT = 30000;
+
+function nodeError(Base, code, message, caller) {
+  const err = new Base(message);
+  err.code = code;
+  Error.captureStackTrace(err, caller);
+  // Node's own errors read "TypeError [ERR_X]: ..." in their stack.
+  err.stack = err.stack.replace(`${Base.name}:`, `${Base.name} [${code}]:`);
+  return err;
+}
+
+function received(value) {
+  if (value == null) return ` Received ${value}`;
+  if (typeof value === 'function') return ` Received function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') {
+    if (value.constructor && value.constructor.name) return ` Received an instance of ${value.constructor.name}`;
+    return ` Received ${inspect(value, { depth: -1 })}`;
+  }
+  let shown = inspect(value, { colors: false });
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+  return ` Received type ${typeof value} (${shown})`;
+}
+
+function invalidArgType(name, expected, value, caller) {
+  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+    `The "${name}" property must be ${expected}.${received(value)}`, caller);
+}
+
+function outOfRange(name, range, value, caller) {
+  return nodeError(RangeError, 'ERR_OUT_OF_RANGE',
+    `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`, caller);
+}
+
+function isPlainObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+// A whole number of milliseconds in [min, MAX_TIMER_MS].
+function validateMs(value, name, min, caller) {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value, caller);
+  if (value < min || value > MAX_TIMER_MS) throw outOfRange(name, `>= ${min} && <= ${MAX_TIMER_MS}`, value, caller);
+  return value;
+}
+
+// How long a connection may wait in the primary for a worker: milliseconds,
+// or Infinity for no limit (it is a native deadline, not a JS timer).
+function validateQueueTimeout(value, caller) {
+  const name = 'options.queueTimeout';
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
+  if (Number.isNaN(value) || value < 0) throw outOfRange(name, '>= 0', value, caller);
+  return value;
+}
+
+function validateCount(value, name, caller) {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
+  if (!Number.isSafeInteger(value) || value < 0) throw outOfRange(name, 'an integer >= 0', value, caller);
+  return value;
+}
+
+function normalizeRestart(value, caller) {
+  const name = 'options.restart';
+  if (value === undefined || value === false) return false;
+  if (value === true) return { ...RESTART_DEFAULTS };
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
+  const out = { ...RESTART_DEFAULTS };
+  for (const key of ['minDelay', 'maxDelay', 'resetAfter', 'window']) {
+    if (value[key] !== undefined) out[key] = validateMs(value[key], `${name}.${key}`, key === 'window' ? 1 : 0, caller);
+  }
+  if (value.maxRestarts !== undefined) out.maxRestarts = validateCount(value.maxRestarts, `${name}.maxRestarts`, caller);
+  if (out.maxDelay < out.minDelay) {
+    throw outOfRange(`${name}.maxDelay`, `>= minDelay (${out.minDelay})`, out.maxDelay, caller);
+  }
+  return out;
+}
+
+function normalizeExitOnUncaught(value, caller) {
+  const name = 'options.exitOnUncaughtException';
+  if (value === undefined || value === false) return false;
+  if (value === true) return { ...EXIT_ON_UNCAUGHT_DEFAULTS };
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
+  const out = { ...EXIT_ON_UNCAUGHT_DEFAULTS };
+  if (value.timeout !== undefined) out.timeout = validateMs(value.timeout, `${name}.timeout`, 0, caller);
+  return out;
+}
+
+function normalizeSignals(value, caller) {
+  const name = 'options.shutdownSignals';
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value, caller);
+  value.forEach((signal, i) => {
+    if (typeof signal !== 'string') throw invalidArgType(`${name}[${i}]`, 'of type string', signal, caller);
+    if (signals[signal] === undefined) {
+      throw nodeError(TypeError, 'ERR_UNKNOWN_SIGNAL', `Unknown signal: ${signal}`, caller);
+    }
+    if (signal === 'SIGKILL' || signal === 'SIGSTOP') {
+      throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+        `The property '${name}[${i}]' cannot be handled by a process. Received '${signal}'`, caller);
+    }
+  });
+  return [...new Set(value)];
+}
+
+/**
+ * A copy of setupPrimary()'s `options` with rcluster's keys validated and
+ * expanded (`restart: true` becomes the full object of defaults). Throws a
+ * Node-style error on bad input. Other keys pass through untouched.
+ */
+function normalizeSettings(options, caller = normalizeSettings) {
+  if (options === undefined || options === null || typeof options !== 'object') return options;
+  const out = { ...options };
+  if ('restart' in options) out.restart = normalizeRestart(options.restart, caller);
+  if ('exitOnUncaughtException' in options) {
+    out.exitOnUncaughtException = normalizeExitOnUncaught(options.exitOnUncaughtException, caller);
+  }
+  if ('shutdownSignals' in options) out.shutdownSignals = normalizeSignals(options.shutdownSignals, caller);
+  if ('queueTimeout' in options && options.queueTimeout !== undefined) {
+    out.queueTimeout = validateQueueTimeout(options.queueTimeout, caller);
+  }
+  if ('shutdownTimeout' in options && options.shutdownTimeout !== undefined) {
+    out.shutdownTimeout = validateMs(options.shutdownTimeout, 'options.shutdownTimeout', 0, caller);
+  }
+  return out;
+}
+
+/** cluster.shutdown()'s options: `{ timeout }`, defaulting to shutdownTimeout. */
+function normalizeShutdownOptions(options, settings, caller) {
+  const fallback = settings.shutdownTimeout ?? SHUTDOWN_TIMEOUT_DEFAULT;
+  if (options === undefined) return { timeout: fallback };
+  if (!isPlainObject(options)) {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+      `The "options" argument must be of type object.${received(options)}`, caller);
+  }
+  const timeout = options.timeout === undefined ? fallback : validateMs(options.timeout, 'options.timeout', 0, caller);
+  return { timeout };
+}
+
+module.exports = {
+  normalizeSettings,
+  normalizeShutdownOptions,
+  RESTART_DEFAULTS,
+  EXIT_ON_UNCAUGHT_DEFAULTS,
+  SHUTDOWN_TIMEOUT_DEFAULT,
+};
