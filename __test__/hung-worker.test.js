@@ -13,7 +13,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startCluster, rclusterOnly } = require('./helpers/run-cluster');
-const { get, settle } = require('./helpers/http-client');
+const { get, settle, pool } = require('./helpers/http-client');
 
 const MAX_STALLED = 10;
 
@@ -59,4 +59,37 @@ test('a hung worker does not stop the cluster from serving',
       if (failures.length > MAX_STALLED) break; // fails anyway; do not wait out 100 deadlines
     }
     assert.deepEqual(failures, [], 'all 100 requests served by the healthy worker, none timed out');
+  });
+
+// [rcluster-only] Connections handed to a worker that hangs are not lost when
+// it is killed: the primary still holds each one the worker never
+// acknowledged, and gives it to another worker. node:cluster loses them.
+test('connections stranded on a hung worker are served after it is SIGKILLed',
+  { skip: rclusterOnly('re-dispatching what a dead worker never acknowledged'), timeout: 90000 },
+  async (t) => {
+    const c = startCluster(t, 'hung-worker.js', { env: { WORKERS: '2' } });
+    const { port, workers } = await c.waitFor('ready', { timeout: 10000 });
+    const [hung, healthy] = workers.map((w) => w.id);
+    await c.call('hang', { worker: hung });
+
+    // Clients keep connecting while the worker hangs; some are handed to it
+    // before the primary passes over it. Then it is killed mid-stream.
+    // (Every lane may be waiting on a stranded connection, so the kill comes
+    // after 50 requests or 1 s, whichever is first.)
+    const TOTAL = 200;
+    let issued = 0;
+    let killed = null;
+    const kill = () => { killed ??= c.call('kill', { worker: hung }); };
+    const timer = setTimeout(kill, 1000);
+    const results = await pool(TOTAL, 4, async (i) => {
+      if (++issued === 50) kill();
+      return settle(get(port, { path: `/${i}`, timeout: 20000 }));
+    });
+    clearTimeout(timer);
+    assert.equal((await killed).signal, 'SIGKILL');
+
+    const failures = results.flatMap((r, i) => (r.ok ? [] : [`#${i}: ${r.error.code} ${r.error.message}`]));
+    assert.deepEqual(failures, [], 'every request answered: no reset, no timeout');
+    assert.ok(results.every((r) => r.value.status === 200 && Number(r.value.body) === healthy),
+      'all by the healthy worker');
   });

@@ -31,6 +31,7 @@ const KIND_CLOSED = 0;
 const KIND_DISPATCH = 1;
 const KIND_SHARED = 2;
 const KIND_LEFT = 3;
+const UV_EMFILE = -24;
 
 let channel = null;
 let channelRefs = 0;
@@ -239,6 +240,12 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
   const key = message.key;
   const listenerId = message.listenerId;
   whenSharedFd(listenerId, (fd) => {
+    if (fd === undefined) {
+      // The socket could not be received: this process is out of fds.
+      channel.leave(listenerId);
+      removeIndexesKey(indexesKey, index);
+      return cb(UV_EMFILE, null);
+    }
     if (addressType === 'udp4' || addressType === 'udp6') {
       // lib/dgram_hook.js opens the fd, and leaves when the socket closes.
       let joined = true;

@@ -197,6 +197,15 @@ unsafe fn receive(receiver: &Receiver, status: c_int) {
                 receiver.call(KIND_SHARED, listener, &[fd.into_raw_fd()]);
             }
             Ok(Received::Message(Incoming::Left { listener })) => receiver.call(KIND_LEFT, listener, &[]),
+            Ok(Received::Message(Incoming::DispatchLost { count, .. })) => {
+                // Out of fds: refuse each (in order, like any reply); the
+                // primary still holds them and offers them again.
+                receiver.replies.borrow_mut().extend(std::iter::repeat_n(REJECTED, count));
+            }
+            Ok(Received::Message(Incoming::SharedLost { listener })) => {
+                // JS fails that listen with EMFILE.
+                receiver.call(KIND_SHARED, listener, &[]);
+            }
         }
     }
 }

@@ -444,7 +444,7 @@ impl EventLoop {
                     }
                     Err(e) => Some(e.to_string()),
                 },
-                Ok(Recv::Message(_)) => Some("a worker sent file descriptors".to_string()),
+                Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
                 Err(e) => Some(e.to_string()),
             };
             if let Some(why) = failure {

@@ -221,7 +221,8 @@ impl Peer {
                     .take(MAX_FDS_PER_MESSAGE)
                     .map(|c| c.fd.as_raw_fd()),
             );
-            let msg = ToWorker::Dispatch { listener }.encode();
+            let count = u8::try_from(fds.len()).expect("MAX_FDS_PER_MESSAGE fits in the header's count byte");
+            let msg = ToWorker::Dispatch { listener, count }.encode();
             match sys::send_message(self.channel.as_raw_fd(), &msg, &fds) {
                 Ok(()) => self.unsent -= fds.len(),
                 Err(e) => {

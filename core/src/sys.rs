@@ -368,15 +368,20 @@ pub enum Recv {
     WouldBlock,
     /// The peer closed its end.
     Closed,
+    /// A message of this many bytes whose descriptors could not all be
+    /// received (`MSG_CTRUNC`: this process is out of fds). Those that did
+    /// arrive were closed; the sender still has its copies.
+    FdsLost(usize),
 }
 
 /// Space for the largest `SCM_RIGHTS` message, as `u64`s so it is aligned for `cmsghdr`.
 const CMSG_WORDS: usize = (MAX_FDS_PER_MESSAGE * mem::size_of::<RawFd>() + 64) / 8;
 
 /// Receives one message without blocking. Attached descriptors arrive
-/// close-on-exec and are appended to `fds` as owned fds. A truncated message
-/// (`MSG_CTRUNC`, `MSG_TRUNC`) is an error, and whatever fds did arrive are
-/// closed (docs/DESIGN.md §3.10).
+/// close-on-exec and are appended to `fds` as owned fds. A message whose fds
+/// did not all fit (`MSG_CTRUNC`: out of descriptors) is `FdsLost`, and
+/// whatever fds did arrive are closed; a truncated payload (`MSG_TRUNC`) is an
+/// error (docs/DESIGN.md §3.10).
 pub fn recv_message(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Recv> {
     let mut cmsg_space = [0u64; CMSG_WORDS];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
@@ -413,9 +418,13 @@ pub fn recv_message(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    if msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0 {
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
         fds.truncate(first_new); // closes them
         return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated message on the rcluster channel"));
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        fds.truncate(first_new); // closes them
+        return Ok(Recv::FdsLost(n));
     }
     if n == 0 && fds.len() == first_new {
         return Ok(Recv::Closed);

@@ -6,7 +6,9 @@
 //! ```text
 //! byte 0      version (VERSION)
 //! byte 1      kind
-//! bytes 2..4  reserved, zero
+//! byte 2      DISPATCH: how many fds come with it (so a worker out of fds,
+//!             which gets none of them, can still refuse each); else zero
+//! byte 3      reserved, zero
 //! bytes 4..8  listener id, u32 little-endian (0 where a kind has none)
 //! ```
 //!
@@ -44,7 +46,7 @@ const KIND_LEAVE: u8 = 5;
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToWorker {
-    Dispatch { listener: ListenerId },
+    Dispatch { listener: ListenerId, count: u8 },
     Shared { listener: ListenerId },
     Left { listener: ListenerId },
 }
@@ -57,8 +59,12 @@ pub enum ToPrimary<'a> {
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
+    header_with_count(kind, 0, listener)
+}
+
+fn header_with_count(kind: u8, count: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
     let id = listener.to_le_bytes();
-    [VERSION, kind, 0, 0, id[0], id[1], id[2], id[3]]
+    [VERSION, kind, count, 0, id[0], id[1], id[2], id[3]]
 }
 
 fn parse_header(buf: &[u8]) -> Result<(u8, ListenerId, &[u8])> {
@@ -75,9 +81,20 @@ fn parse_header(buf: &[u8]) -> Result<(u8, ListenerId, &[u8])> {
 impl ToWorker {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         match *self {
-            ToWorker::Dispatch { listener } => header(KIND_DISPATCH, listener),
+            ToWorker::Dispatch { listener, count } => header_with_count(KIND_DISPATCH, count, listener),
             ToWorker::Shared { listener } => header(KIND_SHARED, listener),
             ToWorker::Left { listener } => header(KIND_LEFT, listener),
+        }
+    }
+
+    /// Decodes the header of a message whose fds were lost on the way (the
+    /// receiver is out of descriptors): a DISPATCH says how many there were.
+    pub fn decode_without_fds(buf: &[u8]) -> Result<Self> {
+        let (kind, listener, _) = parse_header(buf)?;
+        match kind {
+            KIND_DISPATCH if buf[2] >= 1 => Ok(ToWorker::Dispatch { listener, count: buf[2] }),
+            KIND_SHARED => Ok(ToWorker::Shared { listener }),
+            other => Err(Error::Protocol(format!("message kind {other} lost descriptors it should not carry"))),
         }
     }
 
@@ -88,7 +105,10 @@ impl ToWorker {
             return Err(Error::Protocol(format!("{} unexpected bytes after the header", rest.len())));
         }
         let (msg, fds_ok) = match kind {
-            KIND_DISPATCH => (ToWorker::Dispatch { listener }, (1..=MAX_FDS_PER_MESSAGE).contains(&fd_count)),
+            KIND_DISPATCH => {
+                let count = buf[2];
+                (ToWorker::Dispatch { listener, count }, count as usize == fd_count && fd_count >= 1)
+            }
             KIND_SHARED => (ToWorker::Shared { listener }, fd_count == 1),
             KIND_LEFT => (ToWorker::Left { listener }, fd_count == 0),
             other => return Err(Error::Protocol(format!("unknown message kind {other} from the primary"))),
@@ -139,7 +159,7 @@ mod tests {
     #[test]
     fn to_worker_round_trips_with_the_right_fd_counts() {
         for (msg, fds) in [
-            (ToWorker::Dispatch { listener: 7 }, 3),
+            (ToWorker::Dispatch { listener: 7, count: 3 }, 3),
             (ToWorker::Shared { listener: 0xdead_beef }, 1),
             (ToWorker::Left { listener: 1 }, 0),
         ] {
@@ -149,10 +169,19 @@ mod tests {
 
     #[test]
     fn to_worker_rejects_wrong_fd_counts() {
-        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1 }.encode(), 0).is_err());
-        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1 }.encode(), 254).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 1 }.encode(), 0).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 0 }.encode(), 0).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 3 }.encode(), 2).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 253 }.encode(), 254).is_err());
         assert!(ToWorker::decode(&ToWorker::Shared { listener: 1 }.encode(), 2).is_err());
         assert!(ToWorker::decode(&ToWorker::Left { listener: 1 }.encode(), 1).is_err());
+    }
+
+    #[test]
+    fn a_dispatch_whose_fds_were_lost_still_says_how_many() {
+        let msg = ToWorker::Dispatch { listener: 9, count: 17 };
+        assert_eq!(ToWorker::decode_without_fds(&msg.encode()).unwrap(), msg);
+        assert!(ToWorker::decode_without_fds(&ToWorker::Left { listener: 9 }.encode()).is_err());
     }
 
     #[test]

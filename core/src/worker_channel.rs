@@ -15,6 +15,13 @@ pub enum Incoming {
     Shared { listener: ListenerId, fd: OwnedFd },
     /// Out of that listener's rotation: nothing more for it will come.
     Left { listener: ListenerId },
+    /// A dispatch whose `count` fds this worker could not receive (it is out
+    /// of descriptors). It must refuse each, so the primary, which still holds
+    /// them, gives them to another worker or offers them again later.
+    DispatchLost { listener: ListenerId, count: usize },
+    /// The listening socket of a SCHED_NONE listener could not be received
+    /// (out of descriptors): that listen fails with EMFILE.
+    SharedLost { listener: ListenerId },
 }
 
 #[derive(Debug)]
@@ -60,10 +67,18 @@ impl WorkerChannel {
             Recv::Message(n) => n,
             Recv::WouldBlock => return Ok(Received::WouldBlock),
             Recv::Closed => return Ok(Received::Closed),
+            Recv::FdsLost(n) => {
+                let lost = match ToWorker::decode_without_fds(&self.buf[..n])? {
+                    ToWorker::Dispatch { listener, count } => Incoming::DispatchLost { listener, count: count.into() },
+                    ToWorker::Shared { listener } => Incoming::SharedLost { listener },
+                    ToWorker::Left { .. } => unreachable!("decode_without_fds never gives Left"),
+                };
+                return Ok(Received::Message(lost));
+            }
         };
         // On a protocol error, `fds` drops here and the descriptors close.
         let incoming = match ToWorker::decode(&self.buf[..n], fds.len())? {
-            ToWorker::Dispatch { listener } => Incoming::Dispatch { listener, fds },
+            ToWorker::Dispatch { listener, .. } => Incoming::Dispatch { listener, fds },
             ToWorker::Shared { listener } => Incoming::Shared { listener, fd: fds.pop().expect("decode checked one fd") },
             ToWorker::Left { listener } => Incoming::Left { listener },
         };
