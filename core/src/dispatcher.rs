@@ -35,6 +35,11 @@ pub struct Config {
     /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
     /// queue holds connections meanwhile, and the thread does not spin.
     pub exhausted_pause: Duration,
+    /// How long a connection that every worker refused (all at
+    /// maxConnections, say) waits before it is offered again. Node's
+    /// round-robin passes such a connection back and forth until a worker has
+    /// room; this keeps that outcome without spinning.
+    pub retry: Duration,
 }
 
 impl Default for Config {
@@ -44,6 +49,7 @@ impl Default for Config {
             accept_batch: 64,
             stall: Duration::from_millis(50),
             exhausted_pause: Duration::from_millis(50),
+            retry: Duration::from_millis(20),
         }
     }
 }
@@ -307,6 +313,7 @@ impl EventLoop {
             .handles
             .values()
             .filter_map(|h| h.paused_until)
+            .chain(self.handles.values().filter_map(|h| h.next_retry()))
             .chain(self.peers.values().filter_map(|p| p.stalls_at(turn.stall)).filter(|t| *t > turn.now));
         match wake_ups.min() {
             None => -1,
@@ -452,11 +459,13 @@ impl EventLoop {
                 refused.push(conn);
             }
         }
+        let retry_at = Instant::now() + self.config.retry;
         for mut conn in refused.into_iter().rev() {
             conn.refused_by.push(id);
             match self.handles.get_mut(&conn.listener) {
                 Some(handle) if !handle.refused_by_all(&conn) => handle.push_pending_front(conn),
-                _ => drop(conn),
+                Some(handle) => handle.push_retry(conn, retry_at),
+                None => drop(conn),
             }
         }
     }
@@ -517,10 +526,13 @@ impl EventLoop {
             if handle.mode != Mode::RoundRobin {
                 continue;
             }
+            handle.release_due_retries(turn.now);
             // Oldest first; a connection waits for a worker that has not refused it.
             while let Some(conn) = handle.pop_pending() {
                 if handle.refused_by_all(&conn) {
-                    continue; // its last willing worker left: it closes here
+                    // Its last willing worker left; those left all refused it.
+                    handle.push_retry(conn, turn.now + self.config.retry);
+                    continue;
                 }
                 let Some(pick) = handle.next_in_turn(&self.peers, &turn, &conn.refused_by) else {
                     handle.push_pending_front(conn);

@@ -63,6 +63,9 @@ pub struct ListenHandle {
     /// Accepted connections not yet given to a worker (no credit anywhere, or
     /// given back by a worker that refused or died), oldest first.
     pending: VecDeque<Connection>,
+    /// Connections every member refused, each with when it may be offered
+    /// again; in that order, since every wait is the same length.
+    retrying: VecDeque<(Instant, Connection)>,
     /// After `EMFILE`/`ENFILE`, accepting waits until then instead of spinning.
     pub paused_until: Option<Instant>,
     pub accepted_total: u64,
@@ -78,6 +81,7 @@ impl ListenHandle {
             members: Vec::new(),
             cursor: 0,
             pending: VecDeque::new(),
+            retrying: VecDeque::new(),
             paused_until: None,
             accepted_total: 0,
         }
@@ -100,8 +104,9 @@ impl ListenHandle {
         self.members.is_empty()
     }
 
+    /// Connections accepted and not yet given to a worker, waiting or retrying.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.retrying.len()
     }
 
     /// Adds a worker to the rotation. Returns false if it already was a member.
@@ -180,8 +185,9 @@ impl ListenHandle {
         self.members[pick.idx].id
     }
 
-    /// Whether every member has refused this connection: then nobody will
-    /// take it, and it is closed (as a lone server at maxConnections drops it).
+    /// Whether every member has refused this connection: then it waits and
+    /// is offered to them all again (`push_retry`), as Node's round-robin keeps
+    /// passing it on until some worker has room.
     pub fn refused_by_all(&self, conn: &Connection) -> bool {
         self.members.iter().all(|m| conn.refused_by.contains(&m.id))
     }
@@ -202,6 +208,26 @@ impl ListenHandle {
 
     pub fn pop_pending(&mut self) -> Option<Connection> {
         self.pending.pop_front()
+    }
+
+    /// Parks a connection every member refused until `at`, then every member
+    /// may be offered it again. Its client stays connected meanwhile.
+    pub fn push_retry(&mut self, mut conn: Connection, at: Instant) {
+        conn.refused_by.clear();
+        self.retrying.push_back((at, conn));
+    }
+
+    /// Moves the connections whose wait is over to the back of the queue.
+    pub fn release_due_retries(&mut self, now: Instant) {
+        while self.retrying.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, conn) = self.retrying.pop_front().expect("checked above");
+            self.pending.push_back(conn);
+        }
+    }
+
+    /// When the next parked connection may be offered again.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.retrying.front().map(|(at, _)| *at)
     }
 
 
