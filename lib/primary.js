@@ -11,6 +11,7 @@ const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper } = require('./utils');
 const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
+const { validatePort, badPort } = require('./errors');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -19,6 +20,9 @@ const SCHED_NONE = 1;
 const SCHED_RR = 2;
 const UV_TCP_IPV6ONLY = 1;
 const UV_EINVAL = -22;
+// Inspector ports a worker may be given (Node's internal/util/inspector).
+const kMinPort = 1024;
+const kMaxPort = 65535;
 
 module.exports = cluster;
 
@@ -91,15 +95,28 @@ function setupSettingsNT(settings) {
   cluster.emit('setup', settings);
 }
 
+// As Node's internal/util/inspector: any of these flags, in the worker's
+// execArgv or in NODE_OPTIONS, means the worker gets its own inspector port.
+const kInspectArgRegex = /--inspect(?:-brk|-port)?|--debug-port/;
 function isUsingInspector(execArgv) {
-  return execArgv.some((arg) => /^--(inspect|inspect-brk|inspect-port|debug-port)(=|$)/.test(arg)) ||
-    /--inspect(-brk|-port)?(=|\s|$)/.test(process.env.NODE_OPTIONS || '');
+  if (!process.features.inspector) return false;
+  return execArgv.some((arg) => kInspectArgRegex.test(arg)) ||
+    kInspectArgRegex.test(process.env.NODE_OPTIONS);
 }
 
-function inspectPortFor(setting) {
-  if (typeof setting === 'function') return setting();
-  if (typeof setting === 'number') return setting;
-  return process.debugPort + debugPortOffset++;
+// `settings.inspectPort`: a function is asked each time, a number is used as
+// is, and otherwise each worker gets the primary's port plus one more than
+// the last, wrapping round past 65535 into the unprivileged range, as in Node.
+function getInspectPort(inspectPort) {
+  if (typeof inspectPort === 'function') {
+    inspectPort = inspectPort();
+  } else if (inspectPort == null) {
+    inspectPort = process.debugPort + debugPortOffset;
+    if (inspectPort > kMaxPort) inspectPort = inspectPort - kMaxPort + kMinPort - 1;
+    debugPortOffset++;
+  }
+  validatePort(inspectPort);
+  return inspectPort;
 }
 
 // The stdio of a worker, with its private channel appended as one more slot.
@@ -121,8 +138,10 @@ function stdioWithChannel(stdio, silent, channelFd) {
 function createWorkerProcess(id, env) {
   const settings = cluster.settings;
   const execArgv = ['--require', PRELOAD, ...settings.execArgv];
+  // A null port is refused even without the inspector, as in Node.
+  if (settings.inspectPort === null) throw badPort('Port', null);
   if (isUsingInspector(settings.execArgv)) {
-    execArgv.push(`--inspect-port=${inspectPortFor(settings.inspectPort)}`);
+    execArgv.push(`--inspect-port=${getInspectPort(settings.inspectPort)}`);
   }
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
