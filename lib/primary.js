@@ -284,10 +284,13 @@ function queryServer(worker, message) {
   const shared = schedulingPolicy !== SCHED_RR;
   let result;
   try {
+    const fd = typeof message.fd === 'number' && message.fd >= 0 ? message.fd : undefined;
     result = getDispatcher().listen(worker.id, {
       key,
       address: address == null ? undefined : String(address),
-      port: message.port,
+      // listen({ fd }) gives no port (null); the fd says it all.
+      port: typeof message.port === 'number' ? message.port : -1,
+      fd,
       ipv6Only: Boolean(message.flags & UV_TCP_IPV6ONLY),
       backlog: typeof message.backlog === 'number' ? message.backlog : undefined,
       shared,

@@ -19,6 +19,8 @@ pub struct ListenOptions {
     pub port: i32,
     pub ipv6_only: Option<bool>,
     pub backlog: Option<i32>,
+    /// `listen({ fd })`: a descriptor of the primary's own to listen on.
+    pub fd: Option<i32>,
     /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
     pub shared: bool,
 }
@@ -64,6 +66,9 @@ pub struct Dispatcher {
 }
 
 fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
+    if let Some(fd) = options.fd.filter(|fd| *fd >= 0) {
+        return Ok(ListenAddr::Fd { fd });
+    }
     if options.port < 0 {
         let path = options
             .address

@@ -241,7 +241,9 @@ impl ListenHandle {
     /// removed, as libuv does when a pipe server closes.
     pub fn close(self) {
         if let LocalAddr::Unix(path) = &self.socket.local {
-            sys::unlink(path);
+            if self.socket.owns_path {
+                sys::unlink(path);
+            }
         }
         // The socket and every pending connection close as they drop.
     }

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::sys::{self, LocalAddr};
@@ -14,6 +14,9 @@ pub enum ListenAddr {
     /// and fall back to `0.0.0.0` where IPv6 is unavailable.
     Tcp { ip: Option<IpAddr>, port: u16, ipv6_only: bool },
     Unix { path: PathBuf },
+    /// A socket the primary already has, by descriptor (Node's
+    /// `listen({ fd })` in a worker names the primary's fd, not its own).
+    Fd { fd: RawFd },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +33,9 @@ pub const DEFAULT_BACKLOG: i32 = 511;
 pub struct BoundSocket {
     pub fd: OwnedFd,
     pub local: LocalAddr,
+    /// Whether rcluster created the unix socket path, and so removes it on
+    /// close. A socket adopted by fd keeps its path, as libuv leaves it.
+    pub owns_path: bool,
 }
 
 pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
@@ -47,13 +53,15 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
             }
         }
         ListenAddr::Unix { path } => sys::unix_listener(path, backlog)?,
+        ListenAddr::Fd { fd } => sys::listener_from_fd(*fd, backlog)?,
     };
     let local = match &spec.addr {
         // getsockname on a unix socket may not give back a relative path as written.
         ListenAddr::Unix { path } => LocalAddr::Unix(path.clone()),
-        ListenAddr::Tcp { .. } => sys::local_addr(fd.as_raw_fd())?,
+        ListenAddr::Tcp { .. } | ListenAddr::Fd { .. } => sys::local_addr(fd.as_raw_fd())?,
     };
-    Ok(BoundSocket { fd, local })
+    let owns_path = matches!(spec.addr, ListenAddr::Unix { .. });
+    Ok(BoundSocket { fd, local, owns_path })
 }
 
 #[cfg(test)]
@@ -112,6 +120,22 @@ mod tests {
         std::os::unix::net::UnixStream::connect(&path).unwrap();
         sys::unlink(&path);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_existing_socket_is_adopted_by_fd_and_a_non_socket_is_einval() {
+        let original = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = original.local_addr().unwrap().port();
+        let bound = bind(&ListenSpec { addr: ListenAddr::Fd { fd: original.as_raw_fd() }, backlog: 0 }).unwrap();
+        assert_ne!(bound.fd.as_raw_fd(), original.as_raw_fd(), "a copy, not the caller's fd");
+        assert_eq!(bound.local, LocalAddr::Inet((Ipv4Addr::LOCALHOST, port).into()));
+        assert!(!bound.owns_path);
+        let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        assert!(sys::accept(bound.fd.as_raw_fd()).is_ok());
+
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = bind(&ListenSpec { addr: ListenAddr::Fd { fd: file.as_raw_fd() }, backlog: 0 }).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
     }
 
     #[test]

@@ -143,6 +143,41 @@ pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Resu
     Ok(fd)
 }
 
+/// Listens on a copy of a stream socket this process already has, for Node's
+/// `listen({ fd })`: the copy is close-on-exec and non-blocking. A descriptor
+/// that is not a stream socket (or not open) is `EINVAL`, as Node answers for
+/// handle types a server cannot use.
+pub fn listener_from_fd(fd: RawFd, backlog: i32) -> io::Result<OwnedFd> {
+    let mut kind: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int, its size passed by pointer.
+    let probed = unsafe {
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut kind as *mut libc::c_int as *mut libc::c_void,
+            &mut len
+        ))
+    };
+    match probed {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSOCK) | Some(libc::EBADF)) => {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Err(e) => return Err(e),
+        Ok(_) if kind != libc::SOCK_STREAM => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Ok(_) => {}
+    }
+    let copy = dup_cloexec(fd)?;
+    set_nonblocking(copy.as_raw_fd(), true)?;
+    // SAFETY: `copy` is an open stream socket; listen on a listening socket
+    // only updates its backlog.
+    unsafe {
+        syscall!(listen(copy.as_raw_fd(), backlog))?;
+    }
+    Ok(copy)
+}
+
 /// Binds and listens on a unix-domain socket path.
 pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
     let (addr, len) = unix_addr(path)?;
