@@ -148,7 +148,7 @@ function createWorkerProcess(id, env) {
   const workerEnv = { ...process.env, ...env, [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
-    return fork(settings.exec, settings.args, {
+    const child = fork(settings.exec, settings.args, {
       cwd: settings.cwd,
       env: workerEnv,
       serialization: settings.serialization,
@@ -159,6 +159,11 @@ function createWorkerProcess(id, env) {
       gid: settings.gid,
       uid: settings.uid,
     });
+    // worker.process.spawnargs shows the command the app asked for, as under
+    // node:cluster, without the preload (the worker's execArgv drops it too).
+    const i = child.spawnargs.indexOf(PRELOAD);
+    if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
+    return child;
   } catch (err) {
     getDispatcher().removeWorker(id);
     throw err;
@@ -350,6 +355,12 @@ Worker.prototype.destroy = function(signo) {
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
 // connections accepted and held per worker).
-cluster.stats = function stats() {
-  return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
-};
+// Not enumerable, so the module's own keys are node:cluster's.
+Object.defineProperty(cluster, 'stats', {
+  value: function stats() {
+    return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
+  },
+  enumerable: false,
+  writable: true,
+  configurable: true,
+});
