@@ -67,6 +67,7 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::net::{Ipv4Addr, TcpStream};
 
     #[test]
@@ -139,9 +140,19 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_unix_path_is_enametoolong() {
-        let path = PathBuf::from(format!("/tmp/{}", "x".repeat(200)));
-        let err = bind(&ListenSpec { addr: ListenAddr::Unix { path }, backlog: 0 }).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG));
+    fn an_overlong_unix_path_is_cut_to_fit_and_a_missing_directory_is_eacces() {
+        // As libuv does for Node: the bind succeeds on the path cut to 107 bytes.
+        let dir = std::env::temp_dir().join(format!("rcluster-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let long = dir.join("x".repeat(200));
+        let bound = bind(&ListenSpec { addr: ListenAddr::Unix { path: long.clone() }, backlog: 0 }).unwrap();
+        let cut = &long.as_os_str().as_bytes()[..107];
+        assert!(std::path::Path::new(std::ffi::OsStr::from_bytes(cut)).exists());
+        drop(bound);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let missing = PathBuf::from(format!("/nonexistent-{}/x.sock", std::process::id()));
+        let err = bind(&ListenSpec { addr: ListenAddr::Unix { path: missing }, backlog: 0 }).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
     }
 }

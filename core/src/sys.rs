@@ -186,8 +186,16 @@ pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
         syscall!(socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
     });
     // SAFETY: `addr` is a sockaddr_un whose used length is `len`.
+    let bound = unsafe { syscall!(bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len)) };
+    match bound {
+        // libuv reports a missing directory as EACCES (for Windows' sake), and
+        // so does Node: "bind EACCES /no/such/dir/x.sock".
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(io::Error::from_raw_os_error(libc::EACCES)),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    // SAFETY: `fd` is a bound stream socket.
     unsafe {
-        syscall!(bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len))?;
         syscall!(listen(fd.as_raw_fd(), backlog))?;
     }
     Ok(fd)
@@ -201,9 +209,9 @@ fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     if bytes.is_empty() || bytes.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
+    // As libuv's uv_pipe_bind (which Node uses): a path longer than sun_path
+    // is cut to fit, keeping the terminating NUL, rather than refused.
+    let bytes = &bytes[..bytes.len().min(addr.sun_path.len() - 1)];
     for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }
