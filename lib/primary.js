@@ -159,10 +159,12 @@ function createWorkerProcess(id, env) {
       gid: settings.gid,
       uid: settings.uid,
     });
-    // worker.process.spawnargs shows the command the app asked for, as under
-    // node:cluster, without the preload (the worker's execArgv drops it too).
+    // worker.process shows what the app asked for, as under node:cluster:
+    // spawnargs without the preload (the worker's execArgv drops it too), and
+    // stdio without the channel's slot (always null: an fd, not a pipe).
     const i = child.spawnargs.indexOf(PRELOAD);
     if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
+    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot, 1);
     return child;
   } catch (err) {
     getDispatcher().removeWorker(id);
