@@ -86,6 +86,21 @@ cluster.setupPrimary = function setupPrimary(options) {
          `Bad cluster.schedulingPolicy: ${schedulingPolicy}`);
 
   process.nextTick(setupSettingsNT, settings);
+
+  // When the primary's inspector starts (SIGUSR1), Node emits this on the
+  // process; as node:cluster does, start each worker's inspector too.
+  process.on('internalMessage', (message) => {
+    if (message === null || typeof message !== 'object' || message.cmd !== 'NODE_DEBUG_ENABLED') return;
+    for (const worker of Object.values(cluster.workers)) {
+      if (worker.state === 'online' || worker.state === 'listening') {
+        process._debugProcess(worker.process.pid);
+      } else {
+        worker.once('online', function() {
+          process._debugProcess(this.process.pid);
+        });
+      }
+    }
+  });
 };
 
 // Deprecated alias must be same as setupPrimary.
