@@ -200,6 +200,14 @@ function removeWorker(worker) {
   }
 }
 
+// Node's removeHandlesForWorker, when the primary disconnects a worker or its
+// IPC channel closes: no new connections for it, and a listener left with no
+// worker closes now. It stays connected to the dispatcher and answers for what
+// it was already sent (it refuses them once its server closes).
+function withdrawFromHandles(worker) {
+  if (dispatcher !== null) dispatcher.withdrawWorker(worker.id);
+}
+
 // The dispatcher also notices a dead worker by itself (its channel hangs up),
 // even while this thread is busy; this covers the rest, and is idempotent.
 function removeHandlesForWorker(worker) {
@@ -231,9 +239,11 @@ cluster.fork = function fork(env) {
   });
 
   worker.process.once('disconnect', () => {
-    // The worker closed its servers before disconnecting (each left its
-    // rotation natively). Remove the worker from the workers list only if
-    // its process has exited. Otherwise, we might still want to access it.
+    // Now is a good time to take the worker out of its listeners' rotations,
+    // as it is not connected to the primary anymore.
+    withdrawFromHandles(worker);
+    // Remove the worker from the workers list only if its process has
+    // exited. Otherwise, we might still want to access it.
     if (worker.isDead()) removeWorker(worker);
 
     worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
@@ -359,6 +369,7 @@ function send(worker, message, handle, cb) {
 Worker.prototype.disconnect = function() {
   this.exitedAfterDisconnect = true;
   send(this, { act: 'disconnect' });
+  withdrawFromHandles(this);
   removeWorker(this);
   return this;
 };

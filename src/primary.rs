@@ -154,6 +154,13 @@ impl Dispatcher {
         }
     }
 
+    /// Takes a worker out of every rotation (it is being disconnected); it
+    /// stays connected and answers for what it was already sent.
+    #[napi]
+    pub fn withdraw_worker(&self, worker: u32) -> Result<()> {
+        self.inner.withdraw(worker).map_err(to_js)
+    }
+
     /// Forgets a worker; what it had not acknowledged goes to the others.
     #[napi]
     pub fn remove_worker(&self, worker: u32) -> Result<()> {

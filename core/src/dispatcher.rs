@@ -98,6 +98,7 @@ pub struct WorkerStats {
 enum Command {
     AddPeer(WorkerId, OwnedFd),
     RemovePeer(WorkerId),
+    Withdraw(WorkerId),
     Listen(ListenRequest, Sender<Result<ListenOutcome>>),
     Stats(Sender<Stats>),
     Stop,
@@ -172,6 +173,14 @@ impl Dispatcher {
     pub fn remove_worker(&self, worker: WorkerId) -> Result<()> {
         self.release_child_end(worker);
         self.send(Command::RemovePeer(worker))
+    }
+
+    /// Takes a worker out of every rotation, as Node's `removeHandlesForWorker`
+    /// does when the primary disconnects it: it gets no new connections, and a
+    /// listener it was the last member of closes now. Unlike `remove_worker`,
+    /// the worker stays connected: what it was already sent, it still answers.
+    pub fn withdraw(&self, worker: WorkerId) -> Result<()> {
+        self.send(Command::Withdraw(worker))
     }
 
     pub fn stats(&self) -> Result<Stats> {
@@ -339,6 +348,7 @@ impl EventLoop {
                         peer.mark_dead();
                     }
                 }
+                Command::Withdraw(id) => self.withdraw(id),
                 Command::Listen(request, reply) => {
                     let _ = reply.send(self.listen(request));
                 }
@@ -483,6 +493,17 @@ impl EventLoop {
         }
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.push_left(listener);
+        }
+    }
+
+    fn withdraw(&mut self, id: WorkerId) {
+        let emptied: Vec<ListenerId> = self
+            .handles
+            .values_mut()
+            .filter_map(|handle| (handle.remove(id) && handle.is_empty()).then_some(handle.id))
+            .collect();
+        for listener in emptied {
+            self.close_handle(listener);
         }
     }
 
