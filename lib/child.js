@@ -107,7 +107,9 @@ function onConnections(listenerId, fds) {
   if (entry !== undefined && !entry.closing) {
     const server = entry.server;
     for (let i = 0; i < fds.length; i++) {
-      if (server.maxConnections != null &&
+      // Node 20 treats a maxConnections of 0 as no limit (its net.js and
+      // cluster check it for truthiness), so this does too.
+      if (server.maxConnections &&
           server._connections + accepted.length >= server.maxConnections) {
         continue;
       }

@@ -1,6 +1,6 @@
 'use strict';
 // Errors shaped exactly like Node's, for what a worker's server reports.
-const { getSystemErrorName } = require('util');
+const { getSystemErrorName, inspect } = require('util');
 
 // Node's ExceptionWithHostPort (lib/internal/errors.js): e.g.
 // "bind EADDRINUSE 0.0.0.0:8000" with errno, code, syscall, address, port.
@@ -33,4 +33,75 @@ function errnoException(err, syscall) {
   return ex;
 }
 
-module.exports = { exceptionWithHostPort, errnoException };
+
+// Node's determineSpecificType (lib/internal/errors.js), for "Received ...".
+function describeReceived(value) {
+  if (value == null) return `${value}`;
+  if (typeof value === 'function' && value.name) return `function ${value.name}`;
+  if (typeof value === 'object') {
+    if (value.constructor?.name) return `an instance of ${value.constructor.name}`;
+    return inspect(value, { depth: -1 });
+  }
+  let inspected = inspect(value, { colors: false });
+  if (inspected.length > 28) inspected = `${inspected.slice(0, 25)}...`;
+  return `type ${typeof value} (${inspected})`;
+}
+
+// An error carrying a Node error code, printed as Node prints its own:
+// "RangeError [ERR_X]: message".
+function nodeError(Base, code, message, stackStart) {
+  const err = new Base(message);
+  Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  err.name = `${Base.name} [${code}]`;
+  Error.captureStackTrace(err, stackStart);
+  // Reading the stack fixes it with the code in; then the name is plain again.
+  void err.stack; // eslint-disable-line no-void
+  delete err.name;
+  Object.defineProperty(err, 'toString', {
+    value() { return `${this.name} [${code}]: ${this.message}`; },
+    enumerable: false, writable: true, configurable: true,
+  });
+  return err;
+}
+
+// Node's validatePort (lib/internal/validators.js), with ERR_SOCKET_BAD_PORT.
+function validatePort(port, name = 'Port', allowZero = true) {
+  if ((typeof port !== 'number' && typeof port !== 'string') ||
+      (typeof port === 'string' && port.trim().length === 0) ||
+      +port !== (+port >>> 0) ||
+      port > 0xFFFF ||
+      (port === 0 && !allowZero)) {
+    throw badPort(name, port, allowZero, validatePort);
+  }
+  return port | 0;
+}
+
+function badPort(name, port, allowZero = true, stackStart = badPort) {
+  const operator = allowZero ? '>=' : '>';
+  return nodeError(RangeError, 'ERR_SOCKET_BAD_PORT',
+                   `${name} should be ${operator} 0 and < 65536. Received ${describeReceived(port)}.`,
+                   stackStart);
+}
+
+// ERR_INVALID_ARG_TYPE for a property: 'The "name" property must be <expected>.'
+function invalidArgType(name, expected, value, stackStart = invalidArgType) {
+  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                   `The "${name}" property must be ${expected}. Received ${describeReceived(value)}`, stackStart);
+}
+
+function outOfRange(name, range, value, stackStart = outOfRange) {
+  return nodeError(RangeError, 'ERR_OUT_OF_RANGE',
+                   `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`,
+                   stackStart);
+}
+
+module.exports = {
+  exceptionWithHostPort,
+  errnoException,
+  nodeError,
+  describeReceived,
+  invalidArgType,
+  outOfRange,
+  validatePort,
+  badPort,
+};

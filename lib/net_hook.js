@@ -31,8 +31,10 @@ function install(cluster) {
 
   proto._listen2 = function(address, port, addressType, backlog, fd, flags) {
     // A server that already has a handle (listen(handle), or the faux handle
-    // set below), an exclusive one, or one given an fd binds nothing here.
-    if (this._handle || this[kExclusive] || (typeof fd === 'number' && fd >= 0)) {
+    // set below) or an exclusive one binds in this process. listen({ fd })
+    // goes to the primary like any other listen: as in node:cluster, the fd
+    // names a descriptor of the primary's.
+    if (this._handle || this[kExclusive]) {
       return listen2.apply(this, arguments);
     }
     const query = { address, port, addressType, fd, flags, backlog };

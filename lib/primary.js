@@ -12,6 +12,7 @@ const Worker = require('./worker');
 const { internal, sendHelper } = require('./utils');
 const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
 const { manage } = require('./management');
+const { validatePort, badPort } = require('./errors');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -22,6 +23,9 @@ const UV_TCP_IPV6ONLY = 1;
 const UV_UDP_IPV6ONLY = 1;
 const UV_UDP_REUSEADDR = 4;
 const UV_EINVAL = -22;
+// Inspector ports a worker may be given (Node's internal/util/inspector).
+const kMinPort = 1024;
+const kMaxPort = 65535;
 
 module.exports = cluster;
 // Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
@@ -92,6 +96,21 @@ cluster.setupPrimary = function setupPrimary(options) {
   debug('primary: scheduling policy %s', schedulingPolicy === SCHED_RR ? 'round-robin (SCHED_RR)' : 'shared sockets (SCHED_NONE)');
 
   process.nextTick(setupSettingsNT, settings);
+
+  // When the primary's inspector starts (SIGUSR1), Node emits this on the
+  // process; as node:cluster does, start each worker's inspector too.
+  process.on('internalMessage', (message) => {
+    if (message === null || typeof message !== 'object' || message.cmd !== 'NODE_DEBUG_ENABLED') return;
+    for (const worker of Object.values(cluster.workers)) {
+      if (worker.state === 'online' || worker.state === 'listening') {
+        process._debugProcess(worker.process.pid);
+      } else {
+        worker.once('online', function() {
+          process._debugProcess(this.process.pid);
+        });
+      }
+    }
+  });
 };
 
 // Deprecated alias must be same as setupPrimary.
@@ -101,15 +120,28 @@ function setupSettingsNT(settings) {
   cluster.emit('setup', settings);
 }
 
+// As Node's internal/util/inspector: any of these flags, in the worker's
+// execArgv or in NODE_OPTIONS, means the worker gets its own inspector port.
+const kInspectArgRegex = /--inspect(?:-brk|-port)?|--debug-port/;
 function isUsingInspector(execArgv) {
-  return execArgv.some((arg) => /^--(inspect|inspect-brk|inspect-port|debug-port)(=|$)/.test(arg)) ||
-    /--inspect(-brk|-port)?(=|\s|$)/.test(process.env.NODE_OPTIONS || '');
+  if (!process.features.inspector) return false;
+  return execArgv.some((arg) => kInspectArgRegex.test(arg)) ||
+    kInspectArgRegex.test(process.env.NODE_OPTIONS);
 }
 
-function inspectPortFor(setting) {
-  if (typeof setting === 'function') return setting();
-  if (typeof setting === 'number') return setting;
-  return process.debugPort + debugPortOffset++;
+// `settings.inspectPort`: a function is asked each time, a number is used as
+// is, and otherwise each worker gets the primary's port plus one more than
+// the last, wrapping round past 65535 into the unprivileged range, as in Node.
+function getInspectPort(inspectPort) {
+  if (typeof inspectPort === 'function') {
+    inspectPort = inspectPort();
+  } else if (inspectPort == null) {
+    inspectPort = process.debugPort + debugPortOffset;
+    if (inspectPort > kMaxPort) inspectPort = inspectPort - kMaxPort + kMinPort - 1;
+    debugPortOffset++;
+  }
+  validatePort(inspectPort);
+  return inspectPort;
 }
 
 // The stdio of a worker, with its private channel appended as one more slot.
@@ -131,15 +163,17 @@ function stdioWithChannel(stdio, silent, channelFd) {
 function createWorkerProcess(id, env) {
   const settings = cluster.settings;
   const execArgv = ['--require', PRELOAD, ...settings.execArgv];
+  // A null port is refused even without the inspector, as in Node.
+  if (settings.inspectPort === null) throw badPort('Port', null);
   if (isUsingInspector(settings.execArgv)) {
-    execArgv.push(`--inspect-port=${inspectPortFor(settings.inspectPort)}`);
+    execArgv.push(`--inspect-port=${getInspectPort(settings.inspectPort)}`);
   }
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
   const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
-    return fork(settings.exec, settings.args, {
+    const child = fork(settings.exec, settings.args, {
       cwd: settings.cwd,
       env: workerEnv,
       serialization: settings.serialization,
@@ -150,6 +184,13 @@ function createWorkerProcess(id, env) {
       gid: settings.gid,
       uid: settings.uid,
     });
+    // worker.process shows what the app asked for, as under node:cluster:
+    // spawnargs without the preload (the worker's execArgv drops it too), and
+    // stdio without the channel's slot (always null: an fd, not a pipe).
+    const i = child.spawnargs.indexOf(PRELOAD);
+    if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
+    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot, 1);
+    return child;
   } catch (err) {
     getDispatcher().removeWorker(id);
     throw err;
@@ -167,6 +208,13 @@ function removeWorker(worker) {
   if (Object.keys(cluster.workers).length === 0) {
     intercom.emit('disconnect');
   }
+}
+
+// Node's removeHandlesForWorker, when a worker is disconnected on purpose: no
+// new connections for it, and a listener left with no worker closes now. It stays connected to the dispatcher and answers for what
+// it was already sent (it refuses them once its server closes).
+function withdrawFromHandles(worker) {
+  if (dispatcher !== null) dispatcher.withdrawWorker(worker.id);
 }
 
 // The dispatcher also notices a dead worker by itself (its channel hangs up),
@@ -204,9 +252,13 @@ cluster.fork = function fork(env) {
   });
 
   worker.process.once('disconnect', () => {
-    // The worker closed its servers before disconnecting (each left its
-    // rotation natively). Remove the worker from the workers list only if
-    // its process has exited. Otherwise, we might still want to access it.
+    // A worker that disconnected on purpose is out of its listeners'
+    // rotations now, as in Node. One whose channel closed because it died is
+    // not withdrawn: its sockets stay open for a replacement, and the
+    // dispatcher gives what it held to the other workers.
+    if (worker.exitedAfterDisconnect) withdrawFromHandles(worker);
+    // Remove the worker from the workers list only if its process has
+    // exited. Otherwise, we might still want to access it.
     if (worker.isDead()) removeWorker(worker);
 
     worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
@@ -284,18 +336,21 @@ function queryServer(worker, message) {
   const shared = datagram || schedulingPolicy !== SCHED_RR;
   let result;
   try {
+    const fd = typeof message.fd === 'number' && message.fd >= 0 ? message.fd : undefined;
     result = getDispatcher().listen(worker.id, {
       key,
       address: address == null ? undefined : String(address),
-      // dgram's bind() may leave the port out: libuv binds port 0 then.
-      port: datagram ? Number(message.port) || 0 : message.port,
+      // dgram's bind() may leave the port out (libuv binds port 0 then);
+      // listen({ fd }) gives none (null): the fd says it all.
+      port: datagram ? Number(message.port) || 0 : (typeof message.port === 'number' ? message.port : -1),
+      // listen({ fd }) or dgram's bind({ fd }) name a socket of the primary's
+      // own, as in node:cluster.
+      fd,
       ipv6Only: Boolean(message.flags & (datagram ? UV_UDP_IPV6ONLY : UV_TCP_IPV6ONLY)),
       backlog: typeof message.backlog === 'number' ? message.backlog : undefined,
       shared,
       socketType: datagram ? 'datagram' : 'stream',
       reuseAddr: datagram && Boolean(message.flags & UV_UDP_REUSEADDR),
-      // dgram's bind({ fd }) names a UDP socket of this process, as in node:cluster.
-      fd: datagram && message.fd > 0 ? message.fd : undefined,
     });
   } catch (err) {
     debug('primary: worker %d: listen %s failed: %s', worker.id, key, err.message);
@@ -353,6 +408,7 @@ function debugListen(worker, key, shared, result) {
 Worker.prototype.disconnect = function() {
   this.exitedAfterDisconnect = true;
   send(this, { act: 'disconnect' });
+  withdrawFromHandles(this);
   removeWorker(this);
   return this;
 };
@@ -367,6 +423,12 @@ Worker.prototype.destroy = function(signo) {
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
 // connections accepted and held per worker).
-cluster.stats = function stats() {
-  return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
-};
+// Not enumerable, so the module's own keys are node:cluster's.
+Object.defineProperty(cluster, 'stats', {
+  value: function stats() {
+    return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
+  },
+  enumerable: false,
+  writable: true,
+  configurable: true,
+});

@@ -5,7 +5,7 @@
 // RangeError whose `code` is ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ...
 // Only keys the caller passed are touched, so cluster.settings stays exactly
 // node:cluster's when none of them is used.
-const { inspect } = require('util');
+const { nodeError, describeReceived, invalidArgType, outOfRange } = require('./errors');
 const { constants: { signals } } = require('os');
 
 // setTimeout() silently turns larger delays into 1 ms.
@@ -20,37 +20,6 @@ const RESTART_DEFAULTS = Object.freeze({
 });
 const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze({ timeout: 5000 });
 const SHUTDOWN_TIMEOUT_DEFAULT = 30000;
-
-function nodeError(Base, code, message, caller) {
-  const err = new Base(message);
-  err.code = code;
-  Error.captureStackTrace(err, caller);
-  // Node's own errors read "TypeError [ERR_X]: ..." in their stack.
-  err.stack = err.stack.replace(`${Base.name}:`, `${Base.name} [${code}]:`);
-  return err;
-}
-
-function received(value) {
-  if (value == null) return ` Received ${value}`;
-  if (typeof value === 'function') return ` Received function ${value.name || '<anonymous>'}`;
-  if (typeof value === 'object') {
-    if (value.constructor && value.constructor.name) return ` Received an instance of ${value.constructor.name}`;
-    return ` Received ${inspect(value, { depth: -1 })}`;
-  }
-  let shown = inspect(value, { colors: false });
-  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
-  return ` Received type ${typeof value} (${shown})`;
-}
-
-function invalidArgType(name, expected, value, caller) {
-  return nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
-    `The "${name}" property must be ${expected}.${received(value)}`, caller);
-}
-
-function outOfRange(name, range, value, caller) {
-  return nodeError(RangeError, 'ERR_OUT_OF_RANGE',
-    `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`, caller);
-}
 
 function isPlainObject(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -150,7 +119,7 @@ function normalizeShutdownOptions(options, settings, caller) {
   if (options === undefined) return { timeout: fallback };
   if (!isPlainObject(options)) {
     throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
-      `The "options" argument must be of type object.${received(options)}`, caller);
+      `The "options" argument must be of type object. Received ${describeReceived(options)}`, caller);
   }
   const timeout = options.timeout === undefined ? fallback : validateMs(options.timeout, 'options.timeout', 0, caller);
   return { timeout };

@@ -25,8 +25,8 @@ pub struct ListenOptions {
     pub socket_type: Option<String>,
     /// UDP only: `SO_REUSEADDR`, dgram's `reuseAddr`.
     pub reuse_addr: Option<bool>,
-    /// UDP only: share this process's own UDP socket, by fd (`bind({ fd })`),
-    /// instead of binding `address`/`port`.
+    /// A socket of the primary's own, by fd, instead of binding
+    /// `address`/`port`: a worker's `listen({ fd })`, or dgram's `bind({ fd })`.
     pub fd: Option<i32>,
     /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
     pub shared: bool,
@@ -109,6 +109,9 @@ fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
             ipv6_only: options.ipv6_only.unwrap_or(false),
             reuse_addr: options.reuse_addr.unwrap_or(false),
         });
+    }
+    if let Some(fd) = options.fd.filter(|fd| *fd >= 0) {
+        return Ok(ListenAddr::Fd { fd });
     }
     if options.port < 0 {
         let path = options
@@ -198,6 +201,13 @@ impl Dispatcher {
                 None => Err(to_js(err)),
             },
         }
+    }
+
+    /// Takes a worker out of every rotation (it is being disconnected); it
+    /// stays connected and answers for what it was already sent.
+    #[napi]
+    pub fn withdraw_worker(&self, worker: u32) -> Result<()> {
+        self.inner.withdraw(worker).map_err(to_js)
     }
 
     /// Forgets a worker; what it had not acknowledged goes to the others.

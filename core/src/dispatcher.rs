@@ -106,6 +106,7 @@ pub struct WorkerStats {
 enum Command {
     AddPeer(WorkerId, OwnedFd),
     RemovePeer(WorkerId),
+    Withdraw(WorkerId),
     Listen(ListenRequest, Sender<Result<ListenOutcome>>),
     Stats(Sender<Stats>),
     Stop,
@@ -180,6 +181,14 @@ impl Dispatcher {
     pub fn remove_worker(&self, worker: WorkerId) -> Result<()> {
         self.release_child_end(worker);
         self.send(Command::RemovePeer(worker))
+    }
+
+    /// Takes a worker out of every rotation, as Node's `removeHandlesForWorker`
+    /// does when the primary disconnects it: it gets no new connections, and a
+    /// listener it was the last member of closes now. Unlike `remove_worker`,
+    /// the worker stays connected: what it was already sent, it still answers.
+    pub fn withdraw(&self, worker: WorkerId) -> Result<()> {
+        self.send(Command::Withdraw(worker))
     }
 
     pub fn stats(&self) -> Result<Stats> {
@@ -348,6 +357,7 @@ impl EventLoop {
                         peer.mark_dead();
                     }
                 }
+                Command::Withdraw(id) => self.withdraw(id),
                 Command::Listen(request, reply) => {
                     let _ = reply.send(self.listen(request));
                 }
@@ -500,6 +510,17 @@ impl EventLoop {
         }
     }
 
+    fn withdraw(&mut self, id: WorkerId) {
+        let emptied: Vec<ListenerId> = self
+            .handles
+            .values_mut()
+            .filter_map(|handle| (handle.remove(id) && handle.is_empty()).then_some(handle.id))
+            .collect();
+        for listener in emptied {
+            self.close_handle(listener);
+        }
+    }
+
     fn close_handle(&mut self, listener: ListenerId) {
         if let Some(handle) = self.handles.remove(&listener) {
             self.keys.remove(&handle.key);
@@ -556,6 +577,7 @@ impl EventLoop {
                     handle.expired_total += 1;
                     continue;
                 }
+                let conn = handle.new_round_if_refused_by_all(conn, turn.now);
                 let pick = if handle.is_empty() || !is_due(&conn, turn.now) {
                     None
                 } else {

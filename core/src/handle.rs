@@ -121,6 +121,7 @@ impl ListenHandle {
         self.members.is_empty()
     }
 
+    /// Connections accepted and not yet given to a worker.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }
@@ -255,12 +256,19 @@ impl ListenHandle {
     /// handing such a connection around until someone takes it.
     pub fn requeue_refused(&mut self, mut conn: Connection, worker: WorkerId, now: Instant) {
         conn.refused_by.push(worker);
-        if !self.members.is_empty() && self.refused_by_all(&conn) {
+        let conn = self.new_round_if_refused_by_all(conn, now);
+        self.pending.push_front(conn);
+    }
+
+    /// Starts a new round of offers for a connection every member has refused
+    /// (also when the one that had not refused it yet left), after a wait.
+    pub fn new_round_if_refused_by_all(&self, mut conn: Connection, now: Instant) -> Connection {
+        if !self.members.is_empty() && !conn.refused_by.is_empty() && self.refused_by_all(&conn) {
             conn.refused_by.clear();
             conn.rounds += 1;
             conn.retry_at = Some(now + retry_delay(conn.rounds));
         }
-        self.pending.push_front(conn);
+        conn
     }
 
     pub fn push_pending_front(&mut self, conn: Connection) {
@@ -292,7 +300,9 @@ impl ListenHandle {
     /// removed, as libuv does when a pipe server closes.
     pub fn close(self) {
         if let LocalAddr::Unix(path) = &self.socket.local {
-            sys::unlink(path);
+            if self.socket.owns_path {
+                sys::unlink(path);
+            }
         }
         // The socket and every pending connection close as they drop.
     }

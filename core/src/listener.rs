@@ -22,6 +22,9 @@ pub enum ListenAddr {
     /// `bind({ fd })`, as node:cluster reads that fd in the primary). The
     /// primary's fd stays its owner's: the listener holds a copy.
     UdpFd { fd: RawFd },
+    /// A stream socket the primary already has, by descriptor (Node's
+    /// `listen({ fd })` in a worker names the primary's fd, not its own).
+    Fd { fd: RawFd },
 }
 
 /// Whether a socket streams connections (accepted, or listened on by workers)
@@ -42,7 +45,7 @@ impl ListenSpec {
     pub fn socket_type(&self) -> SocketType {
         match self.addr {
             ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => SocketType::Datagram,
-            ListenAddr::Tcp { .. } | ListenAddr::Unix { .. } => SocketType::Stream,
+            ListenAddr::Tcp { .. } | ListenAddr::Unix { .. } | ListenAddr::Fd { .. } => SocketType::Stream,
         }
     }
 }
@@ -56,6 +59,9 @@ pub const DEFAULT_BACKLOG: i32 = 511;
 pub struct BoundSocket {
     pub fd: OwnedFd,
     pub local: LocalAddr,
+    /// Whether rcluster created the unix socket path, and so removes it on
+    /// close. A socket adopted by fd keeps its path, as libuv leaves it.
+    pub owns_path: bool,
 }
 
 pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
@@ -77,20 +83,23 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
             sys::udp_socket(SocketAddr::new(*ip, *port), *ipv6_only, *reuse_addr)?
         }
         ListenAddr::UdpFd { fd } => sys::udp_from_fd(*fd)?,
+        ListenAddr::Fd { fd } => sys::listener_from_fd(*fd, backlog)?,
     };
     let local = match &spec.addr {
         // getsockname on a unix socket may not give back a relative path as written.
         ListenAddr::Unix { path } => LocalAddr::Unix(path.clone()),
-        ListenAddr::Tcp { .. } | ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => {
+        ListenAddr::Tcp { .. } | ListenAddr::Fd { .. } | ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => {
             sys::local_addr(fd.as_raw_fd())?
         }
     };
-    Ok(BoundSocket { fd, local })
+    let owns_path = matches!(spec.addr, ListenAddr::Unix { .. });
+    Ok(BoundSocket { fd, local, owns_path })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::net::{Ipv4Addr, TcpStream};
 
     #[test]
@@ -147,9 +156,35 @@ mod tests {
     }
 
     #[test]
-    fn an_overlong_unix_path_is_enametoolong() {
-        let path = PathBuf::from(format!("/tmp/{}", "x".repeat(200)));
-        let err = bind(&ListenSpec { addr: ListenAddr::Unix { path }, backlog: 0 }).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG));
+    fn an_existing_socket_is_adopted_by_fd_and_a_non_socket_is_einval() {
+        let original = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = original.local_addr().unwrap().port();
+        let bound = bind(&ListenSpec { addr: ListenAddr::Fd { fd: original.as_raw_fd() }, backlog: 0 }).unwrap();
+        assert_ne!(bound.fd.as_raw_fd(), original.as_raw_fd(), "a copy, not the caller's fd");
+        assert_eq!(bound.local, LocalAddr::Inet((Ipv4Addr::LOCALHOST, port).into()));
+        assert!(!bound.owns_path);
+        let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        assert!(sys::accept(bound.fd.as_raw_fd()).is_ok());
+
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = bind(&ListenSpec { addr: ListenAddr::Fd { fd: file.as_raw_fd() }, backlog: 0 }).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn an_overlong_unix_path_is_cut_to_fit_and_a_missing_directory_is_eacces() {
+        // As libuv does for Node: the bind succeeds on the path cut to 107 bytes.
+        let dir = std::env::temp_dir().join(format!("rcluster-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let long = dir.join("x".repeat(200));
+        let bound = bind(&ListenSpec { addr: ListenAddr::Unix { path: long.clone() }, backlog: 0 }).unwrap();
+        let cut = &long.as_os_str().as_bytes()[..107];
+        assert!(std::path::Path::new(std::ffi::OsStr::from_bytes(cut)).exists());
+        drop(bound);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let missing = PathBuf::from(format!("/nonexistent-{}/x.sock", std::process::id()));
+        let err = bind(&ListenSpec { addr: ListenAddr::Unix { path: missing }, backlog: 0 }).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
     }
 }

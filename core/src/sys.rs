@@ -175,23 +175,51 @@ pub fn udp_socket(addr: SocketAddr, ipv6_only: bool, reuse_addr: bool) -> io::Re
 /// Anything else, a closed fd included, is `EINVAL`, as node:cluster answers
 /// a `bind({ fd })` whose fd is not UDP. `fd` itself is left open: it is not ours.
 pub fn udp_from_fd(fd: RawFd) -> io::Result<OwnedFd> {
-    let mut socket_type: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the option value points at a live c_int and `len` holds its size.
-    let is_dgram = unsafe {
-        syscall!(getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            &mut socket_type as *mut libc::c_int as *mut libc::c_void,
-            &mut len
-        ))
-    }
-    .is_ok_and(|_| socket_type == libc::SOCK_DGRAM);
+    let is_dgram = socket_type(fd).is_ok_and(|kind| kind == libc::SOCK_DGRAM);
     if !is_dgram || !matches!(local_addr(fd), Ok(LocalAddr::Inet(_))) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     dup_cloexec(fd)
+}
+
+/// `SO_TYPE` of a socket: `SOCK_STREAM`, `SOCK_DGRAM`, ...
+fn socket_type(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut kind: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int and `len` holds its size.
+    unsafe {
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut kind as *mut libc::c_int as *mut libc::c_void,
+            &mut len
+        ))?;
+    }
+    Ok(kind)
+}
+
+/// Listens on a copy of a stream socket this process already has, for Node's
+/// `listen({ fd })`: the copy is close-on-exec and non-blocking. A descriptor
+/// that is not a stream socket (or not open) is `EINVAL`, as Node answers for
+/// handle types a server cannot use.
+pub fn listener_from_fd(fd: RawFd, backlog: i32) -> io::Result<OwnedFd> {
+    match socket_type(fd) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSOCK) | Some(libc::EBADF)) => {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Err(e) => return Err(e),
+        Ok(kind) if kind != libc::SOCK_STREAM => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Ok(_) => {}
+    }
+    let copy = dup_cloexec(fd)?;
+    set_nonblocking(copy.as_raw_fd(), true)?;
+    // SAFETY: `copy` is an open stream socket; listen on a listening socket
+    // only updates its backlog.
+    unsafe {
+        syscall!(listen(copy.as_raw_fd(), backlog))?;
+    }
+    Ok(copy)
 }
 
 /// Binds and listens on a unix-domain socket path.
@@ -202,8 +230,16 @@ pub fn unix_listener(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
         syscall!(socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
     });
     // SAFETY: `addr` is a sockaddr_un whose used length is `len`.
+    let bound = unsafe { syscall!(bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len)) };
+    match bound {
+        // libuv reports a missing directory as EACCES (for Windows' sake), and
+        // so does Node: "bind EACCES /no/such/dir/x.sock".
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(io::Error::from_raw_os_error(libc::EACCES)),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    // SAFETY: `fd` is a bound stream socket.
     unsafe {
-        syscall!(bind(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len))?;
         syscall!(listen(fd.as_raw_fd(), backlog))?;
     }
     Ok(fd)
@@ -217,9 +253,9 @@ fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     if bytes.is_empty() || bytes.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
+    // As libuv's uv_pipe_bind (which Node uses): a path longer than sun_path
+    // is cut to fit, keeping the terminating NUL, rather than refused.
+    let bytes = &bytes[..bytes.len().min(addr.sun_path.len() - 1)];
     for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }

@@ -211,6 +211,27 @@ fn connections_nobody_takes_within_the_queue_timeout_are_closed_and_the_port_sta
 }
 
 #[test]
+fn a_withdrawn_worker_gets_nothing_new_and_the_last_one_out_closes_the_port() {
+    let (d, mut a, mut b, _, port) = two_workers(Config::default(), Mode::RoundRobin);
+    d.withdraw(1).unwrap();
+    let _clients = connect_clients(port, 4);
+    assert_eq!(b.take_all(200, ACCEPTED).len(), 4, "every connection goes to the worker still in rotation");
+    assert!(a.recv(100).is_none(), "nothing reaches the withdrawn worker");
+
+    d.withdraw(2).unwrap();
+    let mut refused = false;
+    for _ in 0..100 {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(refused, "the port closes once no worker is left in rotation");
+    assert_eq!(d.stats().unwrap().workers.len(), 2, "both workers are still connected");
+}
+
+#[test]
 fn leave_is_confirmed_and_the_last_leave_frees_the_port() {
     let (_dispatcher, mut a, mut b, id, port) = two_workers(Config::default(), Mode::RoundRobin);
 
