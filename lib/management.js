@@ -11,12 +11,20 @@ const { EXIT_ON_UNCAUGHT_ENV, SHUTDOWN_SIGNALS_ENV } = require('./graceful_exit'
 function manage(cluster) {
   const restartPolicy = new RestartPolicy(cluster);
   const shutdown = new Shutdown(cluster, restartPolicy);
+  const shutdownRun = (options, caller) => shutdown.run(options, caller);
 
-  cluster.shutdown = function(options) {
-    return shutdown.run(options, cluster.shutdown);
-  };
+  // Not enumerable (like cluster.stats), so the module's own keys are
+  // node:cluster's: code that walks them sees no difference.
+  Object.defineProperty(cluster, 'shutdown', {
+    value: function shutdown(options) {
+      return shutdownRun(options, cluster.shutdown);
+    },
+    enumerable: false,
+    writable: true,
+    configurable: true,
+  });
   Object.defineProperty(cluster, 'pendingRestarts', {
-    enumerable: true,
+    enumerable: false,
     get: () => restartPolicy.pending.size,
   });
 
