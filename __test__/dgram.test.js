@@ -8,26 +8,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
-const fs = require('node:fs');
 const { startCluster } = require('./helpers/run-cluster');
-
-/** Inodes of the UDP sockets bound to `port` (IPv4 and IPv6), from /proc. */
-function udpSocketInodes(port) {
-  const inodes = new Set();
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text;
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.trim().split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (parseInt(cols[1].split(':')[1], 16) === port) inodes.add(cols[9]);
-    }
-  }
-  return inodes;
-}
+const { udpSocketInodes } = require('./helpers/proc-net');
 
 function bindSocket(options, ...args) {
   return new Promise((resolve, reject) => {

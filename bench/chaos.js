@@ -18,6 +18,7 @@ const path = require('node:path');
 const http = require('node:http');
 const { startServer, stopServer, sleep } = require('./lib/server');
 const { machineInfo } = require('./lib/proc');
+const { eachFlag, numberFlag } = require('./lib/flags');
 
 const CHAOS_SERVER = path.join(__dirname, 'chaos-server.js');
 const IMPLS = {
@@ -43,25 +44,17 @@ function parseArgs(argv) {
     duration: 30, rounds: 3, concurrency: 50, killMin: 1000, killMax: 2000,
     timeout: 5000, seed: 1, impls: Object.keys(IMPLS), out: path.join(__dirname, 'results'),
   };
-  const number = (flag, text, min) => {
-    const n = Number(text);
-    if (!Number.isFinite(n) || n < min) throw new Error(`${flag} needs a number >= ${min}, got ${text}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`);
-      return argv[++i];
-    };
+  let help = false;
+  eachFlag(argv, (flag, value) => {
+    const number = (text, min) => numberFlag(flag, text, min);
     switch (flag) {
-      case '--help': case '-h': return { help: HELP };
+      case '--help': case '-h': help = true; return true;
       case '--quick': opts.duration = 8; opts.rounds = 2; break;
-      case '--duration': opts.duration = number(flag, value(), 1); break;
-      case '--rounds': opts.rounds = Math.floor(number(flag, value(), 1)); break;
-      case '--concurrency': opts.concurrency = Math.floor(number(flag, value(), 1)); break;
-      case '--timeout': opts.timeout = number(flag, value(), 100); break;
-      case '--seed': opts.seed = Math.floor(number(flag, value(), 0)); break;
+      case '--duration': opts.duration = number(value(), 1); break;
+      case '--rounds': opts.rounds = Math.floor(number(value(), 1)); break;
+      case '--concurrency': opts.concurrency = Math.floor(number(value(), 1)); break;
+      case '--timeout': opts.timeout = number(value(), 100); break;
+      case '--seed': opts.seed = Math.floor(number(value(), 0)); break;
       case '--out': opts.out = path.resolve(value()); break;
       case '--kill-every': {
         const m = /^(\d+)-(\d+)$/.exec(value());
@@ -76,8 +69,9 @@ function parseArgs(argv) {
         break;
       default: throw new Error(`unknown option ${flag}\n\n${HELP}`);
     }
-  }
-  return { opts };
+    return false;
+  });
+  return help ? { help: HELP } : { opts };
 }
 
 // mulberry32: a small seeded PRNG, so that every run kills on the same schedule.

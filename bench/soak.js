@@ -13,6 +13,7 @@ const { execFileSync } = require('node:child_process');
 const { startServer, stopServer, sleep } = require('./lib/server');
 const { runLoad } = require('./lib/load');
 const { processGroupMembers, machineInfo } = require('./lib/proc');
+const { eachFlag, numberFlag } = require('./lib/flags');
 
 const CHAOS_SERVER = path.join(__dirname, 'chaos-server.js');
 
@@ -28,28 +29,22 @@ const HELP = `Usage: node bench/soak.js [options]
 
 function parseArgs(argv) {
   const opts = { connections: 1e6, segment: 10, killEvery: 3, maxSeconds: 600, out: path.join(__dirname, 'results') };
-  const number = (flag, text) => {
-    const n = Number(text);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} needs a positive number, got ${text}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`);
-      return argv[++i];
-    };
+  let help = false;
+  eachFlag(argv, (flag, value) => {
+    const number = (min = 1) => numberFlag(flag, value(), min);
     switch (flag) {
-      case '--help': case '-h': return { help: HELP };
+      case '--help': case '-h': help = true; return true;
       case '--quick': opts.connections = 1e5; break;
-      case '--connections': opts.connections = number(flag, value()); break;
-      case '--segment': opts.segment = number(flag, value()); break;
-      case '--kill-every': opts.killEvery = number(flag, value()); break;
-      case '--max-seconds': opts.maxSeconds = number(flag, value()); break;
+      case '--connections': opts.connections = number(); break;
+      case '--segment': opts.segment = number(); break;
+      case '--kill-every': opts.killEvery = number(0.1); break;
+      case '--max-seconds': opts.maxSeconds = number(); break;
       case '--out': opts.out = path.resolve(value()); break;
       default: throw new Error(`unknown option ${flag}\n${HELP}`);
     }
-  }
+    return false;
+  });
+  if (help) return { help: HELP };
   return opts;
 }
 

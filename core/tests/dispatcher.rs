@@ -143,13 +143,7 @@ fn connections_wait_while_no_worker_listens_and_go_to_the_replacement() {
     let only = TestWorker::spawn(&d, 1);
     let (id, port) = only.listen(&d, "k", 0, Mode::RoundRobin);
     drop(only); // dies without closing its server
-    // The dispatcher has seen the hang-up once the worker is gone from stats.
-    for _ in 0..200 {
-        if d.stats().unwrap().workers.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until("the dispatcher saw the worker hang up", || d.stats().unwrap().workers.is_empty());
     let _clients = connect_clients(port, 20);
     let mut replacement = TestWorker::spawn(&d, 2);
     let (again, same_port) = replacement.listen(&d, "k", 0, Mode::RoundRobin);
@@ -165,20 +159,9 @@ fn shared_sockets_also_hold_connections_for_the_replacement() {
     let only = TestWorker::spawn(&d, 1);
     let (id, port) = only.listen(&d, "k", 0, Mode::Shared);
     drop(only);
-    for _ in 0..200 {
-        if d.stats().unwrap().workers.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until("the dispatcher saw the worker hang up", || d.stats().unwrap().workers.is_empty());
     let _clients = connect_clients(port, 5);
-    // Let the dispatcher take them off the kernel's queue.
-    for _ in 0..200 {
-        if d.stats().unwrap().listeners[0].pending == 5 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until("the primary holds the 5 connections", || d.stats().unwrap().listeners[0].pending == 5);
     let mut replacement = TestWorker::spawn(&d, 2);
     assert_eq!(replacement.listen(&d, "k", 0, Mode::Shared), (id, port));
     assert!(matches!(replacement.recv(1000), Some(Incoming::Shared { .. })), "it gets the socket itself");
@@ -194,12 +177,7 @@ fn connections_nobody_takes_within_the_queue_timeout_are_closed_and_the_port_sta
     let only = TestWorker::spawn(&d, 1);
     let (_, port) = only.listen(&d, "k", 0, Mode::RoundRobin);
     drop(only);
-    for _ in 0..200 {
-        if d.stats().unwrap().workers.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until("the dispatcher saw the worker hang up", || d.stats().unwrap().workers.is_empty());
     let mut clients = connect_clients(port, 3);
     for client in &mut clients {
         let mut buf = [0u8; 1];

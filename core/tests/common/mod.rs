@@ -132,3 +132,14 @@ pub fn from_raw(fd: i32) -> OwnedFd {
     // SAFETY: test-only; callers pass a descriptor they own.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// Polls `done` every 5 ms for up to a second; panics with `what` if it never holds.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting until {what}");
+}
