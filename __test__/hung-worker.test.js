@@ -93,3 +93,36 @@ test('connections stranded on a hung worker are served after it is SIGKILLed',
     assert.ok(results.every((r) => r.value.status === 200 && Number(r.value.body) === healthy),
       'all by the healthy worker');
   });
+
+// A worker stopped by SIGSTOP (a debugger, a frozen container, swap) looks
+// like a hung one. With SIGCONT it serves what it was holding; if it is
+// killed instead, that goes to another worker ([rcluster-only]).
+for (const then of ['SIGCONT', 'SIGKILL']) {
+  test(`a SIGSTOPped worker, then ${then}: every request is answered`,
+    { skip: then === 'SIGKILL' && rclusterOnly('re-dispatching what a dead worker never acknowledged'), timeout: 90000 },
+    async (t) => {
+      const c = startCluster(t, 'hung-worker.js', { env: { WORKERS: '2' } });
+      const { port, workers } = await c.waitFor('ready', { timeout: 10000 });
+      const [stopped, healthy] = workers.map((w) => w.id);
+      await c.call('signal', { worker: stopped, signal: 'SIGSTOP' });
+
+      let issued = 0;
+      let resumed = null;
+      const resume = () => {
+        resumed ??= then === 'SIGKILL' ? c.call('kill', { worker: stopped }) :
+          c.call('signal', { worker: stopped, signal: 'SIGCONT' });
+      };
+      const timer = setTimeout(resume, 1000);
+      const results = await pool(100, 4, async (i) => {
+        if (++issued === 50) resume();
+        return settle(get(port, { path: `/${i}`, timeout: 20000 }));
+      });
+      clearTimeout(timer);
+      await resumed;
+
+      const failures = results.flatMap((r, i) => (r.ok ? [] : [`#${i}: ${r.error.code} ${r.error.message}`]));
+      assert.deepEqual(failures, [], 'no reset, no timeout');
+      const byWorker = results.map((r) => Number(r.value.body));
+      assert.ok(byWorker.filter((id) => id === healthy).length >= 50, 'the running worker served while the other was stopped');
+    });
+}
