@@ -68,6 +68,15 @@ test('a deliberate close by every worker frees the port', { timeout: 60000 }, as
   assert.equal((await tryListen(port, '127.0.0.1')).ok, true, 'the port is free');
 });
 
+test('workers that disconnect themselves (process.disconnect()) and exit free the port', { timeout: 60000 }, async (t) => {
+  // Leaving the cluster on purpose is a deliberate close, unlike dying.
+  const c = startCluster(t, 'no-worker.js', { env: { WORKERS: '2' } });
+  const { port } = await c.waitFor('ready', { timeout: 10000 });
+  const { exited } = await c.call('disconnect-self');
+  assert.deepEqual(exited.map((e) => e.code), [0, 0]);
+  assert.equal((await tryListen(port, '127.0.0.1')).ok, true, 'the port is free');
+});
+
 test('queueTimeout is validated like Node validates options', async () => {
   const { spawnSync } = require('node:child_process');
   const program = `

@@ -25,6 +25,8 @@ const listeners = new Map();
 // on the channel, the reply on the IPC channel, in either order.
 const sharedFds = new Map();
 const sharedWaiters = new Map();
+// How to leave each shared UDP socket this worker joined, by listener id.
+const datagramLeaves = new Map();
 
 // Channel message kinds (src/worker.rs).
 const KIND_CLOSED = 0;
@@ -57,6 +59,7 @@ cluster._setupWorker = function() {
   debug('worker %d: online, connections arrive on fd %d', id, channelFd);
 
   process.once('disconnect', () => {
+    leaveEveryRotation();
     worker.emit('disconnect');
 
     if (!worker.exitedAfterDisconnect) {
@@ -76,6 +79,21 @@ cluster._setupWorker = function() {
     if (message.act === 'disconnect') _disconnect.call(worker, true);
   }
 };
+
+// The worker's IPC channel closed while it is alive to see it: it left the
+// cluster on purpose (process.disconnect(), or the primary's disconnect), so
+// it leaves every rotation, as Node's primary removes a disconnected worker's
+// handles; a socket whose last worker this was closes (and a unix socket path
+// is removed). A worker that dies runs none of this: its sockets stay open
+// for a replacement (lib/primary.js).
+function leaveEveryRotation() {
+  for (const [listenerId, entry] of listeners) {
+    if (entry.closing) continue;
+    entry.closing = true;
+    channel.leave(listenerId);
+  }
+  for (const leave of datagramLeaves.values()) leave();
+}
 
 // A listening server keeps the worker alive, and server.unref() releases it,
 // as Node's fake handle does with a timer; here the channel's poll handle does it.
@@ -254,12 +272,14 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
       const leave = () => {
         if (!joined) return;
         joined = false;
+        datagramLeaves.delete(listenerId);
         channel.leave(listenerId);
         handles.delete(key);
         removeIndexesKey(indexesKey, index);
       };
       assert(handles.has(key) === false);
       handles.set(key, obj);
+      datagramLeaves.set(listenerId, leave);
       cb(0, null, fd, leave);
       return;
     }
