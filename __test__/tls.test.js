@@ -5,10 +5,8 @@
 // worker is accepted by another.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const https = require('node:https');
-const os = require('node:os');
 const path = require('node:path');
 const tls = require('node:tls');
 const { startCluster } = require('./helpers/run-cluster');
@@ -16,15 +14,15 @@ const { getFreePort, sequential } = require('./helpers/http-client');
 
 const N = 2;
 
-// A throwaway self-signed certificate for "localhost".
-function makeCertificate(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rcluster-tls-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const keyFile = path.join(dir, 'key.pem');
-  const certFile = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', '/CN=localhost', '-days', '2',
-    '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'pipe', timeout: 20000 });
+// A self-signed test certificate for "localhost" (EC P-256, valid for a
+// century), committed so that the test needs no openssl binary. Made with:
+//   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+//     -keyout localhost-key.pem -out localhost-cert.pem -subj /CN=localhost \
+//     -days 36500 -addext subjectAltName=DNS:localhost
+function makeCertificate() {
+  const dir = path.join(__dirname, 'fixtures', 'tls');
+  const keyFile = path.join(dir, 'localhost-key.pem');
+  const certFile = path.join(dir, 'localhost-cert.pem');
   return { keyFile, certFile, ca: fs.readFileSync(certFile) };
 }
 
@@ -62,7 +60,7 @@ function tlsHello(port, { ca, maxVersion, session, timeout = 5000 }) {
 }
 
 test('https and tls servers in workers', { timeout: 60000 }, async (t) => {
-  const { keyFile, certFile, ca } = makeCertificate(t);
+  const { keyFile, certFile, ca } = makeCertificate();
   const [port, tlsPort] = [await getFreePort(), await getFreePort()];
   const c = startCluster(t, 'tls-servers.js', {
     env: { WORKERS: String(N), PORT: String(port), TLS_PORT: String(tlsPort), KEY_FILE: keyFile, CERT_FILE: certFile },
