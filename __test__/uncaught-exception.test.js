@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startCluster, rclusterOnly } = require('./helpers/run-cluster');
-const { get } = require('./helpers/http-client');
+const { get, settle } = require('./helpers/http-client');
 
 const skip = rclusterOnly('node:cluster has no exitOnUncaughtException');
 
@@ -88,4 +88,20 @@ test('without the setting an uncaught exception kills the worker at once, as in 
     const exit = await c.waitFor({ event: 'exit', worker: failing }, { timeout: 10000 });
     assert.deepEqual([exit.code, exit.signal], [1, null]);
     assert.equal((await slow).code, 'ECONNRESET');
+  });
+
+test('uncaught exception in the only worker: connections made before the replacement listens wait for it',
+  { skip, timeout: 30000 }, async (t) => {
+    // The failing worker closes its server at once. It was the last worker on
+    // the port, yet the port stays open: its replacement is on its way.
+    const c = start(t, { restart: true, exitOnUncaughtException: true });
+    const { port, workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
+    await c.call('ask', { worker: failing, op: 'throw' });
+    const results = await Promise.all(Array.from({ length: 20 }, () => settle(get(port, { timeout: 15000 }))));
+    const failures = results.flatMap((r) => (r.ok ? [] : [`${r.error.code} ${r.error.message}`]));
+    assert.deepEqual(failures, [], 'no connection refused or reset');
+    const restart = await c.waitFor({ event: 'restart', old: failing }, { timeout: 10000 });
+    const { port: samePort } = await c.waitFor({ event: 'listening', worker: restart.worker }, { timeout: 10000 });
+    assert.equal(samePort, port, 'the replacement listens on the same socket');
+    assert.ok(results.every((r) => JSON.parse(r.value.body).id === restart.worker), 'all served by the replacement');
   });

@@ -22,6 +22,9 @@ const { inspect } = require('util');
 // the role variables, so the app and the processes it spawns never see them.
 const EXIT_ON_UNCAUGHT_ENV = 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT';
 const SHUTDOWN_SIGNALS_ENV = 'RCLUSTER_SHUTDOWN_SIGNALS';
+// Longest a failing worker waits for the primary's answer before it closes
+// its servers anyway.
+const ANSWER_WAIT_MS = 3000;
 
 function printError(err, origin) {
   let text = err instanceof Error ? inspect(err) : `Uncaught ${inspect(err)}`;
@@ -70,9 +73,21 @@ function install(worker, { closeServers, send }) {
     } catch {
       // As above.
     }
-    send({ act: 'uncaughtException', error: describe(err), origin });
     setTimeout(() => process.exit(1), timeout).unref();
-    closeServers(() => process.exit(1));
+    // The servers close once the primary has answered: by then it has taken
+    // this worker out of rotation and, if a replacement is coming, kept the
+    // sockets open for it, so that this last close does not free a port the
+    // replacement needs (connections wait for it meanwhile). A primary too
+    // busy to answer soon does not keep the servers open for long.
+    let closing = false;
+    const close = () => {
+      if (closing) return;
+      closing = true;
+      closeServers(() => process.exit(1));
+    };
+    if (process.connected) send({ act: 'uncaughtException', error: describe(err), origin }, close);
+    else close();
+    setTimeout(close, Math.min(timeout, ANSWER_WAIT_MS)).unref();
   });
 }
 

@@ -58,8 +58,9 @@ function manage(cluster) {
       restartPolicy.markKilled(worker);
     },
 
+    /** Whether a replacement for the failing worker is on its way. */
     uncaughtException(worker, message) {
-      restartPolicy.onUncaughtException(worker, message.error);
+      return restartPolicy.onUncaughtException(worker, message.error);
     },
   };
 }

@@ -213,8 +213,8 @@ function removeWorker(worker) {
 // Node's removeHandlesForWorker, when a worker is disconnected on purpose: no
 // new connections for it, and a listener left with no worker closes now. It stays connected to the dispatcher and answers for what
 // it was already sent (it refuses them once its server closes).
-function withdrawFromHandles(worker) {
-  if (dispatcher !== null) dispatcher.withdrawWorker(worker.id);
+function withdrawFromHandles(worker, { hold = false } = {}) {
+  if (dispatcher !== null) dispatcher.withdrawWorker(worker.id, hold);
 }
 
 // The dispatcher also notices a dead worker by itself (its channel hangs up),
@@ -297,12 +297,23 @@ const methodMessageMapping = {
   listening,
   online,
   queryServer,
-  uncaughtException: (worker, message) => management.uncaughtException(worker, message),
+  uncaughtException,
 };
 
 function onmessage(message, handle) {
   const fn = methodMessageMapping[message.act];
   if (typeof fn === 'function') fn(this, message);
+}
+
+// A worker that had an uncaught exception is closing its servers and will
+// exit (exitOnUncaughtException). If its replacement is on its way, it leaves
+// every rotation now, and a socket it was the last worker of stays open and
+// holds connections for the replacement instead of refusing them meanwhile.
+function uncaughtException(worker, message) {
+  if (management.uncaughtException(worker, message)) withdrawFromHandles(worker, { hold: true });
+  // The worker closes its servers on this answer. The dispatcher runs the
+  // withdrawal, queued above, before any LEAVE the worker sends after it.
+  send(worker, { ack: message.seq });
 }
 
 function online(worker) {

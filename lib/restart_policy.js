@@ -76,8 +76,8 @@ class RestartPolicy {
   onUncaughtException(worker, error) {
     worker[kUncaught] = error;
     // A worker already on its way out by the primary's will stays unreplaced.
-    if (!this.enabled || worker[kReplaced] || worker[kKilled] || worker.exitedAfterDisconnect) return;
-    this.replace(worker, { code: null, signal: null, reason: 'uncaughtException', error }, { immediate: true });
+    if (!this.enabled || worker[kReplaced] || worker[kKilled] || worker.exitedAfterDisconnect) return false;
+    return this.replace(worker, { code: null, signal: null, reason: 'uncaughtException', error }, { immediate: true });
   }
 
   onExit(worker, code, signal) {
@@ -90,6 +90,7 @@ class RestartPolicy {
 
   // `immediate`: no delay unless the slot is already crashing. `retry`: the
   // previous fork for this worker failed, so its uptime proves nothing.
+  // Returns whether a replacement is on its way (false: a crash loop).
   replace(worker, cause, { immediate = false, retry = false }) {
     worker[kReplaced] = true;
     const { minDelay, maxDelay, resetAfter, maxRestarts, window } = this.options;
@@ -106,7 +107,7 @@ class RestartPolicy {
       this.cluster.emit('crashloop', {
         restarts: this.recent.length, maxRestarts, window, worker, ...cause,
       });
-      return;
+      return false;
     }
     this.recent.push(now);
 
@@ -118,6 +119,7 @@ class RestartPolicy {
       this.forkReplacement(worker, info);
     }, delay);
     this.pending.set(timer, info);
+    return true;
   }
 
   forkReplacement(oldWorker, info) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use rcluster_core::{dispatcher, ListenAddr, ListenRequest, ListenSpec, LocalAddr, Mode};
+use rcluster_core::{dispatcher, Emptied, ListenAddr, ListenRequest, ListenSpec, LocalAddr, Mode};
 
 use crate::js_error::to_js;
 
@@ -203,11 +203,14 @@ impl Dispatcher {
         }
     }
 
-    /// Takes a worker out of every rotation (it is being disconnected); it
-    /// stays connected and answers for what it was already sent.
+    /// Takes a worker out of every rotation; it stays connected and answers
+    /// for what it was already sent. A socket it was the last worker of closes
+    /// (it is being disconnected), or with `hold`, stays open and holds
+    /// connections for its replacement.
     #[napi]
-    pub fn withdraw_worker(&self, worker: u32) -> Result<()> {
-        self.inner.withdraw(worker).map_err(to_js)
+    pub fn withdraw_worker(&self, worker: u32, hold: Option<bool>) -> Result<()> {
+        let emptied = if hold == Some(true) { Emptied::Hold } else { Emptied::Close };
+        self.inner.withdraw(worker, emptied).map_err(to_js)
     }
 
     /// Forgets a worker; what it had not acknowledged goes to the others.

@@ -58,6 +58,16 @@ impl Default for Config {
     }
 }
 
+/// What becomes of a socket whose last worker leaves its rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emptied {
+    /// Closed, and the port freed: a deliberate close by every worker.
+    Close,
+    /// Kept open; the primary holds its connections for the next worker to
+    /// listen on it (up to `Config::queue_timeout`).
+    Hold,
+}
+
 /// A worker's request to listen, already parsed.
 #[derive(Clone, Debug)]
 pub struct ListenRequest {
@@ -106,7 +116,7 @@ pub struct WorkerStats {
 enum Command {
     AddPeer(WorkerId, OwnedFd),
     RemovePeer(WorkerId),
-    Withdraw(WorkerId),
+    Withdraw(WorkerId, Emptied),
     Listen(ListenRequest, Sender<Result<ListenOutcome>>),
     Stats(Sender<Stats>),
     Stop,
@@ -184,11 +194,13 @@ impl Dispatcher {
     }
 
     /// Takes a worker out of every rotation, as Node's `removeHandlesForWorker`
-    /// does when the primary disconnects it: it gets no new connections, and a
-    /// listener it was the last member of closes now. Unlike `remove_worker`,
+    /// does when the primary disconnects it: it gets no new connections.
+    /// A listener it was the last member of closes now (`Emptied::Close`), or
+    /// stays open and holds connections for a replacement on its way
+    /// (`Emptied::Hold`, as after a worker's death). Unlike `remove_worker`,
     /// the worker stays connected: what it was already sent, it still answers.
-    pub fn withdraw(&self, worker: WorkerId) -> Result<()> {
-        self.send(Command::Withdraw(worker))
+    pub fn withdraw(&self, worker: WorkerId, emptied: Emptied) -> Result<()> {
+        self.send(Command::Withdraw(worker, emptied))
     }
 
     pub fn stats(&self) -> Result<Stats> {
@@ -357,7 +369,7 @@ impl EventLoop {
                         peer.mark_dead();
                     }
                 }
-                Command::Withdraw(id) => self.withdraw(id),
+                Command::Withdraw(id, emptied) => self.withdraw(id, emptied),
                 Command::Listen(request, reply) => {
                     let _ = reply.send(self.listen(request));
                 }
@@ -510,14 +522,30 @@ impl EventLoop {
         }
     }
 
-    fn withdraw(&mut self, id: WorkerId) {
-        let emptied: Vec<ListenerId> = self
+    fn withdraw(&mut self, id: WorkerId, emptied: Emptied) {
+        let now_empty: Vec<ListenerId> = self
             .handles
             .values_mut()
             .filter_map(|handle| (handle.remove(id) && handle.is_empty()).then_some(handle.id))
             .collect();
-        for listener in emptied {
-            self.close_handle(listener);
+        for listener in now_empty {
+            match emptied {
+                Emptied::Close => self.close_handle(listener),
+                Emptied::Hold => self.hold(listener),
+            }
+        }
+    }
+
+    /// Keeps a socket no worker listens on any more open: from now on this
+    /// thread accepts from it and holds the connections (`dispatch`).
+    fn hold(&mut self, listener: ListenerId) {
+        let Some(handle) = self.handles.get(&listener) else { return };
+        if handle.mode == Mode::Shared && handle.socket_type == SocketType::Stream {
+            // The workers shared its file description and may have made it
+            // blocking; a blocking accept would stall every socket.
+            if let Err(e) = sys::set_nonblocking(handle.fd(), true) {
+                eprintln!("rcluster: cannot make {} non-blocking: {e}", handle.key);
+            }
         }
     }
 
@@ -539,20 +567,7 @@ impl EventLoop {
             // connections wait (up to the queue timeout) for a replacement to
             // listen on the same key. Only a deliberate close by every worker
             // (LEAVE) frees the port.
-            for handle in self.handles.values_mut() {
-                if handle.remove(id)
-                    && handle.is_empty()
-                    && handle.mode == Mode::Shared
-                    && handle.socket_type == SocketType::Stream
-                {
-                    // From now on this thread accepts from it. The workers
-                    // shared its file description and may have made it
-                    // blocking; a blocking accept would stall every socket.
-                    if let Err(e) = sys::set_nonblocking(handle.fd(), true) {
-                        eprintln!("rcluster: cannot make {} non-blocking: {e}", handle.key);
-                    }
-                }
-            }
+            self.withdraw(id, Emptied::Hold);
             for conn in peer.take_all().into_iter().rev() {
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.push_pending_front(conn);

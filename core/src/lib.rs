@@ -20,7 +20,7 @@ pub mod sys;
 pub mod wire;
 pub mod worker_channel;
 
-pub use dispatcher::{Config, Dispatcher, ListenOutcome, ListenRequest, Stats};
+pub use dispatcher::{Config, Dispatcher, Emptied, ListenOutcome, ListenRequest, Stats};
 pub use error::{Error, Result};
 pub use handle::Mode;
 pub use listener::{ListenAddr, ListenSpec, SocketType};

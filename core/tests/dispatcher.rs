@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 
 use common::*;
 use rcluster_core::wire::{ACCEPTED, REJECTED};
-use rcluster_core::{Config, Dispatcher, Incoming, Mode};
+use rcluster_core::{Config, Dispatcher, Emptied, Incoming, Mode};
 
 #[test]
 fn round_robin_splits_connections_exactly_evenly() {
@@ -191,12 +191,12 @@ fn connections_nobody_takes_within_the_queue_timeout_are_closed_and_the_port_sta
 #[test]
 fn a_withdrawn_worker_gets_nothing_new_and_the_last_one_out_closes_the_port() {
     let (d, mut a, mut b, _, port) = two_workers(Config::default(), Mode::RoundRobin);
-    d.withdraw(1).unwrap();
+    d.withdraw(1, Emptied::Close).unwrap();
     let _clients = connect_clients(port, 4);
     assert_eq!(b.take_all(200, ACCEPTED).len(), 4, "every connection goes to the worker still in rotation");
     assert!(a.recv(100).is_none(), "nothing reaches the withdrawn worker");
 
-    d.withdraw(2).unwrap();
+    d.withdraw(2, Emptied::Close).unwrap();
     let mut refused = false;
     for _ in 0..100 {
         if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
@@ -315,4 +315,24 @@ fn a_worker_passed_over_while_stalled_is_repaid_so_the_split_stays_exact() {
     drop(clients.join().unwrap());
     assert_eq!(slow_count + fast_count, 120);
     assert_eq!((slow_count, fast_count), (60, 60), "the stalled worker caught up on the turns it missed");
+}
+
+#[test]
+fn a_worker_withdrawn_for_a_replacement_leaves_its_socket_open_and_holding() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut retiring = TestWorker::spawn(&d, 1);
+    let (id, port) = retiring.listen(&d, "k", 0, Mode::RoundRobin);
+    d.withdraw(1, Emptied::Hold).unwrap();
+    // Its own server closing later is no deliberate close of the last worker.
+    retiring.channel.leave(id).unwrap();
+    assert!(matches!(retiring.recv(1000), Some(Incoming::Left { .. })));
+    let _clients = connect_clients(port, 3);
+    wait_until("the primary holds the 3 connections", || d.stats().unwrap().listeners[0].pending == 3);
+    assert!(retiring.recv(100).is_none(), "nothing reaches the retiring worker");
+
+    let mut replacement = TestWorker::spawn(&d, 2);
+    assert_eq!(replacement.listen(&d, "k", 0, Mode::RoundRobin), (id, port));
+    let mut served = replacement.take_all(300, ACCEPTED);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen, (0..3).collect::<BTreeSet<u8>>());
 }
