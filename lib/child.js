@@ -7,7 +7,7 @@ const path = require('path');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
-const { internal, sendHelper } = require('./utils');
+const { internal, sendHelper, closeFd } = require('./utils');
 const { role } = require('./role');
 const { wrapConnection } = require('./connection_handle');
 const netHook = require('./net_hook');
@@ -37,6 +37,9 @@ const UV_EMFILE = -24;
 
 let channel = null;
 let channelRefs = 0;
+// Set once the worker starts leaving the cluster: listens still waiting for
+// their socket are dropped.
+let disconnecting = false;
 let setupDone = false;
 
 module.exports = cluster;
@@ -59,6 +62,7 @@ cluster._setupWorker = function() {
   debug('worker %d: online, connections arrive on fd %d', id, channelFd);
 
   process.once('disconnect', () => {
+    disconnecting = true;
     leaveEveryRotation();
     worker.emit('disconnect');
 
@@ -260,6 +264,16 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
   const key = message.key;
   const listenerId = message.listenerId;
   whenSharedFd(listenerId, (fd) => {
+    if (disconnecting) {
+      // The reply came before the fd, and the worker began to disconnect in
+      // between (worker.disconnect() closed only what had fully arrived).
+      // As under node:cluster, where both come in one message, this listen
+      // never completes; the socket would keep the worker alive.
+      if (fd !== undefined) closeFd(fd);
+      channel.leave(listenerId);
+      removeIndexesKey(indexesKey, index);
+      return;
+    }
     if (fd === undefined) {
       // The socket could not be received: this process is out of fds.
       channel.leave(listenerId);
@@ -280,33 +294,52 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
       assert(handles.has(key) === false);
       handles.set(key, obj);
       datagramLeaves.set(listenerId, leave);
-      cb(0, null, fd, leave);
+      // Like the handle node:cluster gives dgram: code that wraps
+      // cluster._getServer passes on (err, handle), and dgram closes the
+      // handle if the socket closed meanwhile.
+      const shared = {
+        fd,
+        leave,
+        close() {
+          leave();
+          closeFd(fd);
+          return 0;
+        },
+      };
+      cb(0, shared);
       return;
     }
-    cb(0, null, fd);
-    const handle = obj._handle;
-    if (!handle) return; // listening on it failed; the server reported it
-    // Keep track of when it's closed, to take the worker out of the rotation.
-    const close = handle.close;
-    handle.close = function() {
-      debug('worker %d: closes its server on %s (listener %d)', cluster.worker.id, key, listenerId);
-      channel.leave(listenerId);
-      const entry = listeners.get(listenerId);
-      if (entry !== undefined) entry.closing = true;
-      handles.delete(key);
-      removeIndexesKey(indexesKey, index);
-      return close.apply(handle, arguments);
-    };
-    assert(handles.has(key) === false);
-    handles.set(key, obj);
-    // Connections the primary held while no worker listened on this socket
-    // (all had died) come as dispatches; the server takes them as its own.
-    listeners.set(listenerId, {
-      handle,
-      server: obj,
-      kind: message.sockname ? 'tcp' : 'pipe',
-      closing: false,
-    });
+    // SCHED_NONE for a net.Server: lib/net_hook.js listens on `fd`, then
+    // calls adopt() (only the second argument reaches it if an app wraps
+    // cluster._getServer, as dgram's is wrapped above).
+    cb(0, { fd, shared: true, adopt: () => adoptSharedHandle(obj, message, listenerId, key, indexesKey, index) });
+  });
+}
+
+// A SCHED_NONE server now listens on its own copy of the primary's socket.
+function adoptSharedHandle(obj, message, listenerId, key, indexesKey, index) {
+  const handle = obj._handle;
+  if (!handle) return; // listening on it failed; the server reported it
+  // Keep track of when it's closed, to take the worker out of the rotation.
+  const close = handle.close;
+  handle.close = function() {
+    debug('worker %d: closes its server on %s (listener %d)', cluster.worker.id, key, listenerId);
+    channel.leave(listenerId);
+    const entry = listeners.get(listenerId);
+    if (entry !== undefined) entry.closing = true;
+    handles.delete(key);
+    removeIndexesKey(indexesKey, index);
+    return close.apply(handle, arguments);
+  };
+  assert(handles.has(key) === false);
+  handles.set(key, obj);
+  // Connections the primary held while no worker listened on this socket
+  // (all had died) come as dispatches; the server takes them as its own.
+  listeners.set(listenerId, {
+    handle,
+    server: obj,
+    kind: message.sockname ? 'tcp' : 'pipe',
+    closing: false,
   });
 }
 
@@ -387,6 +420,7 @@ function disconnectProcess() {
 }
 
 function _disconnect(primaryInitiated) {
+  disconnecting = true;
   debug('worker %d: disconnecting (%s), closing %d servers first', this.id,
         primaryInitiated ? 'the primary asked' : 'worker.disconnect()', handles.size);
   this.exitedAfterDisconnect = true;

@@ -11,9 +11,9 @@
 // the primary sends with dgram's own bind({ fd, exclusive: true }), which opens
 // an fd in place. dgram then runs its own 'listening' and callback logic.
 const dgram = require('dgram');
-const fs = require('fs');
 const { UV_UDP_REUSEADDR } = require('os').constants;
 const { errnoException, exceptionWithHostPort } = require('./errors');
+const { closeFd } = require('./utils');
 
 // libuv's uv_udp_flags; not among os.constants.
 const UV_UDP_IPV6ONLY = 1;
@@ -52,26 +52,20 @@ function primaryFd(port) {
   return Number.isInteger(fd) && fd > 0 && fd <= 0x7fffffff ? fd : undefined;
 }
 
-function closeFd(fd) {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // Already closed: nothing is leaked.
-  }
-}
-
 function install(cluster) {
   if (installed) return;
   installed = true;
   const proto = dgram.Socket.prototype;
   const bind = proto.bind;
 
-  // Opens the primary's socket on this dgram socket's own handle.
-  function openShared(socket, state, fd, leave) {
+  // Opens the primary's socket (`shared`: { fd, leave, close } from
+  // lib/child.js) on this dgram socket's own handle.
+  function openShared(socket, state, shared) {
+    const { fd, leave } = shared;
     if (!state.handle) {
-      // Closed while the primary was answering.
-      closeFd(fd);
-      leave();
+      // Closed while the primary was answering: as dgram does, close what
+      // the primary gave.
+      shared.close();
       return;
     }
     // However the socket gets closed (close(), an AbortSignal,
@@ -129,7 +123,7 @@ function install(cluster) {
     const fd = primaryFd(port_);
     if (fd !== undefined) {
       const query = { address: null, port: null, addressType: this.type, fd, flags: null };
-      cluster._getServer(this, query, (errno, _handle, sharedFd, leave) => {
+      cluster._getServer(this, query, (errno, shared) => {
         if (errno) {
           if (state.handle) {
             state.bindState = BIND_STATE_UNBOUND;
@@ -137,7 +131,7 @@ function install(cluster) {
           }
           return;
         }
-        openShared(this, state, sharedFd, leave);
+        openShared(this, state, shared);
       });
       return this;
     }
@@ -168,7 +162,7 @@ function install(cluster) {
       if (state.ipv6Only) flags |= UV_UDP_IPV6ONLY;
 
       const query = { address: ip, port, addressType: this.type, fd: -1, flags };
-      cluster._getServer(this, query, (errno, _handle, fd, leave) => {
+      cluster._getServer(this, query, (errno, shared) => {
         if (errno) {
           // As dgram: a socket closed in the meantime reports nothing.
           if (state.handle) {
@@ -177,7 +171,7 @@ function install(cluster) {
           }
           return;
         }
-        openShared(this, state, fd, leave);
+        openShared(this, state, shared);
       });
     });
 

@@ -38,18 +38,19 @@ function install(cluster) {
       return listen2.apply(this, arguments);
     }
     const query = { address, port, addressType, fd, flags, backlog };
-    cluster._getServer(this, query, (errno, handle, sharedFd) => {
+    cluster._getServer(this, query, (errno, handle) => {
       if (errno) {
         this.emit('error', exceptionWithHostPort(errno, 'bind', address, port));
         return;
       }
-      if (handle) {
+      if (handle.shared === true) {
+        // SCHED_NONE: listen on the primary's socket; net.js opens the fd.
+        listen2.call(this, null, null, addressType, backlog, handle.fd, flags);
+        handle.adopt();
+      } else {
         // Round-robin: reuse the primary's listener through the faux handle.
         this._handle = handle;
         listen2.call(this, address, port, addressType, backlog, fd, flags);
-      } else {
-        // SCHED_NONE: listen on the primary's socket; net.js opens the fd.
-        listen2.call(this, null, null, addressType, backlog, sharedFd, flags);
       }
     });
   };

@@ -31,4 +31,13 @@ function internal(worker, cb) {
   };
 }
 
-module.exports = { sendHelper, internal };
+// Closes a descriptor rcluster received and no handle took over.
+function closeFd(fd) {
+  try {
+    require('fs').closeSync(fd);
+  } catch {
+    // Already closed: nothing is leaked.
+  }
+}
+
+module.exports = { sendHelper, internal, closeFd };
