@@ -50,8 +50,9 @@ function checkExact({ ids, counts, served }) {
 const exactSkip = rclusterOnly('exact round-robin split is promised by rcluster\'s native scheduler');
 
 for (const [label, workers, env] of [
-  ['default policy (Linux: RR), 2 workers', 2, {}],
-  ['default policy (Linux: RR), 3 workers', 3, {}],
+  // (undefined: the variable is left out of the fixture's environment.)
+  ['default policy (Linux: RR), 2 workers', 2, { NODE_CLUSTER_SCHED_POLICY: undefined }],
+  ['default policy (Linux: RR), 3 workers', 3, { NODE_CLUSTER_SCHED_POLICY: undefined }],
   ['NODE_CLUSTER_SCHED_POLICY=rr, 2 workers', 2, { NODE_CLUSTER_SCHED_POLICY: 'rr' }],
   ['NODE_CLUSTER_SCHED_POLICY=rr, 3 workers', 3, { NODE_CLUSTER_SCHED_POLICY: 'rr' }],
   // Assignment in code must win over the environment variable.
