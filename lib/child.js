@@ -323,24 +323,40 @@ function adoptSharedHandle(obj, message, listenerId, key, indexesKey, index) {
   // Keep track of when it's closed, to take the worker out of the rotation.
   const close = handle.close;
   handle.close = function() {
-    debug('worker %d: closes its server on %s (listener %d)', cluster.worker.id, key, listenerId);
-    channel.leave(listenerId);
-    const entry = listeners.get(listenerId);
-    if (entry !== undefined) entry.closing = true;
-    handles.delete(key);
-    removeIndexesKey(indexesKey, index);
+    leaveRotation(listenerId, key, indexesKey, index);
     return close.apply(handle, arguments);
   };
-  assert(handles.has(key) === false);
-  handles.set(key, obj);
   // Connections the primary held while no worker listened on this socket
   // (all had died) come as dispatches; the server takes them as its own.
+  joinRotation(listenerId, key, obj, handle, message);
+}
+
+// A server of this worker is in the rotation of the primary's listener
+// `listenerId`: dispatched connections go to `handle.onconnection`.
+function joinRotation(listenerId, key, obj, handle, message) {
+  assert(handles.has(key) === false);
+  handles.set(key, obj);
   listeners.set(listenerId, {
     handle,
     server: obj,
     kind: message.sockname ? 'tcp' : 'pipe',
     closing: false,
+    connections: 0, // for NODE_DEBUG only
   });
+}
+
+// That server is closing: out of the rotation. lib/net.js treats
+// server._handle.close() as effectively synchronous; the primary confirms with
+// a LEFT message, and connections that arrive before it are refused back to
+// the primary, which gives them to another worker.
+function leaveRotation(listenerId, key, indexesKey, index) {
+  channel.leave(listenerId);
+  const entry = listeners.get(listenerId);
+  debug('worker %d: closes its server on %s (listener %d, %s connections)', cluster.worker.id, key, listenerId,
+        entry === undefined ? 0 : entry.connections);
+  if (entry !== undefined) entry.closing = true;
+  handles.delete(key);
+  removeIndexesKey(indexesKey, index);
 }
 
 // Round-robin: the primary accepts; the server gets a faux handle.
@@ -370,18 +386,9 @@ function rr(message, { obj, indexesKey, index }, cb) {
   }
 
   function close() {
-    // lib/net.js treats server._handle.close() as effectively synchronous. The
-    // primary confirms with a LEFT message; connections that arrive before it
-    // are refused back to the primary, which gives them to another worker.
     if (key === undefined) return;
     unref();
-    channel.leave(listenerId);
-    const entry = listeners.get(listenerId);
-    debug('worker %d: closes its server on %s (listener %d, %s connections)', cluster.worker.id, key, listenerId,
-          entry === undefined ? 0 : entry.connections);
-    if (entry !== undefined) entry.closing = true;
-    handles.delete(key);
-    removeIndexesKey(indexesKey, index);
+    leaveRotation(listenerId, key, indexesKey, index);
     key = undefined;
   }
 
@@ -396,15 +403,7 @@ function rr(message, { obj, indexesKey, index }, cb) {
     handle.getsockname = getsockname; // TCP handles only.
   }
 
-  assert(handles.has(key) === false);
-  handles.set(key, obj);
-  listeners.set(listenerId, {
-    handle,
-    server: obj,
-    kind: message.sockname ? 'tcp' : 'pipe',
-    closing: false,
-    connections: 0, // for NODE_DEBUG only
-  });
+  joinRotation(listenerId, key, obj, handle, message);
   cb(0, handle);
 }
 
