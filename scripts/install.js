@@ -27,16 +27,29 @@ if (process.platform === 'win32') {
   process.exit(0);
 }
 
+// The native core is written for Linux (accept4, eventfd, SOCK_SEQPACKET).
+// Elsewhere a failed build is no reason to fail the app's install: at run
+// time rcluster gives node:cluster with a warning. On Linux it is an error.
+const supported = process.platform === 'linux';
+
+function cannotBuild(why) {
+  if (supported) {
+    console.error(`rcluster: ${why}`);
+    process.exit(1);
+  }
+  console.error(`rcluster: ${why}; on ${process.platform} require('rcluster') will use node:cluster.`);
+  process.exit(0);
+}
+
 let cli;
 try {
   cli = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
 } catch {
-  console.error('rcluster: no prebuilt binary for this platform and @napi-rs/cli is not installed; ' +
-                'install Rust (cargo) and run `npm install --include=dev` to build from source.');
-  process.exit(1);
+  cannotBuild('no prebuilt binary for this platform and @napi-rs/cli is not installed; ' +
+              'install Rust (cargo) and run `npm install --include=dev` to build from source');
 }
 const bin = path.join(path.dirname(cli), require(cli).bin.napi);
 const result = spawnSync(process.execPath,
   [bin, 'build', '--platform', '--release', '--js', 'binding.js', '--dts', 'binding.d.ts'],
   { cwd: root, stdio: 'inherit' });
-process.exit(result.status === null ? 1 : result.status);
+if (result.status !== 0) cannotBuild(`the native build failed (${result.status === null ? result.signal : `exit ${result.status}`})`);
