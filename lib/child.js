@@ -192,9 +192,10 @@ function whenSharedFd(listenerId, fn) {
   }
 }
 
-// `obj` is a net.Server or a dgram.Socket. `cb(errno, handle, fd, leave)`:
-// round-robin gives a faux handle, SCHED_NONE and UDP the socket's fd itself
-// (and, for UDP, `leave` to call once the socket closes).
+// `obj` is a net.Server or a dgram.Socket. `cb(errno, handle)`, as in
+// node:cluster: round-robin gives a faux handle; SCHED_NONE and UDP a shared
+// handle carrying the socket's fd (`{ fd, shared, adopt }` for net.js,
+// `{ fd, leave, close }` for dgram).
 cluster._getServer = function(obj, options, cb) {
   let address = options.address;
 

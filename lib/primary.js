@@ -211,8 +211,10 @@ function removeWorker(worker) {
 }
 
 // Node's removeHandlesForWorker, when a worker is disconnected on purpose: no
-// new connections for it, and a listener left with no worker closes now. It stays connected to the dispatcher and answers for what
-// it was already sent (it refuses them once its server closes).
+// new connections for it, and a listener left with no worker closes now (or,
+// with `hold`, stays open for a replacement). It stays connected to the
+// dispatcher and answers for what it was already sent (it refuses them once
+// its server closes).
 function withdrawFromHandles(worker, { hold = false } = {}) {
   if (dispatcher !== null) dispatcher.withdrawWorker(worker.id, hold);
 }

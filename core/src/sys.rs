@@ -122,15 +122,15 @@ fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc:
     Ok(())
 }
 
-/// Binds and listens on a TCP address the way libuv does for a Node server:
-/// `SO_REUSEADDR` on, `IPV6_V6ONLY` only when asked for.
-pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
+/// A close-on-exec, non-blocking inet socket of `kind` bound to `addr`, with
+/// `SO_REUSEADDR` if asked and, on IPv6, `IPV6_V6ONLY` as given.
+fn bound_inet_socket(addr: SocketAddr, kind: libc::c_int, ipv6_only: bool, reuse_addr: bool) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
     // SAFETY: plain integer arguments.
-    let fd = owned(unsafe {
-        syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
-    });
-    setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    let fd = owned(unsafe { syscall!(socket(domain, kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))? });
+    if reuse_addr {
+        setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    }
     if addr.is_ipv6() {
         setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
     }
@@ -138,6 +138,16 @@ pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Resu
     // SAFETY: `storage` holds a sockaddr of the family `domain`, `len` bytes long.
     unsafe {
         syscall!(bind(fd.as_raw_fd(), &storage as *const _ as *const libc::sockaddr, len))?;
+    }
+    Ok(fd)
+}
+
+/// Binds and listens on a TCP address the way libuv does for a Node server:
+/// `SO_REUSEADDR` on, `IPV6_V6ONLY` only when asked for.
+pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
+    let fd = bound_inet_socket(addr, libc::SOCK_STREAM, ipv6_only, true)?;
+    // SAFETY: `fd` is a bound stream socket.
+    unsafe {
         syscall!(listen(fd.as_raw_fd(), backlog))?;
     }
     Ok(fd)
@@ -151,23 +161,7 @@ pub fn udp_socket(addr: SocketAddr, ipv6_only: bool, reuse_addr: bool) -> io::Re
     if ipv6_only && !addr.is_ipv6() {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
-    // SAFETY: plain integer arguments.
-    let fd = owned(unsafe {
-        syscall!(socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))?
-    });
-    if reuse_addr {
-        setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    }
-    if addr.is_ipv6() {
-        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
-    }
-    let (storage, len) = socket_addr_to_raw(&addr);
-    // SAFETY: `storage` holds a sockaddr of the family `domain`, `len` bytes long.
-    unsafe {
-        syscall!(bind(fd.as_raw_fd(), &storage as *const _ as *const libc::sockaddr, len))?;
-    }
-    Ok(fd)
+    bound_inet_socket(addr, libc::SOCK_DGRAM, ipv6_only, reuse_addr)
 }
 
 /// A close-on-exec copy of `fd`, if it is a UDP socket (what libuv's
