@@ -97,10 +97,14 @@ test('uncaught exception in the only worker: connections made before the replace
     const c = start(t, { restart: true, exitOnUncaughtException: true });
     const { port, workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
     await c.call('ask', { worker: failing, op: 'throw' });
+    // Until the primary hears of the exception, the failing worker is still in
+    // the rotation and serves what it is given: a connection made then is
+    // answered by it, not lost. The connections below are made after the
+    // primary has heard, so only the replacement can answer them.
+    const restart = await c.waitFor({ event: 'restart', old: failing }, { timeout: 10000 });
     const results = await Promise.all(Array.from({ length: 20 }, () => settle(get(port, { timeout: 15000 }))));
     const failures = results.flatMap((r) => (r.ok ? [] : [`${r.error.code} ${r.error.message}`]));
     assert.deepEqual(failures, [], 'no connection refused or reset');
-    const restart = await c.waitFor({ event: 'restart', old: failing }, { timeout: 10000 });
     const { port: samePort } = await c.waitFor({ event: 'listening', worker: restart.worker }, { timeout: 10000 });
     assert.equal(samePort, port, 'the replacement listens on the same socket');
     assert.ok(results.every((r) => JSON.parse(r.value.body).id === restart.worker), 'all served by the replacement');
