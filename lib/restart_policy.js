@@ -60,7 +60,7 @@ class RestartPolicy {
     worker[kEnv] = env;
     worker[kForkedAt] = Date.now();
     if (worker[kSlot] === undefined) worker[kSlot] = { consecutive: 0 };
-    worker.restarts = 0;
+    setWorkerField(worker, 'restarts', 0);
     worker.once('exit', (code, signal) => this.onExit(worker, code, signal));
   }
 
@@ -135,11 +135,17 @@ class RestartPolicy {
       return;
     }
     worker[kSlot] = oldWorker[kSlot];
-    worker.restarts = oldWorker.restarts + 1;
-    worker.replaces = oldWorker.id;
+    setWorkerField(worker, 'restarts', oldWorker.restarts + 1);
+    setWorkerField(worker, 'replaces', oldWorker.id);
     // After the new worker's 'fork' event, which is emitted on the next tick.
     process.nextTick(() => this.cluster.emit('restart', worker, oldWorker, info));
   }
+}
+
+// rcluster's fields on a Worker are readable but not enumerable, so that
+// Object.keys(worker) and a deep comparison see node:cluster's Worker.
+function setWorkerField(worker, name, value) {
+  Object.defineProperty(worker, name, { value, writable: true, configurable: true, enumerable: false });
 }
 
 module.exports = { RestartPolicy };
