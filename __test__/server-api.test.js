@@ -44,6 +44,7 @@ for (const [form, desc, host, hasCb] of FORMS) {
       assert.equal(r.cbCalls, hasCb ? 1 : 0, `worker ${r.worker}: listen callback calls`);
       assert.equal(r.listening, true, 'server.listening');
       assert.deepEqual(r.address, expected, 'server.address()');
+      assert.equal(r.connectionKey, `4:${host}:${port}`, 'server._connectionKey, as net.js sets it in a worker');
     }
     for (const l of ready.listenAddresses) assert.equal(l.address.port, port, 'cluster listening event port');
     const ids = ready.workers.map((w) => w.id);

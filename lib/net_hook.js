@@ -46,6 +46,9 @@ function install(cluster) {
       if (handle.shared === true) {
         // SCHED_NONE: listen on the primary's socket; net.js opens the fd.
         listen2.call(this, null, null, addressType, backlog, handle.fd, flags);
+        // net.js keys the server by what it was asked to listen on, as it
+        // does in a node:cluster worker, not by the fd it opened.
+        this._connectionKey = `${addressType}:${address}:${port}`;
         handle.adopt();
       } else {
         // Round-robin: reuse the primary's listener through the faux handle.
