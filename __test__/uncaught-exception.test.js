@@ -52,18 +52,23 @@ test('uncaught exception: replacement forked at once, the request in flight is s
     assert.match(c.stderr, /Error: boom from the test\n\s+at /, 'the error is printed with its stack');
   });
 
+// The only worker holds a request open (/slow never answers) and then throws.
+// Returns its 'exit' event and what became of the held request.
+async function throwWhileHolding(c) {
+  const { port, workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
+  const slow = get(port, { path: '/slow', timeout: 15000 }).catch((err) => err);
+  await c.waitFor({ event: 'held', worker: failing }, { timeout: 5000 });
+  await c.call('ask', { worker: failing, op: 'throw' });
+  const exit = await c.waitFor({ event: 'exit', worker: failing }, { timeout: 10000 });
+  return { exit, slow: await slow };
+}
+
 test('uncaught exception: the worker exits with code 1 at the timeout if its requests never finish',
   { skip, timeout: 30000 }, async (t) => {
     const c = start(t, { exitOnUncaughtException: { timeout: 500 } });
-    const { port, workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
-    const slow = get(port, { path: '/slow', timeout: 15000 }).catch((err) => err);
-    await c.waitFor({ event: 'held', worker: failing }, { timeout: 5000 });
-    await c.call('ask', { worker: failing, op: 'throw' });
-
-    const exit = await c.waitFor({ event: 'exit', worker: failing }, { timeout: 10000 });
+    const { exit, slow } = await throwWhileHolding(c);
     assert.deepEqual([exit.code, exit.signal], [1, null]);
-    const err = await slow;
-    assert.equal(err.code, 'ECONNRESET', 'the request held past the timeout dies with its worker');
+    assert.equal(slow.code, 'ECONNRESET', 'the request held past the timeout dies with its worker');
     assert.deepEqual(c.all('restart'), [], 'no restart policy, no replacement');
   });
 
@@ -81,13 +86,9 @@ test('an unhandled rejection takes the same graceful path', { skip, timeout: 300
 test('without the setting an uncaught exception kills the worker at once, as in node:cluster',
   { timeout: 30000 }, async (t) => {
     const c = startCluster(t, 'management.js', { env: { WORKERS: '1' } });
-    const { port, workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
-    const slow = get(port, { path: '/slow', timeout: 15000 }).catch((err) => err);
-    await c.waitFor({ event: 'held', worker: failing }, { timeout: 5000 });
-    await c.call('ask', { worker: failing, op: 'throw' });
-    const exit = await c.waitFor({ event: 'exit', worker: failing }, { timeout: 10000 });
+    const { exit, slow } = await throwWhileHolding(c);
     assert.deepEqual([exit.code, exit.signal], [1, null]);
-    assert.equal((await slow).code, 'ECONNRESET');
+    assert.equal(slow.code, 'ECONNRESET');
   });
 
 test('uncaught exception in the only worker: connections made before the replacement listens wait for it',
