@@ -16,7 +16,9 @@ function start(t, settings) {
 
 test('uncaught exception: replacement forked at once, the request in flight is still answered',
   { skip, timeout: 30000 }, async (t) => {
-    const c = start(t, { restart: true, exitOnUncaughtException: true });
+    // A drain timeout far beyond what the steps below take, even on a slow
+    // machine: the failing worker must still be there when the test releases it.
+    const c = start(t, { restart: true, exitOnUncaughtException: { timeout: 20000 } });
     const { port, workers: [failing] } = await c.waitFor('ready', { timeout: 10000 });
     const first = JSON.parse((await get(port, { timeout: 3000 })).body);
     assert.deepEqual(first.envKeys, [], 'the setting reaches the worker without showing in its process.env');
