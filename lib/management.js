@@ -7,22 +7,17 @@ const { normalizeSettings } = require('./settings');
 const { RestartPolicy } = require('./restart_policy');
 const { Shutdown } = require('./shutdown');
 const { EXIT_ON_UNCAUGHT_ENV, SHUTDOWN_SIGNALS_ENV } = require('./graceful_exit');
+const { defineHidden } = require('./utils');
 
 function manage(cluster) {
   const restartPolicy = new RestartPolicy(cluster);
   const shutdown = new Shutdown(cluster, restartPolicy);
   const shutdownRun = (options, caller) => shutdown.run(options, caller);
 
-  // Not enumerable (like cluster.stats), so the module's own keys are
-  // node:cluster's: code that walks them sees no difference.
-  Object.defineProperty(cluster, 'shutdown', {
-    value: function shutdown(options) {
-      return shutdownRun(options, cluster.shutdown);
-    },
-    enumerable: false,
-    writable: true,
-    configurable: true,
+  defineHidden(cluster, 'shutdown', function shutdown(options) {
+    return shutdownRun(options, cluster.shutdown);
   });
+  // Not enumerable either, for the same reason as defineHidden's.
   Object.defineProperty(cluster, 'pendingRestarts', {
     enumerable: false,
     get: () => restartPolicy.pending.size,

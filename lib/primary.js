@@ -9,7 +9,7 @@ const path = require('path');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
-const { internal, sendHelper } = require('./utils');
+const { defineHidden, internal, sendHelper } = require('./utils');
 const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
 const { manage } = require('./management');
 const { validatePort, badPort } = require('./errors');
@@ -436,12 +436,6 @@ Worker.prototype.destroy = function(signo) {
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
 // connections accepted and held per worker).
-// Not enumerable, so the module's own keys are node:cluster's.
-Object.defineProperty(cluster, 'stats', {
-  value: function stats() {
-    return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
-  },
-  enumerable: false,
-  writable: true,
-  configurable: true,
+defineHidden(cluster, 'stats', function stats() {
+  return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
 });

@@ -16,6 +16,8 @@
 // deploy crashes every slot alike, and should stop the whole cluster's
 // restarts, not each slot's after its own budget.
 
+const { defineHidden } = require('./utils');
+
 const kEnv = Symbol('rcluster.forkEnv');
 const kSlot = Symbol('rcluster.restartSlot');
 const kForkedAt = Symbol('rcluster.forkedAt');
@@ -60,7 +62,7 @@ class RestartPolicy {
     worker[kEnv] = env;
     worker[kForkedAt] = Date.now();
     if (worker[kSlot] === undefined) worker[kSlot] = { consecutive: 0 };
-    setWorkerField(worker, 'restarts', 0);
+    defineHidden(worker, 'restarts', 0);
     worker.once('exit', (code, signal) => this.onExit(worker, code, signal));
   }
 
@@ -135,17 +137,11 @@ class RestartPolicy {
       return;
     }
     worker[kSlot] = oldWorker[kSlot];
-    setWorkerField(worker, 'restarts', oldWorker.restarts + 1);
-    setWorkerField(worker, 'replaces', oldWorker.id);
+    defineHidden(worker, 'restarts', oldWorker.restarts + 1);
+    defineHidden(worker, 'replaces', oldWorker.id);
     // After the new worker's 'fork' event, which is emitted on the next tick.
     process.nextTick(() => this.cluster.emit('restart', worker, oldWorker, info));
   }
-}
-
-// rcluster's fields on a Worker are readable but not enumerable, so that
-// Object.keys(worker) and a deep comparison see node:cluster's Worker.
-function setWorkerField(worker, name, value) {
-  Object.defineProperty(worker, name, { value, writable: true, configurable: true, enumerable: false });
 }
 
 module.exports = { RestartPolicy };

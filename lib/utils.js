@@ -40,4 +40,11 @@ function closeFd(fd) {
   }
 }
 
-module.exports = { sendHelper, internal, closeFd };
+// rcluster's additions to node:cluster's objects (cluster.stats, a Worker's
+// restarts, ...) are not enumerable, so Object.keys() and a deep comparison
+// see exactly node:cluster's objects.
+function defineHidden(obj, name, value) {
+  Object.defineProperty(obj, name, { value, enumerable: false, writable: true, configurable: true });
+}
+
+module.exports = { sendHelper, internal, closeFd, defineHidden };
