@@ -10,6 +10,7 @@ const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
 const { startCluster } = require('./helpers/run-cluster');
 const { udpSocketInodes } = require('./helpers/proc-net');
+const { pollUntil } = require('./helpers/poll');
 
 function bindSocket(options, ...args) {
   return new Promise((resolve, reject) => {
@@ -35,13 +36,8 @@ async function canBind(type, address, port) {
 }
 
 /** Waits (bounded) until `port` can be bound: a closed socket is released asynchronously. */
-async function waitUntilFree(type, address, port, timeout = 5000) {
-  const deadline = Date.now() + timeout;
-  while (!(await canBind(type, address, port))) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
+function waitUntilFree(type, address, port, timeout = 5000) {
+  return pollUntil(() => canBind(type, address, port), { timeout, interval: 20 });
 }
 
 /**

@@ -6,6 +6,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const { startCluster } = require('./helpers/run-cluster');
+const { pollUntil } = require('./helpers/poll');
 
 // The {"workerExit":pid,"code":code} lines the fixture's workers wrote.
 function workerExits(c) {
@@ -17,14 +18,6 @@ function workerExits(c) {
       return [];
     }
   });
-}
-
-async function until(what, fn, timeout) {
-  const deadline = Date.now() + timeout;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 // An HTTP/1.1 keep-alive connection that has been answered once and stays open.
@@ -50,7 +43,7 @@ test('the primary is SIGKILLed: every worker exits with code 0 and its open conn
     t.after(() => held.socket.destroy());
 
     process.kill(c.pid, 'SIGKILL');
-    await until('both workers exit', () => workerExits(c).length === 2, 10000);
+    assert.ok(await pollUntil(() => workerExits(c).length === 2, { timeout: 10000 }), 'both workers exit within 10 s');
     assert.deepEqual(
       workerExits(c).map((x) => [x.workerExit, x.code]).sort(),
       workers.map((w) => [w.pid, 0]).sort(),
