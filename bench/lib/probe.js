@@ -1,12 +1,15 @@
 'use strict';
 // Connect-to-first-response probe, run by bench/run.js next to the load tool.
 //
-// wrk and autocannon start a request's latency clock when they write the
-// request, i.e. after the connection is established and, for a kept-alive
-// connection, long after it was accepted. A server that is slow to accept new
-// connections therefore looks no slower to them: the wait happens before their
-// clock starts (for autocannon -c 1000, once at the start of the run), or in
-// the kernel's accept queue, which the client's connect() does not wait for.
+// Load tools time requests, not connections. wrk starts a request's clock
+// when it writes it, once the handshake is done; autocannon when it hands it
+// to its socket, which for the first requests of a connection is when it
+// starts connecting. Under keep-alive each connection is opened once, at the
+// start, and a request still unanswered when the run ends counts nowhere
+// (short of the 10 s timeout). So how long a new connection waits to be
+// accepted and served under load hardly shows in their latencies, and a
+// server that leaves connections waiting can even look faster: the fewer
+// connections it serves, the less they queue.
 // The probe measures what a new visitor waits for: it opens a fresh connection
 // at a steady pace, writes one request at once (queued until the handshake
 // completes), and records the time from connect() to the first response byte.

@@ -95,9 +95,11 @@ function footnotes(rows, opts, skipped) {
 
 function probeNotes(rows, opts) {
   if (!(opts.probeInterval > 0)) return [];
-  const notes = ['§ The load tools start a request\'s clock when they write it, after the connection is established, '
-    + 'so time spent waiting to be accepted never shows in p50/p99/mean/max (under keep-alive it is paid once, when the '
-    + 'run starts). The probe column is what a new client waits for: from connect() to the first byte of the response, '
+  const notes = ['§ The load tools time requests, not connections: wrk starts the clock when it writes a request, once '
+    + 'connected; autocannon when it queues it, which for the first requests of a connection is when it starts connecting. '
+    + 'Under keep-alive connections are opened once, at the start, and a request still unanswered when the run ends counts '
+    + 'nowhere (short of the 10 s timeout). So how long a new connection waits hardly shows in p50/p99/mean/max. '
+    + 'The probe column does: from connect() to the first byte of the response, '
     + 'for fresh connections opened at a steady pace while the load runs; percentiles over the probes of all rounds pooled. '
     + 'Probe connections and requests are not in req/s, conns per worker or req/conn.'];
   const failing = rows.filter((r) => r.probe && r.probe.failed);
@@ -140,6 +142,12 @@ function warnings(rows) {
     if (WORKLOADS[row.workload].churn && row.requestsPerConnection > 1.05) {
       notes.push(`Warning: ${row.config}/${row.workload} served ${row.requestsPerConnection.toFixed(2)} requests per `
         + 'connection: the load tool did not reconnect after every response, so this is not a churn measurement.');
+    }
+    // A keep-alive connection the workers never accepted sent requests that
+    // are in no latency figure of the load tool.
+    for (const a of row.fewAccepted || []) {
+      notes.push(`Warning: ${row.config}/${row.workload} round ${a.round}: the workers accepted ${a.accepted} of the load tool's `
+        + `${a.expected} connections within the measured window; requests on the others are in no latency figure.`);
     }
     for (const mm of row.clientServerMismatch || []) {
       notes.push(`Warning: ${row.config}/${row.workload} round ${mm.round}: the load tool counted ${mm.client} responses `

@@ -77,6 +77,9 @@ function summarizeOne(measurements, config, workload, opts) {
     processCpuSeconds: median(ok.map((m) => m.server.primaryCpu)),
     workerCpuSeconds: median(ok.map((m) => m.server.workerCpu)),
     clientServerMismatch: ok.filter((m) => m.mismatch).map((m) => ({ round: m.round, ...m.mismatch })),
+    fewAccepted: WORKLOADS[workload].churn ? [] : ok
+      .filter((m) => m.server.connections < loadSettings(opts, workload).connections)
+      .map((m) => ({ round: m.round, accepted: m.server.connections, expected: loadSettings(opts, workload).connections })),
   });
 }
 
