@@ -107,4 +107,4 @@ function percentiles(values) {
   return { n: v.length, p50: at(50), p99: at(99), mean: v.reduce((a, b) => a + b, 0) / v.length, max: v[v.length - 1] };
 }
 
-module.exports = { runProbes, PROBE_PATH, percentiles };
+module.exports = { runProbes, probeOnce, PROBE_PATH, percentiles };
