@@ -15,10 +15,11 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 
-const { CONFIGS, WORKLOADS, parseArgs } = require('./lib/options');
+const { CONFIGS, WORKLOADS, MAX_PROBES, parseArgs, loadSettings } = require('./lib/options');
 const { startServer, sampleServer, stopServer, sleep, tail } = require('./lib/server');
 const { runLoad, buildCommand, shellQuote } = require('./lib/load');
 const { warmUp } = require('./lib/warmup');
+const { runProbes } = require('./lib/probe');
 const { summarize, applicable } = require('./lib/summary');
 const { markdownReport, svgChart } = require('./lib/report');
 const { machineInfo } = require('./lib/proc');
@@ -28,6 +29,9 @@ const { machineInfo } = require('./lib/proc');
 const SETTLE_MS = 150;
 // A client/server request count differing by more than this is reported.
 const MISMATCH_TOLERANCE = 0.02;
+// The warm-up only has to get each worker's code compiled; a thousand node
+// http clients (demo) would cost more than they add.
+const WARMUP_MAX_CONNECTIONS = 50;
 
 let liveServer = null; // stopped on Ctrl-C so no server outlives the runner
 
@@ -48,15 +52,17 @@ async function main() {
 
   const started = Date.now();
   const plan = buildPlan(opts);
-  const perMeasurement = opts.duration + opts.warmup + (opts.tool === 'wrk' ? 0.8 : 1.5); // seen on a 2-core VM
-  log(`${plan.length} measurements (${opts.rounds} rounds), tool ${opts.tool}, about ${Math.ceil((plan.length * perMeasurement) / 60)} min`);
+  // Per-measurement overhead as seen on a 2-core VM.
+  const seconds = sum(plan.map((s) => opts.duration + opts.warmup + (loadSettings(opts, s.workload).tool === 'wrk' ? 0.8 : 1.5)));
+  const tools = [...new Set(opts.workloads.map((w) => loadSettings(opts, w).tool))];
+  log(`${plan.length} measurements (${opts.rounds} rounds), tool ${tools.join(' + ')}, about ${Math.ceil(seconds / 60)} min`);
 
   const { measurements, skipped } = await runPlan(plan, opts);
   const rows = summarize(measurements, opts);
   const meta = {
     date: new Date().toISOString(),
     machine: machineInfo(),
-    toolVersion: toolVersion(opts.tool),
+    toolVersion: [...new Set(opts.workloads.map((w) => loadSettings(opts, w).tool))].map(toolVersion).join('; '),
     commandLine: ['node', path.relative(process.cwd(), process.argv[1]), ...process.argv.slice(2)].map(shellQuote).join(' '),
     wallSeconds: (Date.now() - started) / 1000,
   };
@@ -108,11 +114,12 @@ function buildPlan(opts) {
 // One measurement with its own server. Never throws: failures are recorded.
 async function measure({ round, workload, config }, opts) {
   const m = { round, workload, config, ok: false };
+  const settings = loadSettings(opts, workload);
   const env = {
     ...CONFIGS[config].env,
     ...WORKLOADS[workload].serverEnv,
     BENCH_WORKERS: String(opts.workers),
-    BENCH_HANDLER: opts.handler,
+    BENCH_HANDLER: settings.handler,
   };
   let server;
   try {
@@ -122,16 +129,22 @@ async function measure({ round, workload, config }, opts) {
   }
   liveServer = server;
   try {
-    const load = { tool: opts.tool, port: server.port, connections: opts.connections, threads: opts.threads, churn: WORKLOADS[workload].churn };
-    if (opts.warmup > 0) m.warmup = await warmUp({ ...load, seconds: opts.warmup });
+    const load = { ...settings, port: server.port, threads: opts.threads };
+    if (opts.warmup > 0) {
+      m.warmup = await warmUp({ ...load, connections: Math.min(load.connections, WARMUP_MAX_CONNECTIONS), seconds: opts.warmup });
+    }
     await sleep(SETTLE_MS);
     const before = sampleServer(server);
-    const client = await runLoad({ ...load, seconds: opts.duration });
+    const probing = opts.probeInterval > 0
+      ? runProbes({ port: server.port, seconds: opts.duration, intervalMs: opts.probeInterval, max: MAX_PROBES })
+      : Promise.resolve(null);
+    const [client, probe] = await Promise.all([runLoad({ ...load, seconds: opts.duration }), probing]);
+    m.probe = probe;
     await sleep(SETTLE_MS);
     const after = sampleServer(server);
     if (server.exited) throw new Error(`server exited during the measurement (${JSON.stringify(server.exited)})`);
     Object.assign(m, { ok: true, client, server: serverDelta(before, after, config, opts) });
-    m.mismatch = checkCounts(client.requests, m.server.requests);
+    m.mismatch = checkCounts(client.requests, m.server.requests, load.connections * load.pipelining);
   } catch (err) {
     Object.assign(m, { error: err.message, stderrTail: tail(server.stderr) });
   } finally {
@@ -157,13 +170,17 @@ function serverDelta(before, after, config, opts) {
     // Its stats file outlives it; /proc tells whether the process still exists.
     throw new Error(`worker(s) ${dead.map((w) => `${w.id} (pid ${w.pid})`).join(', ')} died during the measurement`);
   }
+  // The probe's connections (one request each) are taken out, so that the
+  // counters describe the load tool's traffic alone.
   const perWorker = after.workers.map((w) => {
-    const b = before.workers.find((x) => x.id === w.id) || { connections: 0, requests: 0, cpu: null };
+    const b = before.workers.find((x) => x.id === w.id) || { connections: 0, requests: 0, probes: 0, cpu: null };
+    const probes = (w.probes || 0) - (b.probes || 0);
     return {
       id: w.id,
       pid: w.pid,
-      connections: w.connections - b.connections,
-      requests: w.requests - b.requests,
+      connections: w.connections - b.connections - probes,
+      requests: w.requests - b.requests - probes,
+      probes,
       cpu: w.cpu !== null && b.cpu !== null ? w.cpu - b.cpu : null,
     };
   });
@@ -173,15 +190,17 @@ function serverDelta(before, after, config, opts) {
     workerCpu: perWorker.reduce((s, w) => s + (w.cpu || 0), 0),
     connections: perWorker.reduce((s, w) => s + w.connections, 0),
     requests: perWorker.reduce((s, w) => s + w.requests, 0),
+    probes: perWorker.reduce((s, w) => s + w.probes, 0),
     perWorker,
   };
 }
 
 // The load tool's response count should match what the workers served, up to
-// the requests that were in flight when the tool stopped.
-function checkCounts(clientRequests, serverRequests) {
+// the requests that were in flight when the tool stopped: at most one per
+// connection, or `pipelining` per connection (demo: 10,000).
+function checkCounts(clientRequests, serverRequests, inFlight) {
   const diff = Math.abs(clientRequests - serverRequests);
-  if (diff <= Math.max(100, serverRequests * MISMATCH_TOLERANCE)) return null;
+  if (diff <= Math.max(100, inFlight, serverRequests * MISMATCH_TOLERANCE)) return null;
   return { client: clientRequests, server: serverRequests };
 }
 
@@ -195,7 +214,11 @@ function logMeasurement(m, step, opts) {
   const conns = m.server.perWorker.map((w) => w.connections).join('/');
   const cpu = m.server.primaryCpu === null ? '?' : m.server.primaryCpu.toFixed(2);
   const p99 = c.latencyValid ? `${c.latencyMs.p99.toFixed(1)} ms` : 'n/a';
-  log(`${where} ${Math.round(c.rps).toString().padStart(7)} req/s  p99 ${p99}  `
+  const probe = m.probe && m.probe.firstByteMs
+    ? `  connect→1st byte p99 ${m.probe.firstByteMs.p99.toFixed(1)} ms (${m.probe.ok}/${m.probe.attempted} ok, `
+      + `handshake p99 ${m.probe.connectMs ? m.probe.connectMs.p99.toFixed(1) : '?'} ms)`
+    : m.probe ? `  probes ${m.probe.ok}/${m.probe.attempted} ok` : '';
+  log(`${where} ${Math.round(c.rps).toString().padStart(7)} req/s  p99 ${p99}${probe}  `
     + `conns ${conns}  primary CPU ${cpu} s`);
 }
 
@@ -203,7 +226,7 @@ function logMeasurement(m, step, opts) {
 function exampleCommands(opts) {
   const commands = {};
   for (const workload of opts.workloads) {
-    const cmd = buildCommand({ tool: opts.tool, port: 0, seconds: opts.duration, connections: opts.connections, threads: opts.threads, churn: WORKLOADS[workload].churn });
+    const cmd = buildCommand({ ...loadSettings(opts, workload), port: 0, seconds: opts.duration, threads: opts.threads });
     commands[workload] = [cmd.file, ...cmd.args].map(shellQuote).join(' ').replace('127.0.0.1:0/', '127.0.0.1:<port>/');
   }
   return commands;
@@ -238,6 +261,10 @@ function installSignalHandlers() {
   };
   process.on('SIGINT', bail);
   process.on('SIGTERM', bail);
+}
+
+function sum(values) {
+  return values.reduce((a, b) => a + b, 0);
 }
 
 function log(line) {

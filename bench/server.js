@@ -12,7 +12,9 @@
 //                        listens, the primary's JS spins BUSY ms of every PERIOD
 //   BENCH_HANDLER        hello | cpu  (cpu: an empty 1e5 loop per request)
 //   BENCH_STATS_DIR      directory where each worker keeps worker-<id>.json
-//                        with its connection and request counters
+//                        with its connection and request counters; requests
+//                        for PROBE_PATH (run.js's connect-time probe, one per
+//                        connection) are also counted as `probes`
 //
 // Protocol with run.js: the primary prints exactly one line `READY <port>` on
 // stdout once every worker is listening. Counters are read from the stats
@@ -22,6 +24,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const http = require('node:http');
+const { PROBE_PATH } = require('./lib/probe');
 
 const IMPL = process.env.BENCH_IMPL || 'node';
 const POLICY = process.env.BENCH_POLICY || 'rr';
@@ -47,11 +50,12 @@ function fail(message) {
 // One HTTP server; counts connections and requests, and mirrors the counters
 // into STATS_DIR so they can be read while the primary is blocked.
 function runWorker(workerId, onListening) {
-  const counts = { id: workerId, pid: process.pid, connections: 0, requests: 0 };
+  const counts = { id: workerId, pid: process.pid, connections: 0, requests: 0, probes: 0 };
   const spin = HANDLER === 'cpu';
 
   const server = http.createServer((req, res) => {
     counts.requests++;
+    if (req.url === PROBE_PATH) counts.probes++;
     if (spin) for (let i = 0; i < 1e5; i++) {} // eslint-disable-line no-empty
     res.end('Hello World');
   });

@@ -10,10 +10,15 @@ const AUTOCANNON_BIN = require.resolve('autocannon/autocannon.js', { paths: [pat
 const REQUEST_TIMEOUT_S = 10; // per request, both tools
 const KILL_GRACE_S = 20; // the tool gets duration + this before we kill it
 
-// spec: { tool, port, seconds, connections, threads, churn }
+// spec: { tool, port, seconds, connections, threads, churn, pipelining }
 function buildCommand(spec) {
   const url = `http://127.0.0.1:${spec.port}/`;
+  const pipelining = spec.pipelining || 1;
   if (spec.tool === 'wrk') {
+    // wrk pipelines only through a per-request Lua hook, which would leave its
+    // fast path and make it a different client; the workloads that pipeline
+    // name autocannon (lib/options.js).
+    if (pipelining > 1) throw new Error('wrk is not used for pipelined workloads');
     const args = [`-t${spec.threads}`, `-c${spec.connections}`, `-d${Math.max(1, Math.round(spec.seconds))}s`,
       '--timeout', `${REQUEST_TIMEOUT_S}s`, '-s', WRK_SCRIPT];
     if (spec.churn) args.push('-H', 'Connection: close');
@@ -22,6 +27,7 @@ function buildCommand(spec) {
   }
   const args = [AUTOCANNON_BIN, '-c', String(spec.connections), '-d', String(spec.seconds),
     '-t', String(REQUEST_TIMEOUT_S), '-j', '-n'];
+  if (pipelining > 1) args.push('-p', String(pipelining));
   if (spec.churn) args.push('-H', 'Connection: close');
   args.push(url);
   return { file: process.execPath, args };
@@ -55,7 +61,7 @@ function parseWrk(stdout) {
     sent: null, // wrk does not report requests written
     seconds,
     rps: r.requests / seconds,
-    latencyMs: { p50: r.latency_us.p50 / 1000, p99: r.latency_us.p99 / 1000, max: r.latency_us.max / 1000 },
+    latencyMs: { p50: r.latency_us.p50 / 1000, p99: r.latency_us.p99 / 1000, mean: r.latency_us.mean / 1000, max: r.latency_us.max / 1000 },
     // wrk: connect/read/write are socket errors, status counts responses >= 400.
     failures: {
       errors: r.errors.connect + r.errors.read + r.errors.write,
@@ -73,13 +79,14 @@ function parseAutocannon(stdout) {
     sent: r.requests.sent, // more than `requests` under churn: see runLoad()
     seconds: r.duration,
     rps: r.requests.total / r.duration,
-    latencyMs: { p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max },
+    latencyMs: { p50: r.latency.p50, p99: r.latency.p99, mean: r.latency.mean, max: r.latency.max },
     // autocannon's `errors` already includes its `timeouts`; split them so
     // that errors + timeouts + non2xx does not count a timeout twice.
     failures: { errors: r.errors - r.timeouts, timeouts: r.timeouts, non2xx: r.non2xx },
     raw: {
       requests: r.requests, latency: r.latency, errors: r.errors, timeouts: r.timeouts,
       non2xx: r.non2xx, '2xx': r['2xx'], duration: r.duration, statusCodeStats: r.statusCodeStats,
+      pipelining: r.pipelining, resets: r.resets,
     },
   };
 }

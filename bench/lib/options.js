@@ -17,11 +17,22 @@ const CONFIGS = {
 // churn: every request carries `Connection: close`, so each response is
 // followed by a new TCP connection, i.e. the accept path is exercised.
 // blocked: churn while the primary's JS spins 200 ms of every 250 ms.
+// demo, demo-100: the classic cluster article's benchmark, `autocannon -c 1000
+// -p 10` against workers that spin an empty 1e5 loop per request. A workload
+// that sets connections / pipelining / handler / tool fixes them: those are
+// what the workload is, so --connections, --handler and --tool do not change
+// them. optIn: long, so only run when named in --workloads.
 const WORKLOADS = {
   keepalive: { churn: false, serverEnv: {} },
   churn: { churn: true, serverEnv: {} },
   blocked: { churn: true, serverEnv: { BENCH_BLOCK_PRIMARY: '200/250' }, needsPrimary: true },
+  demo: { churn: false, serverEnv: {}, handler: 'cpu', connections: 1000, pipelining: 10, tool: 'autocannon', optIn: true },
+  'demo-100': { churn: false, serverEnv: {}, handler: 'cpu', connections: 100, pipelining: 10, tool: 'autocannon', optIn: true },
 };
+
+// The connect-to-first-byte probe (lib/probe.js) opens at most this many
+// connections per measurement, whatever its interval and the duration.
+const MAX_PROBES = 200;
 
 const DEFAULTS = {
   rounds: 5,
@@ -31,9 +42,10 @@ const DEFAULTS = {
   connections: 50,
   threads: 1,
   handler: 'hello',
-  workloads: Object.keys(WORKLOADS),
+  workloads: Object.keys(WORKLOADS).filter((w) => !WORKLOADS[w].optIn),
   configs: Object.keys(CONFIGS),
   tool: null, // wrk when it is on PATH, autocannon otherwise
+  probeInterval: 50,
   out: path.join(__dirname, '..', 'results'),
 };
 
@@ -48,9 +60,15 @@ const HELP = `Usage: node bench/run.js [options]
   --connections N    concurrent client connections (default ${DEFAULTS.connections})
   --threads N        wrk threads (default ${DEFAULTS.threads}; autocannon is single-threaded)
   --handler H        hello | cpu  (cpu: 1e5-iteration loop per request) (default ${DEFAULTS.handler})
-  --workloads LIST   comma list of ${Object.keys(WORKLOADS).join(',')} (default: all)
+  --workloads LIST   comma list of ${Object.keys(WORKLOADS).join(',')}
+                     (default: ${DEFAULTS.workloads.join(',')}; demo and demo-100 are
+                     autocannon -c 1000 / -c 100, -p 10, handler cpu, whatever the
+                     other flags say; npm run bench:demo runs them)
   --configs LIST     comma list of ${Object.keys(CONFIGS).join(',')} (default: all)
   --tool T           autocannon | wrk (default: wrk if on PATH, else autocannon)
+  --probe-interval MS  during each load, open one fresh connection every MS ms
+                     (at most ${MAX_PROBES}) and time connect -> first response byte;
+                     0 turns the probe off (default ${DEFAULTS.probeInterval})
   --out DIR          where latest.{md,json,svg} go (default bench/results)
   -h, --help         this text
 `;
@@ -63,11 +81,12 @@ function parseArgs(argv) {
     if (arg === '-h' || arg === '--help') return { help: HELP };
     if (arg === '--quick') { opts.quick = true; continue; }
     const eq = arg.indexOf('=');
-    const name = arg.startsWith('--') ? (eq > 0 ? arg.slice(2, eq) : arg.slice(2)) : null;
+    const flag = arg.startsWith('--') ? (eq > 0 ? arg.slice(2, eq) : arg.slice(2)) : null;
+    const name = flag && flag.replace(/-([a-z])/g, (_, c) => c.toUpperCase()); // --probe-interval -> probeInterval
     if (!name || !(name in DEFAULTS)) throw new Error(`unknown option ${arg}\n\n${HELP}`);
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new Error(`option --${name} needs a value`);
-    opts[name] = convert(name, value);
+    if (value === undefined) throw new Error(`option --${flag} needs a value`);
+    opts[name] = convert(name, value, flag);
     explicit.add(name);
   }
   if (opts.quick) {
@@ -80,12 +99,13 @@ function parseArgs(argv) {
   return { opts };
 }
 
-function convert(name, value) {
+function convert(name, value, flag) {
   switch (name) {
     case 'rounds': case 'workers': case 'connections': case 'threads':
       return number(value, name, (n) => Number.isInteger(n) && n >= 1);
     case 'duration': return number(value, name, (n) => n >= 1);
     case 'warmup': return number(value, name, (n) => n >= 0);
+    case 'probeInterval': return number(value, flag, (n) => n === 0 || n >= 10);
     case 'workloads': return list(value, WORKLOADS, name);
     case 'configs': return list(value, CONFIGS, name);
     case 'tool': return oneOf(value, ['autocannon', 'wrk'], name);
@@ -115,6 +135,19 @@ function oneOf(value, allowed, name) {
   return value;
 }
 
+// What the load of one workload is: the workload's own settings where it has
+// them, the command-line options otherwise.
+function loadSettings(opts, workload) {
+  const w = WORKLOADS[workload];
+  return {
+    tool: w.tool || opts.tool,
+    connections: w.connections || opts.connections,
+    pipelining: w.pipelining || 1,
+    handler: w.handler || opts.handler,
+    churn: w.churn,
+  };
+}
+
 function onPath(command) {
   return (process.env.PATH || '').split(path.delimiter).some((dir) => {
     try {
@@ -126,4 +159,4 @@ function onPath(command) {
   });
 }
 
-module.exports = { CONFIGS, WORKLOADS, parseArgs };
+module.exports = { CONFIGS, WORKLOADS, MAX_PROBES, parseArgs, loadSettings };

@@ -1,12 +1,12 @@
 'use strict';
 // Markdown report and SVG bar chart built from the summary rows.
 
-const { CONFIGS, WORKLOADS } = require('./options');
+const { CONFIGS, WORKLOADS, MAX_PROBES, loadSettings } = require('./options');
 
 // ------------------------------------------------------------------ markdown
 
-const COLUMNS = ['config', 'workload', 'req/s (median)', 'min–max', 'p50 ms', 'p99 ms', 'max ms',
-  'err+timeout+non2xx', 'conns per worker', 'req/conn', 'primary CPU s', 'vs node RR', 'vs node NONE'];
+const COLUMNS = ['config', 'workload', 'req/s (median)', 'min–max', 'p50 ms', 'p99 ms', 'mean ms', 'max ms',
+  'connect→1st byte p50 / p99 / max ms§', 'err+timeout+non2xx', 'conns per worker', 'req/conn', 'primary CPU s', 'vs node RR', 'vs node NONE'];
 
 function markdownReport({ meta, opts, rows, commands, skipped }) {
   const lines = [];
@@ -15,25 +15,33 @@ function markdownReport({ meta, opts, rows, commands, skipped }) {
   lines.push(`- node ${meta.machine.node}; load tool: ${meta.toolVersion}`);
   lines.push(`- command: \`${meta.commandLine}\``);
   lines.push(`- ${opts.rounds} rounds, interleaved (each round runs every config for each workload); `
-    + `${opts.duration} s per measurement after ${opts.warmup} s warm-up; ${opts.connections} connections; `
-    + `${opts.workers} workers; handler \`${opts.handler}\`; a fresh server for every measurement`);
+    + `${opts.duration} s per measurement after ${opts.warmup} s warm-up; `
+    + `${opts.workers} workers; a fresh server for every measurement`);
   lines.push(`- wall time: ${meta.wallSeconds.toFixed(0)} s`);
-  lines.push('- load commands (the port changes with every server start):');
-  for (const [workload, cmd] of Object.entries(commands)) lines.push(`  - ${workload}: \`${cmd}\``);
+  lines.push('- load per workload (the port changes with every server start):');
+  for (const [workload, cmd] of Object.entries(commands)) {
+    const s = loadSettings(opts, workload);
+    lines.push(`  - ${workload}: ${s.connections} connections${s.pipelining > 1 ? `, ${s.pipelining} pipelined requests each` : ''}, `
+      + `handler \`${s.handler}\`: \`${cmd}\``);
+  }
+  lines.push(opts.probeInterval > 0
+    ? `- § probe: during each load, one fresh connection every ${opts.probeInterval} ms from 1 s after the load tool starts `
+      + `(at most ${MAX_PROBES} per measurement), each writing \`GET /bench-probe\` with \`Connection: close\` at once`
+    : '- § probe: off (`--probe-interval 0`)');
   lines.push('');
-  lines.push(markdownTable(rows, opts.tool));
+  lines.push(markdownTable(rows));
   lines.push('');
   lines.push(...footnotes(rows, opts, skipped));
   return lines.join('\n') + '\n';
 }
 
-function markdownTable(rows, tool) {
+function markdownTable(rows) {
   const out = [`| ${COLUMNS.join(' | ')} |`, `|${COLUMNS.map((c, i) => (i < 2 ? ' --- ' : ' ---: ')).join('|')}|`];
-  for (const row of rows) out.push(`| ${tableCells(row, tool).join(' | ')} |`);
+  for (const row of rows) out.push(`| ${tableCells(row).join(' | ')} |`);
   return out.join('\n');
 }
 
-function tableCells(row, tool) {
+function tableCells(row) {
   const head = [row.config, row.workload];
   const blank = (text) => [...head, text, ...Array(COLUMNS.length - 3).fill('')];
   if (!row.applicable) return blank('n/a (no primary to block)');
@@ -41,12 +49,14 @@ function tableCells(row, tool) {
   const partial = row.roundsFailed ? ` (${row.roundsFailed} round(s) failed)` : '';
   const lat = row.latencyMs;
   // autocannon records whole milliseconds; do not print decimals it never had.
-  const latCell = (v) => (!lat ? 'n/a†' : tool === 'autocannon' ? String(Math.round(v)) : ms(v));
+  // (its mean is computed, so it keeps one decimal.)
+  const latCell = (v, exact) => (!lat ? 'n/a†' : row.tool === 'autocannon' && !exact ? String(Math.round(v)) : ms(v));
   return [
     ...head,
     int(row.rps.median) + partial,
     `${int(row.rps.min)}–${int(row.rps.max)}`,
-    latCell(lat && lat.p50), latCell(lat && lat.p99), latCell(lat && lat.max),
+    latCell(lat && lat.p50), latCell(lat && lat.p99), latCell(lat && lat.mean, true), latCell(lat && lat.max),
+    probeCell(row.probe),
     int(row.failureCount),
     row.connectionsPerWorker.map(int).join(' / '),
     row.requestsPerConnection === null ? '' : row.requestsPerConnection.toFixed(row.requestsPerConnection < 10 ? 2 : 0),
@@ -55,12 +65,21 @@ function tableCells(row, tool) {
   ];
 }
 
+function probeCell(probe) {
+  if (!probe) return 'n/a (probe off)';
+  const failed = probe.failed ? ` (${int(probe.failed)} of ${int(probe.attempted)} failed)` : '';
+  if (!probe.firstByteMs) return `all ${int(probe.attempted)} failed`;
+  const f = probe.firstByteMs;
+  return `${ms(f.p50)} / ${ms(f.p99)} / ${ms(f.max)}${failed}`;
+}
+
 function footnotes(rows, opts, skipped) {
   const notes = [
     'How to read this: req/s, latencies and primary CPU are medians over the successful rounds; '
       + 'err+timeout+non2xx, conns per worker and req/conn are totals over all measured windows (warm-up excluded). '
       + 'conns per worker and req/conn come from the workers\' own counters, not from the load tool. '
       + 'Ratios compare median req/s with the node:cluster row of the same workload.',
+    ...probeNotes(rows, opts),
     ...toolNotes(rows, opts),
     ...warnings(rows),
     ...failureNotes(rows),
@@ -74,6 +93,22 @@ function footnotes(rows, opts, skipped) {
   return notes.flatMap((n) => [n, '']);
 }
 
+function probeNotes(rows, opts) {
+  if (!(opts.probeInterval > 0)) return [];
+  const notes = ['§ The load tools time requests, not connections: wrk starts the clock when it writes a request, once '
+    + 'connected; autocannon when it queues it, which for the first requests of a connection is when it starts connecting. '
+    + 'Under keep-alive connections are opened once, at the start, and a request still unanswered when the run ends counts '
+    + 'nowhere (short of the 10 s timeout). So how long a new connection waits hardly shows in p50/p99/mean/max. '
+    + 'The probe column does: from connect() to the first byte of the response, '
+    + 'for fresh connections opened at a steady pace while the load runs; percentiles over the probes of all rounds pooled. '
+    + 'Probe connections and requests are not in req/s, conns per worker or req/conn.'];
+  const failing = rows.filter((r) => r.probe && r.probe.failed);
+  for (const r of failing) {
+    notes.push(`Probe failures in ${r.config}/${r.workload}: ${Object.entries(r.probe.errors).map(([k, v]) => `${k} ×${v}`).join(', ')}.`);
+  }
+  return notes;
+}
+
 // What the load tool could not measure, with the numbers that show why.
 function toolNotes(rows, opts) {
   const notes = [];
@@ -83,11 +118,19 @@ function toolNotes(rows, opts) {
     const done = sum(noLatency.map((r) => r.clientCompleted));
     notes.push('† autocannon cannot measure latency when the server closes the connection after each response '
       + '(its latency grows with run length, see bench/README.md); its req/s is still valid, and req/conn shows '
-      + 'whether it really reconnected. Use wrk for churn latencies. '
+      + 'whether it really reconnected. Use wrk for churn latencies'
+      + (opts.probeInterval > 0 ? ', or the probe column, which autocannon does not affect. ' : '. ')
       + (sent ? `In these churn runs autocannon wrote ${int(sent)} requests for ${int(done)} responses `
         + `(${(sent / done).toFixed(2)} per response): after each response it also writes a request onto the closing socket, which is lost.` : ''));
   }
-  if (opts.tool === 'autocannon') notes.push('autocannon reports latencies in whole milliseconds.');
+  if (rows.some((r) => r.tool === 'autocannon')) {
+    notes.push('autocannon reports latencies in whole milliseconds (its mean is computed from them).');
+  }
+  const pinned = opts.workloads.filter((w) => WORKLOADS[w].tool && WORKLOADS[w].tool !== opts.tool);
+  if (pinned.length) {
+    notes.push(`Workload(s) ${pinned.join(', ')} always use ${WORKLOADS[pinned[0]].tool}, the tool of the benchmark they `
+      + `reproduce, not ${opts.tool}: compare their rows with each other, never with rows measured by another tool.`);
+  }
   return notes;
 }
 
@@ -99,6 +142,12 @@ function warnings(rows) {
     if (WORKLOADS[row.workload].churn && row.requestsPerConnection > 1.05) {
       notes.push(`Warning: ${row.config}/${row.workload} served ${row.requestsPerConnection.toFixed(2)} requests per `
         + 'connection: the load tool did not reconnect after every response, so this is not a churn measurement.');
+    }
+    // A keep-alive connection the workers never accepted sent requests that
+    // are in no latency figure of the load tool.
+    for (const a of row.fewAccepted || []) {
+      notes.push(`Warning: ${row.config}/${row.workload} round ${a.round}: the workers accepted ${a.accepted} of the load tool's `
+        + `${a.expected} connections within the measured window; requests on the others are in no latency figure.`);
     }
     for (const mm of row.clientServerMismatch || []) {
       notes.push(`Warning: ${row.config}/${row.workload} round ${mm.round}: the load tool counted ${mm.client} responses `
@@ -139,8 +188,9 @@ function ms(v) {
   return v < 10 ? v.toFixed(2) : v.toFixed(1);
 }
 
+// n/a: the base config was not run, or failed in every round.
 function times(r) {
-  return r === null ? '' : `${r.toFixed(2)}×`;
+  return r === null ? 'n/a' : `${r.toFixed(2)}×`;
 }
 
 // ----------------------------------------------------------------------- svg
@@ -163,13 +213,15 @@ function svgChart({ meta, opts, rows }) {
   parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   parts.push(text(m.left, 22, 'Median requests/s per config (higher is better; each panel has its own scale)', { size: 15, weight: 'bold' }));
   parts.push(text(m.left, 42,
-    `${meta.machine.nproc} CPUs ${meta.machine.cpuModel}, node ${meta.machine.node}, ${opts.tool}, ${opts.rounds} rounds × ${opts.duration} s, `
-    + `${opts.connections} connections, ${opts.workers} workers, ${meta.date}`, { size: 11, fill: '#555' }));
+    `${meta.machine.nproc} CPUs ${meta.machine.cpuModel}, node ${meta.machine.node}, ${opts.rounds} rounds × ${opts.duration} s, `
+    + `${opts.workers} workers, ${meta.date}`, { size: 11, fill: '#555' }));
 
   opts.workloads.forEach((workload, i) => {
     const x0 = m.left + i * (panelW + gap);
     const panelRows = opts.configs.map((config) => rows.find((r) => r.config === config && r.workload === workload));
-    parts.push(...panel(x0, m.top, panelW, panelH, workload, opts.configs, panelRows));
+    const s = loadSettings(opts, workload);
+    const label = `${workload} (${s.tool} -c${s.connections}${s.pipelining > 1 ? ` -p${s.pipelining}` : ''})`;
+    parts.push(...panel(x0, m.top, panelW, panelH, label, opts.configs, panelRows));
   });
 
   opts.configs.forEach((config, i) => { // legend

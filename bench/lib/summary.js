@@ -2,7 +2,8 @@
 // Turns raw per-round measurements into one summary row per config and
 // workload. Only numbers that were measured appear; anything missing stays null.
 
-const { CONFIGS, WORKLOADS } = require('./options');
+const { CONFIGS, WORKLOADS, loadSettings } = require('./options');
+const { percentiles } = require('./probe');
 
 function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -26,15 +27,15 @@ function summarize(measurements, opts) {
   const rows = [];
   for (const workload of opts.workloads) {
     for (const config of opts.configs) {
-      rows.push(summarizeOne(measurements, config, workload));
+      rows.push(summarizeOne(measurements, config, workload, opts));
     }
   }
   addRatios(rows);
   return rows;
 }
 
-function summarizeOne(measurements, config, workload) {
-  const row = { config, label: CONFIGS[config].label, workload };
+function summarizeOne(measurements, config, workload, opts) {
+  const row = { config, label: CONFIGS[config].label, workload, tool: loadSettings(opts, workload).tool };
   if (!applicable(config, workload)) return { ...row, applicable: false };
   const mine = measurements.filter((m) => m.config === config && m.workload === workload);
   const ok = mine.filter((m) => m.ok);
@@ -57,8 +58,10 @@ function summarizeOne(measurements, config, workload) {
     latencyMs: latencyValid ? {
       p50: median(ok.map((m) => m.client.latencyMs.p50)),
       p99: median(ok.map((m) => m.client.latencyMs.p99)),
+      mean: median(ok.map((m) => m.client.latencyMs.mean)),
       max: median(ok.map((m) => m.client.latencyMs.max)),
     } : null,
+    probe: summarizeProbe(ok.map((m) => m.probe).filter(Boolean)),
     failureCount: sum(ok.map((m) => m.client.failures.errors + m.client.failures.timeouts + m.client.failures.non2xx)),
     failureParts: {
       errors: sum(ok.map((m) => m.client.failures.errors)),
@@ -74,7 +77,26 @@ function summarizeOne(measurements, config, workload) {
     processCpuSeconds: median(ok.map((m) => m.server.primaryCpu)),
     workerCpuSeconds: median(ok.map((m) => m.server.workerCpu)),
     clientServerMismatch: ok.filter((m) => m.mismatch).map((m) => ({ round: m.round, ...m.mismatch })),
+    fewAccepted: WORKLOADS[workload].churn ? [] : ok
+      .filter((m) => m.server.connections < loadSettings(opts, workload).connections)
+      .map((m) => ({ round: m.round, accepted: m.server.connections, expected: loadSettings(opts, workload).connections })),
   });
+}
+
+// The probe's samples of all rounds pooled: a round holds at most a couple of
+// hundred, too few for a p99 of its own.
+function summarizeProbe(probes) {
+  if (probes.length === 0) return null;
+  const errors = {};
+  for (const p of probes) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] || 0) + v;
+  return {
+    attempted: sum(probes.map((p) => p.attempted)),
+    ok: sum(probes.map((p) => p.ok)),
+    failed: sum(probes.map((p) => p.failed)),
+    errors,
+    firstByteMs: percentiles(probes.flatMap((p) => p.samplesFirstByteMs)),
+    connectMs: percentiles(probes.flatMap((p) => p.samplesConnectMs)),
+  };
 }
 
 function applicable(config, workload) {
