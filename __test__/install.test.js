@@ -13,12 +13,15 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-function runInstall(t, platform, { packed = true, cargo = null } = {}) {
+function runInstall(t, platform, { packed = true, loads = false, cargo = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rcluster-install-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, 'scripts'));
   fs.copyFileSync(path.join(__dirname, '..', 'scripts', 'install.js'), path.join(dir, 'scripts', 'install.js'));
-  if (packed) fs.writeFileSync(path.join(dir, 'binding.js'), 'throw new Error("no native binding here");\n');
+  if (packed) {
+    fs.writeFileSync(path.join(dir, 'binding.js'),
+      loads ? 'module.exports = {};\n' : 'throw new Error("no native binding here");\n');
+  }
   // Only what is put here is on the script's PATH (node is run by its path).
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
@@ -35,6 +38,12 @@ test('on Linux without Rust, the install fails and says how to install it and re
   assert.match(r.stderr, /curl --proto '=https' --tlsv1\.2 -sSf https:\/\/sh\.rustup\.rs \| sh/);
   assert.match(r.stderr, /apt-get install gcc/);
   assert.match(r.stderr, /npm rebuild rcluster/);
+});
+
+test('a binding that already loads (a prebuilt binary) is kept, and cargo never runs', (t) => {
+  const r = runInstall(t, 'linux', { loads: true, cargo: 'exit 1' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, '');
 });
 
 test('on Linux with a cargo older than the build needs, it says so', (t) => {

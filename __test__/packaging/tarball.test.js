@@ -127,6 +127,9 @@ test.before(() => {
   tarball = path.join(work, info.filename);
   files = info.files.map((f) => f.path);
 });
+test.after(() => {
+  if (tarball) fs.rmSync(tarball, { force: true });
+});
 
 test('the tarball holds the Rust sources and the generated loader, and no build output', { skip }, () => {
   for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs', 'core/Cargo.toml', 'core/src/lib.rs',
