@@ -1,55 +1,151 @@
 'use strict';
-// `npm install` entry point. Builds the native addon from source unless a
-// working binding is already present (a prebuilt per-platform package, or a
-// previous build in this checkout). Building needs Rust (cargo) and @napi-rs/cli.
+// `npm install` step. In order:
+// 1. A binding that loads is used as it is: a prebuilt platform package
+//    (rcluster-linux-x64-gnu, ... installed as optionalDependencies) or a
+//    .node file already next to binding.js. Nothing is built.
+// 2. In a package installed from the registry, a tarball or a git URL,
+//    binding.js (the loader `napi build` generated at pack time) is shipped:
+//    `cargo build --release` and a copy of the cdylib to the file name that
+//    loader tries first. No build tool beyond cargo is needed, so an app's
+//    install does not pull in @napi-rs/cli and its many dependencies.
+// 3. In a clone, binding.js does not exist yet: @napi-rs/cli (a
+//    devDependency) builds the addon and generates the loader.
+// Without Rust, on Linux the install fails and says what to install; on
+// other platforms it warns and succeeds, and require('rcluster') gives
+// node:cluster (lib/native.js decides).
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
 
 const root = path.join(__dirname, '..');
-
-function bindingLoads() {
-  if (!fs.existsSync(path.join(root, 'binding.js'))) return false;
-  try {
-    require(path.join(root, 'binding.js'));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-if (process.env.RCLUSTER_FORCE_BUILD !== '1' && bindingLoads()) process.exit(0);
-
-// Without Unix fd passing there is nothing to build: require('rcluster') gives
-// node:cluster there (lib/native.js decides), so the install must not fail.
-if (process.platform === 'win32') {
-  console.error('rcluster: this platform has no Unix fd passing; require(\'rcluster\') will use node:cluster.');
-  process.exit(0);
-}
-
-// The native core is written for Linux (accept4, eventfd, SOCK_SEQPACKET).
-// Elsewhere a failed build is no reason to fail the app's install: at run
-// time rcluster gives node:cluster with a warning. On Linux it is an error.
+const loader = path.join(root, 'binding.js');
 const supported = process.platform === 'linux';
+
+function log(message) {
+  console.error(`rcluster: ${message}`);
+}
+
+// In a child process, so that the check after a build is not answered from
+// this process's module cache.
+function bindingLoads() {
+  if (!fs.existsSync(loader)) return false;
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(loader)})`],
+    { cwd: root, stdio: 'ignore', timeout: 30000 });
+  return r.status === 0;
+}
 
 function cannotBuild(why) {
   if (supported) {
-    console.error(`rcluster: ${why}`);
+    log(why);
     process.exit(1);
   }
-  console.error(`rcluster: ${why}; on ${process.platform} require('rcluster') will use node:cluster.`);
+  log(`${why}\nrcluster: on ${process.platform}, require('rcluster') will use node:cluster.`);
   process.exit(0);
 }
 
-let cli;
-try {
-  cli = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
-} catch {
-  cannotBuild('no prebuilt binary for this platform and @napi-rs/cli is not installed; ' +
-              'install Rust (cargo) and run `npm install --include=dev` to build from source');
+// napi 3's minimum; Debian 12/13's and Ubuntu 24.04's packaged Rust is older.
+const MIN_RUST = [1, 88];
+const retry = 'then run `npm rebuild rcluster` in your app (or `npm install` again)';
+const installRust =
+  'Install Rust 1.88 or newer with rustup (distributions\' packages are older):\n' +
+  '    curl --proto \'=https\' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y\n' +
+  '    . "$HOME/.cargo/env"\n' +
+  'and a C linker (Debian/Ubuntu: `apt-get install gcc`; macOS: `xcode-select --install`),\n' +
+  `${retry}.`;
+
+if (process.env.RCLUSTER_FORCE_BUILD !== '1' && bindingLoads()) process.exit(0);
+
+// Without Unix fd passing there is nothing to build.
+if (process.platform === 'win32') {
+  log('this platform has no Unix fd passing; require(\'rcluster\') will use node:cluster.');
+  process.exit(0);
 }
-const bin = path.join(path.dirname(cli), require(cli).bin.napi);
-const result = spawnSync(process.execPath,
-  [bin, 'build', '--platform', '--release', '--js', 'binding.js', '--dts', 'binding.d.ts'],
-  { cwd: root, stdio: 'inherit' });
-if (result.status !== 0) cannotBuild(`the native build failed (${result.status === null ? result.signal : `exit ${result.status}`})`);
+
+// [major, minor] of the cargo on PATH, or null when there is none.
+function cargoVersion() {
+  const r = spawnSync('cargo', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return null;
+  const m = /^cargo (\d+)\.(\d+)/.exec(r.stdout);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+const cargo = cargoVersion();
+if (cargo === null) {
+  cannotBuild(`no prebuilt binary for this platform, and Rust (cargo) is not installed to build one.\n${installRust}`);
+}
+if (cargo[0] < MIN_RUST[0] || (cargo[0] === MIN_RUST[0] && cargo[1] < MIN_RUST[1])) {
+  cannotBuild(`no prebuilt binary for this platform, and cargo ${cargo.join('.')} is too old to build one ` +
+              '(`rustup update` if it came from rustup).\n' + installRust);
+}
+
+function failed(result) {
+  if (result.error) return result.error.message;
+  return result.status === null ? `signal ${result.signal}` : `exit ${result.status}`;
+}
+
+if (!fs.existsSync(loader)) {
+  // A clone: the loader is generated by the napi CLI along with the build.
+  let cli;
+  try {
+    cli = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
+  } catch {
+    cannotBuild('binding.js is missing and @napi-rs/cli is not installed to generate it. In a clone, ' +
+                'run `npm install` without --omit=dev; a package from `npm pack` ships binding.js.');
+  }
+  const bin = path.join(path.dirname(cli), require(cli).bin.napi);
+  const result = spawnSync(process.execPath,
+    [bin, 'build', '--platform', '--release', '--js', 'binding.js', '--dts', 'binding.d.ts'],
+    { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) cannotBuild(`the native build failed (${failed(result)}); ${retry}.`);
+  process.exit(0);
+}
+
+// The name binding.js tries first for this platform, as `napi build
+// --platform` names it: <binaryName>.<platform>-<arch>[-<abi>].node.
+function nodeFileName() {
+  const name = require(path.join(root, 'package.json')).napi.binaryName;
+  let triple = `${process.platform}-${process.arch}`;
+  if (process.platform === 'linux') {
+    const report = process.report && process.report.getReport();
+    const glibc = report && report.header && report.header.glibcVersionRuntime;
+    triple += glibc ? '-gnu' : '-musl';
+  }
+  return `${name}.${triple}.node`;
+}
+
+const ownTarget = path.join(root, 'target');
+const hadTarget = fs.existsSync(ownTarget);
+log('no prebuilt binary for this platform; building the native addon from source with cargo (a few minutes)');
+// --message-format=json names the built cdylib wherever it went
+// (CARGO_TARGET_DIR, a cargo config); diagnostics still go to stderr.
+const build = spawnSync('cargo', ['build', '--release', '--locked', '--lib', '--message-format=json-render-diagnostics'],
+  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+if (build.status !== 0) {
+  cannotBuild(`the native build (cargo build --release) failed (${failed(build)}); the reason is above. ` +
+              `It needs Rust ${MIN_RUST.join('.')} or newer, a C linker and crates.io; ${retry}.`);
+}
+
+let cdylib;
+for (const line of build.stdout.split('\n')) {
+  if (!line.startsWith('{')) continue;
+  const msg = JSON.parse(line);
+  if (msg.reason === 'compiler-artifact' && msg.target.kind.includes('cdylib')) {
+    cdylib = msg.filenames.find((f) => /\.(so|dylib)$/.test(f));
+  }
+}
+if (cdylib === undefined) cannotBuild('cargo build reported no cdylib to install');
+
+const dest = path.join(root, nodeFileName());
+fs.copyFileSync(cdylib, dest);
+if (!bindingLoads()) {
+  fs.rmSync(dest, { force: true });
+  cannotBuild(`the addon built, but binding.js does not load it as ${path.basename(dest)}`);
+}
+
+// The build tree this install made in the package's directory is 100+ MB
+// the app does not need. One that was there before (a clone's), or one the
+// user placed elsewhere (CARGO_TARGET_DIR), is left alone.
+if (!hadTarget && path.dirname(path.dirname(cdylib)) === ownTarget) {
+  fs.rmSync(ownTarget, { recursive: true, force: true });
+}
+log(`built ${path.basename(dest)}`);
