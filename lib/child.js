@@ -3,6 +3,7 @@
 // requests, disconnect) go over Node's IPC, as in node:cluster; connections
 // arrive natively on the private channel and are handed to the app's server.
 const assert = require('assert');
+const os = require('os');
 const path = require('path');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
@@ -13,6 +14,7 @@ const { wrapConnection } = require('./connection_handle');
 const netHook = require('./net_hook');
 const dgramHook = require('./dgram_hook');
 const gracefulExit = require('./graceful_exit');
+const { Act } = require('./protocol');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -33,7 +35,7 @@ const KIND_CLOSED = 0;
 const KIND_DISPATCH = 1;
 const KIND_SHARED = 2;
 const KIND_LEFT = 3;
-const UV_EMFILE = -24;
+const UV_EMFILE = -os.constants.errno.EMFILE;
 
 let channel = null;
 let channelRefs = 0;
@@ -77,10 +79,10 @@ cluster._setupWorker = function() {
   gracefulExit.install(worker, { closeServers, send });
   netHook.install(cluster);
   dgramHook.install(cluster);
-  send({ act: 'online' });
+  send({ act: Act.Online });
 
   function onmessage(message) {
-    if (message.act === 'disconnect') _disconnect.call(worker, true);
+    if (message.act === Act.Disconnect) _disconnect.call(worker, true);
   }
 };
 
@@ -213,7 +215,7 @@ cluster._getServer = function(obj, options, cb) {
   indexSet.set.add(index);
 
   const message = {
-    act: 'queryServer',
+    act: Act.QueryServer,
     index,
     data: null,
     ...options,
@@ -245,7 +247,7 @@ cluster._getServer = function(obj, options, cb) {
     if (!indexes.has(indexesKey)) return;
     cluster.worker.state = 'listening';
     const address = obj.address();
-    message.act = 'listening';
+    message.act = Act.Listening;
     message.port = (address && address.port) || options.port;
     send(message);
   });
@@ -437,7 +439,7 @@ function _disconnect(primaryInitiated) {
       if (primaryInitiated) {
         disconnectProcess();
       } else {
-        send({ act: 'exitedAfterDisconnect' }, disconnectProcess);
+        send({ act: Act.ExitedAfterDisconnect }, disconnectProcess);
       }
     }
   }
@@ -484,7 +486,7 @@ Worker.prototype.destroy = function() {
     process.exit(0);
   } else {
     this.state = 'destroying';
-    send({ act: 'exitedAfterDisconnect' }, () => process.disconnect());
+    send({ act: Act.ExitedAfterDisconnect }, () => process.disconnect());
     process.once('disconnect', () => process.exit(0));
   }
 };
