@@ -58,6 +58,9 @@ test('the primary cuts a worker\'s channel (worker.process.disconnect()): the wo
     await c.call('cut', { worker: cut.id });
     const exit = await c.waitFor({ event: 'exit', worker: cut.id }, { timeout: 10000 });
     assert.deepEqual([exit.code, exit.signal, exit.exitedAfterDisconnect], [0, null, false]);
+    // The worker's own line comes on stderr, a pipe of its own that may be
+    // read after the primary's stdout reported the exit.
+    assert.ok(await pollUntil(() => workerExits(c).length > 0, { timeout: 5000 }), 'the worker reported its exit');
     assert.deepEqual(workerExits(c), [{ workerExit: cut.pid, code: 0 }]);
     assert.equal(c.has({ event: 'exit', worker: kept.id }), false, 'the other worker lives on');
   });
