@@ -19,9 +19,9 @@ class ChannelClient {
   /**
    * `fd`: the worker's end of the channel. `onSharedSocket(listenerId, fd)`:
    * a SCHED_NONE socket arrived (fd undefined if it could not be received).
+   * `Channel`: the native addon's, unless a test gives its own.
    */
-  constructor(fd, { workerId, onSharedSocket }) {
-    const { Channel } = require('./native');
+  constructor(fd, { workerId, onSharedSocket, Channel = require('./native').Channel }) {
     this.workerId = workerId;
     this.onSharedSocket = onSharedSocket;
     // Rotation memberships by the primary's listener id.
