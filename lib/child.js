@@ -1,42 +1,41 @@
 'use strict';
-// The cluster module as a worker sees it. Control messages (online, listen
-// requests, disconnect) go over Node's IPC, as in node:cluster; connections
-// arrive natively on the private channel and are handed to the app's server.
+// The cluster module as a worker sees it, shaped as Node's
+// internal/cluster/child.js: the cluster object, cluster._getServer (what
+// net.Server#listen and dgram's bind come to), and Worker#disconnect/destroy.
+// Control messages (online, listen requests, disconnect) go over Node's IPC,
+// as in node:cluster (lib/protocol.js). Connections arrive on the native
+// channel (lib/channel_client.js), and a SCHED_NONE socket's fd meets its
+// listen reply in lib/shared_socket_rendezvous.js.
 const assert = require('assert');
+const os = require('os');
 const path = require('path');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper, closeFd } = require('./utils');
 const { role } = require('./role');
-const { wrapConnection } = require('./connection_handle');
+const { ChannelClient } = require('./channel_client');
+const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
 const netHook = require('./net_hook');
 const dgramHook = require('./dgram_hook');
 const gracefulExit = require('./graceful_exit');
+const { Act } = require('./protocol');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
-// Open servers by handle key, for worker.disconnect().
-const handles = new Map();
+// This worker's open servers (net.Server or dgram.Socket) by the primary's
+// key, for worker.disconnect(), which closes them all.
+const openServers = new Map();
+// Node's per-address listen counters: the n-th server on the same address
+// gets index n, which ends the primary's key for it, as in node:cluster.
 const indexes = new Map();
-// Round-robin listeners by the primary's listener id.
-const listeners = new Map();
-// SCHED_NONE listening fds and listen requests waiting for them: the fd comes
-// on the channel, the reply on the IPC channel, in either order.
-const sharedFds = new Map();
-const sharedWaiters = new Map();
+const sharedSockets = new SharedSocketRendezvous();
 // How to leave each shared UDP socket this worker joined, by listener id.
 const datagramLeaves = new Map();
 
-// Channel message kinds (src/worker.rs).
-const KIND_CLOSED = 0;
-const KIND_DISPATCH = 1;
-const KIND_SHARED = 2;
-const KIND_LEFT = 3;
-const UV_EMFILE = -24;
+const UV_EMFILE = -os.constants.errno.EMFILE;
 
-let channel = null;
-let channelRefs = 0;
+let channel = null; // a ChannelClient once the worker is set up
 // Set once the worker starts leaving the cluster: listens still waiting for
 // their socket are dropped.
 let disconnecting = false;
@@ -54,8 +53,10 @@ cluster._setupWorker = function() {
   if (setupDone) return;
   setupDone = true;
   const { id, channelFd } = role();
-  const { Channel } = require('./native');
-  channel = new Channel(channelFd, onChannelMessage);
+  channel = new ChannelClient(channelFd, {
+    workerId: id,
+    onSharedSocket: (listenerId, fd) => sharedSockets.socketArrived(listenerId, fd),
+  });
 
   const worker = new Worker({ id, process, state: 'online' });
   cluster.worker = worker;
@@ -77,10 +78,10 @@ cluster._setupWorker = function() {
   gracefulExit.install(worker, { closeServers, send });
   netHook.install(cluster);
   dgramHook.install(cluster);
-  send({ act: 'online' });
+  send({ act: Act.Online });
 
   function onmessage(message) {
-    if (message.act === 'disconnect') _disconnect.call(worker, true);
+    if (message.act === Act.Disconnect) _disconnect.call(worker, true);
   }
 };
 
@@ -91,105 +92,8 @@ cluster._setupWorker = function() {
 // is removed). A worker that dies runs none of this: its sockets stay open
 // for a replacement (lib/primary.js).
 function leaveEveryRotation() {
-  for (const [listenerId, entry] of listeners) {
-    if (entry.closing) continue;
-    entry.closing = true;
-    channel.leave(listenerId);
-  }
+  channel.leaveAll();
   for (const leave of datagramLeaves.values()) leave();
-}
-
-// A listening server keeps the worker alive, and server.unref() releases it,
-// as Node's fake handle does with a timer; here the channel's poll handle does it.
-function refChannel(delta) {
-  channelRefs += delta;
-  assert(channelRefs >= 0);
-  if (channelRefs === 1 && delta > 0) channel.ref();
-  else if (channelRefs === 0) channel.unref();
-}
-
-function onChannelMessage(kind, listenerId, fds) {
-  switch (kind) {
-    case KIND_DISPATCH: return onConnections(listenerId, fds);
-    case KIND_SHARED: return onSharedFd(listenerId, fds[0]);
-    case KIND_LEFT: return listeners.delete(listenerId);
-    case KIND_CLOSED: return debug('worker %d: the channel to the primary closed', cluster.worker.id);
-  }
-}
-
-// Round-robin connections. Each fd is first wrapped in a native handle, then
-// acknowledged (the primary may close its copy: we own a socket now and have
-// read nothing), and only then given to the server, whose 'connection'
-// listeners may throw. A closing server, or one at maxConnections, refuses: the
-// primary gives the connection to another worker, as Node's round-robin does.
-function onConnections(listenerId, fds) {
-  const entry = listeners.get(listenerId);
-  const statuses = new Uint8Array(fds.length);
-  const accepted = [];
-  if (entry !== undefined && !entry.closing) {
-    const server = entry.server;
-    for (let i = 0; i < fds.length; i++) {
-      // Node 20 treats a maxConnections of 0 as no limit (its net.js and
-      // cluster check it for truthiness), so this does too.
-      if (server.maxConnections &&
-          server._connections + accepted.length >= server.maxConnections) {
-        continue;
-      }
-      const handle = wrapConnection(fds[i], entry.kind);
-      if (handle !== null) {
-        statuses[i] = 1;
-        accepted.push(handle);
-      }
-    }
-  }
-  channel.reply(statuses);
-  debugDispatch(listenerId, entry, fds.length, accepted.length);
-  let error = null;
-  for (const handle of accepted) {
-    try {
-      entry.handle.onconnection(0, handle);
-    } catch (err) {
-      error ??= err;
-    }
-  }
-  if (error !== null) throw error;
-}
-
-// NODE_DEBUG=rcluster: the first connections a listener gets, and every batch
-// this worker refuses (and why), but not each connection it takes.
-function debugDispatch(listenerId, entry, offered, taken) {
-  if (!debug.enabled) return;
-  const id = cluster.worker.id;
-  if (entry !== undefined && taken > 0 && entry.connections === 0) {
-    debug('worker %d: listener %d: first connection', id, listenerId);
-  }
-  if (entry !== undefined) entry.connections += taken;
-  if (taken < offered) {
-    const why = entry === undefined ? 'no such listener here' :
-      entry.closing ? 'the server is closing' : 'server.maxConnections reached';
-    debug('worker %d: listener %d: refused %d of %d connections (%s); the primary passes them on',
-          id, listenerId, offered - taken, offered, why);
-  }
-}
-
-function onSharedFd(listenerId, fd) {
-  const waiter = sharedWaiters.get(listenerId);
-  if (waiter === undefined) {
-    sharedFds.set(listenerId, fd);
-  } else {
-    sharedWaiters.delete(listenerId);
-    waiter(fd);
-  }
-}
-
-function whenSharedFd(listenerId, fn) {
-  const fd = sharedFds.get(listenerId);
-  if (fd === undefined) {
-    sharedWaiters.set(listenerId, fn);
-  } else {
-    sharedFds.delete(listenerId);
-    fn(fd);
-  }
 }
 
 // `obj` is a net.Server or a dgram.Socket. `cb(errno, handle)`, as in
@@ -213,7 +117,7 @@ cluster._getServer = function(obj, options, cb) {
   indexSet.set.add(index);
 
   const message = {
-    act: 'queryServer',
+    act: Act.QueryServer,
     index,
     data: null,
     ...options,
@@ -245,7 +149,7 @@ cluster._getServer = function(obj, options, cb) {
     if (!indexes.has(indexesKey)) return;
     cluster.worker.state = 'listening';
     const address = obj.address();
-    message.act = 'listening';
+    message.act = Act.Listening;
     message.port = (address && address.port) || options.port;
     send(message);
   });
@@ -264,7 +168,7 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
   if (message.errno) return cb(message.errno, null);
   const key = message.key;
   const listenerId = message.listenerId;
-  whenSharedFd(listenerId, (fd) => {
+  sharedSockets.whenSocket(listenerId, (fd) => {
     if (disconnecting) {
       // The reply came before the fd, and the worker began to disconnect in
       // between (worker.disconnect() closed only what had fully arrived).
@@ -289,11 +193,11 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
         joined = false;
         datagramLeaves.delete(listenerId);
         channel.leave(listenerId);
-        handles.delete(key);
+        openServers.delete(key);
         removeIndexesKey(indexesKey, index);
       };
-      assert(handles.has(key) === false);
-      handles.set(key, obj);
+      assert(openServers.has(key) === false);
+      openServers.set(key, obj);
       datagramLeaves.set(listenerId, leave);
       // Like the handle node:cluster gives dgram: code that wraps
       // cluster._getServer passes on (err, handle), and dgram closes the
@@ -332,31 +236,22 @@ function adoptSharedHandle(obj, message, listenerId, key, indexesKey, index) {
   joinRotation(listenerId, key, obj, handle, message);
 }
 
-// A server of this worker is in the rotation of the primary's listener
-// `listenerId`: dispatched connections go to `handle.onconnection`.
+// A server of this worker is open, and in the rotation of the primary's
+// listener `listenerId`: dispatched connections go to `handle.onconnection`.
 function joinRotation(listenerId, key, obj, handle, message) {
-  assert(handles.has(key) === false);
-  handles.set(key, obj);
-  listeners.set(listenerId, {
-    handle,
-    server: obj,
-    kind: message.sockname ? 'tcp' : 'pipe',
-    closing: false,
-    connections: 0, // for NODE_DEBUG only
-  });
+  assert(openServers.has(key) === false);
+  openServers.set(key, obj);
+  channel.join(listenerId, obj, handle, message.sockname ? 'tcp' : 'pipe');
 }
 
 // That server is closing: out of the rotation. lib/net.js treats
-// server._handle.close() as effectively synchronous; the primary confirms with
-// a LEFT message, and connections that arrive before it are refused back to
-// the primary, which gives them to another worker.
+// server._handle.close() as effectively synchronous; connections that arrive
+// before the primary confirms are refused back to it (lib/channel_client.js).
 function leaveRotation(listenerId, key, indexesKey, index) {
-  channel.leave(listenerId);
-  const entry = listeners.get(listenerId);
+  const connections = channel.leave(listenerId);
   debug('worker %d: closes its server on %s (listener %d, %s connections)', cluster.worker.id, key, listenerId,
-        entry === undefined ? 0 : entry.connections);
-  if (entry !== undefined) entry.closing = true;
-  handles.delete(key);
+        connections);
+  openServers.delete(key);
   removeIndexesKey(indexesKey, index);
 }
 
@@ -371,14 +266,14 @@ function rr(message, { obj, indexesKey, index }, cb) {
   function ref() {
     if (!refed) {
       refed = true;
-      refChannel(+1);
+      channel.ref();
     }
   }
 
   function unref() {
     if (refed) {
       refed = false;
-      refChannel(-1);
+      channel.unref();
     }
   }
 
@@ -422,7 +317,7 @@ function disconnectProcess() {
 function _disconnect(primaryInitiated) {
   disconnecting = true;
   debug('worker %d: disconnecting (%s), closing %d servers first', this.id,
-        primaryInitiated ? 'the primary asked' : 'worker.disconnect()', handles.size);
+        primaryInitiated ? 'the primary asked' : 'worker.disconnect()', openServers.size);
   this.exitedAfterDisconnect = true;
   let waitingCount = 1;
 
@@ -437,17 +332,17 @@ function _disconnect(primaryInitiated) {
       if (primaryInitiated) {
         disconnectProcess();
       } else {
-        send({ act: 'exitedAfterDisconnect' }, disconnectProcess);
+        send({ act: Act.ExitedAfterDisconnect }, disconnectProcess);
       }
     }
   }
 
-  for (const server of handles.values()) {
+  for (const server of openServers.values()) {
     waitingCount++;
     server.close(checkWaitingCount);
   }
 
-  handles.clear();
+  openServers.clear();
   checkWaitingCount();
 }
 
@@ -458,11 +353,11 @@ function closeServers(cb) {
   const closed = () => {
     if (--open === 0) cb();
   };
-  for (const server of handles.values()) {
+  for (const server of openServers.values()) {
     open++;
     server.close(closed);
   }
-  handles.clear();
+  openServers.clear();
   closed();
 }
 
@@ -484,7 +379,7 @@ Worker.prototype.destroy = function() {
     process.exit(0);
   } else {
     this.state = 'destroying';
-    send({ act: 'exitedAfterDisconnect' }, () => process.disconnect());
+    send({ act: Act.ExitedAfterDisconnect }, () => process.disconnect());
     process.once('disconnect', () => process.exit(0));
   }
 };

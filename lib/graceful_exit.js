@@ -17,11 +17,12 @@
 // requests, and is not restarted.
 const fs = require('fs');
 const { inspect } = require('util');
+const { Act, Env } = require('./protocol');
 
 // Set by the primary in the worker's env, read and removed at start-up like
 // the role variables, so the app and the processes it spawns never see them.
-const EXIT_ON_UNCAUGHT_ENV = 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT';
-const SHUTDOWN_SIGNALS_ENV = 'RCLUSTER_SHUTDOWN_SIGNALS';
+const EXIT_ON_UNCAUGHT_ENV = Env.ExitOnUncaughtTimeout;
+const SHUTDOWN_SIGNALS_ENV = Env.ShutdownSignals;
 // Longest a failing worker waits for the primary's answer before it closes
 // its servers anyway.
 const ANSWER_WAIT_MS = 3000;
@@ -85,10 +86,10 @@ function install(worker, { closeServers, send }) {
       closing = true;
       closeServers(() => process.exit(1));
     };
-    if (process.connected) send({ act: 'uncaughtException', error: describe(err), origin }, close);
+    if (process.connected) send({ act: Act.UncaughtException, error: describe(err), origin }, close);
     else close();
     setTimeout(close, Math.min(timeout, ANSWER_WAIT_MS)).unref();
   });
 }
 
-module.exports = { install, EXIT_ON_UNCAUGHT_ENV, SHUTDOWN_SIGNALS_ENV };
+module.exports = { install };

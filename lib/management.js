@@ -6,12 +6,15 @@
 const { normalizeSettings } = require('./settings');
 const { RestartPolicy } = require('./restart_policy');
 const { Shutdown } = require('./shutdown');
-const { EXIT_ON_UNCAUGHT_ENV, SHUTDOWN_SIGNALS_ENV } = require('./graceful_exit');
+const { Env } = require('./protocol');
 const { defineHidden } = require('./utils');
 
-function manage(cluster) {
-  const restartPolicy = new RestartPolicy(cluster);
-  const shutdown = new Shutdown(cluster, restartPolicy);
+// `records`: the primary's WorkerRecords by worker id (lib/worker_record.js).
+// The primary adds each at fork; the hooks below move its fate, and remove it
+// when its process exits.
+function manage(cluster, records) {
+  const restartPolicy = new RestartPolicy(cluster, records);
+  const shutdown = new Shutdown(cluster, records, restartPolicy);
   const shutdownRun = (options, caller) => shutdown.run(options, caller);
 
   defineHidden(cluster, 'shutdown', function shutdown(options) {
@@ -34,28 +37,47 @@ function manage(cluster) {
       if ('shutdownSignals' in options) shutdown.listenFor(cluster.settings.shutdownSignals);
     },
 
-    forked(worker, env) {
-      restartPolicy.track(worker, env);
-      shutdown.track(worker);
+    /** After the primary recorded a new worker, before its 'fork' event. */
+    forked(worker) {
+      restartPolicy.track(records.get(worker.id));
+    },
+
+    /**
+     * The worker's process exited; its 'exit' events follow. The restart
+     * policy sees the fate it had, then the record is gone.
+     */
+    exited(worker, code, signal) {
+      const record = records.get(worker.id);
+      if (record === undefined) return;
+      restartPolicy.onExit(record, code, signal);
+      record.exit(code, signal);
+      records.delete(worker.id);
     },
 
     /** Variables the worker's env needs for the settings that reach it. */
     workerEnv(settings) {
       const env = {};
       const exit = settings.exitOnUncaughtException;
-      if (exit) env[EXIT_ON_UNCAUGHT_ENV] = String(exit.timeout);
+      if (exit) env[Env.ExitOnUncaughtTimeout] = String(exit.timeout);
       const signals = settings.shutdownSignals;
-      if (signals && signals.length > 0) env[SHUTDOWN_SIGNALS_ENV] = signals.join(',');
+      if (signals && signals.length > 0) env[Env.ShutdownSignals] = signals.join(',');
       return env;
     },
 
+    /** The primary's worker.kill()/destroy(). */
     killed(worker) {
-      restartPolicy.markKilled(worker);
+      records.get(worker.id)?.kill();
+    },
+
+    /** The worker leaves on purpose: exitedAfterDisconnect is true now. */
+    disconnecting(worker) {
+      records.get(worker.id)?.disconnect();
     },
 
     /** Whether a replacement for the failing worker is on its way. */
     uncaughtException(worker, message) {
-      return restartPolicy.onUncaughtException(worker, message.error);
+      const record = records.get(worker.id);
+      return record === undefined ? false : restartPolicy.onUncaughtException(record, message.error);
     },
   };
 }

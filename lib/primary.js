@@ -10,8 +10,10 @@ const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
 const { defineHidden, internal, sendHelper } = require('./utils');
-const { WORKER_ID, CHANNEL_FD, PRELOAD } = require('./role');
+const { PRELOAD } = require('./role');
+const { Act, Env } = require('./protocol');
 const { manage } = require('./management');
+const { WorkerRecord } = require('./worker_record');
 const { validatePort, badPort } = require('./errors');
 
 const debug = debuglog('rcluster');
@@ -28,8 +30,11 @@ const kMinPort = 1024;
 const kMaxPort = 65535;
 
 module.exports = cluster;
+// The primary's record of every worker whose process has not exited, by id
+// (lib/worker_record.js): cluster.workers loses a worker when it disconnects.
+const workerRecords = new Map();
 // Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
-const management = manage(cluster);
+const management = manage(cluster, workerRecords);
 
 cluster.isWorker = false;
 cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
@@ -170,7 +175,7 @@ function createWorkerProcess(id, env) {
   }
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [WORKER_ID]: `${id}`, [CHANNEL_FD]: `${channelSlot}` };
+  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, [Env.ChannelFd]: `${channelSlot}` };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
     const child = fork(settings.exec, settings.args, {
@@ -201,7 +206,8 @@ function createWorkerProcess(id, env) {
   }
 }
 
-function removeWorker(worker) {
+// Out of cluster.workers (disconnected or dead), as Node's removeWorker.
+function deleteFromClusterWorkers(worker) {
   assert(worker);
   delete cluster.workers[worker.id];
 
@@ -210,18 +216,19 @@ function removeWorker(worker) {
   }
 }
 
-// Node's removeHandlesForWorker, when a worker is disconnected on purpose: no
+// As Node's removeHandlesForWorker when a worker is disconnected on purpose: no
 // new connections for it, and a listener left with no worker closes now (or,
 // with `hold`, stays open for a replacement). It stays connected to the
 // dispatcher and answers for what it was already sent (it refuses them once
 // its server closes).
-function withdrawFromHandles(worker, { hold = false } = {}) {
+function withdrawFromRotations(worker, { hold = false } = {}) {
   if (dispatcher !== null) dispatcher.withdrawWorker(worker.id, hold);
 }
 
-// The dispatcher also notices a dead worker by itself (its channel hangs up),
-// even while this thread is busy; this covers the rest, and is idempotent.
-function removeHandlesForWorker(worker) {
+// The dispatcher forgets a dead worker. It also notices the death by itself
+// (its channel hangs up), even while this thread is busy; this covers the
+// rest, and is idempotent.
+function removeFromDispatcher(worker) {
   if (dispatcher !== null) dispatcher.removeWorker(worker.id);
 }
 
@@ -231,7 +238,8 @@ cluster.fork = function fork(env) {
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
-  management.forked(worker, env);
+  workerRecords.set(id, new WorkerRecord(worker, env));
+  management.forked(worker);
 
   worker.on('message', function(message, handle) {
     cluster.emit('message', this, message, handle);
@@ -240,15 +248,16 @@ cluster.fork = function fork(env) {
   worker.process.once('exit', (exitCode, signalCode) => {
     // Only now is it certain the worker can take no more connections, so only
     // now may what it never acknowledged go to another worker.
-    removeHandlesForWorker(worker);
+    removeFromDispatcher(worker);
     // Remove the worker from the workers list only if it has disconnected,
     // otherwise we might still want to access it.
-    if (!worker.isConnected()) removeWorker(worker);
+    if (!worker.isConnected()) deleteFromClusterWorkers(worker);
 
     worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
     worker.state = 'dead';
     debug('primary: worker %d is dead (code %s, signal %s, exitedAfterDisconnect %s)',
           worker.id, exitCode, signalCode, worker.exitedAfterDisconnect);
+    management.exited(worker, exitCode, signalCode);
     worker.emit('exit', exitCode, signalCode);
     cluster.emit('exit', worker, exitCode, signalCode);
   });
@@ -258,10 +267,10 @@ cluster.fork = function fork(env) {
     // rotations now, as in Node. One whose channel closed because it died is
     // not withdrawn: its sockets stay open for a replacement, and the
     // dispatcher gives what it held to the other workers.
-    if (worker.exitedAfterDisconnect) withdrawFromHandles(worker);
+    if (worker.exitedAfterDisconnect) withdrawFromRotations(worker);
     // Remove the worker from the workers list only if its process has
     // exited. Otherwise, we might still want to access it.
-    if (worker.isDead()) removeWorker(worker);
+    if (worker.isDead()) deleteFromClusterWorkers(worker);
 
     worker.exitedAfterDisconnect = !!worker.exitedAfterDisconnect;
     worker.state = 'disconnected';
@@ -295,11 +304,11 @@ cluster.disconnect = function disconnect(cb) {
 };
 
 const methodMessageMapping = {
-  exitedAfterDisconnect,
-  listening,
-  online,
-  queryServer,
-  uncaughtException,
+  [Act.ExitedAfterDisconnect]: exitedAfterDisconnect,
+  [Act.Listening]: listening,
+  [Act.Online]: online,
+  [Act.QueryServer]: queryServer,
+  [Act.UncaughtException]: uncaughtException,
 };
 
 function onmessage(message, handle) {
@@ -312,7 +321,7 @@ function onmessage(message, handle) {
 // every rotation now, and a socket it was the last worker of stays open and
 // holds connections for the replacement instead of refusing them meanwhile.
 function uncaughtException(worker, message) {
-  if (management.uncaughtException(worker, message)) withdrawFromHandles(worker, { hold: true });
+  if (management.uncaughtException(worker, message)) withdrawFromRotations(worker, { hold: true });
   // The worker closes its servers on this answer. The dispatcher runs the
   // withdrawal, queued above, before any LEAVE the worker sends after it.
   send(worker, { ack: message.seq });
@@ -327,6 +336,7 @@ function online(worker) {
 
 function exitedAfterDisconnect(worker, message) {
   worker.exitedAfterDisconnect = true;
+  management.disconnecting(worker);
   send(worker, { ack: message.seq });
 }
 
@@ -420,9 +430,10 @@ function debugListen(worker, key, shared, result) {
 // Extend generic Worker with methods specific to the primary process.
 Worker.prototype.disconnect = function() {
   this.exitedAfterDisconnect = true;
-  send(this, { act: 'disconnect' });
-  withdrawFromHandles(this);
-  removeWorker(this);
+  management.disconnecting(this);
+  send(this, { act: Act.Disconnect });
+  withdrawFromRotations(this);
+  deleteFromClusterWorkers(this);
   return this;
 };
 

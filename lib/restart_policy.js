@@ -9,6 +9,9 @@
 // worker and leaves exitedAfterDisconnect false, but a kill the application
 // asked for is deliberate (PM2 sees it the same way), so it is not undone.
 //
+// Whether a worker is replaced is its WorkerRecord's fate (lib/worker_record.js)
+// and this policy's state, nothing else.
+//
 // Each original worker starts a "slot" that its replacements inherit, with the
 // count of consecutive crashes that drives the backoff: minDelay, doubled per
 // consecutive crash, capped at maxDelay, back to minDelay once a worker of the
@@ -18,37 +21,36 @@
 
 const { defineHidden } = require('./utils');
 
-const kEnv = Symbol('rcluster.forkEnv');
-const kSlot = Symbol('rcluster.restartSlot');
-const kForkedAt = Symbol('rcluster.forkedAt');
-const kKilled = Symbol('rcluster.killedByPrimary');
-const kUncaught = Symbol('rcluster.uncaughtException');
-const kReplaced = Symbol('rcluster.replaced');
+// The policy's own state. `Stopped`: by a crash loop or by shutdown, until
+// setupPrimary() names `restart` again.
+const PolicyState = Object.freeze({ Off: 'off', Active: 'active', Stopped: 'stopped' });
 
 class RestartPolicy {
-  constructor(cluster) {
+  /** `records`: the primary's WorkerRecords by worker id (lib/worker_record.js). */
+  constructor(cluster, records) {
     this.cluster = cluster;
+    this.records = records;
+    this.state = PolicyState.Off;
     this.options = false; // false, or the normalized object (lib/settings.js)
-    this.stopped = false; // by a crash loop or by shutdown
     this.recent = []; // times of the restarts in the current window
     this.pending = new Map(); // timer -> info, for restarts not forked yet
   }
 
-  get enabled() {
-    return this.options !== false && !this.stopped;
+  get active() {
+    return this.state === PolicyState.Active;
   }
 
   /** setupPrimary() named `restart`: a fresh start, crash-loop budget included. */
   configure(options) {
     this.options = options;
-    this.stopped = false;
+    this.state = options === false ? PolicyState.Off : PolicyState.Active;
     this.recent = [];
     if (options === false) this.cancelPending();
   }
 
   /** No more restarts, including those waiting for their delay. */
   stop() {
-    this.stopped = true;
+    if (this.state === PolicyState.Active) this.state = PolicyState.Stopped;
     this.cancelPending();
   }
 
@@ -58,90 +60,85 @@ class RestartPolicy {
   }
 
   /** Called for every fork, before the 'fork' event. */
-  track(worker, env) {
-    worker[kEnv] = env;
-    worker[kForkedAt] = Date.now();
-    if (worker[kSlot] === undefined) worker[kSlot] = { consecutive: 0 };
-    defineHidden(worker, 'restarts', 0);
-    worker.once('exit', (code, signal) => this.onExit(worker, code, signal));
-  }
-
-  markKilled(worker) {
-    worker[kKilled] = true;
+  track(record) {
+    defineHidden(record.worker, 'restarts', 0);
   }
 
   /**
    * The worker reported an uncaught exception and is draining: its
    * replacement is forked now rather than when it exits (with the backoff
    * only if the slot is already crashing), and its exit is not replaced again.
+   * Returns whether a replacement is on its way.
    */
-  onUncaughtException(worker, error) {
-    worker[kUncaught] = error;
+  onUncaughtException(record, error) {
+    record.fail(error);
     // A worker already on its way out by the primary's will stays unreplaced.
-    if (!this.enabled || worker[kReplaced] || worker[kKilled] || worker.exitedAfterDisconnect) return false;
-    return this.replace(worker, { code: null, signal: null, reason: 'uncaughtException', error }, { immediate: true });
+    if (!this.active || !record.replaceable) return false;
+    return this.replace(record, { code: null, signal: null, reason: 'uncaughtException', error }, { immediate: true });
   }
 
-  onExit(worker, code, signal) {
-    if (worker[kReplaced] || !this.enabled) return;
-    if (worker.exitedAfterDisconnect || worker[kKilled]) return;
-    const uncaught = worker[kUncaught];
+  /** Called as the worker's process exits, before its fate becomes `exited`. */
+  onExit(record, code, signal) {
+    if (!this.active || !record.replaceable) return;
+    const uncaught = record.uncaughtError;
     const reason = uncaught !== undefined ? 'uncaughtException' : signal ? 'signal' : 'exit';
-    this.replace(worker, { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) }, {});
+    this.replace(record, { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) }, {});
   }
 
   // `immediate`: no delay unless the slot is already crashing. `retry`: the
-  // previous fork for this worker failed, so its uptime proves nothing.
-  // Returns whether a replacement is on its way (false: a crash loop).
-  replace(worker, cause, { immediate = false, retry = false }) {
-    worker[kReplaced] = true;
+  // previous fork for this worker failed, so its uptime proves nothing (and
+  // its fate is decided already). Returns whether a replacement is on its
+  // way (false: a crash loop).
+  replace(record, cause, { immediate = false, retry = false }) {
     const { minDelay, maxDelay, resetAfter, maxRestarts, window } = this.options;
     const now = Date.now();
-    const uptime = now - worker[kForkedAt];
-    const slot = worker[kSlot];
+    const uptime = now - record.forkedAt;
+    const slot = record.slot;
     if (uptime >= resetAfter && !retry) slot.consecutive = 0;
     slot.consecutive += 1;
     const attempt = slot.consecutive;
 
     this.recent = this.recent.filter((t) => now - t < window);
     if (this.recent.length >= maxRestarts) {
+      if (!retry) record.crashLoop();
       this.stop();
       this.cluster.emit('crashloop', {
-        restarts: this.recent.length, maxRestarts, window, worker, ...cause,
+        restarts: this.recent.length, maxRestarts, window, worker: record.worker, ...cause,
       });
       return false;
     }
     this.recent.push(now);
+    if (!retry) record.replace();
 
     const backoff = Math.min(maxDelay, minDelay * 2 ** (attempt - 1));
     const delay = immediate && attempt === 1 ? 0 : backoff;
     const info = { attempt, delay, uptime, ...cause };
     const timer = setTimeout(() => {
       this.pending.delete(timer);
-      this.forkReplacement(worker, info);
+      this.forkReplacement(record, info);
     }, delay);
     this.pending.set(timer, info);
     return true;
   }
 
-  forkReplacement(oldWorker, info) {
+  forkReplacement(old, info) {
     let worker;
     try {
-      worker = this.cluster.fork(oldWorker[kEnv]);
+      worker = this.cluster.fork(old.env);
     } catch (err) {
       // Counts as one more crash of the slot: the backoff grows, and the
       // crash-loop budget ends a fork that keeps failing.
-      process.emitWarning(`could not fork a replacement for worker ${oldWorker.id}: ${err.message}`,
+      process.emitWarning(`could not fork a replacement for worker ${old.id}: ${err.message}`,
         { code: 'RCLUSTER_RESTART_FAILED' });
-      this.replace(oldWorker, { code: info.code, signal: info.signal, reason: 'forkFailed', error: err }, { retry: true });
+      this.replace(old, { code: info.code, signal: info.signal, reason: 'forkFailed', error: err }, { retry: true });
       return;
     }
-    worker[kSlot] = oldWorker[kSlot];
-    defineHidden(worker, 'restarts', oldWorker.restarts + 1);
-    defineHidden(worker, 'replaces', oldWorker.id);
+    this.records.get(worker.id).slot = old.slot;
+    defineHidden(worker, 'restarts', old.worker.restarts + 1);
+    defineHidden(worker, 'replaces', old.id);
     // After the new worker's 'fork' event, which is emitted on the next tick.
-    process.nextTick(() => this.cluster.emit('restart', worker, oldWorker, info));
+    process.nextTick(() => this.cluster.emit('restart', worker, old.worker, info));
   }
 }
 
-module.exports = { RestartPolicy };
+module.exports = { RestartPolicy, PolicyState };

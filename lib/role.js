@@ -4,19 +4,18 @@
 // They are read once and removed from process.env at start-up, so processes a
 // worker spawns are not mistaken for workers.
 const path = require('path');
+const { Env } = require('./protocol');
 
-const WORKER_ID = 'RCLUSTER_WORKER_ID';
-const CHANNEL_FD = 'RCLUSTER_CHANNEL_FD';
 const kRole = Symbol.for('rcluster.role');
 // The worker-side set-up the primary preloads into every worker.
 const PRELOAD = path.join(__dirname, 'preload.js');
 
 function role() {
   if (globalThis[kRole] === undefined) {
-    const id = process.env[WORKER_ID];
-    const fd = process.env[CHANNEL_FD];
-    delete process.env[WORKER_ID];
-    delete process.env[CHANNEL_FD];
+    const id = process.env[Env.WorkerId];
+    const fd = process.env[Env.ChannelFd];
+    delete process.env[Env.WorkerId];
+    delete process.env[Env.ChannelFd];
     // Likewise the `--require` of the preload: process.execArgv shows what the
     // app set, as under node:cluster, and a worker's own forks don't inherit it.
     const i = process.execArgv.indexOf(PRELOAD);
@@ -28,4 +27,4 @@ function role() {
   return globalThis[kRole];
 }
 
-module.exports = { role, WORKER_ID, CHANNEL_FD, PRELOAD };
+module.exports = { role, PRELOAD };

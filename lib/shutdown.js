@@ -15,27 +15,26 @@ const { normalizeShutdownOptions } = require('./settings');
 const CLOSED_CHANNEL = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
 
 class Shutdown {
-  constructor(cluster, restartPolicy) {
+  /**
+   * `records`: the primary's WorkerRecords by id, one for every worker whose
+   * process has not exited, including those that already left
+   * cluster.workers because they disconnected.
+   */
+  constructor(cluster, records, restartPolicy) {
     this.cluster = cluster;
+    this.records = records;
     this.restartPolicy = restartPolicy;
-    // Every worker whose process has not exited, including those that already
-    // left cluster.workers because they disconnected.
-    this.live = new Set();
     this.promise = null;
     this.handlers = new Map(); // signal -> listener
     this.signalled = false;
-  }
-
-  track(worker) {
-    this.live.add(worker);
-    worker.once('exit', () => this.live.delete(worker));
   }
 
   run(options, caller) {
     const { timeout } = normalizeShutdownOptions(options, this.cluster.settings, caller);
     if (this.promise !== null) return this.promise;
     this.restartPolicy.stop();
-    const workers = [...this.live];
+    const records = [...this.records.values()];
+    const workers = records.map((record) => record.worker);
     this.promise = new Promise((resolve) => {
       let remaining = workers.length;
       let killed = 0;
@@ -58,10 +57,10 @@ class Shutdown {
         });
       }
       deadline = setTimeout(() => {
-        for (const worker of workers) {
-          if (this.live.has(worker)) {
+        for (const record of records) {
+          if (!record.exited) {
             killed++;
-            worker.process.kill('SIGKILL');
+            record.worker.process.kill('SIGKILL');
           }
         }
       }, timeout);
@@ -97,7 +96,7 @@ class Shutdown {
       this.run({ timeout: this.cluster.settings.shutdownTimeout }).then(() => process.exit(0));
       return;
     }
-    for (const worker of this.live) worker.process.kill('SIGKILL');
+    for (const record of this.records.values()) record.worker.process.kill('SIGKILL');
     process.exit(128 + signalNumbers[signal]);
   }
 }

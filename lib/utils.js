@@ -1,8 +1,7 @@
 'use strict';
-// rcluster's control messages travel on Node's own IPC channel. A `cmd` that
-// starts with NODE_ makes Node deliver them as 'internalMessage', never to the
-// app's 'message' listeners.
-const CMD = 'NODE_RCLUSTER';
+// rcluster's control messages travel on Node's own IPC channel, marked with
+// lib/protocol.js's CMD so that Node delivers them as 'internalMessage'.
+const { CMD } = require('./protocol');
 const callbacks = new Map();
 let seq = 0;
 

@@ -1,4 +1,4 @@
-// Checked by types.test.js with `tsc --noEmit`, never run. CommonJS form:
+// Checked by packaging/types.test.js with `tsc --noEmit`, never run. CommonJS form:
 // `require('rcluster')` where code expects node:cluster.
 import cluster = require('rcluster');
 import nodeCluster from 'node:cluster';

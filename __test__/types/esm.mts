@@ -1,4 +1,4 @@
-// Checked by types.test.js with `tsc --noEmit`, never run. ESM form: the
+// Checked by packaging/types.test.js with `tsc --noEmit`, never run. ESM form: the
 // default import and named imports of 'rcluster'.
 import cluster, { isPrimary, isWorker, isMaster, fork, workers, setupPrimary, setupMaster, disconnect,
   settings, schedulingPolicy, SCHED_NONE, SCHED_RR, worker, stats, Worker } from 'rcluster';

@@ -1,4 +1,4 @@
-// Checked by types.test.js, which expects tsc to REJECT this file: stats()
+// Checked by packaging/types.test.js, which expects tsc to REJECT this file: stats()
 // returns the dispatcher's numbers, so assigning it to a string is an error.
 import cluster = require('rcluster');
 

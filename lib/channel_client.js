@@ -1,0 +1,152 @@
+'use strict';
+// The worker's end of its private native channel to the primary's dispatcher
+// (core/src/wire.rs). Through it the worker is a member of listeners'
+// rotations: it joins when a server of its listens, takes the connections
+// dispatched to that server (or refuses them, and the primary passes them to
+// another worker), and leaves when the server closes. SCHED_NONE sockets
+// arrive on it too, and go to lib/shared_socket_rendezvous.js.
+const assert = require('assert');
+const { debuglog } = require('util');
+const { wrapConnection } = require('./connection_handle');
+
+const debug = debuglog('rcluster');
+
+// The kinds of message the native Channel passes to its callback. Mirrors
+// src/worker.rs (and the primary-to-worker kinds of core/src/wire.rs).
+const ChannelMessageKind = { Closed: 0, Dispatch: 1, Shared: 2, Left: 3 };
+
+class ChannelClient {
+  /**
+   * `fd`: the worker's end of the channel. `onSharedSocket(listenerId, fd)`:
+   * a SCHED_NONE socket arrived (fd undefined if it could not be received).
+   * `Channel`: the native addon's, unless a test gives its own.
+   */
+  constructor(fd, { workerId, onSharedSocket, Channel = require('./native').Channel }) {
+    this.workerId = workerId;
+    this.onSharedSocket = onSharedSocket;
+    // Rotation memberships by the primary's listener id.
+    this.memberships = new Map();
+    // Round-robin servers that keep the worker alive (not unref()'d).
+    this.refs = 0;
+    this.channel = new Channel(fd, (kind, listenerId, fds) => this.onMessage(kind, listenerId, fds));
+  }
+
+  onMessage(kind, listenerId, fds) {
+    switch (kind) {
+      case ChannelMessageKind.Dispatch: return this.onDispatch(listenerId, fds);
+      case ChannelMessageKind.Shared: return this.onSharedSocket(listenerId, fds[0]);
+      // Nothing more comes for it: the membership can be forgotten.
+      case ChannelMessageKind.Left: return this.memberships.delete(listenerId);
+      case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
+    }
+  }
+
+  /**
+   * `server` is in the rotation of the primary's listener `listenerId`:
+   * dispatched connections go to `handle.onconnection`. `kind`: 'tcp' or 'pipe'.
+   */
+  join(listenerId, server, handle, kind) {
+    this.memberships.set(listenerId, {
+      handle,
+      server,
+      kind,
+      closing: false,
+      connections: 0, // for NODE_DEBUG only
+    });
+  }
+
+  /**
+   * Out of the rotation of `listenerId` (a server closing, or a listen given
+   * up). The primary confirms with LEFT; connections that arrive before it
+   * are refused back to the primary, which gives them to another worker.
+   * Returns the connections the membership took, for NODE_DEBUG.
+   */
+  leave(listenerId) {
+    this.channel.leave(listenerId);
+    const membership = this.memberships.get(listenerId);
+    if (membership === undefined) return 0;
+    membership.closing = true;
+    return membership.connections;
+  }
+
+  /** Out of every rotation not already being left. */
+  leaveAll() {
+    for (const [listenerId, membership] of this.memberships) {
+      if (membership.closing) continue;
+      membership.closing = true;
+      this.channel.leave(listenerId);
+    }
+  }
+
+  // A listening round-robin server keeps the worker alive, and server.unref()
+  // releases it, as Node's fake handle does with a timer; here the channel's
+  // poll handle does it.
+  ref() {
+    this.refs += 1;
+    if (this.refs === 1) this.channel.ref();
+  }
+
+  unref() {
+    this.refs -= 1;
+    assert(this.refs >= 0);
+    if (this.refs === 0) this.channel.unref();
+  }
+
+  // Round-robin connections. Each fd is first wrapped in a native handle,
+  // then acknowledged (the primary may close its copy: we own a socket now
+  // and have read nothing), and only then given to the server, whose
+  // 'connection' listeners may throw. A closing server, or one at
+  // maxConnections, refuses: the primary gives the connection to another
+  // worker, as Node's round-robin does.
+  onDispatch(listenerId, fds) {
+    const membership = this.memberships.get(listenerId);
+    const statuses = new Uint8Array(fds.length);
+    const accepted = [];
+    if (membership !== undefined && !membership.closing) {
+      const server = membership.server;
+      for (let i = 0; i < fds.length; i++) {
+        // Node 20 treats a maxConnections of 0 as no limit (its net.js and
+        // cluster check it for truthiness), so this does too.
+        if (server.maxConnections &&
+            server._connections + accepted.length >= server.maxConnections) {
+          continue;
+        }
+        const handle = wrapConnection(fds[i], membership.kind);
+        if (handle !== null) {
+          statuses[i] = 1;
+          accepted.push(handle);
+        }
+      }
+    }
+    this.channel.reply(statuses);
+    this.debugDispatch(listenerId, membership, fds.length, accepted.length);
+    let error = null;
+    for (const handle of accepted) {
+      try {
+        membership.handle.onconnection(0, handle);
+      } catch (err) {
+        error ??= err;
+      }
+    }
+    if (error !== null) throw error;
+  }
+
+  // NODE_DEBUG=rcluster: the first connections a listener gets, and every
+  // batch this worker refuses (and why), but not each connection it takes.
+  debugDispatch(listenerId, membership, offered, taken) {
+    if (!debug.enabled) return;
+    const id = this.workerId;
+    if (membership !== undefined && taken > 0 && membership.connections === 0) {
+      debug('worker %d: listener %d: first connection', id, listenerId);
+    }
+    if (membership !== undefined) membership.connections += taken;
+    if (taken < offered) {
+      const why = membership === undefined ? 'no such listener here' :
+        membership.closing ? 'the server is closing' : 'server.maxConnections reached';
+      debug('worker %d: listener %d: refused %d of %d connections (%s); the primary passes them on',
+            id, listenerId, offered - taken, offered, why);
+    }
+  }
+}
+
+module.exports = { ChannelClient, ChannelMessageKind };

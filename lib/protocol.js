@@ -1,0 +1,46 @@
+'use strict';
+// The names both sides of a cluster agree on: the JS twin of core/src/wire.rs.
+// wire.rs is the native channel (connections, shared sockets); this is the
+// rest: the control messages on Node's IPC channel and the environment a
+// primary hands its workers. A name used on one side only is still here, so
+// that a change to the conversation is one diff in one file.
+
+// Every rcluster control message carries `cmd: CMD`. A `cmd` starting with
+// NODE_ makes Node deliver it as 'internalMessage', never to the app's
+// 'message' listeners. A request carries `seq`; its reply `ack: seq`
+// (lib/utils.js, sendHelper and internal).
+const CMD = 'NODE_RCLUSTER';
+
+// `message.act`: what a control message asks or announces.
+const Act = Object.freeze({
+  // Worker -> primary.
+  /** Listen on this address for me; the reply carries the listener. */
+  QueryServer: 'queryServer',
+  /** A server of mine listens now (worker.state 'listening'). */
+  Listening: 'listening',
+  /** I am set up (worker.state 'online'). */
+  Online: 'online',
+  /** I leave on purpose (worker.disconnect()/destroy() in the worker); replied to. */
+  ExitedAfterDisconnect: 'exitedAfterDisconnect',
+  /** I had an uncaught exception and will drain and exit (exitOnUncaughtException); replied to. */
+  UncaughtException: 'uncaughtException',
+  // Primary -> worker.
+  /** Close your servers and disconnect (the primary's worker.disconnect()). */
+  Disconnect: 'disconnect',
+});
+
+// Environment variables a primary sets for its workers. The worker reads and
+// removes each at start-up, so the app and the processes it spawns never see
+// them. rcluster never sets NODE_UNIQUE_ID: Node's bootstrap would act on it.
+const Env = Object.freeze({
+  /** The worker's id; its presence makes the process a worker (lib/role.js). */
+  WorkerId: 'RCLUSTER_WORKER_ID',
+  /** The stdio slot of the worker's end of the native channel. */
+  ChannelFd: 'RCLUSTER_CHANNEL_FD',
+  /** exitOnUncaughtException's timeout in ms; absent when the setting is off. */
+  ExitOnUncaughtTimeout: 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT',
+  /** shutdownSignals, comma-separated; absent when there are none. */
+  ShutdownSignals: 'RCLUSTER_SHUTDOWN_SIGNALS',
+});
+
+module.exports = { CMD, Act, Env };

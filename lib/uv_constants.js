@@ -1,0 +1,21 @@
+'use strict';
+// libuv's flags as Node's net and dgram pass them to a listen request
+// (`flags` of _listen2 and of dgram's bind), in one place. Node exports only
+// some of them (os.constants.UV_UDP_REUSEADDR); the others are libuv's
+// values, stable across its releases (uv.h: UV_TCP_IPV6ONLY, UV_UDP_IPV6ONLY).
+//
+// libuv's error numbers are negated errnos on Unix: take them from
+// os.constants.errno (`-errno.EMFILE`), never as literal numbers.
+const { constants: { UV_UDP_REUSEADDR, errno } } = require('os');
+
+const UV_TCP_IPV6ONLY = 1;
+const UV_UDP_IPV6ONLY = 1;
+
+/** libuv's error number for an errno name, e.g. uvErrno('EMFILE') === -24 on Linux. */
+function uvErrno(name) {
+  const n = errno[name];
+  if (n === undefined) throw new RangeError(`no errno named ${name} on this platform`);
+  return -n;
+}
+
+module.exports = { UV_TCP_IPV6ONLY, UV_UDP_IPV6ONLY, UV_UDP_REUSEADDR, uvErrno };

@@ -1,0 +1,147 @@
+'use strict';
+// The primary's one record of a worker process, from fork to exit
+// (docs/DESIGN.md §6.1). cluster.workers holds Node-shaped Worker objects, and
+// a worker leaves it when it disconnects; the primary keeps a WorkerRecord in
+// a Map by id for as long as the process lives, and removes it at the exit.
+//
+// The record's `fate` says how the worker's life is going to end, as far as
+// the primary has decided it. Each fate is reached by one method, and the
+// rules of which fate may follow which live here and nowhere else:
+//
+//   running ──┬──> failing ──┬──> replaced ────┐
+//             │              ├──> crashLooped ─┤
+//             ├──> replaced ─┤                 │
+//             ├──> crashLooped                 ├──> exited
+//             ├──> disconnecting ──────────────┤
+//             └──> killed ─────────────────────┘
+//   (failing may also move to disconnecting or killed)
+//
+// A fate only moves forward: once the end of a worker is decided (it leaves
+// on purpose, it was killed, the restart policy took charge of it), a later
+// decision does not undo it. A move that comes too late is a no-op that says
+// so (returns false), since it follows calls the app may make in any order
+// (kill() after disconnect(), disconnect() of a failing worker). Moves that
+// only rcluster's own code makes out of order throw: that is a bug.
+//
+// A new lifecycle step (a rolling reload, a recycle after N requests, a failed
+// health check) is one more fate, or one more transition, here.
+const assert = require('assert');
+
+const Fate = Object.freeze({
+  /** Nothing decided: an exit now is a crash. */
+  Running: 'running',
+  /**
+   * It reported an uncaught exception (exitOnUncaughtException) and is
+   * draining; no replacement was started for it (the restart policy is off).
+   * An exit is still a crash, reported as an uncaught exception.
+   */
+  Failing: 'failing',
+  /** It leaves on purpose (exitedAfterDisconnect): never replaced. */
+  Disconnecting: 'disconnecting',
+  /** The primary's worker.kill()/destroy(): deliberate, never replaced. */
+  Killed: 'killed',
+  /** The restart policy started its replacement; its exit is not replaced again. */
+  Replaced: 'replaced',
+  /** The restart policy refused to replace it: the cluster is in a crash loop. */
+  CrashLooped: 'crashLooped',
+  /** Its process has exited (terminal). */
+  Exited: 'exited',
+});
+
+// Which fates each fate may move to.
+const NEXT = Object.freeze({
+  [Fate.Running]: [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
+  [Fate.Failing]: [Fate.Disconnecting, Fate.Killed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
+  [Fate.Disconnecting]: [Fate.Exited],
+  [Fate.Killed]: [Fate.Exited],
+  [Fate.Replaced]: [Fate.Exited],
+  [Fate.CrashLooped]: [Fate.Exited],
+  [Fate.Exited]: [],
+});
+
+function canMove(from, to) {
+  return NEXT[from].includes(to);
+}
+
+class WorkerRecord {
+  /**
+   * `worker`: the Node-shaped Worker in cluster.workers. `env`: what fork()
+   * was given, which a replacement gets too. `now`: the fork's time.
+   */
+  constructor(worker, env, now = Date.now()) {
+    this.worker = worker;
+    this.id = worker.id;
+    this.env = env;
+    this.forkedAt = now;
+    this.fate = Fate.Running;
+    // The line of workers that replace one another (lib/restart_policy.js):
+    // its consecutive crashes drive the backoff. A replacement takes its
+    // predecessor's.
+    this.slot = { consecutive: 0 };
+    // What the worker reported in Act.UncaughtException, whatever its fate:
+    // a disconnecting worker can throw too.
+    this.uncaughtError = undefined;
+    this.exitCode = undefined;
+    this.signalCode = undefined;
+  }
+
+  /** An exit now would be unexpected: the restart policy may replace it. */
+  get replaceable() {
+    return this.fate === Fate.Running || this.fate === Fate.Failing;
+  }
+
+  get exited() {
+    return this.fate === Fate.Exited;
+  }
+
+  // For the app's calls, which may come in any order: false when too late.
+  #moveIfAllowed(to) {
+    if (!canMove(this.fate, to)) return false;
+    this.fate = to;
+    return true;
+  }
+
+  // For rcluster's own decisions, which must come in order.
+  #move(to) {
+    assert(canMove(this.fate, to), `worker ${this.id}: no move from ${this.fate} to ${to}`);
+    this.fate = to;
+  }
+
+  /** The worker reported an uncaught exception and is draining. */
+  fail(error) {
+    this.uncaughtError = error;
+    if (this.fate !== Fate.Running) return false;
+    return this.#moveIfAllowed(Fate.Failing);
+  }
+
+  /** worker.disconnect() in the primary, or Act.ExitedAfterDisconnect from the worker. */
+  disconnect() {
+    return this.#moveIfAllowed(Fate.Disconnecting);
+  }
+
+  /** worker.kill()/destroy() in the primary. */
+  kill() {
+    return this.#moveIfAllowed(Fate.Killed);
+  }
+
+  /** The restart policy starts a replacement for it. */
+  replace() {
+    this.#move(Fate.Replaced);
+  }
+
+  /** The restart policy would replace it, but the cluster is in a crash loop. */
+  crashLoop() {
+    this.#move(Fate.CrashLooped);
+  }
+
+  /** Its process exited. Returns the fate it had, which tells why it ended. */
+  exit(code, signal) {
+    const fate = this.fate;
+    this.#move(Fate.Exited);
+    this.exitCode = code;
+    this.signalCode = signal;
+    return fate;
+  }
+}
+
+module.exports = { WorkerRecord, Fate, canMove };
