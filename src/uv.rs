@@ -1,7 +1,7 @@
 //! The few libuv functions the worker's receiver needs. Node exports libuv's
 //! symbols, so they resolve against the running node binary at load time.
 
-use std::os::raw::{c_int, c_void};
+use std::os::raw::{c_char, c_int, c_void};
 
 /// Opaque `uv_poll_t`; its size comes from `uv_handle_size(UV_POLL)`.
 pub type UvPoll = c_void;
@@ -22,6 +22,7 @@ extern "C" {
     pub fn uv_close(handle: *mut UvHandle, cb: CloseCallback);
     pub fn uv_ref(handle: *mut UvHandle);
     pub fn uv_unref(handle: *mut UvHandle);
+    pub fn uv_err_name(err: c_int) -> *const c_char;
 }
 
 /// Every uv handle starts with `void* data`, the one public field we use.

@@ -18,7 +18,7 @@ use napi_derive::napi;
 use rcluster_core::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{Incoming, Received, WorkerChannel};
 
-use crate::js_error::to_js;
+use crate::js_error::{to_js, JsError};
 use crate::uv;
 
 /// What the JS callback is told, as its first argument.
@@ -225,12 +225,15 @@ impl Channel {
     #[napi(constructor)]
     pub fn new(env: Env, fd: i32, on_message: Function<'_, Unknown<'_>, Unknown<'_>>) -> Result<Self> {
         if fd < 0 {
-            return Err(Error::new(Status::InvalidArg, format!("invalid channel fd {fd}")));
+            return Err(JsError::out_of_range(format!(
+                "The value of \"fd\" is out of range. It must be >= 0. Received {fd}"
+            ))
+            .into_napi(&env));
         }
         // SAFETY: the primary put the channel in this stdio slot for this
         // process alone; from here the Channel owns it.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let channel = WorkerChannel::new(sock).map_err(to_js)?;
+        let channel = WorkerChannel::new(sock).map_err(|e| to_js(&env, e))?;
         let raw_env = env.raw();
 
         let mut callback = ptr::null_mut();
@@ -293,8 +296,8 @@ impl Channel {
     /// Asks the primary to take this worker out of a listener's rotation;
     /// `onMessage(KIND_LEFT, listenerId)` confirms it.
     #[napi]
-    pub fn leave(&self, listener_id: u32) -> Result<()> {
-        ignore_disconnect(self.receiver.channel.borrow_mut().leave(listener_id))
+    pub fn leave(&self, env: Env, listener_id: u32) -> Result<()> {
+        ignore_disconnect(&env, self.receiver.channel.borrow_mut().leave(listener_id))
     }
 
     /// Makes the channel keep the event loop alive (while a server listens).
@@ -324,10 +327,10 @@ impl Channel {
 
 /// A primary that is gone needs no answer: the worker learns of it through
 /// Node's IPC 'disconnect' and exits there, so the app never sees `EPIPE`.
-fn ignore_disconnect(result: rcluster_core::Result<()>) -> Result<()> {
+fn ignore_disconnect(env: &Env, result: rcluster_core::Result<()>) -> Result<()> {
     match result {
         Err(err) if err.is_disconnected() => Ok(()),
-        other => other.map_err(to_js),
+        other => other.map_err(|e| to_js(env, e)),
     }
 }
 

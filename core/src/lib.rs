@@ -9,6 +9,7 @@
 //! - [`worker_channel`]: a worker's end of its channel.
 //! - [`wire`]: the one definition of the messages on that channel.
 //! - [`listener`]: binding the sockets workers ask for.
+//! - [`node_query`]: reading a worker's listen request as Node words it.
 //! - [`sys`]: every system call.
 //! - [`error`]: the one error type.
 
@@ -16,6 +17,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod handle;
 pub mod listener;
+pub mod node_query;
 pub mod peer;
 pub mod policy;
 pub mod sys;
@@ -26,5 +28,6 @@ pub use dispatcher::{Config, Dispatcher, Emptied, ListenOutcome, ListenRequest, 
 pub use error::{Error, Result};
 pub use policy::Mode;
 pub use listener::{ListenAddr, ListenSpec, SocketType};
+pub use node_query::{NodeQuery, NodeValue};
 pub use sys::LocalAddr;
 pub use worker_channel::{Incoming, Received, WorkerChannel};

@@ -53,13 +53,13 @@ impl Dispatcher {
                     std::process::abort();
                 }
             })
-            .map_err(|e| Error::io("spawn the dispatcher thread", e))?;
+            .map_err(|e| Error::io("pthread_create", e))?;
         Ok(Dispatcher { commands, waker, thread: Some(thread), child_ends: Mutex::new(HashMap::new()) })
     }
 
     fn send(&self, command: Command) -> Result<()> {
         self.commands.send(command).map_err(|_| Error::Stopped)?;
-        self.waker.wake().map_err(|e| Error::io("wake the dispatcher", e))
+        self.waker.wake().map_err(|e| Error::io("write", e))
     }
 
     /// Creates the private channel of a worker about to be spawned and returns
@@ -68,8 +68,14 @@ impl Dispatcher {
     pub fn open_channel(&self, worker: WorkerId) -> Result<RawFd> {
         let (primary_end, worker_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
         let raw = worker_end.as_raw_fd();
-        if self.child_ends.lock().insert(worker, worker_end).is_some() {
-            return Err(Error::InvalidArgument(format!("worker {worker} already has a channel")));
+        {
+            let mut child_ends = self.child_ends.lock();
+            // Checked before inserting: replacing the entry would close the
+            // end a live worker is being spawned with.
+            if child_ends.contains_key(&worker) {
+                return Err(Error::InvalidArgument(format!("worker {worker} already has a channel")));
+            }
+            child_ends.insert(worker, worker_end);
         }
         self.send(Command::AddPeer(worker, primary_end))?;
         Ok(raw)
