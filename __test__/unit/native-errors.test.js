@@ -27,11 +27,15 @@ function tcpQuery(key, port, extra = {}) {
 }
 
 test('native errors', { skip }, async (t) => {
-  const { Dispatcher, Channel } = require(NATIVE);
+  const { Dispatcher, Channel, ChannelMessageKind } = require(NATIVE);
   const dispatcher = new Dispatcher();
   // The dispatcher holds the worker's end until releaseChildEnd: worker 1
   // stays connected for the whole test.
   dispatcher.openChannel(1);
+
+  await t.test('the channel message kinds are exported once, from the addon', () => {
+    assert.deepStrictEqual({ ...ChannelMessageKind }, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3 });
+  });
 
   await t.test("a bind failure is the worker's negative errno, as node:cluster answers", async () => {
     const taken = net.createServer();
