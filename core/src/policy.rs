@@ -119,6 +119,9 @@ pub trait Policy: Debug + Send {
 
     fn is_empty(&self) -> bool;
 
+    /// Whether every member is in `workers` (true when there is none).
+    fn all_in(&self, workers: &[WorkerId]) -> bool;
+
     /// Adds a worker. Returns false if it already was a member.
     fn add(&mut self, worker: WorkerId) -> bool;
 
@@ -139,11 +142,7 @@ pub trait Policy: Debug + Send {
     /// connection closes, and Node's round-robin likewise keeps handing such a
     /// connection around until someone takes it.
     fn new_round_if_refused_by_all(&self, offers: &mut Offers, now: Instant) {
-        let members = self.members();
-        if !members.is_empty()
-            && !offers.refused_by.is_empty()
-            && members.iter().all(|m| offers.refused_by.contains(m))
-        {
+        if !self.is_empty() && !offers.refused_by.is_empty() && self.all_in(&offers.refused_by) {
             offers.refused_by.clear();
             offers.rounds += 1;
             offers.retry_at = Some(now + retry_delay(offers.rounds));
@@ -209,6 +208,10 @@ impl Rotation {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    pub fn all_in(&self, workers: &[WorkerId]) -> bool {
+        self.members.iter().all(|m| workers.contains(&m.id))
     }
 
     pub fn add(&mut self, worker: WorkerId) -> bool {
@@ -320,6 +323,9 @@ macro_rules! rotation_policy {
             }
             fn is_empty(&self) -> bool {
                 self.rotation.is_empty()
+            }
+            fn all_in(&self, workers: &[WorkerId]) -> bool {
+                self.rotation.all_in(workers)
             }
             fn add(&mut self, worker: WorkerId) -> bool {
                 self.rotation.add(worker)
