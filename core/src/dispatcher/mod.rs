@@ -2,7 +2,6 @@
 //! listening socket and every worker channel, accepts connections and deals
 //! them out. The primary's JS thread only sends it commands (new worker, listen,
 //! remove), so a busy JS event loop never delays a connection (docs/DESIGN.md §2).
-
 //!
 //! - [`command`]: the JS thread's handle ([`Dispatcher`]) and the commands it sends;
 //! - [`event_loop`]: the thread itself, which only does I/O and feeds each
