@@ -80,6 +80,18 @@ fn node_value(query: &Object, name: &str) -> Result<NodeValue> {
     })
 }
 
+/// `query[name]`, if it holds a JS value of type `kind` (which `T` reads).
+fn field<T: FromNapiValue>(query: &Object, name: &str, kind: ValueType) -> Result<Option<T>> {
+    match query.get::<Unknown>(name)? {
+        Some(value) if value.get_type()? == kind => {
+            // SAFETY: the value's type was just checked to be `kind`, the one
+            // each caller pairs with `T`.
+            Ok(Some(unsafe { value.cast::<T>()? }))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn node_query(query: &Object) -> Result<NodeQuery> {
     Ok(NodeQuery {
         address: node_value(query, "address")?,
@@ -136,16 +148,10 @@ impl Dispatcher {
         ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean }"
     )]
     pub fn listen(&self, env: Env, worker: u32, query: Object) -> Result<ListenResult> {
-        let key = match query.get::<Unknown>("key")? {
-            Some(value) if value.get_type()? == ValueType::String => {
-                // SAFETY: the type was just checked.
-                unsafe { value.cast::<String>()? }
-            }
-            _ => {
-                return Err(JsError::invalid_arg_type("The \"key\" property must be of type string".into()).into_napi(&env))
-            }
+        let Some(key) = field::<String>(&query, "key", ValueType::String)? else {
+            return Err(JsError::invalid_arg_type("The \"key\" property must be of type string".into()).into_napi(&env));
         };
-        let shared = matches!(query.get::<Unknown>("shared")?, Some(v) if v.get_type()? == ValueType::Boolean && unsafe { v.cast::<bool>()? });
+        let shared = field::<bool>(&query, "shared", ValueType::Boolean)?.unwrap_or(false);
         let node = node_query(&query)?;
         // A datagram socket is always shared, as in node:cluster: there is
         // nothing to accept.

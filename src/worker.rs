@@ -112,6 +112,9 @@ impl JsCallback {
 }
 
 struct Receiver {
+    /// Set once, right after the receiver is made (the poll's callback holds
+    /// it). First, so that it is closed before the channel's fd closes.
+    poll: OnceCell<Poll>,
     js: JsCallback,
     channel: RefCell<WorkerChannel>,
     /// The fds of the dispatch JS is handling, held until JS replies, so any
@@ -121,8 +124,6 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
-    /// Set once, right after the receiver is made (the poll's callback holds it).
-    poll: OnceCell<Poll>,
 }
 
 /// The poll callback's hold on the receiver. It is dropped when libuv has
@@ -282,11 +283,11 @@ impl Channel {
             check(sys::napi_async_init(raw_env, ptr::null_mut(), name, &mut async_context))?;
         }
         let receiver = Rc::new(Receiver {
+            poll: OnceCell::new(),
             js: JsCallback { env: raw_env, callback: Cell::new(callback), async_context: Cell::new(async_context) },
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
-            poll: OnceCell::new(),
         });
         let reader = Reader(Rc::clone(&receiver));
         let poll = {
