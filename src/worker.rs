@@ -51,15 +51,18 @@ impl JsCallback {
     fn release(&self) {
         let callback = self.callback.replace(ptr::null_mut());
         let context = self.async_context.replace(ptr::null_mut());
-        // SAFETY: runs on the JS thread (the poll's close callback); each is
-        // released once, as the Cells are emptied first.
-        unsafe {
-            if !callback.is_null() {
-                sys::napi_delete_reference(self.env, callback);
-            }
-            if !context.is_null() {
-                sys::napi_async_destroy(self.env, context);
-            }
+        // SAFETY: runs on the JS thread (the poll's close callback, or the
+        // constructor that failed); each is released once, as the Cells are
+        // emptied first.
+        let released = unsafe {
+            let deleted =
+                if callback.is_null() { Ok(()) } else { check(sys::napi_delete_reference(self.env, callback)) };
+            let destroyed =
+                if context.is_null() { Ok(()) } else { check(sys::napi_async_destroy(self.env, context)) };
+            deleted.and(destroyed)
+        };
+        if let Err(err) = released {
+            eprintln!("rcluster: cannot release the channel's callback: {err}");
         }
     }
 
@@ -124,6 +127,14 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
+}
+
+impl Drop for JsCallback {
+    /// Only does anything if the receiver never got its poll (its
+    /// constructor failed): otherwise `Reader` released it already.
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// The poll callback's hold on the receiver. It is dropped when libuv has
@@ -272,19 +283,23 @@ impl Channel {
         let channel = WorkerChannel::new(sock).map_err(|e| to_js(&env, e))?;
         let raw_env = env.raw();
 
+        let js = JsCallback { env: raw_env, callback: Cell::new(ptr::null_mut()), async_context: Cell::new(ptr::null_mut()) };
         let mut callback = ptr::null_mut();
         let mut name = ptr::null_mut();
         let mut async_context = ptr::null_mut();
         // SAFETY: `raw_env` is the live env of this call; each out-pointer is a
-        // local that lives across its call.
+        // local that lives across its call. What is made is put in `js` at
+        // once, which releases it if a later step fails.
         unsafe {
             check(sys::napi_create_reference(raw_env, on_message.raw(), 1, &mut callback))?;
+            js.callback.set(callback);
             check(sys::napi_create_string_utf8(raw_env, c"rcluster:channel".as_ptr(), usize::MAX as _, &mut name))?;
             check(sys::napi_async_init(raw_env, ptr::null_mut(), name, &mut async_context))?;
+            js.async_context.set(async_context);
         }
         let receiver = Rc::new(Receiver {
             poll: OnceCell::new(),
-            js: JsCallback { env: raw_env, callback: Cell::new(callback), async_context: Cell::new(async_context) },
+            js,
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
