@@ -45,7 +45,9 @@ function bindsInWorker(port) {
 }
 
 // bind({ fd }): as in node:cluster, the number names a UDP socket of the
-// primary's, which every worker giving that fd shares.
+// primary's, which every worker giving that fd shares. As in lib/dgram.js, only
+// fd > 0 takes this path; fd 0 is a plain bind (the primary's
+// ListenSpec::from_node reads the query by the same rule).
 function primaryFd(port) {
   if (port === null || typeof port !== 'object') return undefined;
   const fd = port.fd;

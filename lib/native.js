@@ -39,4 +39,7 @@ module.exports = {
   fallbackDetail,
   Dispatcher: binding === null ? undefined : binding.Dispatcher,
   Channel: binding === null ? undefined : binding.Channel,
+  // The kinds of message a Channel's onMessage(kind, listenerId, fds) gets:
+  // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3 }, defined once in the addon.
+  ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,
 };

@@ -21,10 +21,8 @@ const cluster = new EventEmitter();
 const intercom = new EventEmitter();
 const SCHED_NONE = 1;
 const SCHED_RR = 2;
-const UV_TCP_IPV6ONLY = 1;
-const UV_UDP_IPV6ONLY = 1;
-const UV_UDP_REUSEADDR = 4;
-const UV_EINVAL = -22;
+// What a worker's listen fails with when the dispatcher, not the bind, failed.
+const UV_ECANCELED = -require('os').constants.errno.ECANCELED;
 // Inspector ports a worker may be given (Node's internal/util/inspector).
 const kMinPort = 1024;
 const kMaxPort = 65535;
@@ -346,39 +344,33 @@ function queryServer(worker, message) {
 
   const key = `${message.address}:${message.port}:${message.addressType}:` +
               `${message.fd}:${message.index}`;
-  let address = message.address;
 
-  // Find shortest path for unix sockets because of the ~100 byte limit.
-  if (message.port < 0 && typeof address === 'string') {
-    address = path.relative(process.cwd(), address);
-    if (message.address.length < address.length) address = message.address;
-  }
-
-  // UDP is shared whatever the policy, as in node:cluster: there is nothing to accept.
-  const datagram = message.addressType === 'udp4' || message.addressType === 'udp6';
-  const shared = datagram || schedulingPolicy !== SCHED_RR;
   let result;
   try {
-    const fd = typeof message.fd === 'number' && message.fd >= 0 ? message.fd : undefined;
+    // Node's own query fields, as the worker sent them: what they mean
+    // (TCP, pipe, UDP, a socket of ours by fd) is decided in one place, the
+    // native ListenSpec::from_node.
     result = getDispatcher().listen(worker.id, {
       key,
-      address: address == null ? undefined : String(address),
-      // dgram's bind() may leave the port out (libuv binds port 0 then);
-      // listen({ fd }) gives none (null): the fd says it all.
-      port: datagram ? Number(message.port) || 0 : (typeof message.port === 'number' ? message.port : -1),
-      // listen({ fd }) or dgram's bind({ fd }) name a socket of the primary's
-      // own, as in node:cluster.
-      fd,
-      ipv6Only: Boolean(message.flags & (datagram ? UV_UDP_IPV6ONLY : UV_TCP_IPV6ONLY)),
-      backlog: typeof message.backlog === 'number' ? message.backlog : undefined,
-      shared,
-      socketType: datagram ? 'datagram' : 'stream',
-      reuseAddr: datagram && Boolean(message.flags & UV_UDP_REUSEADDR),
+      address: message.address,
+      port: message.port,
+      addressType: message.addressType,
+      fd: message.fd,
+      flags: message.flags,
+      backlog: message.backlog,
+      shared: schedulingPolicy !== SCHED_RR,
     });
   } catch (err) {
-    debug('primary: worker %d: listen %s failed: %s', worker.id, key, err.message);
-    result = { errno: UV_EINVAL };
+    // Not a bind failure (those come back as `errno`, for the worker to
+    // report as node:cluster does) but the dispatcher itself failing: it
+    // stopped, the worker's channel is gone, or the query is one no Node
+    // version sends. The primary keeps running and says so with the error
+    // itself; the worker's listen fails with ECANCELED (the primary gave up
+    // on it), not an errno that would blame its address.
+    process.emitWarning(err);
+    result = { errno: UV_ECANCELED, shared: schedulingPolicy !== SCHED_RR };
   }
+  const shared = result.shared;
   if (result.errno === 0 && (result.created || !serverData.has(key))) {
     serverData.set(key, message.data);
   }

@@ -4,6 +4,7 @@
 //! - [`primary`]: `Dispatcher`, the primary's handle on the native dispatcher.
 //! - [`worker`]: `Channel`, a worker's receiver, read on the JS thread via `uv_poll`.
 //! - [`js_error`]: the one conversion from the core's error to a JS error.
+//! - [`uv`]: the libuv poll handle `Channel` reads through, behind a safe wrapper.
 
 mod js_error;
 mod primary;

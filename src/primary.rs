@@ -1,36 +1,13 @@
 //! `Dispatcher`: the primary's JS handle on the native accept-and-dispatch thread.
 
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
+use napi::ValueType;
 use napi_derive::napi;
-use rcluster_core::{dispatcher, Emptied, ListenAddr, ListenRequest, ListenSpec, LocalAddr, Mode};
+use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
 
-use crate::js_error::to_js;
-
-/// A worker's listen request, as the JS primary forwards it.
-#[napi(object)]
-pub struct ListenOptions {
-    /// Node's handle key (`address:port:addressType:fd:index`).
-    pub key: String,
-    /// An IP address, a unix socket path (when `port < 0`), or none.
-    pub address: Option<String>,
-    pub port: i32,
-    pub ipv6_only: Option<bool>,
-    pub backlog: Option<i32>,
-    /// `"stream"` (the default: TCP or a unix socket) or `"datagram"` (UDP,
-    /// always shared, whatever `shared` says).
-    pub socket_type: Option<String>,
-    /// UDP only: `SO_REUSEADDR`, dgram's `reuseAddr`.
-    pub reuse_addr: Option<bool>,
-    /// A socket of the primary's own, by fd, instead of binding
-    /// `address`/`port`: a worker's `listen({ fd })`, or dgram's `bind({ fd })`.
-    pub fd: Option<i32>,
-    /// SCHED_NONE: hand the listening socket to the worker instead of accepting.
-    pub shared: bool,
-}
+use crate::js_error::{to_js, JsError};
 
 /// Tuning of the native dispatcher (see `rcluster_core::dispatcher::Config`).
 #[napi(object)]
@@ -49,6 +26,9 @@ pub struct DispatcherOptions {
 pub struct ListenResult {
     /// 0, or a negative errno (libuv's convention, as Node reports bind errors).
     pub errno: i32,
+    /// Whether the worker listens on the socket itself (SCHED_NONE, and
+    /// every UDP socket) rather than being dealt connections.
+    pub shared: bool,
     pub listener_id: u32,
     /// True when this call bound the socket (the first worker on the key).
     pub created: bool,
@@ -87,49 +67,40 @@ pub struct Dispatcher {
     inner: dispatcher::Dispatcher,
 }
 
-fn parse_addr(options: &ListenOptions) -> Result<ListenAddr> {
-    let datagram = match options.socket_type.as_deref() {
-        None | Some("stream") => false,
-        Some("datagram") => true,
-        Some(other) => return Err(Error::new(Status::InvalidArg, format!("{other:?} is not a socket type"))),
-    };
-    if datagram {
-        if let Some(fd) = options.fd.filter(|fd| *fd > 0) {
-            return Ok(ListenAddr::UdpFd { fd });
+/// A field of the query as `from_node` reads it. Only the type is looked at
+/// here; what the value means is decided in one place, `ListenSpec::from_node`.
+fn node_value(query: &Object, name: &str) -> Result<NodeValue> {
+    let Some(value) = query.get::<Unknown>(name)? else { return Ok(NodeValue::Absent) };
+    // SAFETY: each cast matches the type just read.
+    Ok(match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => NodeValue::Absent,
+        ValueType::Number => NodeValue::Number(unsafe { value.cast::<f64>()? }),
+        ValueType::String => NodeValue::Text(unsafe { value.cast::<String>()? }),
+        _ => NodeValue::Other,
+    })
+}
+
+/// `query[name]`, if it holds a JS value of type `kind` (which `T` reads).
+fn field<T: FromNapiValue>(query: &Object, name: &str, kind: ValueType) -> Result<Option<T>> {
+    match query.get::<Unknown>(name)? {
+        Some(value) if value.get_type()? == kind => {
+            // SAFETY: the value's type was just checked to be `kind`, the one
+            // each caller pairs with `T`.
+            Ok(Some(unsafe { value.cast::<T>()? }))
         }
-        let port = u16::try_from(options.port)
-            .map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
-        let text = options.address.as_deref().unwrap_or("");
-        let ip = text
-            .parse::<IpAddr>()
-            .map_err(|_| Error::new(Status::InvalidArg, format!("{text:?} is not an IP address")))?;
-        return Ok(ListenAddr::Udp {
-            ip,
-            port,
-            ipv6_only: options.ipv6_only.unwrap_or(false),
-            reuse_addr: options.reuse_addr.unwrap_or(false),
-        });
+        _ => Ok(None),
     }
-    if let Some(fd) = options.fd.filter(|fd| *fd >= 0) {
-        return Ok(ListenAddr::Fd { fd });
-    }
-    if options.port < 0 {
-        let path = options
-            .address
-            .as_deref()
-            .ok_or_else(|| Error::new(Status::InvalidArg, "a pipe listen needs a path"))?;
-        return Ok(ListenAddr::Unix { path: PathBuf::from(path) });
-    }
-    let port = u16::try_from(options.port)
-        .map_err(|_| Error::new(Status::InvalidArg, format!("port {} is out of range", options.port)))?;
-    let ip = match options.address.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(
-            text.parse::<IpAddr>()
-                .map_err(|_| Error::new(Status::InvalidArg, format!("{text:?} is not an IP address")))?,
-        ),
-    };
-    Ok(ListenAddr::Tcp { ip, port, ipv6_only: options.ipv6_only.unwrap_or(false) })
+}
+
+fn node_query(query: &Object) -> Result<NodeQuery> {
+    Ok(NodeQuery {
+        address: node_value(query, "address")?,
+        port: node_value(query, "port")?,
+        address_type: node_value(query, "addressType")?,
+        fd: node_value(query, "fd")?,
+        flags: node_value(query, "flags")?,
+        backlog: node_value(query, "backlog")?,
+    })
 }
 
 #[napi]
@@ -137,7 +108,7 @@ impl Dispatcher {
     /// Starts the dispatcher thread with the defaults of `dispatcher::Config`
     /// where an option is absent.
     #[napi(constructor)]
-    pub fn new(options: Option<DispatcherOptions>) -> Result<Self> {
+    pub fn new(env: Env, options: Option<DispatcherOptions>) -> Result<Self> {
         let mut config = dispatcher::Config::default();
         if let Some(options) = options {
             if let Some(window) = options.window {
@@ -151,14 +122,14 @@ impl Dispatcher {
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
             }
         }
-        Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(to_js)? })
+        Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(|e| to_js(&env, e))? })
     }
 
     /// Creates a worker's channel; returns the fd of the worker's end, to pass
     /// to `child_process.fork` as an extra stdio slot.
     #[napi]
-    pub fn open_channel(&self, worker: u32) -> Result<i32> {
-        self.inner.open_channel(worker).map_err(to_js)
+    pub fn open_channel(&self, env: Env, worker: u32) -> Result<i32> {
+        self.inner.open_channel(worker).map_err(|e| to_js(&env, e))
     }
 
     /// Closes the primary's copy of the worker's end, after the spawn.
@@ -167,17 +138,35 @@ impl Dispatcher {
         self.inner.release_child_end(worker);
     }
 
-    /// Binds or joins a shared socket (TCP, unix or UDP) for a worker. Bind
-    /// failures come back as `errno` (as Node's cluster does), other failures throw.
-    #[napi]
-    pub fn listen(&self, worker: u32, options: ListenOptions) -> Result<ListenResult> {
-        let request = ListenRequest {
-            worker,
-            key: options.key.clone(),
-            spec: ListenSpec { addr: parse_addr(&options)?, backlog: options.backlog.unwrap_or(0) },
-            mode: if options.shared { Mode::Shared } else { Mode::RoundRobin },
+    /// Binds or joins a shared socket (TCP, unix or UDP) for a worker.
+    /// `query` holds the fields of Node's `queryServer` message as the worker
+    /// sent them (`address`, `port`, `addressType`, `fd`, `flags`, `backlog`),
+    /// plus `key` (Node's handle key; requests with the same key share one
+    /// socket) and `shared` (SCHED_NONE). A bind failure comes back as
+    /// `errno`, as node:cluster answers the worker; anything else throws.
+    #[napi(
+        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean }"
+    )]
+    pub fn listen(&self, env: Env, worker: u32, query: Object) -> Result<ListenResult> {
+        let Some(key) = field::<String>(&query, "key", ValueType::String)? else {
+            return Err(JsError::invalid_arg_type("The \"key\" property must be of type string".into()).into_napi(&env));
         };
-        match self.inner.listen(request) {
+        let shared = field::<bool>(&query, "shared", ValueType::Boolean)?.unwrap_or(false);
+        let node = node_query(&query)?;
+        // A datagram socket is always shared, as in node:cluster: there is
+        // nothing to accept.
+        let shared = shared || node.is_datagram();
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let spec = ListenSpec::from_node(&node, &cwd);
+        let outcome = spec.and_then(|spec| {
+            self.inner.listen(ListenRequest {
+                worker,
+                key,
+                spec,
+                mode: if shared { Mode::Shared } else { Mode::RoundRobin },
+            })
+        });
+        match outcome {
             Ok(outcome) => {
                 let (address, family, port) = match outcome.local {
                     LocalAddr::Inet(addr) => (
@@ -187,18 +176,27 @@ impl Dispatcher {
                     ),
                     LocalAddr::Unix(_) => (None, None, None),
                 };
-                Ok(ListenResult { errno: 0, listener_id: outcome.listener, created: outcome.created, address, family, port })
+                Ok(ListenResult {
+                    errno: 0,
+                    shared,
+                    listener_id: outcome.listener,
+                    created: outcome.created,
+                    address,
+                    family,
+                    port,
+                })
             }
             Err(err) => match err.errno() {
                 Some(errno) => Ok(ListenResult {
                     errno: -errno,
+                    shared,
                     listener_id: 0,
                     created: false,
                     address: None,
                     family: None,
                     port: None,
                 }),
-                None => Err(to_js(err)),
+                None => Err(to_js(&env, err)),
             },
         }
     }
@@ -208,20 +206,20 @@ impl Dispatcher {
     /// (it is being disconnected), or with `hold`, stays open and holds
     /// connections for its replacement.
     #[napi]
-    pub fn withdraw_worker(&self, worker: u32, hold: Option<bool>) -> Result<()> {
+    pub fn withdraw_worker(&self, env: Env, worker: u32, hold: Option<bool>) -> Result<()> {
         let emptied = if hold == Some(true) { Emptied::Hold } else { Emptied::Close };
-        self.inner.withdraw(worker, emptied).map_err(to_js)
+        self.inner.withdraw(worker, emptied).map_err(|e| to_js(&env, e))
     }
 
     /// Forgets a worker; what it had not acknowledged goes to the others.
     #[napi]
-    pub fn remove_worker(&self, worker: u32) -> Result<()> {
-        self.inner.remove_worker(worker).map_err(to_js)
+    pub fn remove_worker(&self, env: Env, worker: u32) -> Result<()> {
+        self.inner.remove_worker(worker).map_err(|e| to_js(&env, e))
     }
 
     #[napi]
-    pub fn stats(&self) -> Result<DispatcherStats> {
-        let stats = self.inner.stats().map_err(to_js)?;
+    pub fn stats(&self, env: Env) -> Result<DispatcherStats> {
+        let stats = self.inner.stats().map_err(|e| to_js(&env, e))?;
         Ok(DispatcherStats {
             listeners: stats
                 .listeners

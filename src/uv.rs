@@ -1,39 +1,163 @@
-//! The few libuv functions the worker's receiver needs. Node exports libuv's
-//! symbols, so they resolve against the running node binary at load time.
+//! The few libuv functions the worker's receiver needs, behind one small safe
+//! wrapper, [`Poll`]. Node exports libuv's symbols, so they resolve against
+//! the running node binary at load time.
 
-use std::os::raw::{c_int, c_void};
+use std::alloc::{alloc, dealloc, Layout};
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::raw::{c_char, c_int, c_void};
+use std::ptr;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+
+use crate::js_error::{check, JsError};
 
 /// Opaque `uv_poll_t`; its size comes from `uv_handle_size(UV_POLL)`.
-pub type UvPoll = c_void;
-pub type UvHandle = c_void;
-pub type UvLoop = c_void;
+type UvPoll = c_void;
+type UvHandle = c_void;
+type UvLoop = c_void;
 
-pub const UV_POLL: c_int = 8; // uv_handle_type
-pub const UV_READABLE: c_int = 1;
+const UV_POLL: c_int = 8; // uv_handle_type
+const UV_READABLE: c_int = 1;
 
-pub type PollCallback = unsafe extern "C" fn(handle: *mut UvPoll, status: c_int, events: c_int);
-pub type CloseCallback = unsafe extern "C" fn(handle: *mut UvHandle);
+type PollCallback = unsafe extern "C" fn(handle: *mut UvPoll, status: c_int, events: c_int);
+type CloseCallback = unsafe extern "C" fn(handle: *mut UvHandle);
 
 extern "C" {
-    pub fn uv_handle_size(kind: c_int) -> usize;
-    pub fn uv_poll_init(event_loop: *mut UvLoop, handle: *mut UvPoll, fd: c_int) -> c_int;
-    pub fn uv_poll_start(handle: *mut UvPoll, events: c_int, cb: PollCallback) -> c_int;
-    pub fn uv_poll_stop(handle: *mut UvPoll) -> c_int;
-    pub fn uv_close(handle: *mut UvHandle, cb: CloseCallback);
-    pub fn uv_ref(handle: *mut UvHandle);
-    pub fn uv_unref(handle: *mut UvHandle);
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_poll_init(event_loop: *mut UvLoop, handle: *mut UvPoll, fd: c_int) -> c_int;
+    fn uv_poll_start(handle: *mut UvPoll, events: c_int, cb: PollCallback) -> c_int;
+    fn uv_poll_stop(handle: *mut UvPoll) -> c_int;
+    fn uv_close(handle: *mut UvHandle, cb: CloseCallback);
+    fn uv_ref(handle: *mut UvHandle);
+    fn uv_unref(handle: *mut UvHandle);
+    pub fn uv_err_name(err: c_int) -> *const c_char;
+}
+
+/// What a poll handle calls when its fd is readable (or polling failed:
+/// a negative libuv status).
+type OnReadable = Box<dyn FnMut(c_int)>;
+
+/// A libuv poll handle on the JS thread's loop, watching one fd for
+/// reading. Its memory and its callback are freed once libuv has closed it,
+/// after `close()` or on drop; until then the callback runs on the JS thread
+/// each time the fd is readable. It starts unreferenced.
+pub struct Poll {
+    /// Null once closed.
+    handle: Cell<*mut UvPoll>,
+}
+
+fn poll_layout() -> Layout {
+    // SAFETY: uv_handle_size only reads a static table.
+    let size = unsafe { uv_handle_size(UV_POLL) };
+    Layout::from_size_align(size, 16).expect("uv_poll_t has a sane size")
 }
 
 /// Every uv handle starts with `void* data`, the one public field we use.
 ///
 /// # Safety
-/// `handle` must point at an initialised uv handle.
-pub unsafe fn set_data(handle: *mut UvHandle, data: *mut c_void) {
-    *(handle as *mut *mut c_void) = data;
+/// `handle` must point at a uv handle's memory.
+unsafe fn data(handle: *mut UvHandle) -> *mut *mut c_void {
+    handle as *mut *mut c_void
 }
 
-/// # Safety
-/// `handle` must point at an initialised uv handle.
-pub unsafe fn data(handle: *mut UvHandle) -> *mut c_void {
-    *(handle as *mut *mut c_void)
+fn uv_error(call: &'static str, status: c_int) -> rcluster_core::Error {
+    rcluster_core::Error::io(call, io::Error::from_raw_os_error(-status))
+}
+
+impl Poll {
+    /// Starts polling `fd` for reading on `env`'s loop; `on_readable` runs
+    /// on the JS thread. `fd` must stay open until the poll is closed.
+    pub fn start(env: &Env, fd: BorrowedFd<'_>, on_readable: impl FnMut(c_int) + 'static) -> Result<Poll> {
+        let mut event_loop: *mut sys::uv_loop_s = ptr::null_mut();
+        // SAFETY: `env` is live for this call; the out-pointer is a local.
+        check(unsafe { sys::napi_get_uv_event_loop(env.raw(), &mut event_loop) })?;
+        let layout = poll_layout();
+        // SAFETY: `layout` has a non-zero size (uv_poll_t is a real struct).
+        let handle = unsafe { alloc(layout) } as *mut UvPoll;
+        if handle.is_null() {
+            return Err(Error::new(Status::GenericFailure, "out of memory"));
+        }
+        // SAFETY: `handle` is fresh memory of uv_poll_t's size for libuv to
+        // initialise; if that fails it was never a handle and is freed here.
+        let rc = unsafe { uv_poll_init(event_loop as *mut UvLoop, handle, fd.as_raw_fd()) };
+        if rc != 0 {
+            // SAFETY: allocated above with this layout, unused by libuv.
+            unsafe { dealloc(handle as *mut u8, layout) };
+            return Err(JsError::from_core(&uv_error("uv_poll_init", rc)).into_napi(env));
+        }
+        let callback: Box<OnReadable> = Box::new(Box::new(on_readable));
+        // SAFETY: `handle` is initialised; its data carries the callback
+        // until `on_close` takes it back.
+        unsafe {
+            *data(handle) = Box::into_raw(callback) as *mut c_void;
+            uv_unref(handle);
+        }
+        let poll = Poll { handle: Cell::new(handle) };
+        // SAFETY: `handle` is live; `on_readable_cb` matches the callback type.
+        let rc = unsafe { uv_poll_start(handle, UV_READABLE, on_readable_cb) };
+        if rc != 0 {
+            return Err(JsError::from_core(&uv_error("uv_poll_start", rc)).into_napi(env));
+        }
+        Ok(poll)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.get().is_null()
+    }
+
+    /// Makes the poll keep the event loop alive.
+    pub fn ref_(&self) {
+        let handle = self.handle.get();
+        if !handle.is_null() {
+            // SAFETY: a non-null handle is live.
+            unsafe { uv_ref(handle) };
+        }
+    }
+
+    pub fn unref(&self) {
+        let handle = self.handle.get();
+        if !handle.is_null() {
+            // SAFETY: a non-null handle is live.
+            unsafe { uv_unref(handle) };
+        }
+    }
+
+    /// Stops polling. The callback is not called again; it and the handle
+    /// are freed once libuv has closed it (on a later loop turn, as libuv
+    /// requires). Idempotent; safe to call from inside the callback.
+    pub fn close(&self) {
+        let handle = self.handle.replace(ptr::null_mut());
+        if handle.is_null() {
+            return;
+        }
+        // SAFETY: `handle` is live and initialised; uv_close is called
+        // exactly once on it, and `on_close` frees it afterwards.
+        unsafe {
+            uv_poll_stop(handle);
+            uv_close(handle, on_close);
+        }
+    }
+}
+
+impl Drop for Poll {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+unsafe extern "C" fn on_readable_cb(handle: *mut UvPoll, status: c_int, _events: c_int) {
+    // SAFETY: the data is the callback boxed in `Poll::start`, alive until
+    // `on_close`, which libuv cannot run before this callback returns.
+    let callback = &mut *(*data(handle) as *mut OnReadable);
+    callback(status);
+}
+
+unsafe extern "C" fn on_close(handle: *mut UvHandle) {
+    // SAFETY: the data is the callback boxed in `Poll::start`, reclaimed
+    // once, here; the handle memory was allocated with `poll_layout()`.
+    drop(Box::from_raw(*data(handle) as *mut OnReadable));
+    dealloc(handle as *mut u8, poll_layout());
 }

@@ -5,10 +5,9 @@
 //! this at ≈ SCHED_NONE's churn throughput, where a receiver thread with a
 //! threadsafe function reached 0.92× of it.
 
-use std::alloc::{alloc, dealloc, Layout};
-use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
-use std::os::raw::{c_int, c_void};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::raw::c_int;
 use std::ptr;
 use std::rc::Rc;
 
@@ -18,22 +17,108 @@ use napi_derive::napi;
 use rcluster_core::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{Incoming, Received, WorkerChannel};
 
-use crate::js_error::to_js;
-use crate::uv;
+use crate::js_error::{check, to_js, JsError};
+use crate::uv::Poll;
 
-/// What the JS callback is told, as its first argument.
-pub const KIND_CLOSED: u32 = 0;
-pub const KIND_DISPATCH: u32 = 1;
-pub const KIND_SHARED: u32 = 2;
-pub const KIND_LEFT: u32 = 3;
+/// What a channel's `onMessage(kind, listenerId, fds)` is told, as its first
+/// argument. Defined once, here, and exported to JS.
+#[napi]
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChannelMessageKind {
+    /// The channel to the primary closed (the primary exited).
+    Closed = 0,
+    /// New connections for a round-robin listener: `fds` are their sockets.
+    Dispatch = 1,
+    /// A SCHED_NONE or UDP listener's socket (`fds[0]`; none if it could
+    /// not be received: out of descriptors).
+    Shared = 2,
+    /// Out of that listener's rotation: nothing more for it will come.
+    Left = 3,
+}
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
 const MAX_MESSAGES_PER_WAKE: usize = 64;
 
-struct Receiver {
+/// The JS callback and the async context it runs in.
+struct JsCallback {
     env: sys::napi_env,
-    callback: sys::napi_ref,
-    async_context: sys::napi_async_context,
+    callback: Cell<sys::napi_ref>,
+    async_context: Cell<sys::napi_async_context>,
+}
+
+impl JsCallback {
+    /// Releases the callback and its context; they are not called again.
+    fn release(&self) {
+        let callback = self.callback.replace(ptr::null_mut());
+        let context = self.async_context.replace(ptr::null_mut());
+        // SAFETY: runs on the JS thread (the poll's close callback, or the
+        // constructor that failed); each is released once, as the Cells are
+        // emptied first.
+        let released = unsafe {
+            let deleted =
+                if callback.is_null() { Ok(()) } else { check(sys::napi_delete_reference(self.env, callback)) };
+            let destroyed =
+                if context.is_null() { Ok(()) } else { check(sys::napi_async_destroy(self.env, context)) };
+            deleted.and(destroyed)
+        };
+        if let Err(err) = released {
+            eprintln!("rcluster: cannot release the channel's callback: {err}");
+        }
+    }
+
+    /// Calls the JS callback as `callback(kind, listenerId, fds)`.
+    ///
+    /// # Safety
+    /// Must run on the JS thread of `self.env`, outside any other napi call (a
+    /// libuv callback is such a place).
+    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+        let env = self.env;
+        if self.callback.get().is_null() {
+            return Ok(());
+        }
+        let mut scope = ptr::null_mut();
+        check(sys::napi_open_handle_scope(env, &mut scope))?;
+        let called = self.call_in_scope(kind, listener, fds);
+        let closed = check(sys::napi_close_handle_scope(env, scope));
+        called.and(closed)
+    }
+
+    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+        let env = self.env;
+        let mut callback = ptr::null_mut();
+        let mut global = ptr::null_mut();
+        let mut argv = [ptr::null_mut(); 3];
+        check(sys::napi_get_reference_value(env, self.callback.get(), &mut callback))?;
+        check(sys::napi_get_global(env, &mut global))?;
+        check(sys::napi_create_uint32(env, kind as u32, &mut argv[0]))?;
+        check(sys::napi_create_uint32(env, listener, &mut argv[1]))?;
+        check(sys::napi_create_array_with_length(env, fds.len(), &mut argv[2]))?;
+        for (i, fd) in fds.iter().enumerate() {
+            let mut value = ptr::null_mut();
+            check(sys::napi_create_int32(env, *fd, &mut value))?;
+            check(sys::napi_set_element(env, argv[2], i as u32, value))?;
+        }
+        let mut result = ptr::null_mut();
+        // make_callback (not call_function): it runs process.nextTick and
+        // microtasks afterwards, as for any I/O callback. Its receiver must be
+        // an object.
+        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, 3, argv.as_ptr(), &mut result);
+        if status == sys::Status::napi_pending_exception {
+            // An exception from the app's 'connection' handler: route it to
+            // process 'uncaughtException', as a throw in any I/O callback goes.
+            let mut error = ptr::null_mut();
+            check(sys::napi_get_and_clear_last_exception(env, &mut error))?;
+            return check(sys::napi_fatal_exception(env, error));
+        }
+        check(status)
+    }
+}
+
+struct Receiver {
+    /// Set once, right after the receiver is made (the poll's callback holds
+    /// it). First, so that it is closed before the channel's fd closes.
+    poll: OnceCell<Poll>,
+    js: JsCallback,
     channel: RefCell<WorkerChannel>,
     /// The fds of the dispatch JS is handling, held until JS replies, so any
     /// fd JS does not take is refused back to the primary rather than leaked.
@@ -42,45 +127,34 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
-    poll: Cell<*mut uv::UvPoll>,
+}
+
+impl Drop for JsCallback {
+    /// Only does anything if the receiver never got its poll (its
+    /// constructor failed): otherwise `Reader` released it already.
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// The poll callback's hold on the receiver. It is dropped when libuv has
+/// closed the poll, and releases the JS callback then.
+struct Reader(Rc<Receiver>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.js.release();
+    }
 }
 
 impl Receiver {
-    /// Calls the JS callback as `callback(kind, listenerId, fds)`.
-    ///
-    /// # Safety
-    /// Must run on the JS thread of `self.env`, outside any other napi call's
-    /// handle scope requirements (a libuv callback is such a place).
-    unsafe fn call(&self, kind: u32, listener: u32, fds: &[i32]) {
-        let env = self.env;
-        let mut scope = ptr::null_mut();
-        sys::napi_open_handle_scope(env, &mut scope);
-        let mut callback = ptr::null_mut();
-        let mut global = ptr::null_mut();
-        let mut argv = [ptr::null_mut(); 3];
-        sys::napi_get_reference_value(env, self.callback, &mut callback);
-        sys::napi_get_global(env, &mut global);
-        sys::napi_create_uint32(env, kind, &mut argv[0]);
-        sys::napi_create_uint32(env, listener, &mut argv[1]);
-        sys::napi_create_array_with_length(env, fds.len(), &mut argv[2]);
-        for (i, fd) in fds.iter().enumerate() {
-            let mut value = ptr::null_mut();
-            sys::napi_create_int32(env, *fd, &mut value);
-            sys::napi_set_element(env, argv[2], i as u32, value);
+    /// Calls JS; a failure to (not a throw by the callback, which goes to
+    /// 'uncaughtException') is reported, as there is nobody to return it to.
+    fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) {
+        // SAFETY: only called from the poll callback, on the JS thread.
+        if let Err(err) = unsafe { self.js.call(kind, listener, fds) } {
+            eprintln!("rcluster: cannot call the channel's callback: {err}");
         }
-        let mut result = ptr::null_mut();
-        // make_callback (not call_function): it runs process.nextTick and
-        // microtasks afterwards, as for any I/O callback. Its receiver must be
-        // an object.
-        let status = sys::napi_make_callback(env, self.async_context, global, callback, 3, argv.as_ptr(), &mut result);
-        if status == sys::Status::napi_pending_exception {
-            // An exception from the app's 'connection' handler: route it to
-            // process 'uncaughtException', as a throw in any I/O callback goes.
-            let mut error = ptr::null_mut();
-            sys::napi_get_and_clear_last_exception(env, &mut error);
-            sys::napi_fatal_exception(env, error);
-        }
-        sys::napi_close_handle_scope(env, scope);
     }
 
     /// Answers the current dispatch: fds JS took become JS's (libuv owns them
@@ -111,100 +185,72 @@ impl Receiver {
     }
 
     fn is_closed(&self) -> bool {
-        self.poll.get().is_null()
+        self.poll.get().is_none_or(Poll::is_closed)
     }
 
-    /// Stops polling and frees the uv handle (asynchronously, as libuv requires).
     fn close(&self) {
-        let handle = self.poll.replace(ptr::null_mut());
-        if handle.is_null() {
-            return;
-        }
-        // SAFETY: `handle` is the live, initialised poll handle; uv_close is
-        // called exactly once on it, and `on_close` frees it afterwards.
-        unsafe {
-            uv::uv_poll_stop(handle);
-            uv::uv_close(handle, on_close);
+        if let Some(poll) = self.poll.get() {
+            poll.close();
         }
     }
-}
 
-fn poll_layout() -> Layout {
-    // SAFETY: uv_handle_size only reads a static table.
-    let size = unsafe { uv::uv_handle_size(uv::UV_POLL) };
-    Layout::from_size_align(size, 16).expect("uv_poll_t has a sane size")
-}
-
-unsafe extern "C" fn on_close(handle: *mut uv::UvHandle) {
-    // SAFETY: `data` is the `Rc<Receiver>` leaked into the handle in
-    // `Channel::new`; it is reclaimed once, here.
-    let receiver = Rc::from_raw(uv::data(handle) as *const Receiver);
-    sys::napi_delete_reference(receiver.env, receiver.callback);
-    sys::napi_async_destroy(receiver.env, receiver.async_context);
-    drop(receiver);
-    dealloc(handle as *mut u8, poll_layout());
-}
-
-unsafe extern "C" fn on_readable(handle: *mut uv::UvPoll, status: c_int, _events: c_int) {
-    // SAFETY: the handle's data is the leaked `Rc<Receiver>`, alive until `on_close`,
-    // which cannot run before this callback returns.
-    let receiver = &*(uv::data(handle) as *const Receiver);
-    receive(receiver, status);
-    receiver.send_replies();
-}
-
-/// Handles what arrived, up to `MAX_MESSAGES_PER_WAKE` messages.
-///
-/// # Safety
-/// Runs on the JS thread, from the poll callback.
-unsafe fn receive(receiver: &Receiver, status: c_int) {
-    if status < 0 {
-        receiver.close();
-        receiver.call(KIND_CLOSED, 0, &[]);
-        return;
+    fn on_readable(&self, status: c_int) {
+        self.receive(status);
+        self.send_replies();
     }
-    for _ in 0..MAX_MESSAGES_PER_WAKE {
-        if receiver.is_closed() {
+
+    /// Handles what arrived, up to `MAX_MESSAGES_PER_WAKE` messages.
+    fn receive(&self, status: c_int) {
+        if status < 0 {
+            self.close();
+            self.call(ChannelMessageKind::Closed, 0, &[]);
             return;
         }
-        let received = receiver.channel.borrow_mut().recv();
-        match received {
-            Ok(Received::WouldBlock) => return,
-            Ok(Received::Closed) => {
-                receiver.close();
-                receiver.call(KIND_CLOSED, 0, &[]);
+        for _ in 0..MAX_MESSAGES_PER_WAKE {
+            if self.is_closed() {
                 return;
             }
-            Err(rcluster_core::Error::Protocol(why)) => {
-                // The offending message's fds are already closed; keep reading.
-                eprintln!("rcluster: ignoring a bad message from the primary: {why}");
-            }
-            Err(err) => {
-                eprintln!("rcluster: the channel to the primary failed: {err}");
-                receiver.close();
-                receiver.call(KIND_CLOSED, 0, &[]);
-                return;
-            }
-            Ok(Received::Message(Incoming::Dispatch { listener, fds })) => {
-                let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-                *receiver.awaiting.borrow_mut() = fds;
-                receiver.call(KIND_DISPATCH, listener, &raw);
-                // Whatever JS left unanswered (it threw first) is refused.
-                receiver.reply(&[]);
-            }
-            Ok(Received::Message(Incoming::Shared { listener, fd })) => {
-                // JS owns the listening socket from here.
-                receiver.call(KIND_SHARED, listener, &[fd.into_raw_fd()]);
-            }
-            Ok(Received::Message(Incoming::Left { listener })) => receiver.call(KIND_LEFT, listener, &[]),
-            Ok(Received::Message(Incoming::DispatchLost { count, .. })) => {
-                // Out of fds: refuse each (in order, like any reply); the
-                // primary still holds them and offers them again.
-                receiver.replies.borrow_mut().extend(std::iter::repeat_n(REJECTED, count));
-            }
-            Ok(Received::Message(Incoming::SharedLost { listener })) => {
-                // JS fails that listen with EMFILE.
-                receiver.call(KIND_SHARED, listener, &[]);
+            let received = self.channel.borrow_mut().recv();
+            match received {
+                Ok(Received::WouldBlock) => return,
+                Ok(Received::Closed) => {
+                    self.close();
+                    self.call(ChannelMessageKind::Closed, 0, &[]);
+                    return;
+                }
+                Err(rcluster_core::Error::Protocol(why)) => {
+                    // The offending message's fds are already closed; keep reading.
+                    eprintln!("rcluster: ignoring a bad message from the primary: {why}");
+                }
+                Err(err) => {
+                    eprintln!("rcluster: the channel to the primary failed: {err}");
+                    self.close();
+                    self.call(ChannelMessageKind::Closed, 0, &[]);
+                    return;
+                }
+                Ok(Received::Message(Incoming::Dispatch { listener, fds })) => {
+                    let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+                    *self.awaiting.borrow_mut() = fds;
+                    self.call(ChannelMessageKind::Dispatch, listener, &raw);
+                    // Whatever JS left unanswered (it threw first) is refused.
+                    self.reply(&[]);
+                }
+                Ok(Received::Message(Incoming::Shared { listener, fd })) => {
+                    // JS owns the listening socket from here.
+                    self.call(ChannelMessageKind::Shared, listener, &[fd.into_raw_fd()]);
+                }
+                Ok(Received::Message(Incoming::Left { listener })) => {
+                    self.call(ChannelMessageKind::Left, listener, &[]);
+                }
+                Ok(Received::Message(Incoming::DispatchLost { count, .. })) => {
+                    // Out of fds: refuse each (in order, like any reply); the
+                    // primary still holds them and offers them again.
+                    self.replies.borrow_mut().extend(std::iter::repeat_n(REJECTED, count));
+                }
+                Ok(Received::Message(Incoming::SharedLost { listener })) => {
+                    // JS fails that listen with EMFILE.
+                    self.call(ChannelMessageKind::Shared, listener, &[]);
+                }
             }
         }
     }
@@ -219,65 +265,58 @@ pub struct Channel {
 #[napi]
 impl Channel {
     /// Takes ownership of `fd` (the worker's end of the channel) and calls
-    /// `onMessage(kind, listenerId, fds)` for everything the primary sends.
-    /// The poll handle starts unreferenced: it does not keep the process alive
-    /// unless `ref()` is called (a listening server does).
+    /// `onMessage(kind, listenerId, fds)` for everything the primary sends
+    /// (`kind` is a `ChannelMessageKind`). The poll handle starts
+    /// unreferenced: it does not keep the process alive unless `ref()` is
+    /// called (a listening server does).
     #[napi(constructor)]
     pub fn new(env: Env, fd: i32, on_message: Function<'_, Unknown<'_>, Unknown<'_>>) -> Result<Self> {
         if fd < 0 {
-            return Err(Error::new(Status::InvalidArg, format!("invalid channel fd {fd}")));
+            return Err(JsError::out_of_range(format!(
+                "The value of \"fd\" is out of range. It must be >= 0. Received {fd}"
+            ))
+            .into_napi(&env));
         }
         // SAFETY: the primary put the channel in this stdio slot for this
         // process alone; from here the Channel owns it.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let channel = WorkerChannel::new(sock).map_err(to_js)?;
+        let channel = WorkerChannel::new(sock).map_err(|e| to_js(&env, e))?;
         let raw_env = env.raw();
 
+        let js = JsCallback { env: raw_env, callback: Cell::new(ptr::null_mut()), async_context: Cell::new(ptr::null_mut()) };
         let mut callback = ptr::null_mut();
         let mut name = ptr::null_mut();
         let mut async_context = ptr::null_mut();
-        let mut event_loop: *mut sys::uv_loop_s = ptr::null_mut();
         // SAFETY: `raw_env` is the live env of this call; each out-pointer is a
-        // local that lives across its call.
+        // local that lives across its call. What is made is put in `js` at
+        // once, which releases it if a later step fails.
         unsafe {
             check(sys::napi_create_reference(raw_env, on_message.raw(), 1, &mut callback))?;
+            js.callback.set(callback);
             check(sys::napi_create_string_utf8(raw_env, c"rcluster:channel".as_ptr(), usize::MAX as _, &mut name))?;
             check(sys::napi_async_init(raw_env, ptr::null_mut(), name, &mut async_context))?;
-            check(sys::napi_get_uv_event_loop(raw_env, &mut event_loop))?;
+            js.async_context.set(async_context);
         }
-        let raw_fd = channel.raw_fd();
         let receiver = Rc::new(Receiver {
-            env: raw_env,
-            callback,
-            async_context,
+            poll: OnceCell::new(),
+            js,
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
-            poll: Cell::new(ptr::null_mut()),
         });
-
-        let layout = poll_layout();
-        // SAFETY: `layout` has a non-zero size (uv_poll_t is a real struct).
-        let handle = unsafe { alloc(layout) } as *mut uv::UvPoll;
-        if handle.is_null() {
-            return Err(Error::new(Status::GenericFailure, "out of memory"));
-        }
-        // SAFETY: `handle` is fresh memory of uv_poll_t's size; libuv
-        // initialises it. Its data field then carries one strong reference to
-        // the receiver, given back in `on_close`.
-        unsafe {
-            let rc = uv::uv_poll_init(event_loop as *mut uv::UvLoop, handle, raw_fd);
-            if rc != 0 {
-                dealloc(handle as *mut u8, layout);
-                return Err(Error::new(Status::GenericFailure, format!("uv_poll_init failed: {rc}")));
+        let reader = Reader(Rc::clone(&receiver));
+        let poll = {
+            let channel = receiver.channel.borrow();
+            Poll::start(&env, channel.as_fd(), move |status| reader.0.on_readable(status))
+        };
+        match poll {
+            Ok(poll) => {
+                let _ = receiver.poll.set(poll);
             }
-            uv::set_data(handle, Rc::into_raw(Rc::clone(&receiver)) as *mut c_void);
-            receiver.poll.set(handle);
-            let rc = uv::uv_poll_start(handle, uv::UV_READABLE, on_readable);
-            uv::uv_unref(handle);
-            if rc != 0 {
-                receiver.close();
-                return Err(Error::new(Status::GenericFailure, format!("uv_poll_start failed: {rc}")));
+            Err(err) => {
+                // The reader was dropped with the closure, or will be once
+                // libuv has closed the handle: the callback is released.
+                return Err(err);
             }
         }
         Ok(Channel { receiver })
@@ -291,50 +330,35 @@ impl Channel {
     }
 
     /// Asks the primary to take this worker out of a listener's rotation;
-    /// `onMessage(KIND_LEFT, listenerId)` confirms it.
+    /// `onMessage(ChannelMessageKind.Left, listenerId)` confirms it.
     #[napi]
-    pub fn leave(&self, listener_id: u32) -> Result<()> {
-        ignore_disconnect(self.receiver.channel.borrow_mut().leave(listener_id))
+    pub fn leave(&self, env: Env, listener_id: u32) -> Result<()> {
+        match self.receiver.channel.borrow_mut().leave(listener_id) {
+            // A primary that is gone needs no answer: the worker learns of it
+            // through Node's IPC 'disconnect' and exits there, so the app
+            // never sees `EPIPE`.
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
     }
 
     /// Makes the channel keep the event loop alive (while a server listens).
     #[napi(js_name = "ref")]
     pub fn ref_handle(&self) {
-        let handle = self.receiver.poll.get();
-        if !handle.is_null() {
-            // SAFETY: a non-null `poll` is the live handle.
-            unsafe { uv::uv_ref(handle) };
+        if let Some(poll) = self.receiver.poll.get() {
+            poll.ref_();
         }
     }
 
     #[napi(js_name = "unref")]
     pub fn unref_handle(&self) {
-        let handle = self.receiver.poll.get();
-        if !handle.is_null() {
-            // SAFETY: a non-null `poll` is the live handle.
-            unsafe { uv::uv_unref(handle) };
+        if let Some(poll) = self.receiver.poll.get() {
+            poll.unref();
         }
     }
 
     #[napi]
     pub fn close(&self) {
         self.receiver.close();
-    }
-}
-
-/// A primary that is gone needs no answer: the worker learns of it through
-/// Node's IPC 'disconnect' and exits there, so the app never sees `EPIPE`.
-fn ignore_disconnect(result: rcluster_core::Result<()>) -> Result<()> {
-    match result {
-        Err(err) if err.is_disconnected() => Ok(()),
-        other => other.map_err(to_js),
-    }
-}
-
-fn check(status: sys::napi_status) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::new(Status::GenericFailure, format!("napi call failed with status {status}")))
     }
 }

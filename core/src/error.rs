@@ -5,7 +5,8 @@ use std::io;
 
 #[derive(Debug)]
 pub enum Error {
-    /// A system call failed; `op` names what we were doing.
+    /// A system call failed; `op` is its name (`socketpair`, `bind`...), as
+    /// Node's system errors carry it in `err.syscall`.
     Io { op: &'static str, source: io::Error },
     /// A peer sent bytes that are not a valid rcluster message.
     Protocol(String),

@@ -1,102 +1,58 @@
-//! One listening socket the primary shares among workers, and who takes from it.
-//!
-//! As in Node's `lib/internal/cluster/`, round-robin and shared handles have
-//! the same shape (`add`, `remove`); they differ only in who accepts:
-//! - `RoundRobin`: the primary accepts and deals connections out in turn;
-//! - `Shared` (SCHED_NONE): each worker gets the listening fd and accepts itself.
+//! One listening socket the primary shares among workers: the socket, its
+//! scheduling policy (who takes from it, chosen once), and the connections
+//! the primary holds for it. Only its own methods change it.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use crate::listener::{BoundSocket, SocketType};
 use crate::peer::{Connection, Peer, WorkerId};
+use crate::policy::{Ask, Load, Mode, Pick, Policy};
 use crate::sys::{self, LocalAddr};
 use crate::wire::ListenerId;
 
-/// What deciding a turn needs to know: the credit window, how long a full
-/// worker is waited for, and the time now.
-#[derive(Clone, Copy, Debug)]
-pub struct Turn {
-    pub window: usize,
-    pub stall: Duration,
-    pub now: Instant,
-}
-
-/// Most turns a passed-over worker is owed. Debt is repaid as soon as the
-/// worker has credit again, which keeps the long-run split exact; the cap keeps
-/// a worker that recovers from a long stall from being handed a flood.
-pub const MAX_DEBT: u32 = 64;
-
-/// How long a connection that every member refused waits before it is
-/// offered again: 5 ms, doubling per round, at most 200 ms. Prompt enough for a
-/// worker at `maxConnections` that frees a slot, and never a busy loop.
-fn retry_delay(rounds: u32) -> Duration {
-    Duration::from_millis((5u64 << rounds.min(6)).min(200))
-}
-
-/// Whether a queued connection may be offered now.
-pub fn is_due(conn: &Connection, now: Instant) -> bool {
-    conn.retry_at.is_none_or(|at| at <= now)
-}
-
-/// A worker chosen by `next_in_turn`, to be confirmed with `commit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pick {
-    idx: usize,
-    /// Repays a turn this worker was owed, rather than taking the next turn.
-    repays: bool,
-}
-
-/// A worker in a handle's rotation.
-#[derive(Clone, Copy, Debug)]
-struct Member {
-    id: WorkerId,
-    /// Turns it was passed over for while stalled, to be repaid first.
-    owed: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    RoundRobin,
-    Shared,
+/// Runs `f` with what a policy is told about `peers` at `now`. A worker
+/// without a channel any more counts as gone.
+pub fn with_ask<R>(peers: &HashMap<WorkerId, Peer>, window: usize, now: Instant, f: impl FnOnce(&Ask<'_>) -> R) -> R {
+    let load = |id: WorkerId| peers.get(&id).map_or(Load::gone(), |p| p.load(window));
+    f(&Ask { load: &load, now })
 }
 
 #[derive(Debug)]
 pub struct ListenHandle {
-    pub id: ListenerId,
-    pub key: String,
-    pub mode: Mode,
+    id: ListenerId,
+    key: String,
     /// Datagram sockets are only ever shared: nothing to accept, even while
     /// no worker reads them (datagrams wait in the socket's buffer then).
-    pub socket_type: SocketType,
+    socket_type: SocketType,
     socket: BoundSocket,
-    /// Workers in rotation, in the order they joined.
-    members: Vec<Member>,
-    /// Index into `members` of the next worker to try.
-    cursor: usize,
+    policy: Box<dyn Policy>,
     /// Accepted connections not yet given to a worker (no credit anywhere, no
     /// worker at all, or given back by a worker that refused or died), oldest
     /// first.
     pending: VecDeque<Connection>,
     /// After `EMFILE`/`ENFILE`, accepting waits until then instead of spinning.
-    pub paused_until: Option<Instant>,
-    pub accepted_total: u64,
+    paused_until: Option<Instant>,
+    accepted_total: u64,
     /// Connections closed because they waited longer than the queue timeout.
-    pub expired_total: u64,
+    expired_total: u64,
 }
 
 impl ListenHandle {
-    pub fn new(id: ListenerId, key: String, mode: Mode, socket_type: SocketType, socket: BoundSocket) -> Self {
-        debug_assert!(socket_type == SocketType::Stream || mode == Mode::Shared, "datagrams are only shared");
+    /// A handle for a freshly bound socket. A datagram socket always gets the
+    /// shared policy, whatever `mode` asks, as in node:cluster.
+    pub fn new(id: ListenerId, key: String, mode: Mode, socket: BoundSocket, socket_type: SocketType, stall: Duration) -> Self {
+        let mode = match socket_type {
+            SocketType::Datagram => Mode::Shared,
+            SocketType::Stream => mode,
+        };
         ListenHandle {
             id,
             key,
-            mode,
             socket_type,
             socket,
-            members: Vec::new(),
-            cursor: 0,
+            policy: mode.policy(stall),
             pending: VecDeque::new(),
             paused_until: None,
             accepted_total: 0,
@@ -104,135 +60,119 @@ impl ListenHandle {
         }
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.socket.fd.as_raw_fd()
+    pub fn id(&self) -> ListenerId {
+        self.id
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.fd.as_fd()
     }
 
     pub fn local(&self) -> &LocalAddr {
         &self.socket.local
     }
 
+    /// Whether each member gets its own copy of the listening socket (the
+    /// primary then only accepts while nobody listens).
+    pub fn shares_socket(&self) -> bool {
+        !self.policy.deals_new_connections()
+    }
+
+    /// A stream socket whose members accept from it themselves: they may have
+    /// made its file description blocking.
+    pub fn is_shared_stream(&self) -> bool {
+        self.shares_socket() && self.socket_type == SocketType::Stream
+    }
+
     /// The workers in rotation, in order.
-    pub fn members(&self) -> impl Iterator<Item = WorkerId> + '_ {
-        self.members.iter().map(|m| m.id)
+    pub fn members(&self) -> Vec<WorkerId> {
+        self.policy.members()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.policy.is_empty()
     }
 
-    /// Connections accepted and not yet given to a worker.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }
 
-    /// Adds a worker to the rotation. Returns false if it already was a member.
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted_total
+    }
+
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
+    }
+
+    /// Adds a worker. Returns false if it already was a member.
     pub fn add(&mut self, worker: WorkerId) -> bool {
-        if self.members.iter().any(|m| m.id == worker) {
-            return false;
-        }
-        self.members.push(Member { id: worker, owed: 0 });
-        true
+        self.policy.add(worker)
     }
 
-    /// Takes a worker out of the rotation. Returns false if it was not a member.
-    /// The owner decides what an empty handle means: closed after a deliberate
-    /// close by its last worker (as Node's `remove` does), kept open and
-    /// queueing connections after its last worker died.
+    /// Takes a worker out. Returns false if it was not a member. The owner
+    /// decides what an empty handle means: closed after a deliberate close by
+    /// its last worker (as Node's `remove` does), kept open and queueing
+    /// connections after its last worker died.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
-        let Some(idx) = self.members.iter().position(|m| m.id == worker) else {
-            return false;
-        };
-        self.members.remove(idx);
-        // Keep the cursor on the same next worker.
-        if idx < self.cursor {
-            self.cursor -= 1;
-        }
-        if self.cursor >= self.members.len() {
-            self.cursor = 0;
-        }
-        true
+        self.policy.remove(worker)
     }
 
-    /// The member whose turn it is: the next one not in `exclude` that has
-    /// credit, passing over those that stalled (no credit for longer than
-    /// `turn.stall`). `None` when the one in turn is full but not stalled: the
-    /// dispatcher waits for it rather than skip it, so the rotation stays
-    /// exact among healthy workers. A worker that was passed over is owed
-    /// those turns and is repaid first, as soon as it has credit again.
-    ///
-    /// Nothing changes until `commit`, once a connection was really given, so
-    /// an empty accept queue does not skew the rotation either.
-    pub fn next_in_turn(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, exclude: &[WorkerId]) -> Option<Pick> {
-        let n = self.members.len();
-        let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
-        let has_credit = |idx: usize| peers.get(&self.members[idx].id).is_some_and(|p| p.has_credit(turn.window));
-        let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
-        if let Some(idx) = in_rotation.clone().find(|&idx| self.members[idx].owed > 0 && eligible(idx) && has_credit(idx)) {
-            return Some(Pick { idx, repays: true });
-        }
-        for idx in in_rotation.filter(|&idx| eligible(idx)) {
-            if has_credit(idx) {
-                return Some(Pick { idx, repays: false });
-            }
-            let peer = peers.get(&self.members[idx].id)?;
-            if !peer.is_stalled(turn.now, turn.stall) {
-                return None;
-            }
-        }
-        None
+    /// Stops accepting until `until` (the process is out of descriptors).
+    pub fn pause(&mut self, until: Instant) {
+        self.paused_until = Some(until);
     }
 
-    /// Gives the picked member its connection and moves the turn on. The
-    /// eligible members between the turn and the pick were passed over as
-    /// stalled (that is how `next_in_turn` reached the pick): each is owed one.
-    pub fn commit(&mut self, pick: Pick, exclude: &[WorkerId]) -> WorkerId {
-        if pick.repays {
-            self.members[pick.idx].owed -= 1;
-            return self.members[pick.idx].id;
+    /// Ends a pause whose time has come.
+    pub fn resume_if_due(&mut self, now: Instant) {
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.paused_until = None;
         }
-        let n = self.members.len();
-        let mut idx = self.cursor;
-        while idx != pick.idx {
-            let member = &mut self.members[idx];
-            if !exclude.contains(&member.id) {
-                member.owed = (member.owed + 1).min(MAX_DEBT);
-            }
-            idx = (idx + 1) % n;
-        }
-        self.cursor = (pick.idx + 1) % n;
-        self.members[pick.idx].id
     }
 
-    /// Whether every member has refused this connection (true when there is
-    /// no member at all).
-    pub fn refused_by_all(&self, conn: &Connection) -> bool {
-        self.members.iter().all(|m| conn.refused_by.contains(&m.id))
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
     }
 
-    /// Whether a new connection could be given out now.
-    pub fn can_take(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn) -> bool {
-        self.next_in_turn(peers, turn, &[]).is_some()
+    /// Who should get a new connection now (none refused it yet).
+    pub fn pick_new(&self, ask: &Ask<'_>) -> Option<Pick> {
+        self.policy.pick(ask, &[])
+    }
+
+    pub fn commit_new(&mut self, pick: Pick) -> WorkerId {
+        self.policy.commit(pick, &[])
     }
 
     /// Whether the primary should accept from this socket now: to deal out
-    /// (round-robin, some worker has credit), or to hold connections while no
-    /// worker listens on it, up to `queue_limit`. A Shared socket with members
-    /// is theirs to accept from.
-    pub fn wants_accept(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn, queue_limit: usize) -> bool {
+    /// (its policy deals new connections and someone can take one), or to
+    /// hold connections while no worker listens on it, up to `queue_limit`.
+    pub fn wants_accept(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
         if self.paused_until.is_some() || self.socket_type == SocketType::Datagram {
             return false;
         }
-        if self.members.is_empty() {
+        if self.is_empty() {
             return self.pending.len() < queue_limit;
         }
-        self.mode == Mode::RoundRobin && self.can_take(peers, turn)
+        self.policy.deals_new_connections() && self.pick_new(ask).is_some()
+    }
+
+    /// Whether this wake-up should accept at all: not while paused or for a
+    /// datagram socket, and for a socket whose members accept by themselves,
+    /// only to hold connections while it has none.
+    pub fn accepts_now(&self) -> bool {
+        self.paused_until.is_none()
+            && self.socket_type == SocketType::Stream
+            && (self.is_empty() || self.policy.deals_new_connections())
     }
 
     /// Whether some queued connection could be given out now.
-    pub fn pending_can_move(&self, peers: &HashMap<WorkerId, Peer>, turn: &Turn) -> bool {
-        !self.members.is_empty()
-            && self.pending.iter().any(|c| is_due(c, turn.now) && self.next_in_turn(peers, turn, &c.refused_by).is_some())
+    pub fn pending_can_move(&self, ask: &Ask<'_>) -> bool {
+        !self.is_empty()
+            && self.pending.iter().any(|c| c.offers.is_due(ask.now) && self.policy.pick(ask, &c.offers.refused_by).is_some())
     }
 
     /// The next time a queued connection becomes due for another offer, or
@@ -243,32 +183,45 @@ impl ListenHandle {
             .iter()
             .flat_map(|c| {
                 // An unbounded timeout (Duration::MAX) has no deadline.
-                [c.retry_at.filter(|at| *at > now), c.since.checked_add(timeout)]
+                [c.offers.retry_at.filter(|at| *at > now), c.since.checked_add(timeout)]
             })
             .flatten()
             .min()
     }
 
-    /// Puts back a connection `worker` refused, ahead of later ones. Once
-    /// every member has refused it, it waits a little (longer each round) and
-    /// is offered to them all again: a worker at `maxConnections` gets room
-    /// back when a connection closes, and Node's round-robin likewise keeps
-    /// handing such a connection around until someone takes it.
-    pub fn requeue_refused(&mut self, mut conn: Connection, worker: WorkerId, now: Instant) {
-        conn.refused_by.push(worker);
-        let conn = self.new_round_if_refused_by_all(conn, now);
-        self.pending.push_front(conn);
+    /// Gives out queued connections, oldest first. One waits for a worker
+    /// that has not refused it, or for its next round of offers, and keeps its
+    /// place; one that waited `timeout` closes here.
+    pub fn deal_pending(&mut self, peers: &mut HashMap<WorkerId, Peer>, window: usize, now: Instant, timeout: Duration) {
+        let mut kept = VecDeque::new();
+        for mut conn in std::mem::take(&mut self.pending) {
+            if now.saturating_duration_since(conn.since) >= timeout {
+                self.expired_total += 1;
+                continue;
+            }
+            self.policy.new_round_if_refused_by_all(&mut conn.offers, now);
+            let pick = if self.is_empty() || !conn.offers.is_due(now) {
+                None
+            } else {
+                with_ask(peers, window, now, |ask| self.policy.pick(ask, &conn.offers.refused_by))
+            };
+            match pick {
+                Some(pick) => {
+                    let worker = self.policy.commit(pick, &conn.offers.refused_by);
+                    peers.get_mut(&worker).expect("members are live peers").push(conn);
+                }
+                None => kept.push_back(conn),
+            }
+        }
+        debug_assert!(self.pending.is_empty(), "nothing is queued while the queue is being dealt");
+        self.pending = kept;
     }
 
-    /// Starts a new round of offers for a connection every member has refused
-    /// (also when the one that had not refused it yet left), after a wait.
-    pub fn new_round_if_refused_by_all(&self, mut conn: Connection, now: Instant) -> Connection {
-        if !self.members.is_empty() && !conn.refused_by.is_empty() && self.refused_by_all(&conn) {
-            conn.refused_by.clear();
-            conn.rounds += 1;
-            conn.retry_at = Some(now + retry_delay(conn.rounds));
-        }
-        conn
+    /// Puts back a connection `worker` refused, ahead of later ones; once
+    /// every member has refused it, it waits for its next round.
+    pub fn requeue_refused(&mut self, mut conn: Connection, worker: WorkerId, now: Instant) {
+        self.policy.refused(&mut conn.offers, worker, now);
+        self.pending.push_front(conn);
     }
 
     pub fn push_pending_front(&mut self, conn: Connection) {
@@ -279,19 +232,8 @@ impl ListenHandle {
         self.pending.push_back(conn);
     }
 
-    /// Takes the whole queue, oldest first, for the dispatcher to deal out;
-    /// what it cannot give out yet goes back with `restore_pending`.
-    pub fn take_pending(&mut self) -> VecDeque<Connection> {
-        std::mem::take(&mut self.pending)
-    }
-
-    pub fn restore_pending(&mut self, kept: VecDeque<Connection>) {
-        debug_assert!(self.pending.is_empty(), "nothing is queued while the dispatcher holds the queue");
-        self.pending = kept;
-    }
-
     pub fn accept(&mut self) -> std::io::Result<Connection> {
-        let fd = sys::accept(self.fd())?;
+        let fd = sys::accept(self.socket.fd.as_fd())?;
         self.accepted_total += 1;
         Ok(Connection::new(self.id, fd, Instant::now()))
     }

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::sys::{self, LocalAddr};
@@ -89,7 +89,7 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
         // getsockname on a unix socket may not give back a relative path as written.
         ListenAddr::Unix { path } => LocalAddr::Unix(path.clone()),
         ListenAddr::Tcp { .. } | ListenAddr::Fd { .. } | ListenAddr::Udp { .. } | ListenAddr::UdpFd { .. } => {
-            sys::local_addr(fd.as_raw_fd())?
+            sys::local_addr(fd.as_fd())?
         }
     };
     let owns_path = matches!(spec.addr, ListenAddr::Unix { .. });
@@ -99,6 +99,7 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     use std::net::{Ipv4Addr, TcpStream};
 
@@ -112,7 +113,7 @@ mod tests {
         let LocalAddr::Inet(addr) = bound.local else { panic!("not inet") };
         assert_ne!(addr.port(), 0);
         let _client = TcpStream::connect(addr).unwrap();
-        let accepted = sys::accept(bound.fd.as_raw_fd()).unwrap();
+        let accepted = sys::accept(bound.fd.as_fd()).unwrap();
         assert!(accepted.as_raw_fd() >= 0);
     }
 
@@ -164,7 +165,7 @@ mod tests {
         assert_eq!(bound.local, LocalAddr::Inet((Ipv4Addr::LOCALHOST, port).into()));
         assert!(!bound.owns_path);
         let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-        assert!(sys::accept(bound.fd.as_raw_fd()).is_ok());
+        assert!(sys::accept(bound.fd.as_fd()).is_ok());
 
         let file = std::fs::File::open("/dev/null").unwrap();
         let err = bind(&ListenSpec { addr: ListenAddr::Fd { fd: file.as_raw_fd() }, backlog: 0 }).unwrap_err();

@@ -3,9 +3,11 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+
+use crate::policy::{Load, Offers};
 use crate::sys::{self, MAX_FDS_PER_MESSAGE};
 use crate::wire::{ListenerId, ToWorker};
 
@@ -16,21 +18,16 @@ pub type WorkerId = u32;
 pub struct Connection {
     pub listener: ListenerId,
     pub fd: OwnedFd,
-    /// Workers that refused it (closing server, maxConnections); it is not
-    /// offered to them again until every member has refused it.
-    pub refused_by: Vec<WorkerId>,
     /// When it was accepted: it waits in the primary at most the dispatcher's
     /// `queue_timeout` from then (while no worker listens, or all refuse).
     pub since: Instant,
-    /// Times every member refused it; each round waits longer before the next.
-    pub rounds: u32,
-    /// Not offered again before this (after a round of refusals).
-    pub retry_at: Option<Instant>,
+    /// Who refused it, and when it may be offered again.
+    pub offers: Offers,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, refused_by: Vec::new(), since, rounds: 0, retry_at: None }
+        Connection { listener, fd, since, offers: Offers::default() }
     }
 }
 
@@ -76,12 +73,12 @@ pub struct Peer {
     /// dispatcher turn); `None` while it has credit.
     full_since: Option<Instant>,
     /// Connections this worker acknowledged, over its life.
-    pub accepted_total: u64,
+    accepted_total: u64,
 }
 
 impl Peer {
     pub fn new(id: WorkerId, channel: OwnedFd) -> io::Result<Self> {
-        sys::set_nonblocking(channel.as_raw_fd(), true)?;
+        sys::set_nonblocking(channel.as_fd(), true)?;
         Ok(Peer {
             id,
             channel,
@@ -94,12 +91,16 @@ impl Peer {
         })
     }
 
-    pub fn channel_fd(&self) -> RawFd {
-        self.channel.as_raw_fd()
+    pub fn channel_fd(&self) -> BorrowedFd<'_> {
+        self.channel.as_fd()
     }
 
     pub fn state(&self) -> PeerState {
         self.state
+    }
+
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted_total
     }
 
     pub fn in_flight(&self) -> usize {
@@ -123,15 +124,17 @@ impl Peer {
         }
     }
 
-    /// Whether this worker has been without credit for at least `stall`: its
-    /// JS is not taking connections (hung, or busy for long), so its turn is
-    /// skipped. A worker that only just filled up is waited for instead,
-    /// which keeps the rotation exact.
-    pub fn is_stalled(&self, now: Instant, stall: Duration) -> bool {
-        self.state == PeerState::Dead || self.full_since.is_some_and(|since| now.duration_since(since) >= stall)
+    /// What a scheduling policy is told about this worker.
+    pub fn load(&self, window: usize) -> Load {
+        Load {
+            free: if self.state == PeerState::Ready { window.saturating_sub(self.in_flight.len()) } else { 0 },
+            full_since: self.full_since,
+            gone: self.state == PeerState::Dead,
+        }
     }
 
-    /// When this worker will count as stalled, if it is full and not yet stalled.
+    /// When this worker will count as stalled (without credit for `stall`),
+    /// if it is full.
     pub fn stalls_at(&self, stall: Duration) -> Option<Instant> {
         self.full_since.map(|since| since + stall)
     }
@@ -174,6 +177,11 @@ impl Peer {
         self.in_flight.pop_front()
     }
 
+    /// Counts a connection the worker acknowledged taking.
+    pub fn count_accepted(&mut self) {
+        self.accepted_total += 1;
+    }
+
     /// Everything this worker still holds, for re-dispatch after it died.
     pub fn take_all(&mut self) -> Vec<Connection> {
         self.unsent = 0;
@@ -191,12 +199,12 @@ impl Peer {
         while let Some(ctrl) = self.control.front() {
             let sent = match ctrl {
                 Control::Shared { listener, fd } => sys::send_message(
-                    self.channel.as_raw_fd(),
+                    self.channel.as_fd(),
                     &ToWorker::Shared { listener: *listener }.encode(),
-                    &[fd.as_raw_fd()],
+                    &[fd.as_fd()],
                 ),
                 Control::Left { listener } => {
-                    sys::send_message(self.channel.as_raw_fd(), &ToWorker::Left { listener: *listener }.encode(), &[])
+                    sys::send_message(self.channel.as_fd(), &ToWorker::Left { listener: *listener }.encode(), &[])
                 }
             };
             match sent {
@@ -209,22 +217,23 @@ impl Peer {
                 }
             }
         }
-        let mut fds: Vec<RawFd> = Vec::with_capacity(MAX_FDS_PER_MESSAGE.min(self.unsent));
         while self.unsent > 0 {
             let start = self.in_flight.len() - self.unsent;
             let listener = self.in_flight[start].listener;
-            fds.clear();
-            fds.extend(
-                self.in_flight
-                    .range(start..)
-                    .take_while(|c| c.listener == listener)
-                    .take(MAX_FDS_PER_MESSAGE)
-                    .map(|c| c.fd.as_raw_fd()),
-            );
+            let fds: Vec<BorrowedFd<'_>> = self
+                .in_flight
+                .range(start..)
+                .take_while(|c| c.listener == listener)
+                .take(MAX_FDS_PER_MESSAGE)
+                .map(|c| c.fd.as_fd())
+                .collect();
             let count = u8::try_from(fds.len()).expect("MAX_FDS_PER_MESSAGE fits in the header's count byte");
             let msg = ToWorker::Dispatch { listener, count }.encode();
-            match sys::send_message(self.channel.as_raw_fd(), &msg, &fds) {
-                Ok(()) => self.unsent -= fds.len(),
+            let sent = sys::send_message(self.channel.as_fd(), &msg, &fds);
+            let n = fds.len();
+            drop(fds);
+            match sent {
+                Ok(()) => self.unsent -= n,
                 Err(e) => {
                     self.on_send_error(&e);
                     return self.return_unsent();

@@ -4,17 +4,20 @@
 //! - every socket is created close-on-exec, and received fds arrive with
 //!   `MSG_CMSG_CLOEXEC`, so a `child_process.spawn` never inherits a client;
 //! - ownership of a descriptor moves as `OwnedFd`, so nothing leaks on error paths;
-//! - sends use `MSG_NOSIGNAL`: a dead peer is an `EPIPE`, never a `SIGPIPE`.
+//! - sends use `MSG_NOSIGNAL`: a dead peer is an `EPIPE`, never a `SIGPIPE`;
+//! - a descriptor this process owns is passed as `BorrowedFd` (or moved as
+//!   `OwnedFd`), so no call can outlive or close what it was lent. Only a
+//!   number the application gave (`listen({ fd })`, `bind({ fd })`), which may
+//!   not even be open, stays a `RawFd`;
+//! - every call goes through `syscall!`, which turns `-1` into `errno`.
 
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
 /// Calls a libc function and turns `-1` into the thread's `errno`.
 ///
@@ -82,8 +85,9 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((owned(fds[0]), owned(fds[1])))
 }
 
-pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL take no pointer arguments; an invalid fd is EBADF.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL take no pointer arguments; `fd` is open for the borrow.
     unsafe {
         let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
         let flags = if nonblocking { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
@@ -92,8 +96,9 @@ pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
     Ok(())
 }
 
-pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFD/F_SETFD take no pointer arguments; an invalid fd is EBADF.
+pub fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETFD/F_SETFD take no pointer arguments; `fd` is open for the borrow.
     unsafe {
         let flags = syscall!(fcntl(fd, libc::F_GETFD))?;
         syscall!(fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC))?;
@@ -102,17 +107,23 @@ pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
 }
 
 /// Duplicates a descriptor, close-on-exec.
-pub fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC takes an integer minimum fd, no pointers.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    dup_raw_cloexec(fd.as_raw_fd())
+}
+
+/// `dup_cloexec` of a number that may not be open (then `EBADF`).
+fn dup_raw_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer minimum fd, no pointers; a
+    // closed `fd` is EBADF, and the new descriptor is ours alone.
     let new = unsafe { syscall!(fcntl(fd, libc::F_DUPFD_CLOEXEC, 0))? };
     Ok(owned(new))
 }
 
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: the option value points at a live c_int and its exact size is passed.
     unsafe {
         syscall!(setsockopt(
-            fd,
+            fd.as_raw_fd(),
             level,
             name,
             &value as *const libc::c_int as *const libc::c_void,
@@ -129,10 +140,10 @@ fn bound_inet_socket(addr: SocketAddr, kind: libc::c_int, ipv6_only: bool, reuse
     // SAFETY: plain integer arguments.
     let fd = owned(unsafe { syscall!(socket(domain, kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))? });
     if reuse_addr {
-        setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     }
     if addr.is_ipv6() {
-        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
+        setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
     }
     let (storage, len) = socket_addr_to_raw(&addr);
     // SAFETY: `storage` holds a sockaddr of the family `domain`, `len` bytes long.
@@ -169,21 +180,24 @@ pub fn udp_socket(addr: SocketAddr, ipv6_only: bool, reuse_addr: bool) -> io::Re
 /// Anything else, a closed fd included, is `EINVAL`, as node:cluster answers
 /// a `bind({ fd })` whose fd is not UDP. `fd` itself is left open: it is not ours.
 pub fn udp_from_fd(fd: RawFd) -> io::Result<OwnedFd> {
-    let is_dgram = socket_type(fd).is_ok_and(|kind| kind == libc::SOCK_DGRAM);
-    if !is_dgram || !matches!(local_addr(fd), Ok(LocalAddr::Inet(_))) {
+    // A copy first: from then on the socket is ours, whatever the app does
+    // with its number. A closed fd is EBADF here, and EINVAL below.
+    let copy = dup_raw_cloexec(fd).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let is_dgram = socket_type(copy.as_fd()).is_ok_and(|kind| kind == libc::SOCK_DGRAM);
+    if !is_dgram || !matches!(local_addr(copy.as_fd()), Ok(LocalAddr::Inet(_))) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    dup_cloexec(fd)
+    Ok(copy)
 }
 
 /// `SO_TYPE` of a socket: `SOCK_STREAM`, `SOCK_DGRAM`, ...
-fn socket_type(fd: RawFd) -> io::Result<libc::c_int> {
+fn socket_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
     let mut kind: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: the option value points at a live c_int and `len` holds its size.
     unsafe {
         syscall!(getsockopt(
-            fd,
+            fd.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_TYPE,
             &mut kind as *mut libc::c_int as *mut libc::c_void,
@@ -198,16 +212,21 @@ fn socket_type(fd: RawFd) -> io::Result<libc::c_int> {
 /// that is not a stream socket (or not open) is `EINVAL`, as Node answers for
 /// handle types a server cannot use.
 pub fn listener_from_fd(fd: RawFd, backlog: i32) -> io::Result<OwnedFd> {
-    match socket_type(fd) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTSOCK) | Some(libc::EBADF)) => {
+    // A copy first: from then on the socket is ours, whatever the app does
+    // with its number.
+    let copy = match dup_raw_cloexec(fd) {
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        other => other?,
+    };
+    match socket_type(copy.as_fd()) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         Err(e) => return Err(e),
         Ok(kind) if kind != libc::SOCK_STREAM => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
         Ok(_) => {}
     }
-    let copy = dup_cloexec(fd)?;
-    set_nonblocking(copy.as_raw_fd(), true)?;
+    set_nonblocking(copy.as_fd(), true)?;
     // SAFETY: `copy` is an open stream socket; listen on a listening socket
     // only updates its backlog.
     unsafe {
@@ -267,13 +286,13 @@ pub fn unlink(path: &Path) {
 }
 
 /// The address a listening socket is bound to.
-pub fn local_addr(fd: RawFd) -> io::Result<LocalAddr> {
+pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is writable for `len` bytes, and `len` is passed by pointer.
     unsafe {
-        syscall!(getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len))?;
+        syscall!(getsockname(fd.as_raw_fd(), &mut storage as *mut _ as *mut libc::sockaddr, &mut len))?;
     }
     raw_to_local_addr(&storage, len)
 }
@@ -355,11 +374,11 @@ pub fn unspecified(v6: bool) -> IpAddr {
 }
 
 /// Accepts one connection, close-on-exec and non-blocking.
-pub fn accept(listener: RawFd) -> io::Result<OwnedFd> {
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: null address pointers are allowed: we do not want the peer address.
     let fd = unsafe {
         syscall!(accept4(
-            listener,
+            listener.as_raw_fd(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
             libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK
@@ -370,23 +389,44 @@ pub fn accept(listener: RawFd) -> io::Result<OwnedFd> {
 
 /// Sends one message, with `fds` attached as `SCM_RIGHTS` when there are any.
 /// Never blocks and never raises `SIGPIPE`.
-pub fn send_message(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    debug_assert!(fds.len() <= MAX_FDS_PER_MESSAGE);
-    let iov = [io::IoSlice::new(bytes)];
-    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
-    let sent = if fds.is_empty() {
-        sendmsg::<()>(sock, &iov, &[], flags, None)
-    } else {
-        sendmsg::<()>(sock, &iov, &[ControlMessage::ScmRights(fds)], flags, None)
-    };
-    match sent {
-        // SEQPACKET sends a whole message or nothing.
-        Ok(n) => {
-            debug_assert_eq!(n, bytes.len());
-            Ok(())
+pub fn send_message(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    assert!(fds.len() <= MAX_FDS_PER_MESSAGE, "more fds than one SCM_RIGHTS message carries");
+    let mut cmsg_space = [0u64; CMSG_WORDS];
+    let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut libc::c_void, iov_len: bytes.len() };
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let payload = mem::size_of_val(fds) as libc::c_uint;
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
+        debug_assert!(space <= mem::size_of_val(&cmsg_space));
+        msg.msg_control = cmsg_space.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = space as _;
+        // SAFETY: `msg_control` points at `cmsg_space`, zeroed, aligned for
+        // cmsghdr and at least `space` bytes long, so the first header and its
+        // `payload` bytes of data lie inside it. BorrowedFd is a transparent
+        // RawFd, and each is open for the duration of the call.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as _;
+            let data = libc::CMSG_DATA(cmsg) as *mut RawFd;
+            for (i, fd) in fds.iter().enumerate() {
+                std::ptr::write_unaligned(data.add(i), fd.as_raw_fd());
+            }
         }
-        Err(errno) => Err(io::Error::from_raw_os_error(errno as i32)),
     }
+    // SAFETY: `msg` points at `iov` (backed by `bytes`, which sendmsg only
+    // reads) and at `cmsg_space`; both outlive the call.
+    let sent = unsafe {
+        syscall!(sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT))?
+    };
+    // SEQPACKET sends a whole message or nothing.
+    debug_assert_eq!(sent as usize, bytes.len());
+    Ok(())
 }
 
 /// What one non-blocking receive produced.
@@ -412,7 +452,7 @@ const CMSG_WORDS: usize = (MAX_FDS_PER_MESSAGE * mem::size_of::<RawFd>() + 64) /
 /// did not all fit (`MSG_CTRUNC`: out of descriptors) is `FdsLost`, and
 /// whatever fds did arrive are closed; a truncated payload (`MSG_TRUNC`) is an
 /// error (docs/DESIGN.md §3.10).
-pub fn recv_message(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Recv> {
+pub fn recv_message(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Recv> {
     let mut cmsg_space = [0u64; CMSG_WORDS];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
     // SAFETY: msghdr is plain old data; all-zero is a valid value.
@@ -424,7 +464,7 @@ pub fn recv_message(sock: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::
 
     // SAFETY: `msg` points at `iov` (backed by `buf`) and at `cmsg_space`; both
     // outlive the call and their lengths are the buffers' real sizes.
-    let n = match unsafe { syscall!(recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT)) } {
+    let n = match unsafe { syscall!(recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT)) } {
         Ok(n) => n as usize,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Recv::WouldBlock),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Recv::WouldBlock),
@@ -474,8 +514,8 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
 }
 
 /// Waits until `fd` becomes writable, for at most `timeout_ms`.
-pub fn wait_writable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = [libc::pollfd { fd, events: libc::POLLOUT, revents: 0 }];
+pub fn wait_writable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = [libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 }];
     Ok(poll(&mut pfd, timeout_ms)? > 0)
 }
 
@@ -509,8 +549,11 @@ impl Waker {
         let _ = unsafe { syscall!(read(self.fd.as_raw_fd(), &mut value as *mut u64 as *mut libc::c_void, 8)) };
     }
 
-    pub fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+}
+
+impl AsFd for Waker {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

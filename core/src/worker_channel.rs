@@ -1,6 +1,6 @@
 //! A worker's end of its private channel to the primary.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 use crate::sys::{self, Recv, MAX_FDS_PER_MESSAGE};
@@ -49,8 +49,8 @@ impl WorkerChannel {
     /// again so processes this worker spawns do not inherit it (they would hold
     /// the channel open and hide this worker's death from the primary).
     pub fn new(sock: OwnedFd) -> Result<Self> {
-        sys::set_cloexec(sock.as_raw_fd()).map_err(|e| Error::io("fcntl(FD_CLOEXEC)", e))?;
-        sys::set_nonblocking(sock.as_raw_fd(), true).map_err(|e| Error::io("fcntl(O_NONBLOCK)", e))?;
+        sys::set_cloexec(sock.as_fd()).map_err(|e| Error::io("fcntl", e))?;
+        sys::set_nonblocking(sock.as_fd(), true).map_err(|e| Error::io("fcntl", e))?;
         Ok(WorkerChannel { sock, buf: vec![0; MAX_MESSAGE_LEN], out: Vec::with_capacity(MAX_MESSAGE_LEN) })
     }
 
@@ -61,7 +61,7 @@ impl WorkerChannel {
     /// Receives one message without blocking.
     pub fn recv(&mut self) -> Result<Received> {
         let mut fds = Vec::new();
-        let n = match sys::recv_message(self.sock.as_raw_fd(), &mut self.buf, &mut fds)
+        let n = match sys::recv_message(self.sock.as_fd(), &mut self.buf, &mut fds)
             .map_err(|e| Error::io("recvmsg", e))?
         {
             Recv::Message(n) => n,
@@ -103,15 +103,21 @@ impl WorkerChannel {
 
     fn send_out(&self) -> Result<()> {
         loop {
-            match sys::send_message(self.sock.as_raw_fd(), &self.out, &[]) {
+            match sys::send_message(self.sock.as_fd(), &self.out, &[]) {
                 Ok(()) => return Ok(()),
                 Err(e) if sys::is_full(&e) => {
-                    if !sys::wait_writable(self.sock.as_raw_fd(), SEND_TIMEOUT_MS).map_err(|e| Error::io("poll", e))? {
-                        return Err(Error::io("send to the primary", e));
+                    if !sys::wait_writable(self.sock.as_fd(), SEND_TIMEOUT_MS).map_err(|e| Error::io("poll", e))? {
+                        return Err(Error::io("sendmsg", e));
                     }
                 }
-                Err(e) => return Err(Error::io("send to the primary", e)),
+                Err(e) => return Err(Error::io("sendmsg", e)),
             }
         }
+    }
+}
+
+impl AsFd for WorkerChannel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }

@@ -3,7 +3,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use common::*;
 use rcluster_core::wire::{ACCEPTED, REJECTED};
@@ -252,8 +252,8 @@ fn shared_mode_hands_each_worker_the_listening_socket() {
         assert_eq!(listener, id);
         let _client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         // The worker accepts on it itself; the primary never does.
-        rcluster_core::sys::set_nonblocking(fd.as_raw_fd(), false).unwrap();
-        let conn = rcluster_core::sys::accept(fd.as_raw_fd()).unwrap();
+        rcluster_core::sys::set_nonblocking(fd.as_fd(), false).unwrap();
+        let conn = rcluster_core::sys::accept(fd.as_fd()).unwrap();
         assert!(conn.as_raw_fd() >= 0);
     }
 }

@@ -33,7 +33,7 @@ fn a_shared_listen_that_cannot_copy_the_socket_fails_cleanly() {
     // number, so with the limit just above it the bind gets that number and
     // the copy for the worker finds none.
     let lowest_free = {
-        let probe = sys::dup_cloexec(0).unwrap();
+        let probe = sys::dup_cloexec(std::os::fd::AsFd::as_fd(&std::io::stdin())).unwrap();
         use std::os::fd::AsRawFd;
         probe.as_raw_fd() as libc::rlim_t
     };

@@ -33,7 +33,7 @@ fn a_worker_out_of_fds_refuses_what_it_could_not_receive_and_gets_it_again_later
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let original = fd_limit();
-    let lowest_free = sys::dup_cloexec(0).unwrap().as_raw_fd() as libc::rlim_t;
+    let lowest_free = sys::dup_cloexec(std::os::fd::AsFd::as_fd(&std::io::stdin())).unwrap().as_raw_fd() as libc::rlim_t;
     set_fd_limit(&libc::rlimit { rlim_cur: lowest_free, rlim_max: original.rlim_max });
     let mut lost = 0;
     for w in [&mut a, &mut b] {

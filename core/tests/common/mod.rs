@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rcluster_core::sys;
@@ -22,7 +22,9 @@ impl TestWorker {
         let raw = dispatcher.open_channel(id).unwrap();
         // Stand-in for the fork: the "child" gets its own copy of the worker end,
         // then the primary closes its copy, exactly as after a real spawn.
-        let copy = sys::dup_cloexec(raw).unwrap();
+        // SAFETY: the dispatcher keeps the worker's end open until
+        // `release_child_end`, below.
+        let copy = sys::dup_cloexec(unsafe { BorrowedFd::borrow_raw(raw) }).unwrap();
         dispatcher.release_child_end(id);
         TestWorker { id, channel: WorkerChannel::new(copy).unwrap() }
     }

@@ -1,0 +1,131 @@
+//! The JS thread's side of the dispatcher: the handle it holds and the
+//! commands it sends to the dispatcher thread.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use super::event_loop::EventLoop;
+use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
+use crate::error::{Error, Result};
+use crate::peer::WorkerId;
+use crate::sys::{self, Waker};
+
+/// What the JS thread asks of the dispatcher thread.
+pub(super) enum Command {
+    AddPeer(WorkerId, OwnedFd),
+    RemovePeer(WorkerId),
+    Withdraw(WorkerId, Emptied),
+    Listen(ListenRequest, Sender<Result<ListenOutcome>>),
+    Stats(Sender<Stats>),
+    Stop,
+}
+
+/// The JS thread's handle on the dispatcher thread.
+pub struct Dispatcher {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+    /// Worker ends of channels whose process is being spawned. The primary
+    /// closes its copy right after the spawn, or it would never see the
+    /// worker's end hang up when the worker dies (docs/DESIGN.md §1).
+    child_ends: Mutex<HashMap<WorkerId, OwnedFd>>,
+}
+
+impl Dispatcher {
+    pub fn start(config: Config) -> Result<Self> {
+        let waker = Arc::new(Waker::new().map_err(|e| Error::io("eventfd", e))?);
+        let (commands, inbox) = crossbeam_channel::unbounded();
+        let event_loop = EventLoop::new(config, inbox, Arc::clone(&waker));
+        let thread = std::thread::Builder::new()
+            .name("rcluster-dispatch".into())
+            .spawn(move || {
+                // A dispatcher that died quietly would leave the primary up
+                // with nobody accepting: an outage that looks healthy. A broken
+                // invariant here takes the primary down loudly instead, as a
+                // failed internal assertion does in Node.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
+                    eprintln!("rcluster: the dispatcher thread panicked; aborting the primary");
+                    std::process::abort();
+                }
+            })
+            .map_err(|e| Error::io("pthread_create", e))?;
+        Ok(Dispatcher { commands, waker, thread: Some(thread), child_ends: Mutex::new(HashMap::new()) })
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Stopped)?;
+        self.waker.wake().map_err(|e| Error::io("write", e))
+    }
+
+    /// Creates the private channel of a worker about to be spawned and returns
+    /// the raw fd of the worker's end, to be passed as an extra stdio slot. The
+    /// dispatcher owns that fd until `release_child_end`.
+    pub fn open_channel(&self, worker: WorkerId) -> Result<RawFd> {
+        let (primary_end, worker_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
+        let raw = worker_end.as_raw_fd();
+        {
+            let mut child_ends = self.child_ends.lock();
+            // Checked before inserting: replacing the entry would close the
+            // end a live worker is being spawned with.
+            if child_ends.contains_key(&worker) {
+                return Err(Error::InvalidArgument(format!("worker {worker} already has a channel")));
+            }
+            child_ends.insert(worker, worker_end);
+        }
+        self.send(Command::AddPeer(worker, primary_end))?;
+        Ok(raw)
+    }
+
+    /// Closes the primary's copy of a worker's end, once the spawn has
+    /// duplicated it into the child (or the spawn failed).
+    pub fn release_child_end(&self, worker: WorkerId) {
+        self.child_ends.lock().remove(&worker);
+    }
+
+    /// Binds (or joins) the socket for `request.key` and puts the worker in its
+    /// rotation. Blocks the caller only for the round trip to the dispatcher thread.
+    pub fn listen(&self, request: ListenRequest) -> Result<ListenOutcome> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Listen(request, reply))?;
+        answer.recv().map_err(|_| Error::Stopped)?
+    }
+
+    /// Forgets a worker (it exited or disconnected). Connections it had not
+    /// acknowledged go to the other workers. Idempotent.
+    pub fn remove_worker(&self, worker: WorkerId) -> Result<()> {
+        self.release_child_end(worker);
+        self.send(Command::RemovePeer(worker))
+    }
+
+    /// Takes a worker out of every rotation, as Node's `removeHandlesForWorker`
+    /// does when the primary disconnects it: it gets no new connections.
+    /// A listener it was the last member of closes now (`Emptied::Close`), or
+    /// stays open and holds connections for a replacement on its way
+    /// (`Emptied::Hold`, as after a worker's death). Unlike `remove_worker`,
+    /// the worker stays connected: what it was already sent, it still answers.
+    pub fn withdraw(&self, worker: WorkerId, emptied: Emptied) -> Result<()> {
+        self.send(Command::Withdraw(worker, emptied))
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Stats(reply))?;
+        answer.recv().map_err(|_| Error::Stopped)
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        if self.send(Command::Stop).is_ok() {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+

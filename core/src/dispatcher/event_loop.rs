@@ -1,0 +1,450 @@
+//! The dispatcher thread: one `poll` loop over the waker, every worker's
+//! channel and the listening sockets that want accepting. It does the I/O and
+//! feeds each listener's scheduling policy; the policies decide who gets what.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use super::command::Command;
+use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
+use crate::error::{Error, Result};
+use crate::handle::{with_ask, ListenHandle};
+use crate::listener;
+use crate::peer::{Peer, PeerState, WorkerId};
+use crate::sys::{self, Recv, Waker};
+use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
+
+/// What one entry of the poll set stands for.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Waker,
+    Peer(WorkerId),
+    Handle(ListenerId),
+}
+
+/// What the last `poll` said about a listening socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Readiness {
+    /// Not in the poll set (no worker could take a connection then, or
+    /// paused): worth trying, since credit may be back now.
+    NotPolled,
+    /// Polled and found with nothing to accept: skipped.
+    Idle,
+    Readable,
+}
+
+pub(super) struct EventLoop {
+    config: Config,
+    inbox: Receiver<Command>,
+    waker: Arc<Waker>,
+    peers: HashMap<WorkerId, Peer>,
+    handles: HashMap<ListenerId, ListenHandle>,
+    keys: HashMap<String, ListenerId>,
+    next_listener: ListenerId,
+    pollfds: Vec<libc::pollfd>,
+    slots: Vec<Slot>,
+    readiness: HashMap<ListenerId, Readiness>,
+}
+
+impl EventLoop {
+    pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>) -> Self {
+        EventLoop {
+            config,
+            inbox,
+            waker,
+            peers: HashMap::new(),
+            handles: HashMap::new(),
+            keys: HashMap::new(),
+            next_listener: 1,
+            pollfds: Vec::new(),
+            slots: Vec::new(),
+            readiness: HashMap::new(),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        loop {
+            self.build_pollset();
+            let timeout = self.poll_timeout();
+            if let Err(e) = sys::poll(&mut self.pollfds, timeout) {
+                eprintln!("rcluster: poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            self.readiness.clear();
+            for i in 0..self.pollfds.len() {
+                let revents = self.pollfds[i].revents;
+                match self.slots[i] {
+                    Slot::Waker => {
+                        if revents != 0 {
+                            self.waker.drain();
+                            if !self.run_commands() {
+                                return;
+                            }
+                        }
+                    }
+                    Slot::Peer(id) => {
+                        if revents != 0 {
+                            self.on_peer_event(id, revents);
+                        }
+                    }
+                    Slot::Handle(id) => {
+                        let readiness = if revents != 0 { Readiness::Readable } else { Readiness::Idle };
+                        self.readiness.insert(id, readiness);
+                    }
+                }
+            }
+            self.reap_dead_peers();
+            self.dispatch();
+            self.flush();
+            self.reap_dead_peers();
+            let now = Instant::now();
+            for peer in self.peers.values_mut() {
+                peer.track_fullness(self.config.window, now);
+            }
+        }
+    }
+
+    fn build_pollset(&mut self) {
+        self.pollfds.clear();
+        self.slots.clear();
+        let now = Instant::now();
+        self.pollfds.push(libc::pollfd { fd: self.waker.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        self.slots.push(Slot::Waker);
+        for peer in self.peers.values() {
+            let mut events = libc::POLLIN;
+            if peer.wants_writable() {
+                events |= libc::POLLOUT;
+            }
+            self.pollfds.push(libc::pollfd { fd: peer.channel_fd().as_raw_fd(), events, revents: 0 });
+            self.slots.push(Slot::Peer(peer.id));
+        }
+        for handle in self.handles.values_mut() {
+            handle.resume_if_due(now);
+            // Only watch a listening socket while some worker can take a
+            // connection, or to hold connections while no worker listens:
+            // otherwise the kernel's queue holds them (never close a
+            // connection because everyone is busy, docs/DESIGN.md §3.4).
+            let wants = with_ask(&self.peers, self.config.window, now, |ask| {
+                handle.wants_accept(ask, self.config.queue_limit)
+            });
+            if wants {
+                self.pollfds.push(libc::pollfd { fd: handle.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                self.slots.push(Slot::Handle(handle.id()));
+            }
+        }
+    }
+
+    /// How long to sleep in poll: not at all while queued connections can
+    /// move; otherwise until the next pause ends or a full worker turns stalled
+    /// (then the rotation may pass over it), or indefinitely.
+    fn poll_timeout(&self) -> i32 {
+        let now = Instant::now();
+        let movable = with_ask(&self.peers, self.config.window, now, |ask| {
+            self.handles.values().any(|h| h.pending_can_move(ask))
+        });
+        if movable {
+            return 0;
+        }
+        let stall = self.config.stall;
+        let wake_ups = self
+            .handles
+            .values()
+            .filter_map(|h| h.paused_until())
+            .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
+            .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now));
+        match wake_ups.min() {
+            None => -1,
+            Some(at) => at.saturating_duration_since(now).as_millis().clamp(1, i32::MAX as u128) as i32,
+        }
+    }
+
+    /// Runs queued commands; false means stop.
+    fn run_commands(&mut self) -> bool {
+        while let Ok(command) = self.inbox.try_recv() {
+            match command {
+                Command::AddPeer(id, channel) => match Peer::new(id, channel) {
+                    Ok(peer) => {
+                        if let Some(mut old) = self.peers.insert(id, peer) {
+                            // Ids are never reused; if one were, the old channel is dead to us.
+                            old.mark_dead();
+                        }
+                    }
+                    Err(e) => eprintln!("rcluster: cannot use the channel of worker {id}: {e}"),
+                },
+                Command::RemovePeer(id) => {
+                    if let Some(peer) = self.peers.get_mut(&id) {
+                        peer.mark_dead();
+                    }
+                }
+                Command::Withdraw(id, emptied) => self.withdraw(id, emptied),
+                Command::Listen(request, reply) => {
+                    let _ = reply.send(self.listen(request));
+                }
+                Command::Stats(reply) => {
+                    let _ = reply.send(Stats::collect(&self.handles, &self.peers));
+                }
+                Command::Stop => return false,
+            }
+        }
+        true
+    }
+
+    fn listen(&mut self, request: ListenRequest) -> Result<ListenOutcome> {
+        if !self.peers.get(&request.worker).is_some_and(|p| p.state() != PeerState::Dead) {
+            return Err(Error::InvalidArgument(format!("worker {} has no open channel", request.worker)));
+        }
+        let (id, created) = match self.keys.get(&request.key) {
+            Some(id) => (*id, false),
+            None => {
+                let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+                let id = self.next_listener;
+                self.next_listener += 1;
+                let handle = ListenHandle::new(
+                    id,
+                    request.key.clone(),
+                    request.mode,
+                    socket,
+                    request.spec.socket_type(),
+                    self.config.stall,
+                );
+                self.handles.insert(id, handle);
+                self.keys.insert(request.key, id);
+                (id, true)
+            }
+        };
+        let handle = self.handles.get_mut(&id).expect("a key always names a live handle");
+        // SCHED_NONE: the worker gets its own copy of the listening socket.
+        // If that fails, it does not become a member, and a socket bound just
+        // for it is closed again rather than left holding the port.
+        let shared_fd = if handle.shares_socket() {
+            match sys::dup_cloexec(handle.fd()) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    if created {
+                        self.close_handle(id);
+                    }
+                    return Err(Error::io("dup", e));
+                }
+            }
+        } else {
+            None
+        };
+        handle.add(request.worker);
+        let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created };
+        if let Some(fd) = shared_fd {
+            let peer = self.peers.get_mut(&request.worker).expect("checked above");
+            peer.push_shared(id, fd);
+            // Sent before the reply goes out on the IPC channel; the worker
+            // copes with either order anyway.
+            let flushed = peer.flush();
+            debug_assert!(flushed.returned.is_empty(), "nothing was queued for dispatch");
+        }
+        Ok(outcome)
+    }
+
+    fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {
+        if revents & libc::POLLOUT != 0 {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.on_writable();
+            }
+        }
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            self.read_peer(id);
+        }
+    }
+
+    /// Reads every message a worker sent. End of file means the worker is
+    /// gone: this is how a worker's death is seen while the primary's JS is busy.
+    fn read_peer(&mut self, id: WorkerId) {
+        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            let received = sys::recv_message(peer.channel_fd(), &mut buf, &mut fds);
+            let failure = match received {
+                Ok(Recv::WouldBlock) => return,
+                Ok(Recv::Closed) => None,
+                Ok(Recv::Message(n)) if fds.is_empty() => match ToPrimary::decode(&buf[..n]) {
+                    Ok(ToPrimary::Reply { statuses }) => {
+                        self.on_reply(id, statuses);
+                        continue;
+                    }
+                    Ok(ToPrimary::Leave { listener }) => {
+                        self.on_leave(id, listener);
+                        continue;
+                    }
+                    Err(e) => Some(e.to_string()),
+                },
+                Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failure {
+                eprintln!("rcluster: dropping worker {id}'s channel: {why}");
+            }
+            fds.clear();
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.mark_dead();
+            }
+            return;
+        }
+    }
+
+    fn on_reply(&mut self, id: WorkerId, statuses: &[u8]) {
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let mut refused = Vec::new();
+        for status in statuses {
+            let Some(conn) = peer.take_acknowledged() else {
+                eprintln!("rcluster: worker {id} acknowledged more connections than it was sent");
+                peer.mark_dead();
+                break;
+            };
+            if *status == ACCEPTED {
+                peer.count_accepted();
+                // The worker owns a socket for it now: our copy closes here.
+                drop(conn);
+            } else {
+                refused.push(conn);
+            }
+        }
+        for conn in refused.into_iter().rev() {
+            // A connection whose socket closed meanwhile closes with it.
+            if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                handle.requeue_refused(conn, id, now);
+            }
+        }
+    }
+
+    /// A worker's server is closing: take the worker out of that rotation and
+    /// confirm with `LEFT`, after which nothing more for it is sent (the worker
+    /// refuses, and we re-dispatch, whatever arrives before that).
+    fn on_leave(&mut self, id: WorkerId, listener: ListenerId) {
+        let last = match self.handles.get_mut(&listener) {
+            Some(handle) => handle.remove(id) && handle.is_empty(),
+            None => false,
+        };
+        if last {
+            self.close_handle(listener);
+        }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.push_left(listener);
+        }
+    }
+
+    fn withdraw(&mut self, id: WorkerId, emptied: Emptied) {
+        let now_empty: Vec<ListenerId> = self
+            .handles
+            .values_mut()
+            .filter_map(|handle| (handle.remove(id) && handle.is_empty()).then_some(handle.id()))
+            .collect();
+        for listener in now_empty {
+            match emptied {
+                Emptied::Close => self.close_handle(listener),
+                Emptied::Hold => self.hold(listener),
+            }
+        }
+    }
+
+    /// Keeps a socket no worker listens on any more open: from now on this
+    /// thread accepts from it and holds the connections (`dispatch`).
+    fn hold(&mut self, listener: ListenerId) {
+        let Some(handle) = self.handles.get(&listener) else { return };
+        if handle.is_shared_stream() {
+            // The workers shared its file description and may have made it
+            // blocking; a blocking accept would stall every socket.
+            if let Err(e) = sys::set_nonblocking(handle.fd(), true) {
+                eprintln!("rcluster: cannot make {} non-blocking: {e}", handle.key());
+            }
+        }
+    }
+
+    fn close_handle(&mut self, listener: ListenerId) {
+        if let Some(handle) = self.handles.remove(&listener) {
+            self.keys.remove(handle.key());
+            handle.close();
+        }
+    }
+
+    /// Removes dead workers. What they were sent but never acknowledged goes
+    /// back to the front of its listener's queue for another worker.
+    fn reap_dead_peers(&mut self) {
+        let dead: Vec<WorkerId> =
+            self.peers.values().filter(|p| p.state() == PeerState::Dead).map(|p| p.id).collect();
+        for id in dead {
+            let mut peer = self.peers.remove(&id).expect("listed above");
+            // Unlike Node, a socket whose last worker died stays open: its
+            // connections wait (up to the queue timeout) for a replacement to
+            // listen on the same key. Only a deliberate close by every worker
+            // (LEAVE) frees the port.
+            self.withdraw(id, Emptied::Hold);
+            for conn in peer.take_all().into_iter().rev() {
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.push_pending_front(conn);
+                }
+            }
+        }
+    }
+
+    /// Gives queued connections out first, then accepts new ones, in turn,
+    /// to workers with credit. A socket nobody listens on any more has its
+    /// connections accepted and held for the next worker.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        let window = self.config.window;
+        for handle in self.handles.values_mut() {
+            handle.deal_pending(&mut self.peers, window, now, self.config.queue_timeout);
+            let readiness = self.readiness.get(&handle.id()).copied().unwrap_or(Readiness::NotPolled);
+            if readiness == Readiness::Idle || !handle.accepts_now() {
+                continue;
+            }
+            let holding = handle.is_empty();
+            for _ in 0..self.config.accept_batch {
+                let pick = if holding {
+                    if handle.pending_len() >= self.config.queue_limit {
+                        break;
+                    }
+                    None
+                } else {
+                    match with_ask(&self.peers, window, now, |ask| handle.pick_new(ask)) {
+                        Some(pick) => Some(pick),
+                        None => break,
+                    }
+                };
+                match handle.accept() {
+                    Ok(conn) => match pick {
+                        Some(pick) => {
+                            let worker = handle.commit_new(pick);
+                            self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                        }
+                        None => handle.push_pending_back(conn),
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if sys::is_transient_accept_error(&e) => continue,
+                    Err(e) => {
+                        if !sys::is_resource_exhausted(&e) {
+                            eprintln!("rcluster: accept on {} failed: {e}", handle.key());
+                        }
+                        handle.pause(Instant::now() + self.config.exhausted_pause);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for peer in self.peers.values_mut() {
+            let flushed = peer.flush();
+            for conn in flushed.returned.into_iter().rev() {
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.push_pending_front(conn);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The primary's native dispatcher: one thread that owns every shared
+//! listening socket and every worker channel, accepts connections and deals
+//! them out. The primary's JS thread only sends it commands (new worker, listen,
+//! remove), so a busy JS event loop never delays a connection (docs/DESIGN.md §2).
+//!
+//! - [`command`]: the JS thread's handle ([`Dispatcher`]) and the commands it sends;
+//! - [`event_loop`]: the thread itself, which only does I/O and feeds each
+//!   listener's scheduling policy ([`crate::policy`]);
+//! - [`stats`]: what `stats()` reports.
+
+use std::time::Duration;
+
+use crate::listener::ListenSpec;
+use crate::peer::WorkerId;
+use crate::policy::Mode;
+use crate::sys::LocalAddr;
+use crate::wire::ListenerId;
+
+mod command;
+mod event_loop;
+mod stats;
+
+pub use command::Dispatcher;
+pub use stats::{ListenerStats, Stats, WorkerStats};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most connections a worker may hold unacknowledged. A hung worker
+    /// strands at most this many; the others keep serving (docs/DESIGN.md §3.2).
+    pub window: usize,
+    /// Most connections accepted from one listener per wake-up, so one busy
+    /// port cannot starve the others or the command queue.
+    pub accept_batch: usize,
+    /// How long round-robin waits for the worker whose turn it is when that
+    /// worker's window is full, before passing over it. A healthy worker frees
+    /// its window within one event-loop turn, so the rotation stays exact; a
+    /// hung one costs this wait once, then is passed over until it replies.
+    pub stall: Duration,
+    /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
+    /// queue holds connections meanwhile, and the thread does not spin.
+    pub exhausted_pause: Duration,
+    /// Longest a connection may wait in the primary for a worker to take it:
+    /// while no worker listens on its socket (they all died; replacements are
+    /// coming), or while every worker refuses it (`maxConnections`). Then it
+    /// is closed, never leaked.
+    pub queue_timeout: Duration,
+    /// Most connections held per socket while no worker listens on it; past
+    /// that, the kernel's listen queue holds the rest.
+    pub queue_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            window: 8,
+            accept_batch: 64,
+            stall: Duration::from_millis(50),
+            exhausted_pause: Duration::from_millis(50),
+            queue_timeout: Duration::from_secs(30),
+            queue_limit: 1024,
+        }
+    }
+}
+
+/// What becomes of a socket whose last worker leaves its rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emptied {
+    /// Closed, and the port freed: a deliberate close by every worker.
+    Close,
+    /// Kept open; the primary holds its connections for the next worker to
+    /// listen on it (up to `Config::queue_timeout`).
+    Hold,
+}
+
+/// A worker's request to listen, already parsed.
+#[derive(Clone, Debug)]
+pub struct ListenRequest {
+    pub worker: WorkerId,
+    /// Node's handle key: `address:port:addressType:fd:index`. Requests with
+    /// the same key share one socket.
+    pub key: String,
+    pub spec: ListenSpec,
+    /// The scheduling policy, if this request binds the socket. A datagram
+    /// socket is always `Shared`, whatever the policy, as in node:cluster.
+    pub mode: Mode,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenOutcome {
+    pub listener: ListenerId,
+    pub local: LocalAddr,
+    /// True when this request bound the socket (the first worker on the key).
+    pub created: bool,
+}
+

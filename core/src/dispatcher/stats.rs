@@ -1,0 +1,56 @@
+//! What the dispatcher reports about its listeners and workers.
+
+use std::collections::HashMap;
+
+use crate::handle::ListenHandle;
+use crate::peer::{Peer, WorkerId};
+use crate::wire::ListenerId;
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub listeners: Vec<ListenerStats>,
+    pub workers: Vec<WorkerStats>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListenerStats {
+    pub id: ListenerId,
+    pub key: String,
+    pub members: Vec<WorkerId>,
+    pub accepted: u64,
+    pub pending: usize,
+    /// Connections closed after waiting longer than `Config::queue_timeout`.
+    pub expired: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerStats {
+    pub id: WorkerId,
+    pub in_flight: usize,
+    pub accepted: u64,
+}
+
+
+impl Stats {
+    /// A snapshot of the dispatcher thread's state, sorted by id.
+    pub(super) fn collect(handles: &HashMap<ListenerId, ListenHandle>, peers: &HashMap<WorkerId, Peer>) -> Stats {
+        let mut listeners: Vec<ListenerStats> = handles
+            .values()
+            .map(|h| ListenerStats {
+                id: h.id(),
+                key: h.key().to_string(),
+                members: h.members(),
+                accepted: h.accepted_total(),
+                pending: h.pending_len(),
+                expired: h.expired_total(),
+            })
+            .collect();
+        listeners.sort_by_key(|l| l.id);
+        let mut workers: Vec<WorkerStats> = peers
+            .values()
+            .map(|p| WorkerStats { id: p.id, in_flight: p.in_flight(), accepted: p.accepted_total() })
+            .collect();
+        workers.sort_by_key(|w| w.id);
+        Stats { listeners, workers }
+    }
+}
