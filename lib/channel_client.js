@@ -11,9 +11,9 @@ const { wrapConnection } = require('./connection_handle');
 
 const debug = debuglog('rcluster');
 
-// The kinds of message the native Channel passes to its callback. Mirrors
-// src/worker.rs (and the primary-to-worker kinds of core/src/wire.rs).
-const ChannelMessageKind = { Closed: 0, Dispatch: 1, Shared: 2, Left: 3 };
+// The kinds of message the native Channel passes to its callback, defined
+// once in src/worker.rs and exported by the addon.
+const { ChannelMessageKind } = require('./native');
 
 class ChannelClient {
   /**

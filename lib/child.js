@@ -7,7 +7,7 @@
 // channel (lib/channel_client.js), and a SCHED_NONE socket's fd meets its
 // listen reply in lib/shared_socket_rendezvous.js.
 const assert = require('assert');
-const os = require('os');
+const { uvErrno } = require('./uv_constants');
 const path = require('path');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
@@ -33,7 +33,7 @@ const sharedSockets = new SharedSocketRendezvous();
 // How to leave each shared UDP socket this worker joined, by listener id.
 const datagramLeaves = new Map();
 
-const UV_EMFILE = -os.constants.errno.EMFILE;
+const UV_EMFILE = uvErrno('EMFILE');
 
 let channel = null; // a ChannelClient once the worker is set up
 // Set once the worker starts leaving the cluster: listens still waiting for

@@ -11,12 +11,10 @@
 // the primary sends with dgram's own bind({ fd, exclusive: true }), which opens
 // an fd in place. dgram then runs its own 'listening' and callback logic.
 const dgram = require('dgram');
-const { UV_UDP_REUSEADDR } = require('os').constants;
+const { UV_UDP_IPV6ONLY, UV_UDP_REUSEADDR } = require('./uv_constants');
 const { errnoException, exceptionWithHostPort } = require('./errors');
 const { closeFd } = require('./utils');
 
-// libuv's uv_udp_flags; not among os.constants.
-const UV_UDP_IPV6ONLY = 1;
 // dgram.js's bind states (lib/dgram.js).
 const BIND_STATE_UNBOUND = 0;
 const BIND_STATE_BINDING = 1;

@@ -5,7 +5,6 @@
 // pass through this process's JS event loop.
 const assert = require('assert');
 const { fork } = require('child_process');
-const path = require('path');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
@@ -15,6 +14,7 @@ const { Act, Env } = require('./protocol');
 const { manage } = require('./management');
 const { WorkerRecord } = require('./worker_record');
 const { validatePort, badPort } = require('./errors');
+const { uvErrno } = require('./uv_constants');
 
 const debug = debuglog('rcluster');
 const cluster = new EventEmitter();
@@ -22,7 +22,7 @@ const intercom = new EventEmitter();
 const SCHED_NONE = 1;
 const SCHED_RR = 2;
 // What a worker's listen fails with when the dispatcher, not the bind, failed.
-const UV_ECANCELED = -require('os').constants.errno.ECANCELED;
+const UV_ECANCELED = uvErrno('ECANCELED');
 // Inspector ports a worker may be given (Node's internal/util/inspector).
 const kMinPort = 1024;
 const kMaxPort = 65535;

@@ -1,6 +1,6 @@
 'use strict';
-// libuv's flags as Node's net and dgram pass them to a listen request
-// (`flags` of _listen2 and of dgram's bind), in one place. Node exports only
+// libuv's flags as Node's dgram passes them to a bind request (`flags`), in
+// one place for JS (the primary's core/src/node_query.rs decodes them). Node exports only
 // some of them (os.constants.UV_UDP_REUSEADDR); the others are libuv's
 // values, stable across its releases (uv.h: UV_TCP_IPV6ONLY, UV_UDP_IPV6ONLY).
 //
@@ -8,7 +8,6 @@
 // os.constants.errno (`-errno.EMFILE`), never as literal numbers.
 const { constants: { UV_UDP_REUSEADDR, errno } } = require('os');
 
-const UV_TCP_IPV6ONLY = 1;
 const UV_UDP_IPV6ONLY = 1;
 
 /** libuv's error number for an errno name, e.g. uvErrno('EMFILE') === -24 on Linux. */
@@ -18,4 +17,4 @@ function uvErrno(name) {
   return -n;
 }
 
-module.exports = { UV_TCP_IPV6ONLY, UV_UDP_IPV6ONLY, UV_UDP_REUSEADDR, uvErrno };
+module.exports = { UV_UDP_IPV6ONLY, UV_UDP_REUSEADDR, uvErrno };
