@@ -39,7 +39,8 @@ for (const { fixture, mode, nodeArgs, policy = 'rr' } of cases) {
       }
       if (ON_RCLUSTER) {
         assert.equal(f.isRcluster, true, `${who} runs rcluster`);
-        if (f.requireRcluster !== undefined) assert.equal(f.requireRcluster, true, `${who}: require('rcluster')`);
+        assert.equal(f.requireRcluster, true, `${who}: require('rcluster')`);
+        if ('importRcluster' in f) assert.equal(f.importRcluster, true, `${who}: import('rcluster')`);
       }
       // As under node:cluster, whose bootstrap deletes it.
       assert.equal(f.uniqueId, null, `${who}: process.env.NODE_UNIQUE_ID`);
