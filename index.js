@@ -17,9 +17,12 @@ if (globalThis[kCluster] === undefined) {
       detail: fallbackDetail,
     });
   } else {
+    // The cluster object is Node's own (lib/builtin.js): from here on,
+    // require('cluster') anywhere in this process gives rcluster.
     const { isWorker } = require('./lib/role').role();
     const cluster = isWorker ? require('./lib/child') : require('./lib/primary');
     if (isWorker) cluster._setupWorker();
+    require('./lib/builtin').syncExports();
     globalThis[kCluster] = cluster;
   }
 }

@@ -9,20 +9,22 @@
 const assert = require('assert');
 const { uvErrno } = require('./uv_constants');
 const path = require('path');
-const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper, closeFd } = require('./utils');
 const { role } = require('./role');
 const { ChannelClient } = require('./channel_client');
 const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
-const netHook = require('./net_hook');
-const dgramHook = require('./dgram_hook');
+const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
 const { Act } = require('./protocol');
+const builtin = require('./builtin');
 
 const debug = debuglog('rcluster');
-const cluster = new EventEmitter();
+// Node's own cluster object (lib/builtin.js): its lib/net.js and lib/dgram.js
+// then route a listen or bind through cluster._getServer() below, as in a
+// node:cluster worker.
+const cluster = builtin.claim(true);
 // This worker's open servers (net.Server or dgram.Socket) by the primary's
 // key, for worker.disconnect(), which closes them all.
 const openServers = new Map();
@@ -76,8 +78,6 @@ cluster._setupWorker = function() {
 
   process.on('internalMessage', internal(worker, onmessage));
   gracefulExit.install(worker, { closeServers, send });
-  netHook.install(cluster);
-  dgramHook.install(cluster);
   send({ act: Act.Online });
 
   function onmessage(message) {
@@ -96,10 +96,11 @@ function leaveEveryRotation() {
   for (const leave of datagramLeaves.values()) leave();
 }
 
-// `obj` is a net.Server or a dgram.Socket. `cb(errno, handle)`, as in
-// node:cluster: round-robin gives a faux handle; SCHED_NONE and UDP a shared
-// handle carrying the socket's fd (`{ fd, shared, adopt }` for net.js,
-// `{ fd, leave, close }` for dgram).
+// `obj` is a net.Server or a dgram.Socket; Node's lib/net.js and lib/dgram.js
+// call this with their own callbacks, as in a node:cluster worker.
+// `cb(errno, handle)`: round-robin gives a faux listening handle, SCHED_NONE
+// a TCP or Pipe server handle and UDP a UDP handle, each opened on the
+// primary's socket.
 cluster._getServer = function(obj, options, cb) {
   let address = options.address;
 
@@ -186,7 +187,17 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
       return cb(UV_EMFILE, null);
     }
     if (addressType === 'udp4' || addressType === 'udp6') {
-      // lib/dgram_hook.js opens the fd, and leaves when the socket closes.
+      const handle = datagramHandle(fd);
+      if (typeof handle === 'number') {
+        closeFd(fd);
+        channel.leave(listenerId);
+        removeIndexesKey(indexesKey, index);
+        return cb(handle, null);
+      }
+      // However the socket gets closed (close(), an AbortSignal,
+      // worker.disconnect(), or dgram closing what came after the socket
+      // closed), the worker comes off the key; the last one to leave frees
+      // the port.
       let joined = true;
       const leave = () => {
         if (!joined) return;
@@ -199,41 +210,33 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
       assert(openServers.has(key) === false);
       openServers.set(key, obj);
       datagramLeaves.set(listenerId, leave);
-      // Like the handle node:cluster gives dgram: code that wraps
-      // cluster._getServer passes on (err, handle), and dgram closes the
-      // handle if the socket closed meanwhile.
-      const shared = {
-        fd,
-        leave,
-        close() {
-          leave();
-          closeFd(fd);
-          return 0;
-        },
+      const close = handle.close;
+      handle.close = function() {
+        leave();
+        return close.apply(this, arguments);
       };
-      cb(0, shared);
+      cb(0, handle);
       return;
     }
-    // SCHED_NONE for a net.Server: lib/net_hook.js listens on `fd`, then
-    // calls adopt() (only the second argument reaches it if an app wraps
-    // cluster._getServer, as dgram's is wrapped above).
-    cb(0, { fd, shared: true, adopt: () => adoptSharedHandle(obj, message, listenerId, key, indexesKey, index) });
+    const handle = listeningHandle(fd);
+    if (typeof handle === 'number') {
+      closeFd(fd);
+      channel.leave(listenerId);
+      removeIndexesKey(indexesKey, index);
+      return cb(handle, null);
+    }
+    // net.js listens on it and keeps it as the server's handle. However it is
+    // closed (server.close(), a failed listen), the worker leaves the rotation.
+    const close = handle.close;
+    handle.close = function() {
+      leaveRotation(listenerId, key, indexesKey, index);
+      return close.apply(handle, arguments);
+    };
+    // Connections the primary held while no worker listened on this socket
+    // (all had died) come as dispatches; the server takes them as its own.
+    joinRotation(listenerId, key, obj, handle, message);
+    cb(0, handle);
   });
-}
-
-// A SCHED_NONE server now listens on its own copy of the primary's socket.
-function adoptSharedHandle(obj, message, listenerId, key, indexesKey, index) {
-  const handle = obj._handle;
-  if (!handle) return; // listening on it failed; the server reported it
-  // Keep track of when it's closed, to take the worker out of the rotation.
-  const close = handle.close;
-  handle.close = function() {
-    leaveRotation(listenerId, key, indexesKey, index);
-    return close.apply(handle, arguments);
-  };
-  // Connections the primary held while no worker listened on this socket
-  // (all had died) come as dispatches; the server takes them as its own.
-  joinRotation(listenerId, key, obj, handle, message);
 }
 
 // A server of this worker is open, and in the rotation of the primary's

@@ -3,6 +3,7 @@
 // handle (TCP or Pipe wrap) that libuv hands net.Server's onconnection, so the
 // app's server builds its net.Socket itself and every net.Server feature works.
 const net = require('net');
+const dgram = require('dgram');
 
 const SOCKET = 0; // TCPConstants.SOCKET / PipeConstants.SOCKET
 const ctors = { tcp: null, pipe: null };
@@ -37,4 +38,31 @@ function wrapConnection(fd, kind) {
   return handle;
 }
 
-module.exports = { wrapConnection };
+// A listening socket of the primary's (SCHED_NONE), as the server handle
+// Node's net.js listens on: what Node's own primary makes of a listen({ fd }),
+// and a node:cluster worker receives. Returns the handle or a libuv errno;
+// on an errno the fd is still the caller's.
+function listeningHandle(fd) {
+  return net._createServerHandle(null, null, null, fd);
+}
+
+// The primary's UDP socket, as the handle lib/dgram.js puts in place of its
+// own (it copies over lookup/bind/send, as for a node:cluster worker's).
+let UDP = null;
+function datagramHandle(fd) {
+  if (UDP === null) {
+    const socket = dgram.createSocket('udp4');
+    const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+    UDP = socket[state].handle.constructor;
+    socket.close();
+  }
+  const handle = new UDP();
+  const err = handle.open(fd);
+  if (err !== 0) {
+    handle.close();
+    return err;
+  }
+  return handle;
+}
+
+module.exports = { wrapConnection, listeningHandle, datagramHandle };

@@ -15,9 +15,12 @@ const { manage } = require('./management');
 const { WorkerRecord } = require('./worker_record');
 const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
+const builtin = require('./builtin');
 
 const debug = debuglog('rcluster');
-const cluster = new EventEmitter();
+// Node's own cluster object (lib/builtin.js), so that every require('cluster')
+// in this process is this one; a node:cluster worker keeps Node's.
+const cluster = builtin.claim(false) ?? new EventEmitter();
 const intercom = new EventEmitter();
 const SCHED_NONE = 1;
 const SCHED_RR = 2;
@@ -51,12 +54,35 @@ let debugPortOffset = 1;
 // worker's data is what every worker on that key gets, as in Node.
 const serverData = new Map();
 
-let schedulingPolicy = process.env.NODE_CLUSTER_SCHED_POLICY;
-if (schedulingPolicy === 'rr') schedulingPolicy = SCHED_RR;
-else if (schedulingPolicy === 'none') schedulingPolicy = SCHED_NONE;
-else schedulingPolicy = SCHED_RR;
+function policyFromEnv() {
+  const policy = process.env.NODE_CLUSTER_SCHED_POLICY;
+  if (policy === 'rr') return SCHED_RR;
+  if (policy === 'none') return SCHED_NONE;
+  return SCHED_RR;
+}
 
-cluster.schedulingPolicy = schedulingPolicy;
+// node:cluster reads NODE_CLUSTER_SCHED_POLICY when it loads, which in an ES
+// module app is before the app's own code runs (imports are hoisted,
+// nodejs/node#49240), so `process.env.NODE_CLUSTER_SCHED_POLICY = 'none'`
+// came too late. rcluster reads it again when the policy is frozen (first
+// setupPrimary() or fork()), unless the app assigned cluster.schedulingPolicy.
+// `schedulingPolicy` is the frozen policy; the property shows what the app
+// assigned, or else the policy frozen or to be frozen.
+let schedulingPolicy = null;
+let assignedPolicy;
+let policyAssigned = false;
+Object.defineProperty(cluster, 'schedulingPolicy', {
+  configurable: true,
+  enumerable: true,
+  get() {
+    if (policyAssigned) return assignedPolicy;
+    return initialized ? schedulingPolicy : policyFromEnv();
+  },
+  set(value) {
+    policyAssigned = true;
+    assignedPolicy = value;
+  },
+});
 
 // The native dispatcher thread starts with the first worker, not at require(),
 // with the settings of that moment (setupPrimary has run by then).
@@ -92,8 +118,8 @@ cluster.setupPrimary = function setupPrimary(options) {
 
   if (initialized === true) return process.nextTick(setupSettingsNT, settings);
 
-  initialized = true;
   schedulingPolicy = cluster.schedulingPolicy; // Freeze policy.
+  initialized = true;
   assert(schedulingPolicy === SCHED_NONE || schedulingPolicy === SCHED_RR,
          `Bad cluster.schedulingPolicy: ${schedulingPolicy}`);
   debug('primary: scheduling policy %s', schedulingPolicy === SCHED_RR ? 'round-robin (SCHED_RR)' : 'shared sockets (SCHED_NONE)');

@@ -42,6 +42,8 @@ test('NODE_DEBUG=rcluster, round-robin: policy, listeners, dispatch, worker stat
   await c.call('disconnect', { worker: workers[0].worker });
   await c.waitFor({ event: 'cluster-exit', worker: workers[0].worker }, { timeout: 10000 });
   await stderrShows(c, new RegExp(`worker ${workers[0].worker} is dead`));
+  // A child's 'exit' and 'disconnect' reach the primary in either order.
+  await stderrShows(c, new RegExp(`worker ${workers[0].worker} is disconnected`));
   await stderrShows(c, new RegExp(`worker ${workers[1].worker}: listener \\d+: first connection`));
   const primary = linesOf(c.stderr, c.pid);
   hasLine(primary, /^primary: scheduling policy round-robin \(SCHED_RR\)$/, 'primary');

@@ -43,7 +43,8 @@ function describeMatch(match) {
 
 class ClusterProcess {
   // `prefix`: a command the fixture runs under, e.g. ['prlimit', '--nofile=256:256', '--'].
-  constructor(fixture, { env = {}, args = [], prefix = [], echo = process.env.RCLUSTER_TEST_VERBOSE === '1' } = {}) {
+  // `nodeArgs`: node's own options, before the fixture (e.g. ['-r', 'rcluster/register']).
+  constructor(fixture, { env = {}, args = [], prefix = [], nodeArgs = [], echo = process.env.RCLUSTER_TEST_VERBOSE === '1' } = {}) {
     this.fixture = fixture;
     this.events = [];
     this.logs = [];
@@ -54,7 +55,7 @@ class ClusterProcess {
     this._waiters = new Set();
     this._seq = 0;
     this.spawnEnv = { ...env, RCLUSTER_TEST_HARNESS: '1' };
-    const argv = [process.execPath, path.join(FIXTURES, fixture), ...args];
+    const argv = [process.execPath, ...nodeArgs, path.join(FIXTURES, fixture), ...args];
     this.child = spawn(prefix.length > 0 ? prefix[0] : argv[0], [...prefix.slice(1), ...argv].slice(prefix.length > 0 ? 0 : 1), {
       env: { ...process.env, ...this.spawnEnv },
       stdio: ['pipe', 'pipe', 'pipe'],
