@@ -108,7 +108,16 @@ impl JsCallback {
             // process 'uncaughtException', as a throw in any I/O callback goes.
             let mut error = ptr::null_mut();
             check(sys::napi_get_and_clear_last_exception(env, &mut error))?;
-            return check(sys::napi_fatal_exception(env, error));
+            let fatal = sys::napi_fatal_exception(env, error);
+            if fatal == sys::Status::napi_pending_exception {
+                // JS cannot run any more: the worker is exiting and Node is
+                // tearing its environment down (make_callback answers that
+                // with this same status, and there was no exception). A last
+                // message from the channel (its close, as the primary lets
+                // go) has nobody left to tell.
+                return Ok(());
+            }
+            return check(fatal);
         }
         check(status)
     }
