@@ -170,30 +170,25 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
   const key = message.key;
   const listenerId = message.listenerId;
   sharedSockets.whenSocket(listenerId, (fd) => {
-    if (disconnecting) {
-      // The reply came before the fd, and the worker began to disconnect in
-      // between (worker.disconnect() closed only what had fully arrived).
-      // As under node:cluster, where both come in one message, this listen
-      // never completes; the socket would keep the worker alive.
+    // This listen ends here: the worker is not a member of the listener.
+    // `errno` undefined: it never completes (see below).
+    const abandon = (errno) => {
       if (fd !== undefined) closeFd(fd);
       channel.leave(listenerId);
       removeIndexesKey(indexesKey, index);
-      return;
-    }
-    if (fd === undefined) {
-      // The socket could not be received: this process is out of fds.
-      channel.leave(listenerId);
-      removeIndexesKey(indexesKey, index);
-      return cb(UV_EMFILE, null);
-    }
-    if (addressType === 'udp4' || addressType === 'udp6') {
-      const handle = datagramHandle(fd);
-      if (typeof handle === 'number') {
-        closeFd(fd);
-        channel.leave(listenerId);
-        removeIndexesKey(indexesKey, index);
-        return cb(handle, null);
-      }
+      if (errno !== undefined) cb(errno, null);
+    };
+    // The reply came before the fd, and the worker began to disconnect in
+    // between (worker.disconnect() closed only what had fully arrived). As
+    // under node:cluster, where both come in one message, this listen never
+    // completes; the socket would keep the worker alive.
+    if (disconnecting) return abandon(undefined);
+    // The socket could not be received: this process is out of fds.
+    if (fd === undefined) return abandon(UV_EMFILE);
+    const datagram = addressType === 'udp4' || addressType === 'udp6';
+    const handle = datagram ? datagramHandle(fd) : listeningHandle(fd);
+    if (typeof handle === 'number') return abandon(handle);
+    if (datagram) {
       // However the socket gets closed (close(), an AbortSignal,
       // worker.disconnect(), or dgram closing what came after the socket
       // closed), the worker comes off the key; the last one to leave frees
@@ -217,13 +212,6 @@ function shared(message, { obj, indexesKey, index, addressType }, cb) {
       };
       cb(0, handle);
       return;
-    }
-    const handle = listeningHandle(fd);
-    if (typeof handle === 'number') {
-      closeFd(fd);
-      channel.leave(listenerId);
-      removeIndexesKey(indexesKey, index);
-      return cb(handle, null);
     }
     // net.js listens on it and keeps it as the server's handle. However it is
     // closed (server.close(), a failed listen), the worker leaves the rotation.
