@@ -79,3 +79,20 @@ test("the event path does not keep the primary alive: it exits once its failed w
     assert.deepEqual(primary, { code: 0, signal: null }, 'the primary exited by itself');
     assert.ok(!c.has((e) => e.event === 'listening' && e.worker !== unhealthy.worker), 'no replacement without the policy');
   });
+
+// The dispatcher does not wait for the primary's JS, and the event is not lost
+// while that JS is busy: it runs when the loop gets to it.
+test("an event raised while the primary's JS is blocked is delivered afterwards",
+  { skip: rclusterOnly('the dispatcher reporting a broken worker channel'), timeout: 30000 },
+  async (t) => {
+    const c = startCluster(t, 'channel-failed.js', { env: { WORKERS: '2' } });
+    const { workers } = await c.waitFor('ready', { timeout: 10000 });
+    const doomed = workers[0].id;
+    const reply = await c.call('junkWhileBusy', { worker: doomed, ms: 1500 }, { timeout: 10000 });
+    assert.equal(reply.sent, true);
+    assert.match(c.stderr, new RegExp(`dropping worker ${doomed}'s channel`), 'the dispatcher saw it while JS was blocked');
+    const unhealthy = await c.waitFor('unhealthy', { timeout: 5000 });
+    assert.equal(unhealthy.worker, doomed);
+    assert.equal(unhealthy.info.reason, 'channelFailed');
+    await c.waitFor({ event: 'exit', worker: doomed }, { timeout: 5000 });
+  });
