@@ -110,7 +110,11 @@ impl Dispatcher {
     /// where an option is absent. `onEvent(event)` is called on this thread
     /// for what the dispatcher thread sees (`src/events.rs`).
     #[napi(constructor)]
-    pub fn new(env: Env, options: Option<DispatcherOptions>, on_event: Option<Function<'_, DispatcherEvent, ()>>) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        options: Option<DispatcherOptions>,
+        on_event: Option<Function<'_, DispatcherEvent, ()>>,
+    ) -> Result<Self> {
         let mut config = dispatcher::Config::default();
         if let Some(options) = options {
             if let Some(window) = options.window {
