@@ -81,9 +81,24 @@ declare namespace rcluster {
     uptime: number;
     code: number | null;
     signal: NodeJS.Signals | null;
-    reason: 'exit' | 'signal' | 'uncaughtException' | 'forkFailed';
+    /** A worker the primary killed as unhealthy is replaced for the same `reason`. */
+    reason: 'exit' | 'signal' | 'uncaughtException' | 'forkFailed' | UnhealthyInfo['reason'];
     /** For 'uncaughtException': the worker's error, as it reported it. */
     error?: { name: string; message: string };
+  }
+
+  /**
+   * Why the primary found a worker broken ('unhealthy'; it is then SIGKILLed,
+   * and replaced under the restart policy).
+   */
+  interface UnhealthyInfo {
+    /**
+     * 'channelFailed': the worker broke its private channel to the native
+     * dispatcher (junk on it, a failed read), so it could be sent nothing.
+     */
+    reason: 'channelFailed';
+    /** What went wrong, in words. */
+    detail: string;
   }
 
   interface CrashLoopInfo {
@@ -135,10 +150,12 @@ declare namespace rcluster {
     on(event: 'restart', listener: (worker: ManagedWorker, oldWorker: ManagedWorker, info: RestartInfo) => void): this;
     on(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
     on(event: 'shutdown', listener: (summary: ShutdownSummary) => void): this;
+    on(event: 'unhealthy', listener: (worker: ManagedWorker, info: UnhealthyInfo) => void): this;
     on(event: string | symbol, listener: (...args: any[]) => void): this;
     once(event: 'restart', listener: (worker: ManagedWorker, oldWorker: ManagedWorker, info: RestartInfo) => void): this;
     once(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
     once(event: 'shutdown', listener: (summary: ShutdownSummary) => void): this;
+    once(event: 'unhealthy', listener: (worker: ManagedWorker, info: UnhealthyInfo) => void): this;
     once(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 }

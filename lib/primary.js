@@ -13,6 +13,7 @@ const { PRELOAD } = require('./role');
 const { Act, Env } = require('./protocol');
 const { manage } = require('./management');
 const { WorkerRecord } = require('./worker_record');
+const { dispatcherEvents } = require('./dispatcher_events');
 const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
 const builtin = require('./builtin');
@@ -90,7 +91,12 @@ function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
     const { queueTimeout } = cluster.settings;
-    dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout });
+    const onEvent = dispatcherEvents({
+      cluster,
+      records: workerRecords,
+      withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
+    });
+    dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }, onEvent);
   }
   return dispatcher;
 }

@@ -81,7 +81,7 @@ class RestartPolicy {
   onExit(record, code, signal) {
     if (!this.active || !record.replaceable) return;
     const uncaught = record.uncaughtError;
-    const reason = uncaught !== undefined ? 'uncaughtException' : signal ? 'signal' : 'exit';
+    const reason = record.failure ?? (uncaught !== undefined ? 'uncaughtException' : signal ? 'signal' : 'exit');
     this.replace(record, { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) }, {});
   }
 

@@ -13,8 +13,9 @@
 //             ├──> replaced ─┤                 │
 //             ├──> crashLooped                 ├──> exited
 //             ├──> disconnecting ──────────────┤
-//             └──> killed ─────────────────────┘
-//   (failing may also move to disconnecting or killed)
+//             ├──> killed ─────────────────────┤
+//             └──> failed ──> (replaced, crashLooped or exited)
+//   (failing may also move to disconnecting, killed or failed)
 //
 // A fate only moves forward: once the end of a worker is decided (it leaves
 // on purpose, it was killed, the restart policy took charge of it), a later
@@ -40,6 +41,11 @@ const Fate = Object.freeze({
   Disconnecting: 'disconnecting',
   /** The primary's worker.kill()/destroy(): deliberate, never replaced. */
   Killed: 'killed',
+  /**
+   * Killed by the primary because it failed (its channel broke): not the
+   * app's decision, so the restart policy replaces it, as after a crash.
+   */
+  Failed: 'failed',
   /** The restart policy started its replacement; its exit is not replaced again. */
   Replaced: 'replaced',
   /** The restart policy refused to replace it: the cluster is in a crash loop. */
@@ -50,8 +56,9 @@ const Fate = Object.freeze({
 
 // Which fates each fate may move to.
 const NEXT = Object.freeze({
-  [Fate.Running]: [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
-  [Fate.Failing]: [Fate.Disconnecting, Fate.Killed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
+  [Fate.Running]: [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
+  [Fate.Failing]: [Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
+  [Fate.Failed]: [Fate.Replaced, Fate.CrashLooped, Fate.Exited],
   [Fate.Disconnecting]: [Fate.Exited],
   [Fate.Killed]: [Fate.Exited],
   [Fate.Replaced]: [Fate.Exited],
@@ -81,13 +88,15 @@ class WorkerRecord {
     // What the worker reported in Act.UncaughtException, whatever its fate:
     // a disconnecting worker can throw too.
     this.uncaughtError = undefined;
+    // Why the primary killed it as failed (`Fate.Failed`), e.g. 'channelFailed'.
+    this.failure = undefined;
     this.exitCode = undefined;
     this.signalCode = undefined;
   }
 
   /** An exit now would be unexpected: the restart policy may replace it. */
   get replaceable() {
-    return this.fate === Fate.Running || this.fate === Fate.Failing;
+    return this.fate === Fate.Running || this.fate === Fate.Failing || this.fate === Fate.Failed;
   }
 
   get exited() {
@@ -122,6 +131,18 @@ class WorkerRecord {
   /** worker.kill()/destroy() in the primary. */
   kill() {
     return this.#moveIfAllowed(Fate.Killed);
+  }
+
+  /**
+   * The primary kills it because it failed (`reason`: 'channelFailed').
+   * False if its end was decided already (it leaves on purpose, the app
+   * killed it, or it was replaced): it is killed all the same, but stays
+   * unreplaced.
+   */
+  failed(reason) {
+    if (!this.#moveIfAllowed(Fate.Failed)) return false;
+    this.failure = reason;
+    return true;
   }
 
   /** The restart policy starts a replacement for it. */

@@ -2,10 +2,12 @@
 //! `rcluster-core` (see `core/`), and the public JS API in `index.js`.
 //!
 //! - [`primary`]: `Dispatcher`, the primary's handle on the native dispatcher.
+//! - [`events`]: what the dispatcher thread tells the primary's JS (`onEvent`).
 //! - [`worker`]: `Channel`, a worker's receiver, read on the JS thread via `uv_poll`.
 //! - [`js_error`]: the one conversion from the core's error to a JS error.
 //! - [`uv`]: the libuv poll handle `Channel` reads through, behind a safe wrapper.
 
+mod events;
 mod js_error;
 mod primary;
 mod uv;

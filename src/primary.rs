@@ -7,6 +7,7 @@ use napi::ValueType;
 use napi_derive::napi;
 use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
 
+use crate::events::{self, DispatcherEvent};
 use crate::js_error::{to_js, JsError};
 
 /// Tuning of the native dispatcher (see `rcluster_core::dispatcher::Config`).
@@ -106,9 +107,14 @@ fn node_query(query: &Object) -> Result<NodeQuery> {
 #[napi]
 impl Dispatcher {
     /// Starts the dispatcher thread with the defaults of `dispatcher::Config`
-    /// where an option is absent.
+    /// where an option is absent. `onEvent(event)` is called on this thread
+    /// for what the dispatcher thread sees (`src/events.rs`).
     #[napi(constructor)]
-    pub fn new(env: Env, options: Option<DispatcherOptions>) -> Result<Self> {
+    pub fn new(
+        env: Env,
+        options: Option<DispatcherOptions>,
+        on_event: Option<Function<'_, DispatcherEvent, ()>>,
+    ) -> Result<Self> {
         let mut config = dispatcher::Config::default();
         if let Some(options) = options {
             if let Some(window) = options.window {
@@ -122,7 +128,11 @@ impl Dispatcher {
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
             }
         }
-        Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(|e| to_js(&env, e))? })
+        let started = match on_event {
+            Some(on_event) => dispatcher::Dispatcher::start_with_events(config, events::sink(&on_event)?),
+            None => dispatcher::Dispatcher::start(config),
+        };
+        Ok(Dispatcher { inner: started.map_err(|e| to_js(&env, e))? })
     }
 
     /// Creates a worker's channel; returns the fd of the worker's end, to pass

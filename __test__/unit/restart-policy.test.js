@@ -105,6 +105,17 @@ test('a signal is the reason when the worker was killed from outside', async (t)
     { reason: 'signal', code: null, signal: 'SIGKILL', uptime: 0 });
 });
 
+test('a worker the primary killed for failing is replaced, with the failure as the reason', async (t) => {
+  const c = fakeCluster(t, OPTIONS);
+  const worker = c.cluster.fork();
+  c.records.get(worker.id).failed('channelFailed');
+  c.exit(worker, null, 'SIGKILL');
+  await replacementAfter(t, c, 100);
+  assert.deepEqual(
+    (({ reason, code, signal }) => ({ reason, code, signal }))(c.restarts[0].info),
+    { reason: 'channelFailed', code: null, signal: 'SIGKILL' });
+});
+
 test('the backoff starts again at minDelay once a worker of the slot ran resetAfter ms', async (t) => {
   const c = fakeCluster(t, OPTIONS);
   let worker = c.cluster.fork();
@@ -224,6 +235,7 @@ const NOT_REPLACED = {
   'killed by the primary (worker.kill())': (c, w) => c.management.killed(w),
   'disconnected (exitedAfterDisconnect)': (c, w) => c.management.disconnecting(w),
   'killed after it disconnected': (c, w) => { c.management.disconnecting(w); c.management.killed(w); },
+  'failed after the app killed it': (c, w) => { c.management.killed(w); c.records.get(w.id).failed('channelFailed'); },
   'disconnected after an uncaught exception, the policy on again before the exit': (c, w) => {
     setRestart(c, false);
     c.management.uncaughtException(w, { error: {} });

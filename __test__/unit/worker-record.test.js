@@ -14,6 +14,7 @@ function record(fate = Fate.Running) {
     [Fate.Failing]: [(x) => x.fail(new Error('boom'))],
     [Fate.Disconnecting]: [(x) => x.disconnect()],
     [Fate.Killed]: [(x) => x.kill()],
+    [Fate.Failed]: [(x) => x.failed('channelFailed')],
     [Fate.Replaced]: [(x) => x.replace()],
     [Fate.CrashLooped]: [(x) => x.crashLoop()],
     [Fate.Exited]: [(x) => x.exit(0, null)],
@@ -24,7 +25,7 @@ function record(fate = Fate.Running) {
 }
 
 const ALL = Object.values(Fate);
-const ORDER = [Fate.Running, Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Replaced, Fate.CrashLooped, Fate.Exited];
+const ORDER = [Fate.Running, Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited];
 
 test('a new record is running, with its fork env, time and a fresh slot', () => {
   const r = new WorkerRecord({ id: 7 }, { A: '1' }, 5000);
@@ -37,8 +38,9 @@ test('a new record is running, with its fork env, time and a fresh slot', () => 
 
 test('the legal moves, and only those', () => {
   const legal = new Set([
-    'running>failing', 'running>disconnecting', 'running>killed', 'running>replaced', 'running>crashLooped', 'running>exited',
-    'failing>disconnecting', 'failing>killed', 'failing>replaced', 'failing>crashLooped', 'failing>exited',
+    'running>failing', 'running>disconnecting', 'running>killed', 'running>failed', 'running>replaced', 'running>crashLooped', 'running>exited',
+    'failing>disconnecting', 'failing>killed', 'failing>failed', 'failing>replaced', 'failing>crashLooped', 'failing>exited',
+    'failed>replaced', 'failed>crashLooped', 'failed>exited',
     'disconnecting>exited', 'killed>exited', 'replaced>exited', 'crashLooped>exited',
   ]);
   for (const from of ALL) {
@@ -56,9 +58,26 @@ test('a fate only moves forward', () => {
   }
 });
 
-test('only running and failing workers are replaceable', () => {
+test('only running, failing and failed workers are replaceable', () => {
   for (const fate of ALL) {
-    assert.equal(record(fate).replaceable, fate === Fate.Running || fate === Fate.Failing, fate);
+    assert.equal(record(fate).replaceable, [Fate.Running, Fate.Failing, Fate.Failed].includes(fate), fate);
+  }
+});
+
+test("a worker the primary kills for failing keeps the reason; one whose end was decided stays as it was", () => {
+  for (const fate of [Fate.Running, Fate.Failing]) {
+    const r = record(fate);
+    assert.equal(r.failed('channelFailed'), true);
+    assert.equal(r.fate, Fate.Failed);
+    assert.equal(r.failure, 'channelFailed');
+    assert.equal(r.kill(), false, "the app's kill() comes too late");
+  }
+  for (const fate of [Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited]) {
+    const r = record(fate);
+    const before = r.failure;
+    assert.equal(r.failed('again'), false, `failed() of a ${fate} worker`);
+    assert.equal(r.fate, fate);
+    assert.equal(r.failure, before);
   }
 });
 

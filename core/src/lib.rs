@@ -24,7 +24,7 @@ pub mod sys;
 pub mod wire;
 pub mod worker_channel;
 
-pub use dispatcher::{Config, Dispatcher, Emptied, ListenOutcome, ListenRequest, Stats};
+pub use dispatcher::{Config, Dispatcher, Emptied, Event, ListenOutcome, ListenRequest, Stats};
 pub use error::{Error, Result};
 pub use policy::Mode;
 pub use listener::{ListenAddr, ListenSpec, SocketType};

@@ -10,6 +10,7 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::event_loop::EventLoop;
+use super::events::{self, Event};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::peer::WorkerId;
@@ -37,10 +38,17 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Starts the thread; nothing hears its events.
     pub fn start(config: Config) -> Result<Self> {
+        Self::start_with_events(config, events::discard())
+    }
+
+    /// Starts the thread; `events` is called on it for each [`Event`], and
+    /// must not block. It is dropped when the thread ends (on `Drop`).
+    pub fn start_with_events(config: Config, events: impl FnMut(Event) + Send + 'static) -> Result<Self> {
         let waker = Arc::new(Waker::new().map_err(|e| Error::io("eventfd", e))?);
         let (commands, inbox) = crossbeam_channel::unbounded();
-        let event_loop = EventLoop::new(config, inbox, Arc::clone(&waker));
+        let event_loop = EventLoop::new(config, inbox, Arc::clone(&waker), Box::new(events));
         let thread = std::thread::Builder::new()
             .name("rcluster-dispatch".into())
             .spawn(move || {

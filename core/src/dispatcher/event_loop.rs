@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::command::Command;
+use super::events::{Event, EventSink};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
@@ -48,10 +49,11 @@ pub(super) struct EventLoop {
     pollfds: Vec<libc::pollfd>,
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
+    events: EventSink,
 }
 
 impl EventLoop {
-    pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>) -> Self {
+    pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>, events: EventSink) -> Self {
         EventLoop {
             config,
             inbox,
@@ -63,6 +65,7 @@ impl EventLoop {
             pollfds: Vec::new(),
             slots: Vec::new(),
             readiness: HashMap::new(),
+            events,
         }
     }
 
@@ -283,12 +286,14 @@ impl EventLoop {
                 Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
                 Err(e) => Some(e.to_string()),
             };
-            if let Some(why) = failure {
-                eprintln!("rcluster: dropping worker {id}'s channel: {why}");
-            }
             fds.clear();
-            if let Some(peer) = self.peers.get_mut(&id) {
-                peer.mark_dead();
+            match failure {
+                Some(why) => self.channel_failed(id, why),
+                None => {
+                    if let Some(peer) = self.peers.get_mut(&id) {
+                        peer.mark_dead();
+                    }
+                }
             }
             return;
         }
@@ -298,10 +303,10 @@ impl EventLoop {
         let now = Instant::now();
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let mut refused = Vec::new();
+        let mut overacknowledged = false;
         for status in statuses {
             let Some(conn) = peer.take_acknowledged() else {
-                eprintln!("rcluster: worker {id} acknowledged more connections than it was sent");
-                peer.mark_dead();
+                overacknowledged = true;
                 break;
             };
             if *status == ACCEPTED {
@@ -318,6 +323,22 @@ impl EventLoop {
                 handle.requeue_refused(conn, id, now);
             }
         }
+        if overacknowledged {
+            self.channel_failed(id, "acknowledged more connections than it was sent".to_string());
+        }
+    }
+
+    /// Drops a live worker's channel for a protocol error or a failed read,
+    /// and says so: the worker may still be running, silent, and only the
+    /// primary's JS can kill it (reaping re-dispatches what it held).
+    fn channel_failed(&mut self, id: WorkerId, reason: String) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.state() == PeerState::Dead {
+            return;
+        }
+        peer.mark_dead();
+        eprintln!("rcluster: dropping worker {id}'s channel: {reason}");
+        (self.events)(Event::ChannelFailed { worker: id, reason });
     }
 
     /// A worker's server is closing: take the worker out of that rotation and

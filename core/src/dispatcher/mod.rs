@@ -6,7 +6,8 @@
 //! - [`command`]: the JS thread's handle ([`Dispatcher`]) and the commands it sends;
 //! - [`event_loop`]: the thread itself, which only does I/O and feeds each
 //!   listener's scheduling policy ([`crate::policy`]);
-//! - [`stats`]: what `stats()` reports.
+//! - [`stats`]: what `stats()` reports;
+//! - [`events`]: what the thread tells the JS thread unasked.
 
 use std::time::Duration;
 
@@ -18,9 +19,11 @@ use crate::wire::ListenerId;
 
 mod command;
 mod event_loop;
+mod events;
 mod stats;
 
 pub use command::Dispatcher;
+pub use events::{Event, EventSink};
 pub use stats::{ListenerStats, Stats, WorkerStats};
 
 #[derive(Clone, Debug)]

@@ -1,0 +1,86 @@
+//! Events the dispatcher thread reports to the primary (docs/DESIGN.md §1).
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use rcluster_core::wire::ACCEPTED;
+use rcluster_core::{Config, Dispatcher, Event, Incoming, Mode};
+
+fn with_events(config: Config) -> (Dispatcher, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel();
+    let d = Dispatcher::start_with_events(config, move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+    (d, rx)
+}
+
+/// Sends one raw datagram on a worker's channel, as a buggy worker might.
+/// False if the primary has hung up already.
+fn send_junk(w: &TestWorker, bytes: &[u8]) -> bool {
+    // SAFETY: the buffer is valid for its length; the fd is the worker's open channel.
+    let n = unsafe { libc::send(w.channel.raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    n == bytes.len() as isize
+}
+
+#[test]
+fn junk_on_a_channel_reports_channel_failed_once_and_its_connections_move_on() {
+    let (d, events) = with_events(Config::default());
+    let mut doomed = TestWorker::spawn(&d, 1);
+    let mut survivor = TestWorker::spawn(&d, 2);
+    doomed.listen(&d, "k", 0, Mode::RoundRobin);
+    let (_, port) = survivor.listen(&d, "k", 0, Mode::RoundRobin);
+
+    let _clients = connect_clients(port, 12);
+    let mut held = 0;
+    while let Some(Incoming::Dispatch { fds, .. }) = doomed.recv(200) {
+        held += fds.len(); // kept, never acknowledged
+    }
+    assert!(held > 0);
+    assert!(send_junk(&doomed, b"\xffnot a message"));
+    // More junk, if the primary has not hung up yet: still one event.
+    send_junk(&doomed, b"\xffmore junk");
+
+    let first = events.recv_timeout(Duration::from_secs(2)).expect("an event");
+    assert!(
+        matches!(&first, Event::ChannelFailed { worker: 1, reason } if !reason.is_empty()),
+        "expected ChannelFailed for worker 1, got {first:?}"
+    );
+    assert!(doomed.recv(1000).is_none(), "the primary hung up on the worker");
+
+    let mut served = survivor.take_all(500, ACCEPTED);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen, (0..12).collect::<BTreeSet<u8>>(), "every client reached the survivor");
+    assert!(events.recv_timeout(Duration::from_millis(200)).is_err(), "exactly one event");
+}
+
+#[test]
+fn acknowledging_more_than_was_sent_is_a_channel_failure() {
+    let (d, events) = with_events(Config::default());
+    let mut w = TestWorker::spawn(&d, 7);
+    w.listen(&d, "k", 0, Mode::RoundRobin);
+    w.channel.reply(&[ACCEPTED]).unwrap();
+    match events.recv_timeout(Duration::from_secs(2)) {
+        Ok(Event::ChannelFailed { worker: 7, .. }) => {}
+        other => panic!("expected ChannelFailed for worker 7, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_worker_that_hangs_up_is_no_event() {
+    let (d, events) = with_events(Config::default());
+    let gone = TestWorker::spawn(&d, 1);
+    let mut other = TestWorker::spawn(&d, 2);
+    gone.listen(&d, "k", 0, Mode::RoundRobin);
+    let (_, port) = other.listen(&d, "k", 0, Mode::RoundRobin);
+    drop(gone);
+    wait_until("the worker that hung up is forgotten", || d.stats().unwrap().workers.len() == 1);
+    // The dispatcher still works, and stayed quiet.
+    let _clients = connect_clients(port, 2);
+    assert_eq!(other.take_all(300, ACCEPTED).len(), 2);
+    drop(d);
+    assert!(events.recv().is_err(), "no event, and the sink was dropped with the dispatcher");
+}

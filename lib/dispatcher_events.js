@@ -1,0 +1,45 @@
+'use strict';
+// What the native dispatcher thread reports about things only it sees
+// (docs/DESIGN.md §1, "Events from the dispatcher"). The addon calls the
+// function made here on the primary's JS thread with `{ kind, workerId, ... }`;
+// each kind is one handler below.
+const { debuglog } = require('util');
+
+const debug = debuglog('rcluster');
+
+/**
+ * `records`: the primary's WorkerRecords by id (lib/worker_record.js).
+ * `withdraw(worker)`: takes it out of every rotation, holding a socket it was
+ * the last member of for a replacement.
+ */
+function dispatcherEvents({ cluster, records, withdraw }) {
+  // A worker the primary can no longer talk to is failed: it would stay
+  // `listening` and silent, while its connections waited for queueTimeout.
+  // It is killed, not left to linger; its exit then goes the usual way, and
+  // the restart policy replaces it (fate `failed`, not the app's `killed`).
+  function failWorker(event, reason) {
+    const record = records.get(event.workerId);
+    if (record === undefined) return; // it exited already
+    const { worker } = record;
+    debug('primary: worker %d failed (%s: %s)', worker.id, reason, event.reason);
+    withdraw(worker);
+    record.failed(reason);
+    try {
+      cluster.emit('unhealthy', worker, { reason, detail: event.reason });
+    } finally {
+      worker.process.kill('SIGKILL');
+    }
+  }
+
+  const handlers = {
+    channelFailed: (event) => failWorker(event, 'channelFailed'),
+  };
+
+  return function onEvent(event) {
+    const handler = handlers[event.kind];
+    if (handler === undefined) debug('primary: unknown dispatcher event %j', event);
+    else handler(event);
+  };
+}
+
+module.exports = { dispatcherEvents };
