@@ -19,6 +19,7 @@ const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
+const sharedState = require('./shared');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js): its lib/net.js and lib/dgram.js
@@ -50,11 +51,16 @@ cluster.isMaster = false; // Deprecated alias. Must be same as isPrimary.
 cluster.isPrimary = false;
 cluster.worker = null;
 cluster.Worker = Worker;
+// Not part of node:cluster (hidden, as cluster.stats in the primary): the
+// counters and key/value table every process of the cluster shares.
+Object.defineProperty(cluster, 'shared', { configurable: true, enumerable: false, get: () => sharedState.sharedApi() });
 
 cluster._setupWorker = function() {
   if (setupDone) return;
   setupDone = true;
-  const { id, channelFd } = role();
+  const { id, channelFd, sharedFd } = role();
+  // Mapped now, so the fd is closed before the app can spawn anything.
+  sharedState.attach(sharedFd);
   channel = new ChannelClient(channelFd, {
     workerId: id,
     onSharedSocket: (listenerId, fd) => sharedSockets.socketArrived(listenerId, fd),

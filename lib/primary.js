@@ -16,6 +16,7 @@ const { WorkerRecord } = require('./worker_record');
 const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
 const builtin = require('./builtin');
+const shared = require('./shared');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js), so that every require('cluster')
@@ -199,7 +200,9 @@ function createWorkerProcess(id, env) {
   }
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, [Env.ChannelFd]: `${channelSlot}` };
+  // The shared memory region (cluster.shared) in the slot after the channel.
+  const sharedSlot = stdio.push(shared.primaryFd()) - 1;
+  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}` };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
     const child = fork(settings.exec, settings.args, {
@@ -218,7 +221,8 @@ function createWorkerProcess(id, env) {
     // stdio without the channel's slot (always null: an fd, not a pipe).
     const i = child.spawnargs.indexOf(PRELOAD);
     if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
-    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot, 1);
+    if (child.stdio.length === stdio.length && child.stdio[sharedSlot] === null) child.stdio.splice(sharedSlot, 1);
+    if (child.stdio.length === stdio.length - 1 && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot, 1);
     return child;
   } catch (err) {
     getDispatcher().removeWorker(id);
@@ -462,6 +466,17 @@ Worker.prototype.destroy = function(signo) {
 
   proc.kill(signal);
 };
+
+// Not part of node:cluster: counters and a key/value table every process of
+// the cluster shares (lib/shared.js).
+Object.defineProperty(cluster, 'shared', {
+  configurable: true,
+  enumerable: false,
+  get() {
+    shared.ensurePrimary();
+    return shared.sharedApi();
+  },
+});
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
 // connections accepted and held per worker).

@@ -37,6 +37,8 @@ const Env = Object.freeze({
   WorkerId: 'RCLUSTER_WORKER_ID',
   /** The stdio slot of the worker's end of the native channel. */
   ChannelFd: 'RCLUSTER_CHANNEL_FD',
+  /** The stdio slot of the shared memory region (lib/shared.js). */
+  SharedFd: 'RCLUSTER_SHARED_FD',
   /** exitOnUncaughtException's timeout in ms; absent when the setting is off. */
   ExitOnUncaughtTimeout: 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT',
   /** shutdownSignals, comma-separated; absent when there are none. */

@@ -14,14 +14,16 @@ function role() {
   if (globalThis[kRole] === undefined) {
     const id = process.env[Env.WorkerId];
     const fd = process.env[Env.ChannelFd];
+    const sharedFd = process.env[Env.SharedFd];
     delete process.env[Env.WorkerId];
     delete process.env[Env.ChannelFd];
+    delete process.env[Env.SharedFd];
     // Likewise the `--require` of the preload: process.execArgv shows what the
     // app set, as under node:cluster, and a worker's own forks don't inherit it.
     const i = process.execArgv.indexOf(PRELOAD);
     if (i > 0 && process.execArgv[i - 1] === '--require') process.execArgv.splice(i - 1, 2);
     globalThis[kRole] = id !== undefined && fd !== undefined ?
-      { isWorker: true, id: Number(id), channelFd: Number(fd) } :
+      { isWorker: true, id: Number(id), channelFd: Number(fd), sharedFd: sharedFd === undefined ? undefined : Number(sharedFd) } :
       { isWorker: false };
   }
   return globalThis[kRole];

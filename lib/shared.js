@@ -1,0 +1,156 @@
+'use strict';
+// cluster.shared: named counters and a small key/value table that every
+// process of the cluster reads and writes directly, in one shared memory
+// region (core/src/shared_memory.rs). The primary creates the region and
+// passes its fd to each process it forks, as one more stdio slot; the process
+// maps it at start-up and closes the fd. Every operation is a few atomic
+// instructions on the mapping: no IPC, no primary in the way.
+const { nodeError, invalidArgType, outOfRange } = require('./errors');
+
+let memory = null; // the native SharedMemory, once this process has it
+let shared = null; // the cluster.shared object
+const counters = new Map(); // name -> Counter, so each name costs one lookup
+
+function native() {
+  return require('./native');
+}
+
+function validateName(name, what) {
+  if (typeof name !== 'string') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                    `The "${what}" argument must be of type string. Received ${require('./errors').describeReceived(name)}`,
+                    validateName);
+  }
+}
+
+function validateInteger(value, name) {
+  if (typeof value !== 'number') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                    `The "${name}" argument must be of type number. Received ${require('./errors').describeReceived(value)}`,
+                    validateInteger);
+  }
+  if (!Number.isSafeInteger(value)) {
+    throw nodeError(RangeError, 'ERR_OUT_OF_RANGE',
+                    `The value of "${name}" is out of range. It must be a safe integer. Received ${value}`,
+                    validateInteger);
+  }
+}
+
+/** A named 64-bit counter in shared memory. Values are returned as numbers. */
+class Counter {
+  #slot;
+  constructor(name, slot) {
+    this.name = name;
+    this.#slot = slot;
+  }
+
+  /** Adds `n` (default 1) and returns the new value. */
+  add(n = 1) {
+    validateInteger(n, 'n');
+    return memory.add(this.#slot, n);
+  }
+
+  get() {
+    return memory.get(this.#slot);
+  }
+
+  /** Sets the value to `value` if it is `expected`; true if it did. */
+  compareAndSet(expected, value) {
+    validateInteger(expected, 'expected');
+    validateInteger(value, 'value');
+    return memory.compareAndSet(this.#slot, expected, value);
+  }
+
+  /**
+   * Resolves once this machine's part is exchanged with the other machines
+   * (with `bus.redis`); on one machine every value is current already.
+   */
+  sync() {
+    return syncHook === null ? Promise.resolve(this.get()) : syncHook(this);
+  }
+}
+
+// Set by the cross-machine layer when it is on.
+let syncHook = null;
+
+function mapped() {
+  if (memory === null) {
+    throw nodeError(Error, 'ERR_RCLUSTER_SHARED_UNAVAILABLE',
+                    'cluster.shared is not available in this process: it was not started by an rcluster primary', mapped);
+  }
+  return memory;
+}
+
+function buildShared() {
+  const limits = native().sharedLimits();
+  return Object.freeze({
+    /** The sizes of the region: fixed, so that a full table says so. */
+    limits: Object.freeze({ ...limits }),
+    /** The counter named `name` (1 to limits.nameMax bytes). */
+    counter(name) {
+      validateName(name, 'name');
+      let counter = counters.get(name);
+      if (counter === undefined) {
+        counter = new Counter(name, mapped().counter(name));
+        counters.set(name, counter);
+      }
+      return counter;
+    },
+    /** Every counter any process named, with its value. */
+    counters() {
+      return Object.fromEntries(mapped().counters().map(({ name, value }) => [name, value]));
+    },
+    /** The value of `key` in the table (JSON), or undefined. */
+    get(key) {
+      validateName(key, 'key');
+      const bytes = mapped().tableGet(key);
+      return bytes === null ? undefined : JSON.parse(bytes.toString('utf8'));
+    },
+    /** Sets `key` to `value` (anything JSON.stringify takes, up to limits.valueMax bytes). */
+    set(key, value) {
+      validateName(key, 'key');
+      const text = JSON.stringify(value);
+      if (text === undefined) throw invalidArgType('value', 'a JSON-serialisable value', value, this.set);
+      const bytes = Buffer.from(text, 'utf8');
+      if (bytes.length > limits.valueMax) {
+        throw outOfRange('value', `at most ${limits.valueMax} bytes as JSON`, `${bytes.length} bytes`, this.set);
+      }
+      mapped().tableSet(key, bytes);
+    },
+    delete(key) {
+      validateName(key, 'key');
+      mapped().tableSet(key, null);
+    },
+    keys() {
+      return mapped().tableKeys();
+    },
+  });
+}
+
+/** cluster.shared, for either side. */
+function sharedApi() {
+  if (shared === null) shared = buildShared();
+  return shared;
+}
+
+/** The primary: creates the region (once) and returns its fd for a child's stdio. */
+function primaryFd() {
+  if (memory === null) memory = new (native().SharedMemory)();
+  return memory.fd;
+}
+
+/** A worker or the agent: maps the region passed in stdio slot `fd`. */
+function attach(fd) {
+  if (memory === null && fd !== undefined) memory = new (native().SharedMemory)(fd);
+}
+
+/** The primary maps the region as soon as cluster.shared is used, even before any fork. */
+function ensurePrimary() {
+  primaryFd();
+}
+
+function setSyncHook(fn) {
+  syncHook = fn;
+}
+
+module.exports = { sharedApi, primaryFd, attach, ensurePrimary, setSyncHook, Counter };
