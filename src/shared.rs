@@ -3,12 +3,15 @@
 //! on the mapping: no message, no thread hop.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr;
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
+use napi::sys;
 use napi_derive::napi;
 use rcluster_core::shared_memory::{self, Region, SharedError};
 
-use crate::js_error::JsError;
+use crate::js_error::{check, JsError};
 
 fn to_js(env: &Env, err: SharedError) -> napi::Error {
     let message = err.to_string();
@@ -29,6 +32,9 @@ pub struct SharedLimits {
     pub name_max: u32,
     pub table_keys: u32,
     pub value_max: u32,
+    /// `counterBuffer()` as a BigInt64Array: elements per slot, and the value's element in it.
+    pub counter_stride: u32,
+    pub counter_value_index: u32,
 }
 
 /// The sizes of the region, fixed at build time.
@@ -39,6 +45,8 @@ pub fn shared_limits() -> SharedLimits {
         name_max: shared_memory::NAME_MAX as u32,
         table_keys: shared_memory::TABLE_SLOTS as u32,
         value_max: shared_memory::VALUE_MAX as u32,
+        counter_stride: (shared_memory::COUNTER_SLOT_LEN / 8) as u32,
+        counter_value_index: (shared_memory::COUNTER_VALUE_AT / 8) as u32,
     }
 }
 
@@ -50,7 +58,7 @@ pub struct CounterEntry {
 
 #[napi]
 pub struct SharedMemory {
-    region: Region,
+    region: Arc<Region>,
     /// The primary's fd of the region, for passing to the processes it forks.
     fd: Option<OwnedFd>,
 }
@@ -65,7 +73,7 @@ impl SharedMemory {
         match fd {
             None => {
                 let (region, fd) = Region::create().map_err(|e| io_to_js(&env, "memfd_create", e))?;
-                Ok(SharedMemory { region, fd: Some(fd) })
+                Ok(SharedMemory { region: Arc::new(region), fd: Some(fd) })
             }
             Some(fd) if fd < 0 => Err(JsError::out_of_range(format!(
                 "The value of \"fd\" is out of range. It must be >= 0. Received {fd}"
@@ -76,7 +84,7 @@ impl SharedMemory {
                 // this process alone; it is ours from here.
                 let fd = unsafe { OwnedFd::from_raw_fd(fd) };
                 let region = Region::open(fd).map_err(|e| io_to_js(&env, "mmap", e))?;
-                Ok(SharedMemory { region, fd: None })
+                Ok(SharedMemory { region: Arc::new(region), fd: None })
             }
         }
     }
@@ -87,25 +95,37 @@ impl SharedMemory {
         self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
 
+    /// The counters' slots as an ArrayBuffer over the mapping itself, for
+    /// `Atomics` on a `BigInt64Array`: an add is then one locked instruction
+    /// in JIT-compiled code, not a native call. Slot `i`'s value is element
+    /// `i * counterStride + counterValueIndex`. The buffer keeps the mapping alive.
+    #[napi(ts_return_type = "ArrayBuffer")]
+    pub fn counter_buffer(&self, env: Env) -> Result<Unknown<'_>> {
+        let (data, len) = self.region.counter_bytes();
+        let hold = Box::into_raw(Box::new(Arc::clone(&self.region)));
+        unsafe extern "C" fn release(_env: sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+            // SAFETY: `hint` is the Box made above, released once, here.
+            drop(unsafe { Box::from_raw(hint.cast::<Arc<Region>>()) });
+        }
+        let mut value = ptr::null_mut();
+        // SAFETY: `data` is `len` bytes of a mapping that `hold` keeps alive
+        // until the buffer is collected.
+        let created = unsafe {
+            check(sys::napi_create_external_arraybuffer(env.raw(), data.cast(), len, Some(release), hold.cast(), &mut value))
+        };
+        if let Err(err) = created {
+            // SAFETY: not handed to the buffer, so still ours.
+            drop(unsafe { Box::from_raw(hold) });
+            return Err(err);
+        }
+        // SAFETY: just created in this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+    }
+
     /// The slot of counter `name`, claimed if new.
     #[napi]
     pub fn counter(&self, env: Env, name: String) -> Result<u32> {
         self.region.counter(&name).map(|slot| slot as u32).map_err(|e| to_js(&env, e))
-    }
-
-    #[napi]
-    pub fn add(&self, slot: u32, n: i64) -> i64 {
-        self.region.add(slot as usize, n)
-    }
-
-    #[napi]
-    pub fn get(&self, slot: u32) -> i64 {
-        self.region.get(slot as usize)
-    }
-
-    #[napi]
-    pub fn compare_and_set(&self, slot: u32, expected: i64, value: i64) -> bool {
-        self.region.compare_and_set(slot as usize, expected, value)
     }
 
     /// Every counter claimed so far, with its value.

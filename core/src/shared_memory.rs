@@ -49,7 +49,9 @@ pub const TABLE_SLOTS: usize = 256;
 pub const VALUE_MAX: usize = 1024;
 const TABLE_HEAD_LEN: usize = 40 + NAME_MAX + 8;
 pub const TABLE_SLOT_LEN: usize = TABLE_HEAD_LEN + 2 * VALUE_MAX;
-const COUNTERS_AT: usize = HEADER_LEN;
+pub const COUNTERS_AT: usize = HEADER_LEN;
+/// Where a counter's value is within its slot.
+pub const COUNTER_VALUE_AT: usize = 8;
 const TABLE_AT: usize = COUNTERS_AT + COUNTER_SLOTS * COUNTER_SLOT_LEN;
 pub const REGION_LEN: usize = TABLE_AT + TABLE_SLOTS * TABLE_SLOT_LEN;
 /// A table value's length that means "deleted".
@@ -282,7 +284,7 @@ impl Region {
 
     fn counter_value(&self, slot: usize) -> &AtomicI64 {
         assert!(slot < COUNTER_SLOTS);
-        self.i64_at(COUNTERS_AT + slot * COUNTER_SLOT_LEN + 8)
+        self.i64_at(COUNTERS_AT + slot * COUNTER_SLOT_LEN + COUNTER_VALUE_AT)
     }
 
     /// Adds `n` and returns the new value (wrapping, as the hardware does).
@@ -297,6 +299,13 @@ impl Region {
     /// Sets the counter to `value` if it holds `expected`; true if it did.
     pub fn compare_and_set(&self, slot: usize, expected: i64, value: i64) -> bool {
         self.counter_value(slot).compare_exchange(expected, value, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The counter slots' bytes, for JS to use as a `BigInt64Array` with
+    /// `Atomics` (the same instructions as `AtomicI64`, without a native
+    /// call per operation). Valid while this mapping lives.
+    pub fn counter_bytes(&self) -> (*mut u8, usize) {
+        (self.bytes(COUNTERS_AT, COUNTER_SLOTS * COUNTER_SLOT_LEN), COUNTER_SLOTS * COUNTER_SLOT_LEN)
     }
 
     /// The names of the counters claimed so far and their values.
