@@ -20,6 +20,7 @@ const gracefulExit = require('./graceful_exit');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
 const sharedState = require('./shared');
+const busModule = require('./bus');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js): its lib/net.js and lib/dgram.js
@@ -54,6 +55,8 @@ cluster.Worker = Worker;
 // Not part of node:cluster (hidden, as cluster.stats in the primary): the
 // counters and key/value table every process of the cluster shares.
 Object.defineProperty(cluster, 'shared', { configurable: true, enumerable: false, get: () => sharedState.sharedApi() });
+// Not part of node:cluster (hidden): messages to and between every process of the cluster.
+Object.defineProperty(cluster, 'bus', { configurable: true, enumerable: false, value: busModule.bus });
 
 cluster._setupWorker = function() {
   if (setupDone) return;
@@ -65,6 +68,9 @@ cluster._setupWorker = function() {
     workerId: id,
     onSharedSocket: (listenerId, fd) => sharedSockets.socketArrived(listenerId, fd),
   });
+
+  busModule.setSelf(id);
+  busModule.bus.attach(channel.channel);
 
   const worker = new Worker({ id, process, state: 'online' });
   cluster.worker = worker;

@@ -43,6 +43,6 @@ module.exports = {
   SharedMemory: binding === null ? undefined : binding.SharedMemory,
   sharedLimits: binding === null ? undefined : binding.sharedLimits,
   // The kinds of message a Channel's onMessage(kind, listenerId, fds) gets:
-  // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3 }, defined once in the addon.
+  // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, Bus: 10, PeerGone: 11, BusDropped: 12 }, defined once in the addon.
   ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,
 };

@@ -17,6 +17,7 @@ const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
 const builtin = require('./builtin');
 const shared = require('./shared');
+const busModule = require('./bus');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js), so that every require('cluster')
@@ -92,6 +93,7 @@ function getDispatcher() {
     const { Dispatcher } = require('./native');
     const { queueTimeout } = cluster.settings;
     dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout });
+    busModule.attachPrimary(dispatcher);
   }
   return dispatcher;
 }
@@ -477,6 +479,10 @@ Object.defineProperty(cluster, 'shared', {
     return shared.sharedApi();
   },
 });
+
+// Not part of node:cluster: messages to and between every process of the
+// cluster, relayed by the dispatcher thread (lib/bus.js).
+defineHidden(cluster, 'bus', busModule.bus);
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
 // connections accepted and held per worker).

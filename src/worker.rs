@@ -34,6 +34,12 @@ pub enum ChannelMessageKind {
     Shared = 2,
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
+    /// A bus message: `listenerId` is the sender's peer id, `payload` its bytes.
+    Bus = 10,
+    /// A bus peer is gone (`listenerId` is its id): nothing asked of it will be answered.
+    PeerGone = 11,
+    /// A bus message to peer `listenerId` was dropped: its queue was full.
+    BusDropped = 12,
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
@@ -71,23 +77,23 @@ impl JsCallback {
     /// # Safety
     /// Must run on the JS thread of `self.env`, outside any other napi call (a
     /// libuv callback is such a place).
-    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) -> Result<()> {
         let env = self.env;
         if self.callback.get().is_null() {
             return Ok(());
         }
         let mut scope = ptr::null_mut();
         check(sys::napi_open_handle_scope(env, &mut scope))?;
-        let called = self.call_in_scope(kind, listener, fds);
+        let called = self.call_in_scope(kind, listener, fds, payload);
         let closed = check(sys::napi_close_handle_scope(env, scope));
         called.and(closed)
     }
 
-    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) -> Result<()> {
         let env = self.env;
         let mut callback = ptr::null_mut();
         let mut global = ptr::null_mut();
-        let mut argv = [ptr::null_mut(); 3];
+        let mut argv = [ptr::null_mut(); 4];
         check(sys::napi_get_reference_value(env, self.callback.get(), &mut callback))?;
         check(sys::napi_get_global(env, &mut global))?;
         check(sys::napi_create_uint32(env, kind as u32, &mut argv[0]))?;
@@ -98,11 +104,19 @@ impl JsCallback {
             check(sys::napi_create_int32(env, *fd, &mut value))?;
             check(sys::napi_set_element(env, argv[2], i as u32, value))?;
         }
+        let argc = match payload {
+            Some(bytes) => {
+                let mut data = ptr::null_mut();
+                check(sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut argv[3]))?;
+                4
+            }
+            None => 3,
+        };
         let mut result = ptr::null_mut();
         // make_callback (not call_function): it runs process.nextTick and
         // microtasks afterwards, as for any I/O callback. Its receiver must be
         // an object.
-        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, 3, argv.as_ptr(), &mut result);
+        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, argc, argv.as_ptr(), &mut result);
         if status == sys::Status::napi_pending_exception {
             // An exception from the app's 'connection' handler: route it to
             // process 'uncaughtException', as a throw in any I/O callback goes.
@@ -151,8 +165,12 @@ impl Receiver {
     /// Calls JS; a failure to (not a throw by the callback, which goes to
     /// 'uncaughtException') is reported, as there is nobody to return it to.
     fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) {
+        self.call_with(kind, listener, fds, None);
+    }
+
+    fn call_with(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
         // SAFETY: only called from the poll callback, on the JS thread.
-        if let Err(err) = unsafe { self.js.call(kind, listener, fds) } {
+        if let Err(err) = unsafe { self.js.call(kind, listener, fds, payload) } {
             eprintln!("rcluster: cannot call the channel's callback: {err}");
         }
     }
@@ -251,6 +269,15 @@ impl Receiver {
                     // JS fails that listen with EMFILE.
                     self.call(ChannelMessageKind::Shared, listener, &[]);
                 }
+                Ok(Received::Message(Incoming::Bus { from, payload })) => {
+                    self.call_with(ChannelMessageKind::Bus, from, &[], Some(&payload));
+                }
+                Ok(Received::Message(Incoming::PeerGone { peer })) => {
+                    self.call(ChannelMessageKind::PeerGone, peer, &[]);
+                }
+                Ok(Received::Message(Incoming::BusDropped { target })) => {
+                    self.call(ChannelMessageKind::BusDropped, target, &[]);
+                }
             }
         }
     }
@@ -340,6 +367,13 @@ impl Channel {
             Err(err) if err.is_disconnected() => Ok(()),
             other => other.map_err(|e| to_js(&env, e)),
         }
+    }
+
+    /// Sends a bus message (lib/bus.js encodes it) to peer `target`: a worker
+    /// id, or 0 (the primary), 0xFFFFFFFE (the agent), 0xFFFFFFFF (broadcast).
+    #[napi]
+    pub fn send_bus(&self, env: Env, target: u32, payload: Buffer) -> Result<()> {
+        self.receiver.channel.borrow_mut().send_bus(target, &payload).map_err(|e| to_js(&env, e))
     }
 
     /// Makes the channel keep the event loop alive (while a server listens).

@@ -2,6 +2,7 @@
 //! `cargo test`. The Node bindings (the crate at the repository root) are a
 //! thin layer over it.
 //!
+//! - [`bus`]: the message bus's messages on the same channels, and their bounded queues.
 //! - [`dispatcher`]: the primary's accept-and-dispatch thread.
 //! - [`handle`]: one shared listening socket, its policy and the connections held for it.
 //! - [`policy`]: who gets the next connection (round-robin, shared), decided purely.
@@ -14,6 +15,7 @@
 //! - [`sys`]: every system call.
 //! - [`error`]: the one error type.
 
+pub mod bus;
 pub mod dispatcher;
 pub mod error;
 pub mod handle;

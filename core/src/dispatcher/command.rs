@@ -81,6 +81,14 @@ impl Dispatcher {
         Ok(raw)
     }
 
+    /// Creates a channel for a bus peer in this process (the primary's own JS,
+    /// id `bus::PRIMARY`) and returns its end, which the caller owns.
+    pub fn open_local_channel(&self, peer: WorkerId) -> Result<OwnedFd> {
+        let (primary_end, local_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
+        self.send(Command::AddPeer(peer, primary_end))?;
+        Ok(local_end)
+    }
+
     /// Closes the primary's copy of a worker's end, once the spawn has
     /// duplicated it into the child (or the spawn failed).
     pub fn release_child_end(&self, worker: WorkerId) {

@@ -1,0 +1,252 @@
+'use strict';
+// cluster.bus: messages between the primary, the workers and the agent, the
+// same API in each. They travel on the native channels and are relayed by the
+// primary's dispatcher thread (core/src/bus.rs, core/src/dispatcher/bus_relay.rs),
+// never through the primary's JS event loop; the primary's own JS has a
+// channel of its own, like any peer.
+//
+// A bus message's payload is v8.serialize([type, topic, data, id]): `type` is
+// 'm' (a message), 'q' (a request), 'r' (a request's result) or 'e' (a
+// request's error). Topics are EventEmitter events: on(topic, (data, from) => ...).
+const EventEmitter = require('events');
+const v8 = require('v8');
+const { nodeError, describeReceived } = require('./errors');
+
+// Peer ids, as core/src/bus.rs defines them.
+const PRIMARY = 0;
+const AGENT = 0xFFFFFFFE;
+const BROADCAST = 0xFFFFFFFF;
+const MAX_PAYLOAD = 64 * 1024;
+const DEFAULT_TIMEOUT = 10000;
+// Events of the bus object itself, which cannot be topics.
+const RESERVED = new Set(['error', 'newListener', 'removeListener']);
+
+function peerName(id) {
+  if (id === PRIMARY) return 'primary';
+  if (id === AGENT) return 'agent';
+  return id;
+}
+
+function describePeer(id) {
+  const name = peerName(id);
+  return typeof name === 'number' ? `worker ${name}` : `the ${name}`;
+}
+
+function validateTopic(topic, caller) {
+  if (typeof topic !== 'string') {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                    `The "topic" argument must be of type string. Received ${describeReceived(topic)}`, caller);
+  }
+  if (topic === '' || RESERVED.has(topic)) {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+                    `The argument 'topic' cannot be '${topic}': it is an event of the bus itself.`, caller);
+  }
+}
+
+function targetId(target, caller) {
+  if (target === 'primary') return PRIMARY;
+  if (target === 'agent') return AGENT;
+  if (Number.isInteger(target) && target >= 1 && target < AGENT) return target;
+  throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+                  `The argument 'target' must be a worker id, 'agent' or 'primary'. Received ${describeReceived(target)}`,
+                  caller);
+}
+
+function encode(message, caller) {
+  const payload = v8.serialize(message);
+  if (payload.length > MAX_PAYLOAD) {
+    throw nodeError(RangeError, 'ERR_OUT_OF_RANGE',
+                    `A bus message must be at most ${MAX_PAYLOAD} bytes serialized; this one is ${payload.length}`,
+                    caller);
+  }
+  return payload;
+}
+
+function busError(code, message) {
+  const err = new Error(message);
+  err.code = code;
+  return err;
+}
+
+class Bus extends EventEmitter {
+  #channel = null; // the native Channel, once this process has one
+  #pending = new Map(); // request id -> { target, topic, resolve, reject, timer }
+  #responders = new Map();
+  #nextId = 1;
+
+  /** Starts sending and receiving on `channel` (a native Channel). */
+  attach(channel) {
+    this.#channel = channel;
+  }
+
+  /** Every worker and the agent (the sender too, if it is one of them). */
+  broadcast(topic, data) {
+    validateTopic(topic, this.broadcast);
+    this.#send(BROADCAST, encode(['m', topic, data, 0], this.broadcast));
+  }
+
+  /** `target`: a worker id, 'agent' or 'primary'. */
+  send(target, topic, data) {
+    const id = targetId(target, this.send);
+    validateTopic(topic, this.send);
+    this.#send(id, encode(['m', topic, data, 0], this.send));
+  }
+
+  /**
+   * Asks `target`'s responder for `topic`; resolves with what it returns.
+   * Rejects when the target is or becomes gone (ERR_RCLUSTER_BUS_TARGET_GONE),
+   * after `timeout` ms (ERR_RCLUSTER_BUS_TIMEOUT), or with the responder's error.
+   */
+  request(target, topic, data, options = {}) {
+    const id = targetId(target, this.request);
+    validateTopic(topic, this.request);
+    if (options === null || typeof options !== 'object') {
+      throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                      `The "options" argument must be of type object. Received ${describeReceived(options)}`, this.request);
+    }
+    const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+    if (typeof timeout !== 'number' || !(timeout > 0) || timeout > 2 ** 31 - 1) {
+      throw nodeError(RangeError, 'ERR_OUT_OF_RANGE',
+                      `The value of "options.timeout" is out of range. It must be > 0 && <= ${2 ** 31 - 1}. Received ${timeout}`,
+                      this.request);
+    }
+    const requestId = this.#nextId++;
+    const payload = encode(['q', topic, data, requestId], this.request);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(requestId);
+        reject(busError('ERR_RCLUSTER_BUS_TIMEOUT',
+                        `${describePeer(id)} did not answer request '${topic}' within ${timeout} ms`));
+      }, timeout);
+      this.#pending.set(requestId, { target: id, topic, resolve, reject, timer });
+      this.#send(id, payload);
+    });
+  }
+
+  /** Answers requests on `topic` with what `fn(data, from)` returns or resolves to. */
+  respond(topic, fn) {
+    validateTopic(topic, this.respond);
+    if (typeof fn !== 'function') {
+      throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                      `The "fn" argument must be of type function. Received ${describeReceived(fn)}`, this.respond);
+    }
+    this.#responders.set(topic, fn);
+    return this;
+  }
+
+  #send(target, payload) {
+    if (this.#channel === null) {
+      // The primary before its first fork: there is nobody to reach yet.
+      if (target !== BROADCAST) process.nextTick(() => this.peerGone(target));
+      return;
+    }
+    this.#channel.sendBus(target, payload);
+  }
+
+  /** A bus message arrived from peer `from`. */
+  deliver(from, payload) {
+    let message;
+    try {
+      message = v8.deserialize(payload);
+    } catch (err) {
+      this.#report(busError('ERR_RCLUSTER_BUS_BAD_MESSAGE', `an unreadable bus message from ${describePeer(from)}: ${err.message}`));
+      return;
+    }
+    const [type, topic, data, id] = message;
+    const sender = peerName(from);
+    switch (type) {
+      case 'm':
+        this.emit(topic, data, sender);
+        return;
+      case 'q':
+        this.#answer(from, topic, data, id, sender);
+        return;
+      case 'r':
+      case 'e': {
+        const pending = this.#pending.get(id);
+        if (pending === undefined || pending.target !== from) return; // timed out already
+        this.#pending.delete(id);
+        clearTimeout(pending.timer);
+        if (type === 'r') {
+          pending.resolve(data);
+        } else {
+          const err = new Error(data.message);
+          if (data.code !== undefined) err.code = data.code;
+          if (data.name !== undefined && data.name !== 'Error') err.name = data.name;
+          err.remoteStack = data.stack;
+          pending.reject(err);
+        }
+      }
+    }
+  }
+
+  #answer(from, topic, data, id, sender) {
+    const fn = this.#responders.get(topic);
+    const reply = (type, value) => {
+      let payload;
+      try {
+        payload = encode([type, topic, value, id], this.#answer);
+      } catch (err) {
+        payload = encode(['e', topic, { message: `the result of '${topic}' cannot be sent: ${err.message}`, code: err.code }, id]);
+      }
+      this.#send(from, payload);
+    };
+    if (fn === undefined) {
+      reply('e', { message: `no responder for '${topic}' in ${describePeer(selfId)}`, code: 'ERR_RCLUSTER_BUS_NO_RESPONDER' });
+      return;
+    }
+    Promise.resolve()
+      .then(() => fn(data, sender))
+      .then((result) => reply('r', result),
+            (err) => reply('e', err instanceof Error ?
+              { message: err.message, code: err.code, name: err.name, stack: err.stack } :
+              { message: String(err) }));
+  }
+
+  /** Peer `peer` is gone: what was asked of it will not be answered. */
+  peerGone(peer) {
+    for (const [id, pending] of this.#pending) {
+      if (pending.target !== peer) continue;
+      this.#pending.delete(id);
+      clearTimeout(pending.timer);
+      pending.reject(busError('ERR_RCLUSTER_BUS_TARGET_GONE',
+                              `${describePeer(peer)} is gone: request '${pending.topic}' will not be answered`));
+    }
+  }
+
+  /** A message to `target` was dropped: its queue in the primary was full. */
+  dropped(target) {
+    this.#report(busError('ERR_RCLUSTER_BUS_FULL',
+                          `a bus message to ${describePeer(target)} was dropped: it is not reading, and its queue is full`));
+  }
+
+  #report(err) {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(err);
+  }
+}
+
+let selfId = PRIMARY;
+const bus = new Bus();
+
+/** Which peer this process is (for messages that name it). */
+function setSelf(id) {
+  selfId = id;
+}
+
+/** A native Channel's message of a bus kind: hands it to the bus. */
+function onChannelMessage(kinds, kind, peer, payload) {
+  if (kind === kinds.Bus) bus.deliver(peer, payload);
+  else if (kind === kinds.PeerGone) bus.peerGone(peer);
+  else if (kind === kinds.BusDropped) bus.dropped(peer);
+}
+
+/** The primary: its own JS joins the bus through a channel of its own. */
+function attachPrimary(dispatcher) {
+  const { Channel, ChannelMessageKind } = require('./native');
+  const channel = new Channel(dispatcher.openLocalChannel(PRIMARY),
+                              (kind, peer, fds, payload) => onChannelMessage(ChannelMessageKind, kind, peer, payload));
+  bus.attach(channel);
+}
+
+module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };
