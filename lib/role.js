@@ -15,16 +15,26 @@ function role() {
     const id = process.env[Env.WorkerId];
     const fd = process.env[Env.ChannelFd];
     const sharedFd = process.env[Env.SharedFd];
+    const agent = process.env[Env.Agent];
+    const gateFd = process.env[Env.AgentGate];
     delete process.env[Env.WorkerId];
     delete process.env[Env.ChannelFd];
     delete process.env[Env.SharedFd];
+    delete process.env[Env.Agent];
+    delete process.env[Env.AgentGate];
     // Likewise the `--require` of the preload: process.execArgv shows what the
     // app set, as under node:cluster, and a worker's own forks don't inherit it.
     const i = process.execArgv.indexOf(PRELOAD);
     if (i > 0 && process.execArgv[i - 1] === '--require') process.execArgv.splice(i - 1, 2);
-    globalThis[kRole] = id !== undefined && fd !== undefined ?
-      { isWorker: true, id: Number(id), channelFd: Number(fd), sharedFd: sharedFd === undefined ? undefined : Number(sharedFd) } :
-      { isWorker: false };
+    const shared = sharedFd === undefined ? undefined : Number(sharedFd);
+    if (agent === '1' && fd !== undefined) {
+      globalThis[kRole] = { isWorker: false, isAgent: true, channelFd: Number(fd), sharedFd: shared };
+    } else {
+      globalThis[kRole] = id !== undefined && fd !== undefined ?
+        { isWorker: true, id: Number(id), channelFd: Number(fd), sharedFd: shared,
+          gateFd: gateFd === undefined ? undefined : Number(gateFd) } :
+        { isWorker: false };
+    }
   }
   return globalThis[kRole];
 }
