@@ -5,11 +5,12 @@
 // never through the primary's JS event loop; the primary's own JS has a
 // channel of its own, like any peer.
 //
-// A bus message's payload is v8.serialize([type, topic, data, id]): `type` is
-// 'm' (a message), 'q' (a request), 'r' (a request's result) or 'e' (a
-// request's error). Topics are EventEmitter events: on(topic, (data, from) => ...).
+// A bus message's payload is the JSON of [type, topic, data, id], as Node's
+// IPC sends messages ('json' serialization; v8.serialize costs several times
+// more per small message): `type` is 'm' (a message), 'q' (a request), 'r'
+// (a request's result) or 'e' (a request's error). Topics are EventEmitter
+// events: on(topic, (data, from) => ...).
 const EventEmitter = require('events');
-const v8 = require('v8');
 const { nodeError, describeReceived } = require('./errors');
 
 // Peer ids, as core/src/bus.rs defines them.
@@ -53,10 +54,10 @@ function targetId(target, caller) {
 }
 
 function encode(message, caller) {
-  const payload = v8.serialize(message);
+  const payload = Buffer.from(JSON.stringify(message), 'utf8');
   if (payload.length > MAX_PAYLOAD) {
     throw nodeError(RangeError, 'ERR_OUT_OF_RANGE',
-                    `A bus message must be at most ${MAX_PAYLOAD} bytes serialized; this one is ${payload.length}`,
+                    `A bus message must be at most ${MAX_PAYLOAD} bytes as JSON; this one is ${payload.length}`,
                     caller);
   }
   return payload;
@@ -147,7 +148,7 @@ class Bus extends EventEmitter {
   deliver(from, payload) {
     let message;
     try {
-      message = v8.deserialize(payload);
+      message = JSON.parse(payload.toString('utf8'));
     } catch (err) {
       this.#report(busError('ERR_RCLUSTER_BUS_BAD_MESSAGE', `an unreadable bus message from ${describePeer(from)}: ${err.message}`));
       return;
@@ -234,9 +235,21 @@ function setSelf(id) {
   selfId = id;
 }
 
-/** A native Channel's message of a bus kind: hands it to the bus. */
+/**
+ * A native Channel's message of a bus kind: hands it to the bus. For `Bus`,
+ * `peer` is a count and `payload` that many records: sender id (u32 LE),
+ * length (u32 LE), bytes (src/worker.rs).
+ */
 function onChannelMessage(kinds, kind, peer, payload) {
-  if (kind === kinds.Bus) bus.deliver(peer, payload);
+  if (kind === kinds.Bus) {
+    let at = 0;
+    for (let i = 0; i < peer; i++) {
+      const from = payload.readUInt32LE(at);
+      const length = payload.readUInt32LE(at + 4);
+      bus.deliver(from, payload.subarray(at + 8, at + 8 + length));
+      at += 8 + length;
+    }
+  }
   else if (kind === kinds.PeerGone) bus.peerGone(peer);
   else if (kind === kinds.BusDropped) bus.dropped(peer);
 }

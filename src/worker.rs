@@ -34,7 +34,10 @@ pub enum ChannelMessageKind {
     Shared = 2,
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
-    /// A bus message: `listenerId` is the sender's peer id, `payload` its bytes.
+    /// Bus messages, in order: `listenerId` is how many, `payload` holds
+    /// each as sender id (u32 LE), length (u32 LE) and bytes. One call per
+    /// wake-up rather than one per message: each call into JS costs more
+    /// than a small message does.
     Bus = 10,
     /// A bus peer is gone (`listenerId` is its id): nothing asked of it will be answered.
     PeerGone = 11,
@@ -141,6 +144,9 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
+    /// Bus messages received in this wake-up and not yet given to JS: how
+    /// many, and their records (see `ChannelMessageKind::Bus`).
+    bus_batch: RefCell<(u32, Vec<u8>)>,
 }
 
 impl Drop for JsCallback {
@@ -169,6 +175,28 @@ impl Receiver {
     }
 
     fn call_with(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
+        // Whatever else arrived came after the bus messages held so far (a
+        // peer's answer before the news of its death).
+        self.flush_bus();
+        self.invoke(kind, listener, fds, payload);
+    }
+
+    fn queue_bus(&self, from: u32, payload: &[u8]) {
+        let mut batch = self.bus_batch.borrow_mut();
+        batch.0 += 1;
+        batch.1.extend_from_slice(&from.to_le_bytes());
+        batch.1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        batch.1.extend_from_slice(payload);
+    }
+
+    fn flush_bus(&self) {
+        let (count, records) = std::mem::take(&mut *self.bus_batch.borrow_mut());
+        if count > 0 {
+            self.invoke(ChannelMessageKind::Bus, count, &[], Some(&records));
+        }
+    }
+
+    fn invoke(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
         // SAFETY: only called from the poll callback, on the JS thread.
         if let Err(err) = unsafe { self.js.call(kind, listener, fds, payload) } {
             eprintln!("rcluster: cannot call the channel's callback: {err}");
@@ -214,6 +242,7 @@ impl Receiver {
 
     fn on_readable(&self, status: c_int) {
         self.receive(status);
+        self.flush_bus();
         self.send_replies();
     }
 
@@ -269,9 +298,7 @@ impl Receiver {
                     // JS fails that listen with EMFILE.
                     self.call(ChannelMessageKind::Shared, listener, &[]);
                 }
-                Ok(Received::Message(Incoming::Bus { from, payload })) => {
-                    self.call_with(ChannelMessageKind::Bus, from, &[], Some(&payload));
-                }
+                Ok(Received::Message(Incoming::Bus { from, payload })) => self.queue_bus(from, &payload),
                 Ok(Received::Message(Incoming::PeerGone { peer })) => {
                     self.call(ChannelMessageKind::PeerGone, peer, &[]);
                 }
@@ -330,6 +357,7 @@ impl Channel {
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
+            bus_batch: RefCell::new((0, Vec::new())),
         });
         let reader = Reader(Rc::clone(&receiver));
         let poll = {
