@@ -54,14 +54,14 @@ cluster._getServer = function(obj, options, cb) {
 };
 
 cluster._setupAgent = function() {
-  const { channelFd, sharedFd } = role();
+  const { channelFd, sharedFd, machine } = role();
   sharedState.attach(sharedFd);
   const { Channel, ChannelMessageKind } = require('./native');
   const channel = new Channel(channelFd, (kind, peer, fds, payload) =>
     busModule.onChannelMessage(ChannelMessageKind, kind, peer, payload));
   // The agent lives as long as the primary wants it, whatever its code keeps open.
   channel.ref();
-  busModule.setSelf(busModule.AGENT);
+  busModule.setSelf(busModule.AGENT, machine);
   busModule.bus.attach(channel);
 
   process.on('uncaughtException', (err, origin) => {

@@ -44,12 +44,16 @@ function validateTopic(topic, caller) {
   }
 }
 
+// 'machine/target': a peer on another machine (bus.redis).
+const REMOTE = /^[0-9a-f]+\/(?:[1-9][0-9]*|agent|primary)$/;
+
 function targetId(target, caller) {
   if (target === 'primary') return PRIMARY;
   if (target === 'agent') return AGENT;
   if (Number.isInteger(target) && target >= 1 && target < AGENT) return target;
   throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
-                  `The argument 'target' must be a worker id, 'agent' or 'primary'. Received ${describeReceived(target)}`,
+                  "The argument 'target' must be a worker id, 'agent', 'primary' or 'machine/target'. " +
+                  `Received ${describeReceived(target)}`,
                   caller);
 }
 
@@ -74,6 +78,10 @@ class Bus extends EventEmitter {
   #pending = new Map(); // request id -> { target, topic, resolve, reject, timer }
   #responders = new Map();
   #nextId = 1;
+  #bridge = null; // the primary's RedisBridge (lib/redis_bridge.js), with bus.redis
+
+  /** This machine's id with bus.redis ('machine/target' names a peer there), else null. */
+  machine = null;
 
   /** Starts sending and receiving on `channel` (a native Channel). */
   attach(channel) {
@@ -84,13 +92,47 @@ class Bus extends EventEmitter {
   broadcast(topic, data) {
     validateTopic(topic, this.broadcast);
     this.#send(BROADCAST, encode(['m', topic, data, 0], this.broadcast));
+    this.#bridge?.publishBroadcast('primary', topic, data);
   }
 
-  /** `target`: a worker id, 'agent' or 'primary'. */
+  /** `target`: a worker id, 'agent', 'primary', or 'machine/target' on another machine (bus.redis). */
   send(target, topic, data) {
+    if (typeof target === 'string' && REMOTE.test(target)) {
+      validateTopic(topic, this.send);
+      const payload = encode(['x', topic, data, 0, target], this.send);
+      // The primary carries it to the other machine.
+      if (selfId === PRIMARY) this.#forward(PRIMARY, target, topic, data);
+      else this.#send(PRIMARY, payload);
+      return;
+    }
     const id = targetId(target, this.send);
     validateTopic(topic, this.send);
     this.#send(id, encode(['m', topic, data, 0], this.send));
+  }
+
+  #forward(from, target, topic, data) {
+    if (this.#bridge === null) {
+      this.reportError(busError('ERR_RCLUSTER_BUS_NO_REDIS',
+                                `a message for '${target}' was dropped: there is no bus.redis to carry it to another machine`));
+      return;
+    }
+    this.#bridge.forward(peerName(from), target, topic, data);
+  }
+
+  /** The primary, with bus.redis: carries messages to and from other machines. */
+  setBridge(bridge) {
+    this.#bridge = bridge;
+    this.machine = bridge.machine;
+  }
+
+  /** The bridge: a message from another machine, for this one. `origin`: 'machine/sender'. */
+  inject(target, topic, data, origin) {
+    if (target === 'primary') {
+      this.emit(topic, data, origin);
+      return;
+    }
+    const id = target === BROADCAST ? BROADCAST : targetId(target, this.inject);
+    this.#send(id, encode(['m', topic, data, 0, origin], this.inject));
   }
 
   /**
@@ -99,6 +141,11 @@ class Bus extends EventEmitter {
    * after `timeout` ms (ERR_RCLUSTER_BUS_TIMEOUT), or with the responder's error.
    */
   request(target, topic, data, options = {}) {
+    if (typeof target === 'string' && REMOTE.test(target)) {
+      throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+                      `The argument 'target' cannot be '${target}': requests stay on one machine (only send and broadcast cross machines)`,
+                      this.request);
+    }
     const id = targetId(target, this.request);
     validateTopic(topic, this.request);
     if (options === null || typeof options !== 'object') {
@@ -145,19 +192,28 @@ class Bus extends EventEmitter {
   }
 
   /** A bus message arrived from peer `from`. */
-  deliver(from, payload) {
+  deliver(from, payload, target) {
     let message;
     try {
       message = JSON.parse(payload.toString('utf8'));
     } catch (err) {
-      this.#report(busError('ERR_RCLUSTER_BUS_BAD_MESSAGE', `an unreadable bus message from ${describePeer(from)}: ${err.message}`));
+      this.reportError(busError('ERR_RCLUSTER_BUS_BAD_MESSAGE', `an unreadable bus message from ${describePeer(from)}: ${err.message}`));
       return;
     }
-    const [type, topic, data, id] = message;
+    const [type, topic, data, id, extra] = message;
     const sender = peerName(from);
+    if (target === BROADCAST && selfId === PRIMARY) {
+      // Only with bus.redis: a local broadcast, for the other machines.
+      if (type === 'm' && extra === undefined) this.#bridge?.publishBroadcast(sender, topic, data);
+      return;
+    }
     switch (type) {
       case 'm':
-        this.emit(topic, data, sender);
+        // From another machine, `extra` names its origin.
+        this.emit(topic, data, extra ?? sender);
+        return;
+      case 'x':
+        if (selfId === PRIMARY) this.#forward(from, extra, topic, data);
         return;
       case 'q':
         this.#answer(from, topic, data, id, sender);
@@ -217,11 +273,12 @@ class Bus extends EventEmitter {
 
   /** A message to `target` was dropped: its queue in the primary was full. */
   dropped(target) {
-    this.#report(busError('ERR_RCLUSTER_BUS_FULL',
+    this.reportError(busError('ERR_RCLUSTER_BUS_FULL',
                           `a bus message to ${describePeer(target)} was dropped: it is not reading, and its queue is full`));
   }
 
-  #report(err) {
+  /** 'error' if anyone listens, else a process warning: never a crash. */
+  reportError(err) {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else process.emitWarning(err);
   }
@@ -230,36 +287,80 @@ class Bus extends EventEmitter {
 let selfId = PRIMARY;
 const bus = new Bus();
 
-/** Which peer this process is (for messages that name it). */
-function setSelf(id) {
+/** Which peer this process is (for messages that name it), and its machine with bus.redis. */
+function setSelf(id, machine = null) {
   selfId = id;
+  bus.machine = machine;
 }
 
 /**
  * A native Channel's message of a bus kind: hands it to the bus. For `Bus`,
  * `peer` is a count and `payload` that many records: sender id (u32 LE),
- * length (u32 LE), bytes (src/worker.rs).
+ * target id (u32 LE), length (u32 LE), bytes (src/worker.rs).
  */
 function onChannelMessage(kinds, kind, peer, payload) {
   if (kind === kinds.Bus) {
     let at = 0;
     for (let i = 0; i < peer; i++) {
       const from = payload.readUInt32LE(at);
-      const length = payload.readUInt32LE(at + 4);
-      bus.deliver(from, payload.subarray(at + 8, at + 8 + length));
-      at += 8 + length;
+      const target = payload.readUInt32LE(at + 4);
+      const length = payload.readUInt32LE(at + 8);
+      bus.deliver(from, payload.subarray(at + 12, at + 12 + length), target);
+      at += 12 + length;
     }
   }
   else if (kind === kinds.PeerGone) bus.peerGone(peer);
   else if (kind === kinds.BusDropped) bus.dropped(peer);
 }
 
+let bridge = null;
+
+/** setupPrimary()'s `bus` option, validated. */
+function normalizeOptions(options, caller) {
+  if (options === null || typeof options !== 'object' || !('bus' in options)) return options;
+  return { ...options, bus: require('./redis_bridge').normalizeBusOptions(options.bus, caller) };
+}
+
+/**
+ * The primary, at setupPrimary(): with bus.redis, starts carrying messages
+ * and counters to other machines (once; later settings do not move it).
+ */
+function configure(busOptions, sharedState, caller) {
+  if (bridge !== null || busOptions === undefined || busOptions.redis === undefined) return;
+  const { RedisBridge } = require('./redis_bridge');
+  const candidate = new RedisBridge(busOptions, {
+    bus,
+    shared: sharedState,
+    local: {
+      broadcast: (topic, data, origin) => bus.inject(BROADCAST, topic, data, origin),
+      send: (target, topic, data, origin) => bus.inject(target, topic, data, origin),
+    },
+  });
+  candidate.start(caller);
+  bridge = candidate;
+  bus.setBridge(bridge);
+  bus.respond('rcluster:sync', () => bridge.sync().then(() => null));
+}
+
+/** Variables a process the primary forks needs for the bus. */
+function childEnv() {
+  return bridge === null ? {} : { [require('./protocol').Env.Machine]: bridge.machine };
+}
+
+/** A counter's sync(): the exchange across machines, now (nothing to do on one machine). */
+function syncCounters() {
+  if (selfId === PRIMARY) return bridge === null ? Promise.resolve() : bridge.sync();
+  if (bus.machine === null) return Promise.resolve();
+  return bus.request('primary', 'rcluster:sync', null, { timeout: 5000 });
+}
+
 /** The primary: its own JS joins the bus through a channel of its own. */
 function attachPrimary(dispatcher) {
+  if (bridge !== null) dispatcher.setBusBridge(true);
   const { Channel, ChannelMessageKind } = require('./native');
   const channel = new Channel(dispatcher.openLocalChannel(PRIMARY),
                               (kind, peer, fds, payload) => onChannelMessage(ChannelMessageKind, kind, peer, payload));
   bus.attach(channel);
 }
 
-module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };
+module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };

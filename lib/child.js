@@ -63,7 +63,7 @@ Object.defineProperty(cluster, 'bus', { configurable: true, enumerable: false, v
 cluster._setupWorker = function() {
   if (setupDone) return;
   setupDone = true;
-  const { id, channelFd, sharedFd, gateFd } = role();
+  const { id, channelFd, sharedFd, gateFd, machine } = role();
   // Before anything of the worker starts: it may have to wait for the agent.
   require('./agent_gate').waitAtGate(gateFd);
   // Mapped now, so the fd is closed before the app can spawn anything.
@@ -73,7 +73,7 @@ cluster._setupWorker = function() {
     onSharedSocket: (listenerId, fd) => sharedSockets.socketArrived(listenerId, fd),
   });
 
-  busModule.setSelf(id);
+  busModule.setSelf(id, machine);
   busModule.bus.attach(channel.channel);
 
   const worker = new Worker({ id, process, state: 'online' });

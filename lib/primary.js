@@ -105,6 +105,7 @@ function getDispatcher() {
 cluster.setupPrimary = function setupPrimary(options) {
   options = management.normalize(options, setupPrimary);
   options = agentModule.normalizeOptions(options, setupPrimary);
+  options = busModule.normalizeOptions(options, setupPrimary);
   const settings = {
     args: process.argv.slice(2),
     exec: process.argv[1],
@@ -123,6 +124,11 @@ cluster.setupPrimary = function setupPrimary(options) {
 
   cluster.settings = settings;
   management.applied(options);
+  // bus.redis: messages and counters across machines (lib/redis_bridge.js).
+  busModule.configure(settings.bus, {
+    localCounters: shared.localCounters,
+    counter: (name) => { shared.ensurePrimary(); return shared.sharedApi().counter(name); },
+  }, setupPrimary);
 
   if (initialized === true) return process.nextTick(setupSettingsNT, settings);
 
@@ -206,7 +212,7 @@ function peerStdio(id) {
   const channelFd = getDispatcher().openChannel(id);
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
   const sharedSlot = stdio.push(shared.primaryFd()) - 1;
-  const env = { [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}` };
+  const env = { [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}`, ...busModule.childEnv() };
   const release = (spawned) => {
     if (!spawned) getDispatcher().removeWorker(id);
     // The child has its own copy now (or there is no child). Keeping ours

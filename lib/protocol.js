@@ -46,6 +46,8 @@ const Env = Object.freeze({
   SharedFd: 'RCLUSTER_SHARED_FD',
   /** Its presence makes the process the agent (lib/agent_child.js). */
   Agent: 'RCLUSTER_AGENT',
+  /** This machine's id with bus.redis (cluster.bus.machine). */
+  Machine: 'RCLUSTER_MACHINE',
   /** The stdio slot of a worker's gate: it waits there until the agent is ready (lib/agent_gate.js). */
   AgentGate: 'RCLUSTER_AGENT_GATE',
   /** exitOnUncaughtException's timeout in ms; absent when the setting is off. */

@@ -17,6 +17,8 @@ function role() {
     const sharedFd = process.env[Env.SharedFd];
     const agent = process.env[Env.Agent];
     const gateFd = process.env[Env.AgentGate];
+    const machine = process.env[Env.Machine] ?? null;
+    delete process.env[Env.Machine];
     delete process.env[Env.WorkerId];
     delete process.env[Env.ChannelFd];
     delete process.env[Env.SharedFd];
@@ -28,10 +30,10 @@ function role() {
     if (i > 0 && process.execArgv[i - 1] === '--require') process.execArgv.splice(i - 1, 2);
     const shared = sharedFd === undefined ? undefined : Number(sharedFd);
     if (agent === '1' && fd !== undefined) {
-      globalThis[kRole] = { isWorker: false, isAgent: true, channelFd: Number(fd), sharedFd: shared };
+      globalThis[kRole] = { isWorker: false, isAgent: true, channelFd: Number(fd), sharedFd: shared, machine };
     } else {
       globalThis[kRole] = id !== undefined && fd !== undefined ?
-        { isWorker: true, id: Number(id), channelFd: Number(fd), sharedFd: shared,
+        { isWorker: true, id: Number(id), channelFd: Number(fd), sharedFd: shared, machine,
           gateFd: gateFd === undefined ? undefined : Number(gateFd) } :
         { isWorker: false };
     }

@@ -14,6 +14,7 @@ let memory = null; // the native SharedMemory, once this process has it
 let values = null;
 let stride = 0;
 let valueIndex = 0;
+let remoteIndex = 0;
 let shared = null; // the cluster.shared object
 const counters = new Map(); // name -> Counter, so each name costs one lookup
 
@@ -42,25 +43,38 @@ function validateInteger(value, name) {
   }
 }
 
-/** A named 64-bit counter in shared memory. Values are returned as numbers. */
+/**
+ * A named 64-bit counter in shared memory. Values are returned as numbers.
+ * With `bus.redis`, a counter is the sum of every machine's part: this
+ * machine's part changes here, the others' (`remote`) are written by the
+ * primary as they arrive; compareAndSet works on this machine's part only.
+ */
 class Counter {
   #index;
+  #remote;
   constructor(name, slot) {
     this.name = name;
     this.#index = slot * stride + valueIndex;
+    this.#remote = slot * stride + remoteIndex;
   }
 
   /** Adds `n` (default 1) and returns the new value. */
   add(n = 1) {
     validateInteger(n, 'n');
-    return Number(Atomics.add(values, this.#index, BigInt(n))) + n;
+    return Number(Atomics.add(values, this.#index, BigInt(n))) + n + Number(Atomics.load(values, this.#remote));
   }
 
+  /** The latest known total (this machine's part, plus the others' last exchanged). */
   get() {
+    return Number(Atomics.load(values, this.#index)) + Number(Atomics.load(values, this.#remote));
+  }
+
+  /** This machine's part alone. */
+  local() {
     return Number(Atomics.load(values, this.#index));
   }
 
-  /** Sets the value to `value` if it is `expected`; true if it did. */
+  /** Sets this machine's part to `value` if it is `expected`; true if it did. */
   compareAndSet(expected, value) {
     validateInteger(expected, 'expected');
     validateInteger(value, 'value');
@@ -68,17 +82,19 @@ class Counter {
     return Atomics.compareExchange(values, this.#index, want, BigInt(value)) === want;
   }
 
+  /** The primary, exchanging counters across machines: the other machines' parts. */
+  setRemote(sum) {
+    Atomics.store(values, this.#remote, BigInt(sum));
+  }
+
   /**
    * Resolves once this machine's part is exchanged with the other machines
    * (with `bus.redis`); on one machine every value is current already.
    */
   sync() {
-    return syncHook === null ? Promise.resolve(this.get()) : syncHook(this);
+    return require('./bus').syncCounters().then(() => this.get());
   }
 }
-
-// Set by the cross-machine layer when it is on.
-let syncHook = null;
 
 function mapped() {
   if (memory === null) {
@@ -92,6 +108,7 @@ function buildShared() {
   const limits = native().sharedLimits();
   stride = limits.counterStride;
   valueIndex = limits.counterValueIndex;
+  remoteIndex = limits.counterRemoteIndex;
   return Object.freeze({
     /** The sizes of the region: fixed, so that a full table says so. */
     limits: Object.freeze({ counters: limits.counters, nameMax: limits.nameMax, tableKeys: limits.tableKeys, valueMax: limits.valueMax }),
@@ -107,9 +124,9 @@ function buildShared() {
       }
       return counter;
     },
-    /** Every counter any process named, with its value. */
+    /** Every counter any process named, with its value (the latest known total). */
     counters() {
-      return Object.fromEntries(mapped().counters().map(({ name, value }) => [name, value]));
+      return Object.fromEntries(mapped().counters().map(({ name }) => [name, this.counter(name).get()]));
     },
     /** The value of `key` in the table (JSON), or undefined. */
     get(key) {
@@ -138,6 +155,11 @@ function buildShared() {
   });
 }
 
+/** This machine's part of every counter, by name (exchanged across machines). */
+function localCounters() {
+  return memory === null ? {} : Object.fromEntries(memory.counters().map(({ name, value }) => [name, value]));
+}
+
 /** cluster.shared, for either side. */
 function sharedApi() {
   if (shared === null) shared = buildShared();
@@ -160,8 +182,4 @@ function ensurePrimary() {
   primaryFd();
 }
 
-function setSyncHook(fn) {
-  syncHook = fn;
-}
-
-module.exports = { sharedApi, primaryFd, attach, ensurePrimary, setSyncHook, Counter };
+module.exports = { sharedApi, primaryFd, attach, ensurePrimary, localCounters, Counter };

@@ -140,6 +140,13 @@ impl Dispatcher {
         self.inner.open_local_channel(peer).map(IntoRawFd::into_raw_fd).map_err(|e| to_js(&env, e))
     }
 
+    /// Broadcasts from workers and the agent reach the primary's bus channel
+    /// too, for it to carry them to other machines (`bus.redis`).
+    #[napi]
+    pub fn set_bus_bridge(&self, env: Env, on: bool) -> Result<()> {
+        self.inner.set_bus_bridge(on).map_err(|e| to_js(&env, e))
+    }
+
     /// Closes the primary's copy of the worker's end, after the spawn.
     #[napi]
     pub fn release_child_end(&self, worker: u32) {

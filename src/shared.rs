@@ -35,6 +35,8 @@ pub struct SharedLimits {
     /// `counterBuffer()` as a BigInt64Array: elements per slot, and the value's element in it.
     pub counter_stride: u32,
     pub counter_value_index: u32,
+    /// The element holding the other machines' parts (see `bus.redis`).
+    pub counter_remote_index: u32,
 }
 
 /// The sizes of the region, fixed at build time.
@@ -47,6 +49,7 @@ pub fn shared_limits() -> SharedLimits {
         value_max: shared_memory::VALUE_MAX as u32,
         counter_stride: (shared_memory::COUNTER_SLOT_LEN / 8) as u32,
         counter_value_index: (shared_memory::COUNTER_VALUE_AT / 8) as u32,
+        counter_remote_index: (shared_memory::COUNTER_REMOTE_AT / 8) as u32,
     }
 }
 

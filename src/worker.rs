@@ -35,7 +35,7 @@ pub enum ChannelMessageKind {
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
     /// Bus messages, in order: `listenerId` is how many, `payload` holds
-    /// each as sender id (u32 LE), length (u32 LE) and bytes. One call per
+    /// each as sender id (u32 LE), target id (u32 LE), length (u32 LE) and bytes. One call per
     /// wake-up rather than one per message: each call into JS costs more
     /// than a small message does.
     Bus = 10,
@@ -181,10 +181,11 @@ impl Receiver {
         self.invoke(kind, listener, fds, payload);
     }
 
-    fn queue_bus(&self, from: u32, payload: &[u8]) {
+    fn queue_bus(&self, from: u32, target: u32, payload: &[u8]) {
         let mut batch = self.bus_batch.borrow_mut();
         batch.0 += 1;
         batch.1.extend_from_slice(&from.to_le_bytes());
+        batch.1.extend_from_slice(&target.to_le_bytes());
         batch.1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         batch.1.extend_from_slice(payload);
     }
@@ -298,7 +299,7 @@ impl Receiver {
                     // JS fails that listen with EMFILE.
                     self.call(ChannelMessageKind::Shared, listener, &[]);
                 }
-                Ok(Received::Message(Incoming::Bus { from, payload })) => self.queue_bus(from, &payload),
+                Ok(Received::Message(Incoming::Bus { from, target, payload })) => self.queue_bus(from, target, &payload),
                 Ok(Received::Message(Incoming::PeerGone { peer })) => {
                     self.call(ChannelMessageKind::PeerGone, peer, &[]);
                 }

@@ -9,8 +9,10 @@
 //! ```text
 //! header         64 bytes: MAGIC u64, VERSION u32, COUNTER_SLOTS u32, TABLE_SLOTS u32
 //! counters       COUNTER_SLOTS x 64 bytes:
-//!                  key u64 (0 = free; else the name's hash), value i64,
-//!                  name_len u32, reserved u32, name [NAME_MAX]
+//!                  key u64 (0 = free; else the name's hash), value i64 (this
+//!                  machine's part), name_len u32, reserved u32, remote i64
+//!                  (the other machines' parts, summed: written by the primary
+//!                  when counters are exchanged across machines), name [NAME_MAX]
 //! table          TABLE_SLOTS x TABLE_SLOT_LEN bytes:
 //!                  key u64, version u64 (its low bit picks the live buffer),
 //!                  writer u32 (pid holding the write lock, 0 = none), key_len u32,
@@ -42,7 +44,7 @@ pub const HEADER_LEN: usize = 64;
 pub const COUNTER_SLOTS: usize = 1024;
 pub const COUNTER_SLOT_LEN: usize = 64;
 /// Longest counter name or table key, in UTF-8 bytes.
-pub const NAME_MAX: usize = 40;
+pub const NAME_MAX: usize = 32;
 /// Most keys the table may hold (a deleted key keeps its slot).
 pub const TABLE_SLOTS: usize = 256;
 /// Largest value the table may hold, in bytes.
@@ -52,6 +54,9 @@ pub const TABLE_SLOT_LEN: usize = TABLE_HEAD_LEN + 2 * VALUE_MAX;
 pub const COUNTERS_AT: usize = HEADER_LEN;
 /// Where a counter's value is within its slot.
 pub const COUNTER_VALUE_AT: usize = 8;
+/// Where the other machines' parts of a counter are within its slot.
+pub const COUNTER_REMOTE_AT: usize = 24;
+const COUNTER_NAME_AT: usize = 32;
 const TABLE_AT: usize = COUNTERS_AT + COUNTER_SLOTS * COUNTER_SLOT_LEN;
 pub const REGION_LEN: usize = TABLE_AT + TABLE_SLOTS * TABLE_SLOT_LEN;
 /// A table value's length that means "deleted".
@@ -278,7 +283,7 @@ impl Region {
     /// The slot of counter `name`, claimed now if it has none yet.
     pub fn counter(&self, name: &str) -> Result<usize, SharedError> {
         check_name(name.as_bytes())?;
-        self.find_or_claim(name.as_bytes(), COUNTERS_AT, COUNTER_SLOTS, COUNTER_SLOT_LEN, 16, 24)
+        self.find_or_claim(name.as_bytes(), COUNTERS_AT, COUNTER_SLOTS, COUNTER_SLOT_LEN, 16, COUNTER_NAME_AT)
             .ok_or(SharedError::CountersFull)
     }
 
@@ -308,7 +313,7 @@ impl Region {
         (self.bytes(COUNTERS_AT, COUNTER_SLOTS * COUNTER_SLOT_LEN), COUNTER_SLOTS * COUNTER_SLOT_LEN)
     }
 
-    /// The names of the counters claimed so far and their values.
+    /// The names of the counters claimed so far and this machine's part of each.
     pub fn counters(&self) -> Vec<(String, i64)> {
         (0..COUNTER_SLOTS)
             .filter_map(|i| {
@@ -318,7 +323,7 @@ impl Region {
                 }
                 let len = self.u32_at(slot + 16).load(Ordering::Acquire) as usize;
                 // SAFETY: published before its length, never changed.
-                let name = unsafe { std::slice::from_raw_parts(self.bytes(slot + 24, len), len) };
+                let name = unsafe { std::slice::from_raw_parts(self.bytes(slot + COUNTER_NAME_AT, len), len) };
                 Some((String::from_utf8_lossy(name).into_owned(), self.get(i)))
             })
             .collect()
@@ -477,11 +482,12 @@ mod tests {
 
     #[test]
     fn the_layout_is_what_the_doc_says() {
-        assert_eq!(COUNTER_SLOT_LEN, 8 + 8 + 4 + 4 + NAME_MAX);
+        assert_eq!(COUNTER_SLOT_LEN, 8 + 8 + 4 + 4 + 8 + NAME_MAX);
+        assert_eq!(COUNTER_NAME_AT + NAME_MAX, COUNTER_SLOT_LEN);
         assert_eq!(TABLE_HEAD_LEN % 8, 0);
         assert_eq!(TABLE_SLOT_LEN % 8, 0);
         assert_eq!(TABLE_AT % 64, 0);
-        assert_eq!(REGION_LEN, 64 + 1024 * 64 + 256 * (88 + 2048));
+        assert_eq!(REGION_LEN, 64 + 1024 * 64 + 256 * (80 + 2048));
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub enum Incoming {
     /// The listening socket of a SCHED_NONE listener could not be received
     /// (out of descriptors): that listen fails with EMFILE.
     SharedLost { listener: ListenerId },
-    /// A bus message (`crate::bus`) from peer `from`.
-    Bus { from: PeerId, payload: Vec<u8> },
+    /// A bus message (`crate::bus`) from peer `from`, sent to `target`.
+    Bus { from: PeerId, target: PeerId, payload: Vec<u8> },
     /// A bus peer is gone: nothing asked of it will be answered.
     PeerGone { peer: PeerId },
     /// A bus message of ours to `target` was dropped: its queue was full.
@@ -88,7 +88,7 @@ impl WorkerChannel {
                 return Err(Error::Protocol("a bus message arrived with descriptors".into()));
             }
             return Ok(Received::Message(match message? {
-                BusMessage::Bus { from, payload, .. } => Incoming::Bus { from, payload: payload.to_vec() },
+                BusMessage::Bus { from, target, payload } => Incoming::Bus { from, target, payload: payload.to_vec() },
                 BusMessage::PeerGone { peer } => Incoming::PeerGone { peer },
                 BusMessage::Dropped { target } => Incoming::BusDropped { target },
             }));

@@ -27,7 +27,7 @@ fn a_message_reaches_its_target_with_the_real_sender_in_order() {
     let seq: Vec<u32> = got
         .iter()
         .map(|m| match m {
-            Incoming::Bus { from: 1, payload } => u32::from_le_bytes(payload[..4].try_into().unwrap()),
+            Incoming::Bus { from: 1, payload, .. } => u32::from_le_bytes(payload[..4].try_into().unwrap()),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
@@ -45,11 +45,11 @@ fn a_broadcast_reaches_every_worker_and_the_agent_but_not_the_primary() {
     primary.channel.send_bus(BROADCAST, b"hi").unwrap();
     for w in [&mut agent, &mut a, &mut b] {
         let got = bus_messages(w, 200);
-        assert!(matches!(&got[..], [Incoming::Bus { from: PRIMARY, payload }] if payload == b"hi"), "{got:?}");
+        assert!(matches!(&got[..], [Incoming::Bus { from: PRIMARY, payload, .. }] if payload == b"hi"), "{got:?}");
     }
     assert!(bus_messages(&mut primary, 50).is_empty());
     a.channel.send_bus(PRIMARY, b"up").unwrap();
-    assert!(matches!(&bus_messages(&mut primary, 200)[..], [Incoming::Bus { from: 1, payload }] if payload == b"up"));
+    assert!(matches!(&bus_messages(&mut primary, 200)[..], [Incoming::Bus { from: 1, payload, .. }] if payload == b"up"));
 }
 
 #[test]
@@ -86,4 +86,18 @@ fn a_peer_that_never_reads_costs_messages_to_it_only() {
     // The dispatcher is not stuck: others still get their messages.
     a.channel.send_bus(3, b"still here").unwrap();
     assert!(matches!(&bus_messages(&mut c, 300)[..], [Incoming::Bus { from: 1, .. }]));
+}
+
+#[test]
+fn with_the_bridge_on_the_primary_hears_other_peers_broadcasts_but_not_its_own() {
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut primary = TestWorker { id: PRIMARY, channel: WorkerChannel::new(d.open_local_channel(PRIMARY).unwrap()).unwrap() };
+    let mut a = TestWorker::spawn(&d, 1);
+    d.set_bus_bridge(true).unwrap();
+    a.channel.send_bus(BROADCAST, b"out").unwrap();
+    let got = bus_messages(&mut primary, 200);
+    assert!(matches!(&got[..], [Incoming::Bus { from: 1, target: BROADCAST, payload }] if payload == b"out"), "{got:?}");
+    primary.channel.send_bus(BROADCAST, b"in").unwrap();
+    assert!(matches!(&bus_messages(&mut a, 200)[..], [Incoming::Bus { from: PRIMARY, .. }, Incoming::Bus { from: 1, .. }] | [Incoming::Bus { from: 1, .. }, Incoming::Bus { from: PRIMARY, .. }]));
+    assert!(bus_messages(&mut primary, 100).is_empty(), "its own broadcast does not come back");
 }

@@ -17,8 +17,9 @@ pub(super) fn is_bus(message: &[u8]) -> bool {
     bus::decode(message).is_some()
 }
 
-/// Passes on a message `from` sent. Only `BUS` may come from a peer.
-pub(super) fn relay(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, raw: &[u8]) -> Result<()> {
+/// Passes on a message `from` sent. Only `BUS` may come from a peer. With
+/// `bridge`, broadcasts from other peers reach the primary too.
+pub(super) fn relay(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, raw: &[u8], bridge: bool) -> Result<()> {
     let target = match bus::decode(raw) {
         Some(Ok(BusMessage::Bus { target, .. })) => target,
         Some(Ok(_)) => return Err(Error::Protocol("a peer sent a bus notice".into())),
@@ -28,8 +29,10 @@ pub(super) fn relay(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, raw: &[
     // Whatever the sender claims, `from` is who sent it.
     let message = bus::with_sender(raw, from);
     if target == BROADCAST {
-        // Every worker and the agent, the sender too if it is one; not the primary.
-        let ids: Vec<WorkerId> = peers.keys().copied().filter(|id| *id != PRIMARY).collect();
+        // Every worker and the agent, the sender too if it is one; not the
+        // primary, unless it bridges machines and did not send it itself.
+        let ids: Vec<WorkerId> =
+            peers.keys().copied().filter(|id| *id != PRIMARY || (bridge && from != PRIMARY)).collect();
         for id in ids {
             deliver(peers, from, id, message.clone());
         }

@@ -22,6 +22,9 @@ pub(super) enum Command {
     Withdraw(WorkerId, Emptied),
     Listen(ListenRequest, Sender<Result<ListenOutcome>>),
     Stats(Sender<Stats>),
+    /// Whether broadcasts from the other peers reach the primary's JS too
+    /// (it carries them to other machines: `bus.redis`).
+    BusBridge(bool),
     Stop,
 }
 
@@ -118,6 +121,12 @@ impl Dispatcher {
     /// the worker stays connected: what it was already sent, it still answers.
     pub fn withdraw(&self, worker: WorkerId, emptied: Emptied) -> Result<()> {
         self.send(Command::Withdraw(worker, emptied))
+    }
+
+    /// Broadcasts from workers and the agent reach the primary's bus channel
+    /// too (`on`), or only them (the default: the primary's JS is spared).
+    pub fn set_bus_bridge(&self, on: bool) -> Result<()> {
+        self.send(Command::BusBridge(on))
     }
 
     pub fn stats(&self) -> Result<Stats> {

@@ -49,6 +49,8 @@ pub(super) struct EventLoop {
     pollfds: Vec<libc::pollfd>,
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
+    /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
+    bus_bridge: bool,
 }
 
 impl EventLoop {
@@ -64,6 +66,7 @@ impl EventLoop {
             pollfds: Vec::new(),
             slots: Vec::new(),
             readiness: HashMap::new(),
+            bus_bridge: false,
         }
     }
 
@@ -189,6 +192,7 @@ impl EventLoop {
                 Command::Stats(reply) => {
                     let _ = reply.send(Stats::collect(&self.handles, &self.peers));
                 }
+                Command::BusBridge(on) => self.bus_bridge = on,
                 Command::Stop => return false,
             }
         }
@@ -273,7 +277,7 @@ impl EventLoop {
                 Ok(Recv::WouldBlock) => return,
                 Ok(Recv::Closed) => None,
                 Ok(Recv::Message(n)) if fds.is_empty() && bus_relay::is_bus(&buf[..n]) => {
-                    match bus_relay::relay(&mut self.peers, id, &buf[..n]) {
+                    match bus_relay::relay(&mut self.peers, id, &buf[..n], self.bus_bridge) {
                         Ok(()) => continue,
                         Err(e) => Some(e.to_string()),
                     }
