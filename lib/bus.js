@@ -342,6 +342,12 @@ function configure(busOptions, sharedState, caller) {
   bus.respond('rcluster:sync', () => bridge.sync().then(() => null));
 }
 
+/** At shutdown, after the workers and the agent: the Redis connections close. */
+function stopBridge() {
+  bridge?.stop();
+  return Promise.resolve();
+}
+
 /** Variables a process the primary forks needs for the bus. */
 function childEnv() {
   return bridge === null ? {} : { [require('./protocol').Env.Machine]: bridge.machine };
@@ -363,4 +369,4 @@ function attachPrimary(dispatcher) {
   bus.attach(channel);
 }
 
-module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };
+module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, stopBridge, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };

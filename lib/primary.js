@@ -41,7 +41,7 @@ const workerRecords = new Map();
 const management = manage(cluster, workerRecords);
 // The agent (setupPrimary({ agent })): forked before the first worker, stopped after the last.
 const agentSupervisor = new agentModule.AgentSupervisor(cluster);
-management.addLastStep(() => agentSupervisor.stop());
+management.addLastStep(() => agentSupervisor.stop().then(busModule.stopBridge));
 
 cluster.isWorker = false;
 cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
