@@ -143,7 +143,7 @@ class AgentSupervisor {
     this.readyTimer = setTimeout(() => {
       this.readyTimer = null;
       const err = nodeError(Error, 'ERR_RCLUSTER_AGENT_READY_TIMEOUT',
-                            `the agent was not ready within ${timeout} ms (agentReadyTimeout); it is restarted`, start);
+                            `the agent was not ready within ${timeout} ms (agentReadyTimeout); it is restarted`, this.start);
       this.reportError(err);
       child.kill('SIGKILL');
     }, timeout);
@@ -154,14 +154,18 @@ class AgentSupervisor {
         return;
       }
       handle.emit('message', message);
-      this.cluster.emit('agentMessage', message);
     });
     child.on('internalMessage', (message) => {
       if (message === null || typeof message !== 'object' || message.cmd !== CMD) return;
       if (message.act === Act.AgentReady) this.onReady();
       if (message.act === Act.AgentError) this.reportError(revive(message.error));
     });
-    child.on('error', (err) => handle.emit('error', err));
+    // A failed send or kill: the handle's 'error' if someone listens, as a
+    // Worker's, else 'agentError', never an uncaught throw in the primary.
+    child.on('error', (err) => {
+      if (handle.listenerCount('error') > 0) handle.emit('error', err);
+      else this.reportError(err);
+    });
     child.once('exit', (code, signal) => {
       this.forget(AGENT);
       this.onExit(child, code, signal);

@@ -84,3 +84,14 @@ test('the agent is given no connections; a broadcast reaches it; shutdown stops 
   assert.ok(exits.every((e) => e.at <= agentExit[0].at), 'the agent stops after every worker');
   assert.equal(c.all('agent-restart').length, 0, 'a stopped agent is not restarted');
 });
+
+test('an agent not ready within agentReadyTimeout is killed and restarted; workers keep waiting', { skip, timeout: 60000 }, async (t) => {
+  const c = startCluster(t, 'agent.js', { env: { AGENT_DELAY: '100000', READY_TIMEOUT: '300' } });
+  const err = await c.waitFor('agent-error', { timeout: 10000 });
+  assert.equal(err.code, 'ERR_RCLUSTER_AGENT_READY_TIMEOUT');
+  assert.match(err.message, /within 300 ms/);
+  assert.equal((await c.waitFor('agent-exit', { timeout: 10000 })).signal, 'SIGKILL');
+  await c.waitFor('agent-restart', { timeout: 10000 });
+  assert.equal(c.all('worker-start').length, 0, 'no worker code ran without a ready agent');
+  assert.equal(c.all('ready').length, 0);
+});
