@@ -271,10 +271,10 @@ class Bus extends EventEmitter {
     }
   }
 
-  /** A message to `target` was dropped: its queue in the primary was full. */
+  /** Messages to `target` were dropped: its queue in the primary was full. */
   dropped(target) {
     this.reportError(busError('ERR_RCLUSTER_BUS_FULL',
-                          `a bus message to ${describePeer(target)} was dropped: it is not reading, and its queue is full`));
+                          `bus messages to ${describePeer(target)} were dropped: it is not reading, and its queue is full`));
   }
 
   /** 'error' if anyone listens, else a process warning: never a crash. */

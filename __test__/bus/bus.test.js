@@ -91,3 +91,26 @@ test('bad arguments give Node-style errors', { skip, timeout: 60000 }, async (t)
   assert.match(r.tooBig.message, /at most 65536 bytes/);
   assert.equal(r.badTimeout.code, 'ERR_OUT_OF_RANGE');
 });
+
+test('messages to a worker that does not read are dropped past its queue, and the sender is told', { skip, timeout: 90000 }, async (t) => {
+  const { c, workers } = await start(t);
+  const [sender, stuck, other] = workers;
+  await c.call('worker', { worker: stuck, op: { do: 'block', ms: 6000 } });
+  await new Promise((r) => setTimeout(r, 100));
+  // More than the 8192 messages a peer's queue holds (plus what its socket buffers).
+  await c.call('worker', { worker: sender, op: { do: 'flood', to: stuck, count: 40000 } }, { timeout: 30000 });
+  let report;
+  for (let i = 0; i < 50; i++) {
+    report = await c.call('worker', { worker: sender, op: { do: 'errors' } }, { timeout: 10000 });
+    if (report.count > 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(report.errors, ['ERR_RCLUSTER_BUS_FULL']);
+  // Others are not held up meanwhile.
+  const r = await c.call('worker', { worker: sender, op: { do: 'request', to: other, topic: 'add', data: [1, 2] } }, { timeout: 10000 });
+  assert.equal(r.value.sum, 3);
+  // Once it reads again, it gets what was queued for it, not more than was sent.
+  await new Promise((r2) => setTimeout(r2, 6500));
+  const got = await c.call('worker', { worker: stuck, op: { do: 'errors' } }, { timeout: 10000 });
+  assert.ok(got.flooded > 0 && got.flooded < 40000, `the stuck worker got ${got.flooded} of 40000`);
+});

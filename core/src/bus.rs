@@ -117,18 +117,34 @@ pub fn decode(buf: &[u8]) -> Option<Result<BusMessage<'_>>> {
 #[derive(Debug, Default)]
 pub struct BusQueue {
     messages: VecDeque<Vec<u8>>,
+    /// How many of `messages` are `BUS` messages, and their bytes: what the
+    /// bound applies to.
+    data: usize,
     bytes: usize,
+}
+
+fn is_notice(message: &[u8]) -> bool {
+    message.len() == HEADER_LEN
 }
 
 impl BusQueue {
     /// Queues a message; false (and nothing queued) when the queue is full.
-    /// Notices (no payload) are always taken: they are what tells a sender
-    /// its requests will not be answered.
+    /// Notices (no payload) are always taken, and do not count towards the
+    /// bound: they are what tells a sender its requests will not be answered,
+    /// and they must never crowd out the answers themselves. A notice equal
+    /// to the last one queued is not queued twice: a sender flooding a full
+    /// peer hears "dropped" once per run, not once per message.
     pub fn push(&mut self, message: Vec<u8>) -> bool {
-        let notice = message.len() == HEADER_LEN;
-        if !notice && (self.messages.len() >= QUEUE_MESSAGES || self.bytes + message.len() > QUEUE_BYTES) {
+        if is_notice(&message) {
+            if self.messages.back() != Some(&message) {
+                self.messages.push_back(message);
+            }
+            return true;
+        }
+        if self.data >= QUEUE_MESSAGES || self.bytes + message.len() > QUEUE_BYTES {
             return false;
         }
+        self.data += 1;
         self.bytes += message.len();
         self.messages.push_back(message);
         true
@@ -140,7 +156,10 @@ impl BusQueue {
 
     pub fn pop(&mut self) {
         if let Some(m) = self.messages.pop_front() {
-            self.bytes -= m.len();
+            if !is_notice(&m) {
+                self.data -= 1;
+                self.bytes -= m.len();
+            }
         }
     }
 
@@ -154,6 +173,7 @@ impl BusQueue {
 
     pub fn clear(&mut self) {
         self.messages.clear();
+        self.data = 0;
         self.bytes = 0;
     }
 }
@@ -204,9 +224,8 @@ mod tests {
         assert!(q.push(encode_peer_gone(3)));
         assert_eq!(q.len(), QUEUE_MESSAGES + 1);
         q.pop();
-        assert!(!q.push(encode(1, 2, b"x").unwrap()), "the notice counts towards the bound");
-        q.pop();
-        assert!(q.push(encode(1, 2, b"x").unwrap()));
+        assert!(q.push(encode(1, 2, b"x").unwrap()), "room for one message again; the notice takes none");
+        assert!(!q.push(encode(1, 2, b"x").unwrap()));
         let mut q = BusQueue::default();
         let big = encode(1, 2, &vec![0; MAX_PAYLOAD]).unwrap();
         let fit = QUEUE_BYTES / big.len();
@@ -214,5 +233,21 @@ mod tests {
             assert!(q.push(big.clone()));
         }
         assert!(!q.push(big));
+    }
+
+    #[test]
+    fn notices_never_crowd_out_messages_and_a_run_of_equal_ones_is_one() {
+        let mut q = BusQueue::default();
+        for _ in 0..100_000 {
+            assert!(q.push(encode_dropped(4)));
+        }
+        assert_eq!(q.len(), 1);
+        assert!(q.push(encode(1, 2, b"answer").unwrap()));
+        assert!(q.push(encode_dropped(4)));
+        assert!(q.push(encode_peer_gone(4)));
+        assert!(q.push(encode_peer_gone(4)));
+        assert_eq!(q.len(), 4);
+        q.pop();
+        assert_eq!(decode(q.front().unwrap()).unwrap().unwrap(), BusMessage::Bus { target: 1, from: 2, payload: b"answer" });
     }
 }
