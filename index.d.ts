@@ -3,6 +3,7 @@
 // `stats()`, `queueTimeout`, and opt-in worker management (restart policy,
 // shutdown, graceful exit on errors). index.d.mts gives the same to `import`.
 import type * as nodeCluster from 'node:cluster';
+import type { EventEmitter } from 'node:events';
 
 declare namespace rcluster {
   type Worker = nodeCluster.Worker;
@@ -63,6 +64,79 @@ declare namespace rcluster {
      * default 5000); its replacement is forked at once. Off by default.
      */
     exitOnUncaughtException?: boolean | { timeout?: number };
+    /**
+     * The agent: one process beside the workers, forked before them; workers
+     * forked before it is ready wait for it. A path, or { exec, args, env }.
+     */
+    agent?: string | { exec: string; args?: string[]; env?: NodeJS.ProcessEnv };
+    /** How long the agent may take to be ready before it is restarted. Default 30000. */
+    agentReadyTimeout?: number;
+    /** Across machines: broadcasts, sends to 'machine/target' and counter sums through Redis pub/sub. */
+    bus?: BusOptions;
+  }
+
+  interface BusOptions {
+    /** redis:// or rediss:// URL. Needs the optional peer dependency `ioredis`. */
+    redis?: string;
+    /** Prefix of the Redis channels; machines with the same one form one cluster. Default 'rcluster'. */
+    namespace?: string;
+    /** How often counters are exchanged, in ms (1 to 100). Default 100. */
+    syncInterval?: number;
+  }
+
+  /** Who sent a bus message: a worker id, 'agent', 'primary', or 'machine/sender' from another machine. */
+  type BusPeer = number | 'agent' | 'primary' | string;
+
+  /** cluster.bus: the same in the primary, every worker and the agent. */
+  interface Bus extends EventEmitter {
+    /** This machine's id with bus.redis, else null. */
+    readonly machine: string | null;
+    /** To every worker and the agent (on every machine, with bus.redis). */
+    broadcast(topic: string, data?: unknown): void;
+    /** To a worker id, 'agent', 'primary', or 'machine/target' (bus.redis). */
+    send(target: BusPeer, topic: string, data?: unknown): void;
+    on(topic: string, listener: (data: any, from: BusPeer) => void): this;
+    once(topic: string, listener: (data: any, from: BusPeer) => void): this;
+    /** Resolves with what the target's responder returns; rejects if it dies, at `timeout` (10000), or with its error. */
+    request<T = any>(target: number | 'agent' | 'primary', topic: string, data?: unknown, options?: { timeout?: number }): Promise<T>;
+    respond(topic: string, fn: (data: any, from: BusPeer) => unknown): this;
+  }
+
+  interface SharedCounter {
+    readonly name: string;
+    /** Adds n (default 1); returns the new value (with bus.redis: the latest known total). */
+    add(n?: number): number;
+    get(): number;
+    /** This machine's part. */
+    local(): number;
+    /** On this machine's part only. */
+    compareAndSet(expected: number, value: number): boolean;
+    /** Exchanges parts with the other machines now (bus.redis); resolves with get(). */
+    sync(): Promise<number>;
+  }
+
+  /** cluster.shared: counters and a small key/value table in shared memory. */
+  interface SharedState {
+    readonly limits: { counters: number; nameMax: number; tableKeys: number; valueMax: number };
+    counter(name: string): SharedCounter;
+    counters(): Record<string, number>;
+    get(key: string): unknown;
+    set(key: string, value: unknown): void;
+    delete(key: string): void;
+    keys(): string[];
+  }
+
+  /** The primary's handle on the agent (not in cluster.workers). */
+  interface AgentHandle extends EventEmitter {
+    readonly id: 'agent';
+    readonly isAgent: true;
+    readonly process: import('child_process').ChildProcess;
+    state: 'none' | 'starting' | 'ready' | 'dead';
+    restarts: number;
+    send(message: unknown, ...args: any[]): boolean;
+    kill(signal?: NodeJS.Signals): boolean;
+    isConnected(): boolean;
+    isDead(): boolean;
   }
 
   interface ShutdownSummary {
@@ -132,6 +206,14 @@ declare namespace rcluster {
     shutdown(options?: { timeout?: number }): Promise<ShutdownSummary>;
     /** Restarts decided but not forked yet (waiting for their delay). */
     readonly pendingRestarts: number;
+    /** Messages between the primary, the workers and the agent (every process). */
+    readonly bus: Bus;
+    /** Counters and a key/value table in shared memory (every process). */
+    readonly shared: SharedState;
+    /** True in the agent only. */
+    readonly isAgent: boolean;
+    /** In the primary, the agent's handle (null without one); in the agent, { ready() }. */
+    readonly agent: AgentHandle | { ready(): void } | null;
   }
 
   /**
@@ -151,11 +233,16 @@ declare namespace rcluster {
     on(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
     on(event: 'shutdown', listener: (summary: ShutdownSummary) => void): this;
     on(event: 'unhealthy', listener: (worker: ManagedWorker, info: UnhealthyInfo) => void): this;
+    on(event: 'agentError', listener: (error: Error, agent: AgentHandle) => void): this;
+    on(event: 'agentReady', listener: (agent: AgentHandle) => void): this;
+    on(event: 'agentExit', listener: (agent: AgentHandle, code: number | null, signal: NodeJS.Signals | null) => void): this;
     on(event: string | symbol, listener: (...args: any[]) => void): this;
     once(event: 'restart', listener: (worker: ManagedWorker, oldWorker: ManagedWorker, info: RestartInfo) => void): this;
     once(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
     once(event: 'shutdown', listener: (summary: ShutdownSummary) => void): this;
     once(event: 'unhealthy', listener: (worker: ManagedWorker, info: UnhealthyInfo) => void): this;
+    once(event: 'agentError', listener: (error: Error, agent: AgentHandle) => void): this;
+    once(event: 'agentReady', listener: (agent: AgentHandle) => void): this;
     once(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 }

@@ -19,9 +19,10 @@ if (globalThis[kCluster] === undefined) {
   } else {
     // The cluster object is Node's own (lib/builtin.js): from here on,
     // require('cluster') anywhere in this process gives rcluster.
-    const { isWorker } = require('./lib/role').role();
-    const cluster = isWorker ? require('./lib/child') : require('./lib/primary');
+    const { isWorker, isAgent } = require('./lib/role').role();
+    const cluster = isAgent ? require('./lib/agent_child') : isWorker ? require('./lib/child') : require('./lib/primary');
     if (isWorker) cluster._setupWorker();
+    if (isAgent) cluster._setupAgent();
     require('./lib/builtin').syncExports();
     globalThis[kCluster] = cluster;
   }

@@ -28,11 +28,16 @@ class ChannelClient {
     this.memberships = new Map();
     // Round-robin servers that keep the worker alive (not unref()'d).
     this.refs = 0;
-    this.channel = new Channel(fd, (kind, listenerId, fds) => this.onMessage(kind, listenerId, fds));
+    this.channel = new Channel(fd, (kind, listenerId, fds, payload) => this.onMessage(kind, listenerId, fds, payload));
   }
 
-  onMessage(kind, listenerId, fds) {
+  onMessage(kind, listenerId, fds, payload) {
     switch (kind) {
+      // cluster.bus (lib/bus.js): `listenerId` is a peer id there.
+      case ChannelMessageKind.Bus:
+      case ChannelMessageKind.PeerGone:
+      case ChannelMessageKind.BusDropped:
+        return require('./bus').onChannelMessage(ChannelMessageKind, kind, listenerId, payload);
       case ChannelMessageKind.Dispatch: return this.onDispatch(listenerId, fds);
       case ChannelMessageKind.Shared: return this.onSharedSocket(listenerId, fds[0]);
       // Nothing more comes for it: the membership can be forgotten.

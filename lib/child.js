@@ -11,7 +11,7 @@ const { uvErrno } = require('./uv_constants');
 const path = require('path');
 const { debuglog } = require('util');
 const Worker = require('./worker');
-const { internal, sendHelper, closeFd } = require('./utils');
+const { internal, sendHelper, closeFd, defineHidden } = require('./utils');
 const { role } = require('./role');
 const { ChannelClient } = require('./channel_client');
 const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
@@ -19,6 +19,8 @@ const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
+const sharedState = require('./shared');
+const busModule = require('./bus');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js): its lib/net.js and lib/dgram.js
@@ -50,15 +52,29 @@ cluster.isMaster = false; // Deprecated alias. Must be same as isPrimary.
 cluster.isPrimary = false;
 cluster.worker = null;
 cluster.Worker = Worker;
+// Not part of node:cluster (hidden, as cluster.stats in the primary): the
+// counters and key/value table every process of the cluster shares.
+Object.defineProperty(cluster, 'shared', { configurable: true, enumerable: false, get: () => sharedState.sharedApi() });
+// Not part of node:cluster (hidden): only the agent (lib/agent_child.js) has it true.
+defineHidden(cluster, 'isAgent', false);
+// Not part of node:cluster (hidden): messages to and between every process of the cluster.
+Object.defineProperty(cluster, 'bus', { configurable: true, enumerable: false, value: busModule.bus });
 
 cluster._setupWorker = function() {
   if (setupDone) return;
   setupDone = true;
-  const { id, channelFd } = role();
+  const { id, channelFd, sharedFd, gateFd, machine } = role();
+  // Before anything of the worker starts: it may have to wait for the agent.
+  require('./agent_gate').waitAtGate(gateFd);
+  // Mapped now, so the fd is closed before the app can spawn anything.
+  sharedState.attach(sharedFd);
   channel = new ChannelClient(channelFd, {
     workerId: id,
     onSharedSocket: (listenerId, fd) => sharedSockets.socketArrived(listenerId, fd),
   });
+
+  busModule.setSelf(id, machine);
+  busModule.bus.attach(channel.channel);
 
   const worker = new Worker({ id, process, state: 'online' });
   cluster.worker = worker;

@@ -74,6 +74,11 @@ function manage(cluster, records) {
       records.get(worker.id)?.disconnect();
     },
 
+    /** `step()` (returning a promise) runs at shutdown once every worker has exited. */
+    addLastStep(step) {
+      shutdown.lastSteps.push(step);
+    },
+
     /** Whether a replacement for the failing worker is on its way. */
     uncaughtException(worker, message) {
       const record = records.get(worker.id);

@@ -39,7 +39,10 @@ module.exports = {
   fallbackDetail,
   Dispatcher: binding === null ? undefined : binding.Dispatcher,
   Channel: binding === null ? undefined : binding.Channel,
+  // cluster.shared's region (lib/shared.js) and its fixed sizes.
+  SharedMemory: binding === null ? undefined : binding.SharedMemory,
+  sharedLimits: binding === null ? undefined : binding.sharedLimits,
   // The kinds of message a Channel's onMessage(kind, listenerId, fds) gets:
-  // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3 }, defined once in the addon.
+  // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, Bus: 10, PeerGone: 11, BusDropped: 12 }, defined once in the addon.
   ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,
 };

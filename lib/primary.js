@@ -17,6 +17,9 @@ const { dispatcherEvents } = require('./dispatcher_events');
 const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
 const builtin = require('./builtin');
+const shared = require('./shared');
+const busModule = require('./bus');
+const agentModule = require('./agent');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js), so that every require('cluster')
@@ -37,6 +40,9 @@ module.exports = cluster;
 const workerRecords = new Map();
 // Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
 const management = manage(cluster, workerRecords);
+// The agent (setupPrimary({ agent })): forked before the first worker, stopped after the last.
+const agentSupervisor = new agentModule.AgentSupervisor(cluster);
+management.addLastStep(() => agentSupervisor.stop().then(busModule.stopBridge));
 
 cluster.isWorker = false;
 cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
@@ -97,12 +103,15 @@ function getDispatcher() {
       withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
     });
     dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }, onEvent);
+    busModule.attachPrimary(dispatcher);
   }
   return dispatcher;
 }
 
 cluster.setupPrimary = function setupPrimary(options) {
   options = management.normalize(options, setupPrimary);
+  options = agentModule.normalizeOptions(options, setupPrimary);
+  options = busModule.normalizeOptions(options, setupPrimary);
   const settings = {
     args: process.argv.slice(2),
     exec: process.argv[1],
@@ -121,6 +130,11 @@ cluster.setupPrimary = function setupPrimary(options) {
 
   cluster.settings = settings;
   management.applied(options);
+  // bus.redis: messages and counters across machines (lib/redis_bridge.js).
+  busModule.configure(settings.bus, {
+    localCounters: shared.localCounters,
+    counter: (name) => { shared.ensurePrimary(); return shared.sharedApi().counter(name); },
+  }, setupPrimary);
 
   if (initialized === true) return process.nextTick(setupSettingsNT, settings);
 
@@ -195,6 +209,25 @@ function stdioWithChannel(stdio, silent, channelFd) {
   return { stdio: base, channelSlot: base.length - 1 };
 }
 
+// What every process the primary forks gets besides its own stdio: its end
+// of a native channel, and the shared memory region (cluster.shared), as the
+// last stdio slots, and their slot numbers in its env. `release(spawned)`
+// after the spawn.
+function peerStdio(id) {
+  const settings = cluster.settings;
+  const channelFd = getDispatcher().openChannel(id);
+  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
+  const sharedSlot = stdio.push(shared.primaryFd()) - 1;
+  const env = { [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}`, ...busModule.childEnv() };
+  const release = (spawned) => {
+    if (!spawned) getDispatcher().removeWorker(id);
+    // The child has its own copy now (or there is no child). Keeping ours
+    // would hide its death from the dispatcher.
+    getDispatcher().releaseChildEnd(id);
+  };
+  return { stdio, env, channelSlot, release };
+}
+
 function createWorkerProcess(id, env) {
   const settings = cluster.settings;
   const execArgv = ['--require', PRELOAD, ...settings.execArgv];
@@ -203,9 +236,11 @@ function createWorkerProcess(id, env) {
   if (isUsingInspector(settings.execArgv)) {
     execArgv.push(`--inspect-port=${getInspectPort(settings.inspectPort)}`);
   }
-  const channelFd = getDispatcher().openChannel(id);
-  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, [Env.ChannelFd]: `${channelSlot}` };
+  const { stdio, env: peerEnv, channelSlot } = peerStdio(id);
+  // Forked while the agent is not ready: the worker waits at a gate (lib/agent_gate.js).
+  const gateSlot = agentSupervisor.holding ? stdio.push('pipe') - 1 : -1;
+  if (gateSlot !== -1) peerEnv[Env.AgentGate] = `${gateSlot}`;
+  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, ...peerEnv };
   delete workerEnv.NODE_UNIQUE_ID;
   try {
     const child = fork(settings.exec, settings.args, {
@@ -224,7 +259,9 @@ function createWorkerProcess(id, env) {
     // stdio without the channel's slot (always null: an fd, not a pipe).
     const i = child.spawnargs.indexOf(PRELOAD);
     if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
-    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot, 1);
+    if (gateSlot !== -1) agentSupervisor.gate(child.stdio[gateSlot]);
+    // rcluster's slots (channel, shared memory, gate) are the last ones.
+    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot);
     return child;
   } catch (err) {
     getDispatcher().removeWorker(id);
@@ -264,6 +301,7 @@ function removeFromDispatcher(worker) {
 
 cluster.fork = function fork(env) {
   cluster.setupPrimary();
+  agentSupervisor.ensureStarted(peerStdio, (id) => removeFromDispatcher({ id }));
   const id = ++ids;
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
@@ -468,6 +506,31 @@ Worker.prototype.destroy = function(signo) {
 
   proc.kill(signal);
 };
+
+// Not part of node:cluster: counters and a key/value table every process of
+// the cluster shares (lib/shared.js).
+Object.defineProperty(cluster, 'shared', {
+  configurable: true,
+  enumerable: false,
+  get() {
+    shared.ensurePrimary();
+    return shared.sharedApi();
+  },
+});
+
+// Not part of node:cluster: messages to and between every process of the
+// cluster, relayed by the dispatcher thread (lib/bus.js).
+defineHidden(cluster, 'bus', busModule.bus);
+
+// Not part of node:cluster (hidden): only the agent (lib/agent_child.js) has it true.
+defineHidden(cluster, 'isAgent', false);
+
+// Not part of node:cluster: the agent's Worker-like handle, null without one.
+Object.defineProperty(cluster, 'agent', {
+  configurable: true,
+  enumerable: false,
+  get: () => agentSupervisor.handle,
+});
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
 // connections accepted and held per worker).

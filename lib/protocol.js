@@ -24,6 +24,11 @@ const Act = Object.freeze({
   ExitedAfterDisconnect: 'exitedAfterDisconnect',
   /** I had an uncaught exception and will drain and exit (exitOnUncaughtException); replied to. */
   UncaughtException: 'uncaughtException',
+  // Agent -> primary.
+  /** The agent is ready (cluster.agent.ready()): held workers may start. */
+  AgentReady: 'agentReady',
+  /** An uncaught exception in the agent, which it survives ('agentError'). */
+  AgentError: 'agentError',
   // Primary -> worker.
   /** Close your servers and disconnect (the primary's worker.disconnect()). */
   Disconnect: 'disconnect',
@@ -37,6 +42,14 @@ const Env = Object.freeze({
   WorkerId: 'RCLUSTER_WORKER_ID',
   /** The stdio slot of the worker's end of the native channel. */
   ChannelFd: 'RCLUSTER_CHANNEL_FD',
+  /** The stdio slot of the shared memory region (lib/shared.js). */
+  SharedFd: 'RCLUSTER_SHARED_FD',
+  /** Its presence makes the process the agent (lib/agent_child.js). */
+  Agent: 'RCLUSTER_AGENT',
+  /** This machine's id with bus.redis (cluster.bus.machine). */
+  Machine: 'RCLUSTER_MACHINE',
+  /** The stdio slot of a worker's gate: it waits there until the agent is ready (lib/agent_gate.js). */
+  AgentGate: 'RCLUSTER_AGENT_GATE',
   /** exitOnUncaughtException's timeout in ms; absent when the setting is off. */
   ExitOnUncaughtTimeout: 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT',
   /** shutdownSignals, comma-separated; absent when there are none. */

@@ -27,6 +27,8 @@ class Shutdown {
     this.promise = null;
     this.handlers = new Map(); // signal -> listener
     this.signalled = false;
+    // What stops once every worker has exited (the agent), each a function returning a promise.
+    this.lastSteps = [];
   }
 
   run(options, caller) {
@@ -41,9 +43,11 @@ class Shutdown {
       let deadline = null;
       const finish = () => {
         clearTimeout(deadline);
-        const summary = { workers: workers.length, killed };
-        this.cluster.emit('shutdown', summary);
-        resolve(summary);
+        Promise.all(this.lastSteps.map((step) => step())).then(() => {
+          const summary = { workers: workers.length, killed };
+          this.cluster.emit('shutdown', summary);
+          resolve(summary);
+        });
       };
       if (remaining === 0) {
         process.nextTick(finish);

@@ -65,7 +65,7 @@ impl JsError {
         }
     }
 
-    fn error(code: &str, message: String) -> Self {
+    pub fn error(code: &str, message: String) -> Self {
         JsError { kind: Kind::Error, code: code.to_string(), message, errno: None, syscall: None }
     }
 

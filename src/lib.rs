@@ -4,11 +4,13 @@
 //! - [`primary`]: `Dispatcher`, the primary's handle on the native dispatcher.
 //! - [`events`]: what the dispatcher thread tells the primary's JS (`onEvent`).
 //! - [`worker`]: `Channel`, a worker's receiver, read on the JS thread via `uv_poll`.
+//! - [`shared`]: `SharedMemory`, this process's mapping of the cluster's shared counters and table.
 //! - [`js_error`]: the one conversion from the core's error to a JS error.
 //! - [`uv`]: the libuv poll handle `Channel` reads through, behind a safe wrapper.
 
 mod events;
 mod js_error;
 mod primary;
+mod shared;
 mod uv;
 mod worker;

@@ -142,6 +142,21 @@ impl Dispatcher {
         self.inner.open_channel(worker).map_err(|e| to_js(&env, e))
     }
 
+    /// Opens the bus channel of this process's own JS (peer `peer`, 0 for
+    /// the primary) and returns its fd, for a `Channel` to take over.
+    #[napi]
+    pub fn open_local_channel(&self, env: Env, peer: u32) -> Result<i32> {
+        use std::os::fd::IntoRawFd;
+        self.inner.open_local_channel(peer).map(IntoRawFd::into_raw_fd).map_err(|e| to_js(&env, e))
+    }
+
+    /// Broadcasts from workers and the agent reach the primary's bus channel
+    /// too, for it to carry them to other machines (`bus.redis`).
+    #[napi]
+    pub fn set_bus_bridge(&self, env: Env, on: bool) -> Result<()> {
+        self.inner.set_bus_bridge(on).map_err(|e| to_js(&env, e))
+    }
+
     /// Closes the primary's copy of the worker's end, after the spawn.
     #[napi]
     pub fn release_child_end(&self, worker: u32) {

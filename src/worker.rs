@@ -34,6 +34,15 @@ pub enum ChannelMessageKind {
     Shared = 2,
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
+    /// Bus messages, in order: `listenerId` is how many, `payload` holds
+    /// each as sender id (u32 LE), target id (u32 LE), length (u32 LE) and bytes. One call per
+    /// wake-up rather than one per message: each call into JS costs more
+    /// than a small message does.
+    Bus = 10,
+    /// A bus peer is gone (`listenerId` is its id): nothing asked of it will be answered.
+    PeerGone = 11,
+    /// A bus message to peer `listenerId` was dropped: its queue was full.
+    BusDropped = 12,
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
@@ -71,23 +80,23 @@ impl JsCallback {
     /// # Safety
     /// Must run on the JS thread of `self.env`, outside any other napi call (a
     /// libuv callback is such a place).
-    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) -> Result<()> {
         let env = self.env;
         if self.callback.get().is_null() {
             return Ok(());
         }
         let mut scope = ptr::null_mut();
         check(sys::napi_open_handle_scope(env, &mut scope))?;
-        let called = self.call_in_scope(kind, listener, fds);
+        let called = self.call_in_scope(kind, listener, fds, payload);
         let closed = check(sys::napi_close_handle_scope(env, scope));
         called.and(closed)
     }
 
-    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) -> Result<()> {
         let env = self.env;
         let mut callback = ptr::null_mut();
         let mut global = ptr::null_mut();
-        let mut argv = [ptr::null_mut(); 3];
+        let mut argv = [ptr::null_mut(); 4];
         check(sys::napi_get_reference_value(env, self.callback.get(), &mut callback))?;
         check(sys::napi_get_global(env, &mut global))?;
         check(sys::napi_create_uint32(env, kind as u32, &mut argv[0]))?;
@@ -98,11 +107,19 @@ impl JsCallback {
             check(sys::napi_create_int32(env, *fd, &mut value))?;
             check(sys::napi_set_element(env, argv[2], i as u32, value))?;
         }
+        let argc = match payload {
+            Some(bytes) => {
+                let mut data = ptr::null_mut();
+                check(sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut argv[3]))?;
+                4
+            }
+            None => 3,
+        };
         let mut result = ptr::null_mut();
         // make_callback (not call_function): it runs process.nextTick and
         // microtasks afterwards, as for any I/O callback. Its receiver must be
         // an object.
-        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, 3, argv.as_ptr(), &mut result);
+        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, argc, argv.as_ptr(), &mut result);
         if status == sys::Status::napi_pending_exception {
             // An exception from the app's 'connection' handler: route it to
             // process 'uncaughtException', as a throw in any I/O callback goes.
@@ -136,6 +153,9 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
+    /// Bus messages received in this wake-up and not yet given to JS: how
+    /// many, and their records (see `ChannelMessageKind::Bus`).
+    bus_batch: RefCell<(u32, Vec<u8>)>,
 }
 
 impl Drop for JsCallback {
@@ -160,8 +180,35 @@ impl Receiver {
     /// Calls JS; a failure to (not a throw by the callback, which goes to
     /// 'uncaughtException') is reported, as there is nobody to return it to.
     fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) {
+        self.call_with(kind, listener, fds, None);
+    }
+
+    fn call_with(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
+        // Whatever else arrived came after the bus messages held so far (a
+        // peer's answer before the news of its death).
+        self.flush_bus();
+        self.invoke(kind, listener, fds, payload);
+    }
+
+    fn queue_bus(&self, from: u32, target: u32, payload: &[u8]) {
+        let mut batch = self.bus_batch.borrow_mut();
+        batch.0 += 1;
+        batch.1.extend_from_slice(&from.to_le_bytes());
+        batch.1.extend_from_slice(&target.to_le_bytes());
+        batch.1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        batch.1.extend_from_slice(payload);
+    }
+
+    fn flush_bus(&self) {
+        let (count, records) = std::mem::take(&mut *self.bus_batch.borrow_mut());
+        if count > 0 {
+            self.invoke(ChannelMessageKind::Bus, count, &[], Some(&records));
+        }
+    }
+
+    fn invoke(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
         // SAFETY: only called from the poll callback, on the JS thread.
-        if let Err(err) = unsafe { self.js.call(kind, listener, fds) } {
+        if let Err(err) = unsafe { self.js.call(kind, listener, fds, payload) } {
             eprintln!("rcluster: cannot call the channel's callback: {err}");
         }
     }
@@ -205,6 +252,7 @@ impl Receiver {
 
     fn on_readable(&self, status: c_int) {
         self.receive(status);
+        self.flush_bus();
         self.send_replies();
     }
 
@@ -260,6 +308,13 @@ impl Receiver {
                     // JS fails that listen with EMFILE.
                     self.call(ChannelMessageKind::Shared, listener, &[]);
                 }
+                Ok(Received::Message(Incoming::Bus { from, target, payload })) => self.queue_bus(from, target, &payload),
+                Ok(Received::Message(Incoming::PeerGone { peer })) => {
+                    self.call(ChannelMessageKind::PeerGone, peer, &[]);
+                }
+                Ok(Received::Message(Incoming::BusDropped { target })) => {
+                    self.call(ChannelMessageKind::BusDropped, target, &[]);
+                }
             }
         }
     }
@@ -312,6 +367,7 @@ impl Channel {
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
+            bus_batch: RefCell::new((0, Vec::new())),
         });
         let reader = Reader(Rc::clone(&receiver));
         let poll = {
@@ -349,6 +405,13 @@ impl Channel {
             Err(err) if err.is_disconnected() => Ok(()),
             other => other.map_err(|e| to_js(&env, e)),
         }
+    }
+
+    /// Sends a bus message (lib/bus.js encodes it) to peer `target`: a worker
+    /// id, or 0 (the primary), 0xFFFFFFFE (the agent), 0xFFFFFFFF (broadcast).
+    #[napi]
+    pub fn send_bus(&self, env: Env, target: u32, payload: Buffer) -> Result<()> {
+        self.receiver.channel.borrow_mut().send_bus(target, &payload).map_err(|e| to_js(&env, e))
     }
 
     /// Makes the channel keep the event loop alive (while a server listens).

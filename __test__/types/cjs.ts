@@ -53,3 +53,20 @@ const summary: Promise<cluster.ShutdownSummary> = cluster.shutdown({ timeout: 10
 // @ts-expect-error queueTimeout is a number of milliseconds
 cluster.setupPrimary({ queueTimeout: '5s' });
 export { summary };
+
+// The agent, the bus and shared state.
+cluster.setupPrimary({ agent: { exec: 'agent.js', args: [], env: {} }, agentReadyTimeout: 1000, bus: { redis: 'redis://127.0.0.1:6379' } });
+cluster.setupPrimary({ agent: 'agent.js' });
+const hits: number = cluster.shared.counter('hits').add();
+const swapped: boolean = cluster.shared.counter('hits').compareAndSet(hits, 0);
+void swapped;
+cluster.shared.counter('hits').sync().then((n: number) => n);
+cluster.shared.set('k', { a: 1 });
+cluster.bus.broadcast('topic', { x: 1 });
+cluster.bus.send('agent', 'topic', 1);
+cluster.bus.on('topic', (data: unknown, from: number | string) => void [data, from]);
+cluster.bus.respond('add', ([a, b]: number[]) => a + b);
+cluster.bus.request<number>(1, 'add', [1, 2], { timeout: 100 }).then((n: number) => n);
+cluster.on('agentError', (err: Error) => void err.message);
+const isAgent: boolean = cluster.isAgent;
+void isAgent;

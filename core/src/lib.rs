@@ -2,6 +2,7 @@
 //! `cargo test`. The Node bindings (the crate at the repository root) are a
 //! thin layer over it.
 //!
+//! - [`bus`]: the message bus's messages on the same channels, and their bounded queues.
 //! - [`dispatcher`]: the primary's accept-and-dispatch thread.
 //! - [`handle`]: one shared listening socket, its policy and the connections held for it.
 //! - [`policy`]: who gets the next connection (round-robin, shared), decided purely.
@@ -10,9 +11,11 @@
 //! - [`wire`]: the one definition of the messages on that channel.
 //! - [`listener`]: binding the sockets workers ask for.
 //! - [`node_query`]: reading a worker's listen request as Node words it.
+//! - [`shared_memory`]: counters and a key/value table every process of the cluster maps.
 //! - [`sys`]: every system call.
 //! - [`error`]: the one error type.
 
+pub mod bus;
 pub mod dispatcher;
 pub mod error;
 pub mod handle;
@@ -20,6 +23,7 @@ pub mod listener;
 pub mod node_query;
 pub mod peer;
 pub mod policy;
+pub mod shared_memory;
 pub mod sys;
 pub mod wire;
 pub mod worker_channel;

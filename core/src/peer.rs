@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 
+use crate::bus::BusQueue;
 use crate::policy::{Load, Offers};
 use crate::sys::{self, MAX_FDS_PER_MESSAGE};
 use crate::wire::{ListenerId, ToWorker};
@@ -74,6 +75,8 @@ pub struct Peer {
     full_since: Option<Instant>,
     /// Connections this worker acknowledged, over its life.
     accepted_total: u64,
+    /// Bus messages for this peer that its channel had no room for yet.
+    bus: BusQueue,
 }
 
 impl Peer {
@@ -88,6 +91,7 @@ impl Peer {
             control: VecDeque::new(),
             full_since: None,
             accepted_total: 0,
+            bus: BusQueue::default(),
         })
     }
 
@@ -169,6 +173,12 @@ impl Peer {
         self.control.push_back(Control::Left { listener });
     }
 
+    /// Queues a bus message for the next `flush`; false if this peer's bus
+    /// queue is full (the message is dropped). A dead peer takes and drops all.
+    pub fn push_bus(&mut self, message: Vec<u8>) -> bool {
+        self.state == PeerState::Dead || self.bus.push(message)
+    }
+
     /// Takes the acknowledged connection at the front of the queue.
     pub fn take_acknowledged(&mut self) -> Option<Connection> {
         if self.in_flight.len() == self.unsent {
@@ -186,6 +196,7 @@ impl Peer {
     pub fn take_all(&mut self) -> Vec<Connection> {
         self.unsent = 0;
         self.control.clear();
+        self.bus.clear();
         self.in_flight.drain(..).collect()
     }
 
@@ -211,6 +222,15 @@ impl Peer {
                 Ok(()) => {
                     self.control.pop_front();
                 }
+                Err(e) => {
+                    self.on_send_error(&e);
+                    return self.return_unsent();
+                }
+            }
+        }
+        while let Some(message) = self.bus.front() {
+            match sys::send_message(self.channel.as_fd(), message, &[]) {
+                Ok(()) => self.bus.pop(),
                 Err(e) => {
                     self.on_send_error(&e);
                     return self.return_unsent();

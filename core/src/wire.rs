@@ -23,6 +23,8 @@
 //!   `ACCEPTED` (the worker owns a socket for it now, no byte read yet, so the
 //!   primary may close its copy) or `REJECTED` (give it to another worker).
 //! - `LEAVE`:    take me out of this listener's rotation (my server is closing).
+//!
+//! Kinds 20-29 are the message bus's, both ways (`crate::bus`).
 
 use crate::error::{Error, Result};
 use crate::sys::MAX_FDS_PER_MESSAGE;
@@ -31,8 +33,11 @@ pub type ListenerId = u32;
 
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 8;
-/// Large enough for any message either side sends.
-pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + MAX_FDS_PER_MESSAGE;
+/// Large enough for any message either side sends (a bus message is the largest).
+pub const MAX_MESSAGE_LEN: usize = {
+    let dispatch = HEADER_LEN + MAX_FDS_PER_MESSAGE;
+    if crate::bus::MAX_BUS_MESSAGE > dispatch { crate::bus::MAX_BUS_MESSAGE } else { dispatch }
+};
 
 pub const ACCEPTED: u8 = 1;
 pub const REJECTED: u8 = 0;

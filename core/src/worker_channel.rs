@@ -2,6 +2,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use crate::bus::{self, BusMessage, PeerId};
 use crate::error::{Error, Result};
 use crate::sys::{self, Recv, MAX_FDS_PER_MESSAGE};
 use crate::wire::{ListenerId, ToPrimary, ToWorker, MAX_MESSAGE_LEN};
@@ -22,6 +23,12 @@ pub enum Incoming {
     /// The listening socket of a SCHED_NONE listener could not be received
     /// (out of descriptors): that listen fails with EMFILE.
     SharedLost { listener: ListenerId },
+    /// A bus message (`crate::bus`) from peer `from`, sent to `target`.
+    Bus { from: PeerId, target: PeerId, payload: Vec<u8> },
+    /// A bus peer is gone: nothing asked of it will be answered.
+    PeerGone { peer: PeerId },
+    /// A bus message of ours to `target` was dropped: its queue was full.
+    BusDropped { target: PeerId },
 }
 
 #[derive(Debug)]
@@ -76,6 +83,16 @@ impl WorkerChannel {
                 return Ok(Received::Message(lost));
             }
         };
+        if let Some(message) = bus::decode(&self.buf[..n]) {
+            if !fds.is_empty() {
+                return Err(Error::Protocol("a bus message arrived with descriptors".into()));
+            }
+            return Ok(Received::Message(match message? {
+                BusMessage::Bus { from, target, payload } => Incoming::Bus { from, target, payload: payload.to_vec() },
+                BusMessage::PeerGone { peer } => Incoming::PeerGone { peer },
+                BusMessage::Dropped { target } => Incoming::BusDropped { target },
+            }));
+        }
         // On a protocol error, `fds` drops here and the descriptors close.
         let incoming = match ToWorker::decode(&self.buf[..n], fds.len())? {
             ToWorker::Dispatch { listener, .. } => Incoming::Dispatch { listener, fds },
@@ -93,6 +110,13 @@ impl WorkerChannel {
             self.send_out()?;
         }
         Ok(())
+    }
+
+    /// Sends a bus message to `target` (a worker id, `bus::AGENT`,
+    /// `bus::PRIMARY` or `bus::BROADCAST`). Waits for room as `reply` does.
+    pub fn send_bus(&mut self, target: PeerId, payload: &[u8]) -> Result<()> {
+        self.out = bus::encode(target, 0, payload)?;
+        self.send_out()
     }
 
     /// Asks the primary to take this worker out of a listener's rotation.

@@ -23,6 +23,9 @@ pub(super) enum Command {
     Withdraw(WorkerId, Emptied),
     Listen(ListenRequest, Sender<Result<ListenOutcome>>),
     Stats(Sender<Stats>),
+    /// Whether broadcasts from the other peers reach the primary's JS too
+    /// (it carries them to other machines: `bus.redis`).
+    BusBridge(bool),
     Stop,
 }
 
@@ -89,6 +92,14 @@ impl Dispatcher {
         Ok(raw)
     }
 
+    /// Creates a channel for a bus peer in this process (the primary's own JS,
+    /// id `bus::PRIMARY`) and returns its end, which the caller owns.
+    pub fn open_local_channel(&self, peer: WorkerId) -> Result<OwnedFd> {
+        let (primary_end, local_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
+        self.send(Command::AddPeer(peer, primary_end))?;
+        Ok(local_end)
+    }
+
     /// Closes the primary's copy of a worker's end, once the spawn has
     /// duplicated it into the child (or the spawn failed).
     pub fn release_child_end(&self, worker: WorkerId) {
@@ -118,6 +129,12 @@ impl Dispatcher {
     /// the worker stays connected: what it was already sent, it still answers.
     pub fn withdraw(&self, worker: WorkerId, emptied: Emptied) -> Result<()> {
         self.send(Command::Withdraw(worker, emptied))
+    }
+
+    /// Broadcasts from workers and the agent reach the primary's bus channel
+    /// too (`on`), or only them (the default: the primary's JS is spared).
+    pub fn set_bus_bridge(&self, on: bool) -> Result<()> {
+        self.send(Command::BusBridge(on))
     }
 
     pub fn stats(&self) -> Result<Stats> {

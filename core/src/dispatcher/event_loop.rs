@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::bus_relay;
 use super::command::Command;
 use super::events::{Event, EventSink};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
@@ -50,6 +51,8 @@ pub(super) struct EventLoop {
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
     events: EventSink,
+    /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
+    bus_bridge: bool,
 }
 
 impl EventLoop {
@@ -66,6 +69,7 @@ impl EventLoop {
             slots: Vec::new(),
             readiness: HashMap::new(),
             events,
+            bus_bridge: false,
         }
     }
 
@@ -191,6 +195,7 @@ impl EventLoop {
                 Command::Stats(reply) => {
                     let _ = reply.send(Stats::collect(&self.handles, &self.peers));
                 }
+                Command::BusBridge(on) => self.bus_bridge = on,
                 Command::Stop => return false,
             }
         }
@@ -266,12 +271,20 @@ impl EventLoop {
     fn read_peer(&mut self, id: WorkerId) {
         let mut buf = [0u8; MAX_MESSAGE_LEN];
         let mut fds: Vec<OwnedFd> = Vec::new();
-        loop {
+        // A peer flooding the bus must not keep this thread from the others:
+        // the rest is read at the next turn (poll is level-triggered).
+        for _ in 0..bus_relay::MAX_READS_PER_TURN {
             let Some(peer) = self.peers.get_mut(&id) else { return };
             let received = sys::recv_message(peer.channel_fd(), &mut buf, &mut fds);
             let failure = match received {
                 Ok(Recv::WouldBlock) => return,
                 Ok(Recv::Closed) => None,
+                Ok(Recv::Message(n)) if fds.is_empty() && bus_relay::is_bus(&buf[..n]) => {
+                    match bus_relay::relay(&mut self.peers, id, &buf[..n], self.bus_bridge) {
+                        Ok(()) => continue,
+                        Err(e) => Some(e.to_string()),
+                    }
+                }
                 Ok(Recv::Message(n)) if fds.is_empty() => match ToPrimary::decode(&buf[..n]) {
                     Ok(ToPrimary::Reply { statuses }) => {
                         self.on_reply(id, statuses);
@@ -403,6 +416,7 @@ impl EventLoop {
             // listen on the same key. Only a deliberate close by every worker
             // (LEAVE) frees the port.
             self.withdraw(id, Emptied::Hold);
+            bus_relay::peer_gone(&mut self.peers, id);
             for conn in peer.take_all().into_iter().rev() {
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.push_pending_front(conn);

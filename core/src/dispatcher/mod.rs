@@ -17,6 +17,7 @@ use crate::policy::Mode;
 use crate::sys::LocalAddr;
 use crate::wire::ListenerId;
 
+mod bus_relay;
 mod command;
 mod event_loop;
 mod events;

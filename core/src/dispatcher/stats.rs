@@ -48,6 +48,8 @@ impl Stats {
         listeners.sort_by_key(|l| l.id);
         let mut workers: Vec<WorkerStats> = peers
             .values()
+            // The primary's and the agent's bus channels are no workers.
+            .filter(|p| p.id != crate::bus::PRIMARY && p.id != crate::bus::AGENT)
             .map(|p| WorkerStats { id: p.id, in_flight: p.in_flight(), accepted: p.accepted_total() })
             .collect();
         workers.sort_by_key(|w| w.id);

@@ -1,0 +1,64 @@
+//! The dispatcher thread's part of the message bus (`crate::bus`): it passes
+//! each message from its sender's channel to its target's, and tells peers
+//! when one is gone. It never blocks: a peer whose channel is full gets the
+//! message queued (`Peer::push_bus`), and past that bound, dropped, with the
+//! sender told.
+
+use std::collections::HashMap;
+
+use crate::bus::{self, BusMessage, BROADCAST, PRIMARY};
+use crate::error::{Error, Result};
+use crate::peer::{Peer, PeerState, WorkerId};
+
+/// Most messages read from one peer per turn of the dispatcher's loop.
+pub(super) const MAX_READS_PER_TURN: usize = 256;
+
+pub(super) fn is_bus(message: &[u8]) -> bool {
+    bus::decode(message).is_some()
+}
+
+/// Passes on a message `from` sent. Only `BUS` may come from a peer. With
+/// `bridge`, broadcasts from other peers reach the primary too.
+pub(super) fn relay(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, raw: &[u8], bridge: bool) -> Result<()> {
+    let target = match bus::decode(raw) {
+        Some(Ok(BusMessage::Bus { target, .. })) => target,
+        Some(Ok(_)) => return Err(Error::Protocol("a peer sent a bus notice".into())),
+        Some(Err(e)) => return Err(e),
+        None => unreachable!("checked by is_bus"),
+    };
+    // Whatever the sender claims, `from` is who sent it.
+    let message = bus::with_sender(raw, from);
+    if target == BROADCAST {
+        // Every worker and the agent, the sender too if it is one; not the
+        // primary, unless it bridges machines and did not send it itself.
+        let ids: Vec<WorkerId> =
+            peers.keys().copied().filter(|id| *id != PRIMARY || (bridge && from != PRIMARY)).collect();
+        for id in ids {
+            deliver(peers, from, id, message.clone());
+        }
+    } else if peers.get(&target).is_some_and(|p| p.state() != PeerState::Dead) {
+        deliver(peers, from, target, message);
+    } else if let Some(sender) = peers.get_mut(&from) {
+        // No such peer (it exited, or never was): what was asked of it will
+        // never be answered, and the sender hears so at once.
+        sender.push_bus(bus::encode_peer_gone(target));
+    }
+    Ok(())
+}
+
+fn deliver(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, to: WorkerId, message: Vec<u8>) {
+    let queued = peers.get_mut(&to).is_some_and(|p| p.push_bus(message));
+    if !queued {
+        if let Some(sender) = peers.get_mut(&from) {
+            sender.push_bus(bus::encode_dropped(to));
+        }
+    }
+}
+
+/// A peer is gone: every other peer hears it, so that requests to it fail now
+/// rather than at their timeout.
+pub(super) fn peer_gone(peers: &mut HashMap<WorkerId, Peer>, gone: WorkerId) {
+    for peer in peers.values_mut() {
+        peer.push_bus(bus::encode_peer_gone(gone));
+    }
+}

@@ -1,0 +1,606 @@
+//! Shared state for every process of a cluster: named counters and a small
+//! key/value table in one shared memory region that the primary creates
+//! (`memfd_create`) and every worker and the agent maps. Every operation is a
+//! few atomic instructions on the mapping, with no message to anyone.
+//!
+//! Layout (all little-endian, every slot 64-byte aligned so that two counters
+//! never share a cache line):
+//!
+//! ```text
+//! header         64 bytes: MAGIC u64, VERSION u32, COUNTER_SLOTS u32, TABLE_SLOTS u32
+//! counters       COUNTER_SLOTS x 64 bytes:
+//!                  key u64 (0 = free; else the name's hash), value i64 (this
+//!                  machine's part), name_len u32, reserved u32, remote i64
+//!                  (the other machines' parts, summed: written by the primary
+//!                  when counters are exchanged across machines), name [NAME_MAX]
+//! table          TABLE_SLOTS x TABLE_SLOT_LEN bytes:
+//!                  key u64, version u64 (its low bit picks the live buffer),
+//!                  writer u32 (pid holding the write lock, 0 = none), key_len u32,
+//!                  len [u32; 2], reserved [u8; 8], key [NAME_MAX + 8],
+//!                  buffers [[u8; VALUE_MAX]; 2]
+//! ```
+//!
+//! Why a process killed at any instruction corrupts nothing:
+//! - a counter is claimed by one compare-and-swap of its key and changed by one
+//!   atomic add or compare-and-swap: each is all or nothing;
+//! - a table value is written into the buffer readers are *not* reading, then
+//!   published by one increment of `version`; a writer that dies before the
+//!   increment leaves the old value live, one that dies after leaves the new.
+//!   Its write lock names its pid, so the next writer sees it is dead and takes
+//!   the lock over;
+//! - a name is written after its slot is claimed; a reader that finds the hash
+//!   but no name yet takes the hash as the identity (64 bits: two names of one
+//!   table colliding is a 1-in-10^13 event).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+pub const MAGIC: u64 = u64::from_le_bytes(*b"RCLSHM01");
+pub const VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 64;
+/// Most counters a cluster may name.
+pub const COUNTER_SLOTS: usize = 1024;
+pub const COUNTER_SLOT_LEN: usize = 64;
+/// Longest counter name or table key, in UTF-8 bytes.
+pub const NAME_MAX: usize = 32;
+/// Most keys the table may hold (a deleted key keeps its slot).
+pub const TABLE_SLOTS: usize = 256;
+/// Largest value the table may hold, in bytes.
+pub const VALUE_MAX: usize = 1024;
+const TABLE_HEAD_LEN: usize = 40 + NAME_MAX + 8;
+pub const TABLE_SLOT_LEN: usize = TABLE_HEAD_LEN + 2 * VALUE_MAX;
+pub const COUNTERS_AT: usize = HEADER_LEN;
+/// Where a counter's value is within its slot.
+pub const COUNTER_VALUE_AT: usize = 8;
+/// Where the other machines' parts of a counter are within its slot.
+pub const COUNTER_REMOTE_AT: usize = 24;
+const COUNTER_NAME_AT: usize = 32;
+const TABLE_AT: usize = COUNTERS_AT + COUNTER_SLOTS * COUNTER_SLOT_LEN;
+pub const REGION_LEN: usize = TABLE_AT + TABLE_SLOTS * TABLE_SLOT_LEN;
+/// A table value's length that means "deleted".
+const ABSENT: u32 = u32::MAX;
+
+/// Why a shared-state operation cannot be done.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SharedError {
+    /// A name or key longer than `NAME_MAX` bytes, or empty.
+    BadName(usize),
+    /// A value longer than `VALUE_MAX` bytes.
+    ValueTooLarge(usize),
+    /// Every counter slot is taken.
+    CountersFull,
+    /// Every table slot is taken.
+    TableFull,
+}
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SharedError::BadName(len) => {
+                write!(f, "a shared name must be 1 to {NAME_MAX} bytes of UTF-8; this one has {len}")
+            }
+            SharedError::ValueTooLarge(len) => {
+                write!(f, "a shared table value must be at most {VALUE_MAX} bytes; this one has {len}")
+            }
+            SharedError::CountersFull => write!(f, "all {COUNTER_SLOTS} shared counters are in use"),
+            SharedError::TableFull => write!(f, "all {TABLE_SLOTS} keys of the shared table are in use"),
+        }
+    }
+}
+
+/// FNV-1a, never 0 (0 marks a free slot).
+fn hash(name: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    if h == 0 {
+        1
+    } else {
+        h
+    }
+}
+
+fn check_name(name: &[u8]) -> Result<(), SharedError> {
+    if name.is_empty() || name.len() > NAME_MAX {
+        return Err(SharedError::BadName(name.len()));
+    }
+    Ok(())
+}
+
+/// One mapping of the region in this process.
+#[derive(Debug)]
+pub struct Region {
+    base: NonNull<u8>,
+}
+
+// SAFETY: the region is only ever accessed through atomics, or through the
+// table's versioned copies, which tolerate concurrent writers by design.
+unsafe impl Send for Region {}
+unsafe impl Sync for Region {}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `base` is a mapping of REGION_LEN bytes made by `map`.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), REGION_LEN) };
+    }
+}
+
+fn anonymous_file() -> io::Result<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a constant NUL-terminated name; the fd returned is ours.
+        let fd = unsafe { libc::memfd_create(c"rcluster-shared".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: just created, owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No memfd: a POSIX shm object, unlinked at once so only fds name it.
+        let name = format!("/rcluster-{}-{}\0", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos());
+        // SAFETY: a NUL-terminated name.
+        let fd = unsafe {
+            libc::shm_open(name.as_ptr().cast(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600 as libc::c_uint)
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        unsafe { libc::shm_unlink(name.as_ptr().cast()) };
+        // SAFETY: just opened, owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        crate::sys::set_cloexec(std::os::fd::AsFd::as_fd(&fd))?;
+        Ok(fd)
+    }
+}
+
+fn map(fd: &OwnedFd) -> io::Result<NonNull<u8>> {
+    // SAFETY: a fresh shared mapping of a file of at least REGION_LEN bytes.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            REGION_LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(ptr.cast()).expect("mmap never returns NULL on success"))
+}
+
+impl Region {
+    /// Creates the region (the primary). The fd is for passing to the other
+    /// processes; the mapping stays valid after it is closed.
+    pub fn create() -> io::Result<(Region, OwnedFd)> {
+        let fd = anonymous_file()?;
+        // SAFETY: a valid fd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), REGION_LEN as libc::off_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let region = Region { base: map(&fd)? };
+        // The file starts zeroed: every slot free. The header goes last, so a
+        // region whose creation failed half way is never taken for a valid one.
+        region.u32_at(8).store(VERSION, Ordering::Relaxed);
+        region.u32_at(12).store(COUNTER_SLOTS as u32, Ordering::Relaxed);
+        region.u32_at(16).store(TABLE_SLOTS as u32, Ordering::Relaxed);
+        region.u64_at(0).store(MAGIC, Ordering::Release);
+        Ok((region, fd))
+    }
+
+    /// Maps the region another process created, checking that it is one.
+    pub fn open(fd: OwnedFd) -> io::Result<Region> {
+        // SAFETY: a zeroed stat buffer filled by fstat.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if (stat.st_size as usize) < REGION_LEN {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "the shared memory region is too small"));
+        }
+        let region = Region { base: map(&fd)? };
+        let valid = region.u64_at(0).load(Ordering::Acquire) == MAGIC
+            && region.u32_at(8).load(Ordering::Relaxed) == VERSION
+            && region.u32_at(12).load(Ordering::Relaxed) as usize == COUNTER_SLOTS
+            && region.u32_at(16).load(Ordering::Relaxed) as usize == TABLE_SLOTS;
+        if !valid {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not an rcluster shared memory region of this version"));
+        }
+        Ok(region)
+    }
+
+    fn u64_at(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset % 8 == 0 && offset + 8 <= REGION_LEN);
+        // SAFETY: in bounds and 8-aligned (the mapping is page-aligned).
+        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    fn i64_at(&self, offset: usize) -> &AtomicI64 {
+        debug_assert!(offset % 8 == 0 && offset + 8 <= REGION_LEN);
+        // SAFETY: as u64_at.
+        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicI64>() }
+    }
+
+    fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset % 4 == 0 && offset + 4 <= REGION_LEN);
+        // SAFETY: in bounds and 4-aligned.
+        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+
+    fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(offset + len <= REGION_LEN);
+        // SAFETY: in bounds, checked above.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    /// Finds or claims the slot of a name in a table of `slots` slots of
+    /// `slot_len` bytes at `at`, whose first word is the key and whose name
+    /// length and name are at `len_at` and `name_at` within the slot.
+    fn find_or_claim(&self, name: &[u8], at: usize, slots: usize, slot_len: usize, len_at: usize, name_at: usize) -> Option<usize> {
+        let key = hash(name);
+        let start = (key % slots as u64) as usize;
+        for probe in 0..slots {
+            let index = (start + probe) % slots;
+            let slot = at + index * slot_len;
+            let word = self.u64_at(slot);
+            let mut current = word.load(Ordering::Acquire);
+            if current == 0 {
+                match word.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        // SAFETY: the slot is ours; its name bytes are written once, here.
+                        unsafe { std::ptr::copy_nonoverlapping(name.as_ptr(), self.bytes(slot + name_at, name.len()), name.len()) };
+                        self.u32_at(slot + len_at).store(name.len() as u32, Ordering::Release);
+                        return Some(index);
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+            if current == key && self.name_matches(slot, len_at, name_at, name) {
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    fn name_matches(&self, slot: usize, len_at: usize, name_at: usize, name: &[u8]) -> bool {
+        let len = self.u32_at(slot + len_at).load(Ordering::Acquire) as usize;
+        if len == 0 {
+            return true; // claimed, name not written yet (or its writer died): the hash decides
+        }
+        // SAFETY: the name was published before its length (Release/Acquire) and never changes.
+        len == name.len() && unsafe { std::slice::from_raw_parts(self.bytes(slot + name_at, len), len) } == name
+    }
+
+    /// The slot of counter `name`, claimed now if it has none yet.
+    pub fn counter(&self, name: &str) -> Result<usize, SharedError> {
+        check_name(name.as_bytes())?;
+        self.find_or_claim(name.as_bytes(), COUNTERS_AT, COUNTER_SLOTS, COUNTER_SLOT_LEN, 16, COUNTER_NAME_AT)
+            .ok_or(SharedError::CountersFull)
+    }
+
+    fn counter_value(&self, slot: usize) -> &AtomicI64 {
+        assert!(slot < COUNTER_SLOTS);
+        self.i64_at(COUNTERS_AT + slot * COUNTER_SLOT_LEN + COUNTER_VALUE_AT)
+    }
+
+    /// Adds `n` and returns the new value (wrapping, as the hardware does).
+    pub fn add(&self, slot: usize, n: i64) -> i64 {
+        self.counter_value(slot).fetch_add(n, Ordering::AcqRel).wrapping_add(n)
+    }
+
+    pub fn get(&self, slot: usize) -> i64 {
+        self.counter_value(slot).load(Ordering::Acquire)
+    }
+
+    /// Sets the counter to `value` if it holds `expected`; true if it did.
+    pub fn compare_and_set(&self, slot: usize, expected: i64, value: i64) -> bool {
+        self.counter_value(slot).compare_exchange(expected, value, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The counter slots' bytes, for JS to use as a `BigInt64Array` with
+    /// `Atomics` (the same instructions as `AtomicI64`, without a native
+    /// call per operation). Valid while this mapping lives.
+    pub fn counter_bytes(&self) -> (*mut u8, usize) {
+        (self.bytes(COUNTERS_AT, COUNTER_SLOTS * COUNTER_SLOT_LEN), COUNTER_SLOTS * COUNTER_SLOT_LEN)
+    }
+
+    /// The names of the counters claimed so far and this machine's part of each.
+    pub fn counters(&self) -> Vec<(String, i64)> {
+        (0..COUNTER_SLOTS)
+            .filter_map(|i| {
+                let slot = COUNTERS_AT + i * COUNTER_SLOT_LEN;
+                if self.u64_at(slot).load(Ordering::Acquire) == 0 {
+                    return None;
+                }
+                let len = self.u32_at(slot + 16).load(Ordering::Acquire) as usize;
+                // SAFETY: published before its length, never changed.
+                let name = unsafe { std::slice::from_raw_parts(self.bytes(slot + COUNTER_NAME_AT, len), len) };
+                Some((String::from_utf8_lossy(name).into_owned(), self.get(i)))
+            })
+            .collect()
+    }
+
+    // Table slot fields, relative to the slot.
+    const T_VERSION: usize = 8;
+    const T_WRITER: usize = 16;
+    const T_KEY_LEN: usize = 20;
+    const T_LEN: usize = 24; // two u32
+    const T_KEY: usize = 40;
+
+    fn table_slot(&self, key: &[u8], claim: bool) -> Result<Option<usize>, SharedError> {
+        check_name(key)?;
+        if claim {
+            return self
+                .find_or_claim(key, TABLE_AT, TABLE_SLOTS, TABLE_SLOT_LEN, Self::T_KEY_LEN, Self::T_KEY)
+                .map(|i| Some(TABLE_AT + i * TABLE_SLOT_LEN))
+                .ok_or(SharedError::TableFull);
+        }
+        let h = hash(key);
+        let start = (h % TABLE_SLOTS as u64) as usize;
+        for probe in 0..TABLE_SLOTS {
+            let slot = TABLE_AT + ((start + probe) % TABLE_SLOTS) * TABLE_SLOT_LEN;
+            match self.u64_at(slot).load(Ordering::Acquire) {
+                0 => return Ok(None),
+                k if k == h && self.name_matches(slot, Self::T_KEY_LEN, Self::T_KEY, key) => return Ok(Some(slot)),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The value of `key`, or None if it was never set or was deleted.
+    pub fn table_get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError> {
+        let Some(slot) = self.table_slot(key.as_bytes(), false)? else { return Ok(None) };
+        let version = self.u64_at(slot + Self::T_VERSION);
+        loop {
+            let before = version.load(Ordering::Acquire);
+            let live = (before & 1) as usize;
+            let len = self.u32_at(slot + Self::T_LEN + 4 * live).load(Ordering::Acquire);
+            let value = if len == ABSENT || len as usize > VALUE_MAX {
+                None
+            } else {
+                let mut out = vec![0u8; len as usize];
+                // SAFETY: in bounds; a writer may be writing the *other*
+                // buffer, or, after two more writes, this one: then `version`
+                // has moved and the copy is thrown away (a seqlock read).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.bytes(slot + TABLE_HEAD_LEN + live * VALUE_MAX, len as usize),
+                        out.as_mut_ptr(),
+                        len as usize,
+                    )
+                };
+                Some(out)
+            };
+            fence(Ordering::Acquire);
+            if version.load(Ordering::Relaxed) == before {
+                return Ok(value);
+            }
+        }
+    }
+
+    /// Sets `key` to `value` (None deletes it).
+    pub fn table_set(&self, key: &str, value: Option<&[u8]>) -> Result<(), SharedError> {
+        if let Some(value) = value {
+            if value.len() > VALUE_MAX {
+                return Err(SharedError::ValueTooLarge(value.len()));
+            }
+        }
+        let slot = match self.table_slot(key.as_bytes(), value.is_some())? {
+            Some(slot) => slot,
+            None => return Ok(()), // deleting what was never set
+        };
+        let _lock = WriteLock::take(self.u32_at(slot + Self::T_WRITER));
+        let version = self.u64_at(slot + Self::T_VERSION);
+        let spare = ((version.load(Ordering::Acquire) & 1) ^ 1) as usize;
+        match value {
+            Some(value) => {
+                // SAFETY: in bounds; no reader trusts the spare buffer until
+                // `version` is incremented below.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(value.as_ptr(), self.bytes(slot + TABLE_HEAD_LEN + spare * VALUE_MAX, value.len()), value.len())
+                };
+                self.u32_at(slot + Self::T_LEN + 4 * spare).store(value.len() as u32, Ordering::Release);
+            }
+            None => self.u32_at(slot + Self::T_LEN + 4 * spare).store(ABSENT, Ordering::Release),
+        }
+        version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Keys that hold a value.
+    pub fn table_keys(&self) -> Vec<String> {
+        (0..TABLE_SLOTS)
+            .filter_map(|i| {
+                let slot = TABLE_AT + i * TABLE_SLOT_LEN;
+                if self.u64_at(slot).load(Ordering::Acquire) == 0 {
+                    return None;
+                }
+                let len = self.u32_at(slot + Self::T_KEY_LEN).load(Ordering::Acquire) as usize;
+                // SAFETY: published before its length, never changed.
+                let key = unsafe { std::slice::from_raw_parts(self.bytes(slot + Self::T_KEY, len), len) };
+                let key = String::from_utf8_lossy(key).into_owned();
+                matches!(self.table_get(&key), Ok(Some(_))).then_some(key)
+            })
+            .collect()
+    }
+}
+
+/// A table slot's write lock: the writer's pid. One whose holder has died is
+/// taken over (the dead writer only ever touched the spare buffer).
+struct WriteLock<'a>(&'a AtomicU32);
+
+impl<'a> WriteLock<'a> {
+    fn take(word: &'a AtomicU32) -> Self {
+        let me = std::process::id();
+        let mut spins = 0u32;
+        loop {
+            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return WriteLock(word),
+                Err(holder) => {
+                    spins += 1;
+                    if spins % 1024 == 0 && !alive(holder) {
+                        if word.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                            return WriteLock(word);
+                        }
+                    } else if spins % 64 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WriteLock<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_layout_is_what_the_doc_says() {
+        assert_eq!(COUNTER_SLOT_LEN, 8 + 8 + 4 + 4 + 8 + NAME_MAX);
+        assert_eq!(COUNTER_NAME_AT + NAME_MAX, COUNTER_SLOT_LEN);
+        assert_eq!(TABLE_HEAD_LEN % 8, 0);
+        assert_eq!(TABLE_SLOT_LEN % 8, 0);
+        assert_eq!(TABLE_AT % 64, 0);
+        assert_eq!(REGION_LEN, 64 + 1024 * 64 + 256 * (80 + 2048));
+    }
+
+    #[test]
+    fn counters_are_shared_between_mappings() {
+        let (a, fd) = Region::create().unwrap();
+        let b = Region::open(fd).unwrap();
+        let sa = a.counter("visits").unwrap();
+        let sb = b.counter("visits").unwrap();
+        assert_eq!(sa, sb);
+        assert_eq!(a.add(sa, 1), 1);
+        assert_eq!(b.add(sb, 41), 42);
+        assert_eq!(a.get(sa), 42);
+        assert!(!b.compare_and_set(sb, 0, 7));
+        assert!(b.compare_and_set(sb, 42, 7));
+        assert_eq!(a.get(sa), 7);
+        assert_ne!(a.counter("other").unwrap(), sa);
+        assert_eq!(a.counters().len(), 2);
+    }
+
+    #[test]
+    fn concurrent_adds_lose_nothing() {
+        let (region, _fd) = Region::create().unwrap();
+        let region = Arc::new(region);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let region = Arc::clone(&region);
+                std::thread::spawn(move || {
+                    let slot = region.counter("n").unwrap();
+                    for _ in 0..100_000 {
+                        region.add(slot, 1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(region.get(region.counter("n").unwrap()), 400_000);
+    }
+
+    #[test]
+    fn names_are_bounded_and_the_counters_run_out_clearly() {
+        let (region, _fd) = Region::create().unwrap();
+        assert_eq!(region.counter(""), Err(SharedError::BadName(0)));
+        assert_eq!(region.counter(&"x".repeat(NAME_MAX + 1)), Err(SharedError::BadName(NAME_MAX + 1)));
+        assert!(region.counter(&"x".repeat(NAME_MAX)).is_ok());
+        for i in 1..COUNTER_SLOTS {
+            region.counter(&format!("c{i}")).unwrap();
+        }
+        assert_eq!(region.counter("one-too-many"), Err(SharedError::CountersFull));
+        // Existing names are still found when the table is full.
+        assert!(region.counter("c7").is_ok());
+    }
+
+    #[test]
+    fn the_table_sets_gets_and_deletes() {
+        let (a, fd) = Region::create().unwrap();
+        let b = Region::open(fd).unwrap();
+        assert_eq!(a.table_get("k").unwrap(), None);
+        a.table_set("k", Some(b"hello")).unwrap();
+        assert_eq!(b.table_get("k").unwrap().as_deref(), Some(&b"hello"[..]));
+        b.table_set("k", Some(b"")).unwrap();
+        assert_eq!(a.table_get("k").unwrap().as_deref(), Some(&b""[..]));
+        a.table_set("k", None).unwrap();
+        assert_eq!(b.table_get("k").unwrap(), None);
+        assert_eq!(
+            a.table_set("big", Some(&vec![0; VALUE_MAX + 1])),
+            Err(SharedError::ValueTooLarge(VALUE_MAX + 1))
+        );
+        a.table_set("x", Some(b"1")).unwrap();
+        assert_eq!(a.table_keys(), vec!["x".to_string()]);
+    }
+
+    #[test]
+    fn a_writer_that_died_holding_the_lock_is_taken_over() {
+        let (region, _fd) = Region::create().unwrap();
+        region.table_set("k", Some(b"old")).unwrap();
+        let slot = region.table_slot(b"k", false).unwrap().unwrap();
+        // A dead writer: the lock names a pid that cannot exist, and it wrote
+        // half a value into the spare buffer without publishing it.
+        region.u32_at(slot + Region::T_WRITER).store(i32::MAX as u32 - 1, Ordering::Relaxed);
+        let spare = ((region.u64_at(slot + Region::T_VERSION).load(Ordering::Relaxed) & 1) ^ 1) as usize;
+        unsafe { std::ptr::write_bytes(region.bytes(slot + TABLE_HEAD_LEN + spare * VALUE_MAX, 3), b'#', 3) };
+        assert_eq!(region.table_get("k").unwrap().as_deref(), Some(&b"old"[..]));
+        region.table_set("k", Some(b"new")).unwrap();
+        assert_eq!(region.table_get("k").unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_value() {
+        let (region, _fd) = Region::create().unwrap();
+        let region = Arc::new(region);
+        region.table_set("k", Some(&[0u8; 512])).unwrap();
+        let writer = {
+            let region = Arc::clone(&region);
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let b = (i % 251) as u8;
+                    region.table_set("k", Some(&[b; 512])).unwrap();
+                }
+            })
+        };
+        for _ in 0..20_000 {
+            let v = region.table_get("k").unwrap().unwrap();
+            assert!(v.iter().all(|x| *x == v[0]), "torn read");
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused() {
+        let fd = anonymous_file().unwrap();
+        unsafe { libc::ftruncate(fd.as_raw_fd(), REGION_LEN as libc::off_t) };
+        assert!(Region::open(fd).is_err());
+    }
+}
