@@ -8,6 +8,7 @@
 const assert = require('assert');
 const { debuglog } = require('util');
 const { wrapConnection } = require('./connection_handle');
+const { CloseReports } = require('./close_reports');
 
 const debug = debuglog('rcluster');
 
@@ -28,6 +29,9 @@ class ChannelClient {
     this.memberships = new Map();
     // Round-robin servers that keep the worker alive (not unref()'d).
     this.refs = 0;
+    // Closes of dispatched connections not yet reported, by listener id
+    // (lib/close_reports.js).
+    this.closeReports = new CloseReports(this);
     this.channel = new Channel(fd, (kind, listenerId, fds) => this.onMessage(kind, listenerId, fds));
   }
 
@@ -36,7 +40,9 @@ class ChannelClient {
       case ChannelMessageKind.Dispatch: return this.onDispatch(listenerId, fds);
       case ChannelMessageKind.Shared: return this.onSharedSocket(listenerId, fds[0]);
       // Nothing more comes for it: the membership can be forgotten.
-      case ChannelMessageKind.Left: return this.memberships.delete(listenerId);
+      case ChannelMessageKind.Left:
+        this.closeReports.forget(listenerId);
+        return this.memberships.delete(listenerId);
       case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
     }
   }
@@ -120,6 +126,7 @@ class ChannelClient {
     }
     this.channel.reply(statuses);
     this.debugDispatch(listenerId, membership, fds.length, accepted.length);
+    if (accepted.length > 0) this.closeReports.track(listenerId, membership.server, accepted);
     let error = null;
     for (const handle of accepted) {
       try {

@@ -22,8 +22,8 @@ const debug = debuglog('rcluster');
 // in this process is this one; a node:cluster worker keeps Node's.
 const cluster = builtin.claim(false) ?? new EventEmitter();
 const intercom = new EventEmitter();
-const SCHED_NONE = 1;
-const SCHED_RR = 2;
+const routing = require('./routing');
+const { SCHED_NONE, SCHED_RR } = routing;
 // What a worker's listen fails with when the dispatcher, not the bind, failed.
 const UV_ECANCELED = uvErrno('ECANCELED');
 // Inspector ports a worker may be given (Node's internal/util/inspector).
@@ -45,6 +45,8 @@ cluster.workers = {};
 cluster.settings = {};
 cluster.SCHED_NONE = SCHED_NONE; // Leave it to the operating system.
 cluster.SCHED_RR = SCHED_RR; // Primary distributes connections.
+cluster.SCHED_LC = routing.SCHED_LC; // Primary deals to the least loaded worker.
+cluster.SCHED_STICKY = routing.SCHED_STICKY; // Primary deals by client address.
 
 let ids = 0;
 let initialized = false;
@@ -55,10 +57,7 @@ let debugPortOffset = 1;
 const serverData = new Map();
 
 function policyFromEnv() {
-  const policy = process.env.NODE_CLUSTER_SCHED_POLICY;
-  if (policy === 'rr') return SCHED_RR;
-  if (policy === 'none') return SCHED_NONE;
-  return SCHED_RR;
+  return routing.policyFromEnvValue(process.env.NODE_CLUSTER_SCHED_POLICY);
 }
 
 // node:cluster reads NODE_CLUSTER_SCHED_POLICY when it loads, which in an ES
@@ -120,9 +119,9 @@ cluster.setupPrimary = function setupPrimary(options) {
 
   schedulingPolicy = cluster.schedulingPolicy; // Freeze policy.
   initialized = true;
-  assert(schedulingPolicy === SCHED_NONE || schedulingPolicy === SCHED_RR,
+  assert(routing.isPolicy(schedulingPolicy),
          `Bad cluster.schedulingPolicy: ${schedulingPolicy}`);
-  debug('primary: scheduling policy %s', schedulingPolicy === SCHED_RR ? 'round-robin (SCHED_RR)' : 'shared sockets (SCHED_NONE)');
+  debug('primary: scheduling policy %s', routing.describe(schedulingPolicy));
 
   process.nextTick(setupSettingsNT, settings);
 
@@ -384,7 +383,8 @@ function queryServer(worker, message) {
       fd: message.fd,
       flags: message.flags,
       backlog: message.backlog,
-      shared: schedulingPolicy !== SCHED_RR,
+      shared: routing.isShared(schedulingPolicy),
+      policy: routing.nativeName(schedulingPolicy),
     });
   } catch (err) {
     // Not a bind failure (those come back as `errno`, for the worker to
@@ -394,7 +394,7 @@ function queryServer(worker, message) {
     // itself; the worker's listen fails with ECANCELED (the primary gave up
     // on it), not an errno that would blame its address.
     process.emitWarning(err);
-    result = { errno: UV_ECANCELED, shared: schedulingPolicy !== SCHED_RR };
+    result = { errno: UV_ECANCELED, shared: routing.isShared(schedulingPolicy) };
   }
   const shared = result.shared;
   if (result.errno === 0 && (result.created || !serverData.has(key))) {

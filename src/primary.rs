@@ -47,6 +47,18 @@ pub struct ListenerStats {
     pub pending: u32,
     /// Connections closed after waiting longer than the queue timeout.
     pub expired: i64,
+    /// Its scheduling policy: `rr`, `none`, `lc` or `sticky`.
+    pub policy: String,
+    /// Connections each member holds open.
+    pub connections: Vec<OpenConnections>,
+}
+
+#[napi(object)]
+pub struct OpenConnections {
+    pub worker: u32,
+    pub open: i64,
+    /// Its server's `maxConnections`, as its last close report said.
+    pub max_connections: Option<u32>,
 }
 
 #[napi(object)]
@@ -145,13 +157,16 @@ impl Dispatcher {
     /// socket) and `shared` (SCHED_NONE). A bind failure comes back as
     /// `errno`, as node:cluster answers the worker; anything else throws.
     #[napi(
-        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean }"
+        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' }"
     )]
     pub fn listen(&self, env: Env, worker: u32, query: Object) -> Result<ListenResult> {
         let Some(key) = field::<String>(&query, "key", ValueType::String)? else {
             return Err(JsError::invalid_arg_type("The \"key\" property must be of type string".into()).into_napi(&env));
         };
         let shared = field::<bool>(&query, "shared", ValueType::Boolean)?.unwrap_or(false);
+        // Which policy a round-robin-style listener gets: `lc`, `sticky`, or
+        // (absent or anything else) round-robin.
+        let policy = field::<String>(&query, "policy", ValueType::String)?;
         let node = node_query(&query)?;
         // A datagram socket is always shared, as in node:cluster: there is
         // nothing to accept.
@@ -163,7 +178,12 @@ impl Dispatcher {
                 worker,
                 key,
                 spec,
-                mode: if shared { Mode::Shared } else { Mode::RoundRobin },
+                mode: match (shared, policy.as_deref()) {
+                    (true, _) => Mode::Shared,
+                    (false, Some("lc")) => Mode::LeastConnections,
+                    (false, Some("sticky")) => Mode::Sticky,
+                    (false, _) => Mode::RoundRobin,
+                },
             })
         });
         match outcome {
@@ -231,6 +251,12 @@ impl Dispatcher {
                     accepted: l.accepted as i64,
                     pending: l.pending as u32,
                     expired: l.expired as i64,
+                    policy: l.policy.to_string(),
+                    connections: l
+                        .open
+                        .into_iter()
+                        .map(|(worker, open, cap)| OpenConnections { worker, open: open as i64, max_connections: cap })
+                        .collect(),
                 })
                 .collect(),
             workers: stats

@@ -342,6 +342,16 @@ impl Channel {
         }
     }
 
+    /// Tells the primary that `closed` more connections it dispatched for
+    /// `listenerId` have closed, and the server's `maxConnections` (0: none).
+    #[napi]
+    pub fn report_closed(&self, env: Env, listener_id: u32, closed: u32, cap: u32) -> Result<()> {
+        match self.receiver.channel.borrow_mut().report_closed(listener_id, closed, cap) {
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
+    }
+
     /// Makes the channel keep the event loop alive (while a server listens).
     #[napi(js_name = "ref")]
     pub fn ref_handle(&self) {

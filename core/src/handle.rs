@@ -37,6 +37,9 @@ pub struct ListenHandle {
     accepted_total: u64,
     /// Connections closed because they waited longer than the queue timeout.
     expired_total: u64,
+    /// Per member: connections it holds open (taken, and not yet reported
+    /// closed) and its server's `maxConnections`, from its close reports.
+    open: HashMap<WorkerId, (u64, Option<u32>)>,
 }
 
 impl ListenHandle {
@@ -57,6 +60,74 @@ impl ListenHandle {
             paused_until: None,
             accepted_total: 0,
             expired_total: 0,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The policy's name, as `cluster.stats()` shows it.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// How many connections each member holds open, and its cap, by worker id.
+    pub fn open_counts(&self) -> Vec<(WorkerId, u64, Option<u32>)> {
+        let mut counts: Vec<(WorkerId, u64, Option<u32>)> = self
+            .policy
+            .members()
+            .into_iter()
+            .map(|id| {
+                let (open, cap) = self.open.get(&id).copied().unwrap_or((0, None));
+                (id, open, cap)
+            })
+            .collect();
+        counts.sort_unstable();
+        counts
+    }
+
+    /// `worker` took one of this listener's connections.
+    pub fn opened(&mut self, worker: WorkerId) {
+        if !self.policy.members().contains(&worker) {
+            return;
+        }
+        let entry = self.open.entry(worker).or_insert((0, None));
+        entry.0 += 1;
+        self.policy.set_open(worker, entry.0, entry.1);
+    }
+
+    /// `worker` reports `closed` more of its connections closed, and its
+    /// server's `maxConnections` (0: none).
+    pub fn closed(&mut self, worker: WorkerId, closed: u32, cap: u32) {
+        if !self.policy.members().contains(&worker) {
+            return;
+        }
+        let entry = self.open.entry(worker).or_insert((0, None));
+        entry.0 = entry.0.saturating_sub(u64::from(closed));
+        entry.1 = (cap > 0).then_some(cap);
+        self.policy.set_open(worker, entry.0, entry.1);
+    }
+
+    /// Who should get `conn` now: by its client for a keyed policy.
+    fn pick_for(&self, ask: &Ask<'_>, conn: &Connection) -> Option<Pick> {
+        match conn.key {
+            Some(key) => self.policy.pick_keyed(ask, &conn.offers.refused_by, key),
+            None => self.policy.pick(ask, &conn.offers.refused_by),
+        }
+    }
+
+    /// Gives a connection just accepted for `pick` to its worker. A policy
+    /// that places connections by client picks again, now that the client
+    /// is known, and holds it if that client's worker is to be waited for.
+    pub fn deal_new(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>, window: usize, now: Instant) {
+        let pick = match conn.key {
+            Some(_) => with_ask(peers, window, now, |ask| self.pick_for(ask, &conn)),
+            None => Some(pick),
+        };
+        match pick {
+            Some(pick) => {
+                let worker = self.policy.commit(pick, &[]);
+                peers.get_mut(&worker).expect("members are live peers").push(conn);
+            }
+            None => self.pending.push_back(conn),
         }
     }
 
@@ -119,6 +190,7 @@ impl ListenHandle {
     /// its last worker (as Node's `remove` does), kept open and queueing
     /// connections after its last worker died.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
+        self.open.remove(&worker);
         self.policy.remove(worker)
     }
 
@@ -143,10 +215,6 @@ impl ListenHandle {
         self.policy.pick(ask, &[])
     }
 
-    pub fn commit_new(&mut self, pick: Pick) -> WorkerId {
-        self.policy.commit(pick, &[])
-    }
-
     /// Whether the primary should accept from this socket now: to deal out
     /// (its policy deals new connections and someone can take one), or to
     /// hold connections while no worker listens on it, up to `queue_limit`.
@@ -156,6 +224,11 @@ impl ListenHandle {
         }
         if self.is_empty() {
             return self.pending.len() < queue_limit;
+        }
+        // A keyed policy accepts before it knows who gets the connection, and
+        // may hold it for its client's worker: bounded like a held queue.
+        if self.policy.keyed() && self.pending.len() >= queue_limit {
+            return false;
         }
         self.policy.deals_new_connections() && self.pick_new(ask).is_some()
     }
@@ -172,7 +245,7 @@ impl ListenHandle {
     /// Whether some queued connection could be given out now.
     pub fn pending_can_move(&self, ask: &Ask<'_>) -> bool {
         !self.is_empty()
-            && self.pending.iter().any(|c| c.offers.is_due(ask.now) && self.policy.pick(ask, &c.offers.refused_by).is_some())
+            && self.pending.iter().any(|c| c.offers.is_due(ask.now) && self.pick_for(ask, c).is_some())
     }
 
     /// The next time a queued connection becomes due for another offer, or
@@ -203,7 +276,7 @@ impl ListenHandle {
             let pick = if self.is_empty() || !conn.offers.is_due(now) {
                 None
             } else {
-                with_ask(peers, window, now, |ask| self.policy.pick(ask, &conn.offers.refused_by))
+                with_ask(peers, window, now, |ask| self.pick_for(ask, &conn))
             };
             match pick {
                 Some(pick) => {
@@ -235,7 +308,14 @@ impl ListenHandle {
     pub fn accept(&mut self) -> std::io::Result<Connection> {
         let fd = sys::accept(self.socket.fd.as_fd())?;
         self.accepted_total += 1;
-        Ok(Connection::new(self.id, fd, Instant::now()))
+        let mut conn = Connection::new(self.id, fd, Instant::now());
+        if self.policy.keyed() {
+            // A unix socket's clients have no address: they go by turn.
+            if let Ok(LocalAddr::Inet(peer)) = sys::peer_addr(conn.fd.as_fd()) {
+                conn.key = Some(crate::sticky::client_key(peer.ip()));
+            }
+        }
+        Ok(conn)
     }
 
     /// Called when the handle is dropped for good: a unix socket path is

@@ -4,7 +4,8 @@
 //!
 //! - [`dispatcher`]: the primary's accept-and-dispatch thread.
 //! - [`handle`]: one shared listening socket, its policy and the connections held for it.
-//! - [`policy`]: who gets the next connection (round-robin, shared), decided purely.
+//! - [`policy`]: who gets the next connection (round-robin, shared), decided purely;
+//!   [`least_connections`] and [`sticky`] are two more policies.
 //! - [`peer`]: the primary's view of one worker and its unacknowledged connections.
 //! - [`worker_channel`]: a worker's end of its channel.
 //! - [`wire`]: the one definition of the messages on that channel.
@@ -16,10 +17,12 @@
 pub mod dispatcher;
 pub mod error;
 pub mod handle;
+pub mod least_connections;
 pub mod listener;
 pub mod node_query;
 pub mod peer;
 pub mod policy;
+pub mod sticky;
 pub mod sys;
 pub mod wire;
 pub mod worker_channel;

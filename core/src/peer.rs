@@ -23,11 +23,14 @@ pub struct Connection {
     pub since: Instant,
     /// Who refused it, and when it may be offered again.
     pub offers: Offers,
+    /// Its client's key, for a policy that places connections by client
+    /// (sticky); `None` otherwise.
+    pub key: Option<u64>,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, since, offers: Offers::default() }
+        Connection { listener, fd, since, offers: Offers::default(), key: None }
     }
 }
 

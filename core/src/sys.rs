@@ -297,6 +297,18 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
     raw_to_local_addr(&storage, len)
 }
 
+/// The address of a connected socket's peer (`getpeername`).
+pub fn peer_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is writable for `len` bytes, and `len` is passed by pointer.
+    unsafe {
+        syscall!(getpeername(fd.as_raw_fd(), &mut storage as *mut _ as *mut libc::sockaddr, &mut len))?;
+    }
+    raw_to_local_addr(&storage, len)
+}
+
 /// Where a listening socket is bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalAddr {

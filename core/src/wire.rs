@@ -23,6 +23,9 @@
 //!   `ACCEPTED` (the worker owns a socket for it now, no byte read yet, so the
 //!   primary may close its copy) or `REJECTED` (give it to another worker).
 //! - `LEAVE`:    take me out of this listener's rotation (my server is closing).
+//! - `CLOSED`:   this many more of the connections I took from this listener
+//!   have closed (u32 LE), and my server's `maxConnections` (u32 LE, 0 for
+//!   none): what least-connections routing and `stats()` count by.
 
 use crate::error::{Error, Result};
 use crate::sys::MAX_FDS_PER_MESSAGE;
@@ -42,6 +45,7 @@ const KIND_SHARED: u8 = 2;
 const KIND_LEFT: u8 = 3;
 const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
+const KIND_CLOSED: u8 = 6;
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +60,7 @@ pub enum ToWorker {
 pub enum ToPrimary<'a> {
     Reply { statuses: &'a [u8] },
     Leave { listener: ListenerId },
+    Closed { listener: ListenerId, closed: u32, cap: u32 },
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
@@ -130,6 +135,11 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(statuses);
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
+            ToPrimary::Closed { listener, closed, cap } => {
+                out.extend_from_slice(&header(KIND_CLOSED, listener));
+                out.extend_from_slice(&closed.to_le_bytes());
+                out.extend_from_slice(&cap.to_le_bytes());
+            }
         }
     }
 
@@ -147,6 +157,12 @@ impl<'a> ToPrimary<'a> {
             }
             KIND_LEAVE if rest.is_empty() => Ok(ToPrimary::Leave { listener }),
             KIND_LEAVE => Err(Error::Protocol("leave message with a payload".into())),
+            KIND_CLOSED if rest.len() == 8 => Ok(ToPrimary::Closed {
+                listener,
+                closed: u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+                cap: u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]),
+            }),
+            KIND_CLOSED => Err(Error::Protocol(format!("close report of {} bytes", rest.len()))),
             other => Err(Error::Protocol(format!("unknown message kind {other} from a worker"))),
         }
     }
@@ -192,6 +208,11 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Reply { statuses: &statuses });
         ToPrimary::Leave { listener: 42 }.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Leave { listener: 42 });
+        let closed = ToPrimary::Closed { listener: 3, closed: 70_000, cap: 5 };
+        closed.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), closed);
+        buf.pop();
+        assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
     }
 
     #[test]

@@ -101,6 +101,13 @@ impl WorkerChannel {
         self.send_out()
     }
 
+    /// Tells the primary that `closed` more connections of `listener` closed,
+    /// and the server's `maxConnections` now (0: none).
+    pub fn report_closed(&mut self, listener: ListenerId, closed: u32, cap: u32) -> Result<()> {
+        ToPrimary::Closed { listener, closed, cap }.encode(&mut self.out);
+        self.send_out()
+    }
+
     fn send_out(&self) -> Result<()> {
         loop {
             match sys::send_message(self.sock.as_fd(), &self.out, &[]) {

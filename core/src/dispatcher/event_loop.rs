@@ -278,6 +278,12 @@ impl EventLoop {
                         self.on_leave(id, listener);
                         continue;
                     }
+                    Ok(ToPrimary::Closed { listener, closed, cap }) => {
+                        if let Some(handle) = self.handles.get_mut(&listener) {
+                            handle.closed(id, closed, cap);
+                        }
+                        continue;
+                    }
                     Err(e) => Some(e.to_string()),
                 },
                 Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
@@ -306,6 +312,9 @@ impl EventLoop {
             };
             if *status == ACCEPTED {
                 peer.count_accepted();
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.opened(id);
+                }
                 // The worker owns a socket for it now: our copy closes here.
                 drop(conn);
             } else {
@@ -417,10 +426,7 @@ impl EventLoop {
                 };
                 match handle.accept() {
                     Ok(conn) => match pick {
-                        Some(pick) => {
-                            let worker = handle.commit_new(pick);
-                            self.peers.get_mut(&worker).expect("members are live peers").push(conn);
-                        }
+                        Some(pick) => handle.deal_new(conn, pick, &mut self.peers, window, now),
                         None => handle.push_pending_back(conn),
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

@@ -21,6 +21,11 @@ pub struct ListenerStats {
     pub pending: usize,
     /// Connections closed after waiting longer than `Config::queue_timeout`.
     pub expired: u64,
+    /// Its scheduling policy: `rr`, `none`, `lc` or `sticky`.
+    pub policy: &'static str,
+    /// Per member: connections it holds open and its `maxConnections`, by
+    /// worker id.
+    pub open: Vec<(WorkerId, u64, Option<u32>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +48,8 @@ impl Stats {
                 accepted: h.accepted_total(),
                 pending: h.pending_len(),
                 expired: h.expired_total(),
+                policy: h.policy_name(),
+                open: h.open_counts(),
             })
             .collect();
         listeners.sort_by_key(|l| l.id);
