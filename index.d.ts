@@ -20,6 +20,10 @@ declare namespace rcluster {
       pending: number;
       /** Connections closed after waiting longer than `queueTimeout`. */
       expired: number;
+      /** Its scheduling policy. */
+      policy: 'rr' | 'none' | 'lc' | 'sticky';
+      /** Per worker in its rotation: connections it holds open, and its server's maxConnections if set. */
+      connections: Array<{ worker: number; open: number; maxConnections?: number }>;
     }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
   }
@@ -108,6 +112,10 @@ declare namespace rcluster {
   interface Extensions {
     /** Listeners and per-worker connection counts from the native dispatcher. */
     stats(): DispatcherStats;
+    /** `schedulingPolicy`: each new connection to the worker holding the fewest open (`NODE_CLUSTER_SCHED_POLICY=lc`). */
+    readonly SCHED_LC: 3;
+    /** `schedulingPolicy`: connections by client address, the same client to the same worker (`NODE_CLUSTER_SCHED_POLICY=sticky`). */
+    readonly SCHED_STICKY: 4;
     /**
      * Stops the restart policy, disconnects every worker (each closes its
      * servers and finishes its requests), SIGKILLs what is left after

@@ -45,8 +45,10 @@ cluster.workers = {};
 cluster.settings = {};
 cluster.SCHED_NONE = SCHED_NONE; // Leave it to the operating system.
 cluster.SCHED_RR = SCHED_RR; // Primary distributes connections.
-cluster.SCHED_LC = routing.SCHED_LC; // Primary deals to the least loaded worker.
-cluster.SCHED_STICKY = routing.SCHED_STICKY; // Primary deals by client address.
+// rcluster's own policies (lib/routing.js), not enumerable, so that the
+// cluster object's keys stay node:cluster's.
+defineHidden(cluster, 'SCHED_LC', routing.SCHED_LC); // Primary deals to the least loaded worker.
+defineHidden(cluster, 'SCHED_STICKY', routing.SCHED_STICKY); // Primary deals by client address.
 
 let ids = 0;
 let initialized = false;

@@ -11,6 +11,8 @@ const CONFIGS = {
   'node-none': { label: 'node:cluster NONE', env: { BENCH_IMPL: 'node', BENCH_POLICY: 'none' } },
   'rcluster-rr': { label: 'rcluster RR', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr' } },
   'rcluster-none': { label: 'rcluster NONE', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'none' } },
+  'rcluster-lc': { label: 'rcluster LC', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc' } },
+  'rcluster-sticky': { label: 'rcluster STICKY', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'sticky' } },
   single: { label: 'single process', env: { BENCH_IMPL: 'single' }, single: true },
 };
 
@@ -22,12 +24,20 @@ const CONFIGS = {
 // that sets connections / pipelining / handler / tool fixes them: those are
 // what the workload is, so --connections, --handler and --tool do not change
 // them. optIn: long, so only run when named in --workloads.
+// mixed: churn where 10% of requests take ~100 ms of CPU and the rest ~1 ms
+// (lib/mixed-client.js, its own load generator); its latency columns are the
+// fast requests' (what a policy that deals to a busy worker makes wait).
+// `configs`: the only configs a workload runs for.
 const WORKLOADS = {
   keepalive: { churn: false, serverEnv: {} },
   churn: { churn: true, serverEnv: {} },
   blocked: { churn: true, serverEnv: { BENCH_BLOCK_PRIMARY: '200/250' }, needsPrimary: true },
   demo: { churn: false, serverEnv: {}, handler: 'cpu', connections: 1000, pipelining: 10, tool: 'autocannon', optIn: true },
   'demo-100': { churn: false, serverEnv: {}, handler: 'cpu', connections: 100, pipelining: 10, tool: 'autocannon', optIn: true },
+  mixed: {
+    churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc'],
+  },
 };
 
 // The connect-to-first-byte probe (lib/probe.js) opens at most this many
@@ -145,6 +155,9 @@ function loadSettings(opts, workload) {
     pipelining: w.pipelining || 1,
     handler: w.handler || opts.handler,
     churn: w.churn,
+    // Open-loop requests a second (mixed): scaled with the workers, so that
+    // each stays mostly idle (a slow request is 100 ms of CPU).
+    rate: w.ratePerWorker ? w.ratePerWorker * opts.workers : null,
   };
 }
 

@@ -1,0 +1,55 @@
+'use strict';
+// The policy names of lib/routing.js and the close reports of
+// lib/close_reports.js. No processes, no sockets.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const routing = require('../../lib/routing');
+const { CloseReports, capOf } = require('../../lib/close_reports');
+
+test('NODE_CLUSTER_SCHED_POLICY values map to the policies; anything else is round-robin', () => {
+  const cases = [
+    ['rr', routing.SCHED_RR], ['none', routing.SCHED_NONE], ['lc', routing.SCHED_LC],
+    ['sticky', routing.SCHED_STICKY], [undefined, routing.SCHED_RR], ['LC', routing.SCHED_RR], ['', routing.SCHED_RR],
+  ];
+  for (const [value, policy] of cases) assert.equal(routing.policyFromEnvValue(value), policy, String(value));
+  assert.deepEqual([routing.SCHED_NONE, routing.SCHED_RR, routing.SCHED_LC, routing.SCHED_STICKY], [1, 2, 3, 4]);
+  assert.equal(routing.nativeName(routing.SCHED_LC), 'lc');
+  assert.equal(routing.nativeName(routing.SCHED_STICKY), 'sticky');
+  assert.ok(routing.isShared(routing.SCHED_NONE) && !routing.isShared(routing.SCHED_LC));
+  assert.ok(!routing.isPolicy(5) && !routing.isPolicy('lc'));
+});
+
+test('maxConnections as the cap the channel carries (0: none)', () => {
+  const cases = [[undefined, 0], [0, 0], [-1, 0], [NaN, 0], [Infinity, 0], [3, 3], [2.5, 2], [2 ** 32, 0], ['5', 0]];
+  for (const [value, cap] of cases) assert.equal(capOf({ maxConnections: value }), cap, String(value));
+});
+
+test('closes are reported once per handle, batched per listener per turn, with the cap', async () => {
+  const sent = [];
+  const client = { channel: { reportClosed: (...args) => sent.push(args) } };
+  const reports = new CloseReports(client);
+  const server = { maxConnections: 0 };
+  const other = { maxConnections: 0 };
+  const closed = [];
+  const handle = (n) => ({ close(cb) { closed.push(n); return cb; } });
+  const a = [handle(1), handle(2), handle(3)];
+  reports.track(7, server, a);
+  reports.track(8, other, [handle(4)]);
+  a[0].close();
+  a[0].close(); // a second close is not a second connection
+  a[1].close();
+  assert.deepEqual(closed, [1, 1, 2], 'the real close still runs');
+  assert.deepEqual(sent, [], 'nothing is sent before the turn ends');
+  await new Promise(setImmediate);
+  assert.deepEqual(sent, [[7, 2, 0]]);
+  // A cap set later goes out with the next dispatch even without closes.
+  other.maxConnections = 4;
+  reports.track(8, other, [handle(5)]);
+  await new Promise(setImmediate);
+  assert.deepEqual(sent, [[7, 2, 0], [8, 0, 4]]);
+  // A listener left is forgotten.
+  reports.forget(7);
+  a[2].close();
+  await new Promise(setImmediate);
+  assert.equal(sent.length, 2);
+});
