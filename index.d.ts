@@ -24,8 +24,24 @@ declare namespace rcluster {
       policy: 'rr' | 'none' | 'lc' | 'sticky';
       /** Per worker in its rotation: connections it holds open, and its server's maxConnections if set. */
       connections: Array<{ worker: number; open: number; maxConnections?: number }>;
+      /** Connections closed for a malformed or late PROXY header, or from an untrusted peer. */
+      proxyRejected: number;
     }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
+  }
+
+  /** `setupPrimary({ routing })`. */
+  interface RoutingOptions {
+    /**
+     * Connections start with a PROXY protocol header (v1 or v2, as HAProxy,
+     * nginx or an AWS NLB send): the primary reads and strips it, and the
+     * worker's socket shows the client it names as remoteAddress/remotePort.
+     * `true` accepts it from any peer; `trusted` only from those blocks
+     * (`'10.0.0.0/8'`, `'::1'`). A connection whose header is malformed, late
+     * (`timeout` ms, default 3000) or from another peer is closed and counted
+     * (`stats().listeners[].proxyRejected`). No effect under SCHED_NONE.
+     */
+    proxyProtocol?: boolean | { trusted?: string[]; timeout?: number };
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */
@@ -50,6 +66,8 @@ declare namespace rcluster {
      * Infinity for no limit. Read when the first worker is forked.
      */
     queueTimeout?: number;
+    /** Routing options (read when the first worker is forked). */
+    routing?: RoutingOptions;
     /**
      * Replace workers that exit without exitedAfterDisconnect (crash, signal,
      * process.exit() without disconnect), with the env of the original fork.

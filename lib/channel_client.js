@@ -32,12 +32,13 @@ class ChannelClient {
     // Closes of dispatched connections not yet reported, by listener id
     // (lib/close_reports.js).
     this.closeReports = new CloseReports(this);
-    this.channel = new Channel(fd, (kind, listenerId, fds) => this.onMessage(kind, listenerId, fds));
+    this.channel = new Channel(fd, (kind, listenerId, fds, source) => this.onMessage(kind, listenerId, fds, source));
   }
 
-  onMessage(kind, listenerId, fds) {
+  onMessage(kind, listenerId, fds, source) {
     switch (kind) {
       case ChannelMessageKind.Dispatch: return this.onDispatch(listenerId, fds);
+      case ChannelMessageKind.DispatchFrom: return this.onDispatch(listenerId, fds, source);
       case ChannelMessageKind.Shared: return this.onSharedSocket(listenerId, fds[0]);
       // Nothing more comes for it: the membership can be forgotten.
       case ChannelMessageKind.Left:
@@ -103,8 +104,9 @@ class ChannelClient {
   // and have read nothing), and only then given to the server, whose
   // 'connection' listeners may throw. A closing server, or one at
   // maxConnections, refuses: the primary gives the connection to another
-  // worker, as Node's round-robin does.
-  onDispatch(listenerId, fds) {
+  // worker, as Node's round-robin does. `source`: the client a PROXY header
+  // named ([address, port, family]), shown as the socket's remote end.
+  onDispatch(listenerId, fds, source) {
     const membership = this.memberships.get(listenerId);
     const statuses = new Uint8Array(fds.length);
     const accepted = [];
@@ -119,6 +121,7 @@ class ChannelClient {
         }
         const handle = wrapConnection(fds[i], membership.kind);
         if (handle !== null) {
+          if (source !== undefined) showPeer(handle, source);
           statuses[i] = 1;
           accepted.push(handle);
         }
@@ -154,6 +157,18 @@ class ChannelClient {
             id, listenerId, offered - taken, offered, why);
     }
   }
+}
+
+// net.Socket asks its handle for remoteAddress/remotePort/remoteFamily
+// (getpeername); behind a PROXY-protocol load balancer the answer is the
+// client the header named, as if there were no proxy.
+function showPeer(handle, [address, port, family]) {
+  handle.getpeername = (out) => {
+    out.address = address;
+    out.port = port;
+    out.family = family;
+    return 0;
+  };
 }
 
 module.exports = { ChannelClient, ChannelMessageKind };

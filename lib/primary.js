@@ -90,8 +90,16 @@ Object.defineProperty(cluster, 'schedulingPolicy', {
 function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
-    const { queueTimeout } = cluster.settings;
-    dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout });
+    const { queueTimeout, routing: routingSettings } = cluster.settings;
+    dispatcher = new Dispatcher({
+      ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),
+      ...routing.dispatcherOptions(routingSettings),
+    });
+    if (routingSettings && routingSettings.proxyProtocol && routing.isShared(schedulingPolicy)) {
+      // Each worker accepts by itself: the primary never sees the header.
+      process.emitWarning('routing.proxyProtocol has no effect under SCHED_NONE, where workers accept ' +
+                          'connections themselves', { code: 'RCLUSTER_PROXY_PROTOCOL_SCHED_NONE' });
+    }
   }
   return dispatcher;
 }

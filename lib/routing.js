@@ -4,6 +4,9 @@
 // and the policy name the native dispatcher takes for a listener
 // (core/src/policy.rs, least_connections.rs, sticky.rs).
 
+const net = require('net');
+const { nodeError, invalidArgType, outOfRange, describeReceived } = require('./errors');
+
 const SCHED_NONE = 1; // node:cluster's
 const SCHED_RR = 2; // node:cluster's
 // The primary deals each connection to the worker holding the fewest open.
@@ -50,7 +53,78 @@ function isShared(policy) {
   return policy === SCHED_NONE;
 }
 
+// The default time a connection has to send its whole PROXY header.
+const PROXY_HEADER_TIMEOUT_MS = 3000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function isPlainObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+// `10.0.0.0/8`, `::1/128`, or a bare address.
+function isCidr(text) {
+  const slash = text.indexOf('/');
+  const ip = slash < 0 ? text : text.slice(0, slash);
+  const version = net.isIP(ip);
+  if (version === 0) return false;
+  if (slash < 0) return true;
+  const bits = text.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
+
+function normalizeProxyProtocol(value, caller) {
+  const name = 'options.routing.proxyProtocol';
+  if (value === undefined || value === false) return false;
+  if (value === true) return { trusted: null, timeout: PROXY_HEADER_TIMEOUT_MS };
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
+  const out = { trusted: null, timeout: PROXY_HEADER_TIMEOUT_MS };
+  if (value.trusted !== undefined) {
+    if (!Array.isArray(value.trusted)) throw invalidArgType(`${name}.trusted`, 'an instance of Array', value.trusted, caller);
+    value.trusted.forEach((block, i) => {
+      if (typeof block !== 'string') throw invalidArgType(`${name}.trusted[${i}]`, 'of type string', block, caller);
+      if (!isCidr(block)) {
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+          `The property '${name}.trusted[${i}]' must be an IP address or a CIDR block. Received ${describeReceived(block)}`,
+          caller);
+      }
+    });
+    out.trusted = [...value.trusted];
+  }
+  if (value.timeout !== undefined) {
+    const t = value.timeout;
+    if (typeof t !== 'number') throw invalidArgType(`${name}.timeout`, 'of type number', t, caller);
+    if (!Number.isInteger(t) || t < 1 || t > MAX_TIMER_MS) throw outOfRange(`${name}.timeout`, `>= 1 && <= ${MAX_TIMER_MS}`, t, caller);
+    out.timeout = t;
+  }
+  return out;
+}
+
+/**
+ * setupPrimary's `routing`: `{ proxyProtocol: true | { trusted, timeout } }`,
+ * validated and expanded; throws Node-style errors.
+ */
+function normalizeRouting(value, caller) {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) throw invalidArgType('options.routing', 'of type object', value, caller);
+  for (const key of Object.keys(value)) {
+    if (key !== 'proxyProtocol') {
+      throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+        `The property 'options.routing.${key}' is not a routing option. Known: proxyProtocol`, caller);
+    }
+  }
+  return { proxyProtocol: normalizeProxyProtocol(value.proxyProtocol, caller) };
+}
+
+// What the native Dispatcher takes for it.
+function dispatcherOptions(routing) {
+  if (!routing || !routing.proxyProtocol) return {};
+  const { trusted, timeout } = routing.proxyProtocol;
+  return { proxyProtocol: { ...(trusted === null ? {} : { trusted }), timeoutMs: timeout } };
+}
+
 module.exports = {
+  normalizeRouting,
+  dispatcherOptions,
   SCHED_NONE,
   SCHED_RR,
   SCHED_LC,

@@ -5,6 +5,8 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::ValueType;
 use napi_derive::napi;
+use rcluster_core::dispatcher::ProxyConfig;
+use rcluster_core::proxy_header::{Cidr, Trust};
 use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
 
 use crate::js_error::{to_js, JsError};
@@ -20,6 +22,42 @@ pub struct DispatcherOptions {
     /// Longest a connection waits in the primary for a worker to take it
     /// (default 30000); `Infinity` for no limit.
     pub queue_timeout_ms: Option<f64>,
+    /// Connections start with a PROXY protocol header (v1 or v2), which the
+    /// dispatcher reads and strips.
+    pub proxy_protocol: Option<ProxyProtocolOptions>,
+}
+
+#[napi(object)]
+pub struct ProxyProtocolOptions {
+    /// Address blocks (`10.0.0.0/8`, `::1`) a header is accepted from;
+    /// absent: from any peer.
+    pub trusted: Option<Vec<String>>,
+    /// Longest a connection may take to send its header (default 3000).
+    pub timeout_ms: Option<u32>,
+}
+
+/// How long a connection may take to send its PROXY header by default.
+const PROXY_HEADER_TIMEOUT_MS: u32 = 3000;
+
+fn proxy_config(env: &Env, options: ProxyProtocolOptions) -> Result<ProxyConfig> {
+    let trust = match options.trusted {
+        None => Trust::Any,
+        Some(blocks) => Trust::Only(
+            blocks
+                .iter()
+                .map(|b| {
+                    Cidr::parse(b).ok_or_else(|| {
+                        JsError::invalid_arg_value(format!(
+                            "The property 'options.routing.proxyProtocol.trusted' must hold IP addresses or CIDR blocks. Received '{b}'"
+                        ))
+                        .into_napi(env)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    let timeout = Duration::from_millis(u64::from(options.timeout_ms.unwrap_or(PROXY_HEADER_TIMEOUT_MS)));
+    Ok(ProxyConfig { trust, timeout })
 }
 
 #[napi(object)]
@@ -51,6 +89,9 @@ pub struct ListenerStats {
     pub policy: String,
     /// Connections each member holds open.
     pub connections: Vec<OpenConnections>,
+    /// Connections closed for a malformed or late PROXY header, or from a
+    /// peer not trusted to send one.
+    pub proxy_rejected: i64,
 }
 
 #[napi(object)]
@@ -132,6 +173,9 @@ impl Dispatcher {
             if let Some(ms) = options.queue_timeout_ms {
                 // JS validated it: a non-negative number of milliseconds, or Infinity.
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
+            }
+            if let Some(proxy) = options.proxy_protocol {
+                config.proxy = Some(proxy_config(&env, proxy)?);
             }
         }
         Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(|e| to_js(&env, e))? })
@@ -257,6 +301,7 @@ impl Dispatcher {
                         .into_iter()
                         .map(|(worker, open, cap)| OpenConnections { worker, open: open as i64, max_connections: cap })
                         .collect(),
+                    proxy_rejected: l.proxy_rejected as i64,
                 })
                 .collect(),
             workers: stats

@@ -6,6 +6,7 @@
 //! threadsafe function reached 0.92× of it.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::raw::c_int;
 use std::ptr;
@@ -34,6 +35,9 @@ pub enum ChannelMessageKind {
     Shared = 2,
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
+    /// One new connection whose client a PROXY protocol header named:
+    /// `fds[0]`, and the client as a fourth argument, `[address, port, family]`.
+    DispatchFrom = 4,
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
@@ -71,23 +75,23 @@ impl JsCallback {
     /// # Safety
     /// Must run on the JS thread of `self.env`, outside any other napi call (a
     /// libuv callback is such a place).
-    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], source: Option<SocketAddr>) -> Result<()> {
         let env = self.env;
         if self.callback.get().is_null() {
             return Ok(());
         }
         let mut scope = ptr::null_mut();
         check(sys::napi_open_handle_scope(env, &mut scope))?;
-        let called = self.call_in_scope(kind, listener, fds);
+        let called = self.call_in_scope(kind, listener, fds, source);
         let closed = check(sys::napi_close_handle_scope(env, scope));
         called.and(closed)
     }
 
-    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) -> Result<()> {
+    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], source: Option<SocketAddr>) -> Result<()> {
         let env = self.env;
         let mut callback = ptr::null_mut();
         let mut global = ptr::null_mut();
-        let mut argv = [ptr::null_mut(); 3];
+        let mut argv = [ptr::null_mut(); 4];
         check(sys::napi_get_reference_value(env, self.callback.get(), &mut callback))?;
         check(sys::napi_get_global(env, &mut global))?;
         check(sys::napi_create_uint32(env, kind as u32, &mut argv[0]))?;
@@ -98,11 +102,26 @@ impl JsCallback {
             check(sys::napi_create_int32(env, *fd, &mut value))?;
             check(sys::napi_set_element(env, argv[2], i as u32, value))?;
         }
+        match source {
+            None => check(sys::napi_get_undefined(env, &mut argv[3]))?,
+            Some(source) => {
+                let address = source.ip().to_string();
+                let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
+                check(sys::napi_create_array_with_length(env, 3, &mut argv[3]))?;
+                let mut value = ptr::null_mut();
+                check(sys::napi_create_string_utf8(env, address.as_ptr().cast(), address.len() as _, &mut value))?;
+                check(sys::napi_set_element(env, argv[3], 0, value))?;
+                check(sys::napi_create_uint32(env, u32::from(source.port()), &mut value))?;
+                check(sys::napi_set_element(env, argv[3], 1, value))?;
+                check(sys::napi_create_string_utf8(env, family.as_ptr().cast(), family.len() as _, &mut value))?;
+                check(sys::napi_set_element(env, argv[3], 2, value))?;
+            }
+        }
         let mut result = ptr::null_mut();
         // make_callback (not call_function): it runs process.nextTick and
         // microtasks afterwards, as for any I/O callback. Its receiver must be
         // an object.
-        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, 3, argv.as_ptr(), &mut result);
+        let status = sys::napi_make_callback(env, self.async_context.get(), global, callback, argv.len(), argv.as_ptr(), &mut result);
         if status == sys::Status::napi_pending_exception {
             // An exception from the app's 'connection' handler: route it to
             // process 'uncaughtException', as a throw in any I/O callback goes.
@@ -151,8 +170,13 @@ impl Receiver {
     /// Calls JS; a failure to (not a throw by the callback, which goes to
     /// 'uncaughtException') is reported, as there is nobody to return it to.
     fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) {
+        self.call_from(kind, listener, fds, None);
+    }
+
+    /// `call`, with the client a PROXY header named as a fourth argument.
+    fn call_from(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], source: Option<SocketAddr>) {
         // SAFETY: only called from the poll callback, on the JS thread.
-        if let Err(err) = unsafe { self.js.call(kind, listener, fds) } {
+        if let Err(err) = unsafe { self.js.call(kind, listener, fds, source) } {
             eprintln!("rcluster: cannot call the channel's callback: {err}");
         }
     }
@@ -233,6 +257,12 @@ impl Receiver {
                     *self.awaiting.borrow_mut() = fds;
                     self.call(ChannelMessageKind::Dispatch, listener, &raw);
                     // Whatever JS left unanswered (it threw first) is refused.
+                    self.reply(&[]);
+                }
+                Ok(Received::Message(Incoming::DispatchFrom { listener, fd, source })) => {
+                    let raw = [fd.as_raw_fd()];
+                    *self.awaiting.borrow_mut() = vec![fd];
+                    self.call_from(ChannelMessageKind::DispatchFrom, listener, &raw, Some(source));
                     self.reply(&[]);
                 }
                 Ok(Received::Message(Incoming::Shared { listener, fd })) => {

@@ -53,3 +53,40 @@ test('closes are reported once per handle, batched per listener per turn, with t
   await new Promise(setImmediate);
   assert.equal(sent.length, 2);
 });
+
+test('setupPrimary({ routing }) is validated with Node-style errors and expanded', () => {
+  const { normalizeSettings } = require('../../lib/settings');
+  const { dispatcherOptions } = routing;
+  const ok = [
+    [{ proxyProtocol: true }, { proxyProtocol: { trusted: null, timeout: 3000 } }],
+    [{ proxyProtocol: false }, { proxyProtocol: false }],
+    [{}, { proxyProtocol: false }],
+    [{ proxyProtocol: { trusted: ['10.0.0.0/8', '::1', 'fd00::/8', '192.0.2.1'], timeout: 250 } },
+      { proxyProtocol: { trusted: ['10.0.0.0/8', '::1', 'fd00::/8', '192.0.2.1'], timeout: 250 } }],
+  ];
+  for (const [input, expected] of ok) {
+    assert.deepEqual(normalizeSettings({ routing: input }).routing, expected, JSON.stringify(input));
+  }
+  const bad = [
+    [5, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ proxyprotocol: true }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ proxyProtocol: 'yes' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ proxyProtocol: { trusted: '10.0.0.0/8' } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ proxyProtocol: { trusted: [10] } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ proxyProtocol: { trusted: ['10.0.0.0/33'] } }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ proxyProtocol: { trusted: ['10.0.0/8'] } }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ proxyProtocol: { trusted: ['example.com'] } }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ proxyProtocol: { timeout: '5' } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ proxyProtocol: { timeout: 0 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ proxyProtocol: { timeout: 1.5 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+  ];
+  for (const [input, Type, code] of bad) {
+    assert.throws(() => normalizeSettings({ routing: input }), (err) => err instanceof Type && err.code === code,
+      JSON.stringify(input));
+  }
+  assert.deepEqual(dispatcherOptions(undefined), {});
+  assert.deepEqual(dispatcherOptions({ proxyProtocol: false }), {});
+  assert.deepEqual(dispatcherOptions({ proxyProtocol: { trusted: null, timeout: 3000 } }), { proxyProtocol: { timeoutMs: 3000 } });
+  assert.deepEqual(dispatcherOptions({ proxyProtocol: { trusted: ['::1'], timeout: 9 } }),
+    { proxyProtocol: { trusted: ['::1'], timeoutMs: 9 } });
+});

@@ -40,6 +40,9 @@ pub struct ListenHandle {
     /// Per member: connections it holds open (taken, and not yet reported
     /// closed) and its server's `maxConnections`, from its close reports.
     open: HashMap<WorkerId, (u64, Option<u32>)>,
+    /// Connections closed for a missing, malformed or late PROXY header, or
+    /// from a peer not trusted to send one.
+    proxy_rejected_total: u64,
 }
 
 impl ListenHandle {
@@ -61,7 +64,25 @@ impl ListenHandle {
             accepted_total: 0,
             expired_total: 0,
             open: HashMap::new(),
+            proxy_rejected_total: 0,
         }
+    }
+
+    pub fn proxy_rejected_total(&self) -> u64 {
+        self.proxy_rejected_total
+    }
+
+    pub fn count_proxy_rejected(&mut self) {
+        self.proxy_rejected_total += 1;
+    }
+
+    /// Queues a connection whose PROXY header was read: a policy that places
+    /// connections by client places it by the client the header named.
+    pub fn push_proxied(&mut self, mut conn: Connection) {
+        if let (true, Some(source)) = (self.policy.keyed(), conn.source) {
+            conn.key = Some(crate::sticky::client_key(source.ip()));
+        }
+        self.pending.push_back(conn);
     }
 
     /// The policy's name, as `cluster.stats()` shows it.

@@ -22,6 +22,7 @@ pub mod listener;
 pub mod node_query;
 pub mod peer;
 pub mod policy;
+pub mod proxy_header;
 pub mod sticky;
 pub mod sys;
 pub mod wire;

@@ -399,6 +399,15 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(owned(fd))
 }
 
+/// Reads up to `buf.len()` bytes of a stream socket without blocking; with
+/// `peek`, leaves them in the socket (`MSG_PEEK`). `Ok(0)` is end of file.
+pub fn recv_bytes(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: `buf` is writable for its whole length.
+    let n = unsafe { syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags))? };
+    Ok(n as usize)
+}
+
 /// Sends one message, with `fds` attached as `SCM_RIGHTS` when there are any.
 /// Never blocks and never raises `SIGPIPE`.
 pub fn send_message(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {

@@ -1,5 +1,6 @@
 //! A worker's end of its private channel to the primary.
 
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
@@ -11,6 +12,8 @@ use crate::wire::{ListenerId, ToPrimary, ToWorker, MAX_MESSAGE_LEN};
 pub enum Incoming {
     /// New connections for a round-robin listener.
     Dispatch { listener: ListenerId, fds: Vec<OwnedFd> },
+    /// One connection whose client a PROXY protocol header named.
+    DispatchFrom { listener: ListenerId, fd: OwnedFd, source: SocketAddr },
     /// The listening socket of a SCHED_NONE listener.
     Shared { listener: ListenerId, fd: OwnedFd },
     /// Out of that listener's rotation: nothing more for it will come.
@@ -71,7 +74,9 @@ impl WorkerChannel {
                 let lost = match ToWorker::decode_without_fds(&self.buf[..n])? {
                     ToWorker::Dispatch { listener, count } => Incoming::DispatchLost { listener, count: count.into() },
                     ToWorker::Shared { listener } => Incoming::SharedLost { listener },
-                    ToWorker::Left { .. } => unreachable!("decode_without_fds never gives Left"),
+                    ToWorker::Left { .. } | ToWorker::DispatchFrom { .. } => {
+                        unreachable!("decode_without_fds gives neither")
+                    }
                 };
                 return Ok(Received::Message(lost));
             }
@@ -79,6 +84,9 @@ impl WorkerChannel {
         // On a protocol error, `fds` drops here and the descriptors close.
         let incoming = match ToWorker::decode(&self.buf[..n], fds.len())? {
             ToWorker::Dispatch { listener, .. } => Incoming::Dispatch { listener, fds },
+            ToWorker::DispatchFrom { listener, source } => {
+                Incoming::DispatchFrom { listener, fd: fds.pop().expect("decode checked one fd"), source }
+            }
             ToWorker::Shared { listener } => Incoming::Shared { listener, fd: fds.pop().expect("decode checked one fd") },
             ToWorker::Left { listener } => Incoming::Left { listener },
         };

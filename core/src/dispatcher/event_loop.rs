@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::awaiting_header::{AwaitingHeader, Outcome};
 use super::command::Command;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
@@ -24,6 +25,8 @@ enum Slot {
     Waker,
     Peer(WorkerId),
     Handle(ListenerId),
+    /// A connection waiting for its PROXY protocol header.
+    Header,
 }
 
 /// What the last `poll` said about a listening socket.
@@ -48,6 +51,7 @@ pub(super) struct EventLoop {
     pollfds: Vec<libc::pollfd>,
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
+    awaiting: AwaitingHeader,
 }
 
 impl EventLoop {
@@ -63,6 +67,7 @@ impl EventLoop {
             pollfds: Vec::new(),
             slots: Vec::new(),
             readiness: HashMap::new(),
+            awaiting: AwaitingHeader::default(),
         }
     }
 
@@ -76,6 +81,7 @@ impl EventLoop {
                 continue;
             }
             self.readiness.clear();
+            let mut headers_readable = Vec::new();
             for i in 0..self.pollfds.len() {
                 let revents = self.pollfds[i].revents;
                 match self.slots[i] {
@@ -96,8 +102,10 @@ impl EventLoop {
                         let readiness = if revents != 0 { Readiness::Readable } else { Readiness::Idle };
                         self.readiness.insert(id, readiness);
                     }
+                    Slot::Header => headers_readable.push(revents != 0),
                 }
             }
+            self.read_headers(&headers_readable);
             self.reap_dead_peers();
             self.dispatch();
             self.flush();
@@ -123,8 +131,14 @@ impl EventLoop {
             self.pollfds.push(libc::pollfd { fd: peer.channel_fd().as_raw_fd(), events, revents: 0 });
             self.slots.push(Slot::Peer(peer.id));
         }
+        // While too many connections wait for their PROXY header, accept no
+        // more: the kernel's queue holds them.
+        let awaiting_full = self.awaiting.len() >= self.config.queue_limit;
         for handle in self.handles.values_mut() {
             handle.resume_if_due(now);
+            if awaiting_full {
+                continue;
+            }
             // Only watch a listening socket while some worker can take a
             // connection, or to hold connections while no worker listens:
             // otherwise the kernel's queue holds them (never close a
@@ -135,6 +149,32 @@ impl EventLoop {
             if wants {
                 self.pollfds.push(libc::pollfd { fd: handle.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 });
                 self.slots.push(Slot::Handle(handle.id()));
+            }
+        }
+        for pollfd in self.awaiting.pollfds() {
+            self.pollfds.push(pollfd);
+            self.slots.push(Slot::Header);
+        }
+    }
+
+    /// Connections whose PROXY header arrived go on to their listener's
+    /// queue; those given up on are counted there.
+    fn read_headers(&mut self, readable: &[bool]) {
+        if self.awaiting.len() == 0 {
+            return;
+        }
+        for outcome in self.awaiting.process(readable, Instant::now()) {
+            match outcome {
+                Outcome::Ready(conn) => {
+                    if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                        handle.push_proxied(conn);
+                    }
+                }
+                Outcome::Rejected(listener) => {
+                    if let Some(handle) = self.handles.get_mut(&listener) {
+                        handle.count_proxy_rejected();
+                    }
+                }
             }
         }
     }
@@ -156,6 +196,7 @@ impl EventLoop {
             .values()
             .filter_map(|h| h.paused_until())
             .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
+            .chain(self.awaiting.next_deadline())
             .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now));
         match wake_ups.min() {
             None => -1,
@@ -375,6 +416,7 @@ impl EventLoop {
     fn close_handle(&mut self, listener: ListenerId) {
         if let Some(handle) = self.handles.remove(&listener) {
             self.keys.remove(handle.key());
+            self.awaiting.forget_listener(listener);
             handle.close();
         }
     }
@@ -425,6 +467,15 @@ impl EventLoop {
                     }
                 };
                 match handle.accept() {
+                    Ok(conn) if self.config.proxy.is_some() => {
+                        let proxy = self.config.proxy.as_ref().expect("checked by the guard");
+                        if !self.awaiting.admit(conn, proxy, now) {
+                            handle.count_proxy_rejected();
+                        }
+                        if self.awaiting.len() >= self.config.queue_limit {
+                            break;
+                        }
+                    }
                     Ok(conn) => match pick {
                         Some(pick) => handle.deal_new(conn, pick, &mut self.peers, window, now),
                         None => handle.push_pending_back(conn),

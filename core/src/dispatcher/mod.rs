@@ -16,10 +16,12 @@ use crate::policy::Mode;
 use crate::sys::LocalAddr;
 use crate::wire::ListenerId;
 
+mod awaiting_header;
 mod command;
 mod event_loop;
 mod stats;
 
+pub use awaiting_header::ProxyConfig;
 pub use command::Dispatcher;
 pub use stats::{ListenerStats, Stats, WorkerStats};
 
@@ -47,6 +49,10 @@ pub struct Config {
     /// Most connections held per socket while no worker listens on it; past
     /// that, the kernel's listen queue holds the rest.
     pub queue_limit: usize,
+    /// Connections start with a PROXY protocol header, read and stripped
+    /// here (`setupPrimary({ routing: { proxyProtocol } })`); `None`: they
+    /// do not.
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Default for Config {
@@ -58,6 +64,7 @@ impl Default for Config {
             exhausted_pause: Duration::from_millis(50),
             queue_timeout: Duration::from_secs(30),
             queue_limit: 1024,
+            proxy: None,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct ListenerStats {
     /// Per member: connections it holds open and its `maxConnections`, by
     /// worker id.
     pub open: Vec<(WorkerId, u64, Option<u32>)>,
+    /// Connections closed for their PROXY header (or an untrusted peer).
+    pub proxy_rejected: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +52,7 @@ impl Stats {
                 expired: h.expired_total(),
                 policy: h.policy_name(),
                 open: h.open_counts(),
+                proxy_rejected: h.proxy_rejected_total(),
             })
             .collect();
         listeners.sort_by_key(|l| l.id);
