@@ -21,7 +21,9 @@ declare namespace rcluster {
       /** Connections closed after waiting longer than `queueTimeout`. */
       expired: number;
       /** Its scheduling policy. */
-      policy: 'rr' | 'none' | 'lc' | 'sticky';
+      policy: 'rr' | 'none' | 'lc' | 'sticky' | 'reuseport';
+      /** Its listening sockets: 1, or one per worker slot under SCHED_REUSEPORT. */
+      sockets: number;
       /** Per worker in its rotation: connections it holds open, and its server's maxConnections if set. */
       connections: Array<{ worker: number; open: number; maxConnections?: number }>;
       /** Connections closed for a malformed or late PROXY header, or from an untrusted peer. */
@@ -134,6 +136,8 @@ declare namespace rcluster {
     readonly SCHED_LC: 3;
     /** `schedulingPolicy`: connections by client address, the same client to the same worker (`NODE_CLUSTER_SCHED_POLICY=sticky`). */
     readonly SCHED_STICKY: 4;
+    /** `schedulingPolicy`: each worker accepts from a SO_REUSEPORT socket of its own, kept by the primary (`NODE_CLUSTER_SCHED_POLICY=reuseport`). */
+    readonly SCHED_REUSEPORT: 5;
     /**
      * Stops the restart policy, disconnects every worker (each closes its
      * servers and finishes its requests), SIGKILLs what is left after

@@ -5,8 +5,8 @@
 // exact same file for every configuration and only swap the cluster module:
 //
 //   BENCH_IMPL           node | rcluster | single         (default: node)
-//   BENCH_POLICY         rr | none | lc | sticky          (default: rr; lc and
-//                        sticky are rcluster's own)
+//   BENCH_POLICY         rr | none | lc | sticky | reuseport  (default: rr;
+//                        lc, sticky and reuseport are rcluster's own)
 //   BENCH_WORKERS        number of workers                (default: 2)
 //   BENCH_PORT           port to listen on, 127.0.0.1     (default: 0 = any)
 //   BENCH_BLOCK_PRIMARY  "BUSY/PERIOD" in ms, e.g. 200/250: once every worker
@@ -115,7 +115,10 @@ function runPrimary(cluster) {
   // Both the env var (read by node:cluster when it is loaded, and inherited by
   // the workers) and the property are set, so whichever one an implementation
   // honours, the requested policy is in force before the first fork.
-  const policies = { rr: cluster.SCHED_RR, none: cluster.SCHED_NONE, lc: cluster.SCHED_LC, sticky: cluster.SCHED_STICKY };
+  const policies = {
+    rr: cluster.SCHED_RR, none: cluster.SCHED_NONE, lc: cluster.SCHED_LC, sticky: cluster.SCHED_STICKY,
+    reuseport: cluster.SCHED_REUSEPORT,
+  };
   if (policies[POLICY] === undefined) fail(`BENCH_POLICY ${POLICY} is not a policy of ${IMPL === 'node' ? 'node:cluster' : 'this cluster module'}`);
   cluster.schedulingPolicy = policies[POLICY];
 
@@ -175,7 +178,7 @@ function blockPrimary(spec) {
 
 function main() {
   if (!['node', 'rcluster', 'single'].includes(IMPL)) fail(`unknown BENCH_IMPL ${IMPL}`);
-  if (!['rr', 'none', 'lc', 'sticky'].includes(POLICY)) fail(`unknown BENCH_POLICY ${POLICY}`);
+  if (!['rr', 'none', 'lc', 'sticky', 'reuseport'].includes(POLICY)) fail(`unknown BENCH_POLICY ${POLICY}`);
   if (!['hello', 'cpu', 'mixed'].includes(HANDLER)) fail(`unknown BENCH_HANDLER ${HANDLER}`);
 
   if (IMPL === 'single') {

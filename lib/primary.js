@@ -49,6 +49,7 @@ cluster.SCHED_RR = SCHED_RR; // Primary distributes connections.
 // cluster object's keys stay node:cluster's.
 defineHidden(cluster, 'SCHED_LC', routing.SCHED_LC); // Primary deals to the least loaded worker.
 defineHidden(cluster, 'SCHED_STICKY', routing.SCHED_STICKY); // Primary deals by client address.
+defineHidden(cluster, 'SCHED_REUSEPORT', routing.SCHED_REUSEPORT); // A SO_REUSEPORT socket per worker.
 
 let ids = 0;
 let initialized = false;
@@ -91,14 +92,18 @@ function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
     const { queueTimeout, routing: routingSettings } = cluster.settings;
+    // Where workers accept by themselves, the header could be stripped only
+    // from what the primary happens to accept (held connections): none is,
+    // so that the app sees one kind of connection.
+    const shared = routing.isShared(schedulingPolicy);
     dispatcher = new Dispatcher({
       ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),
-      ...routing.dispatcherOptions(routingSettings),
+      ...(shared ? {} : routing.dispatcherOptions(routingSettings)),
     });
-    if (routingSettings && routingSettings.proxyProtocol && routing.isShared(schedulingPolicy)) {
+    if (routingSettings && routingSettings.proxyProtocol && shared) {
       // Each worker accepts by itself: the primary never sees the header.
-      process.emitWarning('routing.proxyProtocol has no effect under SCHED_NONE, where workers accept ' +
-                          'connections themselves', { code: 'RCLUSTER_PROXY_PROTOCOL_SCHED_NONE' });
+      process.emitWarning('routing.proxyProtocol has no effect under SCHED_NONE and SCHED_REUSEPORT, where ' +
+                          'workers accept connections themselves', { code: 'RCLUSTER_PROXY_PROTOCOL_SHARED' });
     }
   }
   return dispatcher;

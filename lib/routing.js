@@ -15,12 +15,16 @@ const SCHED_LC = 3;
 // client always to the same worker (while that worker lives; its
 // replacement takes its clients over).
 const SCHED_STICKY = 4;
+// Each worker accepts from a SO_REUSEPORT socket of its own, which the primary
+// creates and keeps (core/src/reuseport.rs).
+const SCHED_REUSEPORT = 5;
 
 const byEnvName = new Map([
   ['rr', SCHED_RR],
   ['none', SCHED_NONE],
   ['lc', SCHED_LC],
   ['sticky', SCHED_STICKY],
+  ['reuseport', SCHED_REUSEPORT],
 ]);
 
 const nativeName = new Map([
@@ -28,6 +32,7 @@ const nativeName = new Map([
   [SCHED_NONE, 'none'],
   [SCHED_LC, 'lc'],
   [SCHED_STICKY, 'sticky'],
+  [SCHED_REUSEPORT, 'reuseport'],
 ]);
 
 const description = new Map([
@@ -35,6 +40,7 @@ const description = new Map([
   [SCHED_NONE, 'shared sockets (SCHED_NONE)'],
   [SCHED_LC, 'least connections (SCHED_LC)'],
   [SCHED_STICKY, 'sticky by client address (SCHED_STICKY)'],
+  [SCHED_REUSEPORT, 'a SO_REUSEPORT socket per worker (SCHED_REUSEPORT)'],
 ]);
 
 // NODE_CLUSTER_SCHED_POLICY as node:cluster reads it: anything it does not
@@ -47,10 +53,11 @@ function isPolicy(value) {
   return nativeName.has(value);
 }
 
-// Whether workers get the listening socket itself (only SCHED_NONE); every
-// other policy has the primary deal connections out.
+// Whether workers accept by themselves from a listening socket they are
+// given (SCHED_NONE: the one socket; SCHED_REUSEPORT: one each); the other
+// policies have the primary deal connections out.
 function isShared(policy) {
-  return policy === SCHED_NONE;
+  return policy === SCHED_NONE || policy === SCHED_REUSEPORT;
 }
 
 // The default time a connection has to send its whole PROXY header.
@@ -129,6 +136,7 @@ module.exports = {
   SCHED_RR,
   SCHED_LC,
   SCHED_STICKY,
+  SCHED_REUSEPORT,
   policyFromEnvValue,
   isPolicy,
   isShared,

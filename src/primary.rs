@@ -92,6 +92,8 @@ pub struct ListenerStats {
     /// Connections closed for a malformed or late PROXY header, or from a
     /// peer not trusted to send one.
     pub proxy_rejected: i64,
+    /// Its listening sockets: 1, or one per worker slot under SCHED_REUSEPORT.
+    pub sockets: u32,
 }
 
 #[napi(object)]
@@ -201,7 +203,7 @@ impl Dispatcher {
     /// socket) and `shared` (SCHED_NONE). A bind failure comes back as
     /// `errno`, as node:cluster answers the worker; anything else throws.
     #[napi(
-        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' }"
+        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' | 'reuseport' }"
     )]
     pub fn listen(&self, env: Env, worker: u32, query: Object) -> Result<ListenResult> {
         let Some(key) = field::<String>(&query, "key", ValueType::String)? else {
@@ -223,6 +225,7 @@ impl Dispatcher {
                 key,
                 spec,
                 mode: match (shared, policy.as_deref()) {
+                    (_, Some("reuseport")) => Mode::ReusePort,
                     (true, _) => Mode::Shared,
                     (false, Some("lc")) => Mode::LeastConnections,
                     (false, Some("sticky")) => Mode::Sticky,
@@ -242,7 +245,7 @@ impl Dispatcher {
                 };
                 Ok(ListenResult {
                     errno: 0,
-                    shared,
+                    shared: outcome.shared,
                     listener_id: outcome.listener,
                     created: outcome.created,
                     address,
@@ -302,6 +305,7 @@ impl Dispatcher {
                         .map(|(worker, open, cap)| OpenConnections { worker, open: open as i64, max_connections: cap })
                         .collect(),
                     proxy_rejected: l.proxy_rejected as i64,
+                    sockets: l.sockets as u32,
                 })
                 .collect(),
             workers: stats

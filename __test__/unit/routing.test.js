@@ -9,14 +9,18 @@ const { CloseReports, capOf } = require('../../lib/close_reports');
 test('NODE_CLUSTER_SCHED_POLICY values map to the policies; anything else is round-robin', () => {
   const cases = [
     ['rr', routing.SCHED_RR], ['none', routing.SCHED_NONE], ['lc', routing.SCHED_LC],
-    ['sticky', routing.SCHED_STICKY], [undefined, routing.SCHED_RR], ['LC', routing.SCHED_RR], ['', routing.SCHED_RR],
+    ['sticky', routing.SCHED_STICKY], ['reuseport', routing.SCHED_REUSEPORT],
+    [undefined, routing.SCHED_RR], ['LC', routing.SCHED_RR], ['', routing.SCHED_RR],
   ];
   for (const [value, policy] of cases) assert.equal(routing.policyFromEnvValue(value), policy, String(value));
-  assert.deepEqual([routing.SCHED_NONE, routing.SCHED_RR, routing.SCHED_LC, routing.SCHED_STICKY], [1, 2, 3, 4]);
+  assert.deepEqual([routing.SCHED_NONE, routing.SCHED_RR, routing.SCHED_LC, routing.SCHED_STICKY, routing.SCHED_REUSEPORT],
+    [1, 2, 3, 4, 5]);
+  assert.equal(routing.nativeName(routing.SCHED_REUSEPORT), 'reuseport');
+  assert.ok(routing.isShared(routing.SCHED_REUSEPORT), 'a reuseport worker accepts from its own socket');
   assert.equal(routing.nativeName(routing.SCHED_LC), 'lc');
   assert.equal(routing.nativeName(routing.SCHED_STICKY), 'sticky');
   assert.ok(routing.isShared(routing.SCHED_NONE) && !routing.isShared(routing.SCHED_LC));
-  assert.ok(!routing.isPolicy(5) && !routing.isPolicy('lc'));
+  assert.ok(!routing.isPolicy(6) && !routing.isPolicy('lc'));
 });
 
 test('maxConnections as the cap the channel carries (0: none)', () => {

@@ -12,6 +12,7 @@ const CONFIGS = {
   'rcluster-rr': { label: 'rcluster RR', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr' } },
   'rcluster-none': { label: 'rcluster NONE', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'none' } },
   'rcluster-lc': { label: 'rcluster LC', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc' } },
+  'rcluster-reuseport': { label: 'rcluster REUSEPORT', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'reuseport' } },
   // Opt-in: every load tool connects from 127.0.0.1, one client address, so
   // sticky routing rightly sends all of it to one worker.
   'rcluster-sticky': { label: 'rcluster STICKY', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'sticky' }, optIn: true },

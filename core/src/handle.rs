@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::listener::{BoundSocket, SocketType};
 use crate::peer::{Connection, Peer, WorkerId};
 use crate::policy::{Ask, Load, Mode, Pick, Policy};
+use crate::reuseport::ReusePortSlots;
 use crate::sys::{self, LocalAddr};
 use crate::wire::ListenerId;
 
@@ -43,6 +44,8 @@ pub struct ListenHandle {
     /// Connections closed for a missing, malformed or late PROXY header, or
     /// from a peer not trusted to send one.
     proxy_rejected_total: u64,
+    /// SCHED_REUSEPORT: every member's own socket (`socket` is the first).
+    reuse: Option<ReusePortSlots>,
 }
 
 impl ListenHandle {
@@ -65,7 +68,47 @@ impl ListenHandle {
             expired_total: 0,
             open: HashMap::new(),
             proxy_rejected_total: 0,
+            reuse: None,
         }
+    }
+
+    /// SCHED_REUSEPORT: a handle whose members get sockets of their own;
+    /// `socket` was bound with `SO_REUSEPORT` and is the first of them.
+    pub fn with_reuse_port(mut self, ipv6_only: bool, backlog: i32) -> std::io::Result<Self> {
+        let LocalAddr::Inet(addr) = self.socket.local else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let first = sys::dup_cloexec(self.socket.fd.as_fd())?;
+        self.reuse = Some(ReusePortSlots::new(first, addr, ipv6_only, backlog));
+        Ok(self)
+    }
+
+    /// How many sockets it has: 1, or under SCHED_REUSEPORT one per slot.
+    pub fn socket_count(&self) -> usize {
+        self.reuse.as_ref().map_or(1, ReusePortSlots::len)
+    }
+
+    /// The copy of the listening socket a member that accepts by itself gets:
+    /// the shared one, or under SCHED_REUSEPORT its own slot's.
+    pub fn socket_for(&mut self, worker: WorkerId) -> std::io::Result<std::os::fd::OwnedFd> {
+        match &mut self.reuse {
+            Some(reuse) => reuse.assign(worker),
+            None => sys::dup_cloexec(self.socket.fd.as_fd()),
+        }
+    }
+
+    /// The sockets the primary watches for connections to accept.
+    pub fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        match &self.reuse {
+            Some(reuse) => reuse.orphans().collect(),
+            None => vec![self.socket.fd.as_fd()],
+        }
+    }
+
+    /// Whether the primary accepts for this handle at all: under
+    /// SCHED_REUSEPORT only while some socket has no worker.
+    fn accepts_for_someone(&self) -> bool {
+        self.reuse.as_ref().is_none_or(ReusePortSlots::has_orphans)
     }
 
     pub fn proxy_rejected_total(&self) -> u64 {
@@ -212,6 +255,9 @@ impl ListenHandle {
     /// connections after its last worker died.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
         self.open.remove(&worker);
+        if let Some(reuse) = &mut self.reuse {
+            reuse.release(worker);
+        }
         self.policy.remove(worker)
     }
 
@@ -240,7 +286,7 @@ impl ListenHandle {
     /// (its policy deals new connections and someone can take one), or to
     /// hold connections while no worker listens on it, up to `queue_limit`.
     pub fn wants_accept(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
-        if self.paused_until.is_some() || self.socket_type == SocketType::Datagram {
+        if self.paused_until.is_some() || self.socket_type == SocketType::Datagram || !self.accepts_for_someone() {
             return false;
         }
         if self.is_empty() {
@@ -251,7 +297,7 @@ impl ListenHandle {
         if self.policy.keyed() && self.pending.len() >= queue_limit {
             return false;
         }
-        self.policy.deals_new_connections() && self.pick_new(ask).is_some()
+        (self.policy.deals_new_connections() || self.reuse.is_some()) && self.pick_new(ask).is_some()
     }
 
     /// Whether this wake-up should accept at all: not while paused or for a
@@ -260,7 +306,8 @@ impl ListenHandle {
     pub fn accepts_now(&self) -> bool {
         self.paused_until.is_none()
             && self.socket_type == SocketType::Stream
-            && (self.is_empty() || self.policy.deals_new_connections())
+            && self.accepts_for_someone()
+            && (self.is_empty() || self.policy.deals_new_connections() || self.reuse.is_some())
     }
 
     /// Whether some queued connection could be given out now.
@@ -327,7 +374,10 @@ impl ListenHandle {
     }
 
     pub fn accept(&mut self) -> std::io::Result<Connection> {
-        let fd = sys::accept(self.socket.fd.as_fd())?;
+        let fd = match &self.reuse {
+            Some(reuse) => reuse.accept()?,
+            None => sys::accept(self.socket.fd.as_fd())?,
+        };
         self.accepted_total += 1;
         let mut conn = Connection::new(self.id, fd, Instant::now());
         if self.policy.keyed() {

@@ -23,6 +23,7 @@ pub mod node_query;
 pub mod peer;
 pub mod policy;
 pub mod proxy_header;
+pub mod reuseport;
 pub mod sticky;
 pub mod sys;
 pub mod wire;

@@ -203,6 +203,10 @@ pub enum Mode {
     /// The primary deals each connection by its client's address, the same
     /// client to the same worker.
     Sticky,
+    /// Each worker gets a `SO_REUSEPORT` socket of its own and accepts from
+    /// it (`crate::reuseport`); the primary deals only what it accepts from
+    /// sockets whose worker is gone, in turn.
+    ReusePort,
 }
 
 impl Mode {
@@ -214,6 +218,7 @@ impl Mode {
             Mode::Shared => Box::new(Shared::new(stall)),
             Mode::LeastConnections => Box::new(crate::least_connections::LeastConnections::new()),
             Mode::Sticky => Box::new(crate::sticky::Sticky::new(stall)),
+            Mode::ReusePort => Box::new(ReusePort { rotation: Rotation::new(stall) }),
         }
     }
 }
@@ -387,7 +392,15 @@ macro_rules! rotation_policy {
     };
 }
 
+/// `SCHED_REUSEPORT`'s: members accept from sockets of their own; the
+/// primary deals in turn what it accepts for the ones without a worker.
+#[derive(Debug)]
+pub struct ReusePort {
+    rotation: Rotation,
+}
+
 rotation_policy!(RoundRobin, deals_new_connections = true, name = "rr");
+rotation_policy!(ReusePort, deals_new_connections = false, name = "reuseport");
 rotation_policy!(Shared, deals_new_connections = false, name = "none");
 
 #[cfg(test)]

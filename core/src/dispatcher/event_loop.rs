@@ -15,6 +15,7 @@ use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
+use crate::policy::Mode;
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -99,8 +100,13 @@ impl EventLoop {
                         }
                     }
                     Slot::Handle(id) => {
+                        // A handle may have several sockets (SCHED_REUSEPORT):
+                        // readable if any is.
                         let readiness = if revents != 0 { Readiness::Readable } else { Readiness::Idle };
-                        self.readiness.insert(id, readiness);
+                        let entry = self.readiness.entry(id).or_insert(readiness);
+                        if readiness == Readiness::Readable {
+                            *entry = readiness;
+                        }
                     }
                     Slot::Header => headers_readable.push(revents != 0),
                 }
@@ -147,8 +153,10 @@ impl EventLoop {
                 handle.wants_accept(ask, self.config.queue_limit)
             });
             if wants {
-                self.pollfds.push(libc::pollfd { fd: handle.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 });
-                self.slots.push(Slot::Handle(handle.id()));
+                for fd in handle.poll_fds() {
+                    self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                    self.slots.push(Slot::Handle(handle.id()));
+                }
             }
         }
         for pollfd in self.awaiting.pollfds() {
@@ -242,17 +250,9 @@ impl EventLoop {
         let (id, created) = match self.keys.get(&request.key) {
             Some(id) => (*id, false),
             None => {
-                let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
                 let id = self.next_listener;
+                let handle = self.bind_handle(id, &request)?;
                 self.next_listener += 1;
-                let handle = ListenHandle::new(
-                    id,
-                    request.key.clone(),
-                    request.mode,
-                    socket,
-                    request.spec.socket_type(),
-                    self.config.stall,
-                );
                 self.handles.insert(id, handle);
                 self.keys.insert(request.key, id);
                 (id, true)
@@ -263,7 +263,7 @@ impl EventLoop {
         // If that fails, it does not become a member, and a socket bound just
         // for it is closed again rather than left holding the port.
         let shared_fd = if handle.shares_socket() {
-            match sys::dup_cloexec(handle.fd()) {
+            match handle.socket_for(request.worker) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
                     if created {
@@ -276,7 +276,7 @@ impl EventLoop {
             None
         };
         handle.add(request.worker);
-        let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created };
+        let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created, shared: handle.shares_socket() };
         if let Some(fd) = shared_fd {
             let peer = self.peers.get_mut(&request.worker).expect("checked above");
             peer.push_shared(id, fd);
@@ -286,6 +286,32 @@ impl EventLoop {
             debug_assert!(flushed.returned.is_empty(), "nothing was queued for dispatch");
         }
         Ok(outcome)
+    }
+
+    /// Binds the socket for a new key and makes its handle. SCHED_REUSEPORT
+    /// binds with `SO_REUSEPORT` (each member gets a socket of its own);
+    /// where that cannot be (not TCP, or no `SO_REUSEPORT` here) the listener
+    /// gets round-robin instead.
+    fn bind_handle(&self, id: ListenerId, request: &ListenRequest) -> Result<ListenHandle> {
+        let new = |mode, socket| {
+            ListenHandle::new(id, request.key.clone(), mode, socket, request.spec.socket_type(), self.config.stall)
+        };
+        if request.mode == Mode::ReusePort {
+            match crate::reuseport::bind_first(&request.spec) {
+                Some(Ok((socket, ipv6_only))) => {
+                    return new(Mode::ReusePort, socket)
+                        .with_reuse_port(ipv6_only, if request.spec.backlog > 0 { request.spec.backlog } else { listener::DEFAULT_BACKLOG })
+                        .map_err(|e| Error::io("dup", e));
+                }
+                Some(Err(e)) if !crate::reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),
+                Some(Err(e)) => eprintln!("rcluster: SO_REUSEPORT is not available ({e}); {} uses round-robin", request.key),
+                None => {}
+            }
+            let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+            return Ok(new(Mode::RoundRobin, socket));
+        }
+        let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+        Ok(new(request.mode, socket))
     }
 
     fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {

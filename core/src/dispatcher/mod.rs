@@ -98,5 +98,10 @@ pub struct ListenOutcome {
     pub local: LocalAddr,
     /// True when this request bound the socket (the first worker on the key).
     pub created: bool,
+    /// Whether the worker accepts from a socket of its own (SCHED_NONE,
+    /// UDP, SCHED_REUSEPORT) rather than being dealt connections: what the
+    /// listener really got, which may differ from what was asked (no
+    /// `SO_REUSEPORT` here, or not a TCP address).
+    pub shared: bool,
 }
 

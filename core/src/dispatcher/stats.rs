@@ -28,6 +28,8 @@ pub struct ListenerStats {
     pub open: Vec<(WorkerId, u64, Option<u32>)>,
     /// Connections closed for their PROXY header (or an untrusted peer).
     pub proxy_rejected: u64,
+    /// Its listening sockets: 1, or one per slot under SCHED_REUSEPORT.
+    pub sockets: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +55,7 @@ impl Stats {
                 policy: h.policy_name(),
                 open: h.open_counts(),
                 proxy_rejected: h.proxy_rejected_total(),
+                sockets: h.socket_count(),
             })
             .collect();
         listeners.sort_by_key(|l| l.id);
