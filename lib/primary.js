@@ -55,6 +55,9 @@ let ids = 0;
 let initialized = false;
 let dispatcher = null;
 let debugPortOffset = 1;
+// Sockets systemd passed this process (lib/socket_activation.js), for the
+// dispatcher to adopt when it starts.
+const inheritedFds = require('./socket_activation').takeListenFds();
 // Custom server data per handle key (tls session ticket keys): the first
 // worker's data is what every worker on that key gets, as in Node.
 const serverData = new Map();
@@ -99,6 +102,7 @@ function getDispatcher() {
     dispatcher = new Dispatcher({
       ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),
       ...(shared ? {} : routing.dispatcherOptions(routingSettings)),
+      ...(inheritedFds.length > 0 ? { inheritedFds } : {}),
     });
     if (routingSettings && routingSettings.proxyProtocol && shared) {
       // Each worker accepts by itself: the primary never sees the header.

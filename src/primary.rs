@@ -6,6 +6,7 @@ use napi::bindgen_prelude::*;
 use napi::ValueType;
 use napi_derive::napi;
 use rcluster_core::dispatcher::ProxyConfig;
+use rcluster_core::inherited::Inherited;
 use rcluster_core::proxy_header::{Cidr, Trust};
 use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
 
@@ -25,6 +26,16 @@ pub struct DispatcherOptions {
     /// Connections start with a PROXY protocol header (v1 or v2), which the
     /// dispatcher reads and strips.
     pub proxy_protocol: Option<ProxyProtocolOptions>,
+    /// Listening sockets inherited from systemd (`LISTEN_FDS`), which the
+    /// dispatcher takes over: a worker's listen on one's address gets it.
+    pub inherited_fds: Option<Vec<InheritedFd>>,
+}
+
+#[napi(object)]
+pub struct InheritedFd {
+    pub fd: i32,
+    /// Its name in `LISTEN_FDNAMES`, if given.
+    pub name: Option<String>,
 }
 
 #[napi(object)]
@@ -178,6 +189,13 @@ impl Dispatcher {
             }
             if let Some(proxy) = options.proxy_protocol {
                 config.proxy = Some(proxy_config(&env, proxy)?);
+            }
+            if let Some(fds) = options.inherited_fds {
+                let fds: Vec<(i32, Option<String>)> = fds.into_iter().filter(|f| f.fd >= 3).map(|f| (f.fd, f.name)).collect();
+                // SAFETY: lib/socket_activation.js passes the descriptors
+                // systemd handed this process (LISTEN_PID is its pid), once;
+                // nothing else in the process uses them.
+                config.inherited = std::sync::Arc::new(unsafe { Inherited::adopt(&fds) });
             }
         }
         Ok(Dispatcher { inner: dispatcher::Dispatcher::start(config).map_err(|e| to_js(&env, e))? })

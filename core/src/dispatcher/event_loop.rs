@@ -296,6 +296,11 @@ impl EventLoop {
         let new = |mode, socket| {
             ListenHandle::new(id, request.key.clone(), mode, socket, request.spec.socket_type(), self.config.stall)
         };
+        if let Some(socket) = self.inherited_socket(&request.spec) {
+            // One socket, systemd's: SCHED_REUSEPORT has nothing to add to it.
+            let mode = if request.mode == Mode::ReusePort { Mode::RoundRobin } else { request.mode };
+            return Ok(new(mode, socket?));
+        }
         if request.mode == Mode::ReusePort {
             match crate::reuseport::bind_first(&request.spec) {
                 Some(Ok((socket, ipv6_only))) => {
@@ -312,6 +317,14 @@ impl EventLoop {
         }
         let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
         Ok(new(request.mode, socket))
+    }
+
+    /// A socket inherited from systemd for this listen, if one is bound to
+    /// its address: a copy of it, listening (`LISTEN_FDS`).
+    fn inherited_socket(&self, spec: &listener::ListenSpec) -> Option<Result<listener::BoundSocket>> {
+        let (fd, _name) = self.config.inherited.find(&spec.addr)?;
+        let as_fd = listener::ListenSpec { addr: listener::ListenAddr::Fd { fd: fd.as_raw_fd() }, backlog: spec.backlog };
+        Some(listener::bind(&as_fd).map_err(|e| Error::io("listen", e)))
     }
 
     fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {

@@ -53,6 +53,9 @@ pub struct Config {
     /// here (`setupPrimary({ routing: { proxyProtocol } })`); `None`: they
     /// do not.
     pub proxy: Option<ProxyConfig>,
+    /// Listening sockets inherited from systemd (`LISTEN_FDS`): a listen on
+    /// the address of one of them gets it instead of a new socket.
+    pub inherited: std::sync::Arc<crate::inherited::Inherited>,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             queue_timeout: Duration::from_secs(30),
             queue_limit: 1024,
             proxy: None,
+            inherited: Default::default(),
         }
     }
 }
