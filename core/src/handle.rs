@@ -150,24 +150,22 @@ impl ListenHandle {
 
     /// `worker` took one of this listener's connections.
     pub fn opened(&mut self, worker: WorkerId) {
-        if !self.policy.members().contains(&worker) {
-            return;
+        // Only members have an entry (`add`): a worker out of the rotation
+        // is counted no more.
+        if let Some(entry) = self.open.get_mut(&worker) {
+            entry.0 += 1;
+            self.policy.set_open(worker, entry.0, entry.1);
         }
-        let entry = self.open.entry(worker).or_insert((0, None));
-        entry.0 += 1;
-        self.policy.set_open(worker, entry.0, entry.1);
     }
 
     /// `worker` reports `closed` more of its connections closed, and its
     /// server's `maxConnections` (0: none).
     pub fn closed(&mut self, worker: WorkerId, closed: u32, cap: u32) {
-        if !self.policy.members().contains(&worker) {
-            return;
+        if let Some(entry) = self.open.get_mut(&worker) {
+            entry.0 = entry.0.saturating_sub(u64::from(closed));
+            entry.1 = (cap > 0).then_some(cap);
+            self.policy.set_open(worker, entry.0, entry.1);
         }
-        let entry = self.open.entry(worker).or_insert((0, None));
-        entry.0 = entry.0.saturating_sub(u64::from(closed));
-        entry.1 = (cap > 0).then_some(cap);
-        self.policy.set_open(worker, entry.0, entry.1);
     }
 
     /// Who should get `conn` now: by its client for a keyed policy.
@@ -246,7 +244,11 @@ impl ListenHandle {
 
     /// Adds a worker. Returns false if it already was a member.
     pub fn add(&mut self, worker: WorkerId) -> bool {
-        self.policy.add(worker)
+        let added = self.policy.add(worker);
+        if added {
+            self.open.insert(worker, (0, None));
+        }
+        added
     }
 
     /// Takes a worker out. Returns false if it was not a member. The owner
