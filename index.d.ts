@@ -44,6 +44,15 @@ declare namespace rcluster {
      * (`stats().listeners[].proxyRejected`). No effect under SCHED_NONE.
      */
     proxyProtocol?: boolean | { trusted?: string[]; timeout?: number };
+    /**
+     * SCHED_STICKY by a query parameter (socket.io: `{ query: 'sid' }`) or a
+     * cookie of each connection's first request (plaintext HTTP only),
+     * instead of the client's address. The dispatcher peeks at up to 8 KiB for
+     * up to `timeout` ms (default 1000); a connection without the value goes
+     * to the next worker in turn. A session reaches the worker that called
+     * `cluster.worker.stick(id)` for it, else the one its id hashes to.
+     */
+    sticky?: { query: string; timeout?: number } | { cookie: string; timeout?: number };
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */

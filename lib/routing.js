@@ -106,27 +106,69 @@ function normalizeProxyProtocol(value, caller) {
   return out;
 }
 
+const STICKY_TIMEOUT_MS = 1000;
+// A cookie or query parameter name: an HTTP token.
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+// `{ query: 'sid' }` or `{ cookie: 'io' }`, and `timeout`.
+function normalizeSticky(value, caller) {
+  const name = 'options.routing.sticky';
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
+  const given = ['query', 'cookie'].filter((k) => value[k] !== undefined);
+  if (given.length !== 1) {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+      `The property '${name}' must have one of 'query' and 'cookie'. Received ${describeReceived(value)}`, caller);
+  }
+  const kind = given[0];
+  const key = value[kind];
+  if (typeof key !== 'string') throw invalidArgType(`${name}.${kind}`, 'of type string', key, caller);
+  if (!TOKEN.test(key)) {
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
+      `The property '${name}.${kind}' must be a cookie or parameter name. Received ${describeReceived(key)}`, caller);
+  }
+  let timeout = STICKY_TIMEOUT_MS;
+  if (value.timeout !== undefined) {
+    const t = value.timeout;
+    if (typeof t !== 'number') throw invalidArgType(`${name}.timeout`, 'of type number', t, caller);
+    if (!Number.isInteger(t) || t < 1 || t > MAX_TIMER_MS) throw outOfRange(`${name}.timeout`, `>= 1 && <= ${MAX_TIMER_MS}`, t, caller);
+    timeout = t;
+  }
+  return { [kind]: key, timeout };
+}
+
 /**
- * setupPrimary's `routing`: `{ proxyProtocol: true | { trusted, timeout } }`,
- * validated and expanded; throws Node-style errors.
+ * setupPrimary's `routing`: `{ proxyProtocol: true | { trusted, timeout },
+ * sticky: { query | cookie, timeout } }`, validated and expanded; throws
+ * Node-style errors.
  */
 function normalizeRouting(value, caller) {
   if (value === undefined) return undefined;
   if (!isPlainObject(value)) throw invalidArgType('options.routing', 'of type object', value, caller);
   for (const key of Object.keys(value)) {
-    if (key !== 'proxyProtocol') {
+    if (key !== 'proxyProtocol' && key !== 'sticky') {
       throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
-        `The property 'options.routing.${key}' is not a routing option. Known: proxyProtocol`, caller);
+        `The property 'options.routing.${key}' is not a routing option. Known: proxyProtocol, sticky`, caller);
     }
   }
-  return { proxyProtocol: normalizeProxyProtocol(value.proxyProtocol, caller) };
+  const out = { proxyProtocol: normalizeProxyProtocol(value.proxyProtocol, caller) };
+  const sticky = normalizeSticky(value.sticky, caller);
+  if (sticky !== undefined) out.sticky = sticky;
+  return out;
 }
 
 // What the native Dispatcher takes for it.
 function dispatcherOptions(routing) {
-  if (!routing || !routing.proxyProtocol) return {};
-  const { trusted, timeout } = routing.proxyProtocol;
-  return { proxyProtocol: { ...(trusted === null ? {} : { trusted }), timeoutMs: timeout } };
+  const out = {};
+  if (routing && routing.proxyProtocol) {
+    const { trusted, timeout } = routing.proxyProtocol;
+    out.proxyProtocol = { ...(trusted === null ? {} : { trusted }), timeoutMs: timeout };
+  }
+  if (routing && routing.sticky) {
+    const { query, cookie, timeout } = routing.sticky;
+    out.stickyKey = { ...(query ? { query } : { cookie }), timeoutMs: timeout };
+  }
+  return out;
 }
 
 module.exports = {

@@ -5,7 +5,8 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::ValueType;
 use napi_derive::napi;
-use rcluster_core::dispatcher::ProxyConfig;
+use rcluster_core::dispatcher::{ProxyConfig, StickyHttp};
+use rcluster_core::http_key::Rule as HttpRule;
 use rcluster_core::inherited::Inherited;
 use rcluster_core::proxy_header::{Cidr, Trust};
 use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
@@ -29,6 +30,18 @@ pub struct DispatcherOptions {
     /// Listening sockets inherited from systemd (`LISTEN_FDS`), which the
     /// dispatcher takes over: a worker's listen on one's address gets it.
     pub inherited_fds: Option<Vec<InheritedFd>>,
+    /// SCHED_STICKY by a query parameter or cookie of the first request.
+    pub sticky_key: Option<StickyKeyOptions>,
+}
+
+#[napi(object)]
+pub struct StickyKeyOptions {
+    /// The query parameter (`sid` for socket.io) whose value is the key.
+    pub query: Option<String>,
+    /// Or the cookie.
+    pub cookie: Option<String>,
+    /// Longest the first request's head is waited for (default 1000).
+    pub timeout_ms: Option<u32>,
 }
 
 #[napi(object)]
@@ -189,6 +202,18 @@ impl Dispatcher {
             }
             if let Some(proxy) = options.proxy_protocol {
                 config.proxy = Some(proxy_config(&env, proxy)?);
+            }
+            if let Some(sticky) = options.sticky_key {
+                let rule = match (sticky.query, sticky.cookie) {
+                    (Some(name), _) => HttpRule::Query(name),
+                    (None, Some(name)) => HttpRule::Cookie(name),
+                    (None, None) => {
+                        return Err(JsError::invalid_arg_value("The sticky key needs a query or a cookie name".into())
+                            .into_napi(&env))
+                    }
+                };
+                let timeout = Duration::from_millis(u64::from(sticky.timeout_ms.unwrap_or(1000)));
+                config.sticky_http = Some(StickyHttp { rule, timeout });
             }
             if let Some(fds) = options.inherited_fds {
                 let fds: Vec<(i32, Option<String>)> = fds.into_iter().filter(|f| f.fd >= 3).map(|f| (f.fd, f.name)).collect();

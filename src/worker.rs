@@ -382,6 +382,17 @@ impl Channel {
         }
     }
 
+    /// Tells the primary that connections whose sticky cookie or query value
+    /// is `value` (a session id of this worker's) are to come here.
+    #[napi]
+    pub fn stick(&self, env: Env, value: String) -> Result<()> {
+        let key = rcluster_core::sticky::fnv1a(value.as_bytes());
+        match self.receiver.channel.borrow_mut().stick(key) {
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
+    }
+
     /// Makes the channel keep the event loop alive (while a server listens).
     #[napi(js_name = "ref")]
     pub fn ref_handle(&self) {

@@ -94,3 +94,37 @@ test('setupPrimary({ routing }) is validated with Node-style errors and expanded
   assert.deepEqual(dispatcherOptions({ proxyProtocol: { trusted: ['::1'], timeout: 9 } }),
     { proxyProtocol: { trusted: ['::1'], timeoutMs: 9 } });
 });
+
+test('setupPrimary({ routing: { sticky } }): one of query and cookie, a token, and a timeout', () => {
+  const { normalizeSettings } = require('../../lib/settings');
+  const norm = (sticky) => normalizeSettings({ routing: { sticky } }).routing.sticky;
+  assert.deepEqual(norm({ query: 'sid' }), { query: 'sid', timeout: 1000 });
+  assert.deepEqual(norm({ cookie: 'io', timeout: 200 }), { cookie: 'io', timeout: 200 });
+  const bad = [
+    ['sid', TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{}, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ query: 'sid', cookie: 'io' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ query: 5 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ query: 'a b' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ cookie: '' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ query: 'sid', timeout: 0 }, RangeError, 'ERR_OUT_OF_RANGE'],
+  ];
+  for (const [input, Type, code] of bad) {
+    assert.throws(() => norm(input), (err) => err instanceof Type && err.code === code, JSON.stringify(input));
+  }
+  assert.deepEqual(routing.dispatcherOptions({ proxyProtocol: false, sticky: { query: 'sid', timeout: 1000 } }),
+    { stickyKey: { query: 'sid', timeoutMs: 1000 } });
+  assert.deepEqual(routing.dispatcherOptions({ proxyProtocol: false, sticky: { cookie: 'io', timeout: 5 } }),
+    { stickyKey: { cookie: 'io', timeoutMs: 5 } });
+});
+
+test('cluster.worker.stick(value) takes a string, and passes it to the channel', () => {
+  const { stick } = require('../../lib/sticky_claims');
+  const sent = [];
+  const client = { channel: { stick: (v) => sent.push(v) } };
+  stick(client, 'abc');
+  assert.deepEqual(sent, ['abc']);
+  for (const bad of [5, undefined, null, {}]) {
+    assert.throws(() => stick(client, bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE');
+  }
+});

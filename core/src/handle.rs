@@ -46,7 +46,14 @@ pub struct ListenHandle {
     proxy_rejected_total: u64,
     /// SCHED_REUSEPORT: every member's own socket (`socket` is the first).
     reuse: Option<ReusePortSlots>,
+    /// Sticky keys (session ids) members said are theirs.
+    claims: HashMap<u64, WorkerId>,
 }
+
+/// Most sticky keys remembered per listener; past that they are forgotten
+/// all at once (a session then goes where its key hashes, which its owner
+/// may not be): a bound on memory, not a working-set size.
+pub const MAX_CLAIMS: usize = 1 << 20;
 
 impl ListenHandle {
     /// A handle for a freshly bound socket. A datagram socket always gets the
@@ -69,7 +76,25 @@ impl ListenHandle {
             open: HashMap::new(),
             proxy_rejected_total: 0,
             reuse: None,
+            claims: HashMap::new(),
         }
+    }
+
+    /// Whether who gets a connection depends on its client or session.
+    pub fn is_keyed(&self) -> bool {
+        self.policy.keyed()
+    }
+
+    /// `worker` owns the session whose key is `key`: connections with that
+    /// key go to it while it is a member.
+    pub fn claim(&mut self, key: u64, worker: WorkerId) {
+        if !self.policy.keyed() || !self.open.contains_key(&worker) {
+            return;
+        }
+        if self.claims.len() >= MAX_CLAIMS {
+            self.claims.clear();
+        }
+        self.claims.insert(key, worker);
     }
 
     /// SCHED_REUSEPORT: a handle whose members get sockets of their own;
@@ -170,9 +195,17 @@ impl ListenHandle {
 
     /// Who should get `conn` now: by its client for a keyed policy.
     fn pick_for(&self, ask: &Ask<'_>, conn: &Connection) -> Option<Pick> {
+        let refused_by = &conn.offers.refused_by;
         match conn.key {
-            Some(key) => self.policy.pick_keyed(ask, &conn.offers.refused_by, key),
-            None => self.policy.pick(ask, &conn.offers.refused_by),
+            Some(key) => {
+                if let Some(owner) = self.claims.get(&key) {
+                    if let Some(decided) = self.policy.pick_member(ask, refused_by, *owner) {
+                        return decided;
+                    }
+                }
+                self.policy.pick_keyed(ask, refused_by, key)
+            }
+            None => self.policy.pick(ask, refused_by),
         }
     }
 
@@ -257,6 +290,8 @@ impl ListenHandle {
     /// connections after its last worker died.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
         self.open.remove(&worker);
+        // Its sessions went with it.
+        self.claims.retain(|_, owner| *owner != worker);
         if let Some(reuse) = &mut self.reuse {
             reuse.release(worker);
         }

@@ -17,6 +17,7 @@
 pub mod dispatcher;
 pub mod error;
 pub mod handle;
+pub mod http_key;
 pub mod inherited;
 pub mod least_connections;
 pub mod listener;

@@ -183,6 +183,14 @@ pub trait Policy: Debug + Send {
         self.pick(ask, refused_by)
     }
 
+    /// Who gets a connection for a session `worker` said is its own: that
+    /// worker, or wait for it, or (`None`: not a member, gone or stalled)
+    /// whoever the key hashes to.
+    fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
+        let _ = (ask, refused_by, worker);
+        None
+    }
+
     /// `open` is how many connections `worker` holds open on this listener,
     /// and `cap` its server's `maxConnections` (`None`: no limit), as the
     /// worker's close reports say.

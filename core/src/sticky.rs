@@ -60,11 +60,13 @@ pub struct Sticky {
     /// Who holds each slot; `None` for a slot whose worker left and that no
     /// worker has taken over yet.
     slots: Vec<Option<WorkerId>>,
+    /// Where connections without a key start looking: just after the last.
+    cursor: usize,
 }
 
 impl Sticky {
     pub fn new(stall: Duration) -> Self {
-        Sticky { stall, slots: Vec::new() }
+        Sticky { stall, slots: Vec::new(), cursor: 0 }
     }
 
     /// The occupied slots in the order `key` prefers them.
@@ -126,13 +128,30 @@ impl Policy for Sticky {
         }
     }
 
-    /// Without a key (asked only whether accepting is worthwhile): whether
-    /// any member could take a connection now.
+    /// Without a key (asked whether accepting is worthwhile, or for a
+    /// connection that has none: a unix socket's, or a request without the
+    /// cookie or parameter): the next member in turn that has credit.
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
-        (0..self.slots.len()).find_map(|slot| {
+        let n = self.slots.len();
+        (0..n).map(|i| (self.cursor + i) % n).find_map(|slot| {
             let id = self.slots[slot]?;
             (!refused_by.contains(&id) && (ask.load)(id).has_credit()).then(|| Pick::at(slot))
         })
+    }
+
+    fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
+        let slot = self.slots.iter().position(|s| *s == Some(worker))?;
+        if refused_by.contains(&worker) {
+            return None;
+        }
+        let load = (ask.load)(worker);
+        if load.has_credit() {
+            Some(Some(Pick::at(slot)))
+        } else if load.is_stalled(ask.now, self.stall) {
+            None
+        } else {
+            Some(None)
+        }
     }
 
     fn pick_keyed(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: u64) -> Option<Pick> {
@@ -154,6 +173,7 @@ impl Policy for Sticky {
     }
 
     fn commit(&mut self, pick: Pick, _refused_by: &[WorkerId]) -> WorkerId {
+        self.cursor = (pick.idx() + 1) % self.slots.len();
         self.slots[pick.idx()].expect("a pick names an occupied slot")
     }
 }
@@ -275,6 +295,36 @@ mod tests {
         // The first to come back takes the first slot.
         assert!(p.add(5));
         assert_eq!(p.home_slot(12345), Some(0));
+    }
+
+    #[test]
+    fn connections_without_a_key_go_in_turn_and_a_claimed_session_to_its_owner() {
+        let now = Instant::now();
+        let mut p = sticky(3);
+        let load = |_: WorkerId| Load::free(8);
+        let ask = Ask { load: &load, now };
+        let got: Vec<WorkerId> = (0..4).map(|_| {
+            let pick = p.pick(&ask, &[]).unwrap();
+            p.commit(pick, &[])
+        }).collect();
+        assert_eq!(got, vec![1, 2, 3, 1]);
+        // (owner's load, refused by it) -> its pick, wait, or hash instead
+        let t0 = now;
+        let cases: &[(Load, bool, Option<Option<WorkerId>>)] = &[
+            (Load::free(1), false, Some(Some(2))),
+            (Load::full_since(t0), false, Some(None)),
+            (Load::full_since(t0 - STALL), false, None),
+            (Load::gone(), false, None),
+            (Load::free(8), true, None),
+        ];
+        for (owner, refused, expected) in cases {
+            let f = |id: WorkerId| if id == 2 { *owner } else { Load::free(8) };
+            let ask = Ask { load: &f, now };
+            let refused_by: Vec<WorkerId> = if *refused { vec![2] } else { vec![] };
+            let got = p.pick_member(&ask, &refused_by, 2).map(|o| o.map(|pick| p.commit(pick, &refused_by)));
+            assert_eq!(got, *expected, "{owner:?}, refused {refused}");
+        }
+        assert_eq!(p.pick_member(&ask, &[], 9), None, "not a member");
     }
 
     #[test]

@@ -30,6 +30,8 @@
 //! - `CLOSED`:   this many more of the connections I took from this listener
 //!   have closed (u32 LE), and my server's `maxConnections` (u32 LE, 0 for
 //!   none): what least-connections routing and `stats()` count by.
+//! - `STICK`:    this sticky key (u64 LE: the hash of a session id, say) is
+//!   mine: connections whose cookie or query value hashes to it come to me.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -56,6 +58,7 @@ const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
 const KIND_CLOSED: u8 = 6;
 const KIND_DISPATCH_FROM: u8 = 7;
+const KIND_STICK: u8 = 8;
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +75,7 @@ pub enum ToPrimary<'a> {
     Reply { statuses: &'a [u8] },
     Leave { listener: ListenerId },
     Closed { listener: ListenerId, closed: u32, cap: u32 },
+    Stick { key: u64 },
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
@@ -193,6 +197,10 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(statuses);
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
+            ToPrimary::Stick { key } => {
+                out.extend_from_slice(&header(KIND_STICK, 0));
+                out.extend_from_slice(&key.to_le_bytes());
+            }
             ToPrimary::Closed { listener, closed, cap } => {
                 out.extend_from_slice(&header(KIND_CLOSED, listener));
                 out.extend_from_slice(&closed.to_le_bytes());
@@ -221,6 +229,12 @@ impl<'a> ToPrimary<'a> {
                 cap: u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]),
             }),
             KIND_CLOSED => Err(Error::Protocol(format!("close report of {} bytes", rest.len()))),
+            KIND_STICK if rest.len() == 8 => {
+                let mut key = [0u8; 8];
+                key.copy_from_slice(rest);
+                Ok(ToPrimary::Stick { key: u64::from_le_bytes(key) })
+            }
+            KIND_STICK => Err(Error::Protocol(format!("sticky key of {} bytes", rest.len()))),
             other => Err(Error::Protocol(format!("unknown message kind {other} from a worker"))),
         }
     }
@@ -285,6 +299,11 @@ mod tests {
         closed.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), closed);
         buf.pop();
+        assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
+        let stick = ToPrimary::Stick { key: 0x0123_4567_89ab_cdef };
+        stick.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), stick);
+        buf.push(0);
         assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
     }
 

@@ -116,6 +116,13 @@ impl WorkerChannel {
         self.send_out()
     }
 
+    /// Tells the primary that connections whose sticky key hashes to `key`
+    /// are this worker's (it owns that session).
+    pub fn stick(&mut self, key: u64) -> Result<()> {
+        ToPrimary::Stick { key }.encode(&mut self.out);
+        self.send_out()
+    }
+
     fn send_out(&self) -> Result<()> {
         loop {
             match sys::send_message(self.sock.as_fd(), &self.out, &[]) {

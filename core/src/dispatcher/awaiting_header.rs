@@ -1,5 +1,11 @@
-//! Connections whose PROXY protocol header has not fully arrived yet
-//! (`setupPrimary({ routing: { proxyProtocol } })`, docs/DESIGN.md §8).
+//! Connections whose first bytes the dispatcher waits for before placing
+//! them: a PROXY protocol header (`setupPrimary({ routing: { proxyProtocol } })`),
+//! or, for sticky routing by cookie or query parameter, the head of the
+//! first HTTP request (`routing: { sticky }`), docs/DESIGN.md §8.
+//!
+//! A request head is only peeked at: the worker gets every byte. One that
+//! does not come in time, or has no such value, places the connection
+//! without a key (in turn); only a client that hangs up is dropped.
 //!
 //! A connection accepted from a trusted peer waits here, polled for input,
 //! until its first bytes hold a whole header: then exactly the header's bytes
@@ -26,18 +32,52 @@ pub struct ProxyConfig {
     pub timeout: Duration,
 }
 
+/// Sticky routing by an HTTP cookie or query parameter.
+#[derive(Clone, Debug)]
+pub struct StickyHttp {
+    pub rule: crate::http_key::Rule,
+    /// Longest the first request's head is waited for.
+    pub timeout: Duration,
+}
+
+/// What a connection waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stage {
+    ProxyHeader,
+    RequestHead,
+}
+
 /// What became of a waiting connection.
 #[derive(Debug)]
 pub(super) enum Outcome {
-    /// Header read and stripped; `conn.source` is the client it named.
-    Ready(Connection),
-    /// Closed: malformed, late, or the client hung up first.
+    /// What it waited for is done: a PROXY header read and stripped
+    /// (`conn.source` is the client it named), or a request head peeked at
+    /// (`conn.key` is the value's, or `None`).
+    Ready(Connection, Stage),
+    /// Closed: a malformed or late PROXY header, or a client that hung up
+    /// before sending one.
     Rejected(ListenerId),
+    /// The client hung up before its first request: nothing to count.
+    Gone,
+}
+
+/// How long a connection whose bytes so far are incomplete is left alone:
+/// they stay in the socket (peeked, not read), so it would poll readable at
+/// once and the thread would spin until the rest arrives.
+const INCOMPLETE_BACKOFF: Duration = Duration::from_millis(10);
+
+#[derive(Debug)]
+struct Waiting {
+    conn: Connection,
+    deadline: Instant,
+    stage: Stage,
+    /// Incomplete at the last look: not polled for input before then.
+    quiet_until: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct AwaitingHeader {
-    waiting: Vec<(Connection, Instant)>,
+    waiting: Vec<Waiting>,
 }
 
 impl AwaitingHeader {
@@ -55,46 +95,70 @@ impl AwaitingHeader {
         if !config.trust.allows(peer) {
             return false;
         }
-        self.waiting.push((conn, now + config.timeout));
+        self.waiting.push(Waiting { conn, deadline: now + config.timeout, stage: Stage::ProxyHeader, quiet_until: None });
         true
     }
 
-    /// The fds to poll for input, in order: `process` takes the readiness
-    /// of each in the same order.
-    pub(super) fn pollfds(&self) -> impl Iterator<Item = libc::pollfd> + '_ {
-        self.waiting
-            .iter()
-            .map(|(conn, _)| libc::pollfd { fd: conn.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+    /// Takes a connection to be placed by its first request's cookie or
+    /// query parameter.
+    pub(super) fn admit_request(&mut self, conn: Connection, config: &StickyHttp, now: Instant) {
+        self.waiting.push(Waiting { conn, deadline: now + config.timeout, stage: Stage::RequestHead, quiet_until: None });
+    }
+
+    /// The fds to poll, one per waiting connection, in order: `process`
+    /// takes the readiness of each in the same order. One left alone for now
+    /// is polled for nothing (a hang-up still shows).
+    pub(super) fn pollfds(&self, now: Instant) -> impl Iterator<Item = libc::pollfd> + '_ {
+        self.waiting.iter().map(move |w| libc::pollfd {
+            fd: w.conn.fd.as_raw_fd(),
+            events: if w.quiet_until.is_some_and(|t| t > now) { 0 } else { libc::POLLIN },
+            revents: 0,
+        })
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.waiting.iter().map(|(_, deadline)| *deadline).min()
+        self.waiting.iter().flat_map(|w| [Some(w.deadline), w.quiet_until]).flatten().min()
     }
 
-    /// Reads the headers of the connections `readable` marks (by position in
-    /// `pollfds` order), and gives up on those past their deadline.
-    pub(super) fn process(&mut self, readable: &[bool], now: Instant) -> Vec<Outcome> {
+    /// Reads what the connections `readable` marks (by position in
+    /// `pollfds` order) were waiting for, and gives up on those past their
+    /// deadline: a PROXY header is then rejected, a request head placed
+    /// without a key.
+    pub(super) fn process(&mut self, readable: &[bool], now: Instant, sticky: Option<&StickyHttp>) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
-        let mut buf = vec![0u8; proxy_header::PEEK_LEN];
+        let mut buf = vec![0u8; proxy_header::PEEK_LEN.max(crate::http_key::PEEK_LEN)];
         let mut kept = Vec::with_capacity(self.waiting.len());
-        for (i, (mut conn, deadline)) in std::mem::take(&mut self.waiting).into_iter().enumerate() {
-            if readable.get(i).copied().unwrap_or(false) {
-                match read_header(&mut conn, &mut buf) {
-                    Some(true) => {
-                        outcomes.push(Outcome::Ready(conn));
+        for (i, w) in std::mem::take(&mut self.waiting).into_iter().enumerate() {
+            let Waiting { mut conn, deadline, stage, mut quiet_until } = w;
+            let due = quiet_until.is_none_or(|t| t <= now);
+            if readable.get(i).copied().unwrap_or(false) || (due && quiet_until.is_some()) {
+                let done = match (stage, sticky) {
+                    (Stage::ProxyHeader, _) => read_header(&mut conn, &mut buf).map(|ok| ok.then_some(())),
+                    (Stage::RequestHead, Some(sticky)) => read_request_key(&mut conn, &mut buf, &sticky.rule),
+                    (Stage::RequestHead, None) => Some(Some(())),
+                };
+                match done {
+                    Some(Some(())) => {
+                        outcomes.push(Outcome::Ready(conn, stage));
                         continue;
                     }
-                    Some(false) => {
-                        outcomes.push(Outcome::Rejected(conn.listener));
+                    Some(None) => {
+                        outcomes.push(if stage == Stage::ProxyHeader { Outcome::Rejected(conn.listener) } else { Outcome::Gone });
                         continue;
                     }
-                    None => {}
+                    None => quiet_until = Some(now + INCOMPLETE_BACKOFF),
                 }
             }
             if now >= deadline {
-                outcomes.push(Outcome::Rejected(conn.listener));
+                outcomes.push(match stage {
+                    Stage::ProxyHeader => Outcome::Rejected(conn.listener),
+                    Stage::RequestHead => {
+                        conn.key = None;
+                        Outcome::Ready(conn, stage)
+                    }
+                });
             } else {
-                kept.push((conn, deadline));
+                kept.push(Waiting { conn, deadline, stage, quiet_until });
             }
         }
         self.waiting = kept;
@@ -103,7 +167,30 @@ impl AwaitingHeader {
 
     /// Connections of a listener that closed go with it.
     pub(super) fn forget_listener(&mut self, listener: ListenerId) {
-        self.waiting.retain(|(conn, _)| conn.listener != listener);
+        self.waiting.retain(|w| w.conn.listener != listener);
+    }
+}
+
+/// `Some(Some(()))`: the head is here, and `conn.key` is its value's (or
+/// `None`: no such value); `Some(None)`: the client hung up; `None`: wait.
+fn read_request_key(conn: &mut Connection, buf: &mut [u8], rule: &crate::http_key::Rule) -> Option<Option<()>> {
+    use crate::http_key::{find, Found, PEEK_LEN};
+    let n = match sys::recv_bytes(conn.fd.as_fd(), &mut buf[..PEEK_LEN], true) {
+        Ok(0) => return Some(None),
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+        Err(_) => return Some(None),
+    };
+    match find(rule, &buf[..n]) {
+        Found::Incomplete => None,
+        Found::Key(value) => {
+            conn.key = Some(crate::sticky::fnv1a(value));
+            Some(Some(()))
+        }
+        Found::NoKey => {
+            conn.key = None;
+            Some(Some(()))
+        }
     }
 }
 

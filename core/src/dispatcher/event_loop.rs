@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::awaiting_header::{AwaitingHeader, Outcome};
+use super::awaiting_header::{AwaitingHeader, Outcome, Stage};
 use super::command::Command;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
@@ -159,23 +159,32 @@ impl EventLoop {
                 }
             }
         }
-        for pollfd in self.awaiting.pollfds() {
+        for pollfd in self.awaiting.pollfds(now) {
             self.pollfds.push(pollfd);
             self.slots.push(Slot::Header);
         }
     }
 
     /// Connections whose PROXY header arrived go on to their listener's
-    /// queue; those given up on are counted there.
+    /// queue (or to wait for their first request, for sticky routing by
+    /// cookie or query); those given up on are counted there.
     fn read_headers(&mut self, readable: &[bool]) {
         if self.awaiting.len() == 0 {
             return;
         }
-        for outcome in self.awaiting.process(readable, Instant::now()) {
+        let now = Instant::now();
+        for outcome in self.awaiting.process(readable, now, self.config.sticky_http.as_ref()) {
             match outcome {
-                Outcome::Ready(conn) => {
+                Outcome::Ready(conn, Stage::ProxyHeader) => {
+                    let Some(handle) = self.handles.get_mut(&conn.listener) else { continue };
+                    match &self.config.sticky_http {
+                        Some(sticky) if handle.is_keyed() => self.awaiting.admit_request(conn, sticky, now),
+                        _ => handle.push_proxied(conn),
+                    }
+                }
+                Outcome::Ready(conn, Stage::RequestHead) => {
                     if let Some(handle) = self.handles.get_mut(&conn.listener) {
-                        handle.push_proxied(conn);
+                        handle.push_pending_back(conn);
                     }
                 }
                 Outcome::Rejected(listener) => {
@@ -183,6 +192,7 @@ impl EventLoop {
                         handle.count_proxy_rejected();
                     }
                 }
+                Outcome::Gone => {}
             }
         }
     }
@@ -358,6 +368,12 @@ impl EventLoop {
                         self.on_leave(id, listener);
                         continue;
                     }
+                    Ok(ToPrimary::Stick { key }) => {
+                        for handle in self.handles.values_mut() {
+                            handle.claim(key, id);
+                        }
+                        continue;
+                    }
                     Ok(ToPrimary::Closed { listener, closed, cap }) => {
                         if let Some(handle) = self.handles.get_mut(&listener) {
                             handle.closed(id, closed, cap);
@@ -511,6 +527,13 @@ impl EventLoop {
                         if !self.awaiting.admit(conn, proxy, now) {
                             handle.count_proxy_rejected();
                         }
+                        if self.awaiting.len() >= self.config.queue_limit {
+                            break;
+                        }
+                    }
+                    Ok(conn) if self.config.sticky_http.is_some() && handle.is_keyed() => {
+                        let sticky = self.config.sticky_http.as_ref().expect("checked by the guard");
+                        self.awaiting.admit_request(conn, sticky, now);
                         if self.awaiting.len() >= self.config.queue_limit {
                             break;
                         }

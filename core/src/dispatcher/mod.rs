@@ -21,7 +21,7 @@ mod command;
 mod event_loop;
 mod stats;
 
-pub use awaiting_header::ProxyConfig;
+pub use awaiting_header::{ProxyConfig, StickyHttp};
 pub use command::Dispatcher;
 pub use stats::{ListenerStats, Stats, WorkerStats};
 
@@ -56,6 +56,9 @@ pub struct Config {
     /// Listening sockets inherited from systemd (`LISTEN_FDS`): a listen on
     /// the address of one of them gets it instead of a new socket.
     pub inherited: std::sync::Arc<crate::inherited::Inherited>,
+    /// Sticky routing by a cookie or query parameter of the first request
+    /// (`routing: { sticky }`); `None`: by the client's address.
+    pub sticky_http: Option<StickyHttp>,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             queue_limit: 1024,
             proxy: None,
             inherited: Default::default(),
+            sticky_http: None,
         }
     }
 }
