@@ -21,8 +21,39 @@ declare namespace rcluster {
       pending: number;
       /** Connections closed after waiting longer than `queueTimeout`. */
       expired: number;
+      /** Its scheduling policy. */
+      policy: 'rr' | 'none' | 'lc' | 'sticky' | 'reuseport';
+      /** Its listening sockets: 1, or one per worker slot under SCHED_REUSEPORT. */
+      sockets: number;
+      /** Per worker in its rotation: connections it holds open, and its server's maxConnections if set. */
+      connections: Array<{ worker: number; open: number; maxConnections?: number }>;
+      /** Connections closed for a malformed or late PROXY header, or from an untrusted peer. */
+      proxyRejected: number;
     }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
+  }
+
+  /** `setupPrimary({ routing })`. */
+  interface RoutingOptions {
+    /**
+     * Connections start with a PROXY protocol header (v1 or v2, as HAProxy,
+     * nginx or an AWS NLB send): the primary reads and strips it, and the
+     * worker's socket shows the client it names as remoteAddress/remotePort.
+     * `true` accepts it from any peer; `trusted` only from those blocks
+     * (`'10.0.0.0/8'`, `'::1'`). A connection whose header is malformed, late
+     * (`timeout` ms, default 3000) or from another peer is closed and counted
+     * (`stats().listeners[].proxyRejected`). No effect under SCHED_NONE.
+     */
+    proxyProtocol?: boolean | { trusted?: string[]; timeout?: number };
+    /**
+     * SCHED_STICKY by a query parameter (socket.io: `{ query: 'sid' }`) or a
+     * cookie of each connection's first request (plaintext HTTP only),
+     * instead of the client's address. The dispatcher peeks at up to 8 KiB for
+     * up to `timeout` ms (default 1000); a connection without the value goes
+     * to the next worker in turn. A session reaches the worker that called
+     * `cluster.worker.stick(id)` for it, else the one its id hashes to.
+     */
+    sticky?: { query: string; timeout?: number } | { cookie: string; timeout?: number };
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */
@@ -47,6 +78,8 @@ declare namespace rcluster {
      * Infinity for no limit. Read when the first worker is forked.
      */
     queueTimeout?: number;
+    /** Routing options (read when the first worker is forked). */
+    routing?: RoutingOptions;
     /**
      * Replace workers that exit without exitedAfterDisconnect (crash, signal,
      * process.exit() without disconnect), with the env of the original fork.
@@ -197,6 +230,12 @@ declare namespace rcluster {
   interface Extensions {
     /** Listeners and per-worker connection counts from the native dispatcher. */
     stats(): DispatcherStats;
+    /** `schedulingPolicy`: each new connection to the worker holding the fewest open (`NODE_CLUSTER_SCHED_POLICY=lc`). */
+    readonly SCHED_LC: 3;
+    /** `schedulingPolicy`: connections by client address, the same client to the same worker (`NODE_CLUSTER_SCHED_POLICY=sticky`). */
+    readonly SCHED_STICKY: 4;
+    /** `schedulingPolicy`: each worker accepts from a SO_REUSEPORT socket of its own, kept by the primary (`NODE_CLUSTER_SCHED_POLICY=reuseport`). */
+    readonly SCHED_REUSEPORT: 5;
     /**
      * Stops the restart policy, disconnects every worker (each closes its
      * servers and finishes its requests), SIGKILLs what is left after

@@ -213,7 +213,7 @@ function logMeasurement(m, step, opts) {
   const c = m.client;
   const conns = m.server.perWorker.map((w) => w.connections).join('/');
   const cpu = m.server.primaryCpu === null ? '?' : m.server.primaryCpu.toFixed(2);
-  const p99 = c.latencyValid ? `${c.latencyMs.p99.toFixed(1)} ms` : 'n/a';
+  const p99 = c.latencyValid ? `${c.latencyMs.p99.toFixed(1)} ms${c.slowLatencyMs ? ` (fast requests; slow p99 ${c.slowLatencyMs.p99.toFixed(1)} ms)` : ''}` : 'n/a';
   const probe = m.probe && m.probe.firstByteMs
     ? `  connect→1st byte p99 ${m.probe.firstByteMs.p99.toFixed(1)} ms (${m.probe.ok}/${m.probe.attempted} ok, `
       + `handshake p99 ${m.probe.connectMs ? m.probe.connectMs.p99.toFixed(1) : '?'} ms)`
@@ -233,6 +233,7 @@ function exampleCommands(opts) {
 }
 
 function toolVersion(tool) {
+  if (tool === 'mixed') return `bench/lib/mixed-client.js on node ${process.version}`;
   if (tool === 'autocannon') {
     return `autocannon ${require(require.resolve('autocannon/package.json', { paths: [path.join(__dirname, '..')] })).version}`;
   }

@@ -5,12 +5,16 @@
 // exact same file for every configuration and only swap the cluster module:
 //
 //   BENCH_IMPL           node | rcluster | single         (default: node)
-//   BENCH_POLICY         rr | none                        (default: rr)
+//   BENCH_POLICY         rr | none | lc | sticky | reuseport  (default: rr;
+//                        lc, sticky and reuseport are rcluster's own)
 //   BENCH_WORKERS        number of workers                (default: 2)
 //   BENCH_PORT           port to listen on, 127.0.0.1     (default: 0 = any)
 //   BENCH_BLOCK_PRIMARY  "BUSY/PERIOD" in ms, e.g. 200/250: once every worker
 //                        listens, the primary's JS spins BUSY ms of every PERIOD
-//   BENCH_HANDLER        hello | cpu  (cpu: an empty 1e5 loop per request)
+//   BENCH_HANDLER        hello | cpu | mixed  (cpu: an empty 1e5 loop per
+//                        request; mixed: /slow takes BENCH_MIXED_SLOW_MS (100)
+//                        of CPU, or of a timer with BENCH_MIXED_SLOW=timer,
+//                        anything else 1 ms of CPU)
 //   BENCH_STATS_DIR      directory where each worker keeps worker-<id>.json
 //                        with its connection and request counters; requests
 //                        for PROBE_PATH (run.js's connect-time probe, one per
@@ -52,11 +56,13 @@ function fail(message) {
 function runWorker(workerId, onListening) {
   const counts = { id: workerId, pid: process.pid, connections: 0, requests: 0, probes: 0 };
   const spin = HANDLER === 'cpu';
+  const mixed = HANDLER === 'mixed';
 
   const server = http.createServer((req, res) => {
     counts.requests++;
     if (req.url === PROBE_PATH) counts.probes++;
     if (spin) for (let i = 0; i < 1e5; i++) {} // eslint-disable-line no-empty
+    if (mixed) return mixedRequest(req, res);
     res.end('Hello World');
   });
   server.on('connection', () => { counts.connections++; });
@@ -65,6 +71,24 @@ function runWorker(workerId, onListening) {
     startStatsWriter(counts);
     if (onListening) onListening(server.address().port);
   });
+}
+
+const MIXED_SLOW_MS = Number(process.env.BENCH_MIXED_SLOW_MS || 100);
+const MIXED_SLOW_TIMER = process.env.BENCH_MIXED_SLOW === 'timer';
+
+function busy(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {} // eslint-disable-line no-empty
+}
+
+function mixedRequest(req, res) {
+  if (req.url !== '/slow') {
+    busy(1);
+    return res.end('fast');
+  }
+  if (MIXED_SLOW_TIMER) return setTimeout(() => res.end('slow'), MIXED_SLOW_MS);
+  busy(MIXED_SLOW_MS);
+  res.end('slow');
 }
 
 // Writes the counters whenever they changed, at most every STATS_INTERVAL_MS.
@@ -91,7 +115,12 @@ function runPrimary(cluster) {
   // Both the env var (read by node:cluster when it is loaded, and inherited by
   // the workers) and the property are set, so whichever one an implementation
   // honours, the requested policy is in force before the first fork.
-  cluster.schedulingPolicy = POLICY === 'none' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  const policies = {
+    rr: cluster.SCHED_RR, none: cluster.SCHED_NONE, lc: cluster.SCHED_LC, sticky: cluster.SCHED_STICKY,
+    reuseport: cluster.SCHED_REUSEPORT,
+  };
+  if (policies[POLICY] === undefined) fail(`BENCH_POLICY ${POLICY} is not a policy of ${IMPL === 'node' ? 'node:cluster' : 'this cluster module'}`);
+  cluster.schedulingPolicy = policies[POLICY];
 
   const ports = new Map(); // worker.id -> port it listens on
   let ready = false;
@@ -149,8 +178,8 @@ function blockPrimary(spec) {
 
 function main() {
   if (!['node', 'rcluster', 'single'].includes(IMPL)) fail(`unknown BENCH_IMPL ${IMPL}`);
-  if (!['rr', 'none'].includes(POLICY)) fail(`unknown BENCH_POLICY ${POLICY}`);
-  if (!['hello', 'cpu'].includes(HANDLER)) fail(`unknown BENCH_HANDLER ${HANDLER}`);
+  if (!['rr', 'none', 'lc', 'sticky', 'reuseport'].includes(POLICY)) fail(`unknown BENCH_POLICY ${POLICY}`);
+  if (!['hello', 'cpu', 'mixed'].includes(HANDLER)) fail(`unknown BENCH_HANDLER ${HANDLER}`);
 
   if (IMPL === 'single') {
     // No cluster at all: this one process is the whole server.

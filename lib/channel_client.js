@@ -8,6 +8,7 @@
 const assert = require('assert');
 const { debuglog } = require('util');
 const { wrapConnection } = require('./connection_handle');
+const { CloseReports } = require('./close_reports');
 
 const debug = debuglog('rcluster');
 
@@ -28,20 +29,28 @@ class ChannelClient {
     this.memberships = new Map();
     // Round-robin servers that keep the worker alive (not unref()'d).
     this.refs = 0;
-    this.channel = new Channel(fd, (kind, listenerId, fds, payload) => this.onMessage(kind, listenerId, fds, payload));
+    // Closes of dispatched connections not yet reported, by listener id
+    // (lib/close_reports.js).
+    this.closeReports = new CloseReports(this);
+    // `extra`: a bus message's Buffer (Bus), or the client a PROXY header
+    // named, `[address, port, family]` (DispatchFrom); see src/worker.rs.
+    this.channel = new Channel(fd, (kind, listenerId, fds, extra) => this.onMessage(kind, listenerId, fds, extra));
   }
 
-  onMessage(kind, listenerId, fds, payload) {
+  onMessage(kind, listenerId, fds, extra) {
     switch (kind) {
       // cluster.bus (lib/bus.js): `listenerId` is a peer id there.
       case ChannelMessageKind.Bus:
       case ChannelMessageKind.PeerGone:
       case ChannelMessageKind.BusDropped:
-        return require('./bus').onChannelMessage(ChannelMessageKind, kind, listenerId, payload);
+        return require('./bus').onChannelMessage(ChannelMessageKind, kind, listenerId, extra);
       case ChannelMessageKind.Dispatch: return this.onDispatch(listenerId, fds);
+      case ChannelMessageKind.DispatchFrom: return this.onDispatch(listenerId, fds, extra);
       case ChannelMessageKind.Shared: return this.onSharedSocket(listenerId, fds[0]);
       // Nothing more comes for it: the membership can be forgotten.
-      case ChannelMessageKind.Left: return this.memberships.delete(listenerId);
+      case ChannelMessageKind.Left:
+        this.closeReports.forget(listenerId);
+        return this.memberships.delete(listenerId);
       case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
     }
   }
@@ -102,8 +111,9 @@ class ChannelClient {
   // and have read nothing), and only then given to the server, whose
   // 'connection' listeners may throw. A closing server, or one at
   // maxConnections, refuses: the primary gives the connection to another
-  // worker, as Node's round-robin does.
-  onDispatch(listenerId, fds) {
+  // worker, as Node's round-robin does. `source`: the client a PROXY header
+  // named ([address, port, family]), shown as the socket's remote end.
+  onDispatch(listenerId, fds, source) {
     const membership = this.memberships.get(listenerId);
     const statuses = new Uint8Array(fds.length);
     const accepted = [];
@@ -118,6 +128,7 @@ class ChannelClient {
         }
         const handle = wrapConnection(fds[i], membership.kind);
         if (handle !== null) {
+          if (source !== undefined) showPeer(handle, source);
           statuses[i] = 1;
           accepted.push(handle);
         }
@@ -125,6 +136,7 @@ class ChannelClient {
     }
     this.channel.reply(statuses);
     this.debugDispatch(listenerId, membership, fds.length, accepted.length);
+    if (accepted.length > 0) this.closeReports.track(listenerId, membership.server, accepted);
     let error = null;
     for (const handle of accepted) {
       try {
@@ -152,6 +164,18 @@ class ChannelClient {
             id, listenerId, offered - taken, offered, why);
     }
   }
+}
+
+// net.Socket asks its handle for remoteAddress/remotePort/remoteFamily
+// (getpeername); behind a PROXY-protocol load balancer the answer is the
+// client the header named, as if there were no proxy.
+function showPeer(handle, [address, port, family]) {
+  handle.getpeername = (out) => {
+    out.address = address;
+    out.port = port;
+    out.family = family;
+    return 0;
+  };
 }
 
 module.exports = { ChannelClient, ChannelMessageKind };

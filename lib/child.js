@@ -12,6 +12,7 @@ const path = require('path');
 const { debuglog } = require('util');
 const Worker = require('./worker');
 const { internal, sendHelper, closeFd, defineHidden } = require('./utils');
+const { stick } = require('./sticky_claims');
 const { role } = require('./role');
 const { ChannelClient } = require('./channel_client');
 const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
@@ -78,6 +79,8 @@ cluster._setupWorker = function() {
 
   const worker = new Worker({ id, process, state: 'online' });
   cluster.worker = worker;
+  // SCHED_STICKY by cookie or query (lib/sticky_claims.js).
+  defineHidden(worker, 'stick', (value) => stick(channel, value));
   debug('worker %d: online, connections arrive on fd %d', id, channelFd);
 
   process.once('disconnect', () => {

@@ -26,8 +26,8 @@ const debug = debuglog('rcluster');
 // in this process is this one; a node:cluster worker keeps Node's.
 const cluster = builtin.claim(false) ?? new EventEmitter();
 const intercom = new EventEmitter();
-const SCHED_NONE = 1;
-const SCHED_RR = 2;
+const routing = require('./routing');
+const { SCHED_NONE, SCHED_RR } = routing;
 // What a worker's listen fails with when the dispatcher, not the bind, failed.
 const UV_ECANCELED = uvErrno('ECANCELED');
 // Inspector ports a worker may be given (Node's internal/util/inspector).
@@ -52,20 +52,25 @@ cluster.workers = {};
 cluster.settings = {};
 cluster.SCHED_NONE = SCHED_NONE; // Leave it to the operating system.
 cluster.SCHED_RR = SCHED_RR; // Primary distributes connections.
+// rcluster's own policies (lib/routing.js), not enumerable, so that the
+// cluster object's keys stay node:cluster's.
+defineHidden(cluster, 'SCHED_LC', routing.SCHED_LC); // Primary deals to the least loaded worker.
+defineHidden(cluster, 'SCHED_STICKY', routing.SCHED_STICKY); // Primary deals by client address.
+defineHidden(cluster, 'SCHED_REUSEPORT', routing.SCHED_REUSEPORT); // A SO_REUSEPORT socket per worker.
 
 let ids = 0;
 let initialized = false;
 let dispatcher = null;
 let debugPortOffset = 1;
+// Sockets systemd passed this process (lib/socket_activation.js), for the
+// dispatcher to adopt when it starts.
+const inheritedFds = require('./socket_activation').takeListenFds();
 // Custom server data per handle key (tls session ticket keys): the first
 // worker's data is what every worker on that key gets, as in Node.
 const serverData = new Map();
 
 function policyFromEnv() {
-  const policy = process.env.NODE_CLUSTER_SCHED_POLICY;
-  if (policy === 'rr') return SCHED_RR;
-  if (policy === 'none') return SCHED_NONE;
-  return SCHED_RR;
+  return routing.policyFromEnvValue(process.env.NODE_CLUSTER_SCHED_POLICY);
 }
 
 // node:cluster reads NODE_CLUSTER_SCHED_POLICY when it loads, which in an ES
@@ -96,14 +101,27 @@ Object.defineProperty(cluster, 'schedulingPolicy', {
 function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
-    const { queueTimeout } = cluster.settings;
+    const { queueTimeout, routing: routingSettings } = cluster.settings;
     const onEvent = dispatcherEvents({
       cluster,
       records: workerRecords,
       withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
     });
-    dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }, onEvent);
+    // Where workers accept by themselves, the header could be stripped only
+    // from what the primary happens to accept (held connections): none is,
+    // so that the app sees one kind of connection.
+    const shared = routing.isShared(schedulingPolicy);
+    dispatcher = new Dispatcher({
+      ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),
+      ...(shared ? {} : routing.dispatcherOptions(routingSettings)),
+      ...(inheritedFds.length > 0 ? { inheritedFds } : {}),
+    }, onEvent);
     busModule.attachPrimary(dispatcher);
+    if (routingSettings && routingSettings.proxyProtocol && shared) {
+      // Each worker accepts by itself: the primary never sees the header.
+      process.emitWarning('routing.proxyProtocol has no effect under SCHED_NONE and SCHED_REUSEPORT, where ' +
+                          'workers accept connections themselves', { code: 'RCLUSTER_PROXY_PROTOCOL_SHARED' });
+    }
   }
   return dispatcher;
 }
@@ -140,9 +158,9 @@ cluster.setupPrimary = function setupPrimary(options) {
 
   schedulingPolicy = cluster.schedulingPolicy; // Freeze policy.
   initialized = true;
-  assert(schedulingPolicy === SCHED_NONE || schedulingPolicy === SCHED_RR,
+  assert(routing.isPolicy(schedulingPolicy),
          `Bad cluster.schedulingPolicy: ${schedulingPolicy}`);
-  debug('primary: scheduling policy %s', schedulingPolicy === SCHED_RR ? 'round-robin (SCHED_RR)' : 'shared sockets (SCHED_NONE)');
+  debug('primary: scheduling policy %s', routing.describe(schedulingPolicy));
 
   process.nextTick(setupSettingsNT, settings);
 
@@ -428,7 +446,8 @@ function queryServer(worker, message) {
       fd: message.fd,
       flags: message.flags,
       backlog: message.backlog,
-      shared: schedulingPolicy !== SCHED_RR,
+      shared: routing.isShared(schedulingPolicy),
+      policy: routing.nativeName(schedulingPolicy),
     });
   } catch (err) {
     // Not a bind failure (those come back as `errno`, for the worker to
@@ -438,7 +457,7 @@ function queryServer(worker, message) {
     // itself; the worker's listen fails with ECANCELED (the primary gave up
     // on it), not an errno that would blame its address.
     process.emitWarning(err);
-    result = { errno: UV_ECANCELED, shared: schedulingPolicy !== SCHED_RR };
+    result = { errno: UV_ECANCELED, shared: routing.isShared(schedulingPolicy) };
   }
   const shared = result.shared;
   if (result.errno === 0 && (result.created || !serverData.has(key))) {

@@ -107,6 +107,9 @@ function normalizeSettings(options, caller = normalizeSettings) {
   if ('queueTimeout' in options && options.queueTimeout !== undefined) {
     out.queueTimeout = validateQueueTimeout(options.queueTimeout, caller);
   }
+  if ('routing' in options && options.routing !== undefined) {
+    out.routing = require('./routing').normalizeRouting(options.routing, caller);
+  }
   if ('shutdownTimeout' in options && options.shutdownTimeout !== undefined) {
     out.shutdownTimeout = validateMs(options.shutdownTimeout, 'options.shutdownTimeout', 0, caller);
   }

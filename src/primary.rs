@@ -5,6 +5,10 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::ValueType;
 use napi_derive::napi;
+use rcluster_core::dispatcher::{ProxyConfig, StickyHttp};
+use rcluster_core::http_key::Rule as HttpRule;
+use rcluster_core::inherited::Inherited;
+use rcluster_core::proxy_header::{Cidr, Trust};
 use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
 
 use crate::events::{self, DispatcherEvent};
@@ -21,6 +25,64 @@ pub struct DispatcherOptions {
     /// Longest a connection waits in the primary for a worker to take it
     /// (default 30000); `Infinity` for no limit.
     pub queue_timeout_ms: Option<f64>,
+    /// Connections start with a PROXY protocol header (v1 or v2), which the
+    /// dispatcher reads and strips.
+    pub proxy_protocol: Option<ProxyProtocolOptions>,
+    /// Listening sockets inherited from systemd (`LISTEN_FDS`), which the
+    /// dispatcher takes over: a worker's listen on one's address gets it.
+    pub inherited_fds: Option<Vec<InheritedFd>>,
+    /// SCHED_STICKY by a query parameter or cookie of the first request.
+    pub sticky_key: Option<StickyKeyOptions>,
+}
+
+#[napi(object)]
+pub struct StickyKeyOptions {
+    /// The query parameter (`sid` for socket.io) whose value is the key.
+    pub query: Option<String>,
+    /// Or the cookie.
+    pub cookie: Option<String>,
+    /// Longest the first request's head is waited for (default 1000).
+    pub timeout_ms: Option<u32>,
+}
+
+#[napi(object)]
+pub struct InheritedFd {
+    pub fd: i32,
+    /// Its name in `LISTEN_FDNAMES`, if given.
+    pub name: Option<String>,
+}
+
+#[napi(object)]
+pub struct ProxyProtocolOptions {
+    /// Address blocks (`10.0.0.0/8`, `::1`) a header is accepted from;
+    /// absent: from any peer.
+    pub trusted: Option<Vec<String>>,
+    /// Longest a connection may take to send its header (default 3000).
+    pub timeout_ms: Option<u32>,
+}
+
+/// How long a connection may take to send its PROXY header by default.
+const PROXY_HEADER_TIMEOUT_MS: u32 = 3000;
+
+fn proxy_config(env: &Env, options: ProxyProtocolOptions) -> Result<ProxyConfig> {
+    let trust = match options.trusted {
+        None => Trust::Any,
+        Some(blocks) => Trust::Only(
+            blocks
+                .iter()
+                .map(|b| {
+                    Cidr::parse(b).ok_or_else(|| {
+                        JsError::invalid_arg_value(format!(
+                            "The property 'options.routing.proxyProtocol.trusted' must hold IP addresses or CIDR blocks. Received '{b}'"
+                        ))
+                        .into_napi(env)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    let timeout = Duration::from_millis(u64::from(options.timeout_ms.unwrap_or(PROXY_HEADER_TIMEOUT_MS)));
+    Ok(ProxyConfig { trust, timeout })
 }
 
 #[napi(object)]
@@ -48,6 +110,23 @@ pub struct ListenerStats {
     pub pending: u32,
     /// Connections closed after waiting longer than the queue timeout.
     pub expired: i64,
+    /// Its scheduling policy: `rr`, `none`, `lc` or `sticky`.
+    pub policy: String,
+    /// Connections each member holds open.
+    pub connections: Vec<OpenConnections>,
+    /// Connections closed for a malformed or late PROXY header, or from a
+    /// peer not trusted to send one.
+    pub proxy_rejected: i64,
+    /// Its listening sockets: 1, or one per worker slot under SCHED_REUSEPORT.
+    pub sockets: u32,
+}
+
+#[napi(object)]
+pub struct OpenConnections {
+    pub worker: u32,
+    pub open: i64,
+    /// Its server's `maxConnections`, as its last close report said.
+    pub max_connections: Option<u32>,
 }
 
 #[napi(object)]
@@ -127,6 +206,28 @@ impl Dispatcher {
                 // JS validated it: a non-negative number of milliseconds, or Infinity.
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
             }
+            if let Some(proxy) = options.proxy_protocol {
+                config.proxy = Some(proxy_config(&env, proxy)?);
+            }
+            if let Some(sticky) = options.sticky_key {
+                let rule = match (sticky.query, sticky.cookie) {
+                    (Some(name), _) => HttpRule::Query(name),
+                    (None, Some(name)) => HttpRule::Cookie(name),
+                    (None, None) => {
+                        return Err(JsError::invalid_arg_value("The sticky key needs a query or a cookie name".into())
+                            .into_napi(&env))
+                    }
+                };
+                let timeout = Duration::from_millis(u64::from(sticky.timeout_ms.unwrap_or(1000)));
+                config.sticky_http = Some(StickyHttp { rule, timeout });
+            }
+            if let Some(fds) = options.inherited_fds {
+                let fds: Vec<(i32, Option<String>)> = fds.into_iter().filter(|f| f.fd >= 3).map(|f| (f.fd, f.name)).collect();
+                // SAFETY: lib/socket_activation.js passes the descriptors
+                // systemd handed this process (LISTEN_PID is its pid), once;
+                // nothing else in the process uses them.
+                config.inherited = std::sync::Arc::new(unsafe { Inherited::adopt(&fds) });
+            }
         }
         let started = match on_event {
             Some(on_event) => dispatcher::Dispatcher::start_with_events(config, events::sink(&on_event)?),
@@ -170,13 +271,16 @@ impl Dispatcher {
     /// socket) and `shared` (SCHED_NONE). A bind failure comes back as
     /// `errno`, as node:cluster answers the worker; anything else throws.
     #[napi(
-        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean }"
+        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' | 'reuseport' }"
     )]
     pub fn listen(&self, env: Env, worker: u32, query: Object) -> Result<ListenResult> {
         let Some(key) = field::<String>(&query, "key", ValueType::String)? else {
             return Err(JsError::invalid_arg_type("The \"key\" property must be of type string".into()).into_napi(&env));
         };
         let shared = field::<bool>(&query, "shared", ValueType::Boolean)?.unwrap_or(false);
+        // Which policy a round-robin-style listener gets: `lc`, `sticky`, or
+        // (absent or anything else) round-robin.
+        let policy = field::<String>(&query, "policy", ValueType::String)?;
         let node = node_query(&query)?;
         // A datagram socket is always shared, as in node:cluster: there is
         // nothing to accept.
@@ -188,7 +292,13 @@ impl Dispatcher {
                 worker,
                 key,
                 spec,
-                mode: if shared { Mode::Shared } else { Mode::RoundRobin },
+                mode: match (shared, policy.as_deref()) {
+                    (_, Some("reuseport")) => Mode::ReusePort,
+                    (true, _) => Mode::Shared,
+                    (false, Some("lc")) => Mode::LeastConnections,
+                    (false, Some("sticky")) => Mode::Sticky,
+                    (false, _) => Mode::RoundRobin,
+                },
             })
         });
         match outcome {
@@ -203,7 +313,7 @@ impl Dispatcher {
                 };
                 Ok(ListenResult {
                     errno: 0,
-                    shared,
+                    shared: outcome.shared,
                     listener_id: outcome.listener,
                     created: outcome.created,
                     address,
@@ -256,6 +366,14 @@ impl Dispatcher {
                     accepted: l.accepted as i64,
                     pending: l.pending as u32,
                     expired: l.expired as i64,
+                    policy: l.policy.to_string(),
+                    connections: l
+                        .open
+                        .into_iter()
+                        .map(|(worker, open, cap)| OpenConnections { worker, open: open as i64, max_connections: cap })
+                        .collect(),
+                    proxy_rejected: l.proxy_rejected as i64,
+                    sockets: l.sockets as u32,
                 })
                 .collect(),
             workers: stats

@@ -6,6 +6,7 @@
 //! threadsafe function reached 0.92× of it.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::raw::c_int;
 use std::ptr;
@@ -34,6 +35,9 @@ pub enum ChannelMessageKind {
     Shared = 2,
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
+    /// One new connection whose client a PROXY protocol header named:
+    /// `fds[0]`, and the client as a fourth argument, `[address, port, family]`.
+    DispatchFrom = 4,
     /// Bus messages, in order: `listenerId` is how many, `payload` holds
     /// each as sender id (u32 LE), target id (u32 LE), length (u32 LE) and bytes. One call per
     /// wake-up rather than one per message: each call into JS costs more
@@ -47,6 +51,16 @@ pub enum ChannelMessageKind {
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
 const MAX_MESSAGES_PER_WAKE: usize = 64;
+
+/// What a message passes to JS after `(kind, listenerId, fds)`, if anything.
+#[derive(Clone, Copy)]
+enum Extra<'a> {
+    None,
+    /// A Buffer: the bus messages of one wake-up (`Bus`).
+    Payload(&'a [u8]),
+    /// `[address, port, family]`: the client a PROXY header named (`DispatchFrom`).
+    Source(SocketAddr),
+}
 
 /// The JS callback and the async context it runs in.
 struct JsCallback {
@@ -80,19 +94,19 @@ impl JsCallback {
     /// # Safety
     /// Must run on the JS thread of `self.env`, outside any other napi call (a
     /// libuv callback is such a place).
-    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) -> Result<()> {
+    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) -> Result<()> {
         let env = self.env;
         if self.callback.get().is_null() {
             return Ok(());
         }
         let mut scope = ptr::null_mut();
         check(sys::napi_open_handle_scope(env, &mut scope))?;
-        let called = self.call_in_scope(kind, listener, fds, payload);
+        let called = self.call_in_scope(kind, listener, fds, extra);
         let closed = check(sys::napi_close_handle_scope(env, scope));
         called.and(closed)
     }
 
-    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) -> Result<()> {
+    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) -> Result<()> {
         let env = self.env;
         let mut callback = ptr::null_mut();
         let mut global = ptr::null_mut();
@@ -107,13 +121,26 @@ impl JsCallback {
             check(sys::napi_create_int32(env, *fd, &mut value))?;
             check(sys::napi_set_element(env, argv[2], i as u32, value))?;
         }
-        let argc = match payload {
-            Some(bytes) => {
+        let argc = match extra {
+            Extra::None => 3,
+            Extra::Payload(bytes) => {
                 let mut data = ptr::null_mut();
                 check(sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut argv[3]))?;
                 4
             }
-            None => 3,
+            Extra::Source(source) => {
+                let address = source.ip().to_string();
+                let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
+                check(sys::napi_create_array_with_length(env, 3, &mut argv[3]))?;
+                let mut value = ptr::null_mut();
+                check(sys::napi_create_string_utf8(env, address.as_ptr().cast(), address.len() as _, &mut value))?;
+                check(sys::napi_set_element(env, argv[3], 0, value))?;
+                check(sys::napi_create_uint32(env, u32::from(source.port()), &mut value))?;
+                check(sys::napi_set_element(env, argv[3], 1, value))?;
+                check(sys::napi_create_string_utf8(env, family.as_ptr().cast(), family.len() as _, &mut value))?;
+                check(sys::napi_set_element(env, argv[3], 2, value))?;
+                4
+            }
         };
         let mut result = ptr::null_mut();
         // make_callback (not call_function): it runs process.nextTick and
@@ -180,14 +207,14 @@ impl Receiver {
     /// Calls JS; a failure to (not a throw by the callback, which goes to
     /// 'uncaughtException') is reported, as there is nobody to return it to.
     fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) {
-        self.call_with(kind, listener, fds, None);
+        self.call_with(kind, listener, fds, Extra::None);
     }
 
-    fn call_with(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
+    fn call_with(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) {
         // Whatever else arrived came after the bus messages held so far (a
         // peer's answer before the news of its death).
         self.flush_bus();
-        self.invoke(kind, listener, fds, payload);
+        self.invoke(kind, listener, fds, extra);
     }
 
     fn queue_bus(&self, from: u32, target: u32, payload: &[u8]) {
@@ -202,13 +229,13 @@ impl Receiver {
     fn flush_bus(&self) {
         let (count, records) = std::mem::take(&mut *self.bus_batch.borrow_mut());
         if count > 0 {
-            self.invoke(ChannelMessageKind::Bus, count, &[], Some(&records));
+            self.invoke(ChannelMessageKind::Bus, count, &[], Extra::Payload(&records));
         }
     }
 
-    fn invoke(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], payload: Option<&[u8]>) {
+    fn invoke(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) {
         // SAFETY: only called from the poll callback, on the JS thread.
-        if let Err(err) = unsafe { self.js.call(kind, listener, fds, payload) } {
+        if let Err(err) = unsafe { self.js.call(kind, listener, fds, extra) } {
             eprintln!("rcluster: cannot call the channel's callback: {err}");
         }
     }
@@ -290,6 +317,12 @@ impl Receiver {
                     *self.awaiting.borrow_mut() = fds;
                     self.call(ChannelMessageKind::Dispatch, listener, &raw);
                     // Whatever JS left unanswered (it threw first) is refused.
+                    self.reply(&[]);
+                }
+                Ok(Received::Message(Incoming::DispatchFrom { listener, fd, source })) => {
+                    let raw = [fd.as_raw_fd()];
+                    *self.awaiting.borrow_mut() = vec![fd];
+                    self.call_with(ChannelMessageKind::DispatchFrom, listener, &raw, Extra::Source(source));
                     self.reply(&[]);
                 }
                 Ok(Received::Message(Incoming::Shared { listener, fd })) => {
@@ -412,6 +445,27 @@ impl Channel {
     #[napi]
     pub fn send_bus(&self, env: Env, target: u32, payload: Buffer) -> Result<()> {
         self.receiver.channel.borrow_mut().send_bus(target, &payload).map_err(|e| to_js(&env, e))
+    }
+
+    /// Tells the primary that `closed` more connections it dispatched for
+    /// `listenerId` have closed, and the server's `maxConnections` (0: none).
+    #[napi]
+    pub fn report_closed(&self, env: Env, listener_id: u32, closed: u32, cap: u32) -> Result<()> {
+        match self.receiver.channel.borrow_mut().report_closed(listener_id, closed, cap) {
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
+    }
+
+    /// Tells the primary that connections whose sticky cookie or query value
+    /// is `value` (a session id of this worker's) are to come here.
+    #[napi]
+    pub fn stick(&self, env: Env, value: String) -> Result<()> {
+        let key = rcluster_core::sticky::fnv1a(value.as_bytes());
+        match self.receiver.channel.borrow_mut().stick(key) {
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
     }
 
     /// Makes the channel keep the event loop alive (while a server listens).

@@ -44,7 +44,8 @@ function describeMatch(match) {
 class ClusterProcess {
   // `prefix`: a command the fixture runs under, e.g. ['prlimit', '--nofile=256:256', '--'].
   // `nodeArgs`: node's own options, before the fixture (e.g. ['-r', 'rcluster/register']).
-  constructor(fixture, { env = {}, args = [], prefix = [], nodeArgs = [], echo = process.env.RCLUSTER_TEST_VERBOSE === '1' } = {}) {
+  // `extraFds`: descriptors the primary inherits as its fds 3, 4, ... (as systemd passes sockets).
+  constructor(fixture, { env = {}, args = [], prefix = [], nodeArgs = [], extraFds = [], echo = process.env.RCLUSTER_TEST_VERBOSE === '1' } = {}) {
     this.fixture = fixture;
     this.events = [];
     this.logs = [];
@@ -58,7 +59,7 @@ class ClusterProcess {
     const argv = [process.execPath, ...nodeArgs, path.join(FIXTURES, fixture), ...args];
     this.child = spawn(prefix.length > 0 ? prefix[0] : argv[0], [...prefix.slice(1), ...argv].slice(prefix.length > 0 ? 0 : 1), {
       env: { ...process.env, ...this.spawnEnv },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', ...extraFds],
       detached: true,
     });
     this.pid = this.child.pid;

@@ -99,7 +99,7 @@ const server = () => ({ maxConnections: undefined, _connections: 0 });
 const handle = () => ({ onconnection() { throw new Error('no connection should be taken'); } });
 
 test('channel client: ChannelMessageKind is the one object the native channel speaks', () => {
-  assert.deepEqual(ChannelMessageKind, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, Bus: 10, PeerGone: 11, BusDropped: 12 });
+  assert.deepEqual(ChannelMessageKind, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, DispatchFrom: 4, Bus: 10, PeerGone: 11, BusDropped: 12 });
 });
 
 test('channel client: connections for no server of this worker are refused, each one', () => {

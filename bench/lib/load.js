@@ -6,6 +6,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const WRK_SCRIPT = path.join(__dirname, '..', 'wrk-report.lua');
+const MIXED_CLIENT = path.join(__dirname, 'mixed-client.js');
 const AUTOCANNON_BIN = require.resolve('autocannon/autocannon.js', { paths: [path.join(__dirname, '..', '..')] });
 const REQUEST_TIMEOUT_S = 10; // per request, both tools
 const KILL_GRACE_S = 20; // the tool gets duration + this before we kill it
@@ -14,6 +15,12 @@ const KILL_GRACE_S = 20; // the tool gets duration + this before we kill it
 function buildCommand(spec) {
   const url = `http://127.0.0.1:${spec.port}/`;
   const pipelining = spec.pipelining || 1;
+  if (spec.tool === 'mixed') {
+    return {
+      file: process.execPath,
+      args: [MIXED_CLIENT, '--port', String(spec.port), '--seconds', String(spec.seconds), '--rate', String(spec.rate)],
+    };
+  }
   if (spec.tool === 'wrk') {
     // wrk pipelines only through a per-request Lua hook, which would leave its
     // fast path and make it a different client; the workloads that pipeline
@@ -40,7 +47,7 @@ async function runLoad(spec) {
   if (code !== 0) {
     throw new Error(`${spec.tool} failed (code ${code}, signal ${signal}): ${(stderr || stdout).trim().slice(-500)}`);
   }
-  const result = spec.tool === 'wrk' ? parseWrk(stdout) : parseAutocannon(stdout);
+  const result = spec.tool === 'wrk' ? parseWrk(stdout) : spec.tool === 'mixed' ? parseMixed(stdout) : parseAutocannon(stdout);
   // autocannon's latency is meaningless under Connection: close (see
   // bench/README.md): after each response it writes the next request onto
   // the closing socket, and that request's start time stays queued, so every
@@ -69,6 +76,23 @@ function parseWrk(stdout) {
       non2xx: r.errors.status,
     },
     raw: r,
+  };
+}
+
+// lib/mixed-client.js: the latency is the fast requests'; the slow ones'
+// is kept beside it.
+function parseMixed(stdout) {
+  const r = JSON.parse(stdout);
+  return {
+    requests: r.requests,
+    sent: null,
+    seconds: r.seconds,
+    rps: r.requests / r.seconds,
+    latencyMs: { p50: r.fast.p50, p99: r.fast.p99, mean: r.fast.mean, max: r.fast.max },
+    slowLatencyMs: { p50: r.slow.p50, p99: r.slow.p99, mean: r.slow.mean, max: r.slow.max },
+    fastSamples: r.fastSamples,
+    failures: { errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx },
+    raw: { ...r, fastSamples: undefined },
   };
 }
 

@@ -11,6 +11,11 @@ const CONFIGS = {
   'node-none': { label: 'node:cluster NONE', env: { BENCH_IMPL: 'node', BENCH_POLICY: 'none' } },
   'rcluster-rr': { label: 'rcluster RR', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr' } },
   'rcluster-none': { label: 'rcluster NONE', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'none' } },
+  'rcluster-lc': { label: 'rcluster LC', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc' } },
+  'rcluster-reuseport': { label: 'rcluster REUSEPORT', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'reuseport' } },
+  // Opt-in: every load tool connects from 127.0.0.1, one client address, so
+  // sticky routing rightly sends all of it to one worker.
+  'rcluster-sticky': { label: 'rcluster STICKY', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'sticky' }, optIn: true },
   single: { label: 'single process', env: { BENCH_IMPL: 'single' }, single: true },
 };
 
@@ -22,12 +27,20 @@ const CONFIGS = {
 // that sets connections / pipelining / handler / tool fixes them: those are
 // what the workload is, so --connections, --handler and --tool do not change
 // them. optIn: long, so only run when named in --workloads.
+// mixed: churn where 10% of requests take ~100 ms of CPU and the rest ~1 ms
+// (lib/mixed-client.js, its own load generator); its latency columns are the
+// fast requests' (what a policy that deals to a busy worker makes wait).
+// `configs`: the only configs a workload runs for.
 const WORKLOADS = {
   keepalive: { churn: false, serverEnv: {} },
   churn: { churn: true, serverEnv: {} },
   blocked: { churn: true, serverEnv: { BENCH_BLOCK_PRIMARY: '200/250' }, needsPrimary: true },
   demo: { churn: false, serverEnv: {}, handler: 'cpu', connections: 1000, pipelining: 10, tool: 'autocannon', optIn: true },
   'demo-100': { churn: false, serverEnv: {}, handler: 'cpu', connections: 100, pipelining: 10, tool: 'autocannon', optIn: true },
+  mixed: {
+    churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc'],
+  },
 };
 
 // The connect-to-first-byte probe (lib/probe.js) opens at most this many
@@ -43,7 +56,7 @@ const DEFAULTS = {
   threads: 1,
   handler: 'hello',
   workloads: Object.keys(WORKLOADS).filter((w) => !WORKLOADS[w].optIn),
-  configs: Object.keys(CONFIGS),
+  configs: Object.keys(CONFIGS).filter((c) => !CONFIGS[c].optIn),
   tool: null, // wrk when it is on PATH, autocannon otherwise
   probeInterval: 50,
   out: path.join(__dirname, '..', 'results'),
@@ -61,10 +74,12 @@ const HELP = `Usage: node bench/run.js [options]
   --threads N        wrk threads (default ${DEFAULTS.threads}; autocannon is single-threaded)
   --handler H        hello | cpu  (cpu: 1e5-iteration loop per request) (default ${DEFAULTS.handler})
   --workloads LIST   comma list of ${Object.keys(WORKLOADS).join(',')}
+                     (mixed: open-loop requests, 10% ~100 ms of CPU; runs rr, none and lc only)
                      (default: ${DEFAULTS.workloads.join(',')}; demo and demo-100 are
                      autocannon -c 1000 / -c 100, -p 10, handler cpu, whatever the
                      other flags say; npm run bench:demo runs them)
-  --configs LIST     comma list of ${Object.keys(CONFIGS).join(',')} (default: all)
+  --configs LIST     comma list of ${Object.keys(CONFIGS).join(',')}
+                     (default: all but rcluster-sticky, whose load tools connect from one address)
   --tool T           autocannon | wrk (default: wrk if on PATH, else autocannon)
   --probe-interval MS  during each load, open one fresh connection every MS ms
                      (at most ${MAX_PROBES}) and time connect -> first response byte;
@@ -145,6 +160,9 @@ function loadSettings(opts, workload) {
     pipelining: w.pipelining || 1,
     handler: w.handler || opts.handler,
     churn: w.churn,
+    // Open-loop requests a second (mixed): scaled with the workers, so that
+    // each stays mostly idle (a slow request is 100 ms of CPU).
+    rate: w.ratePerWorker ? w.ratePerWorker * opts.workers : null,
   };
 }
 

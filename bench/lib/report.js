@@ -44,7 +44,7 @@ function markdownTable(rows) {
 function tableCells(row) {
   const head = [row.config, row.workload];
   const blank = (text) => [...head, text, ...Array(COLUMNS.length - 3).fill('')];
-  if (!row.applicable) return blank('n/a (no primary to block)');
+  if (!row.applicable) return blank(WORKLOADS[row.workload].configs ? 'n/a (not run for this workload)' : 'n/a (no primary to block)');
   if (!row.rps) return blank(`**FAILED** in ${row.roundsFailed} round(s), see below`);
   const partial = row.roundsFailed ? ` (${row.roundsFailed} round(s) failed)` : '';
   const lat = row.latencyMs;
@@ -126,7 +126,15 @@ function toolNotes(rows, opts) {
   if (rows.some((r) => r.tool === 'autocannon')) {
     notes.push('autocannon reports latencies in whole milliseconds (its mean is computed from them).');
   }
-  const pinned = opts.workloads.filter((w) => WORKLOADS[w].tool && WORKLOADS[w].tool !== opts.tool);
+  if (opts.workloads.includes('mixed')) {
+    const slow = rows.filter((r) => r.workload === 'mixed' && r.slowP99Ms != null)
+      .map((r) => `${r.config} ${r.slowP99Ms.toFixed(1)}`).join(', ');
+    notes.push('mixed: open-loop Poisson arrivals (8 a second per worker, seeded), 10% of requests taking ~100 ms '
+      + 'of CPU and 90% ~1 ms, each on a fresh connection (bench/lib/mixed-client.js); its latency columns are the '
+      + 'fast requests\' only, pooled over all rounds. '
+      + `Slow requests' p99 ms: ${slow || 'n/a'}.`);
+  }
+  const pinned = opts.workloads.filter((w) => WORKLOADS[w].tool && WORKLOADS[w].tool !== opts.tool && w !== 'mixed');
   if (pinned.length) {
     notes.push(`Workload(s) ${pinned.join(', ')} always use ${WORKLOADS[pinned[0]].tool}, the tool of the benchmark they `
       + `reproduce, not ${opts.tool}: compare their rows with each other, never with rows measured by another tool.`);

@@ -55,12 +55,15 @@ function summarizeOne(measurements, config, workload, opts) {
     rps: { median: median(rps), min: Math.min(...rps), max: Math.max(...rps), perRound: rps },
     serverRps: median(ok.map((m) => m.server.requests / m.client.seconds)),
     latencyValid,
-    latencyMs: latencyValid ? {
+    // mixed: the fast requests of all rounds pooled, as a round has too few
+    // for a p99 of its own.
+    latencyMs: ok.every((m) => m.client.fastSamples) ? pooled(ok.flatMap((m) => m.client.fastSamples)) : latencyValid ? {
       p50: median(ok.map((m) => m.client.latencyMs.p50)),
       p99: median(ok.map((m) => m.client.latencyMs.p99)),
       mean: median(ok.map((m) => m.client.latencyMs.mean)),
       max: median(ok.map((m) => m.client.latencyMs.max)),
     } : null,
+    slowP99Ms: ok.every((m) => m.client.slowLatencyMs) ? median(ok.map((m) => m.client.slowLatencyMs.p99)) : null,
     probe: summarizeProbe(ok.map((m) => m.probe).filter(Boolean)),
     failureCount: sum(ok.map((m) => m.client.failures.errors + m.client.failures.timeouts + m.client.failures.non2xx)),
     failureParts: {
@@ -99,8 +102,16 @@ function summarizeProbe(probes) {
   };
 }
 
+function pooled(samples) {
+  const p = percentiles(samples);
+  if (!p) return null;
+  return { p50: p.p50, p99: p.p99, mean: samples.reduce((a, b) => a + b, 0) / samples.length, max: p.max };
+}
+
 function applicable(config, workload) {
-  return !(CONFIGS[config].single && WORKLOADS[workload].needsPrimary);
+  const w = WORKLOADS[workload];
+  if (w.configs && !w.configs.includes(config)) return false;
+  return !(CONFIGS[config].single && w.needsPrimary);
 }
 
 function addRatios(rows) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::listener::{BoundSocket, SocketType};
 use crate::peer::{Connection, Peer, WorkerId};
 use crate::policy::{Ask, Load, Mode, Pick, Policy};
+use crate::reuseport::ReusePortSlots;
 use crate::sys::{self, LocalAddr};
 use crate::wire::ListenerId;
 
@@ -37,7 +38,22 @@ pub struct ListenHandle {
     accepted_total: u64,
     /// Connections closed because they waited longer than the queue timeout.
     expired_total: u64,
+    /// Per member: connections it holds open (taken, and not yet reported
+    /// closed) and its server's `maxConnections`, from its close reports.
+    open: HashMap<WorkerId, (u64, Option<u32>)>,
+    /// Connections closed for a missing, malformed or late PROXY header, or
+    /// from a peer not trusted to send one.
+    proxy_rejected_total: u64,
+    /// SCHED_REUSEPORT: every member's own socket (`socket` is the first).
+    reuse: Option<ReusePortSlots>,
+    /// Sticky keys (session ids) members said are theirs.
+    claims: HashMap<u64, WorkerId>,
 }
+
+/// Most sticky keys remembered per listener; past that they are forgotten
+/// all at once (a session then goes where its key hashes, which its owner
+/// may not be): a bound on memory, not a working-set size.
+pub const MAX_CLAIMS: usize = 1 << 20;
 
 impl ListenHandle {
     /// A handle for a freshly bound socket. A datagram socket always gets the
@@ -57,6 +73,156 @@ impl ListenHandle {
             paused_until: None,
             accepted_total: 0,
             expired_total: 0,
+            open: HashMap::new(),
+            proxy_rejected_total: 0,
+            reuse: None,
+            claims: HashMap::new(),
+        }
+    }
+
+    /// Whether who gets a connection depends on its client or session.
+    pub fn is_keyed(&self) -> bool {
+        self.policy.keyed()
+    }
+
+    /// `worker` owns the session whose key is `key`: connections with that
+    /// key go to it while it is a member.
+    pub fn claim(&mut self, key: u64, worker: WorkerId) {
+        if !self.policy.keyed() || !self.open.contains_key(&worker) {
+            return;
+        }
+        if self.claims.len() >= MAX_CLAIMS {
+            self.claims.clear();
+        }
+        self.claims.insert(key, worker);
+    }
+
+    /// SCHED_REUSEPORT: a handle whose members get sockets of their own;
+    /// `socket` was bound with `SO_REUSEPORT` and is the first of them.
+    pub fn with_reuse_port(mut self, ipv6_only: bool, backlog: i32) -> std::io::Result<Self> {
+        let LocalAddr::Inet(addr) = self.socket.local else {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let first = sys::dup_cloexec(self.socket.fd.as_fd())?;
+        self.reuse = Some(ReusePortSlots::new(first, addr, ipv6_only, backlog));
+        Ok(self)
+    }
+
+    /// How many sockets it has: 1, or under SCHED_REUSEPORT one per slot.
+    pub fn socket_count(&self) -> usize {
+        self.reuse.as_ref().map_or(1, ReusePortSlots::len)
+    }
+
+    /// The copy of the listening socket a member that accepts by itself gets:
+    /// the shared one, or under SCHED_REUSEPORT its own slot's.
+    pub fn socket_for(&mut self, worker: WorkerId) -> std::io::Result<std::os::fd::OwnedFd> {
+        match &mut self.reuse {
+            Some(reuse) => reuse.assign(worker),
+            None => sys::dup_cloexec(self.socket.fd.as_fd()),
+        }
+    }
+
+    /// The sockets the primary watches for connections to accept.
+    pub fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        match &self.reuse {
+            Some(reuse) => reuse.orphans().collect(),
+            None => vec![self.socket.fd.as_fd()],
+        }
+    }
+
+    /// Whether the primary accepts for this handle at all: under
+    /// SCHED_REUSEPORT only while some socket has no worker.
+    fn accepts_for_someone(&self) -> bool {
+        self.reuse.as_ref().is_none_or(ReusePortSlots::has_orphans)
+    }
+
+    pub fn proxy_rejected_total(&self) -> u64 {
+        self.proxy_rejected_total
+    }
+
+    pub fn count_proxy_rejected(&mut self) {
+        self.proxy_rejected_total += 1;
+    }
+
+    /// Queues a connection whose PROXY header was read: a policy that places
+    /// connections by client places it by the client the header named.
+    pub fn push_proxied(&mut self, mut conn: Connection) {
+        if let (true, Some(source)) = (self.policy.keyed(), conn.source) {
+            conn.key = Some(crate::sticky::client_key(source.ip()));
+        }
+        self.pending.push_back(conn);
+    }
+
+    /// The policy's name, as `cluster.stats()` shows it.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// How many connections each member holds open, and its cap, by worker id.
+    pub fn open_counts(&self) -> Vec<(WorkerId, u64, Option<u32>)> {
+        let mut counts: Vec<(WorkerId, u64, Option<u32>)> = self
+            .policy
+            .members()
+            .into_iter()
+            .map(|id| {
+                let (open, cap) = self.open.get(&id).copied().unwrap_or((0, None));
+                (id, open, cap)
+            })
+            .collect();
+        counts.sort_unstable();
+        counts
+    }
+
+    /// `worker` took one of this listener's connections.
+    pub fn opened(&mut self, worker: WorkerId) {
+        // Only members have an entry (`add`): a worker out of the rotation
+        // is counted no more.
+        if let Some(entry) = self.open.get_mut(&worker) {
+            entry.0 += 1;
+            self.policy.set_open(worker, entry.0, entry.1);
+        }
+    }
+
+    /// `worker` reports `closed` more of its connections closed, and its
+    /// server's `maxConnections` (0: none).
+    pub fn closed(&mut self, worker: WorkerId, closed: u32, cap: u32) {
+        if let Some(entry) = self.open.get_mut(&worker) {
+            entry.0 = entry.0.saturating_sub(u64::from(closed));
+            entry.1 = (cap > 0).then_some(cap);
+            self.policy.set_open(worker, entry.0, entry.1);
+        }
+    }
+
+    /// Who should get `conn` now: by its client for a keyed policy.
+    fn pick_for(&self, ask: &Ask<'_>, conn: &Connection) -> Option<Pick> {
+        let refused_by = &conn.offers.refused_by;
+        match conn.key {
+            Some(key) => {
+                if let Some(owner) = self.claims.get(&key) {
+                    if let Some(decided) = self.policy.pick_member(ask, refused_by, *owner) {
+                        return decided;
+                    }
+                }
+                self.policy.pick_keyed(ask, refused_by, key)
+            }
+            None => self.policy.pick(ask, refused_by),
+        }
+    }
+
+    /// Gives a connection just accepted for `pick` to its worker. A policy
+    /// that places connections by client picks again, now that the client
+    /// is known, and holds it if that client's worker is to be waited for.
+    pub fn deal_new(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>, window: usize, now: Instant) {
+        let pick = match conn.key {
+            Some(_) => with_ask(peers, window, now, |ask| self.pick_for(ask, &conn)),
+            None => Some(pick),
+        };
+        match pick {
+            Some(pick) => {
+                let worker = self.policy.commit(pick, &[]);
+                peers.get_mut(&worker).expect("members are live peers").push(conn);
+            }
+            None => self.pending.push_back(conn),
         }
     }
 
@@ -111,7 +277,11 @@ impl ListenHandle {
 
     /// Adds a worker. Returns false if it already was a member.
     pub fn add(&mut self, worker: WorkerId) -> bool {
-        self.policy.add(worker)
+        let added = self.policy.add(worker);
+        if added {
+            self.open.insert(worker, (0, None));
+        }
+        added
     }
 
     /// Takes a worker out. Returns false if it was not a member. The owner
@@ -119,6 +289,12 @@ impl ListenHandle {
     /// its last worker (as Node's `remove` does), kept open and queueing
     /// connections after its last worker died.
     pub fn remove(&mut self, worker: WorkerId) -> bool {
+        self.open.remove(&worker);
+        // Its sessions went with it.
+        self.claims.retain(|_, owner| *owner != worker);
+        if let Some(reuse) = &mut self.reuse {
+            reuse.release(worker);
+        }
         self.policy.remove(worker)
     }
 
@@ -143,21 +319,22 @@ impl ListenHandle {
         self.policy.pick(ask, &[])
     }
 
-    pub fn commit_new(&mut self, pick: Pick) -> WorkerId {
-        self.policy.commit(pick, &[])
-    }
-
     /// Whether the primary should accept from this socket now: to deal out
     /// (its policy deals new connections and someone can take one), or to
     /// hold connections while no worker listens on it, up to `queue_limit`.
     pub fn wants_accept(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
-        if self.paused_until.is_some() || self.socket_type == SocketType::Datagram {
+        if self.paused_until.is_some() || self.socket_type == SocketType::Datagram || !self.accepts_for_someone() {
             return false;
         }
         if self.is_empty() {
             return self.pending.len() < queue_limit;
         }
-        self.policy.deals_new_connections() && self.pick_new(ask).is_some()
+        // A keyed policy accepts before it knows who gets the connection, and
+        // may hold it for its client's worker: bounded like a held queue.
+        if self.policy.keyed() && self.pending.len() >= queue_limit {
+            return false;
+        }
+        (self.policy.deals_new_connections() || self.reuse.is_some()) && self.pick_new(ask).is_some()
     }
 
     /// Whether this wake-up should accept at all: not while paused or for a
@@ -166,13 +343,14 @@ impl ListenHandle {
     pub fn accepts_now(&self) -> bool {
         self.paused_until.is_none()
             && self.socket_type == SocketType::Stream
-            && (self.is_empty() || self.policy.deals_new_connections())
+            && self.accepts_for_someone()
+            && (self.is_empty() || self.policy.deals_new_connections() || self.reuse.is_some())
     }
 
     /// Whether some queued connection could be given out now.
     pub fn pending_can_move(&self, ask: &Ask<'_>) -> bool {
         !self.is_empty()
-            && self.pending.iter().any(|c| c.offers.is_due(ask.now) && self.policy.pick(ask, &c.offers.refused_by).is_some())
+            && self.pending.iter().any(|c| c.offers.is_due(ask.now) && self.pick_for(ask, c).is_some())
     }
 
     /// The next time a queued connection becomes due for another offer, or
@@ -203,7 +381,7 @@ impl ListenHandle {
             let pick = if self.is_empty() || !conn.offers.is_due(now) {
                 None
             } else {
-                with_ask(peers, window, now, |ask| self.policy.pick(ask, &conn.offers.refused_by))
+                with_ask(peers, window, now, |ask| self.pick_for(ask, &conn))
             };
             match pick {
                 Some(pick) => {
@@ -233,9 +411,19 @@ impl ListenHandle {
     }
 
     pub fn accept(&mut self) -> std::io::Result<Connection> {
-        let fd = sys::accept(self.socket.fd.as_fd())?;
+        let fd = match &self.reuse {
+            Some(reuse) => reuse.accept()?,
+            None => sys::accept(self.socket.fd.as_fd())?,
+        };
         self.accepted_total += 1;
-        Ok(Connection::new(self.id, fd, Instant::now()))
+        let mut conn = Connection::new(self.id, fd, Instant::now());
+        if self.policy.keyed() {
+            // A unix socket's clients have no address: they go by turn.
+            if let Ok(LocalAddr::Inet(peer)) = sys::peer_addr(conn.fd.as_fd()) {
+                conn.key = Some(crate::sticky::client_key(peer.ip()));
+            }
+        }
+        Ok(conn)
     }
 
     /// Called when the handle is dropped for good: a unix socket path is

@@ -5,7 +5,8 @@
 //! - [`bus`]: the message bus's messages on the same channels, and their bounded queues.
 //! - [`dispatcher`]: the primary's accept-and-dispatch thread.
 //! - [`handle`]: one shared listening socket, its policy and the connections held for it.
-//! - [`policy`]: who gets the next connection (round-robin, shared), decided purely.
+//! - [`policy`]: who gets the next connection (round-robin, shared), decided purely;
+//!   [`least_connections`] and [`sticky`] are two more policies.
 //! - [`peer`]: the primary's view of one worker and its unacknowledged connections.
 //! - [`worker_channel`]: a worker's end of its channel.
 //! - [`wire`]: the one definition of the messages on that channel.
@@ -19,11 +20,17 @@ pub mod bus;
 pub mod dispatcher;
 pub mod error;
 pub mod handle;
+pub mod http_key;
+pub mod inherited;
+pub mod least_connections;
 pub mod listener;
 pub mod node_query;
 pub mod peer;
 pub mod policy;
+pub mod proxy_header;
+pub mod reuseport;
 pub mod shared_memory;
+pub mod sticky;
 pub mod sys;
 pub mod wire;
 pub mod worker_channel;

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -24,11 +25,17 @@ pub struct Connection {
     pub since: Instant,
     /// Who refused it, and when it may be offered again.
     pub offers: Offers,
+    /// Its client's key, for a policy that places connections by client
+    /// (sticky); `None` otherwise.
+    pub key: Option<u64>,
+    /// The client a PROXY protocol header named, which the worker shows as
+    /// the socket's remote address.
+    pub source: Option<SocketAddr>,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, since, offers: Offers::default() }
+        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None }
     }
 }
 
@@ -240,15 +247,23 @@ impl Peer {
         while self.unsent > 0 {
             let start = self.in_flight.len() - self.unsent;
             let listener = self.in_flight[start].listener;
-            let fds: Vec<BorrowedFd<'_>> = self
-                .in_flight
-                .range(start..)
-                .take_while(|c| c.listener == listener)
-                .take(MAX_FDS_PER_MESSAGE)
-                .map(|c| c.fd.as_fd())
-                .collect();
+            let source = self.in_flight[start].source;
+            // A connection with its client's address goes alone, with it.
+            let fds: Vec<BorrowedFd<'_>> = if source.is_some() {
+                vec![self.in_flight[start].fd.as_fd()]
+            } else {
+                self.in_flight
+                    .range(start..)
+                    .take_while(|c| c.listener == listener && c.source.is_none())
+                    .take(MAX_FDS_PER_MESSAGE)
+                    .map(|c| c.fd.as_fd())
+                    .collect()
+            };
             let count = u8::try_from(fds.len()).expect("MAX_FDS_PER_MESSAGE fits in the header's count byte");
-            let msg = ToWorker::Dispatch { listener, count }.encode();
+            let msg = match source {
+                Some(source) => ToWorker::DispatchFrom { listener, source }.encode(),
+                None => ToWorker::Dispatch { listener, count }.encode(),
+            };
             let sent = sys::send_message(self.channel.as_fd(), &msg, &fds);
             let n = fds.len();
             drop(fds);

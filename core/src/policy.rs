@@ -8,8 +8,8 @@
 //! the turns it owes). It touches no socket and reads no clock, so every rule
 //! here is tested table by table with constructed `Instant`s.
 //!
-//! Least-connections or sticky routing would each be one more type
-//! implementing [`Policy`].
+//! Least-connections and sticky routing are two more types implementing
+//! [`Policy`], in [`crate::least_connections`] and [`crate::sticky`].
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -50,14 +50,14 @@ impl Load {
         Load { free: 0, full_since: None, gone: true }
     }
 
-    fn has_credit(&self) -> bool {
+    pub(crate) fn has_credit(&self) -> bool {
         self.free > 0
     }
 
     /// Without credit for at least `stall`: its JS is not taking
     /// connections (hung, or busy for long), so its turn may be skipped. One
     /// that only just filled up is waited for instead.
-    fn is_stalled(&self, now: Instant, stall: Duration) -> bool {
+    pub(crate) fn is_stalled(&self, now: Instant, stall: Duration) -> bool {
         self.gone || self.full_since.is_some_and(|since| now.saturating_duration_since(since) >= stall)
     }
 }
@@ -76,6 +76,17 @@ pub struct Pick {
     idx: usize,
     /// Repays a turn this worker was owed, rather than taking the next turn.
     repays: bool,
+}
+
+impl Pick {
+    /// The member at `idx` of a policy's own list.
+    pub(crate) fn at(idx: usize) -> Self {
+        Pick { idx, repays: false }
+    }
+
+    pub(crate) fn idx(&self) -> usize {
+        self.idx
+    }
 }
 
 /// A connection's history of offers: who refused it in this round, how many
@@ -155,6 +166,37 @@ pub trait Policy: Debug + Send {
         offers.refused_by.push(worker);
         self.new_round_if_refused_by_all(offers, now);
     }
+
+    /// The name `cluster.stats()` shows: `rr`, `none`, `lc` or `sticky`.
+    fn name(&self) -> &'static str;
+
+    /// Whether who gets a connection depends on the connection itself (its
+    /// client's address): then it is accepted first and placed with
+    /// [`Policy::pick_keyed`].
+    fn keyed(&self) -> bool {
+        false
+    }
+
+    /// Who should get a connection whose client hashes to `key`.
+    fn pick_keyed(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: u64) -> Option<Pick> {
+        let _ = key;
+        self.pick(ask, refused_by)
+    }
+
+    /// Who gets a connection for a session `worker` said is its own: that
+    /// worker, or wait for it, or (`None`: not a member, gone or stalled)
+    /// whoever the key hashes to.
+    fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
+        let _ = (ask, refused_by, worker);
+        None
+    }
+
+    /// `open` is how many connections `worker` holds open on this listener,
+    /// and `cap` its server's `maxConnections` (`None`: no limit), as the
+    /// worker's close reports say.
+    fn set_open(&mut self, worker: WorkerId, open: u64, cap: Option<u32>) {
+        let _ = (worker, open, cap);
+    }
 }
 
 /// Which policy a listener gets, chosen once when its socket is bound.
@@ -164,6 +206,15 @@ pub enum Mode {
     RoundRobin,
     /// SCHED_NONE: each worker gets the listening socket and accepts itself.
     Shared,
+    /// The primary deals each connection to the worker with the fewest open.
+    LeastConnections,
+    /// The primary deals each connection by its client's address, the same
+    /// client to the same worker.
+    Sticky,
+    /// Each worker gets a `SO_REUSEPORT` socket of its own and accepts from
+    /// it (`crate::reuseport`); the primary deals only what it accepts from
+    /// sockets whose worker is gone, in turn.
+    ReusePort,
 }
 
 impl Mode {
@@ -173,6 +224,9 @@ impl Mode {
         match self {
             Mode::RoundRobin => Box::new(RoundRobin::new(stall)),
             Mode::Shared => Box::new(Shared::new(stall)),
+            Mode::LeastConnections => Box::new(crate::least_connections::LeastConnections::new()),
+            Mode::Sticky => Box::new(crate::sticky::Sticky::new(stall)),
+            Mode::ReusePort => Box::new(ReusePort { rotation: Rotation::new(stall) }),
         }
     }
 }
@@ -313,10 +367,13 @@ impl Shared {
 }
 
 macro_rules! rotation_policy {
-    ($ty:ty, deals_new_connections = $deals:expr) => {
+    ($ty:ty, deals_new_connections = $deals:expr, name = $name:expr) => {
         impl Policy for $ty {
             fn deals_new_connections(&self) -> bool {
                 $deals
+            }
+            fn name(&self) -> &'static str {
+                $name
             }
             fn members(&self) -> Vec<WorkerId> {
                 self.rotation.members()
@@ -343,8 +400,16 @@ macro_rules! rotation_policy {
     };
 }
 
-rotation_policy!(RoundRobin, deals_new_connections = true);
-rotation_policy!(Shared, deals_new_connections = false);
+/// `SCHED_REUSEPORT`'s: members accept from sockets of their own; the
+/// primary deals in turn what it accepts for the ones without a worker.
+#[derive(Debug)]
+pub struct ReusePort {
+    rotation: Rotation,
+}
+
+rotation_policy!(RoundRobin, deals_new_connections = true, name = "rr");
+rotation_policy!(ReusePort, deals_new_connections = false, name = "reuseport");
+rotation_policy!(Shared, deals_new_connections = false, name = "none");
 
 #[cfg(test)]
 mod tests {

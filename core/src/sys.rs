@@ -136,11 +136,24 @@ fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, val
 /// A close-on-exec, non-blocking inet socket of `kind` bound to `addr`, with
 /// `SO_REUSEADDR` if asked and, on IPv6, `IPV6_V6ONLY` as given.
 fn bound_inet_socket(addr: SocketAddr, kind: libc::c_int, ipv6_only: bool, reuse_addr: bool) -> io::Result<OwnedFd> {
+    bound_inet_socket_with(addr, kind, ipv6_only, reuse_addr, false)
+}
+
+fn bound_inet_socket_with(
+    addr: SocketAddr,
+    kind: libc::c_int,
+    ipv6_only: bool,
+    reuse_addr: bool,
+    reuse_port: bool,
+) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
     // SAFETY: plain integer arguments.
     let fd = owned(unsafe { syscall!(socket(domain, kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0))? });
     if reuse_addr {
         setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    }
+    if reuse_port {
+        setsockopt_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     }
     if addr.is_ipv6() {
         setsockopt_int(fd.as_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, ipv6_only as libc::c_int)?;
@@ -157,6 +170,17 @@ fn bound_inet_socket(addr: SocketAddr, kind: libc::c_int, ipv6_only: bool, reuse
 /// `SO_REUSEADDR` on, `IPV6_V6ONLY` only when asked for.
 pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
     let fd = bound_inet_socket(addr, libc::SOCK_STREAM, ipv6_only, true)?;
+    // SAFETY: `fd` is a bound stream socket.
+    unsafe {
+        syscall!(listen(fd.as_raw_fd(), backlog))?;
+    }
+    Ok(fd)
+}
+
+/// `tcp_listener` with `SO_REUSEPORT`: one of several sockets on the same
+/// address among which the kernel spreads connections.
+pub fn tcp_listener_reuseport(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
+    let fd = bound_inet_socket_with(addr, libc::SOCK_STREAM, ipv6_only, true, true)?;
     // SAFETY: `fd` is a bound stream socket.
     unsafe {
         syscall!(listen(fd.as_raw_fd(), backlog))?;
@@ -297,6 +321,18 @@ pub fn local_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
     raw_to_local_addr(&storage, len)
 }
 
+/// The address of a connected socket's peer (`getpeername`).
+pub fn peer_addr(fd: BorrowedFd<'_>) -> io::Result<LocalAddr> {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is writable for `len` bytes, and `len` is passed by pointer.
+    unsafe {
+        syscall!(getpeername(fd.as_raw_fd(), &mut storage as *mut _ as *mut libc::sockaddr, &mut len))?;
+    }
+    raw_to_local_addr(&storage, len)
+}
+
 /// Where a listening socket is bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocalAddr {
@@ -385,6 +421,15 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         ))?
     };
     Ok(owned(fd))
+}
+
+/// Reads up to `buf.len()` bytes of a stream socket without blocking; with
+/// `peek`, leaves them in the socket (`MSG_PEEK`). `Ok(0)` is end of file.
+pub fn recv_bytes(fd: BorrowedFd<'_>, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: `buf` is writable for its whole length.
+    let n = unsafe { syscall!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags))? };
+    Ok(n as usize)
 }
 
 /// Sends one message, with `fds` attached as `SCM_RIGHTS` when there are any.

@@ -15,6 +15,10 @@
 //! Primary -> worker:
 //! - `DISPATCH`: 1..=253 accepted connections for one listener, as `SCM_RIGHTS`.
 //! - `SHARED`:   the listening socket itself (SCHED_NONE), exactly one fd.
+//! - `DISPATCH_FROM`: one accepted connection whose client a PROXY protocol
+//!   header named (the primary read and stripped it): byte 2 is 1, one fd, and
+//!   after the header the client's address: family (4 or 6), 16 address bytes
+//!   (an IPv4 address in the first 4), port (u16 big-endian).
 //! - `LEFT`:     the worker is out of that listener's rotation; nothing more for
 //!   it follows, so the worker may forget the listener (closing protocol, docs/DESIGN.md §3.6).
 //!
@@ -23,8 +27,15 @@
 //!   `ACCEPTED` (the worker owns a socket for it now, no byte read yet, so the
 //!   primary may close its copy) or `REJECTED` (give it to another worker).
 //! - `LEAVE`:    take me out of this listener's rotation (my server is closing).
+//! - `CLOSED`:   this many more of the connections I took from this listener
+//!   have closed (u32 LE), and my server's `maxConnections` (u32 LE, 0 for
+//!   none): what least-connections routing and `stats()` count by.
+//! - `STICK`:    this sticky key (u64 LE: the hash of a session id, say) is
+//!   mine: connections whose cookie or query value hashes to it come to me.
 //!
 //! Kinds 20-29 are the message bus's, both ways (`crate::bus`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::error::{Error, Result};
 use crate::sys::MAX_FDS_PER_MESSAGE;
@@ -33,11 +44,14 @@ pub type ListenerId = u32;
 
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 8;
+/// The client address after a `DISPATCH_FROM` header.
+pub const SOURCE_LEN: usize = 19;
 /// Large enough for any message either side sends (a bus message is the largest).
 pub const MAX_MESSAGE_LEN: usize = {
     let dispatch = HEADER_LEN + MAX_FDS_PER_MESSAGE;
     if crate::bus::MAX_BUS_MESSAGE > dispatch { crate::bus::MAX_BUS_MESSAGE } else { dispatch }
 };
+const _: () = assert!(HEADER_LEN + SOURCE_LEN <= MAX_MESSAGE_LEN);
 
 pub const ACCEPTED: u8 = 1;
 pub const REJECTED: u8 = 0;
@@ -47,11 +61,15 @@ const KIND_SHARED: u8 = 2;
 const KIND_LEFT: u8 = 3;
 const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
+const KIND_CLOSED: u8 = 6;
+const KIND_DISPATCH_FROM: u8 = 7;
+const KIND_STICK: u8 = 8;
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToWorker {
     Dispatch { listener: ListenerId, count: u8 },
+    DispatchFrom { listener: ListenerId, source: SocketAddr },
     Shared { listener: ListenerId },
     Left { listener: ListenerId },
 }
@@ -61,6 +79,8 @@ pub enum ToWorker {
 pub enum ToPrimary<'a> {
     Reply { statuses: &'a [u8] },
     Leave { listener: ListenerId },
+    Closed { listener: ListenerId, closed: u32, cap: u32 },
+    Stick { key: u64 },
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
@@ -83,12 +103,50 @@ fn parse_header(buf: &[u8]) -> Result<(u8, ListenerId, &[u8])> {
     Ok((buf[1], listener, &buf[HEADER_LEN..]))
 }
 
+fn encode_source(source: SocketAddr) -> [u8; SOURCE_LEN] {
+    let mut out = [0u8; SOURCE_LEN];
+    match source.ip() {
+        IpAddr::V4(ip) => {
+            out[0] = 4;
+            out[1..5].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out[0] = 6;
+            out[1..17].copy_from_slice(&ip.octets());
+        }
+    }
+    out[17..19].copy_from_slice(&source.port().to_be_bytes());
+    out
+}
+
+fn decode_source(bytes: &[u8]) -> Result<SocketAddr> {
+    if bytes.len() != SOURCE_LEN {
+        return Err(Error::Protocol(format!("client address of {} bytes", bytes.len())));
+    }
+    let port = u16::from_be_bytes([bytes[17], bytes[18]]);
+    let ip = match bytes[0] {
+        4 => IpAddr::V4(Ipv4Addr::new(bytes[1], bytes[2], bytes[3], bytes[4])),
+        6 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&bytes[1..17]);
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+        other => return Err(Error::Protocol(format!("unknown address family {other}"))),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
 impl ToWorker {
-    pub fn encode(&self) -> [u8; HEADER_LEN] {
+    pub fn encode(&self) -> Vec<u8> {
         match *self {
-            ToWorker::Dispatch { listener, count } => header_with_count(KIND_DISPATCH, count, listener),
-            ToWorker::Shared { listener } => header(KIND_SHARED, listener),
-            ToWorker::Left { listener } => header(KIND_LEFT, listener),
+            ToWorker::Dispatch { listener, count } => header_with_count(KIND_DISPATCH, count, listener).to_vec(),
+            ToWorker::DispatchFrom { listener, source } => {
+                let mut out = header_with_count(KIND_DISPATCH_FROM, 1, listener).to_vec();
+                out.extend_from_slice(&encode_source(source));
+                out
+            }
+            ToWorker::Shared { listener } => header(KIND_SHARED, listener).to_vec(),
+            ToWorker::Left { listener } => header(KIND_LEFT, listener).to_vec(),
         }
     }
 
@@ -98,6 +156,8 @@ impl ToWorker {
         let (kind, listener, _) = parse_header(buf)?;
         match kind {
             KIND_DISPATCH if buf[2] >= 1 => Ok(ToWorker::Dispatch { listener, count: buf[2] }),
+            // Lost with its one fd: refused like any lost dispatch.
+            KIND_DISPATCH_FROM => Ok(ToWorker::Dispatch { listener, count: 1 }),
             KIND_SHARED => Ok(ToWorker::Shared { listener }),
             other => Err(Error::Protocol(format!("message kind {other} lost descriptors it should not carry"))),
         }
@@ -106,6 +166,13 @@ impl ToWorker {
     /// Decodes a message and checks that it came with the right number of fds.
     pub fn decode(buf: &[u8], fd_count: usize) -> Result<Self> {
         let (kind, listener, rest) = parse_header(buf)?;
+        if kind == KIND_DISPATCH_FROM {
+            let msg = ToWorker::DispatchFrom { listener, source: decode_source(rest)? };
+            if buf[2] != 1 || fd_count != 1 {
+                return Err(Error::Protocol(format!("{msg:?} arrived with {fd_count} fds")));
+            }
+            return Ok(msg);
+        }
         if !rest.is_empty() {
             return Err(Error::Protocol(format!("{} unexpected bytes after the header", rest.len())));
         }
@@ -135,6 +202,15 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(statuses);
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
+            ToPrimary::Stick { key } => {
+                out.extend_from_slice(&header(KIND_STICK, 0));
+                out.extend_from_slice(&key.to_le_bytes());
+            }
+            ToPrimary::Closed { listener, closed, cap } => {
+                out.extend_from_slice(&header(KIND_CLOSED, listener));
+                out.extend_from_slice(&closed.to_le_bytes());
+                out.extend_from_slice(&cap.to_le_bytes());
+            }
         }
     }
 
@@ -152,6 +228,18 @@ impl<'a> ToPrimary<'a> {
             }
             KIND_LEAVE if rest.is_empty() => Ok(ToPrimary::Leave { listener }),
             KIND_LEAVE => Err(Error::Protocol("leave message with a payload".into())),
+            KIND_CLOSED if rest.len() == 8 => Ok(ToPrimary::Closed {
+                listener,
+                closed: u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+                cap: u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]),
+            }),
+            KIND_CLOSED => Err(Error::Protocol(format!("close report of {} bytes", rest.len()))),
+            KIND_STICK if rest.len() == 8 => {
+                let mut key = [0u8; 8];
+                key.copy_from_slice(rest);
+                Ok(ToPrimary::Stick { key: u64::from_le_bytes(key) })
+            }
+            KIND_STICK => Err(Error::Protocol(format!("sticky key of {} bytes", rest.len()))),
             other => Err(Error::Protocol(format!("unknown message kind {other} from a worker"))),
         }
     }
@@ -167,9 +255,24 @@ mod tests {
             (ToWorker::Dispatch { listener: 7, count: 3 }, 3),
             (ToWorker::Shared { listener: 0xdead_beef }, 1),
             (ToWorker::Left { listener: 1 }, 0),
+            (ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap() }, 1),
+            (ToWorker::DispatchFrom { listener: 4, source: "[2001:db8::1]:1".parse().unwrap() }, 1),
         ] {
             assert_eq!(ToWorker::decode(&msg.encode(), fds).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn a_dispatch_with_its_client_needs_one_fd_and_a_whole_address() {
+        let msg = ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap() };
+        let bytes = msg.encode();
+        assert!(ToWorker::decode(&bytes, 0).is_err());
+        assert!(ToWorker::decode(&bytes, 2).is_err());
+        assert!(ToWorker::decode(&bytes[..bytes.len() - 1], 1).is_err());
+        let mut bad_family = bytes.clone();
+        bad_family[HEADER_LEN] = 5;
+        assert!(ToWorker::decode(&bad_family, 1).is_err());
+        assert_eq!(ToWorker::decode_without_fds(&bytes).unwrap(), ToWorker::Dispatch { listener: 4, count: 1 });
     }
 
     #[test]
@@ -197,6 +300,16 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Reply { statuses: &statuses });
         ToPrimary::Leave { listener: 42 }.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Leave { listener: 42 });
+        let closed = ToPrimary::Closed { listener: 3, closed: 70_000, cap: 5 };
+        closed.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), closed);
+        buf.pop();
+        assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
+        let stick = ToPrimary::Stick { key: 0x0123_4567_89ab_cdef };
+        stick.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), stick);
+        buf.push(0);
+        assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
     }
 
     #[test]

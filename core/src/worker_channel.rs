@@ -1,5 +1,6 @@
 //! A worker's end of its private channel to the primary.
 
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use crate::bus::{self, BusMessage, PeerId};
@@ -12,6 +13,8 @@ use crate::wire::{ListenerId, ToPrimary, ToWorker, MAX_MESSAGE_LEN};
 pub enum Incoming {
     /// New connections for a round-robin listener.
     Dispatch { listener: ListenerId, fds: Vec<OwnedFd> },
+    /// One connection whose client a PROXY protocol header named.
+    DispatchFrom { listener: ListenerId, fd: OwnedFd, source: SocketAddr },
     /// The listening socket of a SCHED_NONE listener.
     Shared { listener: ListenerId, fd: OwnedFd },
     /// Out of that listener's rotation: nothing more for it will come.
@@ -78,7 +81,9 @@ impl WorkerChannel {
                 let lost = match ToWorker::decode_without_fds(&self.buf[..n])? {
                     ToWorker::Dispatch { listener, count } => Incoming::DispatchLost { listener, count: count.into() },
                     ToWorker::Shared { listener } => Incoming::SharedLost { listener },
-                    ToWorker::Left { .. } => unreachable!("decode_without_fds never gives Left"),
+                    ToWorker::Left { .. } | ToWorker::DispatchFrom { .. } => {
+                        unreachable!("decode_without_fds gives neither")
+                    }
                 };
                 return Ok(Received::Message(lost));
             }
@@ -96,6 +101,9 @@ impl WorkerChannel {
         // On a protocol error, `fds` drops here and the descriptors close.
         let incoming = match ToWorker::decode(&self.buf[..n], fds.len())? {
             ToWorker::Dispatch { listener, .. } => Incoming::Dispatch { listener, fds },
+            ToWorker::DispatchFrom { listener, source } => {
+                Incoming::DispatchFrom { listener, fd: fds.pop().expect("decode checked one fd"), source }
+            }
             ToWorker::Shared { listener } => Incoming::Shared { listener, fd: fds.pop().expect("decode checked one fd") },
             ToWorker::Left { listener } => Incoming::Left { listener },
         };
@@ -122,6 +130,20 @@ impl WorkerChannel {
     /// Asks the primary to take this worker out of a listener's rotation.
     pub fn leave(&mut self, listener: ListenerId) -> Result<()> {
         ToPrimary::Leave { listener }.encode(&mut self.out);
+        self.send_out()
+    }
+
+    /// Tells the primary that `closed` more connections of `listener` closed,
+    /// and the server's `maxConnections` now (0: none).
+    pub fn report_closed(&mut self, listener: ListenerId, closed: u32, cap: u32) -> Result<()> {
+        ToPrimary::Closed { listener, closed, cap }.encode(&mut self.out);
+        self.send_out()
+    }
+
+    /// Tells the primary that connections whose sticky key hashes to `key`
+    /// are this worker's (it owns that session).
+    pub fn stick(&mut self, key: u64) -> Result<()> {
+        ToPrimary::Stick { key }.encode(&mut self.out);
         self.send_out()
     }
 

@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::bus_relay;
+use super::awaiting_header::{AwaitingHeader, Outcome, Stage};
 use super::command::Command;
 use super::events::{Event, EventSink};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
+use crate::policy::Mode;
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -26,6 +28,8 @@ enum Slot {
     Waker,
     Peer(WorkerId),
     Handle(ListenerId),
+    /// A connection waiting for its PROXY protocol header.
+    Header,
 }
 
 /// What the last `poll` said about a listening socket.
@@ -53,6 +57,7 @@ pub(super) struct EventLoop {
     events: EventSink,
     /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
     bus_bridge: bool,
+    awaiting: AwaitingHeader,
 }
 
 impl EventLoop {
@@ -70,6 +75,7 @@ impl EventLoop {
             readiness: HashMap::new(),
             events,
             bus_bridge: false,
+            awaiting: AwaitingHeader::default(),
         }
     }
 
@@ -83,6 +89,7 @@ impl EventLoop {
                 continue;
             }
             self.readiness.clear();
+            let mut headers_readable = Vec::new();
             for i in 0..self.pollfds.len() {
                 let revents = self.pollfds[i].revents;
                 match self.slots[i] {
@@ -100,11 +107,18 @@ impl EventLoop {
                         }
                     }
                     Slot::Handle(id) => {
+                        // A handle may have several sockets (SCHED_REUSEPORT):
+                        // readable if any is.
                         let readiness = if revents != 0 { Readiness::Readable } else { Readiness::Idle };
-                        self.readiness.insert(id, readiness);
+                        let entry = self.readiness.entry(id).or_insert(readiness);
+                        if readiness == Readiness::Readable {
+                            *entry = readiness;
+                        }
                     }
+                    Slot::Header => headers_readable.push(revents != 0),
                 }
             }
+            self.read_headers(&headers_readable);
             self.reap_dead_peers();
             self.dispatch();
             self.flush();
@@ -130,8 +144,14 @@ impl EventLoop {
             self.pollfds.push(libc::pollfd { fd: peer.channel_fd().as_raw_fd(), events, revents: 0 });
             self.slots.push(Slot::Peer(peer.id));
         }
+        // While too many connections wait for their PROXY header, accept no
+        // more: the kernel's queue holds them.
+        let awaiting_full = self.awaiting.len() >= self.config.queue_limit;
         for handle in self.handles.values_mut() {
             handle.resume_if_due(now);
+            if awaiting_full {
+                continue;
+            }
             // Only watch a listening socket while some worker can take a
             // connection, or to hold connections while no worker listens:
             // otherwise the kernel's queue holds them (never close a
@@ -140,8 +160,46 @@ impl EventLoop {
                 handle.wants_accept(ask, self.config.queue_limit)
             });
             if wants {
-                self.pollfds.push(libc::pollfd { fd: handle.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 });
-                self.slots.push(Slot::Handle(handle.id()));
+                for fd in handle.poll_fds() {
+                    self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                    self.slots.push(Slot::Handle(handle.id()));
+                }
+            }
+        }
+        for pollfd in self.awaiting.pollfds(now) {
+            self.pollfds.push(pollfd);
+            self.slots.push(Slot::Header);
+        }
+    }
+
+    /// Connections whose PROXY header arrived go on to their listener's
+    /// queue (or to wait for their first request, for sticky routing by
+    /// cookie or query); those given up on are counted there.
+    fn read_headers(&mut self, readable: &[bool]) {
+        if self.awaiting.len() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        for outcome in self.awaiting.process(readable, now, self.config.sticky_http.as_ref()) {
+            match outcome {
+                Outcome::Ready(conn, Stage::ProxyHeader) => {
+                    let Some(handle) = self.handles.get_mut(&conn.listener) else { continue };
+                    match &self.config.sticky_http {
+                        Some(sticky) if handle.is_keyed() => self.awaiting.admit_request(conn, sticky, now),
+                        _ => handle.push_proxied(conn),
+                    }
+                }
+                Outcome::Ready(conn, Stage::RequestHead) => {
+                    if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                        handle.push_pending_back(conn);
+                    }
+                }
+                Outcome::Rejected(listener) => {
+                    if let Some(handle) = self.handles.get_mut(&listener) {
+                        handle.count_proxy_rejected();
+                    }
+                }
+                Outcome::Gone => {}
             }
         }
     }
@@ -163,6 +221,7 @@ impl EventLoop {
             .values()
             .filter_map(|h| h.paused_until())
             .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
+            .chain(self.awaiting.next_deadline())
             .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now));
         match wake_ups.min() {
             None => -1,
@@ -209,17 +268,9 @@ impl EventLoop {
         let (id, created) = match self.keys.get(&request.key) {
             Some(id) => (*id, false),
             None => {
-                let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
                 let id = self.next_listener;
+                let handle = self.bind_handle(id, &request)?;
                 self.next_listener += 1;
-                let handle = ListenHandle::new(
-                    id,
-                    request.key.clone(),
-                    request.mode,
-                    socket,
-                    request.spec.socket_type(),
-                    self.config.stall,
-                );
                 self.handles.insert(id, handle);
                 self.keys.insert(request.key, id);
                 (id, true)
@@ -230,7 +281,7 @@ impl EventLoop {
         // If that fails, it does not become a member, and a socket bound just
         // for it is closed again rather than left holding the port.
         let shared_fd = if handle.shares_socket() {
-            match sys::dup_cloexec(handle.fd()) {
+            match handle.socket_for(request.worker) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
                     if created {
@@ -243,7 +294,7 @@ impl EventLoop {
             None
         };
         handle.add(request.worker);
-        let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created };
+        let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created, shared: handle.shares_socket() };
         if let Some(fd) = shared_fd {
             let peer = self.peers.get_mut(&request.worker).expect("checked above");
             peer.push_shared(id, fd);
@@ -253,6 +304,45 @@ impl EventLoop {
             debug_assert!(flushed.returned.is_empty(), "nothing was queued for dispatch");
         }
         Ok(outcome)
+    }
+
+    /// Binds the socket for a new key and makes its handle. SCHED_REUSEPORT
+    /// binds with `SO_REUSEPORT` (each member gets a socket of its own);
+    /// where that cannot be (not TCP, or no `SO_REUSEPORT` here) the listener
+    /// gets round-robin instead.
+    fn bind_handle(&self, id: ListenerId, request: &ListenRequest) -> Result<ListenHandle> {
+        let new = |mode, socket| {
+            ListenHandle::new(id, request.key.clone(), mode, socket, request.spec.socket_type(), self.config.stall)
+        };
+        if let Some(socket) = self.inherited_socket(&request.spec) {
+            // One socket, systemd's: SCHED_REUSEPORT has nothing to add to it.
+            let mode = if request.mode == Mode::ReusePort { Mode::RoundRobin } else { request.mode };
+            return Ok(new(mode, socket?));
+        }
+        if request.mode == Mode::ReusePort {
+            match crate::reuseport::bind_first(&request.spec) {
+                Some(Ok((socket, ipv6_only))) => {
+                    return new(Mode::ReusePort, socket)
+                        .with_reuse_port(ipv6_only, if request.spec.backlog > 0 { request.spec.backlog } else { listener::DEFAULT_BACKLOG })
+                        .map_err(|e| Error::io("dup", e));
+                }
+                Some(Err(e)) if !crate::reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),
+                Some(Err(e)) => eprintln!("rcluster: SO_REUSEPORT is not available ({e}); {} uses round-robin", request.key),
+                None => {}
+            }
+            let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+            return Ok(new(Mode::RoundRobin, socket));
+        }
+        let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+        Ok(new(request.mode, socket))
+    }
+
+    /// A socket inherited from systemd for this listen, if one is bound to
+    /// its address: a copy of it, listening (`LISTEN_FDS`).
+    fn inherited_socket(&self, spec: &listener::ListenSpec) -> Option<Result<listener::BoundSocket>> {
+        let (fd, _name) = self.config.inherited.find(&spec.addr)?;
+        let as_fd = listener::ListenSpec { addr: listener::ListenAddr::Fd { fd: fd.as_raw_fd() }, backlog: spec.backlog };
+        Some(listener::bind(&as_fd).map_err(|e| Error::io("listen", e)))
     }
 
     fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {
@@ -294,6 +384,18 @@ impl EventLoop {
                         self.on_leave(id, listener);
                         continue;
                     }
+                    Ok(ToPrimary::Stick { key }) => {
+                        for handle in self.handles.values_mut() {
+                            handle.claim(key, id);
+                        }
+                        continue;
+                    }
+                    Ok(ToPrimary::Closed { listener, closed, cap }) => {
+                        if let Some(handle) = self.handles.get_mut(&listener) {
+                            handle.closed(id, closed, cap);
+                        }
+                        continue;
+                    }
                     Err(e) => Some(e.to_string()),
                 },
                 Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
@@ -324,6 +426,9 @@ impl EventLoop {
             };
             if *status == ACCEPTED {
                 peer.count_accepted();
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.opened(id);
+                }
                 // The worker owns a socket for it now: our copy closes here.
                 drop(conn);
             } else {
@@ -400,6 +505,7 @@ impl EventLoop {
     fn close_handle(&mut self, listener: ListenerId) {
         if let Some(handle) = self.handles.remove(&listener) {
             self.keys.remove(handle.key());
+            self.awaiting.forget_listener(listener);
             handle.close();
         }
     }
@@ -451,11 +557,24 @@ impl EventLoop {
                     }
                 };
                 match handle.accept() {
-                    Ok(conn) => match pick {
-                        Some(pick) => {
-                            let worker = handle.commit_new(pick);
-                            self.peers.get_mut(&worker).expect("members are live peers").push(conn);
+                    Ok(conn) if self.config.proxy.is_some() => {
+                        let proxy = self.config.proxy.as_ref().expect("checked by the guard");
+                        if !self.awaiting.admit(conn, proxy, now) {
+                            handle.count_proxy_rejected();
                         }
+                        if self.awaiting.len() >= self.config.queue_limit {
+                            break;
+                        }
+                    }
+                    Ok(conn) if self.config.sticky_http.is_some() && handle.is_keyed() => {
+                        let sticky = self.config.sticky_http.as_ref().expect("checked by the guard");
+                        self.awaiting.admit_request(conn, sticky, now);
+                        if self.awaiting.len() >= self.config.queue_limit {
+                            break;
+                        }
+                    }
+                    Ok(conn) => match pick {
+                        Some(pick) => handle.deal_new(conn, pick, &mut self.peers, window, now),
                         None => handle.push_pending_back(conn),
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,

@@ -18,11 +18,13 @@ use crate::sys::LocalAddr;
 use crate::wire::ListenerId;
 
 mod bus_relay;
+mod awaiting_header;
 mod command;
 mod event_loop;
 mod events;
 mod stats;
 
+pub use awaiting_header::{ProxyConfig, StickyHttp};
 pub use command::Dispatcher;
 pub use events::{Event, EventSink};
 pub use stats::{ListenerStats, Stats, WorkerStats};
@@ -51,6 +53,16 @@ pub struct Config {
     /// Most connections held per socket while no worker listens on it; past
     /// that, the kernel's listen queue holds the rest.
     pub queue_limit: usize,
+    /// Connections start with a PROXY protocol header, read and stripped
+    /// here (`setupPrimary({ routing: { proxyProtocol } })`); `None`: they
+    /// do not.
+    pub proxy: Option<ProxyConfig>,
+    /// Listening sockets inherited from systemd (`LISTEN_FDS`): a listen on
+    /// the address of one of them gets it instead of a new socket.
+    pub inherited: std::sync::Arc<crate::inherited::Inherited>,
+    /// Sticky routing by a cookie or query parameter of the first request
+    /// (`routing: { sticky }`); `None`: by the client's address.
+    pub sticky_http: Option<StickyHttp>,
 }
 
 impl Default for Config {
@@ -62,6 +74,9 @@ impl Default for Config {
             exhausted_pause: Duration::from_millis(50),
             queue_timeout: Duration::from_secs(30),
             queue_limit: 1024,
+            proxy: None,
+            inherited: Default::default(),
+            sticky_http: None,
         }
     }
 }
@@ -95,5 +110,10 @@ pub struct ListenOutcome {
     pub local: LocalAddr,
     /// True when this request bound the socket (the first worker on the key).
     pub created: bool,
+    /// Whether the worker accepts from a socket of its own (SCHED_NONE,
+    /// UDP, SCHED_REUSEPORT) rather than being dealt connections: what the
+    /// listener really got, which may differ from what was asked (no
+    /// `SO_REUSEPORT` here, or not a TCP address).
+    pub shared: bool,
 }
 

@@ -21,6 +21,15 @@ pub struct ListenerStats {
     pub pending: usize,
     /// Connections closed after waiting longer than `Config::queue_timeout`.
     pub expired: u64,
+    /// Its scheduling policy: `rr`, `none`, `lc` or `sticky`.
+    pub policy: &'static str,
+    /// Per member: connections it holds open and its `maxConnections`, by
+    /// worker id.
+    pub open: Vec<(WorkerId, u64, Option<u32>)>,
+    /// Connections closed for their PROXY header (or an untrusted peer).
+    pub proxy_rejected: u64,
+    /// Its listening sockets: 1, or one per slot under SCHED_REUSEPORT.
+    pub sockets: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -43,6 +52,10 @@ impl Stats {
                 accepted: h.accepted_total(),
                 pending: h.pending_len(),
                 expired: h.expired_total(),
+                policy: h.policy_name(),
+                open: h.open_counts(),
+                proxy_rejected: h.proxy_rejected_total(),
+                sockets: h.socket_count(),
             })
             .collect();
         listeners.sort_by_key(|l| l.id);
