@@ -4,6 +4,7 @@
 // running one; `rcluster help [COMMAND]`.
 const { BY_FLAG } = require('./options');
 const { UsageError } = require('./errors');
+const { looksLikeConfig } = require('./config');
 
 const COMMANDS = new Set(['status', 'reload', 'scale', 'stop', 'help']);
 // Options of the control commands.
@@ -38,7 +39,9 @@ function parseArgs(argv) {
     }
     if (!arg.startsWith('-') || arg === '-' || /^-\d+$/.test(arg)) {
       // The script ends rcluster's options: what follows is the app's.
-      if (out.command === 'run' && out.positional.length === 0) {
+      // A config file in place of the script (`rcluster ecosystem.config.js
+      // --only api`) is followed by more of rcluster's options.
+      if (out.command === 'run' && out.positional.length === 0 && !looksLikeConfig(arg)) {
         out.positional.push(arg);
         out.args = argv.slice(i + 1).filter((a, j) => !(j === 0 && a === '--'));
         break;

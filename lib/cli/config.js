@@ -82,6 +82,9 @@ async function readConfig(file, { only, envName } = {}) {
     } else if (/^env_/.test(key)) {
       // PM2's per-environment variables, chosen with --env NAME.
       if (envName !== undefined && key === `env_${envName}`) extraEnv = BY_NAME.get('env').check(raw, `${label}: ${key}`);
+    } else if (key === 'exec_mode') {
+      // rcluster is PM2's cluster mode; its fork mode is one process, no cluster.
+      if (raw !== 'cluster' && raw !== 'cluster_mode') warnings.push(`${label}: exec_mode ${JSON.stringify(raw)}: rcluster always runs the app in cluster mode`);
     } else if (PM2_UNSUPPORTED.has(key)) {
       warnings.push(`${label}: ${key} is a PM2 setting rcluster does not use (ignored)`);
     } else {

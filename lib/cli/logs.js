@@ -68,7 +68,7 @@ function primaryLog(stream = process.stderr) {
   const colour = useColour(stream);
   const write = (level, msg) => {
     const head = colour ? (level === 'error' ? '\x1b[31mrcluster:\x1b[0m' : level === 'warn' ? '\x1b[33mrcluster:\x1b[0m' : '\x1b[2mrcluster:\x1b[0m') : 'rcluster:';
-    stream.write(`${head} ${level === 'info' ? '' : `${level}: `}${msg}\n`);
+    stream.write(`${head} ${level === 'info' ? '' : `${level === 'warn' ? 'warning' : level}: `}${msg}\n`);
   };
   return { info: (m) => write('info', m), warn: (m) => write('warn', m), error: (m) => write('error', m) };
 }

@@ -51,7 +51,8 @@ async function run(parsed, log) {
   const { metricsText } = require('./metrics');
   const runner = new Runner(cluster, app, log);
   const { defineHidden } = require('../utils');
-  defineHidden(cluster, 'metrics', () => metricsText(runner));
+  runner.metricsText = () => metricsText(runner);
+  defineHidden(cluster, 'metrics', runner.metricsText);
 
   const done = new Promise((resolve) => {
     runner.onFinish = resolve;

@@ -145,7 +145,7 @@ const BY_FLAG = new Map(OPTIONS.filter((o) => o.flag !== false).map((o) => [flag
 
 // PM2 keys rcluster knows but has no use for: a warning says so.
 const PM2_UNSUPPORTED = new Set([
-  'exec_mode', 'exec_interpreter', 'interpreter', 'interpreter_args', 'autorestart', 'merge_logs',
+  'exec_interpreter', 'interpreter', 'interpreter_args', 'autorestart', 'merge_logs',
   'log_date_format', 'error_file', 'out_file', 'log_file', 'pid_file', 'combine_logs', 'vizion',
   'source_map_support', 'force', 'namespace', 'restart_delay', 'shutdown_with_message', 'treekill',
   'max_memory', 'combine_logs', 'autostart', 'filter_env', 'post_update', 'disable_logs', 'log_type',

@@ -52,6 +52,7 @@ class Runner {
       }
       self.startedAt.set(worker.id, Date.now());
       self.logs.attach(worker, slot);
+      worker.process.on('internalMessage', (message) => self.onWorkerAsks(worker, message));
       return worker;
     };
     cluster.on('restart', (worker, old, info) => {
@@ -71,6 +72,15 @@ class Runner {
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     for (let slot = 0; slot < this.app.instances; slot++) this.forkSlot(slot);
+  }
+
+  // A worker's cluster.metrics() (lib/cli/worker_hook.js).
+  onWorkerAsks(worker, message) {
+    if (message === null || typeof message !== 'object' || message.cmd !== 'NODE_RCLUSTER_CLI' || message.ask === undefined) return;
+    if (message.what !== 'metrics-text' || this.metricsText === undefined) return;
+    this.metricsText().then((value) => ({ value }), (err) => ({ error: err.message })).then((reply) => {
+      if (worker.process.connected) worker.process.send({ cmd: 'NODE_RCLUSTER_CLI', answer: message.ask, ...reply }, undefined, { swallowErrors: true }, () => {});
+    });
   }
 
   forkSlot(slot) {

@@ -70,11 +70,38 @@ async function answer(what) {
 }
 
 process.on('internalMessage', (message) => {
-  if (message === null || typeof message !== 'object' || message.cmd !== CMD || typeof process.send !== 'function') return;
+  if (message === null || typeof message !== 'object' || message.cmd !== CMD || message.seq === undefined || typeof process.send !== 'function') return;
   answer(message.what).then(
     (value) => ({ value }),
     (err) => ({ error: String(err && err.message) }),
   ).then((reply) => {
     if (process.connected) process.send({ cmd: CMD, ack: message.seq, ...reply }, undefined, { swallowErrors: true }, () => {});
   });
+});
+
+// cluster.metrics() in a worker: the primary's text (lib/cli/metrics.js), for
+// an app that serves its own /metrics. Resolves to a string.
+let asked = 0;
+const waiting = new Map();
+process.on('internalMessage', (message) => {
+  if (message === null || typeof message !== 'object' || message.cmd !== CMD || message.answer === undefined) return;
+  const entry = waiting.get(message.answer);
+  if (entry === undefined) return;
+  waiting.delete(message.answer);
+  if (message.error !== undefined) entry.reject(new Error(message.error));
+  else entry.resolve(message.value);
+});
+const cluster = require('cluster');
+Object.defineProperty(cluster, 'metrics', {
+  configurable: true,
+  enumerable: false,
+  writable: true,
+  value: function metrics() {
+    return new Promise((resolve, reject) => {
+      if (!process.connected) return reject(Object.assign(new Error('not connected to the primary'), { code: 'ERR_IPC_CHANNEL_CLOSED' }));
+      const id = ++asked;
+      waiting.set(id, { resolve, reject });
+      process.send({ cmd: CMD, ask: id, what: 'metrics-text' });
+    });
+  },
 });
