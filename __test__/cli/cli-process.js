@@ -152,3 +152,21 @@ function hasReload() {
 const NEEDS_RELOAD = 'needs cluster.reload (zero-downtime operations)';
 
 module.exports = { Cli, cli, tmpdir, freePort, get, hasReload, NEEDS_RELOAD, FIXTURES, ROOT, BIN };
+
+/** `rcluster status --json` until `ok(status)`, or throws after `timeout`. */
+async function statusUntil(control, ok, { timeout = 15000, what = 'status' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    const r = await cli(['status', '--json', '--control', control]);
+    if (r.code === 0) {
+      last = JSON.parse(r.stdout);
+      if (ok(last)) return last;
+    } else {
+      last = r.stderr;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((r2) => setTimeout(r2, 150));
+  }
+}
+module.exports.statusUntil = statusUntil;
