@@ -53,6 +53,15 @@ function promClientOf(app) {
   }
 }
 
+// A counter never goes down, even if the counts a dead worker took with it
+// made the sum smaller than what was reported before.
+function monotonic(runner, key, value) {
+  runner.reported ??= new Map();
+  const v = Math.max(runner.reported.get(key) ?? 0, value);
+  runner.reported.set(key, v);
+  return v;
+}
+
 /** The text of /metrics (and of cluster.metrics()). */
 async function metricsText(runner) {
   const status = await runner.status();
@@ -70,9 +79,9 @@ async function metricsText(runner) {
   const bySlot = new Map(status.workers.filter((w) => w.slot !== null).map((w) => [w.slot, w]));
   const slots = [...new Set([...bySlot.keys(), ...runner.totals.dispatched.keys()])].sort((a, b) => a - b);
   t.metric('rcluster_connections_dispatched_total', 'counter', 'Connections the dispatcher passed to the workers of each slot.',
-    slots.map((s) => [{ slot: s }, (runner.totals.dispatched.get(s) ?? 0) + (bySlot.get(s)?.dispatched ?? 0)]));
+    slots.map((s) => [{ slot: s }, monotonic(runner, `d${s}`, (runner.totals.dispatched.get(s) ?? 0) + (bySlot.get(s)?.dispatched ?? 0))]));
   t.metric('rcluster_worker_cpu_seconds_total', 'counter', 'CPU time (user + system) of the workers of each slot.',
-    slots.map((s) => [{ slot: s }, (runner.totals.cpu.get(s) ?? 0) + (bySlot.get(s)?.cpuSeconds ?? 0)]));
+    slots.map((s) => [{ slot: s }, monotonic(runner, `c${s}`, (runner.totals.cpu.get(s) ?? 0) + (bySlot.get(s)?.cpuSeconds ?? 0))]));
   const restarts = [...runner.totals.restarts].map(([key, n]) => {
     const [slot, reason] = key.split('\u0000');
     return [{ slot, reason }, n];

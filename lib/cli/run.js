@@ -53,6 +53,9 @@ class Runner {
       self.startedAt.set(worker.id, Date.now());
       self.logs.attach(worker, slot);
       worker.process.on('internalMessage', (message) => self.onWorkerAsks(worker, message));
+      // Before the primary's own 'exit' listener, which has the dispatcher
+      // forget the worker and its counts.
+      worker.process.prependOnceListener('exit', () => self.sample([worker]));
       return worker;
     };
     cluster.on('restart', (worker, old, info) => {
@@ -72,6 +75,30 @@ class Runner {
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     for (let slot = 0; slot < this.app.instances; slot++) this.forkSlot(slot);
+    // A worker that dies suddenly takes its latest counts with it (the
+    // dispatcher forgets it as its channel hangs up): sampled every second,
+    // a slot's totals lose at most that second's.
+    this.sampler = setInterval(() => this.sample(this.liveWorkers()), 1000);
+    this.sampler.unref();
+  }
+
+  // The latest dispatched count and CPU time of each worker, for account().
+  sample(workers) {
+    let byId;
+    try {
+      byId = new Map(this.cluster.stats().workers.map((w) => [w.id, w]));
+    } catch {
+      return;
+    }
+    for (const w of workers) {
+      const d = byId.get(w.id);
+      const p = procStat(w.process.pid);
+      const seen = this.lastSeen.get(w.id) ?? { dispatched: 0, cpuSeconds: 0 };
+      this.lastSeen.set(w.id, {
+        dispatched: Math.max(seen.dispatched, d ? d.accepted : 0),
+        cpuSeconds: Math.max(seen.cpuSeconds, p ? p.cpuSeconds : 0),
+      });
+    }
   }
 
   // A worker's cluster.metrics() (lib/cli/worker_hook.js).
@@ -206,6 +233,7 @@ class Runner {
   finish(code) {
     if (this.finished) return;
     this.finished = true;
+    clearInterval(this.sampler);
     this.onFinish?.(code);
   }
 
@@ -239,7 +267,6 @@ class Runner {
         cpu: cpuPercent === null ? null : Math.round(cpuPercent * 10) / 10,
         eventLoopDelay: a ? a.eventLoopDelay : null,
       };
-      if (p) this.lastSeen.set(w.id, { dispatched: row.dispatched, cpuSeconds: p.cpuSeconds });
       return row;
     });
     this.cpuSample = new Map(rows.filter((r) => r.cpuSeconds !== null).map((r) => [r.id, { cpuSeconds: r.cpuSeconds, at: now }]));
