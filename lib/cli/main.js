@@ -96,8 +96,8 @@ async function run(parsed, log) {
       cwd: path.dirname(app.script),
       onChange: (files) => {
         const shown = files.slice(0, 3).map((f) => path.relative(process.cwd(), f) || f).join(', ');
-        runner.reload(`changed: ${shown}${files.length > 3 ? `, +${files.length - 3}` : ''}`)
-          .catch((err) => log.error(`reload failed: ${err.message}`));
+        log.info(`changed: ${shown}${files.length > 3 ? `, +${files.length - 3} more` : ''}`);
+        runner.reload('--watch').catch((err) => log.error(`reload failed: ${err.message}`));
       },
       onError: (err) => log.warn(err.message),
     });
