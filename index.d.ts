@@ -22,6 +22,15 @@ declare namespace rcluster {
       expired: number;
     }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
+    /**
+     * Time from the primary's accept of a connection to the acknowledgement
+     * of the worker that took it: `buckets[i]` counts times <= `bounds[i]`
+     * seconds (cumulative); `count` and `sum` (seconds) cover them all.
+     * Absent before the first worker is forked.
+     */
+    ackLatency?: { bounds: number[]; buckets: number[]; count: number; sum: number };
+    /** Offers of a connection that a worker refused (maxConnections, closing). */
+    refused?: number;
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */

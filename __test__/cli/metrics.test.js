@@ -56,6 +56,15 @@ test('/metrics passes promtool, sums the app\'s prom-client counters, and stays 
   assert.ok(samples(first.body, 'rcluster_worker_resident_memory_bytes').every((x) => x.value > 1e6));
   assert.strictEqual(samples(first.body, 'rcluster_worker_event_loop_delay_p99_seconds').length, 2);
   assert.deepStrictEqual(samples(first.body, 'rcluster_up'), [{ labels: {}, value: 1 }]);
+  // The dispatcher's accept-to-acknowledgement histogram: one time per connection.
+  assert.deepStrictEqual(samples(first.body, 'rcluster_dispatch_ack_seconds_count'), [{ labels: {}, value: 14 }]);
+  const buckets = samples(first.body, 'rcluster_dispatch_ack_seconds_bucket');
+  assert.strictEqual(buckets.at(-1).labels.le, '+Inf');
+  assert.strictEqual(buckets.at(-1).value, 14);
+  assert.ok(buckets.every((b, i) => i === 0 || b.value >= buckets[i - 1].value), 'cumulative');
+  assert.ok(buckets.find((b) => b.labels.le === '1').value === 14, 'loopback connections are acknowledged within a second');
+  assert.ok(samples(first.body, 'rcluster_dispatch_ack_seconds_sum')[0].value > 0);
+  assert.deepStrictEqual(samples(first.body, 'rcluster_connections_refused_total'), [{ labels: {}, value: 0 }]);
 
   // Slot 0's worker is killed; its replacement keeps the slot, and the
   // slot's counters go on from where they were.

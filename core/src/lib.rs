@@ -3,6 +3,7 @@
 //! thin layer over it.
 //!
 //! - [`dispatcher`]: the primary's accept-and-dispatch thread.
+//! - [`ack_stats`]: accept-to-acknowledgement times and refusals.
 //! - [`handle`]: one shared listening socket, its policy and the connections held for it.
 //! - [`policy`]: who gets the next connection (round-robin, shared), decided purely.
 //! - [`peer`]: the primary's view of one worker and its unacknowledged connections.
@@ -13,6 +14,7 @@
 //! - [`sys`]: every system call.
 //! - [`error`]: the one error type.
 
+pub mod ack_stats;
 pub mod dispatcher;
 pub mod error;
 pub mod handle;

@@ -34,6 +34,12 @@ class Text {
     for (const [l, v] of samples) this.lines.push(`${name}${labels(l)} ${Number.isFinite(v) ? v : 0}`);
   }
 
+  histogram(name, help, { bounds, buckets, count, sum }) {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    bounds.forEach((le, i) => this.lines.push(`${name}_bucket{le="${le}"} ${buckets[i]}`));
+    this.lines.push(`${name}_bucket{le="+Inf"} ${count}`, `${name}_sum ${sum}`, `${name}_count ${count}`);
+  }
+
   toString() {
     return `${this.lines.join('\n')}\n`;
   }
@@ -73,6 +79,11 @@ async function metricsText(runner) {
     L.map((l) => [{ listener: listenerLabel(l.key) }, l.pending]));
   t.metric('rcluster_connections_expired_total', 'counter', 'Connections closed after waiting queueTimeout for a worker, per listener.',
     L.map((l) => [{ listener: listenerLabel(l.key) }, l.expired]));
+  const acks = runner.cluster.stats();
+  if (acks.ackLatency !== undefined) {
+    t.metric('rcluster_connections_refused_total', 'counter', 'Offers of a connection that a worker refused (maxConnections, closing).', [[{}, acks.refused]]);
+    t.histogram('rcluster_dispatch_ack_seconds', 'Time from the primary\'s accept of a connection to the acknowledgement of the worker that took it.', acks.ackLatency);
+  }
   t.metric('rcluster_listener_workers', 'gauge', 'Workers in each listener\'s rotation.',
     L.map((l) => [{ listener: listenerLabel(l.key) }, l.workers.length]));
 

@@ -12,6 +12,7 @@ use crossbeam_channel::Receiver;
 use super::command::Command;
 use super::events::{Event, EventSink};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
+use crate::ack_stats::AckStats;
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
@@ -50,6 +51,7 @@ pub(super) struct EventLoop {
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
     events: EventSink,
+    acks: AckStats,
 }
 
 impl EventLoop {
@@ -66,6 +68,7 @@ impl EventLoop {
             slots: Vec::new(),
             readiness: HashMap::new(),
             events,
+            acks: AckStats::default(),
         }
     }
 
@@ -189,7 +192,7 @@ impl EventLoop {
                     let _ = reply.send(self.listen(request));
                 }
                 Command::Stats(reply) => {
-                    let _ = reply.send(Stats::collect(&self.handles, &self.peers));
+                    let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks));
                 }
                 Command::Stop => return false,
             }
@@ -311,9 +314,11 @@ impl EventLoop {
             };
             if *status == ACCEPTED {
                 peer.count_accepted();
+                self.acks.accepted(now.saturating_duration_since(conn.since));
                 // The worker owns a socket for it now: our copy closes here.
                 drop(conn);
             } else {
+                self.acks.refused();
                 refused.push(conn);
             }
         }
