@@ -58,6 +58,25 @@ test('SIGTERM: /health turns 503 at once, the request in progress finishes, exit
   assert.deepStrictEqual(await app.exited(), { code: 0, signal: null });
 });
 
+test('/health: 503 until the app listens, 200 while a worker is ready, 503 when none is', async (t) => {
+  const health = await freePort();
+  const { app, control } = await start(t, ['-i', '1', '--health', `127.0.0.1:${health}`, '--exp-backoff-restart-delay', '3000', 'app.js'], { LISTEN_DELAY_MS: '1500' });
+  await app.waitFor(/health at http/);
+  assert.strictEqual((await get(health, '/health')).status, 503, 'starting');
+  await app.waitFor(/listening on/);
+  assert.strictEqual((await get(health, '/health')).status, 200);
+  assert.strictEqual((await get(health, '/nothing')).status, 404);
+  const s = await statusUntil(control, (x) => x.workers.length === 1);
+  // The only worker dies; its replacement waits out the restart delay.
+  process.kill(s.workers[0].pid, 'SIGKILL');
+  await app.waitFor(/worker \d+ \(slot 0\) was killed by SIGKILL/);
+  assert.strictEqual((await get(health, '/health')).status, 503, 'no worker ready');
+  await app.waitFor(/listening on/, { count: 2, timeout: 20000 });
+  assert.strictEqual((await get(health, '/health')).status, 200, 'the replacement is ready');
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+});
+
 test('a worker still busy at --kill-timeout is killed: exit code 3; a second SIGINT: at once, 130', async (t) => {
   {
     const { app, port } = await start(t, ['-i', '1', '--kill-timeout', '300', 'app.js'], { SLOW_MS: '5000' });

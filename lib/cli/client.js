@@ -22,8 +22,11 @@ async function command(parsed, log) {
   switch (parsed.command) {
     case 'status':
       if (parsed.watch) return watchStatus(ask, parsed, json);
-      out(await ask({ cmd: 'status' }), renderStatus(await ask({ cmd: 'status' })));
+    {
+      const status = await ask({ cmd: 'status' });
+      out(status, renderStatus(status));
       return 0;
+    }
     case 'reload': {
       const result = await ask({ cmd: 'reload' }, 10 * 60 * 1000);
       out(result, 'reloaded\n');

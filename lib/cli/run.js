@@ -284,12 +284,15 @@ class Runner {
     };
   }
 
-  /** Ready for traffic: not stopping, and every listener has a worker in its rotation. */
+  /**
+   * Ready for traffic: not stopping, and every listener has a worker in its
+   * rotation. Before the app's first listen there is nothing to send traffic
+   * to: not ready.
+   */
   ready() {
     if (this.stopping !== null) return false;
     const { listeners } = this.cluster.stats();
-    if (listeners.length === 0) return this.liveWorkers().some((w) => w.state === 'online' || w.state === 'listening');
-    return listeners.every((l) => l.workers.length > 0);
+    return listeners.length > 0 && listeners.every((l) => l.workers.length > 0);
   }
 }
 
