@@ -37,6 +37,8 @@ test('status --watch in a terminal refreshes in place; worker tags are coloured 
   t.after(() => app.killGroup());
   await app.waitFor(/listening on \d+ as \d/, { count: 2 });
 
+  // A session that outlives the others: the tmux server exits with its last one.
+  tmux('new-session', '-d', '-s', 'keep', 'sleep 600');
   tmux('new-session', '-d', '-s', 'status', '-x', '150', '-y', '40',
     `${quote(process.execPath)} ${quote(BIN)} status --watch --interval 200 --control ${quote(control)}`);
   let screen = await screenUntil('status', (s) => /running, 2\/2 workers/.test(s) && /LISTENER/.test(s));

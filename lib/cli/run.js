@@ -49,6 +49,8 @@ class Runner {
       if (Number.isInteger(slot)) {
         self.slotOf.set(worker.id, slot);
         if (slot < self.slots.length) self.slots[slot] = worker.id;
+        // A restart that was pending for a slot scaled away since.
+        else process.nextTick(() => self.retire(worker, worker.id));
       }
       self.startedAt.set(worker.id, Date.now());
       self.logs.attach(worker, slot);
@@ -120,6 +122,8 @@ class Runner {
     this.retiring.delete(worker.id);
     const slot = this.slotOf.get(worker.id);
     if (slot !== undefined && this.slots[slot] === worker.id) this.slots[slot] = null;
+    this.slotOf.delete(worker.id);
+    this.startedAt.delete(worker.id);
     if (this.stopping === null && !worker.exitedAfterDisconnect && this.cluster.pendingRestarts === 0 &&
         !this.slots.some((id) => id !== null && id !== worker.id) && this.liveWorkers().length === 0) {
       // Nothing is left running and nothing will be: the app has failed.
@@ -162,8 +166,8 @@ class Runner {
       const id = this.slots.pop();
       if (id !== null) this.retire(this.cluster.workers[id] ?? null, id);
       retired++;
+      // Any other worker of this slot (one on its way out for a reload, say).
       this.slotOf.forEach((s, wid) => {
-        // A replacement still to be forked for this slot would have no place.
         if (s === slot && wid !== id) this.retire(this.cluster.workers[wid] ?? null, wid);
       });
     }
