@@ -133,6 +133,12 @@ declare namespace rcluster {
     /** Listeners and per-worker connection counts from the native dispatcher. */
     stats(): DispatcherStats;
     /**
+     * Under the `rcluster` command only (in the primary and in every worker):
+     * the Prometheus text its --metrics serves, for an app that serves its own
+     * /metrics. Undefined elsewhere.
+     */
+    metrics?(): Promise<string>;
+    /**
      * Stops the restart policy, disconnects every worker (each closes its
      * servers and finishes its requests), SIGKILLs what is left after
      * `timeout` ms (default: shutdownTimeout, else 30000). The same promise on

@@ -60,7 +60,7 @@ test('SIGTERM: /health turns 503 at once, the request in progress finishes, exit
 
 test('/health: 503 until the app listens, 200 while a worker is ready, 503 when none is', async (t) => {
   const health = await freePort();
-  const { app, control } = await start(t, ['-i', '1', '--health', `127.0.0.1:${health}`, '--exp-backoff-restart-delay', '3000', 'app.js'], { LISTEN_DELAY_MS: '1500' });
+  const { app, port, control } = await start(t, ['-i', '1', '--health', `127.0.0.1:${health}`, '--exp-backoff-restart-delay', '3000', 'app.js'], { LISTEN_DELAY_MS: '1500' });
   await app.waitFor(/health at http/);
   assert.strictEqual((await get(health, '/health')).status, 503, 'starting');
   await app.waitFor(/listening on/);
@@ -73,6 +73,7 @@ test('/health: 503 until the app listens, 200 while a worker is ready, 503 when 
   assert.strictEqual((await get(health, '/health')).status, 503, 'no worker ready');
   await app.waitFor(/listening on/, { count: 2, timeout: 20000 });
   assert.strictEqual((await get(health, '/health')).status, 200, 'the replacement is ready');
+  assert.strictEqual(JSON.parse((await get(port, '/')).body).instance, '0', 'NODE_APP_INSTANCE stays with the slot');
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);
 });
