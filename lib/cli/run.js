@@ -60,6 +60,16 @@ class Runner {
       worker.process.prependOnceListener('exit', () => self.sample([worker]));
       return worker;
     };
+    // A fork that did not go through the cluster.fork property (rcluster's
+    // own code holding the original function): its slot is read from its env.
+    cluster.on('fork', (worker) => {
+      if (self.slotOf.has(worker.id) || worker.isDead()) return;
+      const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
+      self.startedAt.set(worker.id, Date.now());
+      if (slot === null) return;
+      self.slotOf.set(worker.id, slot);
+      if (slot < self.slots.length) self.slots[slot] = worker.id;
+    });
     cluster.on('restart', (worker, old, info) => {
       const slot = this.slotOf.get(worker.id);
       const key = `${slot}\u0000${info.reason}`;
@@ -297,6 +307,18 @@ class Runner {
     if (this.stopping !== null) return false;
     const { listeners } = this.cluster.stats();
     return listeners.length > 0 && listeners.every((l) => l.workers.length > 0);
+  }
+}
+
+// The value of `name` in /proc/PID/environ (Linux), as a slot number.
+function slotFromEnviron(pid, name) {
+  try {
+    const prefix = `${name}=`;
+    const entry = require('fs').readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith(prefix));
+    const slot = entry === undefined ? NaN : Number(entry.slice(prefix.length));
+    return Number.isInteger(slot) ? slot : null;
+  } catch {
+    return null;
   }
 }
 
