@@ -86,6 +86,25 @@ test('another user cannot use the control socket', { skip: process.getuid() !== 
   assert.strictEqual((await app.exited()).code, 0);
 });
 
+test('an app directory where the socket cannot be made: the app runs without it; a --control PATH that cannot be made stops the start', { skip: process.getuid() !== 0 && 'needs root to run as another user' }, async (t) => {
+  const dir = tmpdir();
+  fs.chmodSync(dir, 0o755);
+  fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
+  fs.chmodSync(path.join(dir, 'app.js'), 0o644);
+  const port = await freePort();
+  // As nobody, in a directory nobody cannot write (a read-only app directory).
+  const app = new Cli(['-i', '1', 'app.js'], { cwd: dir, uid: 65534, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on/);
+  assert.match(app.err, /warning: no control socket \(EACCES at .*\.rcluster\.sock\); give --control PATH/);
+  assert.strictEqual((await get(port, '/')).status, 200);
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+  const r = await cli(['-i', '1', '--control', path.join(dir, 'ctl.sock'), 'app.js'], { cwd: dir, uid: 65534, env: { APP_PORT: String(port) } });
+  assert.strictEqual(r.code, 1);
+  assert.match(r.stderr, /EACCES/);
+});
+
 test('a second primary on the same control socket is refused; a stale socket is replaced', async (t) => {
   const dir = tmpdir();
   const control = path.join(dir, 'ctl.sock');

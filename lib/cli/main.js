@@ -61,7 +61,7 @@ async function run(parsed, log) {
   // The control socket, then the HTTP endpoints: a failure to bind any of
   // them stops the start before a worker is forked.
   const { serveControl } = require('./control');
-  const control = await serveControl(app.control, {
+  const handlers = {
     status: () => runner.status(),
     reload: () => runner.reload('rcluster reload'),
     scale: ({ n }) => {
@@ -72,8 +72,18 @@ async function run(parsed, log) {
       runner.stop('rcluster stop');
       return { stopping: true };
     },
-  });
-  closers.push(control.close);
+  };
+  try {
+    const control = await serveControl(app.control, handlers);
+    closers.push(control.close);
+  } catch (err) {
+    // The default place may be read-only (a container's app directory): the
+    // app still runs, without the control commands. A --control PATH given
+    // and unusable stops the start.
+    if (app.controlGiven || err.code === 'EADDRINUSE') throw err;
+    log.warn(`no control socket (${err.code ?? err.message} at ${app.control}); give --control PATH for rcluster status/reload/scale/stop`);
+    app.control = null;
+  }
   const { serveMetrics, serveHealth } = require('./http_endpoints');
   if (app.metrics) {
     const s = await serveMetrics(app.metrics, () => metricsText(runner));
@@ -104,7 +114,7 @@ async function run(parsed, log) {
     closers.push(() => watcher.close());
   }
   runner.start();
-  log.info(`${app.name}: ${app.instances} workers (${path.relative(process.cwd(), app.script) || app.script}), control socket ${app.control}`);
+  log.info(`${app.name}: ${app.instances} workers (${path.relative(process.cwd(), app.script) || app.script})${app.control ? `, control socket ${app.control}` : ''}`);
   const code = await done;
   for (const close of closers) close();
   return code;

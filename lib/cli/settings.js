@@ -83,6 +83,7 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     incrementVar: o.incrementVar,
     incrementBase,
     control,
+    controlGiven: o.control !== undefined,
     metrics: o.metrics,
     health: o.health,
     watch: o.watch === undefined || o.watch === false ? false : (o.watch.length === 0 ? [o.cwd] : o.watch.map((p) => path.resolve(o.cwd, p))),
