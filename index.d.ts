@@ -31,6 +31,15 @@ declare namespace rcluster {
       proxyRejected: number;
     }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
+    /**
+     * Time from the primary's accept of a connection to the acknowledgement
+     * of the worker that took it: `buckets[i]` counts times <= `bounds[i]`
+     * seconds (cumulative); `count` and `sum` (seconds) cover them all.
+     * Absent before the first worker is forked.
+     */
+    ackLatency?: { bounds: number[]; buckets: number[]; count: number; sum: number };
+    /** Offers of a connection that a worker refused (maxConnections, closing). */
+    refused?: number;
   }
 
   /** `setupPrimary({ routing })`. */
@@ -236,6 +245,12 @@ declare namespace rcluster {
     readonly SCHED_STICKY: 4;
     /** `schedulingPolicy`: each worker accepts from a SO_REUSEPORT socket of its own, kept by the primary (`NODE_CLUSTER_SCHED_POLICY=reuseport`). */
     readonly SCHED_REUSEPORT: 5;
+    /**
+     * Under the `rcluster` command only (in the primary and in every worker):
+     * the Prometheus text its --metrics serves, for an app that serves its own
+     * /metrics. Undefined elsewhere.
+     */
+    metrics?(): Promise<string>;
     /**
      * Stops the restart policy, disconnects every worker (each closes its
      * servers and finishes its requests), SIGKILLs what is left after

@@ -136,10 +136,25 @@ pub struct WorkerStats {
     pub accepted: i64,
 }
 
+/// Accept-to-acknowledgement times (core/src/ack_stats.rs).
+#[napi(object)]
+pub struct AckLatencyStats {
+    /// Upper bounds of the buckets, in seconds.
+    pub bounds: Vec<f64>,
+    /// Cumulative counts: times at or below each bound.
+    pub buckets: Vec<i64>,
+    pub count: i64,
+    /// The sum of the times, in seconds.
+    pub sum: f64,
+}
+
 #[napi(object)]
 pub struct DispatcherStats {
     pub listeners: Vec<ListenerStats>,
     pub workers: Vec<WorkerStats>,
+    pub ack_latency: AckLatencyStats,
+    /// Offers of a connection that a worker refused.
+    pub refused: i64,
 }
 
 #[napi]
@@ -381,6 +396,13 @@ impl Dispatcher {
                 .into_iter()
                 .map(|w| WorkerStats { id: w.id, in_flight: w.in_flight as u32, accepted: w.accepted as i64 })
                 .collect(),
+            ack_latency: AckLatencyStats {
+                bounds: rcluster_core::ack_stats::BOUNDS_US.iter().map(|&us| us as f64 / 1e6).collect(),
+                buckets: stats.acks.cumulative().iter().map(|&n| n as i64).collect(),
+                count: stats.acks.count as i64,
+                sum: stats.acks.sum_us as f64 / 1e6,
+            },
+            refused: stats.acks.refused as i64,
         })
     }
 }

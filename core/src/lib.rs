@@ -4,6 +4,7 @@
 //!
 //! - [`bus`]: the message bus's messages on the same channels, and their bounded queues.
 //! - [`dispatcher`]: the primary's accept-and-dispatch thread.
+//! - [`ack_stats`]: accept-to-acknowledgement times and refusals.
 //! - [`handle`]: one shared listening socket, its policy and the connections held for it.
 //! - [`policy`]: who gets the next connection (round-robin, shared), decided purely;
 //!   [`least_connections`] and [`sticky`] are two more policies.
@@ -16,6 +17,7 @@
 //! - [`sys`]: every system call.
 //! - [`error`]: the one error type.
 
+pub mod ack_stats;
 pub mod bus;
 pub mod dispatcher;
 pub mod error;

@@ -14,6 +14,7 @@ use super::awaiting_header::{AwaitingHeader, Outcome, Stage};
 use super::command::Command;
 use super::events::{Event, EventSink};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
+use crate::ack_stats::AckStats;
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
@@ -58,6 +59,7 @@ pub(super) struct EventLoop {
     /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
     bus_bridge: bool,
     awaiting: AwaitingHeader,
+    acks: AckStats,
 }
 
 impl EventLoop {
@@ -76,6 +78,7 @@ impl EventLoop {
             events,
             bus_bridge: false,
             awaiting: AwaitingHeader::default(),
+            acks: AckStats::default(),
         }
     }
 
@@ -252,7 +255,7 @@ impl EventLoop {
                     let _ = reply.send(self.listen(request));
                 }
                 Command::Stats(reply) => {
-                    let _ = reply.send(Stats::collect(&self.handles, &self.peers));
+                    let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks));
                 }
                 Command::BusBridge(on) => self.bus_bridge = on,
                 Command::Stop => return false,
@@ -429,9 +432,11 @@ impl EventLoop {
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.opened(id);
                 }
+                self.acks.accepted(now.saturating_duration_since(conn.since));
                 // The worker owns a socket for it now: our copy closes here.
                 drop(conn);
             } else {
+                self.acks.refused();
                 refused.push(conn);
             }
         }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::ack_stats::AckStats;
 use crate::handle::ListenHandle;
 use crate::peer::{Peer, WorkerId};
 use crate::wire::ListenerId;
@@ -10,6 +11,8 @@ use crate::wire::ListenerId;
 pub struct Stats {
     pub listeners: Vec<ListenerStats>,
     pub workers: Vec<WorkerStats>,
+    /// Accept-to-acknowledgement times and refusals, since the dispatcher started.
+    pub acks: AckStats,
 }
 
 #[derive(Clone, Debug)]
@@ -42,7 +45,7 @@ pub struct WorkerStats {
 
 impl Stats {
     /// A snapshot of the dispatcher thread's state, sorted by id.
-    pub(super) fn collect(handles: &HashMap<ListenerId, ListenHandle>, peers: &HashMap<WorkerId, Peer>) -> Stats {
+    pub(super) fn collect(handles: &HashMap<ListenerId, ListenHandle>, peers: &HashMap<WorkerId, Peer>, acks: &AckStats) -> Stats {
         let mut listeners: Vec<ListenerStats> = handles
             .values()
             .map(|h| ListenerStats {
@@ -66,6 +69,6 @@ impl Stats {
             .map(|p| WorkerStats { id: p.id, in_flight: p.in_flight(), accepted: p.accepted_total() })
             .collect();
         workers.sort_by_key(|w| w.id);
-        Stats { listeners, workers }
+        Stats { listeners, workers, acks: acks.clone() }
     }
 }

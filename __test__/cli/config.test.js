@@ -1,0 +1,89 @@
+'use strict';
+// Settings from a PM2 ecosystem file or rcluster.config.*: PM2's keys mapped
+// onto rcluster's setupPrimary() settings, unknown keys warned about, and the
+// app's env, instance and increment variables in every worker.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const { Cli, cli, tmpdir, freePort, get, FIXTURES, ROOT } = require('./cli-process');
+
+const APP = path.join(FIXTURES, 'cjs-app');
+
+test('a PM2 ecosystem file, --only NAME: the app runs with its env, instances and increment_var; unknown keys are warned about', async (t) => {
+  const port = await freePort();
+  const control = path.join(tmpdir(), 'ctl.sock');
+  const app = new Cli(['ecosystem.config.js', '--only', 'api', '--control', control], { cwd: APP, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on \d+ as \d/, { count: 2 });
+  assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: unknown key "watch_me_please" \(ignored\)/);
+  assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: merge_logs is a PM2 setting rcluster does not use \(ignored\)/);
+  assert.doesNotMatch(app.err, /exec_mode/, 'exec_mode cluster is what rcluster does');
+  assert.doesNotMatch(app.err, /worker-queue/, 'the other app is not run');
+  const seen = new Map();
+  for (let i = 0; i < 40 && seen.size < 2; i++) {
+    const body = JSON.parse((await get(port, '/')).body);
+    seen.set(body.instance, body);
+  }
+  assert.deepStrictEqual([...seen.keys()].sort(), ['0', '1']);
+  for (const [instance, w] of seen) {
+    assert.strictEqual(w.env, 'from ecosystem');
+    assert.strictEqual(w.port, String(4100 + Number(instance)), 'increment_var: PORT + the slot');
+    assert.deepStrictEqual(w.argv, ['from-ecosystem']);
+    assert.deepStrictEqual(w.execArgv, ['--max-old-space-size=150']);
+  }
+  app.signal('SIGINT');
+  assert.strictEqual((await app.exited()).code, 0);
+});
+
+test('PM2 keys become rcluster settings (cluster.settings), --env NAME adds env_NAME', () => {
+  // In a process of its own: setupPrimary() makes it a cluster primary.
+  const program = `
+    const { resolveRun } = require('./lib/cli/settings');
+    resolveRun({ positional: [${JSON.stringify(path.join(APP, 'ecosystem.config.js'))}], options: {}, args: [], only: 'api', envName: 'production' }, ${JSON.stringify(APP)})
+      .then(({ app, primary, warnings }) => {
+        const cluster = require('.');
+        cluster.setupPrimary(primary);
+        const s = cluster.settings;
+        console.log(JSON.stringify({ settings: { ...s, restart: s.restart }, env: app.env, instances: app.instances, warnings }));
+      });`;
+  const r = spawnSync(process.execPath, ['-e', program], { cwd: ROOT, encoding: 'utf8' });
+  assert.strictEqual(r.status, 0, r.stderr);
+  const { settings, env, instances } = JSON.parse(r.stdout);
+  assert.strictEqual(instances, 2);
+  assert.strictEqual(settings.exec, path.join(APP, 'app.js'));
+  assert.deepStrictEqual(settings.args, ['from-ecosystem']);
+  assert.deepStrictEqual(settings.recycle, { maxMemory: '300M', cron: '0 3 * * *' });
+  assert.strictEqual(settings.shutdownTimeout, 4000);
+  assert.strictEqual(settings.drainTimeout, 4000);
+  assert.strictEqual(settings.waitReady, true);
+  assert.strictEqual(settings.readyTimeout, 8000);
+  assert.strictEqual(settings.restart.minDelay, 200);
+  assert.strictEqual(settings.restart.maxRestarts, 7);
+  assert.strictEqual(settings.restart.resetAfter, 5000);
+  assert.strictEqual(env.APP_MESSAGE, 'production');
+});
+
+test('rcluster.config.json in the current directory, and its bad values', async (t) => {
+  const dir = tmpdir();
+  fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
+  fs.writeFileSync(path.join(dir, 'rcluster.config.json'), JSON.stringify({ script: 'app.js', instances: 1, env: { APP_MESSAGE: 'json' }, colour: 'blue' }));
+  const port = await freePort();
+  const app = new Cli([], { cwd: dir, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on \d+ as 0/);
+  assert.match(app.err, /rcluster\.config\.json: unknown key "colour" \(ignored\)/);
+  assert.strictEqual(JSON.parse((await get(port, '/')).body).env, 'json');
+  // The default control socket is in the app's directory, owner-only.
+  const sock = path.join(dir, '.rcluster.sock');
+  assert.strictEqual(fs.statSync(sock).mode & 0o777, 0o600);
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+  assert.strictEqual(fs.existsSync(sock), false, 'the socket is removed on exit');
+
+  fs.writeFileSync(path.join(dir, 'rcluster.config.json'), JSON.stringify({ script: 'app.js', kill_timeout: -5 }));
+  const r = await cli([], { cwd: dir });
+  assert.strictEqual(r.code, 2);
+  assert.match(r.stderr, /rcluster\.config\.json: kill_timeout must be a whole number of milliseconds/);
+});

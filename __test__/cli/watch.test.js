@@ -1,0 +1,80 @@
+'use strict';
+// --watch: a burst of changes under a watched folder is one rolling reload,
+// with no failed request; node_modules, .git and ignore_watch are not watched.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const path = require('node:path');
+const { Cli, tmpdir, freePort, get, statusUntil, hasReload, NEEDS_RELOAD, FIXTURES } = require('./cli-process');
+
+async function appDir() {
+  const dir = tmpdir();
+  fs.copyFileSync(path.join(FIXTURES, 'cjs-app', 'app.js'), path.join(dir, 'app.js'));
+  for (const sub of ['config', 'node_modules/dep', '.git', 'logs']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config', 'settings.json'), '{}');
+  return dir;
+}
+
+const settle = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('--watch: one burst of changes, one reload; node_modules, .git and ignore_watch are ignored', async (t) => {
+  const dir = await appDir();
+  const port = await freePort();
+  const app = new Cli(['-i', '1', '--watch', '--watch-delay', '200', '--ignore-watch', 'logs', 'app.js'], { cwd: dir, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on/);
+  await settle(300);
+  for (const file of ['node_modules/dep/index.js', '.git/HEAD', 'logs/out.log']) fs.writeFileSync(path.join(dir, file), 'x');
+  await settle(800);
+  assert.doesNotMatch(app.err, /changed:/, 'ignored paths do not reload');
+  // Several writes in a burst.
+  for (let i = 0; i < 5; i++) {
+    fs.writeFileSync(path.join(dir, 'config', 'settings.json'), JSON.stringify({ i }));
+    await settle(20);
+  }
+  await app.waitFor(/changed: .*settings\.json/);
+  await settle(800);
+  assert.strictEqual([...app.err.matchAll(/changed:/g)].length, 1, app.err);
+  if (!hasReload()) assert.match(app.err, /reload failed: reload needs cluster\.reload/);
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+});
+
+test('--watch=PATH: a change under the watched folder is exactly one reload with no failed request', { skip: !hasReload() && NEEDS_RELOAD }, async (t) => {
+  const dir = await appDir();
+  const port = await freePort();
+  const control = path.join(tmpdir(), 'ctl.sock');
+  const app = new Cli(['-i', '2', '--watch=config', '--watch-delay', '200', '--control', control, 'app.js'], { cwd: dir, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on \d+ as \d/, { count: 2 });
+  const before = await statusUntil(control, (x) => x.workers.length === 2);
+  let failures = 0;
+  let answered = 0;
+  let running = true;
+  const load = Array.from({ length: 4 }, async () => {
+    while (running) {
+      try {
+        if ((await get(port, '/')).status === 200) answered++;
+        else failures++;
+      } catch {
+        failures++;
+      }
+    }
+  });
+  fs.writeFileSync(path.join(dir, 'app.js'), fs.readFileSync(path.join(dir, 'app.js')));
+  await settle(500);
+  assert.doesNotMatch(app.err, /changed:/, 'only config/ is watched');
+  fs.writeFileSync(path.join(dir, 'config', 'settings.json'), '{"v":2}');
+  await app.waitFor(/reload done/, { timeout: 30000 });
+  await settle(500);
+  running = false;
+  await Promise.all(load);
+  assert.strictEqual(failures, 0);
+  assert.ok(answered > 20, `answered ${answered}`);
+  assert.strictEqual([...app.err.matchAll(/rolling reload/g)].length, 1, app.err);
+  const after = await statusUntil(control, (x) => x.workers.length === 2);
+  const old = new Set(before.workers.map((w) => w.pid));
+  assert.ok(after.workers.every((w) => !old.has(w.pid)));
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+});

@@ -1,0 +1,137 @@
+'use strict';
+// Prometheus text (exposition format 0.0.4): the dispatcher's counters, each
+// worker's resources, restarts and their reasons, and the app's own
+// prom-client metrics from every worker, aggregated as prom-client's
+// AggregatorRegistry does (counters summed, ...), using the app's own copy of
+// prom-client: rcluster does not depend on it. A worker that does not answer
+// within the deadline is left out of that scrape; the scrape still succeeds.
+//
+// Counters stay monotonic across worker restarts: they are kept per slot
+// (NODE_APP_INSTANCE), and the primary adds a worker's last counts to its
+// slot's total when it exits.
+const { createRequire } = require('module');
+const path = require('path');
+const { askAll } = require('./ask');
+
+const WORKER_TIMEOUT_MS = 1000;
+
+function esc(v) {
+  return String(v).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function labels(obj) {
+  const parts = Object.entries(obj).map(([k, v]) => `${k}="${esc(v)}"`);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
+
+class Text {
+  constructor() {
+    this.lines = [];
+  }
+
+  metric(name, type, help, samples) {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of samples) this.lines.push(`${name}${labels(l)} ${Number.isFinite(v) ? v : 0}`);
+  }
+
+  histogram(name, help, { bounds, buckets, count, sum }) {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    bounds.forEach((le, i) => this.lines.push(`${name}_bucket{le="${le}"} ${buckets[i]}`));
+    this.lines.push(`${name}_bucket{le="+Inf"} ${count}`, `${name}_sum ${sum}`, `${name}_count ${count}`);
+  }
+
+  toString() {
+    return `${this.lines.join('\n')}\n`;
+  }
+}
+
+// The listener's address from its key ("address:port:addressType:fd:index").
+function listenerLabel(key) {
+  const parts = key.split(':');
+  return parts.length >= 5 ? parts.slice(0, -3).join(':') : key;
+}
+
+function promClientOf(app) {
+  try {
+    return createRequire(path.join(app.dir, 'noop.js'))('prom-client');
+  } catch {
+    return null;
+  }
+}
+
+// A counter never goes down, even if the counts a dead worker took with it
+// made the sum smaller than what was reported before.
+function monotonic(runner, key, value) {
+  runner.reported ??= new Map();
+  const v = Math.max(runner.reported.get(key) ?? 0, value);
+  runner.reported.set(key, v);
+  return v;
+}
+
+/** The text of /metrics (and of cluster.metrics()). */
+async function metricsText(runner) {
+  const status = await runner.status();
+  const t = new Text();
+  const L = status.listeners;
+  t.metric('rcluster_connections_accepted_total', 'counter', 'Connections the dispatcher accepted, per listener.',
+    L.map((l) => [{ listener: listenerLabel(l.key) }, l.accepted]));
+  t.metric('rcluster_connections_pending', 'gauge', 'Connections accepted and waiting for a worker, per listener.',
+    L.map((l) => [{ listener: listenerLabel(l.key) }, l.pending]));
+  t.metric('rcluster_connections_expired_total', 'counter', 'Connections closed after waiting queueTimeout for a worker, per listener.',
+    L.map((l) => [{ listener: listenerLabel(l.key) }, l.expired]));
+  const acks = runner.cluster.stats();
+  if (acks.ackLatency !== undefined) {
+    t.metric('rcluster_connections_refused_total', 'counter', 'Offers of a connection that a worker refused (maxConnections, closing).', [[{}, acks.refused]]);
+    t.histogram('rcluster_dispatch_ack_seconds', 'Time from the primary\'s accept of a connection to the acknowledgement of the worker that took it.', acks.ackLatency);
+  }
+  t.metric('rcluster_listener_workers', 'gauge', 'Workers in each listener\'s rotation.',
+    L.map((l) => [{ listener: listenerLabel(l.key) }, l.workers.length]));
+
+  const bySlot = new Map(status.workers.filter((w) => w.slot !== null).map((w) => [w.slot, w]));
+  const slots = [...new Set([...bySlot.keys(), ...runner.totals.dispatched.keys()])].sort((a, b) => a - b);
+  t.metric('rcluster_connections_dispatched_total', 'counter', 'Connections the dispatcher passed to the workers of each slot.',
+    slots.map((s) => [{ slot: s }, monotonic(runner, `d${s}`, (runner.totals.dispatched.get(s) ?? 0) + (bySlot.get(s)?.dispatched ?? 0))]));
+  t.metric('rcluster_worker_cpu_seconds_total', 'counter', 'CPU time (user + system) of the workers of each slot.',
+    slots.map((s) => [{ slot: s }, monotonic(runner, `c${s}`, (runner.totals.cpu.get(s) ?? 0) + (bySlot.get(s)?.cpuSeconds ?? 0))]));
+  const restarts = [...runner.totals.restarts].map(([key, n]) => {
+    const [slot, reason] = key.split('\u0000');
+    return [{ slot, reason }, n];
+  });
+  t.metric('rcluster_worker_restarts_total', 'counter', 'Workers replaced, per slot and reason.', restarts);
+  t.metric('rcluster_workers', 'gauge', 'Worker processes alive.', [[{}, status.workers.length]]);
+  t.metric('rcluster_workers_wanted', 'gauge', 'Workers the primary keeps running (instances).', [[{}, status.instances]]);
+  t.metric('rcluster_up', 'gauge', '1 while ready for traffic, 0 while starting or stopping.', [[{}, runner.ready() ? 1 : 0]]);
+  const w = status.workers;
+  const wl = (x) => ({ slot: x.slot ?? '', worker: x.id });
+  t.metric('rcluster_worker_resident_memory_bytes', 'gauge', 'Resident memory of each worker.',
+    w.filter((x) => x.rss !== null).map((x) => [wl(x), x.rss]));
+  t.metric('rcluster_worker_cpu_percent', 'gauge', 'CPU use of each worker since the last sample, in percent of one CPU.',
+    w.filter((x) => x.cpu !== null).map((x) => [wl(x), x.cpu]));
+  t.metric('rcluster_worker_event_loop_delay_p99_seconds', 'gauge', 'Event-loop delay of each worker, 99th percentile since the last sample.',
+    w.filter((x) => x.eventLoopDelay !== null).map((x) => [wl(x), x.eventLoopDelay.p99]));
+  t.metric('rcluster_worker_open_connections', 'gauge', 'Connections open in each worker.',
+    w.filter((x) => x.connections.open !== null).map((x) => [wl(x), x.connections.open]));
+  t.metric('rcluster_worker_uptime_seconds', 'gauge', 'Time since each worker was forked.',
+    w.map((x) => [wl(x), x.uptime]));
+  t.metric('rcluster_worker_restarts', 'gauge', 'Restarts of each worker\'s slot so far.',
+    w.map((x) => [wl(x), x.restarts]));
+
+  let text = t.toString();
+  const app = await appMetrics(runner);
+  if (app) text += app.endsWith('\n') ? app : `${app}\n`;
+  return text;
+}
+
+// The app's prom-client metrics from every worker that answers in time, as one registry.
+async function appMetrics(runner) {
+  const workers = runner.liveWorkers();
+  const answers = await askAll(workers, 'metrics', WORKER_TIMEOUT_MS);
+  const arrays = [...answers.values()].filter((a) => Array.isArray(a));
+  if (arrays.length === 0) return '';
+  const prom = promClientOf(runner.app);
+  if (prom === null || prom.AggregatorRegistry === undefined) return '';
+  const registry = prom.AggregatorRegistry.aggregate(arrays);
+  return registry.metrics();
+}
+
+module.exports = { metricsText };

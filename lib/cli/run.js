@@ -1,0 +1,331 @@
+'use strict';
+// `rcluster SCRIPT`: this process is the primary of a cluster that runs the
+// unmodified app in every worker, in the foreground, until a signal or
+// `rcluster stop` ends it. Exit codes (EXIT below) say how it ended.
+const { constants: { signals: SIGNALS } } = require('os');
+const { slotEnv } = require('./settings');
+const { Logs } = require('./logs');
+const { askAll } = require('./ask');
+const { procStat } = require('./procstat');
+
+const EXIT = Object.freeze({
+  /** Stopped on request; every worker drained in time. */
+  Stopped: 0,
+  /** The app could not be kept running: its workers crash in a loop, or exited and were not replaced. */
+  Failed: 1,
+  /** A bad command line or config value (lib/cli/errors.js). */
+  Usage: 2,
+  /** Stopped on request, but some workers were SIGKILLed at the deadline. */
+  Killed: 3,
+  // A second SIGTERM/SIGINT: 128 + the signal's number, as a shell reports a process killed by it.
+});
+
+class Runner {
+  constructor(cluster, app, log) {
+    this.cluster = cluster;
+    this.app = app;
+    this.log = log;
+    this.slots = []; // slot -> worker id holding it (or null while it is replaced)
+    this.slotOf = new Map(); // worker id -> slot
+    this.startedAt = new Map(); // worker id -> fork time
+    this.retiring = new Set(); // worker ids being retired by a scale-down
+    this.stopping = null; // the shutdown promise, once stopping
+    this.signals = 0;
+    this.crashLooped = false;
+    this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map() }; // monotonic counters, per slot
+    this.lastSeen = new Map(); // worker id -> { dispatched, cpuSeconds }
+    this.logs = new Logs(app, process.stdout, process.stderr);
+  }
+
+  start() {
+    const cluster = this.cluster;
+    // Every fork (ours, the restart policy's, a reload's) carries its slot in
+    // its env: a replacement gets its predecessor's env, so its slot too.
+    const fork = cluster.fork;
+    const self = this;
+    cluster.fork = function forkWithSlot(env) {
+      const worker = fork.call(this, env);
+      const slot = Number(env?.[self.app.instanceVar]);
+      if (Number.isInteger(slot)) {
+        self.slotOf.set(worker.id, slot);
+        if (slot < self.slots.length) self.slots[slot] = worker.id;
+        // A restart that was pending for a slot scaled away since.
+        else process.nextTick(() => self.retire(worker, worker.id));
+      }
+      self.startedAt.set(worker.id, Date.now());
+      self.logs.attach(worker, slot);
+      worker.process.on('internalMessage', (message) => self.onWorkerAsks(worker, message));
+      // Before the primary's own 'exit' listener, which has the dispatcher
+      // forget the worker and its counts.
+      worker.process.prependOnceListener('exit', () => self.sample([worker]));
+      return worker;
+    };
+    // A fork that did not go through the cluster.fork property (rcluster's
+    // own code holding the original function): its slot is read from its env.
+    cluster.on('fork', (worker) => {
+      if (self.slotOf.has(worker.id) || worker.isDead()) return;
+      const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
+      self.startedAt.set(worker.id, Date.now());
+      if (slot === null) return;
+      self.slotOf.set(worker.id, slot);
+      if (slot < self.slots.length) self.slots[slot] = worker.id;
+    });
+    cluster.on('restart', (worker, old, info) => {
+      const slot = this.slotOf.get(worker.id);
+      const key = `${slot}\u0000${info.reason}`;
+      this.totals.restarts.set(key, (this.totals.restarts.get(key) ?? 0) + 1);
+      this.log.info(`worker ${old.id} (slot ${slot}) ${describeEnd(info)}; worker ${worker.id} replaces it`);
+    });
+    cluster.on('recycle', (worker, reason) => {
+      const slot = this.slotOf.get(worker.id);
+      const key = `${slot}\u0000recycle:${reason}`;
+      this.totals.restarts.set(key, (this.totals.restarts.get(key) ?? 0) + 1);
+    });
+    cluster.on('crashloop', (info) => {
+      this.crashLooped = true;
+      this.log.error(`workers keep crashing (${info.restarts} restarts in ${info.window / 1000} s): no more restarts`);
+    });
+    cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
+    for (let slot = 0; slot < this.app.instances; slot++) this.forkSlot(slot);
+    // A worker that dies suddenly takes its latest counts with it (the
+    // dispatcher forgets it as its channel hangs up): sampled every second,
+    // a slot's totals lose at most that second's.
+    this.sampler = setInterval(() => this.sample(this.liveWorkers()), 1000);
+    this.sampler.unref();
+  }
+
+  // The latest dispatched count and CPU time of each worker, for account().
+  sample(workers) {
+    let byId;
+    try {
+      byId = new Map(this.cluster.stats().workers.map((w) => [w.id, w]));
+    } catch {
+      return;
+    }
+    for (const w of workers) {
+      const d = byId.get(w.id);
+      const p = procStat(w.process.pid);
+      const seen = this.lastSeen.get(w.id) ?? { dispatched: 0, cpuSeconds: 0 };
+      this.lastSeen.set(w.id, {
+        dispatched: Math.max(seen.dispatched, d ? d.accepted : 0),
+        cpuSeconds: Math.max(seen.cpuSeconds, p ? p.cpuSeconds : 0),
+      });
+    }
+  }
+
+  // A worker's cluster.metrics() (lib/cli/worker_hook.js).
+  onWorkerAsks(worker, message) {
+    if (message === null || typeof message !== 'object' || message.cmd !== 'NODE_RCLUSTER_CLI' || message.ask === undefined) return;
+    if (message.what !== 'metrics-text' || this.metricsText === undefined) return;
+    this.metricsText().then((value) => ({ value }), (err) => ({ error: err.message })).then((reply) => {
+      if (worker.process.connected) worker.process.send({ cmd: 'NODE_RCLUSTER_CLI', answer: message.ask, ...reply }, undefined, { swallowErrors: true }, () => {});
+    });
+  }
+
+  forkSlot(slot) {
+    this.slots[slot] = null;
+    this.cluster.fork(slotEnv(this.app, slot));
+  }
+
+  onExit(worker, code, signal) {
+    this.account(worker);
+    this.retiring.delete(worker.id);
+    const slot = this.slotOf.get(worker.id);
+    if (slot !== undefined && this.slots[slot] === worker.id) this.slots[slot] = null;
+    this.slotOf.delete(worker.id);
+    this.startedAt.delete(worker.id);
+    if (this.stopping === null && !worker.exitedAfterDisconnect && this.cluster.pendingRestarts === 0 &&
+        !this.slots.some((id) => id !== null && id !== worker.id) && this.liveWorkers().length === 0) {
+      // Nothing is left running and nothing will be: the app has failed.
+      this.log.error(`worker ${worker.id} exited (${signal ? `signal ${signal}` : `code ${code}`}) and no worker is left`);
+      this.finish(EXIT.Failed);
+    }
+  }
+
+  // A worker's counters go into its slot's totals, so they stay monotonic
+  // across its restarts.
+  account(worker) {
+    const slot = this.slotOf.get(worker.id);
+    const seen = this.lastSeen.get(worker.id);
+    this.lastSeen.delete(worker.id);
+    if (slot === undefined || seen === undefined) return;
+    this.totals.dispatched.set(slot, (this.totals.dispatched.get(slot) ?? 0) + seen.dispatched);
+    this.totals.cpu.set(slot, (this.totals.cpu.get(slot) ?? 0) + seen.cpuSeconds);
+  }
+
+  liveWorkers() {
+    return Object.values(this.cluster.workers).filter((w) => !w.isDead());
+  }
+
+  get instances() {
+    return this.slots.length;
+  }
+
+  /** One worker more or fewer, down to 1 (SIGTTIN / SIGTTOU, `rcluster scale N`). */
+  scale(n) {
+    if (this.stopping !== null) return { instances: this.instances, forked: 0, retired: 0 };
+    const before = this.slots.length;
+    let forked = 0;
+    let retired = 0;
+    while (this.slots.length < n) {
+      this.forkSlot(this.slots.length);
+      forked++;
+    }
+    while (this.slots.length > n) {
+      const slot = this.slots.length - 1;
+      const id = this.slots.pop();
+      if (id !== null) this.retire(this.cluster.workers[id] ?? null, id);
+      retired++;
+      // Any other worker of this slot (one on its way out for a reload, say).
+      this.slotOf.forEach((s, wid) => {
+        if (s === slot && wid !== id) this.retire(this.cluster.workers[wid] ?? null, wid);
+      });
+    }
+    if (before !== n) this.log.info(`scaled from ${before} to ${n} workers`);
+    return { instances: this.slots.length, forked, retired };
+  }
+
+  // Out of the rotation now; SIGKILL if not gone by the shutdown deadline.
+  retire(worker, id) {
+    if (worker === null || this.retiring.has(id)) return;
+    this.retiring.add(id);
+    const timeout = this.cluster.settings.shutdownTimeout ?? 30000;
+    if (worker.isConnected()) worker.disconnect();
+    const timer = setTimeout(() => {
+      if (!worker.isDead()) worker.process.kill('SIGKILL');
+    }, timeout);
+    timer.unref();
+    worker.process.once('exit', () => clearTimeout(timer));
+  }
+
+  /** A rolling reload (SIGHUP, `rcluster reload`, --watch). */
+  async reload(why) {
+    if (typeof this.cluster.reload !== 'function') {
+      const err = new Error('reload needs cluster.reload (zero-downtime operations), which this rcluster lacks');
+      err.code = 'ERR_RCLUSTER_NO_RELOAD';
+      throw err;
+    }
+    if (this.stopping !== null) throw Object.assign(new Error('shutting down'), { code: 'ERR_RCLUSTER_STOPPING' });
+    this.log.info(`rolling reload (${why})`);
+    const result = await this.cluster.reload();
+    this.log.info('reload done');
+    return result ?? {};
+  }
+
+  /** Graceful shutdown; resolves to the exit code. */
+  stop(why) {
+    if (this.stopping === null) {
+      this.log.info(`stopping (${why}): draining ${this.liveWorkers().length} workers`);
+      for (const w of Object.values(this.cluster.workers)) this.account(w);
+      this.stopping = this.cluster.shutdown().then(({ killed }) => {
+        const code = killed > 0 ? EXIT.Killed : this.crashLooped ? EXIT.Failed : EXIT.Stopped;
+        this.finish(code);
+        return code;
+      });
+    }
+    return this.stopping;
+  }
+
+  onSignal(signal) {
+    this.signals++;
+    if (signal === 'SIGHUP') {
+      this.reload('SIGHUP').catch((err) => this.log.error(`reload failed: ${err.message}`));
+    } else if (signal === 'SIGTTIN') {
+      this.scale(this.instances + 1);
+    } else if (signal === 'SIGTTOU') {
+      this.scale(Math.max(1, this.instances - 1));
+    } else if (this.stopping === null) {
+      this.stop(signal);
+    } else {
+      // The second SIGTERM/SIGINT: the operator will not wait.
+      this.log.error(`${signal} again: killing the workers now`);
+      for (const w of this.liveWorkers()) w.process.kill('SIGKILL');
+      this.finish(128 + SIGNALS[signal]);
+    }
+  }
+
+  finish(code) {
+    if (this.finished) return;
+    this.finished = true;
+    clearInterval(this.sampler);
+    this.onFinish?.(code);
+  }
+
+  /** What `rcluster status` shows, and what metrics read. */
+  async status() {
+    const cluster = this.cluster;
+    const stats = cluster.stats();
+    const byId = new Map(stats.workers.map((w) => [w.id, w]));
+    const workers = this.liveWorkers();
+    const answers = await askAll(workers, 'stats', 1000);
+    const now = Date.now();
+    const rows = workers.map((w) => {
+      const d = byId.get(w.id);
+      const a = answers.get(w.id);
+      const p = procStat(w.process.pid) ?? (a ? { rss: a.rss, cpuSeconds: a.cpuSeconds } : null);
+      const prev = this.cpuSample?.get(w.id);
+      const cpuPercent = p && prev ? (100 * (p.cpuSeconds - prev.cpuSeconds)) / Math.max(0.001, (now - prev.at) / 1000) :
+        p ? (100 * p.cpuSeconds) / Math.max(0.001, (now - this.startedAt.get(w.id)) / 1000) : null;
+      const row = {
+        id: w.id,
+        slot: this.slotOf.get(w.id) ?? null,
+        pid: w.process.pid,
+        state: this.retiring.has(w.id) ? 'retiring' : w.state,
+        uptime: (now - this.startedAt.get(w.id)) / 1000,
+        restarts: w.restarts ?? 0,
+        connections: { open: a ? a.connections.open : (d ? d.inFlight : null), total: a ? a.connections.total : (d ? d.accepted : null) },
+        dispatched: d ? d.accepted : 0,
+        requests: a ? a.requests : null,
+        rss: p ? p.rss : null,
+        cpuSeconds: p ? p.cpuSeconds : null,
+        cpu: cpuPercent === null ? null : Math.round(cpuPercent * 10) / 10,
+        eventLoopDelay: a ? a.eventLoopDelay : null,
+      };
+      return row;
+    });
+    this.cpuSample = new Map(rows.filter((r) => r.cpuSeconds !== null).map((r) => [r.id, { cpuSeconds: r.cpuSeconds, at: now }]));
+    return {
+      name: this.app.name,
+      pid: process.pid,
+      script: this.app.script,
+      instances: this.instances,
+      state: this.stopping !== null ? 'stopping' : 'running',
+      uptime: process.uptime(),
+      workers: rows,
+      listeners: stats.listeners.map((l) => ({
+        id: l.id, key: l.key, workers: l.workers, accepted: l.accepted, pending: l.pending, expired: l.expired,
+      })),
+    };
+  }
+
+  /**
+   * Ready for traffic: not stopping, and every listener has a worker in its
+   * rotation. Before the app's first listen there is nothing to send traffic
+   * to: not ready.
+   */
+  ready() {
+    if (this.stopping !== null) return false;
+    const { listeners } = this.cluster.stats();
+    return listeners.length > 0 && listeners.every((l) => l.workers.length > 0);
+  }
+}
+
+// The value of `name` in /proc/PID/environ (Linux), as a slot number.
+function slotFromEnviron(pid, name) {
+  try {
+    const prefix = `${name}=`;
+    const entry = require('fs').readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').find((e) => e.startsWith(prefix));
+    const slot = entry === undefined ? NaN : Number(entry.slice(prefix.length));
+    return Number.isInteger(slot) ? slot : null;
+  } catch {
+    return null;
+  }
+}
+
+function describeEnd(info) {
+  if (info.reason === 'signal') return `was killed by ${info.signal}`;
+  if (info.reason === 'exit') return `exited with code ${info.code}`;
+  return `ended (${info.reason})`;
+}
+
+module.exports = { Runner, EXIT };

@@ -1,0 +1,106 @@
+'use strict';
+// From what the command line and a config file say to what the primary does:
+// the app's script and arguments, the number of workers, and rcluster's
+// setupPrimary() settings, PM2's names mapped onto rcluster's.
+const fs = require('fs');
+const path = require('path');
+const { readConfig, findConfig, looksLikeConfig } = require('./config');
+const { maxInstances } = require('./cpus');
+const { UsageError } = require('./errors');
+const { RESTART_DEFAULTS } = require('../settings');
+
+const HOOK = path.join(__dirname, 'worker_hook.js');
+
+/** What `rcluster [options] SCRIPT` runs: `{ app, primary, warnings }`. */
+async function resolveRun(parsed, cwd = process.cwd()) {
+  let configFile = parsed.configFile;
+  let script = parsed.positional[0];
+  if (script !== undefined && configFile === undefined && looksLikeConfig(script)) {
+    configFile = script;
+    script = undefined;
+  }
+  const file = findConfig(cwd, configFile);
+  let fromFile = { options: {}, warnings: [] };
+  if (file !== null) fromFile = await readConfig(file, { only: parsed.only, envName: parsed.envName });
+  else if (parsed.only !== undefined) throw new UsageError('--only needs a config or ecosystem file (--config FILE)');
+  const o = { ...fromFile.options, ...parsed.options };
+  if (script !== undefined) o.script = path.resolve(cwd, script);
+  if (parsed.args.length > 0 || script !== undefined) o.args = parsed.args.length > 0 ? parsed.args : (script !== undefined ? [] : o.args);
+  if (o.script === undefined) throw new UsageError('no script to run (rcluster [options] SCRIPT, or a config file naming one; see rcluster --help)');
+  if (!fs.existsSync(o.script)) throw new UsageError(`script not found: ${o.script}`);
+  o.cwd = o.cwd ?? cwd;
+
+  const max = maxInstances();
+  const raw = o.instances ?? 'max';
+  const count = raw === 'max' ? max : raw < 0 ? Math.max(1, max + raw) : raw;
+  if (count < 1) throw new UsageError(`instances must leave at least one worker (got ${raw})`);
+
+  const instanceVar = o.instanceVar ?? 'NODE_APP_INSTANCE';
+  let incrementBase;
+  if (o.incrementVar !== undefined) {
+    const base = (o.env ?? {})[o.incrementVar] ?? process.env[o.incrementVar];
+    if (base === undefined || !/^\d+$/.test(String(base))) {
+      throw new UsageError(`increment_var ${o.incrementVar} needs a numeric ${o.incrementVar} in env (got ${base === undefined ? 'none' : JSON.stringify(base)})`);
+    }
+    incrementBase = Number(base);
+  }
+
+  const primary = {
+    exec: o.script,
+    args: o.args ?? [],
+    execArgv: [...(o.nodeArgs ?? []), '--require', HOOK],
+    cwd: o.cwd,
+    // Output through the primary only when it adds something to each line.
+    silent: Boolean(o.prefix || o.time),
+    restart: {
+      ...(o.expBackoffRestartDelay !== undefined && { minDelay: o.expBackoffRestartDelay, maxDelay: Math.max(RESTART_DEFAULTS.maxDelay, o.expBackoffRestartDelay) }),
+      ...(o.maxRestarts !== undefined && { maxRestarts: o.maxRestarts }),
+      ...(o.minUptime !== undefined && { resetAfter: o.minUptime }),
+    },
+  };
+  if (o.killTimeout !== undefined) {
+    primary.shutdownTimeout = o.killTimeout;
+    primary.drainTimeout = o.killTimeout;
+  }
+  if (o.waitReady !== undefined) primary.waitReady = o.waitReady;
+  if (o.listenTimeout !== undefined) primary.readyTimeout = o.listenTimeout;
+  if (o.maxMemoryRestart !== undefined || o.cronRestart !== undefined) {
+    primary.recycle = {
+      ...(o.maxMemoryRestart !== undefined && { maxMemory: o.maxMemoryRestart }),
+      ...(o.cronRestart !== undefined && { cron: o.cronRestart }),
+    };
+  }
+
+  const appDir = path.dirname(o.script);
+  const control = o.control !== undefined ? path.resolve(cwd, o.control) : path.join(appDir, '.rcluster.sock');
+  const app = {
+    name: o.name ?? path.basename(o.script).replace(/\.[cm]?js$/, ''),
+    script: o.script,
+    dir: appDir,
+    instances: count,
+    env: o.env ?? {},
+    instanceVar,
+    incrementVar: o.incrementVar,
+    incrementBase,
+    control,
+    controlGiven: o.control !== undefined,
+    metrics: o.metrics,
+    health: o.health,
+    watch: o.watch === undefined || o.watch === false ? false : (o.watch.length === 0 ? [o.cwd] : o.watch.map((p) => path.resolve(o.cwd, p))),
+    watchDelay: o.watchDelay ?? 500,
+    ignoreWatch: o.ignoreWatch ?? [],
+    prefix: Boolean(o.prefix),
+    time: Boolean(o.time),
+    configFile: file,
+  };
+  return { app, primary, warnings: fromFile.warnings };
+}
+
+/** The env a worker of slot `slot` is forked with. */
+function slotEnv(app, slot) {
+  const env = { ...app.env, [app.instanceVar]: String(slot) };
+  if (app.incrementVar !== undefined) env[app.incrementVar] = String(app.incrementBase + slot);
+  return env;
+}
+
+module.exports = { resolveRun, slotEnv, HOOK };
