@@ -10,6 +10,7 @@
 //! - [`wire`]: the one definition of the messages on that channel.
 //! - [`listener`]: binding the sockets workers ask for.
 //! - [`node_query`]: reading a worker's listen request as Node words it.
+//! - [`socket_identity`]: whether a listen by fd names a socket already shared.
 //! - [`sys`]: every system call.
 //! - [`error`]: the one error type.
 
@@ -20,6 +21,7 @@ pub mod listener;
 pub mod node_query;
 pub mod peer;
 pub mod policy;
+pub mod socket_identity;
 pub mod sys;
 pub mod wire;
 pub mod worker_channel;

@@ -15,6 +15,7 @@ use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
+use crate::socket_identity;
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -183,6 +184,10 @@ impl EventLoop {
                     if let Some(peer) = self.peers.get_mut(&id) {
                         peer.mark_dead();
                     }
+                    // Now, not at the end of the turn: a Stats command queued
+                    // behind this one (stats() in an 'exit' listener) must not
+                    // list the worker.
+                    self.reap_dead_peers();
                 }
                 Command::Withdraw(id, emptied) => self.withdraw(id, emptied),
                 Command::Listen(request, reply) => {
@@ -204,6 +209,9 @@ impl EventLoop {
         let (id, created) = match self.keys.get(&request.key) {
             Some(id) => (*id, false),
             None => {
+                if socket_identity::names_one_of(&request.spec.addr, self.handles.values().map(ListenHandle::fd)) {
+                    return Err(Error::io("bind", std::io::Error::from_raw_os_error(libc::EEXIST)));
+                }
                 let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
                 let id = self.next_listener;
                 self.next_listener += 1;
@@ -352,8 +360,9 @@ impl EventLoop {
         if last {
             self.close_handle(listener);
         }
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.push_left(listener);
+        let flooded = self.peers.get_mut(&id).is_some_and(|peer| !peer.push_left(listener));
+        if flooded {
+            self.channel_failed(id, "sent LEAVE faster than it reads the replies".to_string());
         }
     }
 
