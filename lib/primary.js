@@ -14,6 +14,8 @@ const { Act, Env } = require('./protocol');
 const { manage } = require('./management');
 const { WorkerRecord } = require('./worker_record');
 const { dispatcherEvents } = require('./dispatcher_events');
+const { checkWorkerMessage } = require('./worker_messages');
+const { workerEnvironment, isSpawnResourceError, unspawnedProcess } = require('./worker_spawn');
 const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
 const builtin = require('./builtin');
@@ -27,6 +29,8 @@ const SCHED_NONE = 1;
 const SCHED_RR = 2;
 // What a worker's listen fails with when the dispatcher, not the bind, failed.
 const UV_ECANCELED = uvErrno('ECANCELED');
+// What a listen request with a malformed field is refused with.
+const UV_EINVAL = uvErrno('EINVAL');
 // Inspector ports a worker may be given (Node's internal/util/inspector).
 const kMinPort = 1024;
 const kMaxPort = 65535;
@@ -181,7 +185,7 @@ function getInspectPort(inspectPort) {
 
 // The stdio of a worker, with its private channel appended as one more slot.
 // Returns the array and the slot index the worker finds the channel at.
-function stdioWithChannel(stdio, silent, channelFd) {
+function stdioWithChannel(stdio, silent) {
   let base;
   if (Array.isArray(stdio)) {
     base = [...stdio];
@@ -191,7 +195,7 @@ function stdioWithChannel(stdio, silent, channelFd) {
     base = silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : [0, 1, 2, 'ipc'];
   }
   // Without 'ipc', fork() throws ERR_CHILD_PROCESS_IPC_REQUIRED, as under node:cluster.
-  base.push(channelFd);
+  base.push(null); // the channel's fd, once it is open
   return { stdio: base, channelSlot: base.length - 1 };
 }
 
@@ -203,10 +207,20 @@ function createWorkerProcess(id, env) {
   if (isUsingInspector(settings.execArgv)) {
     execArgv.push(`--inspect-port=${getInspectPort(settings.inspectPort)}`);
   }
-  const channelFd = getDispatcher().openChannel(id);
-  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, [Env.ChannelFd]: `${channelSlot}` };
-  delete workerEnv.NODE_UNIQUE_ID;
+  // Whatever can throw (the env copy runs the app's getters) runs before the
+  // channel opens: a fork that throws leaves no fds and no worker behind.
+  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent);
+  const workerEnv = workerEnvironment(process.env, env, {
+    ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, [Env.ChannelFd]: `${channelSlot}`,
+  });
+  try {
+    stdio[channelSlot] = getDispatcher().openChannel(id);
+  } catch (err) {
+    // Out of fds: the fork fails as a spawn out of fds does, with the
+    // worker's 'error', not by throwing in the primary.
+    if (isSpawnResourceError(err)) return unspawnedProcess(err);
+    throw err;
+  }
   try {
     const child = fork(settings.exec, settings.args, {
       cwd: settings.cwd,
@@ -222,9 +236,12 @@ function createWorkerProcess(id, env) {
     // worker.process shows what the app asked for, as under node:cluster:
     // spawnargs without the preload (the worker's execArgv drops it too), and
     // stdio without the channel's slot (always null: an fd, not a pipe).
-    const i = child.spawnargs.indexOf(PRELOAD);
+    // A spawn the system refused (EMFILE) has no stdio; its 'error' follows.
+    const i = Array.isArray(child.spawnargs) ? child.spawnargs.indexOf(PRELOAD) : -1;
     if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
-    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot, 1);
+    if (Array.isArray(child.stdio) && child.stdio.length === stdio.length && child.stdio[channelSlot] === null) {
+      child.stdio.splice(channelSlot, 1);
+    }
     return child;
   } catch (err) {
     getDispatcher().removeWorker(id);
@@ -270,6 +287,7 @@ cluster.fork = function fork(env) {
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
   workerRecords.set(id, new WorkerRecord(worker, env));
   management.forked(worker);
+  if (workerProcess.pid === undefined) onSpawnFailure(worker);
 
   worker.on('message', function(message, handle) {
     cluster.emit('message', this, message, handle);
@@ -315,6 +333,29 @@ cluster.fork = function fork(env) {
   return worker;
 };
 
+// The system refused the worker's process (or its channel): out of fds or
+// processes. Its 'error' is the worker's, as under node:cluster, but the
+// primary survives it even when the app has no 'error' listener (a
+// replacement forked by the restart policy has none), and the worker does not
+// linger in cluster.workers: it is gone, and under the restart policy it is
+// forked again, with the backoff of a crash.
+function onSpawnFailure(worker) {
+  worker.process.removeAllListeners('error');
+  worker.process.once('error', (err) => {
+    removeFromDispatcher(worker);
+    deleteFromClusterWorkers(worker);
+    worker.state = 'dead';
+    debug('primary: worker %d could not be spawned: %s', worker.id, err && err.code);
+    workerRecords.get(worker.id)?.failed('forkFailed');
+    management.exited(worker, null, null);
+    if (worker.listenerCount('error') > 0) {
+      worker.emit('error', err);
+    } else {
+      process.emitWarning(`could not fork worker ${worker.id}: ${err && err.message}`, { code: 'RCLUSTER_FORK_FAILED' });
+    }
+  });
+}
+
 function emitForkNT(worker) {
   cluster.emit('fork', worker);
 }
@@ -333,17 +374,29 @@ cluster.disconnect = function disconnect(cb) {
   if (typeof cb === 'function') intercom.once('disconnect', cb);
 };
 
-const methodMessageMapping = {
-  [Act.ExitedAfterDisconnect]: exitedAfterDisconnect,
-  [Act.Listening]: listening,
-  [Act.Online]: online,
-  [Act.QueryServer]: queryServer,
-  [Act.UncaughtException]: uncaughtException,
-};
+const methodMessageMapping = new Map([
+  [Act.ExitedAfterDisconnect, exitedAfterDisconnect],
+  [Act.Listening, listening],
+  [Act.Online, online],
+  [Act.QueryServer, queryServer],
+  [Act.UncaughtException, uncaughtException],
+]);
 
+// A worker's message reaches its handler only once lib/worker_messages.js
+// has checked every field the handler reads. A listen request with a bad
+// field is answered (EINVAL), so an honest worker's listen does not hang;
+// anything else malformed is ignored.
 function onmessage(message, handle) {
-  const fn = methodMessageMapping[message.act];
-  if (typeof fn === 'function') fn(this, message);
+  const checked = checkWorkerMessage(message);
+  if (checked === null) return;
+  if (checked.refuse !== undefined) {
+    debug('primary: worker %d: malformed %s message (%s)', this.id, checked.act, checked.refuse);
+    if (checked.act === Act.QueryServer && Number.isSafeInteger(message.seq)) {
+      send(this, { errno: UV_EINVAL, ack: message.seq, shared: schedulingPolicy !== SCHED_RR });
+    }
+    return;
+  }
+  methodMessageMapping.get(checked.act)(this, message);
 }
 
 // A worker that had an uncaught exception is closing its servers and will
