@@ -34,6 +34,10 @@ pub enum ChannelMessageKind {
     Shared = 2,
     /// Out of that listener's rotation: nothing more for it will come.
     Left = 3,
+    /// Replies to the primary are queued: JS sends them up to this point
+    /// (`flushReplies(mark)`, the mark in the listener id's place) once the
+    /// event loop has run a turn after this one (docs/DESIGN.md §11).
+    RepliesQueued = 15,
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
@@ -136,6 +140,9 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
+    /// Replies sent so far, over the channel's life (wrapping): with the
+    /// queue's length, it names a point in the queue for `flush_replies`.
+    flushed: Cell<u32>,
 }
 
 impl Drop for JsCallback {
@@ -183,10 +190,26 @@ impl Receiver {
     }
 
     fn send_replies(&self) {
-        let replies = std::mem::take(&mut *self.replies.borrow_mut());
+        self.send_replies_upto(self.queued_mark());
+    }
+
+    /// The point in the reply queue reached so far.
+    fn queued_mark(&self) -> u32 {
+        self.flushed.get().wrapping_add(self.replies.borrow().len() as u32)
+    }
+
+    /// Sends the queued replies up to `mark` (an earlier `queued_mark`), in
+    /// one message; later ones stay queued.
+    fn send_replies_upto(&self, mark: u32) {
+        let replies: Vec<u8> = {
+            let mut queue = self.replies.borrow_mut();
+            let n = (mark.wrapping_sub(self.flushed.get()) as usize).min(queue.len());
+            queue.drain(..n).collect()
+        };
         if replies.is_empty() {
             return;
         }
+        self.flushed.set(self.flushed.get().wrapping_add(replies.len() as u32));
         match self.channel.borrow_mut().reply(&replies) {
             Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
             _ => {}
@@ -205,7 +228,15 @@ impl Receiver {
 
     fn on_readable(&self, status: c_int) {
         self.receive(status);
-        self.send_replies();
+        // Not sent now: the primary keeps its copies of unacknowledged
+        // connections, and on this worker's death serves again those whose
+        // bytes nobody read. JS flushes after the next turn, by which time
+        // the new sockets' waiting bytes have been read.
+        if !self.replies.borrow().is_empty() && !self.is_closed() {
+            self.call(ChannelMessageKind::RepliesQueued, self.queued_mark(), &[]);
+        } else {
+            self.send_replies();
+        }
     }
 
     /// Handles what arrived, up to `MAX_MESSAGES_PER_WAKE` messages.
@@ -312,6 +343,7 @@ impl Channel {
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
+            flushed: Cell::new(0),
         });
         let reader = Reader(Rc::clone(&receiver));
         let poll = {
@@ -364,6 +396,13 @@ impl Channel {
         if let Some(poll) = self.receiver.poll.get() {
             poll.unref();
         }
+    }
+
+    /// Sends the replies queued up to `mark` (from `RepliesQueued`), in one
+    /// message; replies queued after it wait for their own turn.
+    #[napi]
+    pub fn flush_replies(&self, mark: u32) {
+        self.receiver.send_replies_upto(mark);
     }
 
     #[napi]

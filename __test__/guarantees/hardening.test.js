@@ -56,3 +56,25 @@ for (const [kind, expected] of [['stuck', 1], ['clean', 0]]) {
     assert.deepEqual({ code, signal }, { code: expected, signal: null });
   });
 }
+
+test('a worker SIGKILLed while its JS spins takes only the request it was handling: the connections it never read are served by another worker', { skip, timeout: 60000 }, async (t) => {
+  const { get, settle } = require('../helpers/http-client');
+  const c = startCluster(t, 'hardening.js', { args: ['spin-kill'] });
+  const { port } = await c.waitFor('ready', { timeout: 10000 });
+  // While the worker is busy, /spin then the others arrive, bytes and all:
+  // it then takes them in one batch and reads /spin first, and spins. The
+  // others it was sent are unread, and must not die with it.
+  const block = settle(get(port, { path: '/block', timeout: 20000 }));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const spin = settle(get(port, { path: '/spin', timeout: 20000 }));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const others = Array.from({ length: 12 }, () => settle(get(port, { timeout: 20000 })));
+  assert.equal((await block).ok, true);
+  const result = await c.waitFor('result', { timeout: 20000 });
+  const answers = await Promise.all(others);
+  const failed = answers.filter((a) => !a.ok || a.value.status !== 200);
+  assert.deepEqual(failed.map((a) => a.error?.code ?? a.error?.message ?? a.value.status), [], 'every request but /spin was served');
+  const bodies = answers.map((a) => a.value.body);
+  assert.ok(bodies.every((b) => b === String(result.spinner) || b === String(result.other)), bodies.join());
+  assert.equal((await spin).ok, false, '/spin died with its worker');
+});

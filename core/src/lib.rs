@@ -12,6 +12,7 @@
 //! - [`node_query`]: reading a worker's listen request as Node words it.
 //! - [`socket_identity`]: whether a listen by fd names a socket already shared.
 //! - [`sys`]: every system call.
+//! - [`untouched`]: whether a dead worker's unacknowledged connection may go to another.
 //! - [`error`]: the one error type.
 
 pub mod dispatcher;
@@ -23,6 +24,7 @@ pub mod peer;
 pub mod policy;
 pub mod socket_identity;
 pub mod sys;
+pub mod untouched;
 pub mod wire;
 pub mod worker_channel;
 

@@ -195,6 +195,12 @@ impl Peer {
         self.accepted_total += 1;
     }
 
+    /// How many of the connections `take_all` returns (the first ones) were
+    /// sent to the worker, rather than still queued for it.
+    pub fn sent_count(&self) -> usize {
+        self.in_flight.len() - self.unsent
+    }
+
     /// Everything this worker still holds, for re-dispatch after it died.
     pub fn take_all(&mut self) -> Vec<Connection> {
         self.unsent = 0;

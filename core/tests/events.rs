@@ -89,7 +89,7 @@ fn a_worker_that_hangs_up_is_no_event() {
 fn a_worker_that_floods_leave_without_reading_the_replies_is_a_channel_failure() {
     use rcluster_core::wire::ToPrimary;
     let (d, events) = with_events(Config::default());
-    let mut w = TestWorker::spawn(&d, 3);
+    let w = TestWorker::spawn(&d, 3);
     let (listener, _) = w.listen(&d, "k", 0, Mode::RoundRobin);
     let mut leave = Vec::new();
     ToPrimary::Leave { listener }.encode(&mut leave);

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
 use crate::socket_identity;
+use crate::untouched;
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -412,7 +413,13 @@ impl EventLoop {
             // listen on the same key. Only a deliberate close by every worker
             // (LEAVE) frees the port.
             self.withdraw(id, Emptied::Hold);
-            for conn in peer.take_all().into_iter().rev() {
+            let sent = peer.sent_count();
+            for (i, conn) in peer.take_all().into_iter().enumerate().rev() {
+                // One it was sent may have been read (acknowledgements come a
+                // turn late): only an untouched one is served again.
+                if i < sent && !untouched::is_untouched(conn.fd.as_fd()) {
+                    continue; // closes here, as it did in the worker
+                }
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.push_pending_front(conn);
                 }
