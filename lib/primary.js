@@ -218,7 +218,7 @@ function createWorkerProcess(id, env) {
   } catch (err) {
     // Out of fds: the fork fails as a spawn out of fds does, with the
     // worker's 'error', not by throwing in the primary.
-    if (isSpawnResourceError(err)) return unspawnedProcess(err);
+    if (isSpawnResourceError(err)) return unspawnedProcess(err, settings.exec, [...settings.args]);
     throw err;
   }
   try {
@@ -519,7 +519,9 @@ Worker.prototype.destroy = function(signo) {
   const signal = signo || 'SIGTERM';
   management.killed(this);
 
-  proc.kill(signal);
+  // A process the system refused has no pid, and its kill() would signal
+  // pid 0: the primary's own process group.
+  if (proc.pid !== undefined) proc.kill(signal);
 };
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,

@@ -2,7 +2,7 @@
 // What the primary needs around child_process.fork() to start a worker
 // without harm to itself or to other workers: the worker's environment, and
 // what a fork that the system refused (out of fds, out of processes) looks like.
-const { ChildProcess } = require('child_process');
+const EventEmitter = require('events');
 const { Env } = require('./protocol');
 
 const RESERVED = new Set(Object.values(Env));
@@ -38,15 +38,48 @@ function isSpawnResourceError(err) {
 }
 
 /**
- * A ChildProcess that was never spawned, and emits `err` as Node's own does
- * when the system refuses a spawn: for a channel the primary could not open
- * (its socketpair failed with EMFILE), so that such a fork looks like one
- * whose spawn failed, as under node:cluster.
+ * What `worker.process` is for a process that was never spawned because the
+ * primary could not open its channel (socketpair EMFILE): shaped as Node's
+ * ChildProcess after a refused spawn (no pid, not connected, no stdio), and
+ * emitting `err` as that one does, so that such a fork looks like one whose
+ * spawn failed, as under node:cluster. Not a real ChildProcess: an unspawned
+ * one's kill() would signal pid 0, the primary's whole process group.
  */
-function unspawnedProcess(err) {
-  const child = new ChildProcess();
-  process.nextTick(() => child.emit('error', err));
-  return child;
+class UnspawnedProcess extends EventEmitter {
+  constructor(err, file, args) {
+    super();
+    this.pid = undefined;
+    this.connected = false;
+    this.killed = false;
+    this.exitCode = null;
+    this.signalCode = null;
+    this.spawnfile = file;
+    this.spawnargs = args;
+    this.stdin = this.stdout = this.stderr = null;
+    this.stdio = [];
+    process.nextTick(() => this.emit('error', err));
+  }
+
+  kill() { return false; }
+
+  // As a ChildProcess whose channel is closed: nothing is sent.
+  send(message, ...rest) {
+    const cb = rest.find((arg) => typeof arg === 'function');
+    if (cb !== undefined) {
+      const err = new Error('Channel closed');
+      err.code = 'ERR_IPC_CHANNEL_CLOSED';
+      process.nextTick(cb, err);
+    }
+    return false;
+  }
+
+  disconnect() {}
+  ref() {}
+  unref() {}
+}
+
+function unspawnedProcess(err, file, args) {
+  return new UnspawnedProcess(err, file, args);
 }
 
 module.exports = { workerEnvironment, isSpawnResourceError, unspawnedProcess, RESERVED };
