@@ -96,7 +96,11 @@ declare namespace rcluster {
      * cluster.shutdown() are not replaced. Off by default.
      */
     restart?: boolean | RestartOptions;
-    /** Signals on which the primary runs cluster.shutdown() then exits 0; a second one kills at once. Default none. */
+    /**
+     * Signals on which the primary runs cluster.shutdown() then exits 0 (1 if a
+     * worker had to be SIGKILLed at shutdownTimeout); a second one kills at once.
+     * Default none.
+     */
     shutdownSignals?: NodeJS.Signals[];
     /** Deadline of cluster.shutdown() and of the signal handlers. Default 30000. */
     shutdownTimeout?: number;

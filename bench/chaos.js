@@ -200,6 +200,13 @@ function total(segments) {
   };
 }
 
+// Connections reset per kill: what the issue "lose fewer connections than
+// node:cluster when a worker dies" compares, implementation against
+// implementation in the same run.
+function resetsPerKill(failed, kills) {
+  return kills === 0 ? '-' : ((failed.ECONNRESET || 0) / kills).toFixed(2);
+}
+
 function markdown({ meta, opts, totals, segments }) {
   const codes = (failed) => Object.entries(failed).map(([code, n]) => `${code} ${n}`).join(', ') || '0';
   const lines = [
@@ -212,12 +219,12 @@ function markdown({ meta, opts, totals, segments }) {
     `connection (\`Connection: close\`), ${opts.timeout} ms deadline; a random worker SIGKILLed every`,
     `${opts.killMin}-${opts.killMax} ms (seed ${opts.seed}); ${opts.duration} s per implementation in ${opts.rounds} interleaved segments.`,
     '',
-    '| implementation | requests | served | failed (by code) | timed out | kills | held by killed workers | lost beyond held |',
-    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    '| implementation | requests | served | failed (by code) | timed out | kills | resets per kill | held by killed workers | lost beyond held |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const impl of opts.impls) {
     const t = totals[impl];
-    lines.push(`| ${IMPLS[impl]} | ${t.sent} | ${t.served} | ${codes(t.failed)} | ${t.timedOut} | ${t.kills} | ${t.held} | ${t.lostBeyondHeld} |`);
+    lines.push(`| ${IMPLS[impl]} | ${t.sent} | ${t.served} | ${codes(t.failed)} | ${t.timedOut} | ${t.kills} | ${resetsPerKill(t.failed, t.kills)} | ${t.held} | ${t.lostBeyondHeld} |`);
   }
   lines.push(
     '',
@@ -226,6 +233,7 @@ function markdown({ meta, opts, totals, segments }) {
     '  kill). No cluster can save these: the request was already in the application\'s hands. It is',
     '  an upper bound: a response written to the kernel just before the kill, whose \'finish\' had not',
     '  run yet, still reaches its client.',
+    '- **resets per kill**: ECONNRESET failures divided by kills.',
     '- **lost beyond held**: failed + timed out - held, at least 0 per segment, summed. Requests lost although',
     '  no application code had them yet: accepted by the primary and handed to a worker that died before',
     '  its JS took them.',

@@ -16,6 +16,7 @@ const { Act, CMD, Env } = require('./protocol');
 const { PRELOAD } = require('./role');
 const { RESTART_DEFAULTS } = require('./settings');
 const { nodeError, invalidArgType, outOfRange } = require('./errors');
+const { workerEnvironment } = require('./worker_spawn');
 
 const debug = debuglog('rcluster');
 const AGENT = 0xFFFFFFFE; // its bus peer id (core/src/bus.rs)
@@ -111,12 +112,15 @@ class AgentSupervisor {
   start() {
     const settings = this.cluster.settings;
     const { exec, args, env } = settings.agent;
-    const { stdio, env: childEnv, channelSlot, release } = this.spawnOptions(AGENT);
+    const { stdio, env: childEnv, channelSlot, open, release } = this.spawnOptions(AGENT);
     let child;
     try {
+      // rcluster's own variables are reserved, as for a worker (lib/worker_spawn.js).
+      const agentEnv = workerEnvironment(process.env, env, { ...childEnv, [Env.Agent]: '1' });
+      open();
       child = fork(exec, args, {
         cwd: settings.cwd,
-        env: { ...process.env, ...env, ...childEnv, [Env.Agent]: '1' },
+        env: agentEnv,
         execArgv: ['--require', PRELOAD, ...settings.execArgv],
         stdio,
         silent: settings.silent,

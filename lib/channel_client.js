@@ -52,7 +52,20 @@ class ChannelClient {
         this.closeReports.forget(listenerId);
         return this.memberships.delete(listenerId);
       case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
+      case ChannelMessageKind.RepliesQueued: return this.scheduleFlush(listenerId);
     }
+  }
+
+  // Acknowledgements go out after the event-loop turn that follows this one:
+  // an immediate set from an immediate runs after the next poll phase, where
+  // the sockets just wrapped have their waiting bytes read. Until then the
+  // primary keeps its copies, and if this worker dies (SIGKILLed while its JS
+  // spins), it serves again, elsewhere, the connections nobody read
+  // (docs/DESIGN.md §11). A connection closed meanwhile stays open in the
+  // primary only that long. `mark`: how far the queue reaches now; replies
+  // queued in a later turn (a batch wrapped but not yet read) wait for theirs.
+  scheduleFlush(mark) {
+    setImmediate(() => setImmediate(() => this.channel.flushReplies(mark)));
   }
 
   /**

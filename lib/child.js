@@ -124,7 +124,8 @@ cluster._getServer = function(obj, options, cb) {
   let address = options.address;
 
   // Resolve unix socket paths to absolute paths.
-  if (options.port < 0 && typeof address === 'string') address = path.resolve(address);
+  // Not a name in Linux's abstract namespace ('\0name'): it is no path.
+  if (options.port < 0 && typeof address === 'string' && !address.startsWith('\0')) address = path.resolve(address);
 
   const indexesKey = [address, options.port, options.addressType, options.fd].join(':');
 

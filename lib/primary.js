@@ -14,6 +14,8 @@ const { Act, Env } = require('./protocol');
 const { manage } = require('./management');
 const { WorkerRecord } = require('./worker_record');
 const { dispatcherEvents } = require('./dispatcher_events');
+const { checkWorkerMessage } = require('./worker_messages');
+const { workerEnvironment, isSpawnResourceError, unspawnedProcess } = require('./worker_spawn');
 const { validatePort, badPort } = require('./errors');
 const { uvErrno } = require('./uv_constants');
 const builtin = require('./builtin');
@@ -30,6 +32,8 @@ const routing = require('./routing');
 const { SCHED_NONE, SCHED_RR } = routing;
 // What a worker's listen fails with when the dispatcher, not the bind, failed.
 const UV_ECANCELED = uvErrno('ECANCELED');
+// What a listen request with a malformed field is refused with.
+const UV_EINVAL = uvErrno('EINVAL');
 // Inspector ports a worker may be given (Node's internal/util/inspector).
 const kMinPort = 1024;
 const kMaxPort = 65535;
@@ -213,7 +217,7 @@ function getInspectPort(inspectPort) {
 
 // The stdio of a worker, with its private channel appended as one more slot.
 // Returns the array and the slot index the worker finds the channel at.
-function stdioWithChannel(stdio, silent, channelFd) {
+function stdioWithChannel(stdio, silent) {
   let base;
   if (Array.isArray(stdio)) {
     base = [...stdio];
@@ -223,27 +227,32 @@ function stdioWithChannel(stdio, silent, channelFd) {
     base = silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : [0, 1, 2, 'ipc'];
   }
   // Without 'ipc', fork() throws ERR_CHILD_PROCESS_IPC_REQUIRED, as under node:cluster.
-  base.push(channelFd);
+  base.push(null); // the channel's fd, once it is open
   return { stdio: base, channelSlot: base.length - 1 };
 }
 
 // What every process the primary forks gets besides its own stdio: its end
 // of a native channel, and the shared memory region (cluster.shared), as the
-// last stdio slots, and their slot numbers in its env. `release(spawned)`
-// after the spawn.
+// last stdio slots, and their slot numbers in its env. Nothing is opened
+// here, so that what can throw (the env copy runs the app's getters) runs
+// first and a fork that throws leaves no fds behind: `open()` fills the
+// slots, `release(spawned)` after the spawn.
 function peerStdio(id) {
   const settings = cluster.settings;
-  const channelFd = getDispatcher().openChannel(id);
-  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent, channelFd);
-  const sharedSlot = stdio.push(shared.primaryFd()) - 1;
+  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent);
+  const sharedSlot = stdio.push(null) - 1;
   const env = { [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}`, ...busModule.childEnv() };
+  const open = () => {
+    stdio[channelSlot] = getDispatcher().openChannel(id);
+    stdio[sharedSlot] = shared.primaryFd();
+  };
   const release = (spawned) => {
     if (!spawned) getDispatcher().removeWorker(id);
     // The child has its own copy now (or there is no child). Keeping ours
     // would hide its death from the dispatcher.
     getDispatcher().releaseChildEnd(id);
   };
-  return { stdio, env, channelSlot, release };
+  return { stdio, env, channelSlot, open, release };
 }
 
 function createWorkerProcess(id, env) {
@@ -254,12 +263,23 @@ function createWorkerProcess(id, env) {
   if (isUsingInspector(settings.execArgv)) {
     execArgv.push(`--inspect-port=${getInspectPort(settings.inspectPort)}`);
   }
-  const { stdio, env: peerEnv, channelSlot } = peerStdio(id);
+  const { stdio, env: peerEnv, channelSlot, open, release } = peerStdio(id);
   // Forked while the agent is not ready: the worker waits at a gate (lib/agent_gate.js).
   const gateSlot = agentSupervisor.holding ? stdio.push('pipe') - 1 : -1;
   if (gateSlot !== -1) peerEnv[Env.AgentGate] = `${gateSlot}`;
-  const workerEnv = { ...process.env, ...env, ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, ...peerEnv };
-  delete workerEnv.NODE_UNIQUE_ID;
+  const workerEnv = workerEnvironment(process.env, env, {
+    ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, ...peerEnv,
+  });
+  try {
+    open();
+  } catch (err) {
+    release(false);
+    // Out of fds: the fork fails as a spawn out of fds does, with the
+    // worker's 'error', not by throwing in the primary.
+    if (isSpawnResourceError(err)) return unspawnedProcess(err, settings.exec, [...settings.args]);
+    throw err;
+  }
+  let spawned = false;
   try {
     const child = fork(settings.exec, settings.args, {
       cwd: settings.cwd,
@@ -272,22 +292,21 @@ function createWorkerProcess(id, env) {
       gid: settings.gid,
       uid: settings.uid,
     });
+    spawned = true;
     // worker.process shows what the app asked for, as under node:cluster:
     // spawnargs without the preload (the worker's execArgv drops it too), and
     // stdio without the channel's slot (always null: an fd, not a pipe).
-    const i = child.spawnargs.indexOf(PRELOAD);
+    // A spawn the system refused (EMFILE) has no stdio; its 'error' follows.
+    const i = Array.isArray(child.spawnargs) ? child.spawnargs.indexOf(PRELOAD) : -1;
     if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
-    if (gateSlot !== -1) agentSupervisor.gate(child.stdio[gateSlot]);
-    // rcluster's slots (channel, shared memory, gate) are the last ones.
-    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot);
+    if (Array.isArray(child.stdio)) {
+      if (gateSlot !== -1) agentSupervisor.gate(child.stdio[gateSlot]);
+      // rcluster's slots (channel, shared memory, gate) are the last ones.
+      if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot);
+    }
     return child;
-  } catch (err) {
-    getDispatcher().removeWorker(id);
-    throw err;
   } finally {
-    // The child has its own copy now (or there is no child). Keeping ours
-    // would hide the worker's death from the dispatcher.
-    getDispatcher().releaseChildEnd(id);
+    release(spawned);
   }
 }
 
@@ -326,6 +345,7 @@ cluster.fork = function fork(env) {
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
   workerRecords.set(id, new WorkerRecord(worker, env));
   management.forked(worker);
+  if (workerProcess.pid === undefined) onSpawnFailure(worker);
 
   worker.on('message', function(message, handle) {
     cluster.emit('message', this, message, handle);
@@ -371,6 +391,29 @@ cluster.fork = function fork(env) {
   return worker;
 };
 
+// The system refused the worker's process (or its channel): out of fds or
+// processes. Its 'error' is the worker's, as under node:cluster, but the
+// primary survives it even when the app has no 'error' listener (a
+// replacement forked by the restart policy has none), and the worker does not
+// linger in cluster.workers: it is gone, and under the restart policy it is
+// forked again, with the backoff of a crash.
+function onSpawnFailure(worker) {
+  worker.process.removeAllListeners('error');
+  worker.process.once('error', (err) => {
+    removeFromDispatcher(worker);
+    deleteFromClusterWorkers(worker);
+    worker.state = 'dead';
+    debug('primary: worker %d could not be spawned: %s', worker.id, err && err.code);
+    workerRecords.get(worker.id)?.failed('forkFailed');
+    management.exited(worker, null, null);
+    if (worker.listenerCount('error') > 0) {
+      worker.emit('error', err);
+    } else {
+      process.emitWarning(`could not fork worker ${worker.id}: ${err && err.message}`, { code: 'RCLUSTER_FORK_FAILED' });
+    }
+  });
+}
+
 function emitForkNT(worker) {
   cluster.emit('fork', worker);
 }
@@ -389,17 +432,29 @@ cluster.disconnect = function disconnect(cb) {
   if (typeof cb === 'function') intercom.once('disconnect', cb);
 };
 
-const methodMessageMapping = {
-  [Act.ExitedAfterDisconnect]: exitedAfterDisconnect,
-  [Act.Listening]: listening,
-  [Act.Online]: online,
-  [Act.QueryServer]: queryServer,
-  [Act.UncaughtException]: uncaughtException,
-};
+const methodMessageMapping = new Map([
+  [Act.ExitedAfterDisconnect, exitedAfterDisconnect],
+  [Act.Listening, listening],
+  [Act.Online, online],
+  [Act.QueryServer, queryServer],
+  [Act.UncaughtException, uncaughtException],
+]);
 
+// A worker's message reaches its handler only once lib/worker_messages.js
+// has checked every field the handler reads. A listen request with a bad
+// field is answered (EINVAL), so an honest worker's listen does not hang;
+// anything else malformed is ignored.
 function onmessage(message, handle) {
-  const fn = methodMessageMapping[message.act];
-  if (typeof fn === 'function') fn(this, message);
+  const checked = checkWorkerMessage(message);
+  if (checked === null) return;
+  if (checked.refuse !== undefined) {
+    debug('primary: worker %d: malformed %s message (%s)', this.id, checked.act, checked.refuse);
+    if (checked.act === Act.QueryServer && Number.isSafeInteger(message.seq)) {
+      send(this, { errno: UV_EINVAL, ack: message.seq, shared: schedulingPolicy !== SCHED_RR });
+    }
+    return;
+  }
+  methodMessageMapping.get(checked.act)(this, message);
 }
 
 // A worker that had an uncaught exception is closing its servers and will
@@ -523,7 +578,9 @@ Worker.prototype.destroy = function(signo) {
   const signal = signo || 'SIGTERM';
   management.killed(this);
 
-  proc.kill(signal);
+  // A process the system refused has no pid, and its kill() would signal
+  // pid 0: the primary's own process group.
+  if (proc.pid !== undefined) proc.kill(signal);
 };
 
 // Not part of node:cluster: counters and a key/value table every process of

@@ -91,6 +91,16 @@ function normalizeSignals(value, caller) {
   return [...new Set(value)];
 }
 
+// node:cluster's own setting, which it uses unchecked (`execArgv: 'x'` fails
+// later with "settings.execArgv.some is not a function"): an array of strings.
+function validateExecArgv(value, caller) {
+  const name = 'options.execArgv';
+  if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value, caller);
+  value.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw invalidArgType(`${name}[${i}]`, 'of type string', arg, caller);
+  });
+}
+
 /**
  * A copy of setupPrimary()'s `options` with rcluster's keys validated and
  * expanded (`restart: true` becomes the full object of defaults). Throws a
@@ -110,6 +120,7 @@ function normalizeSettings(options, caller = normalizeSettings) {
   if ('routing' in options && options.routing !== undefined) {
     out.routing = require('./routing').normalizeRouting(options.routing, caller);
   }
+  if ('execArgv' in options && options.execArgv !== undefined) validateExecArgv(options.execArgv, caller);
   if ('shutdownTimeout' in options && options.shutdownTimeout !== undefined) {
     out.shutdownTimeout = validateMs(options.shutdownTimeout, 'options.shutdownTimeout', 0, caller);
   }

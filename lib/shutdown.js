@@ -13,6 +13,10 @@ const { normalizeShutdownOptions } = require('./settings');
 // What sending the disconnect request gives when the worker has just closed
 // its end of the channel itself (it got the same signal, or it is exiting).
 const CLOSED_CHANNEL = new Set(['EPIPE', 'ECONNRESET', 'ERR_IPC_CHANNEL_CLOSED']);
+// The primary's exit status after a signal's shutdown in which some worker
+// outlived shutdownTimeout and was SIGKILLed: a supervisor tells a forced
+// stop from a clean one (0) by it.
+const FORCED_EXIT_CODE = 1;
 
 class Shutdown {
   /**
@@ -91,13 +95,15 @@ class Shutdown {
     }
   }
 
-  // First signal: graceful shutdown, then exit 0. Second: the operator will
+  // First signal: graceful shutdown, then exit 0 (FORCED_EXIT_CODE if a
+  // worker had to be killed at the deadline). Second: the operator will
   // not wait, so kill the workers and exit now, with the status a shell gives
   // a process killed by that signal.
   onSignal(signal) {
     if (!this.signalled) {
       this.signalled = true;
-      this.run({ timeout: this.cluster.settings.shutdownTimeout }).then(() => process.exit(0));
+      this.run({ timeout: this.cluster.settings.shutdownTimeout })
+        .then(({ killed }) => process.exit(killed > 0 ? FORCED_EXIT_CODE : 0));
       return;
     }
     for (const record of this.records.values()) record.worker.process.kill('SIGKILL');
@@ -105,4 +111,4 @@ class Shutdown {
   }
 }
 
-module.exports = { Shutdown };
+module.exports = { Shutdown, FORCED_EXIT_CODE };

@@ -47,6 +47,10 @@ pub enum ChannelMessageKind {
     PeerGone = 11,
     /// A bus message to peer `listenerId` was dropped: its queue was full.
     BusDropped = 12,
+    /// Replies to the primary are queued: JS sends them up to this point
+    /// (`flushReplies(mark)`, the mark in the listener id's place) once the
+    /// event loop has run a turn after this one (docs/DESIGN.md §11).
+    RepliesQueued = 15,
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
@@ -183,6 +187,9 @@ struct Receiver {
     /// Bus messages received in this wake-up and not yet given to JS: how
     /// many, and their records (see `ChannelMessageKind::Bus`).
     bus_batch: RefCell<(u32, Vec<u8>)>,
+    /// Replies sent so far, over the channel's life (wrapping): with the
+    /// queue's length, it names a point in the queue for `flush_replies`.
+    flushed: Cell<u32>,
 }
 
 impl Drop for JsCallback {
@@ -257,10 +264,26 @@ impl Receiver {
     }
 
     fn send_replies(&self) {
-        let replies = std::mem::take(&mut *self.replies.borrow_mut());
+        self.send_replies_upto(self.queued_mark());
+    }
+
+    /// The point in the reply queue reached so far.
+    fn queued_mark(&self) -> u32 {
+        self.flushed.get().wrapping_add(self.replies.borrow().len() as u32)
+    }
+
+    /// Sends the queued replies up to `mark` (an earlier `queued_mark`), in
+    /// one message; later ones stay queued.
+    fn send_replies_upto(&self, mark: u32) {
+        let replies: Vec<u8> = {
+            let mut queue = self.replies.borrow_mut();
+            let n = (mark.wrapping_sub(self.flushed.get()) as usize).min(queue.len());
+            queue.drain(..n).collect()
+        };
         if replies.is_empty() {
             return;
         }
+        self.flushed.set(self.flushed.get().wrapping_add(replies.len() as u32));
         match self.channel.borrow_mut().reply(&replies) {
             Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
             _ => {}
@@ -280,7 +303,15 @@ impl Receiver {
     fn on_readable(&self, status: c_int) {
         self.receive(status);
         self.flush_bus();
-        self.send_replies();
+        // Not sent now: the primary keeps its copies of unacknowledged
+        // connections, and on this worker's death serves again those whose
+        // bytes nobody read. JS flushes after the next turn, by which time
+        // the new sockets' waiting bytes have been read.
+        if !self.replies.borrow().is_empty() && !self.is_closed() {
+            self.call(ChannelMessageKind::RepliesQueued, self.queued_mark(), &[]);
+        } else {
+            self.send_replies();
+        }
     }
 
     /// Handles what arrived, up to `MAX_MESSAGES_PER_WAKE` messages.
@@ -401,6 +432,7 @@ impl Channel {
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
             bus_batch: RefCell::new((0, Vec::new())),
+            flushed: Cell::new(0),
         });
         let reader = Reader(Rc::clone(&receiver));
         let poll = {
@@ -481,6 +513,13 @@ impl Channel {
         if let Some(poll) = self.receiver.poll.get() {
             poll.unref();
         }
+    }
+
+    /// Sends the replies queued up to `mark` (from `RepliesQueued`), in one
+    /// message; replies queued after it wait for their own turn.
+    #[napi]
+    pub fn flush_replies(&self, mark: u32) {
+        self.receiver.send_replies_upto(mark);
     }
 
     #[napi]

@@ -161,3 +161,14 @@ test("cluster.shutdown()'s options: the timeout, its default, and Node-style err
     });
   }
 });
+
+test("execArgv, node:cluster's own setting, must be an array of strings", () => {
+  for (const [execArgv, message] of [
+    ['x', `The "options.execArgv" property must be an instance of Array. Received type string ('x')`],
+    [['--a', 1], 'The "options.execArgv[1]" property must be of type string. Received type number (1)'],
+  ]) {
+    assert.throws(() => normalizeSettings({ execArgv }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message });
+  }
+  assert.deepEqual(normalizeSettings({ execArgv: ['--x'] }), { execArgv: ['--x'] });
+  assert.deepEqual(normalizeSettings({ execArgv: undefined }), { execArgv: undefined });
+});

@@ -14,7 +14,9 @@
 //! - [`listener`]: binding the sockets workers ask for.
 //! - [`node_query`]: reading a worker's listen request as Node words it.
 //! - [`shared_memory`]: counters and a key/value table every process of the cluster maps.
+//! - [`socket_identity`]: whether a listen by fd names a socket already shared.
 //! - [`sys`]: every system call.
+//! - [`untouched`]: whether a dead worker's unacknowledged connection may go to another.
 //! - [`error`]: the one error type.
 
 pub mod ack_stats;
@@ -32,8 +34,10 @@ pub mod policy;
 pub mod proxy_header;
 pub mod reuseport;
 pub mod shared_memory;
+pub mod socket_identity;
 pub mod sticky;
 pub mod sys;
+pub mod untouched;
 pub mod wire;
 pub mod worker_channel;
 

@@ -92,7 +92,7 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
             sys::local_addr(fd.as_fd())?
         }
     };
-    let owns_path = matches!(spec.addr, ListenAddr::Unix { .. });
+    let owns_path = matches!(&spec.addr, ListenAddr::Unix { path } if !sys::is_abstract(path));
     Ok(BoundSocket { fd, local, owns_path })
 }
 

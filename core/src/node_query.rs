@@ -137,6 +137,13 @@ impl ListenSpec {
             NodeValue::Text(text) => text.parse::<IpAddr>().map_err(|_| bind_einval())?,
             _ => return Err(bind_einval()),
         };
+        // A 'udp4' socket takes an IPv4 address only, and 'udp6' an IPv6 one,
+        // as libuv's uv_ip4_addr/uv_ip6_addr decide for Node: otherwise the
+        // socket would be of the other family and every send would fail.
+        let udp6 = matches!(&query.address_type, NodeValue::Text(t) if t == "udp6");
+        if ip.is_ipv6() != udp6 {
+            return Err(bind_einval());
+        }
         Ok(ListenAddr::Udp {
             ip,
             port,
@@ -323,6 +330,9 @@ mod tests {
             query(text("0.0.0.0"), num(-1.0), text("udp4"), num(-1.0), Absent),
             query(text("0.0.0.0"), num(65536.0), text("udp6"), num(-1.0), Absent),
             query(Absent, num(1.0), text("udp4"), num(-1.0), Absent),
+            // The address of the other family.
+            query(text("::1"), num(0.0), text("udp4"), num(-1.0), Absent),
+            query(text("127.0.0.1"), num(0.0), text("udp6"), num(-1.0), Absent),
         ];
         for q in einval {
             let failed = spec(&q);

@@ -65,6 +65,11 @@ pub struct Flushed {
     pub returned: Vec<Connection>,
 }
 
+/// How many control messages (LEFT, shared sockets) may wait for a worker
+/// that does not read its channel. An honest worker has at most one per
+/// listener it leaves; a worker past this is flooding the primary.
+pub const MAX_QUEUED_CONTROL: usize = 1024;
+
 #[derive(Debug)]
 pub struct Peer {
     pub id: WorkerId,
@@ -176,8 +181,16 @@ impl Peer {
         self.control.push_back(Control::Shared { listener, fd });
     }
 
-    pub fn push_left(&mut self, listener: ListenerId) {
+    /// Queues the reply to a LEAVE. False, with nothing queued, when this
+    /// worker already has `MAX_QUEUED_CONTROL` messages waiting: it asks
+    /// faster than it reads, and the queue must not grow without limit.
+    #[must_use]
+    pub fn push_left(&mut self, listener: ListenerId) -> bool {
+        if self.control.len() >= MAX_QUEUED_CONTROL {
+            return false;
+        }
         self.control.push_back(Control::Left { listener });
+        true
     }
 
     /// Queues a bus message for the next `flush`; false if this peer's bus
@@ -197,6 +210,12 @@ impl Peer {
     /// Counts a connection the worker acknowledged taking.
     pub fn count_accepted(&mut self) {
         self.accepted_total += 1;
+    }
+
+    /// How many of the connections `take_all` returns (the first ones) were
+    /// sent to the worker, rather than still queued for it.
+    pub fn sent_count(&self) -> usize {
+        self.in_flight.len() - self.unsent
     }
 
     /// Everything this worker still holds, for re-dispatch after it died.

@@ -287,6 +287,19 @@ fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = path.as_os_str().as_bytes();
+    if is_abstract(path) {
+        // Linux's abstract namespace (`listen('\0name')`); no file is
+        // created. The name is the whole of sun_path, the given bytes padded
+        // with NULs, because that is the name Node 20's libuv binds and,
+        // above all, connects to: a shorter one would be another socket.
+        if bytes.len() > addr.sun_path.len() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+            *dst = *src as libc::c_char;
+        }
+        return Ok((addr, mem::size_of::<libc::sockaddr_un>() as libc::socklen_t));
+    }
     if bytes.is_empty() || bytes.contains(&0) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -298,6 +311,12 @@ fn unix_addr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     }
     let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
     Ok((addr, len as libc::socklen_t))
+}
+
+/// Whether a unix socket name is in Linux's abstract namespace (it starts
+/// with a NUL byte): there is no file to create or remove.
+pub fn is_abstract(path: &Path) -> bool {
+    path.as_os_str().as_bytes().first() == Some(&0)
 }
 
 /// Removes a unix socket file we created, as libuv does when a pipe server closes.

@@ -336,3 +336,18 @@ fn a_worker_withdrawn_for_a_replacement_leaves_its_socket_open_and_holding() {
     let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
     assert_eq!(seen, (0..3).collect::<BTreeSet<u8>>());
 }
+
+#[test]
+fn stats_right_after_remove_worker_never_lists_it() {
+    // The primary removes a worker at its 'exit' and an 'exit' listener may
+    // call stats() at once; the worker's channel may not have hung up yet
+    // (here it stays open), so only the removal itself can take it out.
+    let d = Dispatcher::start(Config::default()).unwrap();
+    let mut alive = Vec::new();
+    for id in 1..=200 {
+        alive.push(TestWorker::spawn(&d, id));
+        d.remove_worker(id).unwrap();
+        let listed: Vec<u32> = d.stats().unwrap().workers.iter().map(|w| w.id).collect();
+        assert!(!listed.contains(&id), "worker {id} listed after its removal: {listed:?}");
+    }
+}

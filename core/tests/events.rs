@@ -84,3 +84,30 @@ fn a_worker_that_hangs_up_is_no_event() {
     drop(d);
     assert!(events.recv().is_err(), "no event, and the sink was dropped with the dispatcher");
 }
+
+#[test]
+fn a_worker_that_floods_leave_without_reading_the_replies_is_a_channel_failure() {
+    use rcluster_core::wire::ToPrimary;
+    let (d, events) = with_events(Config::default());
+    let w = TestWorker::spawn(&d, 3);
+    let (listener, _) = w.listen(&d, "k", 0, Mode::RoundRobin);
+    let mut leave = Vec::new();
+    ToPrimary::Leave { listener }.encode(&mut leave);
+    // Never reading a LEFT: without a bound, the primary would queue them all.
+    let mut sent = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if send_junk(&w, &leave) {
+            sent += 1;
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
+            std::thread::sleep(Duration::from_millis(1)); // the primary reads on
+        } else {
+            break; // it hung up
+        }
+    }
+    assert!(sent > rcluster_core::peer::MAX_QUEUED_CONTROL, "the primary hung up after {sent} LEAVEs");
+    match events.recv_timeout(Duration::from_secs(2)) {
+        Ok(Event::ChannelFailed { worker: 3, reason }) => assert!(reason.contains("LEAVE"), "{reason}"),
+        other => panic!("expected ChannelFailed for worker 3, got {other:?}"),
+    }
+}

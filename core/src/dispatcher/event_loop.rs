@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
 use crate::policy::Mode;
+use crate::socket_identity;
+use crate::untouched;
 use crate::peer::{Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -249,6 +251,10 @@ impl EventLoop {
                     if let Some(peer) = self.peers.get_mut(&id) {
                         peer.mark_dead();
                     }
+                    // Now, not at the end of the turn: a Stats command queued
+                    // behind this one (stats() in an 'exit' listener) must not
+                    // list the worker.
+                    self.reap_dead_peers();
                 }
                 Command::Withdraw(id, emptied) => self.withdraw(id, emptied),
                 Command::Listen(request, reply) => {
@@ -271,6 +277,9 @@ impl EventLoop {
         let (id, created) = match self.keys.get(&request.key) {
             Some(id) => (*id, false),
             None => {
+                if socket_identity::names_one_of(&request.spec.addr, self.handles.values().map(ListenHandle::fd)) {
+                    return Err(Error::io("bind", std::io::Error::from_raw_os_error(libc::EEXIST)));
+                }
                 let id = self.next_listener;
                 let handle = self.bind_handle(id, &request)?;
                 self.next_listener += 1;
@@ -475,8 +484,9 @@ impl EventLoop {
         if last {
             self.close_handle(listener);
         }
-        if let Some(peer) = self.peers.get_mut(&id) {
-            peer.push_left(listener);
+        let flooded = self.peers.get_mut(&id).is_some_and(|peer| !peer.push_left(listener));
+        if flooded {
+            self.channel_failed(id, "sent LEAVE faster than it reads the replies".to_string());
         }
     }
 
@@ -528,7 +538,13 @@ impl EventLoop {
             // (LEAVE) frees the port.
             self.withdraw(id, Emptied::Hold);
             bus_relay::peer_gone(&mut self.peers, id);
-            for conn in peer.take_all().into_iter().rev() {
+            let sent = peer.sent_count();
+            for (i, conn) in peer.take_all().into_iter().enumerate().rev() {
+                // One it was sent may have been read (acknowledgements come a
+                // turn late): only an untouched one is served again.
+                if i < sent && !untouched::is_untouched(conn.fd.as_fd()) {
+                    continue; // closes here, as it did in the worker
+                }
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.push_pending_front(conn);
                 }
