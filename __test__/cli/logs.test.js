@@ -18,6 +18,8 @@ test('without --prefix: worker output passes through untouched', async (t) => {
   const app = await run(t, []);
   await app.waitFor(/no newline from 0/);
   await app.waitFor(/no newline from 1/);
+  // stderr is a pipe of its own: its lines may come after stdout's.
+  await app.waitFor(/^err line from \d$/m, { count: 2 });
   assert.match(app.out, /^out line from \d$/m);
   assert.match(app.err, /^err line from \d$/m);
   app.signal('SIGTERM');
@@ -28,6 +30,7 @@ test('--prefix --time: every line tagged [wN] with a timestamp, stdout and stder
   const app = await run(t, ['--prefix', '--time']);
   await app.waitFor(/\[w0\] no newline from 0\n/);
   await app.waitFor(/\[w1\] no newline from 1\n/);
+  await app.waitFor(/\[w\d\] err line from \d$/m, { count: 2 });
   const stamp = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z';
   for (const slot of ['0', '1']) {
     for (const line of [`out line from ${slot}`, `first of two from ${slot}`, `second of two from ${slot}`, `no newline from ${slot}`]) {
