@@ -11,12 +11,13 @@ const { uvErrno } = require('./uv_constants');
 const path = require('path');
 const { debuglog } = require('util');
 const Worker = require('./worker');
-const { internal, sendHelper, closeFd } = require('./utils');
+const { internal, sendHelper, closeFd, defineHidden } = require('./utils');
 const { role } = require('./role');
 const { ChannelClient } = require('./channel_client');
 const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
 const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
+const requestBudget = require('./request_budget');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
 
@@ -78,6 +79,12 @@ cluster._setupWorker = function() {
 
   process.on('internalMessage', internal(worker, onmessage));
   gracefulExit.install(worker, { closeServers, send });
+  requestBudget.install(send);
+  // setupPrimary({ waitReady: true }): a reload's replacement takes over once
+  // it calls this (or process.send('ready'), PM2's convention).
+  defineHidden(worker, 'ready', function ready() {
+    send({ act: Act.Ready });
+  });
   send({ act: Act.Online });
 
   function onmessage(message) {
@@ -128,6 +135,7 @@ cluster._getServer = function(obj, options, cb) {
 
   // Set custom data on handle (i.e. tls tickets key).
   if (obj._getServerData) message.data = obj._getServerData();
+  requestBudget.watch(obj);
 
   debug('worker %d: asks the primary to listen on %s', cluster.worker.id,
         options.port < 0 ? address : `${address == null ? '*' : address}:${options.port}`);

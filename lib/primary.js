@@ -36,7 +36,10 @@ module.exports = cluster;
 // (lib/worker_record.js): cluster.workers loses a worker when it disconnects.
 const workerRecords = new Map();
 // Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
-const management = manage(cluster, workerRecords);
+const management = manage(cluster, workerRecords, {
+  fork: (env, options) => forkWorker(env, options),
+  withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
+});
 
 cluster.isWorker = false;
 cluster.isMaster = true; // Deprecated alias. Must be same as isPrimary.
@@ -263,12 +266,17 @@ function removeFromDispatcher(worker) {
 }
 
 cluster.fork = function fork(env) {
+  return forkWorker(env);
+};
+
+// `trial`: a replacement that must show it is ready first (lib/rollover.js).
+function forkWorker(env, { trial = false } = {}) {
   cluster.setupPrimary();
   const id = ++ids;
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
-  workerRecords.set(id, new WorkerRecord(worker, env));
+  workerRecords.set(id, new WorkerRecord(worker, env, Date.now(), { trial }));
   management.forked(worker);
 
   worker.on('message', function(message, handle) {
@@ -313,7 +321,7 @@ cluster.fork = function fork(env) {
   process.nextTick(emitForkNT, worker);
   cluster.workers[worker.id] = worker;
   return worker;
-};
+}
 
 function emitForkNT(worker) {
   cluster.emit('fork', worker);
@@ -338,6 +346,8 @@ const methodMessageMapping = {
   [Act.Listening]: listening,
   [Act.Online]: online,
   [Act.QueryServer]: queryServer,
+  [Act.Ready]: (worker) => management.ready(worker),
+  [Act.RequestsServed]: (worker, message) => management.requestsServed(worker, message),
   [Act.UncaughtException]: uncaughtException,
 };
 

@@ -24,6 +24,10 @@ const Act = Object.freeze({
   ExitedAfterDisconnect: 'exitedAfterDisconnect',
   /** I had an uncaught exception and will drain and exit (exitOnUncaughtException); replied to. */
   UncaughtException: 'uncaughtException',
+  /** I am ready to take over (cluster.worker.ready(); setupPrimary({ waitReady })). */
+  Ready: 'ready',
+  /** I served my request budget (setupPrimary({ recycle: { maxRequests } })). */
+  RequestsServed: 'requestsServed',
   // Primary -> worker.
   /** Close your servers and disconnect (the primary's worker.disconnect()). */
   Disconnect: 'disconnect',
@@ -41,6 +45,8 @@ const Env = Object.freeze({
   ExitOnUncaughtTimeout: 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT',
   /** shutdownSignals, comma-separated; absent when there are none. */
   ShutdownSignals: 'RCLUSTER_SHUTDOWN_SIGNALS',
+  /** This worker's request budget (recycle.maxRequests, jittered); absent when unlimited. */
+  MaxRequests: 'RCLUSTER_MAX_REQUESTS',
 });
 
 module.exports = { CMD, Act, Env };
