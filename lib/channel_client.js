@@ -41,6 +41,11 @@ class ChannelClient {
     }
   }
 
+  /** My event loop is turning (lib/heartbeat.js). */
+  heartbeat() {
+    this.channel.heartbeat();
+  }
+
   /**
    * `server` is in the rotation of the primary's listener `listenerId`:
    * dispatched connections go to `handle.onconnection`. `kind`: 'tcp' or 'pipe'.

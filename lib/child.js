@@ -18,6 +18,7 @@ const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
 const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
 const requestBudget = require('./request_budget');
+const heartbeat = require('./heartbeat');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
 
@@ -80,6 +81,7 @@ cluster._setupWorker = function() {
   process.on('internalMessage', internal(worker, onmessage));
   gracefulExit.install(worker, { closeServers, send });
   requestBudget.install(send);
+  heartbeat.install(channel);
   // setupPrimary({ waitReady: true }): a reload's replacement takes over once
   // it calls this (or process.send('ready'), PM2's convention).
   defineHidden(worker, 'ready', function ready() {

@@ -12,7 +12,7 @@ const debug = debuglog('rcluster');
  * `withdraw(worker)`: takes it out of every rotation, holding a socket it was
  * the last member of for a replacement.
  */
-function dispatcherEvents({ cluster, records, withdraw }) {
+function dispatcherEvents({ cluster, records, withdraw, replace = () => false }) {
   // A worker the primary can no longer talk to is failed: it would stay
   // `listening` and silent, while its connections waited for queueTimeout.
   // It is killed, not left to linger; its exit then goes the usual way, and
@@ -31,8 +31,30 @@ function dispatcherEvents({ cluster, records, withdraw }) {
     }
   }
 
+  // A hung worker (setupPrimary({ health })): the dispatcher thread has
+  // withdrawn it already. Its replacement is forked first (restart policy),
+  // then it is killed: it may hold requests that would still complete, but a
+  // loop that stopped turning is not coming back.
+  function hungWorker(event) {
+    const record = records.get(event.workerId);
+    if (record === undefined) return;
+    const { worker } = record;
+    debug('primary: worker %d is hung (%s)', worker.id, event.reason);
+    withdraw(worker);
+    record.failed('hung');
+    const replacing = replace(record);
+    try {
+      cluster.emit('unhealthy', worker, { reason: 'hung', detail: event.reason });
+    } finally {
+      // After the replacement's fork, which a zero-delay timer runs.
+      if (replacing) setTimeout(() => worker.process.kill('SIGKILL'), 0);
+      else worker.process.kill('SIGKILL');
+    }
+  }
+
   const handlers = {
     channelFailed: (event) => failWorker(event, 'channelFailed'),
+    hung: hungWorker,
   };
 
   return function onEvent(event) {

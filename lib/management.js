@@ -8,6 +8,7 @@ const { RestartPolicy } = require('./restart_policy');
 const { Shutdown } = require('./shutdown');
 const { Rollover } = require('./rollover');
 const { Recycler } = require('./recycle');
+const { intervalFor } = require('./heartbeat');
 const { Env } = require('./protocol');
 const { defineHidden } = require('./utils');
 
@@ -67,6 +68,15 @@ function manage(cluster, records, primary) {
       recycler.track(record);
     },
 
+    /**
+     * A failed worker is to be replaced before it is killed (a hung one):
+     * whether the restart policy started its replacement.
+     */
+    replaceFailed(record) {
+      if (!restartPolicy.active || !record.replaceable) return false;
+      return restartPolicy.replace(record, { code: null, signal: null, reason: record.failure }, { immediate: true });
+    },
+
     /** cluster.worker.ready() in the worker. */
     ready(worker) {
       const record = records.get(worker.id);
@@ -98,6 +108,7 @@ function manage(cluster, records, primary) {
       if (exit) env[Env.ExitOnUncaughtTimeout] = String(exit.timeout);
       const signals = settings.shutdownSignals;
       if (signals && signals.length > 0) env[Env.ShutdownSignals] = signals.join(',');
+      if (settings.health) env[Env.HeartbeatInterval] = String(intervalFor(settings.health.hangTimeout));
       const budget = settings.recycle ? recycler.workerLimit() : undefined;
       if (budget !== undefined) env[Env.MaxRequests] = String(budget);
       return env;

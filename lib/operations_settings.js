@@ -87,6 +87,14 @@ function normalizeRecycle(value, caller) {
   return out;
 }
 
+function normalizeHealth(value, caller) {
+  const name = 'options.health';
+  if (value === undefined || value === false || value === null) return false;
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
+  if (value.hangTimeout === undefined) throw invalidArgType(`${name}.hangTimeout`, 'of type number', undefined, caller);
+  return { hangTimeout: validateMs(value.hangTimeout, `${name}.hangTimeout`, 10, caller) };
+}
+
 /** Normalizes the operations keys of setupPrimary()'s `options` into `out`. */
 function normalizeOperations(options, out, caller) {
   for (const key of ['readyTimeout', 'drainTimeout']) {
@@ -97,6 +105,7 @@ function normalizeOperations(options, out, caller) {
   }
   if ('reloadSignal' in options) out.reloadSignal = normalizeSignal(options.reloadSignal, 'options.reloadSignal', caller);
   if ('recycle' in options) out.recycle = normalizeRecycle(options.recycle, caller);
+  if ('health' in options) out.health = normalizeHealth(options.health, caller);
   return out;
 }
 

@@ -93,13 +93,17 @@ Object.defineProperty(cluster, 'schedulingPolicy', {
 function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
-    const { queueTimeout } = cluster.settings;
+    const { queueTimeout, health } = cluster.settings;
     const onEvent = dispatcherEvents({
       cluster,
       records: workerRecords,
       withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
+      replace: (record) => management.replaceFailed(record),
     });
-    dispatcher = new Dispatcher(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }, onEvent);
+    dispatcher = new Dispatcher({
+      ...(queueTimeout !== undefined && { queueTimeoutMs: queueTimeout }),
+      ...(health && { hangTimeoutMs: health.hangTimeout }),
+    }, onEvent);
   }
   return dispatcher;
 }

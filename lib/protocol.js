@@ -47,6 +47,8 @@ const Env = Object.freeze({
   ShutdownSignals: 'RCLUSTER_SHUTDOWN_SIGNALS',
   /** This worker's request budget (recycle.maxRequests, jittered); absent when unlimited. */
   MaxRequests: 'RCLUSTER_MAX_REQUESTS',
+  /** How often to send a heartbeat, in ms (health.hangTimeout); absent when off. */
+  HeartbeatInterval: 'RCLUSTER_HEARTBEAT_MS',
 });
 
 module.exports = { CMD, Act, Env };

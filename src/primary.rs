@@ -21,6 +21,9 @@ pub struct DispatcherOptions {
     /// Longest a connection waits in the primary for a worker to take it
     /// (default 30000); `Infinity` for no limit.
     pub queue_timeout_ms: Option<f64>,
+    /// Withdraw and report a worker that sent no heartbeat for this long
+    /// (`setupPrimary({ health: { hangTimeout } })`); absent: no detection.
+    pub hang_timeout_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -126,6 +129,9 @@ impl Dispatcher {
             if let Some(ms) = options.queue_timeout_ms {
                 // JS validated it: a non-negative number of milliseconds, or Infinity.
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
+            }
+            if let Some(ms) = options.hang_timeout_ms {
+                config.hang_timeout = Some(Duration::from_millis(ms as u64));
             }
         }
         let started = match on_event {

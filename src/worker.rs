@@ -351,6 +351,16 @@ impl Channel {
         }
     }
 
+    /// Tells the primary's dispatcher this worker's event loop is turning
+    /// (`setupPrimary({ health })`). Never blocks; a gone primary is ignored.
+    #[napi]
+    pub fn heartbeat(&self, env: Env) -> Result<()> {
+        match self.receiver.channel.borrow_mut().heartbeat() {
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
+    }
+
     /// Makes the channel keep the event loop alive (while a server listens).
     #[napi(js_name = "ref")]
     pub fn ref_handle(&self) {

@@ -23,6 +23,8 @@
 //!   `ACCEPTED` (the worker owns a socket for it now, no byte read yet, so the
 //!   primary may close its copy) or `REJECTED` (give it to another worker).
 //! - `LEAVE`:    take me out of this listener's rotation (my server is closing).
+//! - `HEARTBEAT`: my event loop is turning (sent by a timer in the worker;
+//!   the dispatcher's hang detector, `dispatcher/health.rs`, checks it).
 
 use crate::error::{Error, Result};
 use crate::sys::MAX_FDS_PER_MESSAGE;
@@ -42,6 +44,8 @@ const KIND_SHARED: u8 = 2;
 const KIND_LEFT: u8 = 3;
 const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
+// Operations' range: 10-15.
+const KIND_HEARTBEAT: u8 = 10;
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +60,7 @@ pub enum ToWorker {
 pub enum ToPrimary<'a> {
     Reply { statuses: &'a [u8] },
     Leave { listener: ListenerId },
+    Heartbeat,
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
@@ -130,6 +135,7 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(statuses);
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
+            ToPrimary::Heartbeat => out.extend_from_slice(&header(KIND_HEARTBEAT, 0)),
         }
     }
 
@@ -147,6 +153,8 @@ impl<'a> ToPrimary<'a> {
             }
             KIND_LEAVE if rest.is_empty() => Ok(ToPrimary::Leave { listener }),
             KIND_LEAVE => Err(Error::Protocol("leave message with a payload".into())),
+            KIND_HEARTBEAT if rest.is_empty() => Ok(ToPrimary::Heartbeat),
+            KIND_HEARTBEAT => Err(Error::Protocol("heartbeat with a payload".into())),
             other => Err(Error::Protocol(format!("unknown message kind {other} from a worker"))),
         }
     }
@@ -192,6 +200,10 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Reply { statuses: &statuses });
         ToPrimary::Leave { listener: 42 }.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Leave { listener: 42 });
+        ToPrimary::Heartbeat.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Heartbeat);
+        buf.push(1);
+        assert!(ToPrimary::decode(&buf).is_err());
     }
 
     #[test]

@@ -101,6 +101,17 @@ impl WorkerChannel {
         self.send_out()
     }
 
+    /// Tells the primary this worker's event loop is turning. Never waits: a
+    /// channel too full for it is skipped (the next one follows soon).
+    pub fn heartbeat(&mut self) -> Result<()> {
+        ToPrimary::Heartbeat.encode(&mut self.out);
+        match sys::send_message(self.sock.as_fd(), &self.out, &[]) {
+            Ok(()) => Ok(()),
+            Err(e) if sys::is_full(&e) => Ok(()),
+            Err(e) => Err(Error::io("sendmsg", e)),
+        }
+    }
+
     fn send_out(&self) -> Result<()> {
         loop {
             match sys::send_message(self.sock.as_fd(), &self.out, &[]) {

@@ -11,6 +11,7 @@ use crossbeam_channel::Receiver;
 
 use super::command::Command;
 use super::events::{Event, EventSink};
+use super::health::Health;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
@@ -50,6 +51,7 @@ pub(super) struct EventLoop {
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
     events: EventSink,
+    health: Health,
 }
 
 impl EventLoop {
@@ -66,6 +68,7 @@ impl EventLoop {
             slots: Vec::new(),
             readiness: HashMap::new(),
             events,
+            health: Health::default(),
         }
     }
 
@@ -102,6 +105,7 @@ impl EventLoop {
                 }
             }
             self.reap_dead_peers();
+            self.check_health();
             self.dispatch();
             self.flush();
             self.reap_dead_peers();
@@ -159,7 +163,8 @@ impl EventLoop {
             .values()
             .filter_map(|h| h.paused_until())
             .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
-            .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now));
+            .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now))
+            .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
         match wake_ups.min() {
             None => -1,
             Some(at) => at.saturating_duration_since(now).as_millis().clamp(1, i32::MAX as u128) as i32,
@@ -281,6 +286,10 @@ impl EventLoop {
                         self.on_leave(id, listener);
                         continue;
                     }
+                    Ok(ToPrimary::Heartbeat) => {
+                        self.health.beat(id, Instant::now());
+                        continue;
+                    }
                     Err(e) => Some(e.to_string()),
                 },
                 Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
@@ -341,6 +350,21 @@ impl EventLoop {
         (self.events)(Event::ChannelFailed { worker: id, reason });
     }
 
+    /// A worker whose heartbeats stopped is taken out of every rotation at
+    /// once, here, without waiting for the primary's JS (a socket it was the
+    /// last worker of holds connections for its replacement), then reported.
+    fn check_health(&mut self) {
+        let Some(timeout) = self.config.hang_timeout else { return };
+        for (id, silent) in self.health.newly_hung(timeout, Instant::now()) {
+            if !self.peers.contains_key(&id) {
+                continue;
+            }
+            eprintln!("rcluster: worker {id} sent no heartbeat for {} ms: withdrawn", silent.as_millis());
+            self.withdraw(id, Emptied::Hold);
+            (self.events)(Event::Hung { worker: id, silent });
+        }
+    }
+
     /// A worker's server is closing: take the worker out of that rotation and
     /// confirm with `LEFT`, after which nothing more for it is sent (the worker
     /// refuses, and we re-dispatch, whatever arrives before that).
@@ -398,6 +422,7 @@ impl EventLoop {
             self.peers.values().filter(|p| p.state() == PeerState::Dead).map(|p| p.id).collect();
         for id in dead {
             let mut peer = self.peers.remove(&id).expect("listed above");
+            self.health.forget(id);
             // Unlike Node, a socket whose last worker died stays open: its
             // connections wait (up to the queue timeout) for a replacement to
             // listen on the same key. Only a deliberate close by every worker

@@ -20,6 +20,7 @@ use crate::wire::ListenerId;
 mod command;
 mod event_loop;
 mod events;
+mod health;
 mod stats;
 
 pub use command::Dispatcher;
@@ -50,6 +51,10 @@ pub struct Config {
     /// Most connections held per socket while no worker listens on it; past
     /// that, the kernel's listen queue holds the rest.
     pub queue_limit: usize,
+    /// A worker that sends heartbeats and then sends none for this long is
+    /// withdrawn from every rotation and reported (`Event::Hung`). `None`:
+    /// no hang detection.
+    pub hang_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -61,6 +66,7 @@ impl Default for Config {
             exhausted_pause: Duration::from_millis(50),
             queue_timeout: Duration::from_secs(30),
             queue_limit: 1024,
+            hang_timeout: None,
         }
     }
 }
