@@ -44,6 +44,9 @@ let channel = null; // a ChannelClient once the worker is set up
 // their socket are dropped.
 let disconnecting = false;
 let setupDone = false;
+// Replaced by a reload or recycle: idle keep-alive connections move to
+// another worker instead of closing (lib/keep_alive_handback.js).
+let retiring = false;
 
 module.exports = cluster;
 
@@ -90,6 +93,7 @@ cluster._setupWorker = function() {
   send({ act: Act.Online });
 
   function onmessage(message) {
+    if (message.act === Act.Retiring) retiring = true;
     if (message.act === Act.Disconnect) _disconnect.call(worker, true);
   }
 };
@@ -340,6 +344,7 @@ function _disconnect(primaryInitiated) {
 
   for (const server of openServers.values()) {
     waitingCount++;
+    if (retiring) channel.handBackIdle(server);
     server.close(checkWaitingCount);
   }
 

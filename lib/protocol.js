@@ -31,6 +31,11 @@ const Act = Object.freeze({
   // Primary -> worker.
   /** Close your servers and disconnect (the primary's worker.disconnect()). */
   Disconnect: 'disconnect',
+  /**
+   * You are replaced (reload, recycle): when your servers close, hand your
+   * idle keep-alive connections back. Sent just before Disconnect.
+   */
+  Retiring: 'retiring',
 });
 
 // Environment variables a primary sets for its workers. The worker reads and

@@ -19,7 +19,8 @@
 // serves on.
 const { debuglog } = require('util');
 const { Fate } = require('./worker_record');
-const { defineHidden } = require('./utils');
+const { defineHidden, sendHelper } = require('./utils');
+const { Act } = require('./protocol');
 const { normalizeReloadOptions, READY_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_DEFAULT } = require('./operations_settings');
 
 const debug = debuglog('rcluster');
@@ -190,7 +191,10 @@ class Rollover {
         clearTimeout(timer);
         resolve(killed);
       });
-      if (worker.isConnected()) worker.disconnect();
+      if (worker.isConnected()) {
+        sendHelper(worker.process, { act: Act.Retiring });
+        worker.disconnect();
+      }
     });
   }
 }

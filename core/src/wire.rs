@@ -25,6 +25,8 @@
 //! - `LEAVE`:    take me out of this listener's rotation (my server is closing).
 //! - `HEARTBEAT`: my event loop is turning (sent by a timer in the worker;
 //!   the dispatcher's hang detector, `dispatcher/health.rs`, checks it).
+//! - `HAND_BACK`: an idle keep-alive connection of this listener, exactly one
+//!   fd: I am retiring; give it to another worker as a new connection.
 
 use crate::error::{Error, Result};
 use crate::sys::MAX_FDS_PER_MESSAGE;
@@ -46,6 +48,7 @@ const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
 // Operations' range: 10-15.
 const KIND_HEARTBEAT: u8 = 10;
+const KIND_HAND_BACK: u8 = 11;
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub enum ToPrimary<'a> {
     Reply { statuses: &'a [u8] },
     Leave { listener: ListenerId },
     Heartbeat,
+    /// Comes with exactly one fd, the only message from a worker that does.
+    HandBack { listener: ListenerId },
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
@@ -136,6 +141,7 @@ impl<'a> ToPrimary<'a> {
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
             ToPrimary::Heartbeat => out.extend_from_slice(&header(KIND_HEARTBEAT, 0)),
+            ToPrimary::HandBack { listener } => out.extend_from_slice(&header(KIND_HAND_BACK, listener)),
         }
     }
 
@@ -155,6 +161,8 @@ impl<'a> ToPrimary<'a> {
             KIND_LEAVE => Err(Error::Protocol("leave message with a payload".into())),
             KIND_HEARTBEAT if rest.is_empty() => Ok(ToPrimary::Heartbeat),
             KIND_HEARTBEAT => Err(Error::Protocol("heartbeat with a payload".into())),
+            KIND_HAND_BACK if rest.is_empty() => Ok(ToPrimary::HandBack { listener }),
+            KIND_HAND_BACK => Err(Error::Protocol("hand-back with a payload".into())),
             other => Err(Error::Protocol(format!("unknown message kind {other} from a worker"))),
         }
     }
@@ -200,6 +208,8 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Reply { statuses: &statuses });
         ToPrimary::Leave { listener: 42 }.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Leave { listener: 42 });
+        ToPrimary::HandBack { listener: 3 }.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::HandBack { listener: 3 });
         ToPrimary::Heartbeat.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Heartbeat);
         buf.push(1);

@@ -16,7 +16,7 @@ use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::handle::{with_ask, ListenHandle};
 use crate::listener;
-use crate::peer::{Peer, PeerState, WorkerId};
+use crate::peer::{Connection, Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
 
@@ -290,7 +290,16 @@ impl EventLoop {
                         self.health.beat(id, Instant::now());
                         continue;
                     }
+                    Ok(ToPrimary::HandBack { .. }) => Some("a hand-back without its connection".to_string()),
                     Err(e) => Some(e.to_string()),
+                },
+                Ok(Recv::Message(n)) if fds.len() == 1 => match ToPrimary::decode(&buf[..n]) {
+                    Ok(ToPrimary::HandBack { listener }) => {
+                        let fd = fds.pop().expect("one fd");
+                        self.on_hand_back(listener, fd);
+                        continue;
+                    }
+                    _ => Some("a worker sent file descriptors".to_string()),
                 },
                 Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
                 Err(e) => Some(e.to_string()),
@@ -348,6 +357,15 @@ impl EventLoop {
         peer.mark_dead();
         eprintln!("rcluster: dropping worker {id}'s channel: {reason}");
         (self.events)(Event::ChannelFailed { worker: id, reason });
+    }
+
+    /// An idle keep-alive connection of a retiring worker: dealt to another
+    /// worker as a new connection, ahead of those waiting. Without its socket
+    /// (every worker left it) it closes, as the retiring worker would have.
+    fn on_hand_back(&mut self, listener: ListenerId, fd: OwnedFd) {
+        if let Some(handle) = self.handles.get_mut(&listener) {
+            handle.push_pending_front(Connection::new(listener, fd, Instant::now()));
+        }
     }
 
     /// A worker whose heartbeats stopped is taken out of every rotation at
