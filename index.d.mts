@@ -7,8 +7,8 @@ declare const cluster: Cluster;
 export default cluster;
 
 export type {
-  Address, ClusterSettings, CrashLoopInfo, DispatcherStats, Extensions, ManagedWorker, RestartInfo, RestartOptions,
-  Settings, ShutdownSummary, UnhealthyInfo,
+  Address, ClusterSettings, CrashLoopInfo, DispatcherStats, Extensions, HealthOptions, ManagedWorker, RecycleInfo,
+  RecycleOptions, ReloadResult, RestartInfo, RestartOptions, Settings, ShutdownSummary, UnhealthyInfo,
 } from './index.js';
 export { Worker } from 'node:cluster';
 
@@ -28,6 +28,7 @@ export declare const fork: Cluster['fork'];
 export declare const disconnect: Cluster['disconnect'];
 export declare const stats: Cluster['stats'];
 export declare const shutdown: Cluster['shutdown'];
+export declare const reload: Cluster['reload'];
 
 // Worker.
 export declare const worker: Cluster['worker'];
