@@ -103,9 +103,16 @@ declare namespace rcluster {
     cron?: string;
   }
 
+  /** At least one of the two. */
   interface HealthOptions {
     /** A worker that sends no heartbeat for this many ms is withdrawn, replaced first, then killed ('unhealthy', reason 'hung'). */
-    hangTimeout: number;
+    hangTimeout?: number;
+    /**
+     * A worker whose event-loop delay (99th percentile over a 1 s window)
+     * exceeds this many ms is withdrawn, replaced first, then killed
+     * ('unhealthy', reason 'eventLoopDelay').
+     */
+    maxEventLoopDelay?: number;
   }
 
   interface RecycleInfo {
@@ -171,9 +178,10 @@ declare namespace rcluster {
      * dispatcher (junk on it, a failed read), so it could be sent nothing.
      * 'hung': it sent no heartbeat for longer than health.hangTimeout; the
      * dispatcher withdrew it at once, and its replacement is forked before
-     * it is killed.
+     * it is killed. 'eventLoopDelay': its event loop lagged past
+     * health.maxEventLoopDelay; replaced first, then killed.
      */
-    reason: 'channelFailed' | 'hung';
+    reason: 'channelFailed' | 'hung' | 'eventLoopDelay';
     /** What went wrong, in words. */
     detail: string;
   }

@@ -19,6 +19,7 @@ const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
 const requestBudget = require('./request_budget');
 const heartbeat = require('./heartbeat');
+const loopDelay = require('./loop_delay');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
 
@@ -85,6 +86,7 @@ cluster._setupWorker = function() {
   gracefulExit.install(worker, { closeServers, send });
   requestBudget.install(send);
   heartbeat.install(channel);
+  loopDelay.install(send);
   // setupPrimary({ waitReady: true }): a reload's replacement takes over once
   // it calls this (or process.send('ready'), PM2's convention).
   defineHidden(worker, 'ready', function ready() {

@@ -34,17 +34,18 @@ function dispatcherEvents({ cluster, records, withdraw, replace = () => false })
   // A hung worker (setupPrimary({ health })): the dispatcher thread has
   // withdrawn it already. Its replacement is forked first (restart policy),
   // then it is killed: it may hold requests that would still complete, but a
-  // loop that stopped turning is not coming back.
-  function hungWorker(event) {
+  // loop that stopped turning is not coming back. A worker whose loop lags
+  // past maxEventLoopDelay (its own report) goes the same way.
+  function replaceThenKill(event, reason) {
     const record = records.get(event.workerId);
     if (record === undefined) return;
     const { worker } = record;
-    debug('primary: worker %d is hung (%s)', worker.id, event.reason);
+    debug('primary: worker %d is unhealthy (%s: %s)', worker.id, reason, event.reason);
     withdraw(worker);
-    record.failed('hung');
+    record.failed(reason);
     const replacing = replace(record);
     try {
-      cluster.emit('unhealthy', worker, { reason: 'hung', detail: event.reason });
+      cluster.emit('unhealthy', worker, { reason, detail: event.reason });
     } finally {
       // After the replacement's fork, which a zero-delay timer runs.
       if (replacing) setTimeout(() => worker.process.kill('SIGKILL'), 0);
@@ -54,7 +55,8 @@ function dispatcherEvents({ cluster, records, withdraw, replace = () => false })
 
   const handlers = {
     channelFailed: (event) => failWorker(event, 'channelFailed'),
-    hung: hungWorker,
+    hung: (event) => replaceThenKill(event, 'hung'),
+    eventLoopDelay: (event) => replaceThenKill(event, 'eventLoopDelay'),
   };
 
   return function onEvent(event) {

@@ -108,7 +108,9 @@ function manage(cluster, records, primary) {
       if (exit) env[Env.ExitOnUncaughtTimeout] = String(exit.timeout);
       const signals = settings.shutdownSignals;
       if (signals && signals.length > 0) env[Env.ShutdownSignals] = signals.join(',');
-      if (settings.health) env[Env.HeartbeatInterval] = String(intervalFor(settings.health.hangTimeout));
+      const health = settings.health;
+      if (health && health.hangTimeout !== undefined) env[Env.HeartbeatInterval] = String(intervalFor(health.hangTimeout));
+      if (health && health.maxEventLoopDelay !== undefined) env[Env.MaxEventLoopDelay] = String(health.maxEventLoopDelay);
       const budget = settings.recycle ? recycler.workerLimit() : undefined;
       if (budget !== undefined) env[Env.MaxRequests] = String(budget);
       return env;

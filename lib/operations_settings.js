@@ -91,8 +91,15 @@ function normalizeHealth(value, caller) {
   const name = 'options.health';
   if (value === undefined || value === false || value === null) return false;
   if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
-  if (value.hangTimeout === undefined) throw invalidArgType(`${name}.hangTimeout`, 'of type number', undefined, caller);
-  return { hangTimeout: validateMs(value.hangTimeout, `${name}.hangTimeout`, 10, caller) };
+  if (value.hangTimeout === undefined && value.maxEventLoopDelay === undefined) {
+    throw invalidArgType(`${name}.hangTimeout`, 'of type number', undefined, caller);
+  }
+  const out = {};
+  if (value.hangTimeout !== undefined) out.hangTimeout = validateMs(value.hangTimeout, `${name}.hangTimeout`, 10, caller);
+  if (value.maxEventLoopDelay !== undefined) {
+    out.maxEventLoopDelay = validateMs(value.maxEventLoopDelay, `${name}.maxEventLoopDelay`, 1, caller);
+  }
+  return out;
 }
 
 /** Normalizes the operations keys of setupPrimary()'s `options` into `out`. */

@@ -88,22 +88,25 @@ Object.defineProperty(cluster, 'schedulingPolicy', {
   },
 });
 
+// What the dispatcher thread reports (lib/dispatcher_events.js), and the
+// one report a worker makes itself (its event loop lags).
+const onHealthEvent = dispatcherEvents({
+  cluster,
+  records: workerRecords,
+  withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
+  replace: (record) => management.replaceFailed(record),
+});
+
 // The native dispatcher thread starts with the first worker, not at require(),
 // with the settings of that moment (setupPrimary has run by then).
 function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
     const { queueTimeout, health } = cluster.settings;
-    const onEvent = dispatcherEvents({
-      cluster,
-      records: workerRecords,
-      withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
-      replace: (record) => management.replaceFailed(record),
-    });
     dispatcher = new Dispatcher({
       ...(queueTimeout !== undefined && { queueTimeoutMs: queueTimeout }),
-      ...(health && { hangTimeoutMs: health.hangTimeout }),
-    }, onEvent);
+      ...(health && health.hangTimeout !== undefined && { hangTimeoutMs: health.hangTimeout }),
+    }, onHealthEvent);
   }
   return dispatcher;
 }
@@ -352,6 +355,10 @@ const methodMessageMapping = {
   [Act.QueryServer]: queryServer,
   [Act.Ready]: (worker) => management.ready(worker),
   [Act.RequestsServed]: (worker, message) => management.requestsServed(worker, message),
+  [Act.EventLoopDelay]: (worker, message) => onHealthEvent({
+    kind: 'eventLoopDelay', workerId: worker.id,
+    reason: `event-loop delay ${message.delay} ms (p99 over 1 s; limit ${message.limit} ms)`,
+  }),
   [Act.UncaughtException]: uncaughtException,
 };
 

@@ -28,6 +28,8 @@ const Act = Object.freeze({
   Ready: 'ready',
   /** I served my request budget (setupPrimary({ recycle: { maxRequests } })). */
   RequestsServed: 'requestsServed',
+  /** My event loop lags past health.maxEventLoopDelay. */
+  EventLoopDelay: 'eventLoopDelay',
   // Primary -> worker.
   /** Close your servers and disconnect (the primary's worker.disconnect()). */
   Disconnect: 'disconnect',
@@ -54,6 +56,8 @@ const Env = Object.freeze({
   MaxRequests: 'RCLUSTER_MAX_REQUESTS',
   /** How often to send a heartbeat, in ms (health.hangTimeout); absent when off. */
   HeartbeatInterval: 'RCLUSTER_HEARTBEAT_MS',
+  /** health.maxEventLoopDelay in ms; absent when off. */
+  MaxEventLoopDelay: 'RCLUSTER_MAX_EVENT_LOOP_DELAY_MS',
 });
 
 module.exports = { CMD, Act, Env };

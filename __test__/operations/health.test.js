@@ -55,10 +55,34 @@ test("the hang is caught natively while the primary's JS is blocked", { skip, ti
   assert.ok(silent < 1500, `detected by the dispatcher during the block, after ${silent} ms of silence (block: 3000 ms)`);
 });
 
+test('maxEventLoopDelay: a worker whose loop lags is replaced first, then killed', { skip, timeout: 60000 }, async (t) => {
+  const c = start(t, { settings: { health: { maxEventLoopDelay: 100 }, restart: { minDelay: 10 } } });
+  const { port, workers: [a, b] } = await c.waitFor('ready', { timeout: 10000 });
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(c.all('unhealthy').length, 0, 'healthy workers are left alone');
+  await c.call('lag', { worker: a });
+  const unhealthy = await c.waitFor({ event: 'unhealthy', worker: a }, { timeout: 10000 });
+  assert.equal(unhealthy.reason, 'eventLoopDelay');
+  const delay = Number(/delay (\d+) ms/.exec(unhealthy.detail)[1]);
+  assert.ok(delay > 100, unhealthy.detail);
+  const restart = await c.waitFor({ event: 'restart', old: a }, { timeout: 10000 });
+  assert.equal(restart.reason, 'eventLoopDelay');
+  const exit = await c.waitFor({ event: 'exit', worker: a }, { timeout: 10000 });
+  assert.equal(exit.signal, 'SIGKILL');
+  assert.ok(c.all({ event: 'fork', worker: restart.worker })[0].at <= exit.at, 'replacement forked first');
+  await c.waitFor({ event: 'listening', worker: restart.worker }, { timeout: 10000 });
+  const res = await get(port);
+  assert.ok([b, restart.worker].includes(JSON.parse(res.body).id));
+  assert.equal(c.all({ event: 'unhealthy', worker: b }).length, 0);
+});
+
 test('health settings are validated', { timeout: 10000 }, () => {
   const { normalizeSettings } = require('../../lib/settings');
   assert.deepEqual(normalizeSettings({ health: { hangTimeout: 1000 } }).health, { hangTimeout: 1000 });
   assert.throws(() => normalizeSettings({ health: { hangTimeout: 5 } }), { code: 'ERR_OUT_OF_RANGE' });
   assert.throws(() => normalizeSettings({ health: {} }), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.deepEqual(normalizeSettings({ health: { maxEventLoopDelay: 200 } }).health, { maxEventLoopDelay: 200 });
+  assert.throws(() => normalizeSettings({ health: { maxEventLoopDelay: 0 } }), { code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => normalizeSettings({ health: { hangTimeout: 1000, maxEventLoopDelay: '1s' } }), { code: 'ERR_INVALID_ARG_TYPE' });
   assert.throws(() => normalizeSettings({ health: 1000 }), { code: 'ERR_INVALID_ARG_TYPE' });
 });

@@ -58,7 +58,7 @@ export { summary };
 cluster.setupPrimary({
   readyTimeout: 10000, drainTimeout: 5000, waitReady: true, reloadSignal: 'SIGHUP',
   recycle: { maxMemory: '300M', maxRequests: 10000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' },
-  health: { hangTimeout: 5000 },
+  health: { hangTimeout: 5000, maxEventLoopDelay: 500 },
 });
 const reloaded: Promise<cluster.ReloadResult> = cluster.reload({ concurrency: 2 });
 reloaded.then((r) => [r.ok, r.replaced.map((x) => x.old + x.replacement), r.reason]);
