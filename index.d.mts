@@ -7,8 +7,9 @@ declare const cluster: Cluster;
 export default cluster;
 
 export type {
-  Address, ClusterSettings, CrashLoopInfo, DispatcherStats, Extensions, ManagedWorker, RestartInfo, RestartOptions,
-  Settings, ShutdownSummary, UnhealthyInfo, Bus, BusOptions, BusPeer, SharedCounter, SharedState, AgentHandle,
+  Address, ClusterSettings, CrashLoopInfo, DispatcherStats, Extensions, HealthOptions, ManagedWorker, RecycleInfo,
+  RecycleOptions, ReloadResult, RestartInfo, RestartOptions, Settings, ShutdownSummary, UnhealthyInfo,
+  Bus, BusOptions, BusPeer, SharedCounter, SharedState, AgentHandle,
 } from './index.js';
 export { Worker } from 'node:cluster';
 
@@ -28,6 +29,7 @@ export declare const fork: Cluster['fork'];
 export declare const disconnect: Cluster['disconnect'];
 export declare const stats: Cluster['stats'];
 export declare const shutdown: Cluster['shutdown'];
+export declare const reload: Cluster['reload'];
 
 // Worker.
 export declare const worker: Cluster['worker'];

@@ -119,6 +119,31 @@ declare namespace rcluster {
     agentReadyTimeout?: number;
     /** Across machines: broadcasts, sends to 'machine/target' and counter sums through Redis pub/sub. */
     bus?: BusOptions;
+    /**
+     * How long a replacement (cluster.reload(), recycling) may take to be
+     * ready before it is killed and the rollover aborted. Default 30000.
+     */
+    readyTimeout?: number;
+    /**
+     * How long a replaced worker may take to finish its requests in progress
+     * before it is SIGKILLed. Default 30000.
+     */
+    drainTimeout?: number;
+    /**
+     * A replacement is ready once it calls cluster.worker.ready() or
+     * process.send('ready') (PM2's wait_ready), not once it listens on the
+     * old worker's addresses. Default false.
+     */
+    waitReady?: boolean;
+    /** A signal on which the primary runs cluster.reload(), e.g. 'SIGHUP'. Default none. */
+    reloadSignal?: NodeJS.Signals | false;
+    /** Replace a worker gracefully (replacement first) past a limit. Off by default. */
+    recycle?: RecycleOptions | false;
+    /**
+     * Hang detection: each worker's event loop sends heartbeats to the native
+     * dispatcher. Read when the first worker is forked. Off by default.
+     */
+    health?: HealthOptions | false;
   }
 
   interface BusOptions {
@@ -185,6 +210,62 @@ declare namespace rcluster {
     isDead(): boolean;
   }
 
+  interface RecycleOptions {
+    /** RSS limit: bytes, or a size such as '300M', '1G' (PM2's max_memory_restart). Sampled every second. */
+    maxMemory?: number | string;
+    /** Requests ('request' events of its HTTP servers) a worker serves before it is recycled. */
+    maxRequests?: number;
+    /** Milliseconds a worker runs before it is recycled. */
+    maxAge?: number;
+    /** 0..1: each worker's maxRequests/maxAge is drawn from [limit, limit * (1 + jitter)]. Default 0. */
+    jitter?: number;
+    /** A 5-field cron schedule (PM2's cron_restart) at which every worker is recycled in turn. */
+    cron?: string;
+  }
+
+  /** At least one of the two. */
+  interface HealthOptions {
+    /** A worker that sends no heartbeat for this many ms is withdrawn, replaced first, then killed ('unhealthy', reason 'hung'). */
+    hangTimeout?: number;
+    /**
+     * A worker whose event-loop delay (99th percentile over a 1 s window)
+     * exceeds this many ms is withdrawn, replaced first, then killed
+     * ('unhealthy', reason 'eventLoopDelay').
+     */
+    maxEventLoopDelay?: number;
+  }
+
+  interface RecycleInfo {
+    reason: 'maxMemory' | 'maxRequests' | 'maxAge' | 'cron';
+    /** For 'maxMemory': the RSS sampled, and the limit, in bytes. */
+    rss?: number;
+    maxMemory?: number;
+    /** For 'maxRequests': the requests served. */
+    requests?: number;
+    /** For 'maxAge': how long it had run, in ms. */
+    age?: number;
+  }
+
+  /** What cluster.reload() resolves with (also emitted as 'reload'). */
+  interface ReloadResult {
+    /** Every worker replaced. */
+    ok: boolean;
+    /** Each old worker's id and its replacement's, in the order they were replaced. */
+    replaced: Array<{ old: number; replacement: number }>;
+    /** Why the reload stopped (ok false). */
+    reason?: 'readyTimeout' | 'exited' | 'forkFailed' | 'shutdown';
+    /** The worker that was to be replaced (it stays), and its failed replacement. */
+    old?: number;
+    replacement?: number;
+    /** For 'exited': how the replacement exited. */
+    code?: number | null;
+    signal?: NodeJS.Signals | null;
+    /** For 'readyTimeout': readyTimeout in ms. */
+    timeout?: number;
+    /** For 'forkFailed'. */
+    error?: Error;
+  }
+
   interface ShutdownSummary {
     /** Workers that were alive when the shutdown started. */
     workers: number;
@@ -215,8 +296,12 @@ declare namespace rcluster {
     /**
      * 'channelFailed': the worker broke its private channel to the native
      * dispatcher (junk on it, a failed read), so it could be sent nothing.
+     * 'hung': it sent no heartbeat for longer than health.hangTimeout; the
+     * dispatcher withdrew it at once, and its replacement is forked before
+     * it is killed. 'eventLoopDelay': its event loop lagged past
+     * health.maxEventLoopDelay; replaced first, then killed.
      */
-    reason: 'channelFailed';
+    reason: 'channelFailed' | 'hung' | 'eventLoopDelay';
     /** What went wrong, in words. */
     detail: string;
   }
@@ -237,6 +322,8 @@ declare namespace rcluster {
     restarts: number;
     /** Id of the worker this one replaced, if it is a replacement. */
     replaces?: number;
+    /** In a worker: this worker is ready to take over (setupPrimary({ waitReady: true })). */
+    ready(): void;
   }
 
   /** rcluster's additions to node:cluster's API (primary only). */
@@ -272,6 +359,14 @@ declare namespace rcluster {
     readonly isAgent: boolean;
     /** In the primary, the agent's handle (null without one); in the agent, { ready() }. */
     readonly agent: AgentHandle | { ready(): void } | null;
+    /**
+     * Replaces every worker, `concurrency` at a time (default 1): fork the
+     * replacement, wait until it is ready, withdraw the old worker from every
+     * rotation, let it drain. A replacement that dies or is not ready within
+     * readyTimeout aborts the reload; the old workers stay. During a reload,
+     * the same promise. Emits 'reload' with the result.
+     */
+    reload(options?: { concurrency?: number }): Promise<ReloadResult>;
   }
 
   /**
@@ -283,6 +378,8 @@ declare namespace rcluster {
     /** The Worker class, as on node:cluster's object (@types/node leaves it out). */
     readonly Worker: typeof nodeCluster.Worker;
     readonly settings: Settings;
+    /** In a worker. */
+    readonly worker?: ManagedWorker;
     setupPrimary(settings?: Settings): void;
     setupMaster(settings?: Settings): void;
     // rcluster's events, then a catch-all like the first overload
@@ -294,6 +391,8 @@ declare namespace rcluster {
     on(event: 'agentError', listener: (error: Error, agent: AgentHandle) => void): this;
     on(event: 'agentReady', listener: (agent: AgentHandle) => void): this;
     on(event: 'agentExit', listener: (agent: AgentHandle, code: number | null, signal: NodeJS.Signals | null) => void): this;
+    on(event: 'recycle', listener: (worker: ManagedWorker, info: RecycleInfo) => void): this;
+    on(event: 'reload', listener: (result: ReloadResult) => void): this;
     on(event: string | symbol, listener: (...args: any[]) => void): this;
     once(event: 'restart', listener: (worker: ManagedWorker, oldWorker: ManagedWorker, info: RestartInfo) => void): this;
     once(event: 'crashloop', listener: (info: CrashLoopInfo) => void): this;
@@ -301,6 +400,8 @@ declare namespace rcluster {
     once(event: 'unhealthy', listener: (worker: ManagedWorker, info: UnhealthyInfo) => void): this;
     once(event: 'agentError', listener: (error: Error, agent: AgentHandle) => void): this;
     once(event: 'agentReady', listener: (agent: AgentHandle) => void): this;
+    once(event: 'recycle', listener: (worker: ManagedWorker, info: RecycleInfo) => void): this;
+    once(event: 'reload', listener: (result: ReloadResult) => void): this;
     once(event: string | symbol, listener: (...args: any[]) => void): this;
   }
 }

@@ -41,3 +41,4 @@ export const _getServer = cluster._getServer;
 // rcluster's additions to the primary's API.
 export const stats = cluster.stats;
 export const shutdown = cluster.shutdown;
+export const reload = cluster.reload;

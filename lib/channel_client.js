@@ -15,6 +15,7 @@ const debug = debuglog('rcluster');
 // The kinds of message the native Channel passes to its callback, defined
 // once in src/worker.rs and exported by the addon.
 const { ChannelMessageKind } = require('./native');
+const { handBackIdle } = require('./keep_alive_handback');
 
 class ChannelClient {
   /**
@@ -66,6 +67,24 @@ class ChannelClient {
   // queued in a later turn (a batch wrapped but not yet read) wait for theirs.
   scheduleFlush(mark) {
     setImmediate(() => setImmediate(() => this.channel.flushReplies(mark)));
+  }
+
+  /**
+   * This worker is replaced and `server` is about to close: its idle
+   * keep-alive connections go back to the primary (lib/keep_alive_handback.js).
+   */
+  handBackIdle(server) {
+    let moved = 0;
+    for (const [listenerId, membership] of this.memberships) {
+      if (membership.server === server && !membership.closing) moved += handBackIdle(server, listenerId, this.channel);
+    }
+    if (moved > 0) debug('worker %d: handed %d idle keep-alive connections back', this.workerId, moved);
+    return moved;
+  }
+
+  /** My event loop is turning (lib/heartbeat.js). */
+  heartbeat() {
+    this.channel.heartbeat();
   }
 
   /**

@@ -18,6 +18,9 @@ const { ChannelClient } = require('./channel_client');
 const { SharedSocketRendezvous } = require('./shared_socket_rendezvous');
 const { listeningHandle, datagramHandle } = require('./connection_handle');
 const gracefulExit = require('./graceful_exit');
+const requestBudget = require('./request_budget');
+const heartbeat = require('./heartbeat');
+const loopDelay = require('./loop_delay');
 const { Act } = require('./protocol');
 const builtin = require('./builtin');
 const sharedState = require('./shared');
@@ -45,6 +48,9 @@ let channel = null; // a ChannelClient once the worker is set up
 // their socket are dropped.
 let disconnecting = false;
 let setupDone = false;
+// Replaced by a reload or recycle: idle keep-alive connections move to
+// another worker instead of closing (lib/keep_alive_handback.js).
+let retiring = false;
 
 module.exports = cluster;
 
@@ -97,9 +103,18 @@ cluster._setupWorker = function() {
 
   process.on('internalMessage', internal(worker, onmessage));
   gracefulExit.install(worker, { closeServers, send });
+  requestBudget.install(send);
+  heartbeat.install(channel);
+  loopDelay.install(send);
+  // setupPrimary({ waitReady: true }): a reload's replacement takes over once
+  // it calls this (or process.send('ready'), PM2's convention).
+  defineHidden(worker, 'ready', function ready() {
+    send({ act: Act.Ready });
+  });
   send({ act: Act.Online });
 
   function onmessage(message) {
+    if (message.act === Act.Retiring) retiring = true;
     if (message.act === Act.Disconnect) _disconnect.call(worker, true);
   }
 };
@@ -148,6 +163,7 @@ cluster._getServer = function(obj, options, cb) {
 
   // Set custom data on handle (i.e. tls tickets key).
   if (obj._getServerData) message.data = obj._getServerData();
+  requestBudget.watch(obj);
 
   debug('worker %d: asks the primary to listen on %s', cluster.worker.id,
         options.port < 0 ? address : `${address == null ? '*' : address}:${options.port}`);
@@ -350,6 +366,7 @@ function _disconnect(primaryInitiated) {
 
   for (const server of openServers.values()) {
     waitingCount++;
+    if (retiring) channel.handBackIdle(server);
     server.close(checkWaitingCount);
   }
 

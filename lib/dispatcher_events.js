@@ -12,7 +12,7 @@ const debug = debuglog('rcluster');
  * `withdraw(worker)`: takes it out of every rotation, holding a socket it was
  * the last member of for a replacement.
  */
-function dispatcherEvents({ cluster, records, withdraw }) {
+function dispatcherEvents({ cluster, records, withdraw, replace = () => false }) {
   // A worker the primary can no longer talk to is failed: it would stay
   // `listening` and silent, while its connections waited for queueTimeout.
   // It is killed, not left to linger; its exit then goes the usual way, and
@@ -31,8 +31,32 @@ function dispatcherEvents({ cluster, records, withdraw }) {
     }
   }
 
+  // A hung worker (setupPrimary({ health })): the dispatcher thread has
+  // withdrawn it already. Its replacement is forked first (restart policy),
+  // then it is killed: it may hold requests that would still complete, but a
+  // loop that stopped turning is not coming back. A worker whose loop lags
+  // past maxEventLoopDelay (its own report) goes the same way.
+  function replaceThenKill(event, reason) {
+    const record = records.get(event.workerId);
+    if (record === undefined) return;
+    const { worker } = record;
+    debug('primary: worker %d is unhealthy (%s: %s)', worker.id, reason, event.reason);
+    withdraw(worker);
+    record.failed(reason);
+    const replacing = replace(record);
+    try {
+      cluster.emit('unhealthy', worker, { reason, detail: event.reason });
+    } finally {
+      // After the replacement's fork, which a zero-delay timer runs.
+      if (replacing) setTimeout(() => worker.process.kill('SIGKILL'), 0);
+      else worker.process.kill('SIGKILL');
+    }
+  }
+
   const handlers = {
     channelFailed: (event) => failWorker(event, 'channelFailed'),
+    hung: (event) => replaceThenKill(event, 'hung'),
+    eventLoopDelay: (event) => replaceThenKill(event, 'eventLoopDelay'),
   };
 
   return function onEvent(event) {

@@ -6,16 +6,28 @@
 const { normalizeSettings } = require('./settings');
 const { RestartPolicy } = require('./restart_policy');
 const { Shutdown } = require('./shutdown');
+const { Rollover } = require('./rollover');
+const { Recycler } = require('./recycle');
+const { intervalFor } = require('./heartbeat');
 const { Env } = require('./protocol');
 const { defineHidden } = require('./utils');
 
 // `records`: the primary's WorkerRecords by worker id (lib/worker_record.js).
 // The primary adds each at fork; the hooks below move its fate, and remove it
-// when its process exits.
-function manage(cluster, records) {
+// when its process exits. `primary`: `fork(env, { trial })` and
+// `withdraw(worker)` (out of every rotation), for reloads and recycling.
+function manage(cluster, records, primary) {
   const restartPolicy = new RestartPolicy(cluster, records);
   const shutdown = new Shutdown(cluster, records, restartPolicy);
   const shutdownRun = (options, caller) => shutdown.run(options, caller);
+  const stopping = () => shutdown.promise !== null;
+  const rollover = new Rollover(cluster, records, { ...primary, stopping });
+  const recycler = new Recycler(cluster, records, rollover, stopping);
+  let reloadHandler = null;
+
+  defineHidden(cluster, 'reload', function reload(options) {
+    return rollover.reload(options, cluster.reload);
+  });
 
   defineHidden(cluster, 'shutdown', function shutdown(options) {
     return shutdownRun(options, cluster.shutdown);
@@ -35,11 +47,46 @@ function manage(cluster, records) {
       if (options === null || typeof options !== 'object') return;
       if ('restart' in options) restartPolicy.configure(cluster.settings.restart);
       if ('shutdownSignals' in options) shutdown.listenFor(cluster.settings.shutdownSignals);
+      if ('recycle' in options) recycler.configure(cluster.settings.recycle);
+      if ('reloadSignal' in options) {
+        if (reloadHandler !== null) process.removeListener(reloadHandler.signal, reloadHandler);
+        reloadHandler = null;
+        const signal = cluster.settings.reloadSignal;
+        if (signal) {
+          reloadHandler = () => { if (!stopping()) cluster.reload(); };
+          reloadHandler.signal = signal;
+          process.on(signal, reloadHandler);
+        }
+      }
     },
 
     /** After the primary recorded a new worker, before its 'fork' event. */
     forked(worker) {
-      restartPolicy.track(records.get(worker.id));
+      const record = records.get(worker.id);
+      restartPolicy.track(record);
+      rollover.track(record);
+      recycler.track(record);
+    },
+
+    /**
+     * A failed worker is to be replaced before it is killed (a hung one):
+     * whether the restart policy started its replacement.
+     */
+    replaceFailed(record) {
+      if (!restartPolicy.active || !record.replaceable) return false;
+      return restartPolicy.replace(record, { code: null, signal: null, reason: record.failure }, { immediate: true });
+    },
+
+    /** cluster.worker.ready() in the worker. */
+    ready(worker) {
+      const record = records.get(worker.id);
+      if (record !== undefined) rollover.signalled(record);
+    },
+
+    /** The worker served its request budget. */
+    requestsServed(worker, message) {
+      const record = records.get(worker.id);
+      if (record !== undefined) recycler.requestsServed(record, message.requests);
     },
 
     /**
@@ -61,6 +108,11 @@ function manage(cluster, records) {
       if (exit) env[Env.ExitOnUncaughtTimeout] = String(exit.timeout);
       const signals = settings.shutdownSignals;
       if (signals && signals.length > 0) env[Env.ShutdownSignals] = signals.join(',');
+      const health = settings.health;
+      if (health && health.hangTimeout !== undefined) env[Env.HeartbeatInterval] = String(intervalFor(health.hangTimeout));
+      if (health && health.maxEventLoopDelay !== undefined) env[Env.MaxEventLoopDelay] = String(health.maxEventLoopDelay);
+      const budget = settings.recycle ? recycler.workerLimit() : undefined;
+      if (budget !== undefined) env[Env.MaxRequests] = String(budget);
       return env;
     },
 

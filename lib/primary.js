@@ -43,7 +43,10 @@ module.exports = cluster;
 // (lib/worker_record.js): cluster.workers loses a worker when it disconnects.
 const workerRecords = new Map();
 // Restart policy, shutdown, graceful exit on errors (opt-in): lib/management.js.
-const management = manage(cluster, workerRecords);
+const management = manage(cluster, workerRecords, {
+  fork: (env, options) => forkWorker(env, options),
+  withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
+});
 // The agent (setupPrimary({ agent })): forked before the first worker, stopped after the last.
 const agentSupervisor = new agentModule.AgentSupervisor(cluster);
 management.addLastStep(() => agentSupervisor.stop().then(busModule.stopBridge));
@@ -100,26 +103,31 @@ Object.defineProperty(cluster, 'schedulingPolicy', {
   },
 });
 
+// What the dispatcher thread reports (lib/dispatcher_events.js), and the
+// one report a worker makes itself (its event loop lags).
+const onHealthEvent = dispatcherEvents({
+  cluster,
+  records: workerRecords,
+  withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
+  replace: (record) => management.replaceFailed(record),
+});
+
 // The native dispatcher thread starts with the first worker, not at require(),
 // with the settings of that moment (setupPrimary has run by then).
 function getDispatcher() {
   if (dispatcher === null) {
     const { Dispatcher } = require('./native');
-    const { queueTimeout, routing: routingSettings } = cluster.settings;
-    const onEvent = dispatcherEvents({
-      cluster,
-      records: workerRecords,
-      withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
-    });
+    const { queueTimeout, health, routing: routingSettings } = cluster.settings;
     // Where workers accept by themselves, the header could be stripped only
     // from what the primary happens to accept (held connections): none is,
     // so that the app sees one kind of connection.
     const shared = routing.isShared(schedulingPolicy);
     dispatcher = new Dispatcher({
       ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),
+      ...(health && health.hangTimeout !== undefined && { hangTimeoutMs: health.hangTimeout }),
       ...(shared ? {} : routing.dispatcherOptions(routingSettings)),
       ...(inheritedFds.length > 0 ? { inheritedFds } : {}),
-    }, onEvent);
+    }, onHealthEvent);
     busModule.attachPrimary(dispatcher);
     if (routingSettings && routingSettings.proxyProtocol && shared) {
       // Each worker accepts by itself: the primary never sees the header.
@@ -337,13 +345,18 @@ function removeFromDispatcher(worker) {
 }
 
 cluster.fork = function fork(env) {
+  return forkWorker(env);
+};
+
+// `trial`: a replacement that must show it is ready first (lib/rollover.js).
+function forkWorker(env, { trial = false } = {}) {
   cluster.setupPrimary();
   agentSupervisor.ensureStarted(peerStdio, (id) => removeFromDispatcher({ id }));
   const id = ++ids;
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
-  workerRecords.set(id, new WorkerRecord(worker, env));
+  workerRecords.set(id, new WorkerRecord(worker, env, Date.now(), { trial }));
   management.forked(worker);
   if (workerProcess.pid === undefined) onSpawnFailure(worker);
 
@@ -389,7 +402,7 @@ cluster.fork = function fork(env) {
   process.nextTick(emitForkNT, worker);
   cluster.workers[worker.id] = worker;
   return worker;
-};
+}
 
 // The system refused the worker's process (or its channel): out of fds or
 // processes. Its 'error' is the worker's, as under node:cluster, but the
@@ -437,6 +450,12 @@ const methodMessageMapping = new Map([
   [Act.Listening, listening],
   [Act.Online, online],
   [Act.QueryServer, queryServer],
+  [Act.Ready, (worker) => management.ready(worker)],
+  [Act.RequestsServed, (worker, message) => management.requestsServed(worker, message)],
+  [Act.EventLoopDelay, (worker, message) => onHealthEvent({
+    kind: 'eventLoopDelay', workerId: worker.id,
+    reason: `event-loop delay ${message.delay} ms (p99 over 1 s; limit ${message.limit} ms)`,
+  })],
   [Act.UncaughtException, uncaughtException],
 ]);
 

@@ -24,6 +24,12 @@ const Act = Object.freeze({
   ExitedAfterDisconnect: 'exitedAfterDisconnect',
   /** I had an uncaught exception and will drain and exit (exitOnUncaughtException); replied to. */
   UncaughtException: 'uncaughtException',
+  /** I am ready to take over (cluster.worker.ready(); setupPrimary({ waitReady })). */
+  Ready: 'ready',
+  /** I served my request budget (setupPrimary({ recycle: { maxRequests } })). */
+  RequestsServed: 'requestsServed',
+  /** My event loop lags past health.maxEventLoopDelay. */
+  EventLoopDelay: 'eventLoopDelay',
   // Agent -> primary.
   /** The agent is ready (cluster.agent.ready()): held workers may start. */
   AgentReady: 'agentReady',
@@ -32,6 +38,11 @@ const Act = Object.freeze({
   // Primary -> worker.
   /** Close your servers and disconnect (the primary's worker.disconnect()). */
   Disconnect: 'disconnect',
+  /**
+   * You are replaced (reload, recycle): when your servers close, hand your
+   * idle keep-alive connections back. Sent just before Disconnect.
+   */
+  Retiring: 'retiring',
 });
 
 // Environment variables a primary sets for its workers. The worker reads and
@@ -54,6 +65,12 @@ const Env = Object.freeze({
   ExitOnUncaughtTimeout: 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT',
   /** shutdownSignals, comma-separated; absent when there are none. */
   ShutdownSignals: 'RCLUSTER_SHUTDOWN_SIGNALS',
+  /** This worker's request budget (recycle.maxRequests, jittered); absent when unlimited. */
+  MaxRequests: 'RCLUSTER_MAX_REQUESTS',
+  /** How often to send a heartbeat, in ms (health.hangTimeout); absent when off. */
+  HeartbeatInterval: 'RCLUSTER_HEARTBEAT_MS',
+  /** health.maxEventLoopDelay in ms; absent when off. */
+  MaxEventLoopDelay: 'RCLUSTER_MAX_EVENT_LOOP_DELAY_MS',
 });
 
 module.exports = { CMD, Act, Env };

@@ -7,6 +7,7 @@
 // node:cluster's when none of them is used.
 const { nodeError, describeReceived, invalidArgType, outOfRange } = require('./errors');
 const { constants: { signals } } = require('os');
+const { normalizeOperations } = require('./operations_settings');
 
 // setTimeout() silently turns larger delays into 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -124,7 +125,7 @@ function normalizeSettings(options, caller = normalizeSettings) {
   if ('shutdownTimeout' in options && options.shutdownTimeout !== undefined) {
     out.shutdownTimeout = validateMs(options.shutdownTimeout, 'options.shutdownTimeout', 0, caller);
   }
-  return out;
+  return normalizeOperations(options, out, caller);
 }
 
 /** cluster.shutdown()'s options: `{ timeout }`, defaulting to shutdownTimeout. */

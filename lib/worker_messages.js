@@ -36,6 +36,9 @@ const FIELDS = new Map([
   [Act.Online, {}],
   [Act.ExitedAfterDisconnect, { seq: isSeq }],
   [Act.UncaughtException, { seq: isSeq }],
+  [Act.Ready, {}],
+  [Act.RequestsServed, { requests: isNumber }],
+  [Act.EventLoopDelay, { delay: isNumber, limit: isNumber }],
 ]);
 
 /**

@@ -14,8 +14,16 @@
 //             ├──> crashLooped                 ├──> exited
 //             ├──> disconnecting ──────────────┤
 //             ├──> killed ─────────────────────┤
-//             └──> failed ──> (replaced, crashLooped or exited)
+//             ├──> failed ──> (replaced, crashLooped or exited)
+//             └──> retiring ──> exited
+//   trial ──> (running, disconnecting, killed or exited)
 //   (failing may also move to disconnecting, killed or failed)
+//
+// `trial` is a replacement forked by a rolling reload or a recycle
+// (lib/rollover.js) that has not shown it is ready: it becomes `running` once
+// ready; if it dies first, the rollover is aborted and the worker it was to
+// replace stays. `retiring` is that old worker once its replacement is ready:
+// out of rotation, draining, never replaced.
 //
 // A fate only moves forward: once the end of a worker is decided (it leaves
 // on purpose, it was killed, the restart policy took charge of it), a later
@@ -50,13 +58,22 @@ const Fate = Object.freeze({
   Replaced: 'replaced',
   /** The restart policy refused to replace it: the cluster is in a crash loop. */
   CrashLooped: 'crashLooped',
+  /**
+   * A replacement started by a reload or a recycle, not ready yet: its death
+   * aborts that rollover instead of being replaced by the restart policy.
+   */
+  Trial: 'trial',
+  /** Its replacement is ready: out of rotation, draining its requests, never replaced. */
+  Retiring: 'retiring',
   /** Its process has exited (terminal). */
   Exited: 'exited',
 });
 
 // Which fates each fate may move to.
 const NEXT = Object.freeze({
-  [Fate.Running]: [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
+  [Fate.Running]: [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Retiring, Fate.Exited],
+  [Fate.Trial]: [Fate.Running, Fate.Disconnecting, Fate.Killed, Fate.Exited],
+  [Fate.Retiring]: [Fate.Exited],
   [Fate.Failing]: [Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
   [Fate.Failed]: [Fate.Replaced, Fate.CrashLooped, Fate.Exited],
   [Fate.Disconnecting]: [Fate.Exited],
@@ -75,12 +92,16 @@ class WorkerRecord {
    * `worker`: the Node-shaped Worker in cluster.workers. `env`: what fork()
    * was given, which a replacement gets too. `now`: the fork's time.
    */
-  constructor(worker, env, now = Date.now()) {
+  constructor(worker, env, now = Date.now(), { trial = false } = {}) {
     this.worker = worker;
     this.id = worker.id;
     this.env = env;
     this.forkedAt = now;
-    this.fate = Fate.Running;
+    this.fate = trial ? Fate.Trial : Fate.Running;
+    // What readiness is judged on (lib/rollover.js): the listen addresses
+    // it reported ('listening'), and whether it said it is ready (waitReady).
+    this.listens = new Set();
+    this.readySignalled = false;
     // The line of workers that replace one another (lib/restart_policy.js):
     // its consecutive crashes drive the backoff. A replacement takes its
     // predecessor's.
@@ -143,6 +164,20 @@ class WorkerRecord {
     if (!this.#moveIfAllowed(Fate.Failed)) return false;
     this.failure = reason;
     return true;
+  }
+
+  /** A trial replacement showed it is ready: from now on it is an ordinary worker. */
+  promote() {
+    this.#move(Fate.Running);
+  }
+
+  /**
+   * Its replacement is ready; it is withdrawn and drains. False if its end
+   * was decided meanwhile (it left, was killed, failed).
+   */
+  retire() {
+    if (this.fate !== Fate.Running) return false;
+    return this.#moveIfAllowed(Fate.Retiring);
   }
 
   /** The restart policy starts a replacement for it. */

@@ -11,10 +11,10 @@ use rcluster_core::Event;
 /// the other fields are those the kind has.
 #[napi(object)]
 pub struct DispatcherEvent {
-    /// `'channelFailed'`
+    /// `'channelFailed'` or `'hung'`
     pub kind: String,
     pub worker_id: u32,
-    /// Why, in words (`channelFailed`).
+    /// Why, in words (`channelFailed`, `hung`).
     pub reason: Option<String>,
 }
 
@@ -24,6 +24,11 @@ impl From<Event> for DispatcherEvent {
             Event::ChannelFailed { worker, reason } => {
                 DispatcherEvent { kind: "channelFailed".into(), worker_id: worker, reason: Some(reason) }
             }
+            Event::Hung { worker, silent } => DispatcherEvent {
+                kind: "hung".into(),
+                worker_id: worker,
+                reason: Some(format!("no heartbeat for {} ms", silent.as_millis())),
+            },
         }
     }
 }

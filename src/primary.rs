@@ -25,6 +25,9 @@ pub struct DispatcherOptions {
     /// Longest a connection waits in the primary for a worker to take it
     /// (default 30000); `Infinity` for no limit.
     pub queue_timeout_ms: Option<f64>,
+    /// Withdraw and report a worker that sent no heartbeat for this long
+    /// (`setupPrimary({ health: { hangTimeout } })`); absent: no detection.
+    pub hang_timeout_ms: Option<f64>,
     /// Connections start with a PROXY protocol header (v1 or v2), which the
     /// dispatcher reads and strips.
     pub proxy_protocol: Option<ProxyProtocolOptions>,
@@ -220,6 +223,9 @@ impl Dispatcher {
             if let Some(ms) = options.queue_timeout_ms {
                 // JS validated it: a non-negative number of milliseconds, or Infinity.
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
+            }
+            if let Some(ms) = options.hang_timeout_ms {
+                config.hang_timeout = Some(Duration::from_millis(ms as u64));
             }
             if let Some(proxy) = options.proxy_protocol {
                 config.proxy = Some(proxy_config(&env, proxy)?);

@@ -500,6 +500,26 @@ impl Channel {
         }
     }
 
+    /// Gives the idle keep-alive connection on `fd` back to the primary for
+    /// another worker (a retiring worker, `lib/keep_alive_handback.js`). The
+    /// caller then closes its own handle on it.
+    #[napi]
+    pub fn hand_back(&self, env: Env, listener_id: u32, fd: i32) -> Result<()> {
+        // SAFETY: the caller's open socket handle owns `fd` for this call.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        self.receiver.channel.borrow_mut().hand_back(listener_id, fd).map_err(|e| to_js(&env, e))
+    }
+
+    /// Tells the primary's dispatcher this worker's event loop is turning
+    /// (`setupPrimary({ health })`). Never blocks; a gone primary is ignored.
+    #[napi]
+    pub fn heartbeat(&self, env: Env) -> Result<()> {
+        match self.receiver.channel.borrow_mut().heartbeat() {
+            Err(err) if err.is_disconnected() => Ok(()),
+            other => other.map_err(|e| to_js(&env, e)),
+        }
+    }
+
     /// Makes the channel keep the event loop alive (while a server listens).
     #[napi(js_name = "ref")]
     pub fn ref_handle(&self) {

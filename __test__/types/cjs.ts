@@ -70,3 +70,19 @@ cluster.bus.request<number>(1, 'add', [1, 2], { timeout: 100 }).then((n: number)
 cluster.on('agentError', (err: Error) => void err.message);
 const isAgent: boolean = cluster.isAgent;
 void isAgent;
+// Zero-downtime operations are declared and typed.
+cluster.setupPrimary({
+  readyTimeout: 10000, drainTimeout: 5000, waitReady: true, reloadSignal: 'SIGHUP',
+  recycle: { maxMemory: '300M', maxRequests: 10000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' },
+  health: { hangTimeout: 5000, maxEventLoopDelay: 500 },
+});
+const reloaded: Promise<cluster.ReloadResult> = cluster.reload({ concurrency: 2 });
+reloaded.then((r) => [r.ok, r.replaced.map((x) => x.old + x.replacement), r.reason]);
+cluster.on('recycle', (w, info) => [w.id, info.reason === 'maxMemory', info.rss]);
+cluster.on('unhealthy', (w, info) => info.reason === 'hung');
+cluster.worker?.ready();
+// @ts-expect-error recycle.maxAge is a number of milliseconds
+cluster.setupPrimary({ recycle: { maxAge: '1h' } });
+// @ts-expect-error concurrency is a number
+cluster.reload({ concurrency: 'all' });
+export { reloaded };

@@ -7,7 +7,7 @@ const { WorkerRecord, Fate, canMove } = require('../../lib/worker_record');
 
 let nextId = 1;
 function record(fate = Fate.Running) {
-  const r = new WorkerRecord({ id: nextId++ }, { FOO: 'bar' }, 1234);
+  const r = new WorkerRecord({ id: nextId++ }, { FOO: 'bar' }, 1234, { trial: fate === Fate.Trial });
   // Reach `fate` by its own transition, as the primary would.
   const path = {
     [Fate.Running]: [],
@@ -17,6 +17,8 @@ function record(fate = Fate.Running) {
     [Fate.Failed]: [(x) => x.failed('channelFailed')],
     [Fate.Replaced]: [(x) => x.replace()],
     [Fate.CrashLooped]: [(x) => x.crashLoop()],
+    [Fate.Trial]: [],
+    [Fate.Retiring]: [(x) => x.retire()],
     [Fate.Exited]: [(x) => x.exit(0, null)],
   }[fate];
   for (const step of path) step(r);
@@ -25,7 +27,7 @@ function record(fate = Fate.Running) {
 }
 
 const ALL = Object.values(Fate);
-const ORDER = [Fate.Running, Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited];
+const ORDER = [Fate.Trial, Fate.Running, Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Retiring, Fate.Exited];
 
 test('a new record is running, with its fork env, time and a fresh slot', () => {
   const r = new WorkerRecord({ id: 7 }, { A: '1' }, 5000);
@@ -39,6 +41,8 @@ test('a new record is running, with its fork env, time and a fresh slot', () => 
 test('the legal moves, and only those', () => {
   const legal = new Set([
     'running>failing', 'running>disconnecting', 'running>killed', 'running>failed', 'running>replaced', 'running>crashLooped', 'running>exited',
+    'running>retiring', 'retiring>exited',
+    'trial>running', 'trial>disconnecting', 'trial>killed', 'trial>exited',
     'failing>disconnecting', 'failing>killed', 'failing>failed', 'failing>replaced', 'failing>crashLooped', 'failing>exited',
     'failed>replaced', 'failed>crashLooped', 'failed>exited',
     'disconnecting>exited', 'killed>exited', 'replaced>exited', 'crashLooped>exited',
@@ -72,7 +76,7 @@ test("a worker the primary kills for failing keeps the reason; one whose end was
     assert.equal(r.failure, 'channelFailed');
     assert.equal(r.kill(), false, "the app's kill() comes too late");
   }
-  for (const fate of [Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited]) {
+  for (const fate of [Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Retiring, Fate.Exited]) {
     const r = record(fate);
     const before = r.failure;
     assert.equal(r.failed('again'), false, `failed() of a ${fate} worker`);
@@ -119,5 +123,21 @@ test('exit() returns the fate the worker had, keeps code and signal, and happens
     assert.equal(r.exit(1, 'SIGTERM'), fate);
     assert.deepEqual([r.fate, r.exited, r.exitCode, r.signalCode], [Fate.Exited, true, 1, 'SIGTERM']);
     assert.throws(() => r.exit(0, null), { code: 'ERR_ASSERTION' });
+  }
+});
+
+test('a trial replacement becomes running once ready; a retiring worker only exits', () => {
+  const t = record(Fate.Trial);
+  assert.equal(t.replaceable, false, 'a trial worker that dies aborts its rollover instead');
+  t.promote();
+  assert.equal(t.fate, Fate.Running);
+  assert.throws(() => t.promote(), /no move from running to running/);
+  const r = record(Fate.Running);
+  assert.equal(r.retire(), true);
+  assert.equal(r.disconnect(), false, 'its disconnect() changes nothing');
+  assert.equal(r.kill(), false);
+  assert.equal(r.fate, Fate.Retiring);
+  for (const fate of [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Trial]) {
+    assert.equal(record(fate).retire(), false, `retire() of a ${fate} worker`);
   }
 });

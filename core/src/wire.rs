@@ -32,6 +32,10 @@
 //!   none): what least-connections routing and `stats()` count by.
 //! - `STICK`:    this sticky key (u64 LE: the hash of a session id, say) is
 //!   mine: connections whose cookie or query value hashes to it come to me.
+//! - `HEARTBEAT`: my event loop is turning (sent by a timer in the worker;
+//!   the dispatcher's hang detector, `dispatcher/health.rs`, checks it).
+//! - `HAND_BACK`: an idle keep-alive connection of this listener, exactly one
+//!   fd: I am retiring; give it to another worker as a new connection.
 //!
 //! Kinds 20-29 are the message bus's, both ways (`crate::bus`).
 
@@ -64,6 +68,9 @@ const KIND_LEAVE: u8 = 5;
 const KIND_CLOSED: u8 = 6;
 const KIND_DISPATCH_FROM: u8 = 7;
 const KIND_STICK: u8 = 8;
+// Operations' range: 10-15.
+const KIND_HEARTBEAT: u8 = 10;
+const KIND_HAND_BACK: u8 = 11;
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +88,9 @@ pub enum ToPrimary<'a> {
     Leave { listener: ListenerId },
     Closed { listener: ListenerId, closed: u32, cap: u32 },
     Stick { key: u64 },
+    Heartbeat,
+    /// Comes with exactly one fd, the only message from a worker that does.
+    HandBack { listener: ListenerId },
 }
 
 fn header(kind: u8, listener: ListenerId) -> [u8; HEADER_LEN] {
@@ -211,6 +221,8 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(&closed.to_le_bytes());
                 out.extend_from_slice(&cap.to_le_bytes());
             }
+            ToPrimary::Heartbeat => out.extend_from_slice(&header(KIND_HEARTBEAT, 0)),
+            ToPrimary::HandBack { listener } => out.extend_from_slice(&header(KIND_HAND_BACK, listener)),
         }
     }
 
@@ -240,6 +252,10 @@ impl<'a> ToPrimary<'a> {
                 Ok(ToPrimary::Stick { key: u64::from_le_bytes(key) })
             }
             KIND_STICK => Err(Error::Protocol(format!("sticky key of {} bytes", rest.len()))),
+            KIND_HEARTBEAT if rest.is_empty() => Ok(ToPrimary::Heartbeat),
+            KIND_HEARTBEAT => Err(Error::Protocol("heartbeat with a payload".into())),
+            KIND_HAND_BACK if rest.is_empty() => Ok(ToPrimary::HandBack { listener }),
+            KIND_HAND_BACK => Err(Error::Protocol("hand-back with a payload".into())),
             other => Err(Error::Protocol(format!("unknown message kind {other} from a worker"))),
         }
     }
@@ -310,6 +326,12 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), stick);
         buf.push(0);
         assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
+        ToPrimary::HandBack { listener: 3 }.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::HandBack { listener: 3 });
+        ToPrimary::Heartbeat.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Heartbeat);
+        buf.push(1);
+        assert!(ToPrimary::decode(&buf).is_err());
     }
 
     #[test]

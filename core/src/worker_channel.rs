@@ -147,6 +147,34 @@ impl WorkerChannel {
         self.send_out()
     }
 
+    /// Tells the primary this worker's event loop is turning. Never waits: a
+    /// channel too full for it is skipped (the next one follows soon).
+    pub fn heartbeat(&mut self) -> Result<()> {
+        ToPrimary::Heartbeat.encode(&mut self.out);
+        match sys::send_message(self.sock.as_fd(), &self.out, &[]) {
+            Ok(()) => Ok(()),
+            Err(e) if sys::is_full(&e) => Ok(()),
+            Err(e) => Err(Error::io("sendmsg", e)),
+        }
+    }
+
+    /// Gives an idle keep-alive connection back to the primary, which deals
+    /// it to another worker; this worker then closes its own copy.
+    pub fn hand_back(&mut self, listener: ListenerId, fd: BorrowedFd<'_>) -> Result<()> {
+        ToPrimary::HandBack { listener }.encode(&mut self.out);
+        loop {
+            match sys::send_message(self.sock.as_fd(), &self.out, &[fd]) {
+                Ok(()) => return Ok(()),
+                Err(e) if sys::is_full(&e) => {
+                    if !sys::wait_writable(self.sock.as_fd(), SEND_TIMEOUT_MS).map_err(|e| Error::io("poll", e))? {
+                        return Err(Error::io("sendmsg", e));
+                    }
+                }
+                Err(e) => return Err(Error::io("sendmsg", e)),
+            }
+        }
+    }
+
     fn send_out(&self) -> Result<()> {
         loop {
             match sys::send_message(self.sock.as_fd(), &self.out, &[]) {

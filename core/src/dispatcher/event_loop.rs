@@ -13,6 +13,7 @@ use super::bus_relay;
 use super::awaiting_header::{AwaitingHeader, Outcome, Stage};
 use super::command::Command;
 use super::events::{Event, EventSink};
+use super::health::Health;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::ack_stats::AckStats;
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ use crate::listener;
 use crate::policy::Mode;
 use crate::socket_identity;
 use crate::untouched;
-use crate::peer::{Peer, PeerState, WorkerId};
+use crate::peer::{Connection, Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
 use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
 
@@ -62,6 +63,7 @@ pub(super) struct EventLoop {
     bus_bridge: bool,
     awaiting: AwaitingHeader,
     acks: AckStats,
+    health: Health,
 }
 
 impl EventLoop {
@@ -81,6 +83,7 @@ impl EventLoop {
             bus_bridge: false,
             awaiting: AwaitingHeader::default(),
             acks: AckStats::default(),
+            health: Health::default(),
         }
     }
 
@@ -125,6 +128,7 @@ impl EventLoop {
             }
             self.read_headers(&headers_readable);
             self.reap_dead_peers();
+            self.check_health();
             self.dispatch();
             self.flush();
             self.reap_dead_peers();
@@ -227,7 +231,8 @@ impl EventLoop {
             .filter_map(|h| h.paused_until())
             .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
             .chain(self.awaiting.next_deadline())
-            .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now));
+            .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now))
+            .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
         match wake_ups.min() {
             None => -1,
             Some(at) => at.saturating_duration_since(now).as_millis().clamp(1, i32::MAX as u128) as i32,
@@ -408,7 +413,20 @@ impl EventLoop {
                         }
                         continue;
                     }
+                    Ok(ToPrimary::Heartbeat) => {
+                        self.health.beat(id, Instant::now());
+                        continue;
+                    }
+                    Ok(ToPrimary::HandBack { .. }) => Some("a hand-back without its connection".to_string()),
                     Err(e) => Some(e.to_string()),
+                },
+                Ok(Recv::Message(n)) if fds.len() == 1 => match ToPrimary::decode(&buf[..n]) {
+                    Ok(ToPrimary::HandBack { listener }) => {
+                        let fd = fds.pop().expect("one fd");
+                        self.on_hand_back(listener, fd);
+                        continue;
+                    }
+                    _ => Some("a worker sent file descriptors".to_string()),
                 },
                 Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
                 Err(e) => Some(e.to_string()),
@@ -473,6 +491,30 @@ impl EventLoop {
         (self.events)(Event::ChannelFailed { worker: id, reason });
     }
 
+    /// An idle keep-alive connection of a retiring worker: dealt to another
+    /// worker as a new connection, ahead of those waiting. Without its socket
+    /// (every worker left it) it closes, as the retiring worker would have.
+    fn on_hand_back(&mut self, listener: ListenerId, fd: OwnedFd) {
+        if let Some(handle) = self.handles.get_mut(&listener) {
+            handle.push_pending_front(Connection::new(listener, fd, Instant::now()));
+        }
+    }
+
+    /// A worker whose heartbeats stopped is taken out of every rotation at
+    /// once, here, without waiting for the primary's JS (a socket it was the
+    /// last worker of holds connections for its replacement), then reported.
+    fn check_health(&mut self) {
+        let Some(timeout) = self.config.hang_timeout else { return };
+        for (id, silent) in self.health.newly_hung(timeout, Instant::now()) {
+            if !self.peers.contains_key(&id) {
+                continue;
+            }
+            eprintln!("rcluster: worker {id} sent no heartbeat for {} ms: withdrawn", silent.as_millis());
+            self.withdraw(id, Emptied::Hold);
+            (self.events)(Event::Hung { worker: id, silent });
+        }
+    }
+
     /// A worker's server is closing: take the worker out of that rotation and
     /// confirm with `LEFT`, after which nothing more for it is sent (the worker
     /// refuses, and we re-dispatch, whatever arrives before that).
@@ -532,6 +574,7 @@ impl EventLoop {
             self.peers.values().filter(|p| p.state() == PeerState::Dead).map(|p| p.id).collect();
         for id in dead {
             let mut peer = self.peers.remove(&id).expect("listed above");
+            self.health.forget(id);
             // Unlike Node, a socket whose last worker died stays open: its
             // connections wait (up to the queue timeout) for a replacement to
             // listen on the same key. Only a deliberate close by every worker

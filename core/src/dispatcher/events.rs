@@ -4,6 +4,8 @@
 //! (the binding's hands them to a non-blocking napi threadsafe function), so a
 //! slow or busy JS thread never delays a connection.
 
+use std::time::Duration;
+
 use crate::peer::WorkerId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +16,10 @@ pub enum Event {
     /// acknowledged went to other workers. A worker that simply hung up (it
     /// exited or closed its end) is not reported: its exit is.
     ChannelFailed { worker: WorkerId, reason: String },
+    /// A worker that sends heartbeats sent none for longer than the hang
+    /// timeout (its event loop is blocked). The dispatcher has already taken
+    /// it out of every rotation; its channel stays open.
+    Hung { worker: WorkerId, silent: Duration },
 }
 
 /// Where events go. Called on the dispatcher thread; must return at once.

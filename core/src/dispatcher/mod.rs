@@ -22,6 +22,7 @@ mod awaiting_header;
 mod command;
 mod event_loop;
 mod events;
+mod health;
 mod stats;
 
 pub use awaiting_header::{ProxyConfig, StickyHttp};
@@ -63,6 +64,10 @@ pub struct Config {
     /// Sticky routing by a cookie or query parameter of the first request
     /// (`routing: { sticky }`); `None`: by the client's address.
     pub sticky_http: Option<StickyHttp>,
+    /// A worker that sends heartbeats and then sends none for this long is
+    /// withdrawn from every rotation and reported (`Event::Hung`). `None`:
+    /// no hang detection.
+    pub hang_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             proxy: None,
             inherited: Default::default(),
             sticky_http: None,
+            hang_timeout: None,
         }
     }
 }

@@ -1,0 +1,71 @@
+'use strict';
+// The zero-downtime operations settings (lib/operations_settings.js, through
+// setupPrimary's normalizeSettings) and recycling's jitter. No processes.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { normalizeSettings } = require('../../lib/settings');
+const { normalizeReloadOptions, parseMemory } = require('../../lib/operations_settings');
+const { jittered } = require('../../lib/recycle');
+
+test('operations settings are validated and expanded; other keys untouched', () => {
+  assert.deepEqual(normalizeSettings({ exec: 'x.js' }), { exec: 'x.js' }, 'nothing added when unused');
+  assert.deepEqual(
+    normalizeSettings({ readyTimeout: 100, drainTimeout: 0, waitReady: true, reloadSignal: 'SIGHUP' }),
+    { readyTimeout: 100, drainTimeout: 0, waitReady: true, reloadSignal: 'SIGHUP' });
+  assert.deepEqual(normalizeSettings({ reloadSignal: false }), { reloadSignal: false });
+  assert.deepEqual(
+    normalizeSettings({ recycle: { maxMemory: '300M', maxRequests: 1000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' } }).recycle,
+    { maxMemory: 300 * 1024 ** 2, maxRequests: 1000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' });
+  assert.equal(normalizeSettings({ recycle: false }).recycle, false);
+});
+
+test("maxMemory takes bytes or PM2's sizes", () => {
+  assert.equal(parseMemory(1000, 'm'), 1000);
+  assert.equal(parseMemory('512K', 'm'), 512 * 1024);
+  assert.equal(parseMemory('1.5G', 'm'), 1.5 * 1024 ** 3);
+  assert.equal(parseMemory('200mb', 'm'), 200 * 1024 ** 2);
+  assert.equal(parseMemory('4096', 'm'), 4096);
+});
+
+test('bad operations settings throw Node-style errors, and change nothing', () => {
+  const cases = [
+    [{ readyTimeout: -1 }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ drainTimeout: 1.5 }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ drainTimeout: '5' }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ waitReady: 1 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ reloadSignal: 'SIGNOPE' }, TypeError, 'ERR_UNKNOWN_SIGNAL'],
+    [{ reloadSignal: 'SIGKILL' }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ reloadSignal: 1 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ recycle: 5 }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ recycle: { maxMemory: '12Q' } }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ recycle: { maxMemory: -1 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ recycle: { maxMemory: true } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ recycle: { maxRequests: 1.5 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ recycle: { maxRequests: 0 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ recycle: { maxAge: 0 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ recycle: { jitter: '0.1' } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+    [{ recycle: { jitter: 1.5 } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ recycle: { jitter: NaN } }, RangeError, 'ERR_OUT_OF_RANGE'],
+    [{ recycle: { cron: '0 3 * *' } }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ recycle: { cron: '61 * * * *' } }, TypeError, 'ERR_INVALID_ARG_VALUE'],
+    [{ recycle: { cron: 5 } }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ];
+  for (const [settings, Type, code] of cases) {
+    assert.throws(() => normalizeSettings(settings), (err) => err instanceof Type && err.code === code, JSON.stringify(settings));
+  }
+});
+
+test('cluster.reload() options', () => {
+  assert.deepEqual(normalizeReloadOptions(undefined), { concurrency: 1 });
+  assert.deepEqual(normalizeReloadOptions({ concurrency: 3 }), { concurrency: 3 });
+  assert.throws(() => normalizeReloadOptions({ concurrency: 0 }), { code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => normalizeReloadOptions(null), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => normalizeReloadOptions({ concurrency: '2' }), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+test('jitter spreads a limit over [limit, limit * (1 + jitter)]', () => {
+  assert.equal(jittered(1000, 0, () => 0.9), 1000);
+  assert.equal(jittered(1000, 0.5, () => 0), 1000);
+  assert.equal(jittered(1000, 0.5, () => 0.999999), 1500);
+  assert.equal(jittered(1000, 0.2, () => 0.5), 1100);
+});
