@@ -250,11 +250,16 @@ function peerStdio(id) {
   const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent);
   const sharedSlot = stdio.push(null) - 1;
   const env = { [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}`, ...busModule.childEnv() };
+  let opened = false;
   const open = () => {
     stdio[channelSlot] = getDispatcher().openChannel(id);
+    opened = true;
     stdio[sharedSlot] = shared.primaryFd();
   };
   const release = (spawned) => {
+    // Nothing to give back if the channel never opened (out of fds, maybe
+    // before the dispatcher itself could start).
+    if (!opened) return;
     if (!spawned) getDispatcher().removeWorker(id);
     // The child has its own copy now (or there is no child). Keeping ours
     // would hide its death from the dispatcher.
