@@ -53,20 +53,22 @@ class ChannelClient {
         this.closeReports.forget(listenerId);
         return this.memberships.delete(listenerId);
       case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
-      case ChannelMessageKind.RepliesQueued: return this.scheduleFlush(listenerId);
+      case ChannelMessageKind.ConfirmRead: return this.scheduleReadConfirmation(listenerId);
     }
   }
 
-  // Acknowledgements go out after the event-loop turn that follows this one:
-  // an immediate set from an immediate runs after the next poll phase, where
-  // the sockets just wrapped have their waiting bytes read. Until then the
-  // primary keeps its copies, and if this worker dies (SIGKILLed while its JS
-  // spins), it serves again, elsewhere, the connections nobody read
-  // (docs/DESIGN.md §11). A connection closed meanwhile stays open in the
-  // primary only that long. `mark`: how far the queue reaches now; replies
-  // queued in a later turn (a batch wrapped but not yet read) wait for theirs.
-  scheduleFlush(mark) {
-    setImmediate(() => setImmediate(() => this.channel.flushReplies(mark)));
+  // Connections taken in this turn were acknowledged at once (that frees the
+  // primary's window for this worker), but they are confirmed as read only
+  // after the event-loop turn that follows this one: an immediate set from an
+  // immediate runs after the next poll phase, where the sockets just wrapped
+  // have their waiting bytes read. Until then the primary keeps its copies,
+  // and if this worker dies (SIGKILLed while its JS spins), it serves again,
+  // elsewhere, the connections nobody read (docs/DESIGN.md §11). A connection
+  // closed meanwhile stays open in the primary only that long. `mark`: how
+  // many this worker had taken by now; those taken in a later turn wait for
+  // theirs.
+  scheduleReadConfirmation(mark) {
+    setImmediate(() => setImmediate(() => this.channel.confirmRead(mark)));
   }
 
   /**

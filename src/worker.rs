@@ -47,10 +47,11 @@ pub enum ChannelMessageKind {
     PeerGone = 11,
     /// A bus message to peer `listenerId` was dropped: its queue was full.
     BusDropped = 12,
-    /// Replies to the primary are queued: JS sends them up to this point
-    /// (`flushReplies(mark)`, the mark in the listener id's place) once the
-    /// event loop has run a turn after this one (docs/DESIGN.md §11).
-    RepliesQueued = 15,
+    /// Connections were taken in this wake-up: JS confirms them as read up
+    /// to this point (`confirmRead(mark)`, the mark in the listener id's
+    /// place) once the event loop has run a turn after this one, and the
+    /// primary then closes its copies (docs/DESIGN.md §11).
+    ConfirmRead = 15,
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
@@ -187,9 +188,12 @@ struct Receiver {
     /// Bus messages received in this wake-up and not yet given to JS: how
     /// many, and their records (see `ChannelMessageKind::Bus`).
     bus_batch: RefCell<(u32, Vec<u8>)>,
-    /// Replies sent so far, over the channel's life (wrapping): with the
-    /// queue's length, it names a point in the queue for `flush_replies`.
-    flushed: Cell<u32>,
+    /// Connections taken so far, over the channel's life (wrapping): a point
+    /// in that sequence is a mark for `confirm_read`.
+    taken: Cell<u32>,
+    /// The mark last given to JS (`ConfirmRead`), and the one last confirmed.
+    announced: Cell<u32>,
+    confirmed: Cell<u32>,
 }
 
 impl Drop for JsCallback {
@@ -257,6 +261,7 @@ impl Receiver {
             if statuses.get(i).is_some_and(|s| *s != 0) {
                 let _ = fd.into_raw_fd(); // JS owns it
                 replies.push(ACCEPTED);
+                self.taken.set(self.taken.get().wrapping_add(1));
             } else {
                 replies.push(REJECTED); // `fd` drops and closes here
             }
@@ -264,28 +269,28 @@ impl Receiver {
     }
 
     fn send_replies(&self) {
-        self.send_replies_upto(self.queued_mark());
-    }
-
-    /// The point in the reply queue reached so far.
-    fn queued_mark(&self) -> u32 {
-        self.flushed.get().wrapping_add(self.replies.borrow().len() as u32)
-    }
-
-    /// Sends the queued replies up to `mark` (an earlier `queued_mark`), in
-    /// one message; later ones stay queued.
-    fn send_replies_upto(&self, mark: u32) {
-        let replies: Vec<u8> = {
-            let mut queue = self.replies.borrow_mut();
-            let n = (mark.wrapping_sub(self.flushed.get()) as usize).min(queue.len());
-            queue.drain(..n).collect()
-        };
+        let replies = std::mem::take(&mut *self.replies.borrow_mut());
         if replies.is_empty() {
             return;
         }
-        self.flushed.set(self.flushed.get().wrapping_add(replies.len() as u32));
         match self.channel.borrow_mut().reply(&replies) {
             Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
+            _ => {}
+        }
+    }
+
+    /// Confirms the connections taken up to `mark` (an earlier `ConfirmRead`
+    /// mark) as read, in one message.
+    fn confirm_read(&self, mark: u32) {
+        let count = mark.wrapping_sub(self.confirmed.get());
+        // A mark at or before the last one confirmed (JS flushes in order)
+        // has nothing left to confirm.
+        if count == 0 || count > self.taken.get().wrapping_sub(self.confirmed.get()) {
+            return;
+        }
+        self.confirmed.set(mark);
+        match self.channel.borrow_mut().confirm_read(count) {
+            Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot confirm reads to the primary: {err}"),
             _ => {}
         }
     }
@@ -303,14 +308,16 @@ impl Receiver {
     fn on_readable(&self, status: c_int) {
         self.receive(status);
         self.flush_bus();
-        // Not sent now: the primary keeps its copies of unacknowledged
-        // connections, and on this worker's death serves again those whose
-        // bytes nobody read. JS flushes after the next turn, by which time
+        // Acknowledged at once, so the primary's window for this worker
+        // frees at once; but the primary keeps its copies of what was taken,
+        // and on this worker's death serves again those whose bytes nobody
+        // read. JS confirms them as read after the next turn, by which time
         // the new sockets' waiting bytes have been read.
-        if !self.replies.borrow().is_empty() && !self.is_closed() {
-            self.call(ChannelMessageKind::RepliesQueued, self.queued_mark(), &[]);
-        } else {
-            self.send_replies();
+        self.send_replies();
+        let taken = self.taken.get();
+        if taken != self.announced.get() && !self.is_closed() {
+            self.announced.set(taken);
+            self.call(ChannelMessageKind::ConfirmRead, taken, &[]);
         }
     }
 
@@ -432,7 +439,9 @@ impl Channel {
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
             bus_batch: RefCell::new((0, Vec::new())),
-            flushed: Cell::new(0),
+            taken: Cell::new(0),
+            announced: Cell::new(0),
+            confirmed: Cell::new(0),
         });
         let reader = Reader(Rc::clone(&receiver));
         let poll = {
@@ -535,11 +544,11 @@ impl Channel {
         }
     }
 
-    /// Sends the replies queued up to `mark` (from `RepliesQueued`), in one
-    /// message; replies queued after it wait for their own turn.
+    /// Confirms the connections taken up to `mark` (from `ConfirmRead`) as
+    /// read, in one message; those taken after it wait for their own turn.
     #[napi]
-    pub fn flush_replies(&self, mark: u32) {
-        self.receiver.send_replies_upto(mark);
+    pub fn confirm_read(&self, mark: u32) {
+        self.receiver.confirm_read(mark);
     }
 
     #[napi]

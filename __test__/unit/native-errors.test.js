@@ -34,7 +34,7 @@ test('native errors', { skip }, async (t) => {
   dispatcher.openChannel(1);
 
   await t.test('the channel message kinds are exported once, from the addon', () => {
-    assert.deepStrictEqual({ ...ChannelMessageKind }, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, DispatchFrom: 4, Bus: 10, PeerGone: 11, BusDropped: 12, RepliesQueued: 15 });
+    assert.deepStrictEqual({ ...ChannelMessageKind }, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, DispatchFrom: 4, Bus: 10, PeerGone: 11, BusDropped: 12, ConfirmRead: 15 });
   });
 
   await t.test("a bind failure is the worker's negative errno, as node:cluster answers", async () => {

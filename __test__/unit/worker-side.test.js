@@ -82,7 +82,7 @@ class FakeChannel {
   leave(listenerId) { this.calls.push(['leave', listenerId]); }
   ref() { this.calls.push(['ref']); }
   unref() { this.calls.push(['unref']); }
-  flushReplies(mark) { this.calls.push(['flushReplies', mark]); }
+  confirmRead(mark) { this.calls.push(['confirmRead', mark]); }
 }
 
 function client() {
@@ -100,20 +100,20 @@ const server = () => ({ maxConnections: undefined, _connections: 0 });
 const handle = () => ({ onconnection() { throw new Error('no connection should be taken'); } });
 
 test('channel client: ChannelMessageKind is the one object the native channel speaks', () => {
-  assert.deepEqual(ChannelMessageKind, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, DispatchFrom: 4, Bus: 10, PeerGone: 11, BusDropped: 12, RepliesQueued: 15 });
+  assert.deepEqual(ChannelMessageKind, { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, DispatchFrom: 4, Bus: 10, PeerGone: 11, BusDropped: 12, ConfirmRead: 15 });
 });
 
-test('channel client: queued replies are flushed up to their mark after the next event-loop turn, not before', async () => {
+test('channel client: taken connections are confirmed as read up to their mark after the next event-loop turn, not before', async () => {
   const { channel } = client();
-  channel.deliver(ChannelMessageKind.RepliesQueued, 3, []);
+  channel.deliver(ChannelMessageKind.ConfirmRead, 3, []);
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(channel.calls, [], 'not in the turn that received the batch');
-  channel.deliver(ChannelMessageKind.RepliesQueued, 5, []);
+  channel.deliver(ChannelMessageKind.ConfirmRead, 5, []);
   // Each wait below ends in the check phase of the next turn.
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(channel.calls, [['flushReplies', 3]]);
+  assert.deepEqual(channel.calls, [['confirmRead', 3]]);
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(channel.calls, [['flushReplies', 3], ['flushReplies', 5]], 'a later batch waits for its own turn');
+  assert.deepEqual(channel.calls, [['confirmRead', 3], ['confirmRead', 5]], 'a later batch waits for its own turn');
 });
 
 test('channel client: connections for no server of this worker are refused, each one', () => {

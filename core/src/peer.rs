@@ -79,6 +79,13 @@ pub struct Peer {
     /// The primary keeps its copy of each fd until the worker's reply, so a
     /// worker that dies before taking a connection does not take it down too.
     in_flight: VecDeque<Connection>,
+    /// Taken by the worker (acknowledged) but not yet confirmed read, oldest
+    /// first. They no longer count against its window, so acknowledging at
+    /// once keeps the rotation moving; the primary keeps its copies until the
+    /// worker confirms, an event-loop turn later, that their waiting bytes
+    /// were read (`Read`), so a worker that dies before that takes only the
+    /// connections its JS read (docs/DESIGN.md §11).
+    taken: VecDeque<Connection>,
     /// How many entries at the back of `in_flight` have not been sent yet.
     unsent: usize,
     control: VecDeque<Control>,
@@ -99,6 +106,7 @@ impl Peer {
             channel,
             state: PeerState::Ready,
             in_flight: VecDeque::new(),
+            taken: VecDeque::new(),
             unsent: 0,
             control: VecDeque::new(),
             full_since: None,
@@ -212,18 +220,37 @@ impl Peer {
         self.accepted_total += 1;
     }
 
+    /// Keeps the copy of a connection the worker acknowledged taking until
+    /// it confirms having read it (`confirm_read`).
+    pub fn keep_taken(&mut self, conn: Connection) {
+        self.taken.push_back(conn);
+    }
+
+    /// The worker confirmed the oldest `count` connections it took as read:
+    /// the copies close. False if it had taken fewer (nothing closes then).
+    pub fn confirm_read(&mut self, count: u32) -> bool {
+        let count = count as usize;
+        if count > self.taken.len() {
+            return false;
+        }
+        self.taken.drain(..count);
+        true
+    }
+
     /// How many of the connections `take_all` returns (the first ones) were
     /// sent to the worker, rather than still queued for it.
     pub fn sent_count(&self) -> usize {
-        self.in_flight.len() - self.unsent
+        self.taken.len() + self.in_flight.len() - self.unsent
     }
 
-    /// Everything this worker still holds, for re-dispatch after it died.
+    /// Everything this worker still holds, for re-dispatch after it died:
+    /// what it took and did not confirm, then what it was sent, then what
+    /// was still queued for it.
     pub fn take_all(&mut self) -> Vec<Connection> {
         self.unsent = 0;
         self.control.clear();
         self.bus.clear();
-        self.in_flight.drain(..).collect()
+        self.taken.drain(..).chain(self.in_flight.drain(..)).collect()
     }
 
     /// Sends queued control messages, then queued connections, batched per

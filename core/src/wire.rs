@@ -65,6 +65,8 @@ const KIND_SHARED: u8 = 2;
 const KIND_LEFT: u8 = 3;
 const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
+// Hardening's range: 16-19.
+const KIND_READ: u8 = 16;
 const KIND_CLOSED: u8 = 6;
 const KIND_DISPATCH_FROM: u8 = 7;
 const KIND_STICK: u8 = 8;
@@ -86,6 +88,10 @@ pub enum ToWorker {
 pub enum ToPrimary<'a> {
     Reply { statuses: &'a [u8] },
     Leave { listener: ListenerId },
+    /// The oldest `count` connections I took (`ACCEPTED` in a `REPLY`) are
+    /// mine for good: an event-loop turn has passed since, so whatever bytes
+    /// waited on them were read. The primary closes its copies.
+    Read { count: u32 },
     Closed { listener: ListenerId, closed: u32, cap: u32 },
     Stick { key: u64 },
     Heartbeat,
@@ -212,6 +218,10 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(statuses);
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
+            ToPrimary::Read { count } => {
+                out.extend_from_slice(&header(KIND_READ, 0));
+                out.extend_from_slice(&count.to_le_bytes());
+            }
             ToPrimary::Stick { key } => {
                 out.extend_from_slice(&header(KIND_STICK, 0));
                 out.extend_from_slice(&key.to_le_bytes());
@@ -240,6 +250,10 @@ impl<'a> ToPrimary<'a> {
             }
             KIND_LEAVE if rest.is_empty() => Ok(ToPrimary::Leave { listener }),
             KIND_LEAVE => Err(Error::Protocol("leave message with a payload".into())),
+            KIND_READ if rest.len() == 4 => {
+                Ok(ToPrimary::Read { count: u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) })
+            }
+            KIND_READ => Err(Error::Protocol(format!("read confirmation of {} bytes", rest.len()))),
             KIND_CLOSED if rest.len() == 8 => Ok(ToPrimary::Closed {
                 listener,
                 closed: u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
@@ -316,6 +330,10 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Reply { statuses: &statuses });
         ToPrimary::Leave { listener: 42 }.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Leave { listener: 42 });
+        ToPrimary::Read { count: 70_000 }.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Read { count: 70_000 });
+        buf.pop();
+        assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
         let closed = ToPrimary::Closed { listener: 3, closed: 70_000, cap: 5 };
         closed.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), closed);

@@ -133,6 +133,13 @@ impl WorkerChannel {
         self.send_out()
     }
 
+    /// Tells the primary that the oldest `count` connections this worker
+    /// took and has not confirmed yet are read: it may close its copies.
+    pub fn confirm_read(&mut self, count: u32) -> Result<()> {
+        ToPrimary::Read { count }.encode(&mut self.out);
+        self.send_out()
+    }
+
     /// Tells the primary that `closed` more connections of `listener` closed,
     /// and the server's `maxConnections` now (0: none).
     pub fn report_closed(&mut self, listener: ListenerId, closed: u32, cap: u32) -> Result<()> {

@@ -83,6 +83,28 @@ fn connections_a_dead_worker_never_acknowledged_go_to_another_worker() {
 }
 
 #[test]
+fn taken_connections_free_the_window_at_once_yet_unread_ones_outlive_their_taker() {
+    let window = 2;
+    let (_d, mut doomed, mut survivor, _, port) = two_workers(Config { window, ..Config::default() }, Mode::RoundRobin);
+
+    let _clients = connect_clients(port, 12);
+    // Takes every batch at once, as a worker's channel does, but never gets
+    // to read them (its JS spins, then it is SIGKILLed).
+    let mut held = Vec::new();
+    while let Some(Incoming::Dispatch { fds, .. }) = doomed.recv(200) {
+        doomed.channel.reply(&vec![ACCEPTED; fds.len()]).unwrap();
+        held.extend(fds);
+    }
+    assert!(held.len() > window, "taking frees the window: it got {} with a window of {window}", held.len());
+    drop(held);
+    drop(doomed);
+
+    let mut served = survivor.take_all(500, ACCEPTED);
+    let seen: BTreeSet<u8> = served.iter_mut().map(client_index).collect();
+    assert_eq!(seen, (0..12).collect::<BTreeSet<u8>>(), "what the dead worker took unread reached the survivor");
+}
+
+#[test]
 fn refused_connections_go_to_another_worker() {
     let (_dispatcher, mut refuser, mut taker, _, port) = two_workers(Config::default(), Mode::RoundRobin);
     let _clients = connect_clients(port, 6);

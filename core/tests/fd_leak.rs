@@ -16,13 +16,14 @@ fn thousands_of_connections_leak_no_descriptor() {
             for w in [&mut a, &mut b] {
                 if let Some(Incoming::Dispatch { fds, .. }) = w.recv(5) {
                     w.channel.reply(&vec![ACCEPTED; fds.len()]).unwrap();
+                    w.channel.confirm_read(fds.len() as u32).unwrap();
                     got += fds.len();
                 }
             }
         }
         drop(clients);
     }
-    // The dispatcher closes its copies when it reads the replies.
+    // The dispatcher closes its copies when the worker confirms it read them.
     for _ in 0..200 {
         if sys::open_fd_count().unwrap() == baseline {
             break;

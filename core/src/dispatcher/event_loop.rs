@@ -401,6 +401,12 @@ impl EventLoop {
                         self.on_leave(id, listener);
                         continue;
                     }
+                    Ok(ToPrimary::Read { count }) => {
+                        if self.peers.get_mut(&id).is_some_and(|peer| peer.confirm_read(count)) {
+                            continue;
+                        }
+                        Some("confirmed reading more connections than it took".to_string())
+                    }
                     Ok(ToPrimary::Stick { key }) => {
                         for handle in self.handles.values_mut() {
                             handle.claim(key, id);
@@ -460,8 +466,9 @@ impl EventLoop {
                     handle.opened(id);
                 }
                 self.acks.accepted(now.saturating_duration_since(conn.since));
-                // The worker owns a socket for it now: our copy closes here.
-                drop(conn);
+                // The worker owns a socket for it now; our copy closes once
+                // it confirms having read it (`Read`).
+                peer.keep_taken(conn);
             } else {
                 self.acks.refused();
                 refused.push(conn);

@@ -73,6 +73,9 @@ impl TestWorker {
             if let Incoming::Dispatch { fds, .. } = msg {
                 self.channel.reply(&vec![status; fds.len()]).unwrap();
                 if status == ACCEPTED {
+                    // As a worker's JS does a turn later: read, so the
+                    // primary may close its copies.
+                    self.channel.confirm_read(fds.len() as u32).unwrap();
                     out.extend(fds.into_iter().map(stream));
                 }
             }
