@@ -95,7 +95,26 @@ function outOfRange(name, range, value, stackStart = outOfRange) {
                    stackStart);
 }
 
+// setTimeout() silently turns larger delays into 1 ms.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function isPlainObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+// A whole number of milliseconds in [min, MAX_TIMER_MS], for a setting
+// that becomes a timer.
+function validateMs(value, name, min, caller) {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
+  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value, caller);
+  if (value < min || value > MAX_TIMER_MS) throw outOfRange(name, `>= ${min} && <= ${MAX_TIMER_MS}`, value, caller);
+  return value;
+}
+
 module.exports = {
+  MAX_TIMER_MS,
+  isPlainObject,
+  validateMs,
   exceptionWithHostPort,
   errnoException,
   nodeError,

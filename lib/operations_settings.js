@@ -3,26 +3,18 @@
 // (readyTimeout, drainTimeout, waitReady, reloadSignal, recycle) and of
 // cluster.reload()'s options. Errors look like Node's, as in lib/settings.js;
 // only keys the caller passed are touched.
-const { nodeError, describeReceived, invalidArgType, outOfRange } = require('./errors');
+const {
+  nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject, validateMs,
+} = require('./errors');
 const { constants: { signals } } = require('os');
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const READY_TIMEOUT_DEFAULT = 30000;
 const DRAIN_TIMEOUT_DEFAULT = 30000;
 // PM2's max_memory_restart units: '300M', '1G', '512K', or bytes.
 const UNITS = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 const MEMORY = /^\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*$/i;
 
-function isPlainObject(value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
-function validateMs(value, name, min, caller) {
-  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
-  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value, caller);
-  if (value < min || value > MAX_TIMER_MS) throw outOfRange(name, `>= ${min} && <= ${MAX_TIMER_MS}`, value, caller);
-  return value;
-}
 
 function validatePositiveCount(value, name, caller) {
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);

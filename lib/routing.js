@@ -5,7 +5,9 @@
 // (core/src/policy.rs, least_connections.rs, sticky.rs).
 
 const net = require('net');
-const { nodeError, invalidArgType, outOfRange, describeReceived } = require('./errors');
+const {
+  nodeError, invalidArgType, outOfRange, describeReceived, isPlainObject, MAX_TIMER_MS,
+} = require('./errors');
 
 const SCHED_NONE = 1; // node:cluster's
 const SCHED_RR = 2; // node:cluster's
@@ -62,11 +64,6 @@ function isShared(policy) {
 
 // The default time a connection has to send its whole PROXY header.
 const PROXY_HEADER_TIMEOUT_MS = 3000;
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-function isPlainObject(value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
 // `10.0.0.0/8`, `::1/128`, or a bare address.
 function isCidr(text) {

@@ -5,12 +5,12 @@
 // RangeError whose `code` is ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ...
 // Only keys the caller passed are touched, so cluster.settings stays exactly
 // node:cluster's when none of them is used.
-const { nodeError, describeReceived, invalidArgType, outOfRange } = require('./errors');
+const {
+  nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject, validateMs,
+} = require('./errors');
 const { constants: { signals } } = require('os');
 const { normalizeOperations } = require('./operations_settings');
 
-// setTimeout() silently turns larger delays into 1 ms.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const RESTART_DEFAULTS = Object.freeze({
   minDelay: 100,
@@ -22,17 +22,7 @@ const RESTART_DEFAULTS = Object.freeze({
 const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze({ timeout: 5000 });
 const SHUTDOWN_TIMEOUT_DEFAULT = 30000;
 
-function isPlainObject(value) {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
-// A whole number of milliseconds in [min, MAX_TIMER_MS].
-function validateMs(value, name, min, caller) {
-  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
-  if (!Number.isInteger(value)) throw outOfRange(name, 'an integer', value, caller);
-  if (value < min || value > MAX_TIMER_MS) throw outOfRange(name, `>= ${min} && <= ${MAX_TIMER_MS}`, value, caller);
-  return value;
-}
 
 // How long a connection may wait in the primary for a worker: milliseconds,
 // or Infinity for no limit (it is a native deadline, not a JS timer).
