@@ -74,17 +74,7 @@ impl Policy for LeastConnections {
     }
 
     fn remove(&mut self, worker: WorkerId) -> bool {
-        let Some(idx) = self.members.iter().position(|m| m.id == worker) else {
-            return false;
-        };
-        self.members.remove(idx);
-        if idx < self.cursor {
-            self.cursor -= 1;
-        }
-        if self.cursor >= self.members.len() {
-            self.cursor = 0;
-        }
-        true
+        crate::policy::remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
     }
 
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {

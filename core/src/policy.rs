@@ -116,6 +116,23 @@ pub fn retry_delay(rounds: u32) -> Duration {
     Duration::from_millis((5u64 << rounds.min(6)).min(200))
 }
 
+/// Takes the member `worker` (found by `id`) out of a rotation whose next
+/// turn is `cursor`, keeping the cursor on the same next member. Returns
+/// false if it was not a member.
+pub fn remove_in_turn<M>(members: &mut Vec<M>, cursor: &mut usize, worker: WorkerId, id: impl Fn(&M) -> WorkerId) -> bool {
+    let Some(idx) = members.iter().position(|m| id(m) == worker) else {
+        return false;
+    };
+    members.remove(idx);
+    if idx < *cursor {
+        *cursor -= 1;
+    }
+    if *cursor >= members.len() {
+        *cursor = 0;
+    }
+    true
+}
+
 /// A listener's scheduling policy. Membership has one shape for every policy
 /// (`add`, `remove`), as Node's two handle types do; they differ in who
 /// accepts new connections and in who gets a connection the primary holds.
@@ -277,18 +294,7 @@ impl Rotation {
     }
 
     pub fn remove(&mut self, worker: WorkerId) -> bool {
-        let Some(idx) = self.members.iter().position(|m| m.id == worker) else {
-            return false;
-        };
-        self.members.remove(idx);
-        // Keep the cursor on the same next worker.
-        if idx < self.cursor {
-            self.cursor -= 1;
-        }
-        if self.cursor >= self.members.len() {
-            self.cursor = 0;
-        }
-        true
+        remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
     }
 
     /// The member whose turn it is: an owed one with credit first; else the
