@@ -30,6 +30,9 @@ pub use command::Dispatcher;
 pub use events::{Event, EventSink};
 pub use stats::{ListenerStats, Stats, WorkerStats};
 
+/// Default of `Config::admission_target`, in ms (docs/DESIGN.md §13).
+pub const ADMISSION_TARGET_MS: u64 = 100;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Most connections a worker may hold unacknowledged. A hung worker
@@ -68,6 +71,11 @@ pub struct Config {
     /// withdrawn from every rotation and reported (`Event::Hung`). `None`:
     /// no hang detection.
     pub hang_timeout: Option<Duration>,
+    /// Admission (docs/DESIGN.md §13): a worker that takes longer than this
+    /// to acknowledge a connection (its event-loop turns are that long) is
+    /// given one connection at a time until it is fast again; the kernel's
+    /// listen queue holds the rest. `None`: the whole window, always.
+    pub admission_target: Option<Duration>,
 }
 
 impl Default for Config {
@@ -83,6 +91,7 @@ impl Default for Config {
             inherited: Default::default(),
             sticky_http: None,
             hang_timeout: None,
+            admission_target: Some(Duration::from_millis(ADMISSION_TARGET_MS)),
         }
     }
 }
