@@ -17,6 +17,17 @@ const CONFIGS = {
   // sticky routing rightly sends all of it to one worker.
   'rcluster-sticky': { label: 'rcluster STICKY', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'sticky' }, optIn: true },
   single: { label: 'single process', env: { BENCH_IMPL: 'single' }, single: true },
+  // Opt-in, for before/after measurements of the dispatcher's admission
+  // (docs/DESIGN.md §13): the same build with admission off, and another
+  // build of rcluster copied aside (BENCH_RCLUSTER_BEFORE, see bench/README.md).
+  'rcluster-rr-noadmission': {
+    label: 'rcluster RR, no admission', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_ADMISSION_TARGET_MS: '0' }, optIn: true,
+  },
+  'rcluster-rr-before': {
+    label: 'rcluster RR (before)',
+    env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', BENCH_RCLUSTER_PATH: process.env.BENCH_RCLUSTER_BEFORE || '/tmp/rcluster-before' },
+    optIn: true,
+  },
 };
 
 // churn: every request carries `Connection: close`, so each response is
