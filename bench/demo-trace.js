@@ -135,14 +135,18 @@ async function main() {
       process.stderr.write(`round ${round} ${config}: ${Math.round(m.load.rps)} req/s, p50 ${m.load.latencyMs.p50} p99 ${m.load.latencyMs.p99} mean ${Math.round(m.load.latencyMs.mean)} ms, retrans ${m.tcp.TcpRetransSegs}, conns ${m.workers.map((w) => w.connections).join('/')}\n`);
     }
   }
-  const md = report(results, opts);
   fs.mkdirSync(require('node:path').dirname(opts.out), { recursive: true });
-  fs.writeFileSync(`${opts.out}.json`, JSON.stringify({ opts, results }, null, 1));
+  fs.writeFileSync(`${opts.out}.json`, JSON.stringify({ opts, results }));
+  const md = report(results, opts);
   fs.writeFileSync(`${opts.out}.md`, md);
   process.stdout.write(md);
 }
 
-main().catch((err) => {
-  process.stderr.write(`${err.stack || err}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`${err.stack || err}\n`);
+    process.exit(1);
+  });
+}
+
+module.exports = { report, perSecond };
