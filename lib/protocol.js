@@ -73,8 +73,8 @@ const Env = Object.freeze({
   MaxEventLoopDelay: 'RCLUSTER_MAX_EVENT_LOOP_DELAY_MS',
   /**
    * Read by the primary only: the dispatcher's admission target in ms
-   * (docs/DESIGN.md §13; 0 turns admission off). A tuning knob, for
-   * measurements; never passed to a worker.
+   * (docs/DESIGN.md §13; absent or 0: off, the default). For measurements;
+   * never passed to a worker.
    */
   AdmissionTarget: 'RCLUSTER_ADMISSION_TARGET_MS',
 });

@@ -37,7 +37,7 @@ pub struct DispatcherOptions {
     /// SCHED_STICKY by a query parameter or cookie of the first request.
     pub sticky_key: Option<StickyKeyOptions>,
     /// Admission (docs/DESIGN.md §13): a worker slower than this to
-    /// acknowledge gets one connection at a time (default 100); 0: off.
+    /// acknowledge gets one connection at a time; absent or 0: off.
     pub admission_target_ms: Option<u32>,
 }
 

@@ -30,9 +30,6 @@ pub use command::Dispatcher;
 pub use events::{Event, EventSink};
 pub use stats::{ListenerStats, Stats, WorkerStats};
 
-/// Default of `Config::admission_target`, in ms (docs/DESIGN.md §13).
-pub const ADMISSION_TARGET_MS: u64 = 100;
-
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Most connections a worker may hold unacknowledged. A hung worker
@@ -74,7 +71,8 @@ pub struct Config {
     /// Admission (docs/DESIGN.md §13): a worker that takes longer than this
     /// to acknowledge a connection (its event-loop turns are that long) is
     /// given one connection at a time until it is fast again; the kernel's
-    /// listen queue holds the rest. `None`: the whole window, always.
+    /// listen queue holds the rest. `None` (the default): the whole window,
+    /// always.
     pub admission_target: Option<Duration>,
 }
 
@@ -91,7 +89,9 @@ impl Default for Config {
             inherited: Default::default(),
             sticky_http: None,
             hang_timeout: None,
-            admission_target: Some(Duration::from_millis(ADMISSION_TARGET_MS)),
+            // Off: measured, it trades a new connection's wait for the
+            // served requests' latency (docs/DESIGN.md §13.3).
+            admission_target: None,
         }
     }
 }
