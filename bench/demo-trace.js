@@ -115,7 +115,7 @@ function report(results, opts) {
   for (const config of opts.configs) {
     const m = results.find((r) => r.config === config);
     if (!m) continue;
-    lines.push('', `## ${config}, round 1, per second`, '', '| s | open conns (w1/w2) | req/s (w1/w2) | longest loop delay ms (w1/w2) | accept queue |', '| --- | --- | --- | --- | --- |');
+    lines.push('', `## ${config}, round 1, per second`, '', '| s | open conns (w1/w2) | req/s (w1/w2) | timer lateness ms (w1/w2) | accept queue |', '| --- | --- | --- | --- | --- |');
     for (const row of perSecond(m)) {
       const f = (k) => row.cells.map((c) => (c ? c[k] : '-')).join('/');
       lines.push(`| ${row.second} | ${f('open')} | ${f('reqs')} | ${f('delayMax')} | ${row.acceptQueue ?? '-'} |`);

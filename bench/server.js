@@ -18,8 +18,8 @@
 //   BENCH_TRACE          sampling interval in ms: each worker also keeps a
 //                        `trace` in its stats file, one row per interval:
 //                        [wall-clock ms, open connections, connections so
-//                        far, requests so far, event-loop delay max and mean
-//                        in ms] (bench/demo-trace.js reads it)
+//                        far, requests so far, how late the sampling timer
+//                        ran in ms, 0] (bench/demo-trace.js reads it)
 //   BENCH_STATS_DIR      directory where each worker keeps worker-<id>.json
 //                        with its connection and request counters; requests
 //                        for PROBE_PATH (run.js's connect-time probe, one per
@@ -81,27 +81,23 @@ function runWorker(workerId, onListening) {
 }
 
 // Per-worker time series for bench/demo-trace.js: how many connections the
-// worker holds, what it served, and how long its event-loop turns are (the
-// delay of a timer is the length of the turn that kept it waiting).
+// worker holds, what it served, and how late its sampling timer ran, which
+// is about the length of the event-loop turn that kept it waiting.
 function startTrace(server, counts) {
-  const { monitorEventLoopDelay } = require('node:perf_hooks');
-  // The histogram records the whole interval between its timer's runs, the
-  // resolution included: that is taken off again below.
-  const resolution = 5;
-  const delay = monitorEventLoopDelay({ resolution });
-  delay.enable();
   counts.trace = [];
   let open = 0;
   server.on('connection', (socket) => {
     open++;
     socket.once('close', () => { open--; });
   });
-  setInterval(() => {
-    const max = Math.max(0, delay.max / 1e6 - resolution);
-    const mean = Number.isNaN(delay.mean) ? 0 : Math.max(0, delay.mean / 1e6 - resolution);
-    delay.reset();
-    counts.trace.push([Date.now(), open, counts.connections, counts.requests, Math.round(max), Math.round(mean)]);
-  }, TRACE_MS).unref();
+  let due = Date.now() + TRACE_MS;
+  const sample = () => {
+    const now = Date.now();
+    counts.trace.push([now, open, counts.connections, counts.requests, Math.max(0, now - due), 0]);
+    due = now + TRACE_MS;
+    setTimeout(sample, TRACE_MS).unref();
+  };
+  setTimeout(sample, TRACE_MS).unref();
 }
 
 const MIXED_SLOW_MS = Number(process.env.BENCH_MIXED_SLOW_MS || 100);
