@@ -15,6 +15,11 @@
 //                        request; mixed: /slow takes BENCH_MIXED_SLOW_MS (100)
 //                        of CPU, or of a timer with BENCH_MIXED_SLOW=timer,
 //                        anything else 1 ms of CPU)
+//   BENCH_TRACE          sampling interval in ms: each worker also keeps a
+//                        `trace` in its stats file, one row per interval:
+//                        [wall-clock ms, open connections, connections so
+//                        far, requests so far, how late the sampling timer
+//                        ran in ms, 0] (bench/demo-trace.js reads it)
 //   BENCH_STATS_DIR      directory where each worker keeps worker-<id>.json
 //                        with its connection and request counters; requests
 //                        for PROBE_PATH (run.js's connect-time probe, one per
@@ -37,6 +42,7 @@ const PORT = Number(process.env.BENCH_PORT || 0);
 const HANDLER = process.env.BENCH_HANDLER || 'hello';
 const STATS_DIR = process.env.BENCH_STATS_DIR || '';
 const STATS_INTERVAL_MS = 50;
+const TRACE_MS = Number(process.env.BENCH_TRACE || 0);
 
 function positiveInt(text, name) {
   const n = Number(text);
@@ -66,11 +72,32 @@ function runWorker(workerId, onListening) {
     res.end('Hello World');
   });
   server.on('connection', () => { counts.connections++; });
+  if (TRACE_MS > 0) startTrace(server, counts);
   server.on('error', (err) => fail(`worker ${workerId}: ${err.stack || err}`));
   server.listen(PORT, '127.0.0.1', () => {
     startStatsWriter(counts);
     if (onListening) onListening(server.address().port);
   });
+}
+
+// Per-worker time series for bench/demo-trace.js: how many connections the
+// worker holds, what it served, and how late its sampling timer ran, which
+// is about the length of the event-loop turn that kept it waiting.
+function startTrace(server, counts) {
+  counts.trace = [];
+  let open = 0;
+  server.on('connection', (socket) => {
+    open++;
+    socket.once('close', () => { open--; });
+  });
+  let due = Date.now() + TRACE_MS;
+  const sample = () => {
+    const now = Date.now();
+    counts.trace.push([now, open, counts.connections, counts.requests, Math.max(0, now - due), 0]);
+    due = now + TRACE_MS;
+    setTimeout(sample, TRACE_MS).unref();
+  };
+  setTimeout(sample, TRACE_MS).unref();
 }
 
 const MIXED_SLOW_MS = Number(process.env.BENCH_MIXED_SLOW_MS || 100);

@@ -71,6 +71,12 @@ const Env = Object.freeze({
   HeartbeatInterval: 'RCLUSTER_HEARTBEAT_MS',
   /** health.maxEventLoopDelay in ms; absent when off. */
   MaxEventLoopDelay: 'RCLUSTER_MAX_EVENT_LOOP_DELAY_MS',
+  /**
+   * Read by the primary only: the dispatcher's admission target in ms
+   * (docs/DESIGN.md §13; absent or 0: off, the default). For measurements;
+   * never passed to a worker.
+   */
+  AdmissionTarget: 'RCLUSTER_ADMISSION_TARGET_MS',
 });
 
 module.exports = { CMD, Act, Env };

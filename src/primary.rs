@@ -36,6 +36,9 @@ pub struct DispatcherOptions {
     pub inherited_fds: Option<Vec<InheritedFd>>,
     /// SCHED_STICKY by a query parameter or cookie of the first request.
     pub sticky_key: Option<StickyKeyOptions>,
+    /// Admission (docs/DESIGN.md §13): a worker slower than this to
+    /// acknowledge gets one connection at a time; absent or 0: off.
+    pub admission_target_ms: Option<u32>,
 }
 
 #[napi(object)]
@@ -216,6 +219,9 @@ impl Dispatcher {
         if let Some(options) = options {
             if let Some(window) = options.window {
                 config.window = window.max(1) as usize;
+            }
+            if let Some(ms) = options.admission_target_ms {
+                config.admission_target = (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
             }
             if let Some(ms) = options.stall_ms {
                 config.stall = Duration::from_millis(u64::from(ms));

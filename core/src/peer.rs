@@ -31,11 +31,14 @@ pub struct Connection {
     /// The client a PROXY protocol header named, which the worker shows as
     /// the socket's remote address.
     pub source: Option<SocketAddr>,
+    /// When it was sent to a worker (for the worker's acknowledgement delay,
+    /// which drives admission); `None` until then.
+    pub sent: Option<Instant>,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None }
+        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None, sent: None }
     }
 }
 
@@ -96,6 +99,10 @@ pub struct Peer {
     accepted_total: u64,
     /// Bus messages for this peer that its channel had no room for yet.
     bus: BusQueue,
+    /// Admission (docs/DESIGN.md §13): while this worker acknowledges slowly
+    /// (its event loop is saturated), it may hold only this many
+    /// unacknowledged connections, however large the dispatcher's window.
+    limit: Option<usize>,
 }
 
 impl Peer {
@@ -112,6 +119,7 @@ impl Peer {
             full_since: None,
             accepted_total: 0,
             bus: BusQueue::default(),
+            limit: None,
         })
     }
 
@@ -136,7 +144,28 @@ impl Peer {
     /// is what keeps a hung worker from swallowing its share of the traffic
     /// (docs/DESIGN.md §3.2).
     pub fn has_credit(&self, window: usize) -> bool {
-        self.state == PeerState::Ready && self.in_flight.len() < window
+        self.state == PeerState::Ready && self.in_flight.len() < self.window(window)
+    }
+
+    /// The dispatcher's window, or less while admission holds this worker back.
+    fn window(&self, window: usize) -> usize {
+        self.limit.map_or(window, |limit| limit.min(window))
+    }
+
+    /// Admission (docs/DESIGN.md §13): how long the worker took to
+    /// acknowledge a connection after it was sent, which is about one turn of
+    /// its event loop. Slower than `target`: its loop is saturated, and every
+    /// connection it takes on now only lengthens the turn of all the others,
+    /// so it gets one connection at a time (one per acknowledgement, as
+    /// node:cluster's hand-off does) and the rest wait in the kernel's queue.
+    /// Fast again: the whole window.
+    pub fn on_ack_delay(&mut self, delay: Duration, target: Duration) {
+        self.limit = if delay > target { Some(1) } else { None };
+    }
+
+    /// Whether admission holds this worker to fewer connections than the window.
+    pub fn admission_limited(&self) -> bool {
+        self.limit.is_some()
     }
 
     /// Notes when the worker ran out of credit, or got it back.
@@ -151,7 +180,7 @@ impl Peer {
     /// What a scheduling policy is told about this worker.
     pub fn load(&self, window: usize) -> Load {
         Load {
-            free: if self.state == PeerState::Ready { window.saturating_sub(self.in_flight.len()) } else { 0 },
+            free: if self.state == PeerState::Ready { self.window(window).saturating_sub(self.in_flight.len()) } else { 0 },
             full_since: self.full_since,
             gone: self.state == PeerState::Dead,
         }
@@ -314,7 +343,13 @@ impl Peer {
             let n = fds.len();
             drop(fds);
             match sent {
-                Ok(()) => self.unsent -= n,
+                Ok(()) => {
+                    let now = Instant::now();
+                    for conn in self.in_flight.range_mut(start..start + n) {
+                        conn.sent = Some(now);
+                    }
+                    self.unsent -= n;
+                }
                 Err(e) => {
                     self.on_send_error(&e);
                     return self.return_unsent();

@@ -455,11 +455,19 @@ impl EventLoop {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let mut refused = Vec::new();
         let mut overacknowledged = false;
+        let mut first = true;
         for status in statuses {
             let Some(conn) = peer.take_acknowledged() else {
                 overacknowledged = true;
                 break;
             };
+            // The oldest of the reply speaks for the worker's turn.
+            if first {
+                first = false;
+                if let (Some(target), Some(sent)) = (self.config.admission_target, conn.sent) {
+                    peer.on_ack_delay(now.saturating_duration_since(sent), target);
+                }
+            }
             if *status == ACCEPTED {
                 peer.count_accepted();
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {

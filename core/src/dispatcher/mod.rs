@@ -68,6 +68,12 @@ pub struct Config {
     /// withdrawn from every rotation and reported (`Event::Hung`). `None`:
     /// no hang detection.
     pub hang_timeout: Option<Duration>,
+    /// Admission (docs/DESIGN.md §13): a worker that takes longer than this
+    /// to acknowledge a connection (its event-loop turns are that long) is
+    /// given one connection at a time until it is fast again; the kernel's
+    /// listen queue holds the rest. `None` (the default): the whole window,
+    /// always.
+    pub admission_target: Option<Duration>,
 }
 
 impl Default for Config {
@@ -83,6 +89,9 @@ impl Default for Config {
             inherited: Default::default(),
             sticky_http: None,
             hang_timeout: None,
+            // Off: measured, it trades a new connection's wait for the
+            // served requests' latency (docs/DESIGN.md §13.3).
+            admission_target: None,
         }
     }
 }
