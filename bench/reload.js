@@ -12,6 +12,7 @@ const path = require('node:path');
 const net = require('node:net');
 const { spawn, execFileSync } = require('node:child_process');
 const { runLoad } = require('./lib/load');
+const { freePort } = require('./lib/server');
 const { machineInfo } = require('./lib/proc');
 const { eachFlag, numberFlag } = require('./lib/flags');
 
@@ -81,15 +82,6 @@ function onPath(command) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 // rcluster and node: bench/reload-primary.js, reloaded through its stdin.
 async function startPrimary(impl, port, workers) {

@@ -5,6 +5,7 @@ const { spawn, execFile } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
+const { getFreePort: freePort } = require('../helpers/http-client');
 
 const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'rcluster.js');
@@ -110,17 +111,6 @@ function tmpdir(prefix = 'rcluster-cli-') {
   return dir;
 }
 
-/** A free TCP port on 127.0.0.1 (bound and released). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = require('node:net').createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** GET on loopback with a hard deadline: `{ status, body }`, or throws. */
 function get(port, urlPath = '/', { timeout = 5000, agent = false } = {}) {

@@ -4,9 +4,9 @@
 // port (.ci/run installs the Debian package when it is missing).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const net = require('node:net');
 const { spawn, execFileSync } = require('node:child_process');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
+const { getFreePort: freePort } = require('../helpers/http-client');
 
 function redisServerPath() {
   try {
@@ -20,15 +20,6 @@ const REDIS = redisServerPath();
 const skip = rclusterOnly('bus.redis is rcluster\'s') ||
   (REDIS === null && 'redis-server is not installed (apt-get install redis-server; .ci/run does it)');
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 async function startRedis(t) {
   const port = await freePort();

@@ -146,4 +146,4 @@ function tail(text, lines = 20) {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-module.exports = { startServer, sampleServer, stopServer, sleep, tail };
+module.exports = { startServer, sampleServer, stopServer, sleep, tail, freePort };
