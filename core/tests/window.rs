@@ -20,6 +20,18 @@ fn received(w: &mut TestWorker, ms: u64) -> Vec<OwnedFd> {
     out
 }
 
+/// The sizes of the next `n` batches `w` is sent, each acknowledged whole
+/// well within `stall` (50 ms), as by a worker whose event loop turns.
+fn acknowledged_batches(w: &mut TestWorker, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|_| {
+            let batch = received(w, 20);
+            w.channel.reply(&vec![ACCEPTED; batch.len()]).unwrap();
+            batch.len()
+        })
+        .collect()
+}
+
 fn one_worker() -> (Dispatcher, TestWorker, u16) {
     // Unpaced, so that only the window limits what it gets.
     let d = Dispatcher::start(Config { pace_above: None, ..Config::default() }).unwrap();
@@ -33,13 +45,7 @@ fn a_worker_that_keeps_up_with_a_full_window_gets_a_larger_one_up_to_the_maximum
     let Config { window, max_window, .. } = Config::default();
     let (_d, mut w, port) = one_worker();
     let _clients = connect_clients(port, 200);
-    let mut sizes = Vec::new();
-    // Acknowledged well within `stall` (50 ms), as a worker whose loop turns.
-    for _ in 0..5 {
-        let batch = received(&mut w, 20);
-        sizes.push(batch.len());
-        w.channel.reply(&vec![ACCEPTED; batch.len()]).unwrap();
-    }
+    let sizes = acknowledged_batches(&mut w, 5);
     let expected: Vec<usize> = (1..=5).map(|n| (n * window).min(max_window)).collect();
     assert_eq!(sizes, expected, "each full window acknowledged: one window more, up to {max_window}");
 }
@@ -85,4 +91,22 @@ fn a_worker_that_needs_less_gives_the_growth_back() {
     clients.extend(connect_clients(port, 4 * window));
     sizes.push(received(&mut w, 200).len());
     assert_eq!(sizes, vec![window], "needing one at a time, the window is back to {window}");
+}
+
+#[test]
+fn a_worker_holding_half_the_pacing_threshold_does_not_grow_its_window() {
+    let Config { window, .. } = Config::default();
+    let d = Dispatcher::start(Config { pace_above: Some(40), ..Config::default() }).unwrap();
+    let mut w = TestWorker::spawn(&d, 1);
+    let (listener, port) = w.listen(&d, "k", 0, Mode::RoundRobin);
+    let _clients = connect_clients(port, 200);
+    let sizes = acknowledged_batches(&mut w, 3);
+    // 8, 16 (grown), then what is left below the threshold of 40.
+    assert_eq!(sizes, vec![window, 2 * window, 40 - 3 * window]);
+    // It acknowledged that last batch holding 24 (more than half of 40): its
+    // window went back to 8. With 16 closed it holds 24, is not paced, and
+    // gets a window of 8, though 16 would fit below the threshold.
+    w.channel.report_closed(listener, 16, 0).unwrap();
+    w.channel.confirm_read(40).unwrap();
+    assert_eq!(received(&mut w, 20).len(), window);
 }
