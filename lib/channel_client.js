@@ -67,8 +67,9 @@ class ChannelClient {
   // closed meanwhile stays open in the primary only that long. `mark`: how
   // many this worker had taken by now; those taken in a later turn wait for
   // theirs.
+  // Close reports due by then go in the same message.
   scheduleReadConfirmation(mark) {
-    setImmediate(() => setImmediate(() => this.channel.confirmRead(mark)));
+    setImmediate(() => setImmediate(() => this.channel.confirmRead(mark, this.closeReports.take())));
   }
 
   /**

@@ -64,12 +64,7 @@ class CloseReports {
 
   flush() {
     this.scheduled = false;
-    for (const [listenerId, entry] of this.byListener) {
-      const cap = capOf(entry.server);
-      if (entry.closed === 0 && cap === entry.cap) continue;
-      const closed = Math.min(entry.closed, MAX_U32);
-      entry.closed -= closed;
-      entry.cap = cap;
+    for (const [listenerId, closed, cap] of this.due()) {
       try {
         this.client.channel.reportClosed(listenerId, closed, cap);
       } catch {
@@ -78,6 +73,30 @@ class CloseReports {
         this.byListener.clear();
         return;
       }
+    }
+  }
+
+  // The reports due now, as [listenerId, closed, cap] triples, counted as
+  // sent: for a read confirmation to carry in its own message
+  // (channel.confirmRead), so that under churn, where connections close in
+  // the turn after they came, the primary wakes once for both. Undefined
+  // when none is due.
+  take() {
+    let flat;
+    for (const [listenerId, closed, cap] of this.due()) {
+      (flat ??= []).push(listenerId, closed, cap);
+    }
+    return flat;
+  }
+
+  * due() {
+    for (const [listenerId, entry] of this.byListener) {
+      const cap = capOf(entry.server);
+      if (entry.closed === 0 && cap === entry.cap) continue;
+      const closed = Math.min(entry.closed, MAX_U32);
+      entry.closed -= closed;
+      entry.cap = cap;
+      yield [listenerId, closed, cap];
     }
   }
 

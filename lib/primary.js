@@ -114,14 +114,14 @@ const onHealthEvent = dispatcherEvents({
 
 // The native dispatcher thread starts with the first worker, not at require(),
 // with the settings of that moment (setupPrimary has run by then).
-// The admission target (docs/DESIGN.md §13) from the environment, for
-// measurements; the dispatcher's default otherwise.
-function admissionOption() {
-  const text = process.env[Env.AdmissionTarget];
+// Pacing (docs/DESIGN.md §13) from the environment, for measurements; the
+// dispatcher's default otherwise.
+function pacingOption() {
+  const text = process.env[Env.PaceAbove];
   if (text === undefined || text === '') return {};
-  const ms = Number(text);
-  if (!Number.isInteger(ms) || ms < 0 || ms > 0xffffffff) return {};
-  return { admissionTargetMs: ms };
+  const open = Number(text);
+  if (!Number.isInteger(open) || open < 0 || open > 0xffffffff) return {};
+  return { paceAbove: open };
 }
 
 function getDispatcher() {
@@ -137,7 +137,7 @@ function getDispatcher() {
       ...(health && health.hangTimeout !== undefined && { hangTimeoutMs: health.hangTimeout }),
       ...(shared ? {} : routing.dispatcherOptions(routingSettings)),
       ...(inheritedFds.length > 0 ? { inheritedFds } : {}),
-      ...admissionOption(),
+      ...pacingOption(),
     }, onHealthEvent);
     busModule.attachPrimary(dispatcher);
     if (routingSettings && routingSettings.proxyProtocol && shared) {

@@ -72,11 +72,12 @@ const Env = Object.freeze({
   /** health.maxEventLoopDelay in ms; absent when off. */
   MaxEventLoopDelay: 'RCLUSTER_MAX_EVENT_LOOP_DELAY_MS',
   /**
-   * Read by the primary only: the dispatcher's admission target in ms
-   * (docs/DESIGN.md §13; absent or 0: off, the default). For measurements;
-   * never passed to a worker.
+   * Read by the primary only: the open connections from which a worker is
+   * paced, one new connection per event-loop turn (docs/DESIGN.md §13; 0:
+   * never; absent: the dispatcher's default). For measurements; never passed
+   * to a worker.
    */
-  AdmissionTarget: 'RCLUSTER_ADMISSION_TARGET_MS',
+  PaceAbove: 'RCLUSTER_PACE_ABOVE',
 });
 
 module.exports = { CMD, Act, Env };

@@ -36,9 +36,10 @@ pub struct DispatcherOptions {
     pub inherited_fds: Option<Vec<InheritedFd>>,
     /// SCHED_STICKY by a query parameter or cookie of the first request.
     pub sticky_key: Option<StickyKeyOptions>,
-    /// Admission (docs/DESIGN.md §13): a worker slower than this to
-    /// acknowledge gets one connection at a time; absent or 0: off.
-    pub admission_target_ms: Option<u32>,
+    /// Pacing (docs/DESIGN.md §13): the open connections from which a
+    /// worker gets one new connection per event-loop turn; 0: never paced;
+    /// absent: the dispatcher's default.
+    pub pace_above: Option<u32>,
 }
 
 #[napi(object)]
@@ -219,9 +220,10 @@ impl Dispatcher {
         if let Some(options) = options {
             if let Some(window) = options.window {
                 config.window = window.max(1) as usize;
+                config.max_window = config.window;
             }
-            if let Some(ms) = options.admission_target_ms {
-                config.admission_target = (ms > 0).then(|| Duration::from_millis(u64::from(ms)));
+            if let Some(open) = options.pace_above {
+                config.pace_above = (open > 0).then_some(u64::from(open));
             }
             if let Some(ms) = options.stall_ms {
                 config.stall = Duration::from_millis(u64::from(ms));

@@ -281,15 +281,20 @@ impl Receiver {
 
     /// Confirms the connections taken up to `mark` (an earlier `ConfirmRead`
     /// mark) as read, in one message.
-    fn confirm_read(&self, mark: u32) {
-        let count = mark.wrapping_sub(self.confirmed.get());
+    fn confirm_read(&self, mark: u32, closes: &[(u32, u32, u32)]) {
+        let mut count = mark.wrapping_sub(self.confirmed.get());
         // A mark at or before the last one confirmed (JS flushes in order)
         // has nothing left to confirm.
-        if count == 0 || count > self.taken.get().wrapping_sub(self.confirmed.get()) {
+        if count > self.taken.get().wrapping_sub(self.confirmed.get()) {
+            count = 0;
+        }
+        if count == 0 && closes.is_empty() {
             return;
         }
-        self.confirmed.set(mark);
-        match self.channel.borrow_mut().confirm_read(count) {
+        if count > 0 {
+            self.confirmed.set(mark);
+        }
+        match self.channel.borrow_mut().confirm_read_and_closes(count, closes) {
             Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot confirm reads to the primary: {err}"),
             _ => {}
         }
@@ -546,9 +551,18 @@ impl Channel {
 
     /// Confirms the connections taken up to `mark` (from `ConfirmRead`) as
     /// read, in one message; those taken after it wait for their own turn.
+    /// `closes`: close reports due now, `[listenerId, closed, cap, ...]`
+    /// (as `reportClosed` takes them), sent in the same message.
     #[napi]
-    pub fn confirm_read(&self, mark: u32) {
-        self.receiver.confirm_read(mark);
+    pub fn confirm_read(&self, env: Env, mark: u32, closes: Option<Vec<u32>>) -> Result<()> {
+        let closes = closes.unwrap_or_default();
+        if closes.len() % 3 != 0 {
+            let message = format!("closes must hold [listenerId, closed, cap] triples; it has {} numbers", closes.len());
+            return Err(JsError::invalid_arg_value(message).into_napi(&env));
+        }
+        let records: Vec<(u32, u32, u32)> = closes.chunks_exact(3).map(|r| (r[0], r[1], r[2])).collect();
+        self.receiver.confirm_read(mark, &records);
+        Ok(())
     }
 
     #[napi]

@@ -17,12 +17,11 @@ const CONFIGS = {
   // sticky routing rightly sends all of it to one worker.
   'rcluster-sticky': { label: 'rcluster STICKY', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'sticky' }, optIn: true },
   single: { label: 'single process', env: { BENCH_IMPL: 'single' }, single: true },
-  // Opt-in, for measurements of the dispatcher's admission (docs/DESIGN.md
-  // §13, off by default): the same build with it on, and another
-  // build of rcluster copied aside (BENCH_RCLUSTER_BEFORE, see bench/README.md).
-  'rcluster-rr-admission': {
-    label: 'rcluster RR, admission 100 ms', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_ADMISSION_TARGET_MS: '100' }, optIn: true,
-  },
+  // Opt-in, for measurements of the dispatcher's pacing (docs/DESIGN.md
+  // §13, on by default): the same build with it off, or from another number
+  // of open connections; and another build of rcluster copied aside
+  // (BENCH_RCLUSTER_BEFORE, see bench/README.md).
+  'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_PACE_ABOVE: '0' }, optIn: true },
   'rcluster-rr-before': {
     label: 'rcluster RR (before)',
     env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', BENCH_RCLUSTER_PATH: process.env.BENCH_RCLUSTER_BEFORE || '/tmp/rcluster-before' },

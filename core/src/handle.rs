@@ -334,7 +334,32 @@ impl ListenHandle {
         if self.policy.keyed() && self.pending.len() >= queue_limit {
             return false;
         }
-        (self.policy.deals_new_connections() || self.reuse.is_some()) && self.pick_new(ask).is_some()
+        (self.policy.deals_new_connections() || self.reuse.is_some())
+            && (self.pick_new(ask).is_some() || self.holds_while_paced(ask, queue_limit))
+    }
+
+    /// Whether a connection accepted now, that no worker can take, is held
+    /// here newest first (`hold_paced`): every member is paced, i.e. every
+    /// worker's event loop is saturated (docs/DESIGN.md §13), and the queue
+    /// has room. Otherwise the kernel's queue holds it (§3.4).
+    pub fn holds_while_paced(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
+        self.policy.deals_new_connections()
+            && self.pending.len() < queue_limit
+            && self.open.keys().all(|&id| (ask.load)(id).paced)
+    }
+
+    /// Holds a connection accepted while every worker is paced, ahead of
+    /// those held before it. Under overload this queue only grows, and a
+    /// first-come order would make every newcomer wait for all of it, while
+    /// the longest-waiting clients are the likeliest to have given up: so the
+    /// newest is served first (adaptive LIFO, as Facebook's servers and
+    /// Dropbox's proxy do under overload). The kernel's queue, which is
+    /// first-come, holds nothing meanwhile: the primary drains it. A
+    /// connection held longer than the queue timeout closes
+    /// (`deal_pending`). Outside overload nothing is held, and order is
+    /// first-come as before.
+    pub fn hold_paced(&mut self, conn: Connection) {
+        self.pending.push_front(conn);
     }
 
     /// Whether this wake-up should accept at all: not while paused or for a
@@ -349,8 +374,20 @@ impl ListenHandle {
 
     /// Whether some queued connection could be given out now.
     pub fn pending_can_move(&self, ask: &Ask<'_>) -> bool {
-        !self.is_empty()
-            && self.pending.iter().any(|c| c.offers.is_due(ask.now) && self.pick_for(ask, c).is_some())
+        if self.is_empty() {
+            return false;
+        }
+        for c in self.pending.iter().filter(|c| c.offers.is_due(ask.now)) {
+            if self.pick_for(ask, c).is_some() {
+                return true;
+            }
+            // One that any member could take found none with credit: no
+            // later one will (see `deal_pending`).
+            if c.key.is_none() && c.offers.refused_by.is_empty() {
+                return false;
+            }
+        }
+        false
     }
 
     /// The next time a queued connection becomes due for another offer, or
@@ -371,10 +408,22 @@ impl ListenHandle {
     /// that has not refused it, or for its next round of offers, and keeps its
     /// place; one that waited `timeout` closes here.
     pub fn deal_pending(&mut self, peers: &mut HashMap<WorkerId, Peer>, window: usize, now: Instant, timeout: Duration) {
-        let mut kept = VecDeque::new();
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        // Once a connection that any member could take found none with
+        // credit, none of the later ones can find one either: they are only
+        // checked for their timeout. Under overload the queue holds up to
+        // `queue_limit` connections and this runs at every dispatcher turn.
+        let mut no_credit = false;
         for mut conn in std::mem::take(&mut self.pending) {
             if now.saturating_duration_since(conn.since) >= timeout {
                 self.expired_total += 1;
+                continue;
+            }
+            if no_credit {
+                kept.push_back(conn);
                 continue;
             }
             self.policy.new_round_if_refused_by_all(&mut conn.offers, now);
@@ -388,7 +437,13 @@ impl ListenHandle {
                     let worker = self.policy.commit(pick, &conn.offers.refused_by);
                     peers.get_mut(&worker).expect("members are live peers").push(conn);
                 }
-                None => kept.push_back(conn),
+                None => {
+                    no_credit = conn.key.is_none()
+                        && conn.offers.refused_by.is_empty()
+                        && conn.offers.is_due(now)
+                        && !self.is_empty();
+                    kept.push_back(conn);
+                }
             }
         }
         debug_assert!(self.pending.is_empty(), "nothing is queued while the queue is being dealt");

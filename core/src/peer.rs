@@ -31,14 +31,11 @@ pub struct Connection {
     /// The client a PROXY protocol header named, which the worker shows as
     /// the socket's remote address.
     pub source: Option<SocketAddr>,
-    /// When it was sent to a worker (for the worker's acknowledgement delay,
-    /// which drives admission); `None` until then.
-    pub sent: Option<Instant>,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None, sent: None }
+        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None }
     }
 }
 
@@ -99,10 +96,18 @@ pub struct Peer {
     accepted_total: u64,
     /// Bus messages for this peer that its channel had no room for yet.
     bus: BusQueue,
-    /// Admission (docs/DESIGN.md §13): while this worker acknowledges slowly
-    /// (its event loop is saturated), it may hold only this many
-    /// unacknowledged connections, however large the dispatcher's window.
-    limit: Option<usize>,
+    /// Connections it acknowledged taking and has not reported closed, on
+    /// every listener.
+    open: u64,
+    /// Pacing (docs/DESIGN.md §13): holding this many open connections or
+    /// more, the worker is given a new one only once it has confirmed
+    /// reading the last ones, about one per turn of its event loop. `None`:
+    /// never paced.
+    pace_above: Option<u64>,
+    /// How far this worker's window has grown beyond the dispatcher's
+    /// (`on_acknowledgement`), and how far it may.
+    grown: usize,
+    max_growth: usize,
 }
 
 impl Peer {
@@ -119,7 +124,10 @@ impl Peer {
             full_since: None,
             accepted_total: 0,
             bus: BusQueue::default(),
-            limit: None,
+            open: 0,
+            pace_above: None,
+            grown: 0,
+            max_growth: 0,
         })
     }
 
@@ -140,47 +148,111 @@ impl Peer {
     }
 
     /// Whether this worker may be given one more connection: alive, channel
-    /// not full, and fewer than `window` connections unacknowledged. The window
-    /// is what keeps a hung worker from swallowing its share of the traffic
-    /// (docs/DESIGN.md §3.2).
+    /// not full, and fewer than `window` connections unacknowledged (or, while
+    /// paced, none unconfirmed). The window is what keeps a hung worker from
+    /// swallowing its share of the traffic (docs/DESIGN.md §3.2).
     pub fn has_credit(&self, window: usize) -> bool {
-        self.state == PeerState::Ready && self.in_flight.len() < self.window(window)
+        self.state == PeerState::Ready && self.free(window) > 0
     }
 
-    /// The dispatcher's window, or less while admission holds this worker back.
-    fn window(&self, window: usize) -> usize {
-        self.limit.map_or(window, |limit| limit.min(window))
+    /// How many more connections it may be given now.
+    fn free(&self, window: usize) -> usize {
+        if self.paced() {
+            usize::from(self.in_flight.is_empty() && self.taken.is_empty())
+        } else {
+            // Not past the pacing threshold with what is still unacknowledged
+            // either: a worker taking on a burst (1000 connections at once)
+            // stops at the threshold, however large its window has grown.
+            let below_pace = self.pace_above.map_or(usize::MAX, |above| {
+                usize::try_from(above.saturating_sub(self.open)).unwrap_or(usize::MAX)
+            });
+            (window + self.grown).min(below_pace).saturating_sub(self.in_flight.len())
+        }
     }
 
-    /// Admission (docs/DESIGN.md §13): how long the worker took to
-    /// acknowledge a connection after it was sent, which is about one turn of
-    /// its event loop. Slower than `target`: its loop is saturated, and every
-    /// connection it takes on now only lengthens the turn of all the others,
-    /// so it gets one connection at a time (one per acknowledgement, as
-    /// node:cluster's hand-off does) and the rest wait in the kernel's queue.
-    /// Fast again: the whole window.
-    pub fn on_ack_delay(&mut self, delay: Duration, target: Duration) {
-        self.limit = if delay > target { Some(1) } else { None };
+    /// Lets this worker's window grow up to `max_window` (the dispatcher's
+    /// `window` is where it starts and where it falls back).
+    pub fn allow_window(&mut self, window: usize, max_window: usize) {
+        self.max_growth = max_window.saturating_sub(window);
     }
 
-    /// Whether admission holds this worker to fewer connections than the window.
-    pub fn admission_limited(&self) -> bool {
-        self.limit.is_some()
+    /// An acknowledgement arrived. A worker that acknowledges while its
+    /// window is full is keeping up but gets more connections per turn of
+    /// its event loop than the window holds, so the rotation would wait for
+    /// it: its window grows by `window`, up to the maximum. One that
+    /// acknowledges with its window three-quarters empty needs less: it
+    /// shrinks by `window`, down to `window`. So the window follows what the worker takes in a
+    /// turn, and a worker that hangs strands no more than its recent need
+    /// (and, once it is full for `stall`, no more than `window` next time:
+    /// `track_fullness`). Under churn (docs/DESIGN.md §13.4) a fixed window
+    /// of 8 held rcluster RR to 1.6x node:cluster RR.
+    pub fn on_acknowledgement(&mut self, window: usize) {
+        // It made progress: however soon it is full again, it is full since
+        // now, not since before (`track_fullness` runs once a dispatcher
+        // turn, after this turn has refilled it).
+        self.full_since = None;
+        // A worker holding half the pacing threshold or more is serving many
+        // connections at once (long turns): a larger window only lets more
+        // of them in per turn, which is what pacing restrains; measured under
+        // the classic demo's overload, growth there raised latency by a third.
+        if self.pace_above.is_some_and(|above| self.open.saturating_mul(2) >= above) {
+            self.grown = 0;
+            return;
+        }
+        let current = window + self.grown;
+        // Exactly full: more than full means the window was just cut back.
+        if self.in_flight.len() == current {
+            self.grown = (self.grown + window).min(self.max_growth);
+        } else if self.in_flight.len() * 4 <= current {
+            self.grown = self.grown.saturating_sub(window);
+        }
     }
 
-    /// Notes when the worker ran out of credit, or got it back.
-    pub fn track_fullness(&mut self, window: usize, now: Instant) {
+    /// Sets the open-connection count from which this worker is paced.
+    pub fn pace_above(&mut self, open: Option<u64>) {
+        self.pace_above = open;
+    }
+
+    /// Pacing (docs/DESIGN.md §13): with this many connections open, a
+    /// worker whose requests keep its event loop busy makes every turn longer
+    /// for all of them with each one more it takes, so it gets the next one
+    /// only once it has confirmed reading the last (`Read`, sent after the
+    /// turn that follows the one that took them): one connection per turn,
+    /// as node:cluster's hand-off (one per round trip) does by construction.
+    /// An idle worker turns in microseconds, so pacing costs it nothing; a
+    /// saturated one holds fewer connections, each served sooner, and the
+    /// dispatcher holds the rest (`ListenHandle::hold_paced`).
+    pub fn paced(&self) -> bool {
+        self.pace_above.is_some_and(|above| self.open >= above)
+    }
+
+    /// The worker reported `count` of its connections closed.
+    pub fn closed(&mut self, count: u32) {
+        self.open = self.open.saturating_sub(u64::from(count));
+    }
+
+    pub fn open(&self) -> u64 {
+        self.open
+    }
+
+    /// Notes when the worker ran out of credit, or got it back. One without
+    /// credit for `stall` (hung, or busy for long) loses what its window had
+    /// grown.
+    pub fn track_fullness(&mut self, window: usize, stall: Duration, now: Instant) {
         if self.has_credit(window) {
             self.full_since = None;
         } else if self.full_since.is_none() {
             self.full_since = Some(now);
+        } else if self.full_since.is_some_and(|since| now.saturating_duration_since(since) >= stall) {
+            self.grown = 0;
         }
     }
 
     /// What a scheduling policy is told about this worker.
     pub fn load(&self, window: usize) -> Load {
         Load {
-            free: if self.state == PeerState::Ready { self.window(window).saturating_sub(self.in_flight.len()) } else { 0 },
+            free: if self.state == PeerState::Ready { self.free(window) } else { 0 },
+            paced: self.paced(),
             full_since: self.full_since,
             gone: self.state == PeerState::Dead,
         }
@@ -247,6 +319,7 @@ impl Peer {
     /// Counts a connection the worker acknowledged taking.
     pub fn count_accepted(&mut self) {
         self.accepted_total += 1;
+        self.open += 1;
     }
 
     /// Keeps the copy of a connection the worker acknowledged taking until
@@ -343,13 +416,7 @@ impl Peer {
             let n = fds.len();
             drop(fds);
             match sent {
-                Ok(()) => {
-                    let now = Instant::now();
-                    for conn in self.in_flight.range_mut(start..start + n) {
-                        conn.sent = Some(now);
-                    }
-                    self.unsent -= n;
-                }
+                Ok(()) => self.unsent -= n,
                 Err(e) => {
                     self.on_send_error(&e);
                     return self.return_unsent();

@@ -32,22 +32,25 @@ pub struct Load {
     pub full_since: Option<Instant>,
     /// Its channel is gone: it will never take anything again.
     pub gone: bool,
+    /// It holds so many connections that it is given one per event-loop
+    /// turn (docs/DESIGN.md §13).
+    pub paced: bool,
 }
 
 impl Load {
     /// A member with room for `free` more connections.
     pub fn free(free: usize) -> Self {
-        Load { free, full_since: None, gone: false }
+        Load { free, full_since: None, gone: false, paced: false }
     }
 
     /// A member without credit since `since`.
     pub fn full_since(since: Instant) -> Self {
-        Load { free: 0, full_since: Some(since), gone: false }
+        Load { free: 0, full_since: Some(since), gone: false, paced: false }
     }
 
     /// A member whose channel is gone.
     pub fn gone() -> Self {
-        Load { free: 0, full_since: None, gone: true }
+        Load { free: 0, full_since: None, gone: true, paced: false }
     }
 
     pub(crate) fn has_credit(&self) -> bool {

@@ -83,6 +83,44 @@ pub enum ToWorker {
     Left { listener: ListenerId },
 }
 
+/// Close reports that ride on a read confirmation: `(listener, closed,
+/// cap)` records of 12 bytes, as `ToPrimary::Closed` has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CloseRecords<'a>(&'a [u8]);
+
+const CLOSE_RECORD_LEN: usize = 12;
+
+/// How many close records one read confirmation carries at most.
+pub const MAX_CLOSE_RECORDS: usize = (MAX_MESSAGE_LEN - HEADER_LEN - 4) / CLOSE_RECORD_LEN;
+
+impl<'a> CloseRecords<'a> {
+    /// Records encoded by `encode_into`; empty for none.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self> {
+        if bytes.len() % CLOSE_RECORD_LEN != 0 || bytes.len() / CLOSE_RECORD_LEN > MAX_CLOSE_RECORDS {
+            return Err(Error::Protocol(format!("close records of {} bytes", bytes.len())));
+        }
+        Ok(CloseRecords(bytes))
+    }
+
+    /// Appends `(listener, closed, cap)` records to `out`.
+    pub fn encode_into(records: &[(ListenerId, u32, u32)], out: &mut Vec<u8>) {
+        for (listener, closed, cap) in records {
+            out.extend_from_slice(&listener.to_le_bytes());
+            out.extend_from_slice(&closed.to_le_bytes());
+            out.extend_from_slice(&cap.to_le_bytes());
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ListenerId, u32, u32)> + 'a {
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        self.0.chunks_exact(CLOSE_RECORD_LEN).map(move |r| (word(&r[0..4]), word(&r[4..8]), word(&r[8..12])))
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 /// A message from a worker to the primary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToPrimary<'a> {
@@ -90,8 +128,11 @@ pub enum ToPrimary<'a> {
     Leave { listener: ListenerId },
     /// The oldest `count` connections I took (`ACCEPTED` in a `REPLY`) are
     /// mine for good: an event-loop turn has passed since, so whatever bytes
-    /// waited on them were read. The primary closes its copies.
-    Read { count: u32 },
+    /// waited on them were read. The primary closes its copies. `closes`:
+    /// the close reports that were due at the same moment, each as a
+    /// `Closed` would carry it, in the same message (one wake-up of the
+    /// primary instead of two under connection churn).
+    Read { count: u32, closes: CloseRecords<'a> },
     Closed { listener: ListenerId, closed: u32, cap: u32 },
     Stick { key: u64 },
     Heartbeat,
@@ -218,9 +259,10 @@ impl<'a> ToPrimary<'a> {
                 out.extend_from_slice(statuses);
             }
             ToPrimary::Leave { listener } => out.extend_from_slice(&header(KIND_LEAVE, listener)),
-            ToPrimary::Read { count } => {
+            ToPrimary::Read { count, closes } => {
                 out.extend_from_slice(&header(KIND_READ, 0));
                 out.extend_from_slice(&count.to_le_bytes());
+                out.extend_from_slice(closes.bytes());
             }
             ToPrimary::Stick { key } => {
                 out.extend_from_slice(&header(KIND_STICK, 0));
@@ -250,9 +292,10 @@ impl<'a> ToPrimary<'a> {
             }
             KIND_LEAVE if rest.is_empty() => Ok(ToPrimary::Leave { listener }),
             KIND_LEAVE => Err(Error::Protocol("leave message with a payload".into())),
-            KIND_READ if rest.len() == 4 => {
-                Ok(ToPrimary::Read { count: u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) })
-            }
+            KIND_READ if rest.len() >= 4 => Ok(ToPrimary::Read {
+                count: u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+                closes: CloseRecords::from_bytes(&rest[4..])?,
+            }),
             KIND_READ => Err(Error::Protocol(format!("read confirmation of {} bytes", rest.len()))),
             KIND_CLOSED if rest.len() == 8 => Ok(ToPrimary::Closed {
                 listener,
@@ -330,10 +373,20 @@ mod tests {
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Reply { statuses: &statuses });
         ToPrimary::Leave { listener: 42 }.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Leave { listener: 42 });
-        ToPrimary::Read { count: 70_000 }.encode(&mut buf);
-        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Read { count: 70_000 });
+        ToPrimary::Read { count: 70_000, closes: CloseRecords::default() }.encode(&mut buf);
+        assert_eq!(ToPrimary::decode(&buf).unwrap(), ToPrimary::Read { count: 70_000, closes: CloseRecords::default() });
         buf.pop();
         assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))));
+        let mut records = Vec::new();
+        CloseRecords::encode_into(&[(3, 2, 0), (7, 70_000, 5)], &mut records);
+        let read = ToPrimary::Read { count: 0, closes: CloseRecords::from_bytes(&records).unwrap() };
+        read.encode(&mut buf);
+        let decoded = ToPrimary::decode(&buf).unwrap();
+        assert_eq!(decoded, read);
+        let ToPrimary::Read { closes, .. } = decoded else { unreachable!() };
+        assert_eq!(closes.iter().collect::<Vec<_>>(), vec![(3, 2, 0), (7, 70_000, 5)]);
+        buf.pop();
+        assert!(matches!(ToPrimary::decode(&buf), Err(Error::Protocol(_))), "a cut record is refused");
         let closed = ToPrimary::Closed { listener: 3, closed: 70_000, cap: 5 };
         closed.encode(&mut buf);
         assert_eq!(ToPrimary::decode(&buf).unwrap(), closed);

@@ -136,8 +136,22 @@ impl WorkerChannel {
     /// Tells the primary that the oldest `count` connections this worker
     /// took and has not confirmed yet are read: it may close its copies.
     pub fn confirm_read(&mut self, count: u32) -> Result<()> {
-        ToPrimary::Read { count }.encode(&mut self.out);
-        self.send_out()
+        self.confirm_read_and_closes(count, &[])
+    }
+
+    /// `confirm_read` with close reports (`report_closed`'s `(listener,
+    /// closed, cap)`) in the same message, as far as one message holds them.
+    pub fn confirm_read_and_closes(&mut self, count: u32, closes: &[(ListenerId, u32, u32)]) -> Result<()> {
+        let (carried, rest) = closes.split_at(closes.len().min(crate::wire::MAX_CLOSE_RECORDS));
+        let mut records = Vec::with_capacity(carried.len() * 12);
+        crate::wire::CloseRecords::encode_into(carried, &mut records);
+        let closes = crate::wire::CloseRecords::from_bytes(&records).expect("at most MAX_CLOSE_RECORDS records");
+        ToPrimary::Read { count, closes }.encode(&mut self.out);
+        self.send_out()?;
+        for &(listener, closed, cap) in rest {
+            self.report_closed(listener, closed, cap)?;
+        }
+        Ok(())
     }
 
     /// Tells the primary that `closed` more connections of `listener` closed,

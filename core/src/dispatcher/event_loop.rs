@@ -64,6 +64,9 @@ pub(super) struct EventLoop {
     awaiting: AwaitingHeader,
     acks: AckStats,
     health: Health,
+    /// Where workers' messages are read into, allocated once: a bus message
+    /// may be large, and zeroing that much at every read showed in profiles.
+    read_buf: Box<[u8]>,
 }
 
 impl EventLoop {
@@ -84,6 +87,7 @@ impl EventLoop {
             awaiting: AwaitingHeader::default(),
             acks: AckStats::default(),
             health: Health::default(),
+            read_buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
         }
     }
 
@@ -134,7 +138,7 @@ impl EventLoop {
             self.reap_dead_peers();
             let now = Instant::now();
             for peer in self.peers.values_mut() {
-                peer.track_fullness(self.config.window, now);
+                peer.track_fullness(self.config.window, self.config.stall, now);
             }
         }
     }
@@ -244,7 +248,9 @@ impl EventLoop {
         while let Ok(command) = self.inbox.try_recv() {
             match command {
                 Command::AddPeer(id, channel) => match Peer::new(id, channel) {
-                    Ok(peer) => {
+                    Ok(mut peer) => {
+                        peer.pace_above(self.config.pace_above);
+                        peer.allow_window(self.config.window, self.config.max_window);
                         if let Some(mut old) = self.peers.insert(id, peer) {
                             // Ids are never reused; if one were, the old channel is dead to us.
                             old.mark_dead();
@@ -376,13 +382,18 @@ impl EventLoop {
     /// Reads every message a worker sent. End of file means the worker is
     /// gone: this is how a worker's death is seen while the primary's JS is busy.
     fn read_peer(&mut self, id: WorkerId) {
-        let mut buf = [0u8; MAX_MESSAGE_LEN];
+        let mut buf = std::mem::take(&mut self.read_buf);
+        self.read_peer_into(id, &mut buf);
+        self.read_buf = buf;
+    }
+
+    fn read_peer_into(&mut self, id: WorkerId, buf: &mut [u8]) {
         let mut fds: Vec<OwnedFd> = Vec::new();
         // A peer flooding the bus must not keep this thread from the others:
         // the rest is read at the next turn (poll is level-triggered).
         for _ in 0..bus_relay::MAX_READS_PER_TURN {
             let Some(peer) = self.peers.get_mut(&id) else { return };
-            let received = sys::recv_message(peer.channel_fd(), &mut buf, &mut fds);
+            let received = sys::recv_message(peer.channel_fd(), buf, &mut fds);
             let failure = match received {
                 Ok(Recv::WouldBlock) => return,
                 Ok(Recv::Closed) => None,
@@ -401,7 +412,10 @@ impl EventLoop {
                         self.on_leave(id, listener);
                         continue;
                     }
-                    Ok(ToPrimary::Read { count }) => {
+                    Ok(ToPrimary::Read { count, closes }) => {
+                        for (listener, closed, cap) in closes.iter() {
+                            self.on_closed(id, listener, closed, cap);
+                        }
                         if self.peers.get_mut(&id).is_some_and(|peer| peer.confirm_read(count)) {
                             continue;
                         }
@@ -414,9 +428,7 @@ impl EventLoop {
                         continue;
                     }
                     Ok(ToPrimary::Closed { listener, closed, cap }) => {
-                        if let Some(handle) = self.handles.get_mut(&listener) {
-                            handle.closed(id, closed, cap);
-                        }
+                        self.on_closed(id, listener, closed, cap);
                         continue;
                     }
                     Ok(ToPrimary::Heartbeat) => {
@@ -450,24 +462,28 @@ impl EventLoop {
         }
     }
 
+    /// Worker `id` reports `closed` more of the connections it took for
+    /// `listener` closed, and its server's `maxConnections` (0: none).
+    fn on_closed(&mut self, id: WorkerId, listener: ListenerId, closed: u32, cap: u32) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.closed(closed);
+        }
+        if let Some(handle) = self.handles.get_mut(&listener) {
+            handle.closed(id, closed, cap);
+        }
+    }
+
     fn on_reply(&mut self, id: WorkerId, statuses: &[u8]) {
         let now = Instant::now();
         let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.on_acknowledgement(self.config.window);
         let mut refused = Vec::new();
         let mut overacknowledged = false;
-        let mut first = true;
         for status in statuses {
             let Some(conn) = peer.take_acknowledged() else {
                 overacknowledged = true;
                 break;
             };
-            // The oldest of the reply speaks for the worker's turn.
-            if first {
-                first = false;
-                if let (Some(target), Some(sent)) = (self.config.admission_target, conn.sent) {
-                    peer.on_ack_delay(now.saturating_duration_since(sent), target);
-                }
-            }
             if *status == ACCEPTED {
                 peer.count_accepted();
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
@@ -630,8 +646,13 @@ impl EventLoop {
                     }
                     None
                 } else {
-                    match with_ask(&self.peers, window, now, |ask| handle.pick_new(ask)) {
-                        Some(pick) => Some(pick),
+                    match with_ask(&self.peers, window, now, |ask| {
+                        handle.pick_new(ask).map(Some).or_else(|| {
+                            // `None`: held, newest first.
+                            handle.holds_while_paced(ask, self.config.queue_limit).then_some(None)
+                        })
+                    }) {
+                        Some(pick) => pick,
                         None => break,
                     }
                 };
@@ -654,7 +675,8 @@ impl EventLoop {
                     }
                     Ok(conn) => match pick {
                         Some(pick) => handle.deal_new(conn, pick, &mut self.peers, window, now),
-                        None => handle.push_pending_back(conn),
+                        None if holding => handle.push_pending_back(conn),
+                        None => handle.hold_paced(conn),
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if sys::is_transient_accept_error(&e) => continue,
