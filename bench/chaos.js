@@ -31,7 +31,12 @@ const HELP = `Usage: node bench/chaos.js [options]
   --duration S       seconds of load per implementation, split over the rounds (default 30)
   --rounds N         segments per implementation, interleaved (default 3)
   --quick            --duration 8 --rounds 2
-  --concurrency N    requests in flight (default 50)
+  --concurrency N    requests in flight (default 50); with --rate, the most in flight
+  --rate R           open loop: R new requests a second, whatever the answers (default:
+                     closed loop, --concurrency requests always in flight). At one rate
+                     both implementations hold the same requests in progress, so their
+                     losses per kill compare like for like; closed-loop, the faster one
+                     holds more in progress and loses more per kill
   --kill-every A-B   a kill every A to B ms (default 1000-2000)
   --timeout MS       a request without a complete response by then timed out (default 5000)
   --seed N           seed of the killer's choices and intervals (default 1)
@@ -41,7 +46,7 @@ const HELP = `Usage: node bench/chaos.js [options]
 
 function parseArgs(argv) {
   const opts = {
-    duration: 30, rounds: 3, concurrency: 50, killMin: 1000, killMax: 2000,
+    duration: 30, rounds: 3, concurrency: 50, rate: null, killMin: 1000, killMax: 2000,
     timeout: 5000, seed: 1, impls: Object.keys(IMPLS), out: path.join(__dirname, 'results'),
   };
   let help = false;
@@ -53,6 +58,7 @@ function parseArgs(argv) {
       case '--duration': opts.duration = number(value(), 1); break;
       case '--rounds': opts.rounds = Math.floor(number(value(), 1)); break;
       case '--concurrency': opts.concurrency = Math.floor(number(value(), 1)); break;
+      case '--rate': opts.rate = number(value(), 1); break;
       case '--timeout': opts.timeout = number(value(), 100); break;
       case '--seed': opts.seed = Math.floor(number(value(), 0)); break;
       case '--out': opts.out = path.resolve(value()); break;
@@ -159,16 +165,42 @@ async function segment(impl, seconds, seed, opts) {
   let sent = 0;
   const started = Date.now();
   const deadline = started + seconds * 1000;
+  let shed = 0;
+  const count = (outcome) => { outcomes[outcome] = (outcomes[outcome] || 0) + 1; };
   try {
-    const lane = async () => {
-      while (Date.now() < deadline) {
-        sent++;
-        const outcome = await request(server.port, opts.timeout);
-        outcomes[outcome] = (outcomes[outcome] || 0) + 1;
-      }
-    };
-    const lanes = Array.from({ length: opts.concurrency }, lane);
-    await Promise.all([...lanes, killer(server, opts, random(seed), deadline, kills)]);
+    let load;
+    if (opts.rate === null) {
+      const lane = async () => {
+        while (Date.now() < deadline) {
+          sent++;
+          count(await request(server.port, opts.timeout));
+        }
+      };
+      load = Promise.all(Array.from({ length: opts.concurrency }, lane));
+    } else {
+      // Open loop: the requests due by now start now, paced against the
+      // start time; one that finds --concurrency in flight is shed (counted,
+      // never sent), so that a stall cannot pile up without bound.
+      load = (async () => {
+        const pending = new Set();
+        let due = 0;
+        while (Date.now() < deadline) {
+          due = Math.floor(((Date.now() - started) * opts.rate) / 1000);
+          while (sent + shed < due) {
+            if (pending.size >= opts.concurrency) {
+              shed++;
+              continue;
+            }
+            sent++;
+            const p = request(server.port, opts.timeout).then((outcome) => { count(outcome); pending.delete(p); });
+            pending.add(p);
+          }
+          await sleep(1);
+        }
+        await Promise.all(pending);
+      })();
+    }
+    await Promise.all([load, killer(server, opts, random(seed), deadline, kills)]);
   } finally {
     liveServer = null;
     const leftovers = await stopServer(server);
@@ -180,7 +212,7 @@ async function segment(impl, seconds, seed, opts) {
   const lost = timedOut + Object.values(failed).reduce((a, b) => a + b, 0);
   const held = kills.reduce((sum, k) => sum + k.held, 0);
   return {
-    impl, seed, seconds: (Date.now() - started) / 1000, sent, served, timedOut, failed, lost, kills, held,
+    impl, seed, seconds: (Date.now() - started) / 1000, sent, shed, served, timedOut, failed, lost, kills, held,
     // Per segment, so that one segment's surplus of held requests cannot
     // hide another's losses.
     lostBeyondHeld: Math.max(0, lost - held),
@@ -192,7 +224,7 @@ function total(segments) {
   for (const s of segments) for (const [code, n] of Object.entries(s.failed)) failed[code] = (failed[code] || 0) + n;
   const sum = (key) => segments.reduce((acc, s) => acc + s[key], 0);
   return {
-    segments: segments.length, seconds: sum('seconds'), sent: sum('sent'), served: sum('served'),
+    segments: segments.length, seconds: sum('seconds'), sent: sum('sent'), shed: sum('shed'), served: sum('served'),
     failed, timedOut: sum('timedOut'), lost: sum('lost'),
     kills: segments.reduce((acc, s) => acc + s.kills.length, 0),
     held: sum('held'),
@@ -207,6 +239,12 @@ function resetsPerKill(failed, kills) {
   return kills === 0 ? '-' : ((failed.ECONNRESET || 0) / kills).toFixed(2);
 }
 
+// Every request a kill cost, whatever the failure: resets, other errors and
+// timeouts, per kill.
+function lostPerKill(t) {
+  return t.kills === 0 ? '-' : (t.lost / t.kills).toFixed(2);
+}
+
 function markdown({ meta, opts, totals, segments }) {
   const codes = (failed) => Object.entries(failed).map(([code, n]) => `${code} ${n}`).join(', ') || '0';
   const lines = [
@@ -215,16 +253,18 @@ function markdown({ meta, opts, totals, segments }) {
     `${meta.date}, node ${meta.machine.node}, ${meta.machine.nproc} cores (${meta.machine.cpuModel}), ${meta.machine.kernel}.`,
     `Command: \`${meta.commandLine}\` (${Math.round(meta.wallSeconds)} s).`,
     '',
-    `2 HTTP workers, each request waits 2-5 ms on a timer; ${opts.concurrency} requests in flight, each on a fresh`,
+    `2 HTTP workers, each request waits 2-5 ms on a timer; ${opts.rate === null
+      ? `${opts.concurrency} requests in flight (closed loop)`
+      : `${opts.rate} new requests a second (open loop, at most ${opts.concurrency} in flight)`}, each on a fresh`,
     `connection (\`Connection: close\`), ${opts.timeout} ms deadline; a random worker SIGKILLed every`,
     `${opts.killMin}-${opts.killMax} ms (seed ${opts.seed}); ${opts.duration} s per implementation in ${opts.rounds} interleaved segments.`,
     '',
-    '| implementation | requests | served | failed (by code) | timed out | kills | resets per kill | held by killed workers | lost beyond held |',
-    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+    '| implementation | requests | served | failed (by code) | timed out | kills | resets per kill | lost per kill | held by killed workers | lost beyond held |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const impl of opts.impls) {
     const t = totals[impl];
-    lines.push(`| ${IMPLS[impl]} | ${t.sent} | ${t.served} | ${codes(t.failed)} | ${t.timedOut} | ${t.kills} | ${resetsPerKill(t.failed, t.kills)} | ${t.held} | ${t.lostBeyondHeld} |`);
+    lines.push(`| ${IMPLS[impl]} | ${t.sent}${t.shed ? ` (+${t.shed} shed)` : ''} | ${t.served} | ${codes(t.failed)} | ${t.timedOut} | ${t.kills} | ${resetsPerKill(t.failed, t.kills)} | ${lostPerKill(t)} | ${t.held} | ${t.lostBeyondHeld} |`);
   }
   lines.push(
     '',
@@ -233,7 +273,9 @@ function markdown({ meta, opts, totals, segments }) {
     '  kill). No cluster can save these: the request was already in the application\'s hands. It is',
     '  an upper bound: a response written to the kernel just before the kill, whose \'finish\' had not',
     '  run yet, still reaches its client.',
-    '- **resets per kill**: ECONNRESET failures divided by kills.',
+    '- **resets per kill**: ECONNRESET failures divided by kills; **lost per kill**: every failed or',
+    '  timed-out request divided by kills.',
+    '- **shed** (open loop only): requests due while the most allowed were in flight, never sent.',
     '- **lost beyond held**: failed + timed out - held, at least 0 per segment, summed. Requests lost although',
     '  no application code had them yet: accepted by the primary and handed to a worker that died before',
     '  its JS took them.',
