@@ -339,16 +339,20 @@ impl ListenHandle {
     }
 
     /// Whether a connection accepted now, that no worker can take, is held
-    /// here newest first (`hold_paced`): every member is paced, i.e. every
-    /// worker's event loop is saturated (docs/DESIGN.md §13), and the queue
-    /// has room. Otherwise the kernel's queue holds it (§3.4).
+    /// here newest first (`hold_paced`): some member is paced, i.e. its
+    /// event loop is saturated (docs/DESIGN.md §13), and the queue has room.
+    /// Otherwise the kernel's queue holds it (§3.4). Some, not every: a
+    /// worker below the threshold whose window is full for the moment
+    /// (between two acknowledgements) must not send newcomers to the back of
+    /// the kernel's first-come queue; once it acknowledges, it is dealt the
+    /// newest held connection like any other.
     pub fn holds_while_paced(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
         self.policy.deals_new_connections()
             && self.pending.len() < queue_limit
-            && self.open.keys().all(|&id| (ask.load)(id).paced)
+            && self.open.keys().any(|&id| (ask.load)(id).paced)
     }
 
-    /// Holds a connection accepted while every worker is paced, ahead of
+    /// Holds a connection accepted while a worker is paced and none can take it, ahead of
     /// those held before it. Under overload this queue only grows, and a
     /// first-come order would make every newcomer wait for all of it, while
     /// the longest-waiting clients are the likeliest to have given up: so the

@@ -74,7 +74,7 @@ pub struct Config {
     /// Pacing (docs/DESIGN.md §13): a worker holding this many open
     /// connections or more is given a new one only once it has confirmed
     /// reading the last ones, about one per turn of its event loop; while
-    /// every worker is paced, the dispatcher holds new connections, newest
+    /// a worker is paced and none has credit, the dispatcher holds new connections, newest
     /// first. `None`: never paced.
     pub pace_above: Option<u64>,
 }
