@@ -12,18 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use rcluster_core::wire::ACCEPTED;
-use rcluster_core::{Config, Dispatcher, Incoming, Mode};
-
-/// Every connection dispatched to `w` until `ms` pass with nothing new.
-fn received(w: &mut TestWorker, ms: u64) -> Vec<OwnedFd> {
-    let mut out = Vec::new();
-    while let Some(msg) = w.recv(ms) {
-        if let Incoming::Dispatch { fds, .. } = msg {
-            out.extend(fds);
-        }
-    }
-    out
-}
+use rcluster_core::{Config, Dispatcher, Mode};
 
 /// Acknowledges `fds` as taken, and confirms them read if `read`.
 fn take(w: &mut TestWorker, fds: &[OwnedFd], read: bool) {
@@ -62,17 +51,17 @@ fn a_worker_holding_the_threshold_gets_one_connection_per_confirmed_turn() {
     let _clients = connect_clients(port, window + 4);
 
     // Up to the threshold (4, less than the window) at once, not beyond.
-    let first = received(&mut w, 200);
+    let first = w.dispatched(200);
     assert_eq!(first.len(), 4, "a worker is given up to the threshold at once, however large its window");
     take(&mut w, &first, false);
     // It holds 4 open now: nothing until it confirms reading them.
-    assert!(received(&mut w, 200).is_empty(), "paced: nothing while what it took is unconfirmed");
+    assert!(w.dispatched(200).is_empty(), "paced: nothing while what it took is unconfirmed");
     w.channel.confirm_read(4).unwrap();
     for n in 0..3 {
-        let next = received(&mut w, 200);
+        let next = w.dispatched(200);
         assert_eq!(next.len(), 1, "one connection per confirmation ({n})");
         take(&mut w, &next, false);
-        assert!(received(&mut w, 100).is_empty(), "the next only after the next confirmation ({n})");
+        assert!(w.dispatched(100).is_empty(), "the next only after the next confirmation ({n})");
         w.channel.confirm_read(1).unwrap();
     }
 }
@@ -84,14 +73,14 @@ fn a_worker_whose_connections_closed_is_no_longer_paced() {
     let (_d, mut w, listener, port) = one_worker(Some(4));
     let _clients = connect_clients(port, 3 * window);
 
-    let first = received(&mut w, 200);
+    let first = w.dispatched(200);
     assert_eq!(first.len(), 4);
     take(&mut w, &first, false);
-    assert!(received(&mut w, 200).is_empty(), "paced");
+    assert!(w.dispatched(200).is_empty(), "paced");
     // All of them closed: back under the threshold, as many at once as
     // the threshold leaves room for, unconfirmed reads or not.
     w.channel.report_closed(listener, 4, 0).unwrap();
-    assert_eq!(received(&mut w, 200).len(), 4, "fewer open than the threshold: up to it at once again");
+    assert_eq!(w.dispatched(200).len(), 4, "fewer open than the threshold: up to it at once again");
 }
 
 #[test]
@@ -100,17 +89,17 @@ fn without_pacing_a_busy_worker_keeps_the_whole_window() {
     let (_d, mut w, _listener, port) = one_worker(None);
     let _clients = connect_clients(port, 3 * window);
 
-    let first = received(&mut w, 200);
+    let first = w.dispatched(200);
     assert_eq!(first.len(), window);
     take(&mut w, &first, false);
-    assert!(received(&mut w, 200).len() >= window, "acknowledged: the whole window again, however many it holds");
+    assert!(w.dispatched(200).len() >= window, "acknowledged: the whole window again, however many it holds");
 }
 
 #[test]
 fn while_every_worker_is_paced_the_newest_connection_is_served_first() {
     let (_d, mut w, _listener, port) = one_worker(Some(1));
     let mut clients = connect_clients(port, 1);
-    let first = received(&mut w, 200);
+    let first = w.dispatched(200);
     assert_eq!(first.len(), 1);
     take(&mut w, &first, false);
     // Paced, with its one connection unconfirmed: the next ones are held
@@ -119,9 +108,9 @@ fn while_every_worker_is_paced_the_newest_connection_is_served_first() {
         clients.extend(connect_clients(port, 1));
         std::thread::sleep(Duration::from_millis(30));
     }
-    assert!(received(&mut w, 200).is_empty(), "nothing while it has not confirmed reading");
+    assert!(w.dispatched(200).is_empty(), "nothing while it has not confirmed reading");
     w.channel.confirm_read(1).unwrap();
-    let next = received(&mut w, 200);
+    let next = w.dispatched(200);
     assert_eq!(next.len(), 1);
     stream(next.into_iter().next().unwrap()).write_all(b"x").unwrap();
     assert_eq!(answered(&mut clients[1..]), vec![3], "the newest held connection goes first");

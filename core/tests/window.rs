@@ -4,28 +4,16 @@
 
 mod common;
 
-use std::os::fd::OwnedFd;
-
 use common::*;
 use rcluster_core::wire::ACCEPTED;
-use rcluster_core::{Config, Dispatcher, Incoming, Mode};
-
-fn received(w: &mut TestWorker, ms: u64) -> Vec<OwnedFd> {
-    let mut out = Vec::new();
-    while let Some(msg) = w.recv(ms) {
-        if let Incoming::Dispatch { fds, .. } = msg {
-            out.extend(fds);
-        }
-    }
-    out
-}
+use rcluster_core::{Config, Dispatcher, Mode};
 
 /// The sizes of the next `n` batches `w` is sent, each acknowledged whole
 /// well within `stall` (50 ms), as by a worker whose event loop turns.
 fn acknowledged_batches(w: &mut TestWorker, n: usize) -> Vec<usize> {
     (0..n)
         .map(|_| {
-            let batch = received(w, 20);
+            let batch = w.dispatched(20);
             w.channel.reply(&vec![ACCEPTED; batch.len()]).unwrap();
             batch.len()
         })
@@ -56,17 +44,17 @@ fn a_worker_that_stops_acknowledging_falls_back_to_the_first_window() {
     let (_d, mut w, port) = one_worker();
     let _clients = connect_clients(port, 200);
     for n in 1..=2 {
-        let batch = received(&mut w, 20);
+        let batch = w.dispatched(20);
         assert_eq!(batch.len(), n * window);
         w.channel.reply(&vec![ACCEPTED; batch.len()]).unwrap();
     }
-    let full = received(&mut w, 20);
+    let full = w.dispatched(20);
     assert_eq!(full.len(), 3 * window);
     // Full, and silent for longer than `stall` (a hung worker): back to
     // the first window, whatever it acknowledges late.
     std::thread::sleep(stall * 3);
     w.channel.reply(&vec![ACCEPTED; full.len()]).unwrap();
-    assert_eq!(received(&mut w, 200).len(), window);
+    assert_eq!(w.dispatched(200).len(), window);
 }
 
 #[test]
@@ -74,9 +62,9 @@ fn a_worker_that_needs_less_gives_the_growth_back() {
     let Config { window, .. } = Config::default();
     let (_d, mut w, port) = one_worker();
     let mut clients = connect_clients(port, 2 * window);
-    let first = received(&mut w, 20);
+    let first = w.dispatched(20);
     w.channel.reply(&vec![ACCEPTED; first.len()]).unwrap();
-    let second = received(&mut w, 20);
+    let second = w.dispatched(20);
     assert_eq!(second.len(), window, "all that was left");
     // Acknowledged with its grown window (16) three-quarters empty: it
     // shrinks back by one window.
@@ -84,12 +72,12 @@ fn a_worker_that_needs_less_gives_the_growth_back() {
     w.channel.reply(&vec![ACCEPTED; second.len()]).unwrap();
     for _ in 0..3 {
         clients.extend(connect_clients(port, 1));
-        let one = received(&mut w, 100);
+        let one = w.dispatched(100);
         assert_eq!(one.len(), 1);
         w.channel.reply(&[ACCEPTED]).unwrap();
     }
     clients.extend(connect_clients(port, 4 * window));
-    sizes.push(received(&mut w, 200).len());
+    sizes.push(w.dispatched(200).len());
     assert_eq!(sizes, vec![window], "needing one at a time, the window is back to {window}");
 }
 
@@ -108,5 +96,5 @@ fn a_worker_holding_half_the_pacing_threshold_does_not_grow_its_window() {
     // gets a window of 8, though 16 would fit below the threshold.
     w.channel.report_closed(listener, 16, 0).unwrap();
     w.channel.confirm_read(40).unwrap();
-    assert_eq!(received(&mut w, 20).len(), window);
+    assert_eq!(w.dispatched(20).len(), window);
 }

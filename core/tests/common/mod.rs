@@ -65,6 +65,18 @@ impl TestWorker {
         }
     }
 
+    /// Every connection dispatched until `ms` pass with nothing new, left
+    /// unanswered.
+    pub fn dispatched(&mut self, ms: u64) -> Vec<OwnedFd> {
+        let mut out = Vec::new();
+        while let Some(msg) = self.recv(ms) {
+            if let Incoming::Dispatch { fds, .. } = msg {
+                out.extend(fds);
+            }
+        }
+        out
+    }
+
     /// Receives dispatched connections until `ms` pass with nothing new,
     /// answering each batch with `status`. Returns the connections.
     pub fn take_all(&mut self, ms: u64, status: u8) -> Vec<TcpStream> {
