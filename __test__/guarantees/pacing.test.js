@@ -1,8 +1,8 @@
 'use strict';
 // [rcluster-only] Under overload a worker is paced (one new connection per
 // turn of its event loop once it holds RCLUSTER_PACE_ABOVE open), and while
-// a worker is paced and none can take one, the dispatcher holds new connections and serves the
-// newest first (docs/DESIGN.md §13.3). What a client sees: a connection that
+// a worker is paced and none can take one, the dispatcher holds new
+// connections and serves the newest first (docs/DESIGN.md §13.3). What a client sees: a connection that
 // arrives while older ones wait is answered long before them, and every
 // connection is answered in the end.
 const test = require('node:test');

@@ -352,8 +352,8 @@ impl ListenHandle {
             && self.open.keys().any(|&id| (ask.load)(id).paced)
     }
 
-    /// Holds a connection accepted while a worker is paced and none can take it, ahead of
-    /// those held before it. Under overload this queue only grows, and a
+    /// Holds a connection accepted while a worker is paced and none can take
+    /// it, ahead of those held before it. Under overload this queue only grows, and a
     /// first-come order would make every newcomer wait for all of it, while
     /// the longest-waiting clients are the likeliest to have given up: so the
     /// newest is served first (adaptive LIFO, as Facebook's servers and

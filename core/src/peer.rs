@@ -181,11 +181,11 @@ impl Peer {
     /// its event loop than the window holds, so the rotation would wait for
     /// it: its window grows by `window`, up to the maximum. One that
     /// acknowledges with its window three-quarters empty needs less: it
-    /// shrinks by `window`, down to `window`. So the window follows what the worker takes in a
-    /// turn, and a worker that hangs strands no more than its recent need
-    /// (and, once it is full for `stall`, no more than `window` next time:
-    /// `track_fullness`). Under churn (docs/DESIGN.md §13.4) a fixed window
-    /// of 8 held rcluster RR to 1.6x node:cluster RR.
+    /// shrinks by `window`, down to `window`. So the window follows what the
+    /// worker takes in a turn, and a worker that hangs strands no more than
+    /// its recent need (and, once it is full for `stall`, no more than
+    /// `window` next time: `track_fullness`). Under churn (docs/DESIGN.md
+    /// §13.4) a fixed window of 8 held rcluster RR to 1.6x node:cluster RR.
     pub fn on_acknowledgement(&mut self, window: usize) {
         // It made progress: however soon it is full again, it is full since
         // now, not since before (`track_fullness` runs once a dispatcher

@@ -1,7 +1,7 @@
 //! Pacing (docs/DESIGN.md §13): a worker holding `pace_above` open
 //! connections gets the next one only once it has confirmed reading the last
-//! ones; while a worker is paced and none can take one, the dispatcher holds new connections
-//! and gives out the newest first.
+//! ones; while a worker is paced and none can take one, the dispatcher holds
+//! new connections and gives out the newest first.
 
 mod common;
 

@@ -73,9 +73,9 @@ pub struct Config {
     pub hang_timeout: Option<Duration>,
     /// Pacing (docs/DESIGN.md §13): a worker holding this many open
     /// connections or more is given a new one only once it has confirmed
-    /// reading the last ones, about one per turn of its event loop; while
-    /// a worker is paced and none has credit, the dispatcher holds new connections, newest
-    /// first. `None`: never paced.
+    /// reading the last ones, about one per turn of its event loop; while a
+    /// worker is paced and none has credit, the dispatcher holds new
+    /// connections, newest first. `None`: never paced.
     pub pace_above: Option<u64>,
 }
 
