@@ -160,3 +160,31 @@ async function statusUntil(control, ok, { timeout = 15000, what = 'status' } = {
   }
 }
 module.exports.statusUntil = statusUntil;
+
+// Requests on `lanes` lanes, each on a new connection, until stop(); stop()
+// resolves with how many were answered 200 and how many failed (an error or
+// another status).
+function churnLoad(port, lanes = 4) {
+  let running = true;
+  let answered = 0;
+  let failures = 0;
+  const lane = async () => {
+    while (running) {
+      try {
+        if ((await get(port, '/')).status === 200) answered++;
+        else failures++;
+      } catch {
+        failures++;
+      }
+    }
+  };
+  const done = Promise.all(Array.from({ length: lanes }, lane));
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return { answered, failures };
+    },
+  };
+}
+module.exports.churnLoad = churnLoad;

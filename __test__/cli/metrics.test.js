@@ -31,7 +31,9 @@ function samples(text, name) {
 
 const sum = (xs) => xs.reduce((n, x) => n + x.value, 0);
 
-test('/metrics passes promtool, sums the app\'s prom-client counters, and stays monotonic across a restart', { skip: !promtool && 'promtool not installed (Debian: apt-get install prometheus)' }, async (t) => {
+// The prom-client app on 2 workers, with /metrics and a control socket,
+// once both listen.
+async function startPromApp(t) {
   const port = await freePort();
   const mport = await freePort();
   const control = path.join(tmpdir(), 'ctl.sock');
@@ -39,6 +41,11 @@ test('/metrics passes promtool, sums the app\'s prom-client counters, and stays 
     { cwd: path.join(FIXTURES, 'prom-app'), env: { APP_PORT: String(port) } });
   t.after(() => app.killGroup());
   await app.waitFor(/listening on \d+ as \d/, { count: 2 });
+  return { port, mport, control, app };
+}
+
+test('/metrics passes promtool, sums the app\'s prom-client counters, and stays monotonic across a restart', { skip: !promtool && 'promtool not installed (Debian: apt-get install prometheus)' }, async (t) => {
+  const { port, mport, control, app } = await startPromApp(t);
   for (let i = 0; i < 10; i++) await get(port, '/a');
   for (let i = 0; i < 4; i++) await get(port, '/b');
 
@@ -94,13 +101,7 @@ test('/metrics passes promtool, sums the app\'s prom-client counters, and stays 
 });
 
 test('a worker too busy to answer is left out of the scrape, which still succeeds', { skip: !promtool && 'promtool not installed' }, async (t) => {
-  const port = await freePort();
-  const mport = await freePort();
-  const control = path.join(tmpdir(), 'ctl.sock');
-  const app = new Cli(['-i', '2', '--metrics', `127.0.0.1:${mport}`, '--control', control, 'app.js'],
-    { cwd: path.join(FIXTURES, 'prom-app'), env: { APP_PORT: String(port) } });
-  t.after(() => app.killGroup());
-  await app.waitFor(/listening on \d+ as \d/, { count: 2 });
+  const { mport, control, app } = await startPromApp(t);
   const s = await statusUntil(control, (x) => x.workers.length === 2);
   // SIGSTOP: the worker cannot answer at all.
   process.kill(s.workers[0].pid, 'SIGSTOP');

@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const path = require('node:path');
-const { Cli, tmpdir, freePort, get, statusUntil, hasReload, NEEDS_RELOAD, FIXTURES } = require('./cli-process');
+const { Cli, tmpdir, freePort, get, statusUntil, churnLoad, hasReload, NEEDS_RELOAD, FIXTURES } = require('./cli-process');
 
 const APP = path.join(FIXTURES, 'cjs-app');
 
@@ -114,26 +114,12 @@ test('SIGHUP under load: a rolling reload, every request answered', { skip: !has
   const { app, port, control } = await start(t, ['-i', '2', 'app.js']);
   await app.waitFor(/listening on \d+ as \d/, { count: 2 });
   const before = await statusUntil(control, (x) => x.workers.length === 2);
-  let failures = 0;
-  let answered = 0;
-  let running = true;
-  const load = Array.from({ length: 4 }, async () => {
-    while (running) {
-      try {
-        const r = await get(port, '/');
-        if (r.status === 200) answered++;
-        else failures++;
-      } catch {
-        failures++;
-      }
-    }
-  });
+  const load = churnLoad(port);
   await new Promise((r) => setTimeout(r, 300));
   app.signal('SIGHUP');
   await app.waitFor(/reload done/, { timeout: 30000 });
   await new Promise((r) => setTimeout(r, 300));
-  running = false;
-  await Promise.all(load);
+  const { answered, failures } = await load.stop();
   assert.strictEqual(failures, 0);
   assert.ok(answered > 20, `answered ${answered}`);
   const after = await statusUntil(control, (x) => x.workers.length === 2);

@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
 const path = require('node:path');
-const { Cli, tmpdir, freePort, get, statusUntil, hasReload, NEEDS_RELOAD, FIXTURES } = require('./cli-process');
+const { Cli, tmpdir, freePort, statusUntil, churnLoad, hasReload, NEEDS_RELOAD, FIXTURES } = require('./cli-process');
 
 async function appDir() {
   const dir = tmpdir();
@@ -48,27 +48,14 @@ test('--watch=PATH: a change under the watched folder is exactly one reload with
   t.after(() => app.killGroup());
   await app.waitFor(/listening on \d+ as \d/, { count: 2 });
   const before = await statusUntil(control, (x) => x.workers.length === 2);
-  let failures = 0;
-  let answered = 0;
-  let running = true;
-  const load = Array.from({ length: 4 }, async () => {
-    while (running) {
-      try {
-        if ((await get(port, '/')).status === 200) answered++;
-        else failures++;
-      } catch {
-        failures++;
-      }
-    }
-  });
+  const load = churnLoad(port);
   fs.writeFileSync(path.join(dir, 'app.js'), fs.readFileSync(path.join(dir, 'app.js')));
   await settle(500);
   assert.doesNotMatch(app.err, /changed:/, 'only config/ is watched');
   fs.writeFileSync(path.join(dir, 'config', 'settings.json'), '{"v":2}');
   await app.waitFor(/reload done/, { timeout: 30000 });
   await settle(500);
-  running = false;
-  await Promise.all(load);
+  const { answered, failures } = await load.stop();
   assert.strictEqual(failures, 0);
   assert.ok(answered > 20, `answered ${answered}`);
   assert.strictEqual([...app.err.matchAll(/rolling reload/g)].length, 1, app.err);

@@ -231,10 +231,6 @@ impl Peer {
         self.open = self.open.saturating_sub(u64::from(count));
     }
 
-    pub fn open(&self) -> u64 {
-        self.open
-    }
-
     /// Notes when the worker ran out of credit, or got it back. One without
     /// credit for `stall` (hung, or busy for long) loses what its window had
     /// grown.
