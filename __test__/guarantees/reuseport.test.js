@@ -7,7 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
-const { get, settle } = require('../helpers/http-client');
+const { get, settle, connect, getFreePort } = require('../helpers/http-client');
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -49,4 +49,87 @@ test('reuseport: connections queued on a SIGKILLed worker\'s socket are served b
     const seen = new Set();
     for (let i = 0; i < 60 && !seen.has(String(worker)); i++) seen.add((await get(port)).body);
     assert.ok(seen.has(String(worker)), `the replacement (worker ${worker}) got no connection: ${[...seen]}`);
+  });
+
+// TCP_DEFER_ACCEPT, as nginx's `listen ... deferred`: an HTTP server's
+// sockets queue a connection only once its request is in, so a worker never
+// accepts one it must then wait on. A connection that sends nothing does not
+// reach the server (for about a second); one that sends is served at once.
+const total = (counts) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+async function idleConnectionSeen(t, routing) {
+  const env = { POLICY: 'reuseport', WORKERS: '2', COUNT_CONNECTIONS: '1', ...(routing ? { ROUTING: JSON.stringify(routing) } : {}) };
+  const c = startCluster(t, 'routing.js', { env });
+  const { port } = await c.waitFor('ready', { timeout: 15000 });
+  const listener = (await c.call('stats')).listeners[0];
+  const idle = await connect(port);
+  t.after(() => idle.destroy());
+  // Long enough for any worker to accept and report it, well short of the
+  // kernel's one-second deferral.
+  const deadline = Date.now() + 400;
+  let seen = 0;
+  while (Date.now() < deadline && seen === 0) {
+    await sleep(25);
+    seen = total((await c.call('connections')).connections);
+  }
+  // Either way, the request it then sends is answered.
+  idle.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  const res = await idle.response(0, 5000);
+  assert.equal(res.status, 200);
+  return { listener, seenBeforeRequest: seen };
+}
+
+test('reuseport: an HTTP server\'s sockets hold a connection until its request arrives (deferAccept)',
+  { skip: rclusterOnly('SCHED_REUSEPORT'), timeout: 60000 },
+  async (t) => {
+    const { listener, seenBeforeRequest } = await idleConnectionSeen(t);
+    assert.equal(listener.deferAccept, true);
+    assert.equal(seenBeforeRequest, 0, 'a worker accepted a connection that had sent nothing');
+  });
+
+test('reuseport: routing.deferAccept false has workers accept connections as they come',
+  { skip: rclusterOnly('SCHED_REUSEPORT'), timeout: 60000 },
+  async (t) => {
+    const { listener, seenBeforeRequest } = await idleConnectionSeen(t, { deferAccept: false });
+    assert.equal(listener.deferAccept, false);
+    assert.equal(seenBeforeRequest, 1, 'the idle connection never reached a worker');
+  });
+
+test('reuseport: a server that writes first is never deferred: its greeting comes unasked',
+  { skip: rclusterOnly('SCHED_REUSEPORT'), timeout: 60000 },
+  async (t) => {
+    const c = startCluster(t, 'routing.js', { env: { POLICY: 'reuseport', WORKERS: '2', SERVER: 'greeting', COUNT_CONNECTIONS: '1' } });
+    const { port } = await c.waitFor('ready', { timeout: 15000 });
+    assert.equal((await c.call('stats')).listeners[0].deferAccept, false);
+    const conn = await connect(port);
+    t.after(() => conn.destroy());
+    await conn.until((x) => /^hello [12]\n$/.test(x.data), 5000, 'the greeting');
+    // The worker's report of it follows on its IPC channel.
+    let seen = 0;
+    for (let i = 0; i < 100 && seen === 0; i++) {
+      seen = total((await c.call('connections')).connections);
+      if (seen === 0) await sleep(20);
+    }
+    assert.equal(seen, 1);
+  });
+
+// Node 22.12 and 23.1 added listen({ reusePort: true }): the socket is bound
+// with SO_REUSEPORT, so that other processes may bind the port too (a second
+// deployment started beside the first, say). In a node:cluster worker the
+// flag reaches the primary, which binds the shared socket with it; so here.
+test('listen({ reusePort: true }) under round-robin: another cluster may bind the same port, and only then',
+  { skip: rclusterOnly('the listen query\'s UV_TCP_REUSEPORT'), timeout: 60000 },
+  async (t) => {
+    const port = await getFreePort();
+    const first = startCluster(t, 'routing.js', { env: { PORT: String(port), REUSE_PORT: '1' } });
+    await first.waitFor('ready', { timeout: 15000 });
+    const plain = startCluster(t, 'routing.js', { env: { PORT: String(port), WORKERS: '1' } });
+    const refused = await plain.waitFor('listen-error', { timeout: 15000 });
+    assert.equal(refused.code, 'EADDRINUSE');
+    const second = startCluster(t, 'routing.js', { env: { PORT: String(port), REUSE_PORT: '1' } });
+    await second.waitFor('ready', { timeout: 15000 });
+    assert.equal((await get(port)).status, 200);
+    // The port is the second cluster's alone once the first is gone.
+    await first.kill();
+    for (let i = 0; i < 20; i++) assert.equal((await get(port)).status, 200);
   });

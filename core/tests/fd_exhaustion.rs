@@ -24,10 +24,11 @@ fn a_shared_listen_that_cannot_copy_the_socket_fails_cleanly() {
         worker: worker.id,
         key: "k".into(),
         spec: ListenSpec {
-            addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port: 0, ipv6_only: false },
+            addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port: 0, ipv6_only: false, reuse_port: false },
             backlog: 0,
         },
         mode: Mode::Shared,
+        defer_accept: false,
     };
     // Room for exactly one more descriptor: new fds take the lowest free
     // number, so with the limit just above it the bind gets that number and

@@ -35,10 +35,11 @@ impl TestWorker {
                 worker: self.id,
                 key: key.to_string(),
                 spec: ListenSpec {
-                    addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false },
+                    addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false, reuse_port: false },
                     backlog: 0,
                 },
                 mode,
+                defer_accept: false,
             })
             .unwrap();
         let LocalAddr::Inet(addr) = outcome.local else { panic!("not inet") };
