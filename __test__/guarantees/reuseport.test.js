@@ -7,7 +7,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
-const { get, settle, connect, getFreePort } = require('../helpers/http-client');
+const { get, settle, connect } = require('../helpers/http-client');
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -113,23 +113,21 @@ test('reuseport: a server that writes first is never deferred: its greeting come
     assert.equal(seen, 1);
   });
 
-// Node 22.12 and 23.1 added listen({ reusePort: true }): the socket is bound
-// with SO_REUSEPORT, so that other processes may bind the port too (a second
-// deployment started beside the first, say). In a node:cluster worker the
-// flag reaches the primary, which binds the shared socket with it; so here.
-test('listen({ reusePort: true }) under round-robin: another cluster may bind the same port, and only then',
-  { skip: rclusterOnly('the listen query\'s UV_TCP_REUSEPORT'), timeout: 60000 },
+test('reuseport: an HTTPS server\'s clients speak first too (the TLS ClientHello): deferred, and served',
+  { skip: rclusterOnly('SCHED_REUSEPORT'), timeout: 60000 },
   async (t) => {
-    const port = await getFreePort();
-    const first = startCluster(t, 'routing.js', { env: { PORT: String(port), REUSE_PORT: '1' } });
-    await first.waitFor('ready', { timeout: 15000 });
-    const plain = startCluster(t, 'routing.js', { env: { PORT: String(port), WORKERS: '1' } });
-    const refused = await plain.waitFor('listen-error', { timeout: 15000 });
-    assert.equal(refused.code, 'EADDRINUSE');
-    const second = startCluster(t, 'routing.js', { env: { PORT: String(port), REUSE_PORT: '1' } });
-    await second.waitFor('ready', { timeout: 15000 });
-    assert.equal((await get(port)).status, 200);
-    // The port is the second cluster's alone once the first is gone.
-    await first.kill();
-    for (let i = 0; i < 20; i++) assert.equal((await get(port)).status, 200);
+    const c = startCluster(t, 'routing.js', { env: { POLICY: 'reuseport', WORKERS: '2', SERVER: 'https' } });
+    const { port } = await c.waitFor('ready', { timeout: 15000 });
+    assert.equal((await c.call('stats')).listeners[0].deferAccept, true);
+    const body = await new Promise((resolve, reject) => {
+      const req = require('node:https').get({ host: '127.0.0.1', port, path: '/', rejectUnauthorized: false, timeout: 5000 }, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { data += d; });
+        res.on('end', () => resolve(data));
+      });
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', reject);
+    });
+    assert.match(body, /^[12]$/);
   });

@@ -99,7 +99,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn tcp(ip: Option<&str>, port: u16) -> ListenAddr {
-        ListenAddr::Tcp { ip: ip.map(|s| s.parse().unwrap()), port, ipv6_only: false, reuse_port: false }
+        ListenAddr::Tcp { ip: ip.map(|s| s.parse().unwrap()), port, ipv6_only: false }
     }
 
     fn inet(text: &str) -> LocalAddr {

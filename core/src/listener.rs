@@ -12,10 +12,8 @@ use crate::sys::{self, LocalAddr};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ListenAddr {
     /// `ip: None` means "no host given": like Node, try `::` (dual-stack) first
-    /// and fall back to `0.0.0.0` where IPv6 is unavailable. `reuse_port`:
-    /// Node's `listen({ reusePort: true })` (Node 22.12 and 23.1 on), which
-    /// binds with `SO_REUSEPORT` so that other processes may bind the port too.
-    Tcp { ip: Option<IpAddr>, port: u16, ipv6_only: bool, reuse_port: bool },
+    /// and fall back to `0.0.0.0` where IPv6 is unavailable.
+    Tcp { ip: Option<IpAddr>, port: u16, ipv6_only: bool },
     Unix { path: PathBuf },
     /// A dgram socket. dgram resolves the address before asking (`0.0.0.0` or
     /// `::` when none is given), so there is always one.
@@ -69,15 +67,15 @@ pub struct BoundSocket {
 pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
     let backlog = if spec.backlog > 0 { spec.backlog } else { DEFAULT_BACKLOG };
     let fd = match &spec.addr {
-        ListenAddr::Tcp { ip: Some(ip), port, ipv6_only, reuse_port } => {
-            sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, *reuse_port, backlog)?
+        ListenAddr::Tcp { ip: Some(ip), port, ipv6_only } => {
+            sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, false, backlog)?
         }
-        ListenAddr::Tcp { ip: None, port, ipv6_only, reuse_port } => {
+        ListenAddr::Tcp { ip: None, port, ipv6_only } => {
             // As lib/net.js does: any failure on `::` falls back to IPv4, and
             // the IPv4 error (if any) is the one reported.
-            match sys::tcp_listener(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, *reuse_port, backlog) {
+            match sys::tcp_listener(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, false, backlog) {
                 Ok(fd) => fd,
-                Err(_) => sys::tcp_listener(SocketAddr::new(sys::unspecified(false), *port), false, *reuse_port, backlog)?,
+                Err(_) => sys::tcp_listener(SocketAddr::new(sys::unspecified(false), *port), false, false, backlog)?,
             }
         }
         ListenAddr::Unix { path } => sys::unix_listener(path, backlog)?,
@@ -108,7 +106,7 @@ mod tests {
     #[test]
     fn binds_an_ephemeral_loopback_port_that_accepts() {
         let spec = ListenSpec {
-            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0, ipv6_only: false, reuse_port: false },
+            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0, ipv6_only: false },
             backlog: 0,
         };
         let bound = bind(&spec).unwrap();
@@ -122,13 +120,13 @@ mod tests {
     #[test]
     fn second_bind_of_the_same_port_is_eaddrinuse() {
         let first = bind(&ListenSpec {
-            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0, ipv6_only: false, reuse_port: false },
+            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: 0, ipv6_only: false },
             backlog: 0,
         })
         .unwrap();
         let LocalAddr::Inet(addr) = first.local else { panic!("not inet") };
         let err = bind(&ListenSpec {
-            addr: ListenAddr::Tcp { ip: Some(addr.ip()), port: addr.port(), ipv6_only: false, reuse_port: false },
+            addr: ListenAddr::Tcp { ip: Some(addr.ip()), port: addr.port(), ipv6_only: false },
             backlog: 0,
         })
         .unwrap_err();
@@ -136,25 +134,8 @@ mod tests {
     }
 
     #[test]
-    fn reuse_port_lets_another_socket_bind_the_same_port() {
-        let tcp = |port, reuse_port| ListenSpec {
-            addr: ListenAddr::Tcp { ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), port, ipv6_only: false, reuse_port },
-            backlog: 0,
-        };
-        let first = bind(&tcp(0, true)).unwrap();
-        assert!(sys::reuse_port(first.fd.as_fd()).unwrap());
-        let LocalAddr::Inet(addr) = first.local else { panic!("not inet") };
-        // Another process doing listen({ port, reusePort: true }) would do this.
-        let second = bind(&tcp(addr.port(), true)).unwrap();
-        assert_eq!(second.local, first.local);
-        // One without the flag is refused, as between two plain Node servers.
-        let err = bind(&tcp(addr.port(), false)).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
-    }
-
-    #[test]
     fn no_host_means_dual_stack_any_address() {
-        let bound = bind(&ListenSpec { addr: ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false, reuse_port: false }, backlog: 0 })
+        let bound = bind(&ListenSpec { addr: ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false }, backlog: 0 })
             .unwrap();
         let LocalAddr::Inet(addr) = bound.local else { panic!("not inet") };
         assert!(addr.ip().is_unspecified());

@@ -16,9 +16,6 @@ use crate::listener::{ListenAddr, ListenSpec};
 
 /// libuv's `UV_TCP_IPV6ONLY`.
 pub const UV_TCP_IPV6ONLY: u32 = 1;
-/// libuv's `UV_TCP_REUSEPORT` (libuv 1.49): what Node 22.12 and 23.1 on set
-/// for `listen({ reusePort: true })`.
-pub const UV_TCP_REUSEPORT: u32 = 2;
 /// libuv's `UV_UDP_IPV6ONLY`.
 pub const UV_UDP_IPV6ONLY: u32 = 1;
 /// libuv's `UV_UDP_REUSEADDR`.
@@ -66,8 +63,7 @@ pub struct NodeQuery {
     pub address_type: NodeValue,
     /// A descriptor of the primary's, or -1 / absent.
     pub fd: NodeValue,
-    /// libuv flags: `UV_TCP_IPV6ONLY | UV_TCP_REUSEPORT`, or
-    /// `UV_UDP_IPV6ONLY | UV_UDP_REUSEADDR`.
+    /// libuv flags: `UV_TCP_IPV6ONLY`, or `UV_UDP_IPV6ONLY | UV_UDP_REUSEADDR`.
     pub flags: NodeValue,
     pub backlog: NodeValue,
 }
@@ -181,12 +177,7 @@ impl ListenSpec {
             NodeValue::Text(text) => Some(text.parse::<IpAddr>().map_err(|_| bind_einval())?),
             _ => return Err(bind_einval()),
         };
-        Ok(ListenAddr::Tcp {
-            ip,
-            port,
-            ipv6_only: flags & UV_TCP_IPV6ONLY != 0,
-            reuse_port: flags & UV_TCP_REUSEPORT != 0,
-        })
+        Ok(ListenAddr::Tcp { ip, port, ipv6_only: flags & UV_TCP_IPV6ONLY != 0 })
     }
 }
 
@@ -260,18 +251,15 @@ mod tests {
         // (address, port, addressType, fd, flags) -> what is bound
         let cases: Vec<(NodeQuery, ListenAddr)> = vec![
             // listen(8000): no host, dual-stack.
-            (query(Absent, num(8000.0), num(4.0), Absent, Absent), ListenAddr::Tcp { ip: None, port: 8000, ipv6_only: false, reuse_port: false }),
-            (query(text(""), num(0.0), num(4.0), num(-1.0), num(0.0)), ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false, reuse_port: false }),
-            (query(text("127.0.0.1"), num(80.0), num(4.0), Absent, Absent), ListenAddr::Tcp { ip: v4("127.0.0.1"), port: 80, ipv6_only: false, reuse_port: false }),
+            (query(Absent, num(8000.0), num(4.0), Absent, Absent), ListenAddr::Tcp { ip: None, port: 8000, ipv6_only: false }),
+            (query(text(""), num(0.0), num(4.0), num(-1.0), num(0.0)), ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false }),
+            (query(text("127.0.0.1"), num(80.0), num(4.0), Absent, Absent), ListenAddr::Tcp { ip: v4("127.0.0.1"), port: 80, ipv6_only: false }),
             (
                 query(text("::1"), num(80.0), num(6.0), Absent, num(1.0)),
-                ListenAddr::Tcp { ip: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), port: 80, ipv6_only: true, reuse_port: false },
+                ListenAddr::Tcp { ip: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), port: 80, ipv6_only: true },
             ),
-            // UV_TCP_IPV6ONLY and UV_TCP_REUSEPORT are the only TCP flags.
-            (query(text("::"), num(1.0), num(6.0), Absent, num(4.0)), ListenAddr::Tcp { ip: Some("::".parse().unwrap()), port: 1, ipv6_only: false, reuse_port: false }),
-            // listen({ port, reusePort: true }) on Node 22.12 / 23.1 and later.
-            (query(text("127.0.0.1"), num(80.0), num(4.0), Absent, num(2.0)), ListenAddr::Tcp { ip: v4("127.0.0.1"), port: 80, ipv6_only: false, reuse_port: true }),
-            (query(text("::"), num(1.0), num(6.0), Absent, num(3.0)), ListenAddr::Tcp { ip: Some("::".parse().unwrap()), port: 1, ipv6_only: true, reuse_port: true }),
+            // UV_TCP_IPV6ONLY is the only TCP flag.
+            (query(text("::"), num(1.0), num(6.0), Absent, num(4.0)), ListenAddr::Tcp { ip: Some("::".parse().unwrap()), port: 1, ipv6_only: false }),
             // listen({ fd }): address, port and addressType are null. fd 0 is valid.
             (query(Absent, Absent, Absent, num(0.0), Absent), ListenAddr::Fd { fd: 0 }),
             (query(Absent, Absent, Absent, num(7.0), Absent), ListenAddr::Fd { fd: 7 }),

@@ -246,7 +246,7 @@ mod tests {
 /// socket and its `ipv6Only`, for binding the others alike.
 pub fn bind_first(spec: &crate::listener::ListenSpec) -> Option<io::Result<(crate::listener::BoundSocket, bool)>> {
     use crate::listener::{BoundSocket, ListenAddr, DEFAULT_BACKLOG};
-    let ListenAddr::Tcp { ip, port, ipv6_only, .. } = &spec.addr else { return None };
+    let ListenAddr::Tcp { ip, port, ipv6_only } = &spec.addr else { return None };
     let backlog = if spec.backlog > 0 { spec.backlog } else { DEFAULT_BACKLOG };
     let bound = match ip {
         Some(ip) => sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, true, backlog),

@@ -55,7 +55,7 @@ mod tests {
         assert!(names_one_of(&ListenAddr::UdpFd { fd: copy.as_raw_fd() }, [b.as_fd(), a.as_fd()]));
         assert!(!names_one_of(&by_fd(&b), [a.as_fd()]));
         // Not by fd: never compared.
-        assert!(!names_one_of(&ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false, reuse_port: false }, [a.as_fd()]));
+        assert!(!names_one_of(&ListenAddr::Tcp { ip: None, port: 0, ipv6_only: false }, [a.as_fd()]));
         // A closed number is the bind's to refuse.
         assert!(!names_one_of(&ListenAddr::Fd { fd: 1_000_000 }, [a.as_fd()]));
     }

@@ -257,7 +257,7 @@ fn the_same_key_twice_in_a_different_socket_is_eaddrinuse() {
             worker: 1,
             key: "k1".into(),
             spec: rcluster_core::ListenSpec {
-                addr: rcluster_core::ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false, reuse_port: false },
+                addr: rcluster_core::ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false },
                 backlog: 0,
             },
             mode: Mode::RoundRobin,

@@ -24,7 +24,7 @@ fn a_shared_listen_that_cannot_copy_the_socket_fails_cleanly() {
         worker: worker.id,
         key: "k".into(),
         spec: ListenSpec {
-            addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port: 0, ipv6_only: false, reuse_port: false },
+            addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port: 0, ipv6_only: false },
             backlog: 0,
         },
         mode: Mode::Shared,

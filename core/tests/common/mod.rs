@@ -35,7 +35,7 @@ impl TestWorker {
                 worker: self.id,
                 key: key.to_string(),
                 spec: ListenSpec {
-                    addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false, reuse_port: false },
+                    addr: ListenAddr::Tcp { ip: Some(Ipv4Addr::LOCALHOST.into()), port, ipv6_only: false },
                     backlog: 0,
                 },
                 mode,
