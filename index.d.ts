@@ -25,6 +25,8 @@ declare namespace rcluster {
       policy: 'rr' | 'none' | 'lc' | 'sticky' | 'reuseport';
       /** Its listening sockets: 1, or one per worker slot under SCHED_REUSEPORT. */
       sockets: number;
+      /** Whether they hold each connection until its first bytes arrive (TCP_DEFER_ACCEPT). */
+      deferAccept: boolean;
       /** Per worker in its rotation: connections it holds open, and its server's maxConnections if set. */
       connections: Array<{ worker: number; open: number; maxConnections?: number }>;
       /** Connections closed for a malformed or late PROXY header, or from an untrusted peer. */
@@ -63,6 +65,15 @@ declare namespace rcluster {
      * `cluster.worker.stick(id)` for it, else the one its id hashes to.
      */
     sticky?: { query: string; timeout?: number } | { cookie: string; timeout?: number };
+    /**
+     * SCHED_REUSEPORT, for a server whose clients speak first (an
+     * http/https/http2 secure or tls server): the kernel holds each
+     * connection until its first bytes arrive (TCP_DEFER_ACCEPT, as nginx's
+     * `deferred`), so a worker accepts a request it can read at once. A
+     * connection that sends nothing reaches the server after about a second.
+     * Default true; never for other servers.
+     */
+    deferAccept?: boolean;
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */

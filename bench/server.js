@@ -9,6 +9,7 @@
 //                        lc, sticky and reuseport are rcluster's own)
 //   BENCH_WORKERS        number of workers                (default: 2)
 //   BENCH_PORT           port to listen on, 127.0.0.1     (default: 0 = any)
+//   BENCH_DEFER_ACCEPT   0: setupPrimary({ routing: { deferAccept: false } })
 //   BENCH_BLOCK_PRIMARY  "BUSY/PERIOD" in ms, e.g. 200/250: once every worker
 //                        listens, the primary's JS spins BUSY ms of every PERIOD
 //   BENCH_HANDLER        hello | cpu | mixed  (cpu: an empty 1e5 loop per
@@ -148,6 +149,8 @@ function runPrimary(cluster) {
   };
   if (policies[POLICY] === undefined) fail(`BENCH_POLICY ${POLICY} is not a policy of ${IMPL === 'node' ? 'node:cluster' : 'this cluster module'}`);
   cluster.schedulingPolicy = policies[POLICY];
+  // SCHED_REUSEPORT's deferred accept (on by default for an HTTP server).
+  if (process.env.BENCH_DEFER_ACCEPT === '0') cluster.setupPrimary({ routing: { deferAccept: false } });
 
   const ports = new Map(); // worker.id -> port it listens on
   let ready = false;

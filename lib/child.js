@@ -157,6 +157,7 @@ cluster._getServer = function(obj, options, cb) {
     index,
     data: null,
     ...options,
+    clientSpeaksFirst: clientSpeaksFirst(obj),
   };
 
   message.address = address;
@@ -191,6 +192,20 @@ cluster._getServer = function(obj, options, cb) {
     send(message);
   });
 };
+
+// Whether the server's clients write before it does: HTTP (http.Server) and
+// TLS (tls.Server, which https's and http2's secure servers extend). The
+// primary may then have the kernel hold each connection until its first
+// bytes arrive (TCP_DEFER_ACCEPT, core/src/reuseport.rs); a server that
+// greets first (SMTP, a MySQL-style handshake) must never get that. A module
+// not yet loaded made no server, so none is loaded to find out.
+function clientSpeaksFirst(server) {
+  const loaded = process.moduleLoadList;
+  const isLoaded = (name) => !Array.isArray(loaded) || loaded.includes(`NativeModule ${name}`);
+  if (isLoaded('http') && server instanceof require('http').Server) return true;
+  if (isLoaded('tls') && server instanceof require('tls').Server) return true;
+  return false;
+}
 
 function removeIndexesKey(indexesKey, index) {
   const indexSet = indexes.get(indexesKey);

@@ -538,6 +538,7 @@ function queryServer(worker, message) {
       backlog: message.backlog,
       shared: routing.isShared(schedulingPolicy),
       policy: routing.nativeName(schedulingPolicy),
+      deferAccept: message.clientSpeaksFirst === true && routing.defersAccept(cluster.settings.routing),
     });
   } catch (err) {
     // Not a bind failure (those come back as `errno`, for the worker to

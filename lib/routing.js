@@ -134,24 +134,39 @@ function normalizeSticky(value, caller) {
   return { [kind]: key, timeout };
 }
 
+const ROUTING_OPTIONS = ['proxyProtocol', 'sticky', 'deferAccept'];
+
 /**
  * setupPrimary's `routing`: `{ proxyProtocol: true | { trusted, timeout },
- * sticky: { query | cookie, timeout } }`, validated and expanded; throws
- * Node-style errors.
+ * sticky: { query | cookie, timeout }, deferAccept: boolean }`, validated and
+ * expanded; throws Node-style errors.
  */
 function normalizeRouting(value, caller) {
   if (value === undefined) return undefined;
   if (!isPlainObject(value)) throw invalidArgType('options.routing', 'of type object', value, caller);
   for (const key of Object.keys(value)) {
-    if (key !== 'proxyProtocol' && key !== 'sticky') {
+    if (!ROUTING_OPTIONS.includes(key)) {
       throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
-        `The property 'options.routing.${key}' is not a routing option. Known: proxyProtocol, sticky`, caller);
+        `The property 'options.routing.${key}' is not a routing option. Known: ${ROUTING_OPTIONS.join(', ')}`, caller);
     }
   }
   const out = { proxyProtocol: normalizeProxyProtocol(value.proxyProtocol, caller) };
   const sticky = normalizeSticky(value.sticky, caller);
   if (sticky !== undefined) out.sticky = sticky;
+  if (value.deferAccept !== undefined) {
+    if (typeof value.deferAccept !== 'boolean') {
+      throw invalidArgType('options.routing.deferAccept', 'of type boolean', value.deferAccept, caller);
+    }
+    out.deferAccept = value.deferAccept;
+  }
   return out;
+}
+
+// Whether SCHED_REUSEPORT sockets of a server whose clients speak first hold
+// each connection until its first bytes arrive (TCP_DEFER_ACCEPT, as nginx's
+// `deferred`): on unless `routing: { deferAccept: false }`.
+function defersAccept(routing) {
+  return !(routing && routing.deferAccept === false);
 }
 
 // What the native Dispatcher takes for it.
@@ -170,6 +185,7 @@ function dispatcherOptions(routing) {
 
 module.exports = {
   normalizeRouting,
+  defersAccept,
   dispatcherOptions,
   SCHED_NONE,
   SCHED_RR,

@@ -126,6 +126,9 @@ pub struct ListenerStats {
     pub proxy_rejected: i64,
     /// Its listening sockets: 1, or one per worker slot under SCHED_REUSEPORT.
     pub sockets: u32,
+    /// Whether they hold connections until their first bytes arrive
+    /// (`TCP_DEFER_ACCEPT`: SCHED_REUSEPORT, for an HTTP, HTTPS or TLS server).
+    pub defer_accept: bool,
 }
 
 #[napi(object)]
@@ -297,10 +300,11 @@ impl Dispatcher {
     /// `query` holds the fields of Node's `queryServer` message as the worker
     /// sent them (`address`, `port`, `addressType`, `fd`, `flags`, `backlog`),
     /// plus `key` (Node's handle key; requests with the same key share one
-    /// socket) and `shared` (SCHED_NONE). A bind failure comes back as
+    /// socket), `shared` (SCHED_NONE), `policy` and `deferAccept` (the
+    /// server's clients speak first; core/src/reuseport.rs). A bind failure comes back as
     /// `errno`, as node:cluster answers the worker; anything else throws.
     #[napi(
-        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' | 'reuseport' }"
+        ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' | 'reuseport', deferAccept?: boolean }"
     )]
     pub fn listen(&self, env: Env, worker: u32, query: Object) -> Result<ListenResult> {
         let Some(key) = field::<String>(&query, "key", ValueType::String)? else {
@@ -310,6 +314,7 @@ impl Dispatcher {
         // Which policy a round-robin-style listener gets: `lc`, `sticky`, or
         // (absent or anything else) round-robin.
         let policy = field::<String>(&query, "policy", ValueType::String)?;
+        let defer_accept = field::<bool>(&query, "deferAccept", ValueType::Boolean)?.unwrap_or(false);
         let node = node_query(&query)?;
         // A datagram socket is always shared, as in node:cluster: there is
         // nothing to accept.
@@ -328,6 +333,7 @@ impl Dispatcher {
                     (false, Some("sticky")) => Mode::Sticky,
                     (false, _) => Mode::RoundRobin,
                 },
+                defer_accept,
             })
         });
         match outcome {
@@ -403,6 +409,7 @@ impl Dispatcher {
                         .collect(),
                     proxy_rejected: l.proxy_rejected as i64,
                     sockets: l.sockets as u32,
+                    defer_accept: l.defer_accept,
                 })
                 .collect(),
             workers: stats

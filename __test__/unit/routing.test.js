@@ -118,6 +118,20 @@ test('setupPrimary({ routing: { sticky } }): one of query and cookie, a token, a
     { stickyKey: { cookie: 'io', timeoutMs: 5 } });
 });
 
+test('setupPrimary({ routing: { deferAccept } }): a boolean, on unless false', () => {
+  const { normalizeSettings } = require('../../lib/settings');
+  const norm = (deferAccept) => normalizeSettings({ routing: { deferAccept } }).routing;
+  assert.equal(norm(false).deferAccept, false);
+  assert.equal(norm(true).deferAccept, true);
+  assert.equal(routing.defersAccept(norm(false)), false);
+  assert.equal(routing.defersAccept(norm(true)), true);
+  assert.equal(routing.defersAccept(norm(undefined)), true);
+  assert.equal(routing.defersAccept(undefined), true);
+  for (const bad of ['yes', 1, null]) {
+    assert.throws(() => norm(bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE', String(bad));
+  }
+});
+
 test('cluster.worker.stick(value) takes a string, and passes it to the channel', () => {
   const { stick } = require('../../lib/sticky_claims');
   const sent = [];

@@ -17,10 +17,16 @@ const CONFIGS = {
   // sticky routing rightly sends all of it to one worker.
   'rcluster-sticky': { label: 'rcluster STICKY', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'sticky' }, optIn: true },
   single: { label: 'single process', env: { BENCH_IMPL: 'single' }, single: true },
-  // Opt-in, for measurements of the dispatcher's pacing (docs/DESIGN.md
-  // §13, on by default): the same build with it off, or from another number
+  // Opt-in, for measurements of SCHED_REUSEPORT's deferred accept and of the
+  // dispatcher's pacing (docs/DESIGN.md §8 and §13, both on by default): the
+  // same build with it off, or from another number
   // of open connections; and another build of rcluster copied aside
   // (BENCH_RCLUSTER_BEFORE, see bench/README.md).
+  'rcluster-reuseport-undeferred': {
+    label: 'rcluster REUSEPORT, accept not deferred',
+    env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'reuseport', BENCH_DEFER_ACCEPT: '0' },
+    optIn: true,
+  },
   'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_PACE_ABOVE: '0' }, optIn: true },
   'rcluster-rr-before': {
     label: 'rcluster RR (before)',

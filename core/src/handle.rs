@@ -99,13 +99,20 @@ impl ListenHandle {
 
     /// SCHED_REUSEPORT: a handle whose members get sockets of their own;
     /// `socket` was bound with `SO_REUSEPORT` and is the first of them.
-    pub fn with_reuse_port(mut self, ipv6_only: bool, backlog: i32) -> std::io::Result<Self> {
+    /// `defer_accept`: the server's clients speak first (reuseport.rs).
+    pub fn with_reuse_port(mut self, ipv6_only: bool, backlog: i32, defer_accept: bool) -> std::io::Result<Self> {
         let LocalAddr::Inet(addr) = self.socket.local else {
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
         };
         let first = sys::dup_cloexec(self.socket.fd.as_fd())?;
-        self.reuse = Some(ReusePortSlots::new(first, addr, ipv6_only, backlog));
+        self.reuse = Some(ReusePortSlots::new(first, addr, ipv6_only, backlog, defer_accept)?);
         Ok(self)
+    }
+
+    /// Whether its sockets hold connections until their first bytes arrive
+    /// (`TCP_DEFER_ACCEPT`; SCHED_REUSEPORT only).
+    pub fn defers_accept(&self) -> bool {
+        self.reuse.as_ref().is_some_and(ReusePortSlots::defers_accept)
     }
 
     /// How many sockets it has: 1, or under SCHED_REUSEPORT one per slot.

@@ -68,14 +68,14 @@ pub fn bind(spec: &ListenSpec) -> io::Result<BoundSocket> {
     let backlog = if spec.backlog > 0 { spec.backlog } else { DEFAULT_BACKLOG };
     let fd = match &spec.addr {
         ListenAddr::Tcp { ip: Some(ip), port, ipv6_only } => {
-            sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, backlog)?
+            sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, false, backlog)?
         }
         ListenAddr::Tcp { ip: None, port, ipv6_only } => {
             // As lib/net.js does: any failure on `::` falls back to IPv4, and
             // the IPv4 error (if any) is the one reported.
-            match sys::tcp_listener(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, backlog) {
+            match sys::tcp_listener(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, false, backlog) {
                 Ok(fd) => fd,
-                Err(_) => sys::tcp_listener(SocketAddr::new(sys::unspecified(false), *port), false, backlog)?,
+                Err(_) => sys::tcp_listener(SocketAddr::new(sys::unspecified(false), *port), false, false, backlog)?,
             }
         }
         ListenAddr::Unix { path } => sys::unix_listener(path, backlog)?,

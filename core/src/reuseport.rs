@@ -12,6 +12,19 @@
 //! dropped, without needing the kernel's `tcp_migrate_req`: the socket is
 //! never closed while the port is in use. All slots close together when the
 //! last worker closes its server, as Node frees a port.
+//!
+//! For a server whose clients speak first (HTTP, HTTPS, TLS) the sockets get
+//! `TCP_DEFER_ACCEPT`, as nginx's `listen ... deferred`: the kernel queues a
+//! connection only once its first bytes are in. A worker accepts from its
+//! own socket in its JS event loop, and a connection accepted before its
+//! request arrives costs that loop a turn for nothing: it must watch the new
+//! socket and come back when the request lands. With the request already
+//! there, one turn accepts and reads. Under connection churn this halves
+//! context switches (docs/DESIGN.md §8). The price is that a connection which
+//! never sends reaches the server only after about a second (the kernel then
+//! queues it anyway), which no client-speaks-first server can tell apart
+//! from a slow client; a server whose protocol has it speak first never gets
+//! this (see `defer_accept`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +39,10 @@ struct Slot {
     worker: Option<WorkerId>,
 }
 
+/// `TCP_DEFER_ACCEPT`'s wait, in seconds, as nginx sets it: how long a
+/// connection that sends nothing stays out of the accept queue.
+pub const DEFER_ACCEPT_SECONDS: i32 = 1;
+
 #[derive(Debug)]
 pub struct ReusePortSlots {
     /// Where every slot's socket is bound (the first one's address, its port
@@ -33,14 +50,25 @@ pub struct ReusePortSlots {
     addr: SocketAddr,
     ipv6_only: bool,
     backlog: i32,
+    /// Whether every socket has `TCP_DEFER_ACCEPT` (clients speak first).
+    defer_accept: bool,
     slots: Vec<Slot>,
 }
 
 impl ReusePortSlots {
     /// Slots for the group whose first socket is `first` (bound to `addr`
-    /// with `SO_REUSEPORT`); it becomes slot 0.
-    pub fn new(first: OwnedFd, addr: SocketAddr, ipv6_only: bool, backlog: i32) -> Self {
-        ReusePortSlots { addr, ipv6_only, backlog, slots: vec![Slot { fd: first, worker: None }] }
+    /// with `SO_REUSEPORT`); it becomes slot 0. With `defer_accept`, every
+    /// socket of the group gets `TCP_DEFER_ACCEPT`.
+    pub fn new(first: OwnedFd, addr: SocketAddr, ipv6_only: bool, backlog: i32, defer_accept: bool) -> io::Result<Self> {
+        if defer_accept {
+            sys::set_defer_accept(first.as_fd(), DEFER_ACCEPT_SECONDS)?;
+        }
+        Ok(ReusePortSlots { addr, ipv6_only, backlog, defer_accept, slots: vec![Slot { fd: first, worker: None }] })
+    }
+
+    /// Whether its sockets hold connections until their first bytes arrive.
+    pub fn defers_accept(&self) -> bool {
+        self.defer_accept
     }
 
     /// How many sockets the group has.
@@ -61,7 +89,10 @@ impl ReusePortSlots {
         let idx = match self.slots.iter().position(|s| s.worker.is_none()) {
             Some(idx) => idx,
             None => {
-                let fd = sys::tcp_listener_reuseport(self.addr, self.ipv6_only, self.backlog)?;
+                let fd = sys::tcp_listener(self.addr, self.ipv6_only, true, self.backlog)?;
+                if self.defer_accept {
+                    sys::set_defer_accept(fd.as_fd(), DEFER_ACCEPT_SECONDS)?;
+                }
                 self.slots.push(Slot { fd, worker: None });
                 self.slots.len() - 1
             }
@@ -116,10 +147,54 @@ mod tests {
     use std::net::{Ipv4Addr, TcpStream};
     use std::os::fd::AsRawFd;
 
-    fn group() -> ReusePortSlots {
-        let first = sys::tcp_listener_reuseport((Ipv4Addr::LOCALHOST, 0).into(), false, 16).unwrap();
+    fn group_with(defer_accept: bool) -> ReusePortSlots {
+        let first = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, true, 16).unwrap();
         let crate::sys::LocalAddr::Inet(addr) = sys::local_addr(first.as_fd()).unwrap() else { panic!() };
-        ReusePortSlots::new(first, addr, false, 16)
+        ReusePortSlots::new(first, addr, false, 16, defer_accept).unwrap()
+    }
+
+    fn group() -> ReusePortSlots {
+        group_with(false)
+    }
+
+    #[test]
+    fn deferred_accept_is_set_on_every_socket_of_the_group_or_on_none() {
+        for defer in [false, true] {
+            let mut g = group_with(defer);
+            let copies: Vec<OwnedFd> = (1..=3).map(|w| g.assign(w).unwrap()).collect();
+            assert_eq!(g.len(), 3);
+            for copy in &copies {
+                assert!(sys::reuse_port(copy.as_fd()).unwrap());
+                let secs = sys::defer_accept(copy.as_fd()).unwrap();
+                assert_eq!(secs > 0, defer, "TCP_DEFER_ACCEPT {secs} s with defer_accept {defer}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_deferred_socket_queues_a_connection_once_its_first_bytes_are_in() {
+        use std::io::Write;
+        let g = group_with(true);
+        let mut client = TcpStream::connect(g.addr).unwrap();
+        // Connected as far as the client can tell, but not yet acceptable.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(g.accept().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let accepted = loop {
+            match g.accept() {
+                Ok(fd) => break fd,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(e) => panic!("never queued: {e}"),
+            }
+        };
+        // The request is there to read at once.
+        let mut buf = [0u8; 64];
+        // SAFETY: `buf` is a live buffer of the length passed; MSG_DONTWAIT keeps it from blocking.
+        let n = unsafe { libc::recv(accepted.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        assert_eq!(&buf[..n as usize], b"GET / HTTP/1.1\r\n\r\n");
     }
 
     #[test]
@@ -174,10 +249,10 @@ pub fn bind_first(spec: &crate::listener::ListenSpec) -> Option<io::Result<(crat
     let ListenAddr::Tcp { ip, port, ipv6_only } = &spec.addr else { return None };
     let backlog = if spec.backlog > 0 { spec.backlog } else { DEFAULT_BACKLOG };
     let bound = match ip {
-        Some(ip) => sys::tcp_listener_reuseport(SocketAddr::new(*ip, *port), *ipv6_only, backlog),
+        Some(ip) => sys::tcp_listener(SocketAddr::new(*ip, *port), *ipv6_only, true, backlog),
         // As lib/net.js does: `::` first, then IPv4.
-        None => sys::tcp_listener_reuseport(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, backlog)
-            .or_else(|_| sys::tcp_listener_reuseport(SocketAddr::new(sys::unspecified(false), *port), false, backlog)),
+        None => sys::tcp_listener(SocketAddr::new(sys::unspecified(true), *port), *ipv6_only, true, backlog)
+            .or_else(|_| sys::tcp_listener(SocketAddr::new(sys::unspecified(false), *port), false, true, backlog)),
     };
     Some(bound.and_then(|fd| {
         let local = sys::local_addr(fd.as_fd())?;

@@ -133,6 +133,16 @@ fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, val
     Ok(())
 }
 
+fn getsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int and `len` holds its size.
+    unsafe {
+        syscall!(getsockopt(fd.as_raw_fd(), level, name, &mut value as *mut libc::c_int as *mut libc::c_void, &mut len))?;
+    }
+    Ok(value)
+}
+
 /// A close-on-exec, non-blocking inet socket of `kind` bound to `addr`, with
 /// `SO_REUSEADDR` if asked and, on IPv6, `IPV6_V6ONLY` as given.
 fn bound_inet_socket(addr: SocketAddr, kind: libc::c_int, ipv6_only: bool, reuse_addr: bool) -> io::Result<OwnedFd> {
@@ -167,9 +177,12 @@ fn bound_inet_socket_with(
 }
 
 /// Binds and listens on a TCP address the way libuv does for a Node server:
-/// `SO_REUSEADDR` on, `IPV6_V6ONLY` only when asked for.
-pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
-    let fd = bound_inet_socket(addr, libc::SOCK_STREAM, ipv6_only, true)?;
+/// `SO_REUSEADDR` on, `IPV6_V6ONLY` only when asked for, and `SO_REUSEPORT`
+/// when asked for (libuv's `UV_TCP_REUSEPORT`: other sockets, of this process
+/// or another, may bind the same address, and the kernel spreads new
+/// connections over them).
+pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, reuse_port: bool, backlog: i32) -> io::Result<OwnedFd> {
+    let fd = bound_inet_socket_with(addr, libc::SOCK_STREAM, ipv6_only, true, reuse_port)?;
     // SAFETY: `fd` is a bound stream socket.
     unsafe {
         syscall!(listen(fd.as_raw_fd(), backlog))?;
@@ -177,15 +190,22 @@ pub fn tcp_listener(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Resu
     Ok(fd)
 }
 
-/// `tcp_listener` with `SO_REUSEPORT`: one of several sockets on the same
-/// address among which the kernel spreads connections.
-pub fn tcp_listener_reuseport(addr: SocketAddr, ipv6_only: bool, backlog: i32) -> io::Result<OwnedFd> {
-    let fd = bound_inet_socket_with(addr, libc::SOCK_STREAM, ipv6_only, true, true)?;
-    // SAFETY: `fd` is a bound stream socket.
-    unsafe {
-        syscall!(listen(fd.as_raw_fd(), backlog))?;
-    }
-    Ok(fd)
+/// `TCP_DEFER_ACCEPT` on a listening socket: the kernel keeps a connection
+/// off the accept queue until its first bytes arrive, or until about
+/// `seconds` have passed (then the next ACK from the client queues it anyway).
+pub fn set_defer_accept(fd: BorrowedFd<'_>, seconds: i32) -> io::Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, seconds)
+}
+
+/// A listening socket's `TCP_DEFER_ACCEPT`, in seconds (0: off), as the
+/// kernel rounded it.
+pub fn defer_accept(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT)
+}
+
+/// Whether `SO_REUSEPORT` is set on a socket.
+pub fn reuse_port(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    Ok(getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT)? != 0)
 }
 
 /// Binds a UDP socket the way libuv's `uv_udp_bind` does for dgram:
@@ -216,19 +236,7 @@ pub fn udp_from_fd(fd: RawFd) -> io::Result<OwnedFd> {
 
 /// `SO_TYPE` of a socket: `SOCK_STREAM`, `SOCK_DGRAM`, ...
 fn socket_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
-    let mut kind: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: the option value points at a live c_int and `len` holds its size.
-    unsafe {
-        syscall!(getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            &mut kind as *mut libc::c_int as *mut libc::c_void,
-            &mut len
-        ))?;
-    }
-    Ok(kind)
+    getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)
 }
 
 /// Listens on a copy of a stream socket this process already has, for Node's

@@ -261,6 +261,7 @@ fn the_same_key_twice_in_a_different_socket_is_eaddrinuse() {
                 backlog: 0,
             },
             mode: Mode::RoundRobin,
+            defer_accept: false,
         })
         .unwrap_err();
     assert_eq!(err.errno(), Some(libc::EADDRINUSE));

@@ -28,6 +28,7 @@ fn a_shared_listen_that_cannot_copy_the_socket_fails_cleanly() {
             backlog: 0,
         },
         mode: Mode::Shared,
+        defer_accept: false,
     };
     // Room for exactly one more descriptor: new fds take the lowest free
     // number, so with the limit just above it the bind gets that number and

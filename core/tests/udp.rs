@@ -15,7 +15,7 @@ fn udp_spec(ip: IpAddr, port: u16, ipv6_only: bool, reuse_addr: bool) -> ListenS
 
 fn listen(d: &Dispatcher, worker: &TestWorker, key: &str, spec: ListenSpec) -> rcluster_core::Result<(u32, SocketAddr)> {
     // RoundRobin on purpose: a datagram socket is shared whatever was asked.
-    let outcome = d.listen(ListenRequest { worker: worker.id, key: key.to_string(), spec, mode: Mode::RoundRobin })?;
+    let outcome = d.listen(ListenRequest { worker: worker.id, key: key.to_string(), spec, mode: Mode::RoundRobin, defer_accept: false })?;
     let LocalAddr::Inet(addr) = outcome.local else { panic!("a UDP socket has an inet address") };
     Ok((outcome.listener, addr))
 }

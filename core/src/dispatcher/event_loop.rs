@@ -346,7 +346,11 @@ impl EventLoop {
             match crate::reuseport::bind_first(&request.spec) {
                 Some(Ok((socket, ipv6_only))) => {
                     return new(Mode::ReusePort, socket)
-                        .with_reuse_port(ipv6_only, if request.spec.backlog > 0 { request.spec.backlog } else { listener::DEFAULT_BACKLOG })
+                        .with_reuse_port(
+                            ipv6_only,
+                            if request.spec.backlog > 0 { request.spec.backlog } else { listener::DEFAULT_BACKLOG },
+                            request.defer_accept,
+                        )
                         .map_err(|e| Error::io("dup", e));
                 }
                 Some(Err(e)) if !crate::reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),

@@ -136,6 +136,10 @@ pub struct ListenRequest {
     /// The scheduling policy, if this request binds the socket. A datagram
     /// socket is always `Shared`, whatever the policy, as in node:cluster.
     pub mode: Mode,
+    /// The server's clients write first (an HTTP, HTTPS or TLS server), so
+    /// its sockets may hold connections until their first bytes arrive
+    /// (`TCP_DEFER_ACCEPT`, under SCHED_REUSEPORT: core/src/reuseport.rs).
+    pub defer_accept: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -33,6 +33,9 @@ pub struct ListenerStats {
     pub proxy_rejected: u64,
     /// Its listening sockets: 1, or one per slot under SCHED_REUSEPORT.
     pub sockets: usize,
+    /// Whether they hold connections until their first bytes arrive
+    /// (`TCP_DEFER_ACCEPT`).
+    pub defer_accept: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +62,7 @@ impl Stats {
                 open: h.open_counts(),
                 proxy_rejected: h.proxy_rejected_total(),
                 sockets: h.socket_count(),
+                defer_accept: h.defers_accept(),
             })
             .collect();
         listeners.sort_by_key(|l| l.id);

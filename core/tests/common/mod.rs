@@ -39,6 +39,7 @@ impl TestWorker {
                     backlog: 0,
                 },
                 mode,
+                defer_accept: false,
             })
             .unwrap();
         let LocalAddr::Inet(addr) = outcome.local else { panic!("not inet") };
