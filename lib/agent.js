@@ -204,6 +204,21 @@ class AgentSupervisor {
     for (const socket of gates) open(socket);
   }
 
+  /**
+   * The dispatcher can no longer read the agent's channel: bus and shared
+   * state messages to and from it would be lost from now on, while it looked
+   * alive. Reported ('agentError', code ERR_RCLUSTER_AGENT_CHANNEL_FAILED) and
+   * killed; its exit restarts it as after a crash, as a worker in the same
+   * state is killed and replaced.
+   */
+  channelFailed(detail) {
+    const handle = this.handle;
+    if (handle === null || handle.state === 'dead') return;
+    debug('primary: the agent\'s channel failed (%s): killed', detail);
+    this.reportError(nodeError(Error, 'ERR_RCLUSTER_AGENT_CHANNEL_FAILED', `The agent's channel to the primary failed: ${detail}`));
+    handle.process.kill('SIGKILL');
+  }
+
   reportError(err) {
     if (this.cluster.listenerCount('agentError') > 0) {
       this.cluster.emit('agentError', err, this.handle);

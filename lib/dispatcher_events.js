@@ -4,15 +4,17 @@
 // function made here on the primary's JS thread with `{ kind, workerId, ... }`;
 // each kind is one handler below.
 const { debuglog } = require('util');
+const { AGENT } = require('./bus');
 
 const debug = debuglog('rcluster');
 
 /**
  * `records`: the primary's WorkerRecords by id (lib/worker_record.js).
  * `withdraw(worker)`: takes it out of every rotation, holding a socket it was
- * the last member of for a replacement.
+ * the last member of for a replacement. `agentChannelFailed(detail)`: the
+ * agent's channel broke (lib/agent.js).
  */
-function dispatcherEvents({ cluster, records, withdraw, replace = () => false }) {
+function dispatcherEvents({ cluster, records, withdraw, replace = () => false, agentChannelFailed = () => {} }) {
   // A worker the primary can no longer talk to is failed: it would stay
   // `listening` and silent, while its connections waited for queueTimeout.
   // It is killed, not left to linger; its exit then goes the usual way, and
@@ -54,7 +56,8 @@ function dispatcherEvents({ cluster, records, withdraw, replace = () => false })
   }
 
   const handlers = {
-    channelFailed: (event) => failWorker(event, 'channelFailed'),
+    // The agent has a channel too (bus peer AGENT), but no worker record.
+    channelFailed: (event) => (event.workerId === AGENT ? agentChannelFailed(event.reason) : failWorker(event, 'channelFailed')),
     hung: (event) => replaceThenKill(event, 'hung'),
     eventLoopDelay: (event) => replaceThenKill(event, 'eventLoopDelay'),
   };

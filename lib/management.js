@@ -21,7 +21,11 @@ function manage(cluster, records, primary) {
   const shutdown = new Shutdown(cluster, records, restartPolicy);
   const shutdownRun = (options, caller) => shutdown.run(options, caller);
   const stopping = () => shutdown.promise !== null;
-  const rollover = new Rollover(cluster, records, { ...primary, stopping });
+  // A worker that died while its replacement was in trial was left to that
+  // replacement; if the replacement failed too, the restart policy replaces
+  // the dead worker then, as it would have at its exit.
+  const replaceLost = (record) => restartPolicy.replaceLost(record);
+  const rollover = new Rollover(cluster, records, { ...primary, stopping, replaceLost });
   const recycler = new Recycler(cluster, records, rollover, stopping);
   let reloadHandler = null;
 

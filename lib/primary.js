@@ -110,6 +110,7 @@ const onHealthEvent = dispatcherEvents({
   records: workerRecords,
   withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
   replace: (record) => management.replaceFailed(record),
+  agentChannelFailed: (detail) => agentSupervisor.channelFailed(detail),
 });
 
 // The native dispatcher thread starts with the first worker, not at require(),

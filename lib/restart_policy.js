@@ -77,12 +77,32 @@ class RestartPolicy {
     return this.replace(record, { code: null, signal: null, reason: 'uncaughtException', error }, { immediate: true });
   }
 
-  /** Called as the worker's process exits, before its fate becomes `exited`. */
+  /**
+   * Called as the worker's process exits, before its fate becomes `exited`.
+   * A worker whose replacement is in trial (a reload or a recycle, lib/
+   * rollover.js) is not replaced here: that replacement takes its place
+   * once ready, and a second one would leave the cluster a worker too many.
+   * Should the trial fail, the rollover calls `replaceLost`.
+   */
   onExit(record, code, signal) {
-    if (!this.active || !record.replaceable) return;
+    if (!this.active || !record.replaceable || record.rolling) return;
+    this.replace(record, this.#exitCause(record, code, signal), {});
+  }
+
+  /**
+   * `record` died while its replacement was in trial, and that replacement
+   * failed: the restart policy replaces it now, counting the crash as it
+   * would have at its exit. Returns whether a replacement is on its way.
+   */
+  replaceLost(record) {
+    if (!this.active) return false;
+    return this.replace(record, this.#exitCause(record, record.exitCode, record.signalCode), { retry: true });
+  }
+
+  #exitCause(record, code, signal) {
     const uncaught = record.uncaughtError;
     const reason = record.failure ?? (uncaught !== undefined ? 'uncaughtException' : signal ? 'signal' : 'exit');
-    this.replace(record, { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) }, {});
+    return { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) };
   }
 
   // `immediate`: no delay unless the slot is already crashing. `retry`: the

@@ -16,7 +16,9 @@
 //
 // A replacement that is not ready within readyTimeout, or dies first, is
 // killed and the rollover aborts: the old worker was never touched, and
-// serves on.
+// serves on. An old worker that dies while its replacement is in trial is
+// not replaced by the restart policy: the replacement takes its place once
+// ready (or, if it fails, the restart policy replaces the old one then).
 const { debuglog } = require('util');
 const { Fate } = require('./worker_record');
 const { defineHidden, sendHelper } = require('./utils');
@@ -34,14 +36,16 @@ class Rollover {
   /**
    * `records`: the primary's WorkerRecords by id. `fork(env, { trial })`:
    * the primary's fork. `withdraw(worker)`: out of every rotation.
-   * `stopping()`: true once the cluster shuts down.
+   * `stopping()`: true once the cluster shuts down. `replaceLost(record)`:
+   * the restart policy's, for an old worker that died during a failed trial.
    */
-  constructor(cluster, records, { fork, withdraw, stopping }) {
+  constructor(cluster, records, { fork, withdraw, stopping, replaceLost }) {
     this.cluster = cluster;
     this.records = records;
     this.fork = fork;
     this.withdraw = withdraw;
     this.stopping = stopping;
+    this.replaceLost = replaceLost;
     this.reloading = null; // the promise of the reload in progress
     this.readyChecks = new Map(); // worker id -> re-check its readiness
   }
@@ -130,7 +134,12 @@ class Rollover {
       record.slot = old.slot;
       defineHidden(worker, 'replaces', old.id);
       const outcome = await this.#waitReady(record, old);
-      if (!outcome.ok) return { ...outcome, old: old.id, replacement: worker.id };
+      if (!outcome.ok) {
+        // The old worker died meanwhile, left to this replacement (see
+        // RestartPolicy#onExit), which failed: its slot would stay empty.
+        if (old.exited && !this.stopping()) this.replaceLost(old);
+        return { ...outcome, old: old.id, replacement: worker.id };
+      }
       record.promote();
       debug('primary: worker %d is ready to replace worker %d', worker.id, old.id);
       const killed = old.retire() ? await this.#retire(old) : false;

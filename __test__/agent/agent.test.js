@@ -57,6 +57,21 @@ test('a SIGKILLed agent is restarted with backoff', { skip, timeout: 60000 }, as
   assert.equal(starts, 2);
 });
 
+test('an agent whose channel breaks is reported, killed and restarted, and answers on the bus again', { skip, timeout: 60000 }, async (t) => {
+  const c = startCluster(t, 'agent.js', { env: { AGENT_DELAY: '0' } });
+  const { agentPid } = await c.waitFor('ready', { timeout: 20000 });
+  await c.call('junk-agent');
+  const err = await c.waitFor('agent-error', { timeout: 10000 });
+  assert.equal(err.code, 'ERR_RCLUSTER_AGENT_CHANNEL_FAILED');
+  const exit = await c.waitFor('agent-exit', { timeout: 10000 });
+  assert.equal(exit.signal, 'SIGKILL');
+  const restart = await c.waitFor('agent-restart', { timeout: 10000 });
+  assert.notEqual(restart.pid, agentPid);
+  await c.waitFor('agent-ready', { count: 2, timeout: 10000 });
+  const ping = await c.call('ping-agent');
+  assert.equal(ping.pid, restart.pid);
+});
+
 test('the agent is given no connections; a broadcast reaches it; shutdown stops it last', { skip, timeout: 60000 }, async (t) => {
   const c = startCluster(t, 'agent.js', { env: { AGENT_DELAY: '0' } });
   const { port, workers } = await c.waitFor('ready', { timeout: 20000 });

@@ -104,6 +104,53 @@ test('a replacement that crashes aborts the reload; the old workers serve on', {
   assert.ok(olds.includes(JSON.parse(res.body).id));
 });
 
+// The old worker crashes while its replacement is still in trial: the
+// replacement takes its place once ready, and the restart policy starts none
+// of its own (there would be a worker too many).
+test('an old worker that dies while its replacement is in trial is replaced by that one alone', { skip, timeout: 60000 }, async (t) => {
+  const c = start(t, { workers: 1, settings: { waitReady: true, restart: { minDelay: 10 } }, env: { READY_DELAY: '1500' } });
+  const { port, workers: [old] } = await c.waitFor('ready', { timeout: 10000 });
+  const oldPid = c.all({ event: 'fork', worker: old })[0].pid;
+  await c.call('setMode', { mode: 'ready-api' });
+  const reloading = c.call('reload', {}, { timeout: 30000 });
+  const trial = await c.waitFor((e) => e.event === 'listening' && e.replaces === old, { timeout: 10000 });
+  process.kill(oldPid, 'SIGKILL');
+  const result = await reloading;
+  assert.equal(result.ok, true, JSON.stringify(result));
+  assert.deepEqual(result.replaced, [{ old, replacement: trial.worker }]);
+  // Time for a restart, had one been started (minDelay 10 ms).
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  assert.deepEqual(c.all('restart'), [], 'the restart policy forked a second replacement');
+  assert.deepEqual((await c.call('state')).workers, [trial.worker]);
+  assert.equal(JSON.parse((await get(port)).body).id, trial.worker);
+});
+
+// ... and if that replacement then fails, the slot is not left empty: the
+// restart policy replaces the dead worker after all.
+test('an old worker that dies during a trial that then fails is replaced by the restart policy', { skip, timeout: 60000 }, async (t) => {
+  const c = start(t, { workers: 1, settings: { readyTimeout: 1500, restart: { minDelay: 10 } } });
+  const { port, workers: [old] } = await c.waitFor('ready', { timeout: 10000 });
+  const oldPid = c.all({ event: 'fork', worker: old })[0].pid;
+  await c.call('setMode', { mode: 'never' });
+  const reloading = c.call('reload', {}, { timeout: 30000 });
+  await c.waitFor((e) => e.event === 'fork' && e.replaces === old, { timeout: 10000 });
+  await c.call('setMode', { mode: '' });
+  process.kill(oldPid, 'SIGKILL');
+  await c.waitFor({ event: 'exit', worker: old }, { timeout: 5000 });
+  // Well within the trial (readyTimeout 1500 ms), and long after minDelay.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual(c.all('restart'), [], 'replaced while its replacement was still in trial');
+  const result = await reloading;
+  assert.equal(result.ok, false);
+  assert.equal(result.reason, 'readyTimeout');
+  const restart = await c.waitFor('restart', { timeout: 10000 });
+  assert.equal(restart.old, old);
+  assert.equal(restart.reason, 'signal');
+  await c.waitFor({ event: 'listening', worker: restart.worker }, { timeout: 10000 });
+  assert.deepEqual((await c.call('state')).workers, [restart.worker]);
+  assert.equal(JSON.parse((await get(port)).body).id, restart.worker);
+});
+
 test('a replacement never ready within readyTimeout is killed; the reload aborts', { skip, timeout: 60000 }, async (t) => {
   const c = start(t, { settings: { readyTimeout: 1500 } });
   const { port, workers: olds } = await c.waitFor('ready', { timeout: 10000 });
