@@ -41,18 +41,25 @@ test('an uncaught exception in the agent is reported, and the agent survives it'
   assert.equal(c.all('agent-exit').length, 0);
 });
 
+// The agent `oldPid` died of SIGKILL and another took its place: restarted,
+// ready, and the one answering on the bus. Returns the 'agent-restart' event.
+async function assertKilledAndRestarted(c, oldPid) {
+  const exit = await c.waitFor('agent-exit', { timeout: 10000 });
+  assert.equal(exit.signal, 'SIGKILL');
+  const restart = await c.waitFor('agent-restart', { timeout: 10000 });
+  assert.notEqual(restart.pid, oldPid);
+  await c.waitFor('agent-ready', { count: 2, timeout: 10000 });
+  const ping = await c.call('ping-agent');
+  assert.equal(ping.pid, restart.pid);
+  return restart;
+}
+
 test('a SIGKILLed agent is restarted with backoff', { skip, timeout: 60000 }, async (t) => {
   const c = startCluster(t, 'agent.js', { env: { AGENT_DELAY: '0' } });
   const { agentPid } = await c.waitFor('ready', { timeout: 20000 });
   await c.call('kill-agent');
-  const exit = await c.waitFor('agent-exit', { timeout: 10000 });
-  assert.equal(exit.signal, 'SIGKILL');
-  const restart = await c.waitFor('agent-restart', { timeout: 10000 });
-  assert.notEqual(restart.pid, agentPid);
+  const restart = await assertKilledAndRestarted(c, agentPid);
   assert.equal(restart.delay, 50, 'the restart policy\'s first delay');
-  await c.waitFor('agent-ready', { count: 2, timeout: 10000 });
-  const ping = await c.call('ping-agent');
-  assert.equal(ping.pid, restart.pid);
   const { starts } = await c.call('stats');
   assert.equal(starts, 2);
 });
@@ -63,13 +70,7 @@ test('an agent whose channel breaks is reported, killed and restarted, and answe
   await c.call('junk-agent');
   const err = await c.waitFor('agent-error', { timeout: 10000 });
   assert.equal(err.code, 'ERR_RCLUSTER_AGENT_CHANNEL_FAILED');
-  const exit = await c.waitFor('agent-exit', { timeout: 10000 });
-  assert.equal(exit.signal, 'SIGKILL');
-  const restart = await c.waitFor('agent-restart', { timeout: 10000 });
-  assert.notEqual(restart.pid, agentPid);
-  await c.waitFor('agent-ready', { count: 2, timeout: 10000 });
-  const ping = await c.call('ping-agent');
-  assert.equal(ping.pid, restart.pid);
+  await assertKilledAndRestarted(c, agentPid);
 });
 
 test('the agent is given no connections; a broadcast reaches it; shutdown stops it last', { skip, timeout: 60000 }, async (t) => {
