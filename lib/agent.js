@@ -17,9 +17,9 @@ const { PRELOAD } = require('./role');
 const { RESTART_DEFAULTS } = require('./settings');
 const { nodeError, invalidArgType, outOfRange } = require('./errors');
 const { workerEnvironment } = require('./worker_spawn');
+const { AGENT } = require('./bus'); // its bus peer id
 
 const debug = debuglog('rcluster');
-const AGENT = 0xFFFFFFFE; // its bus peer id (core/src/bus.rs)
 const READY_TIMEOUT_DEFAULT = 30000;
 const STOP_TIMEOUT_DEFAULT = 5000;
 
@@ -307,4 +307,4 @@ function normalizeOptions(options, caller) {
   return out;
 }
 
-module.exports = { AgentSupervisor, AgentHandle, normalizeOptions, AGENT };
+module.exports = { AgentSupervisor, AgentHandle, normalizeOptions };
