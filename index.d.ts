@@ -42,6 +42,11 @@ declare namespace rcluster {
     ackLatency?: { bounds: number[]; buckets: number[]; count: number; sum: number };
     /** Offers of a connection that a worker refused (maxConnections, closing). */
     refused?: number;
+    /**
+     * Untrusted input this process refused, by surface (`busRecord`,
+     * `proxyHeader`, `sharedMemory`, ...): see docs/SECURITY.md.
+     */
+    rejected: Record<string, number>;
   }
 
   /** `setupPrimary({ routing })`. */

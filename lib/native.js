@@ -42,6 +42,9 @@ module.exports = {
   // cluster.shared's region (lib/shared.js) and its fixed sizes.
   SharedMemory: binding === null ? undefined : binding.SharedMemory,
   sharedLimits: binding === null ? undefined : binding.sharedLimits,
+  // Untrusted input the native code refused (lib/rejections.js).
+  rejectedInputs: binding === null ? undefined : binding.rejectedInputs,
+  onRejectedInput: binding === null ? undefined : binding.onRejectedInput,
   // The kinds of message a Channel's onMessage(kind, listenerId, fds) gets:
   // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, Bus: 10, PeerGone: 11, BusDropped: 12 }, defined once in the addon.
   ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,

@@ -22,6 +22,7 @@ const builtin = require('./builtin');
 const shared = require('./shared');
 const busModule = require('./bus');
 const agentModule = require('./agent');
+const rejections = require('./rejections');
 
 const debug = debuglog('rcluster');
 // Node's own cluster object (lib/builtin.js), so that every require('cluster')
@@ -140,6 +141,7 @@ function getDispatcher() {
       ...(inheritedFds.length > 0 ? { inheritedFds } : {}),
       ...pacingOption(),
     }, onHealthEvent);
+    rejections.reportNative();
     busModule.attachPrimary(dispatcher);
     if (routingSettings && routingSettings.proxyProtocol && shared) {
       // Each worker accepts by itself: the primary never sees the header.
@@ -646,7 +648,9 @@ Object.defineProperty(cluster, 'agent', {
 });
 
 // Not part of node:cluster: what the native dispatcher sees (listeners,
-// connections accepted and held per worker).
+// connections accepted and held per worker), and the untrusted input this
+// process refused, per surface (lib/rejections.js).
 defineHidden(cluster, 'stats', function stats() {
-  return dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
+  const seen = dispatcher === null ? { listeners: [], workers: [] } : dispatcher.stats();
+  return { ...seen, rejected: rejections.counts() };
 });

@@ -18,6 +18,7 @@
 //! - [`sys`]: every system call.
 //! - [`untouched`]: whether a dead worker's unacknowledged connection may go to another.
 //! - [`error`]: the one error type.
+//! - [`rejections`]: untrusted input refused, counted per surface and reported.
 
 pub mod ack_stats;
 pub mod bus;
@@ -32,6 +33,7 @@ pub mod node_query;
 pub mod peer;
 pub mod policy;
 pub mod proxy_header;
+pub mod rejections;
 pub mod reuseport;
 pub mod shared_memory;
 pub mod socket_identity;
