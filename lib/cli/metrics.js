@@ -12,6 +12,7 @@
 const { createRequire } = require('module');
 const path = require('path');
 const { askAll } = require('./ask');
+const rejections = require('../rejections');
 
 const WORKER_TIMEOUT_MS = 1000;
 
@@ -70,6 +71,9 @@ function monotonic(runner, key, value) {
 
 /** The text of /metrics (and of cluster.metrics()). */
 async function metricsText(runner) {
+  // The app's metrics first: a worker's answer refused there is counted in
+  // this scrape's rcluster_rejected_inputs_total.
+  const app = await appMetrics(runner);
   const status = await runner.status();
   const t = new Text();
   const L = status.listeners;
@@ -84,6 +88,8 @@ async function metricsText(runner) {
     t.metric('rcluster_connections_refused_total', 'counter', 'Offers of a connection that a worker refused (maxConnections, closing).', [[{}, acks.refused]]);
     t.histogram('rcluster_dispatch_ack_seconds', 'Time from the primary\'s accept of a connection to the acknowledgement of the worker that took it.', acks.ackLatency);
   }
+  t.metric('rcluster_rejected_inputs_total', 'counter', 'Untrusted input refused, per surface (docs/SECURITY.md).',
+    Object.entries(acks.rejected ?? {}).map(([surface, n]) => [{ surface }, n]));
   t.metric('rcluster_listener_workers', 'gauge', 'Workers in each listener\'s rotation.',
     L.map((l) => [{ listener: listenerLabel(l.key) }, l.workers.length]));
 
@@ -117,21 +123,38 @@ async function metricsText(runner) {
     w.map((x) => [wl(x), x.restarts]));
 
   let text = t.toString();
-  const app = await appMetrics(runner);
   if (app) text += app.endsWith('\n') ? app : `${app}\n`;
   return text;
+}
+
+// prom-client's getMetricsAsJSON(): an array of { name, help, type, values }.
+// A worker runs the app's code, so its answer is checked before prom-client
+// sees it: aggregate() throws on some malformed shapes, which would fail
+// every scrape because of one worker.
+function isMetricsJson(answer) {
+  return Array.isArray(answer) && answer.every((m) => m !== null && typeof m === 'object' &&
+    typeof m.name === 'string' && typeof m.type === 'string' && Array.isArray(m.values) &&
+    m.values.every((v) => v !== null && typeof v === 'object'));
 }
 
 // The app's prom-client metrics from every worker that answers in time, as one registry.
 async function appMetrics(runner) {
   const workers = runner.liveWorkers();
   const answers = await askAll(workers, 'metrics', WORKER_TIMEOUT_MS);
-  const arrays = [...answers.values()].filter((a) => Array.isArray(a));
+  const arrays = [];
+  for (const [id, answer] of answers) {
+    if (isMetricsJson(answer)) arrays.push(answer);
+    else if (answer !== null) rejections.reject('workerMetrics', `worker ${id} answered /metrics with something other than prom-client's metrics JSON`);
+  }
   if (arrays.length === 0) return '';
   const prom = promClientOf(runner.app);
   if (prom === null || prom.AggregatorRegistry === undefined) return '';
-  const registry = prom.AggregatorRegistry.aggregate(arrays);
-  return registry.metrics();
+  try {
+    return await prom.AggregatorRegistry.aggregate(arrays).metrics();
+  } catch (err) {
+    rejections.reject('workerMetrics', `prom-client could not aggregate the workers' metrics: ${err.message}`);
+    return '';
+  }
 }
 
 module.exports = { metricsText };

@@ -7,6 +7,7 @@ const { slotEnv } = require('./settings');
 const { Logs } = require('./logs');
 const { askAll } = require('./ask');
 const { procStat } = require('./procstat');
+const rejections = require('../rejections');
 
 const EXIT = Object.freeze({
   /** Stopped on request; every worker drained in time. */
@@ -261,7 +262,7 @@ class Runner {
     const now = Date.now();
     const rows = workers.map((w) => {
       const d = byId.get(w.id);
-      const a = answers.get(w.id);
+      const a = workerStats(w.id, answers.get(w.id));
       const p = procStat(w.process.pid) ?? (a ? { rss: a.rss, cpuSeconds: a.cpuSeconds } : null);
       const prev = this.cpuSample?.get(w.id);
       const cpuPercent = p && prev ? (100 * (p.cpuSeconds - prev.cpuSeconds)) / Math.max(0.001, (now - prev.at) / 1000) :
@@ -311,6 +312,31 @@ class Runner {
 }
 
 // The value of `name` in /proc/PID/environ (Linux), as a slot number.
+const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
+const isSeconds = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+// A worker's answer to 'stats' (lib/cli/worker_hook.js), or null. The worker
+// runs the app's code: what it answers is checked field by field before
+// `status` and /metrics use it, so one worker cannot fail them for all.
+function workerStats(id, a) {
+  if (a === undefined) return null;
+  const ok = a !== null && typeof a === 'object' &&
+    a.connections !== null && typeof a.connections === 'object' &&
+    isCount(a.connections.open) && isCount(a.connections.total) && isCount(a.requests) &&
+    isCount(a.rss) && isSeconds(a.cpuSeconds) &&
+    a.eventLoopDelay !== null && typeof a.eventLoopDelay === 'object' &&
+    isSeconds(a.eventLoopDelay.p50) && isSeconds(a.eventLoopDelay.p99) && isSeconds(a.eventLoopDelay.max);
+  if (!ok) {
+    rejections.reject('workerStats', `worker ${id} answered 'stats' with a malformed value`);
+    return null;
+  }
+  const { p50, p99, max } = a.eventLoopDelay;
+  return {
+    connections: { open: a.connections.open, total: a.connections.total },
+    requests: a.requests, rss: a.rss, cpuSeconds: a.cpuSeconds, eventLoopDelay: { p50, p99, max },
+  };
+}
+
 function slotFromEnviron(pid, name) {
   try {
     const prefix = `${name}=`;
