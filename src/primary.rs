@@ -129,6 +129,14 @@ pub struct ListenerStats {
     /// Whether they hold connections until their first bytes arrive
     /// (`TCP_DEFER_ACCEPT`: SCHED_REUSEPORT, for an HTTP, HTTPS or TLS server).
     pub defer_accept: bool,
+    /// Connections waiting in its header stage (a PROXY header, or the
+    /// first request's head for sticky routing by cookie or query), and how
+    /// many may (absent: it has no stage).
+    pub stage_waiting: u32,
+    pub stage_budget: Option<u32>,
+    /// Connections whose PROXY header or first request head did not arrive
+    /// within the stage's timeout.
+    pub stage_expired: i64,
 }
 
 #[napi(object)]
@@ -410,6 +418,9 @@ impl Dispatcher {
                     proxy_rejected: l.proxy_rejected as i64,
                     sockets: l.sockets as u32,
                     defer_accept: l.defer_accept,
+                    stage_waiting: l.stage_waiting as u32,
+                    stage_budget: l.stage_budget.map(|b| b.min(u32::MAX as usize) as u32),
+                    stage_expired: l.stage_expired as i64,
                 })
                 .collect(),
             workers: stats

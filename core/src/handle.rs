@@ -3,6 +3,8 @@
 //! the primary holds for it. Only its own methods change it.
 
 use std::collections::{HashMap, VecDeque};
+
+use crate::sticky::Claims;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
@@ -47,12 +49,15 @@ pub struct ListenHandle {
     /// SCHED_REUSEPORT: every member's own socket (`socket` is the first).
     reuse: Option<ReusePortSlots>,
     /// Sticky keys (session ids) members said are theirs.
-    claims: HashMap<u64, WorkerId>,
+    claims: Claims,
+    /// Connections whose PROXY header or first request head did not come
+    /// within the stage's timeout.
+    stage_expired_total: u64,
 }
 
-/// Most sticky keys remembered per listener; past that they are forgotten
-/// all at once (a session then goes where its key hashes, which its owner
-/// may not be): a bound on memory, not a working-set size.
+/// Most sticky keys remembered per listener; past that the least recently
+/// used is forgotten (its session then goes where its key hashes, which its
+/// owner may not be): a bound on memory, not a working-set size.
 pub const MAX_CLAIMS: usize = 1 << 20;
 
 impl ListenHandle {
@@ -76,7 +81,8 @@ impl ListenHandle {
             open: HashMap::new(),
             proxy_rejected_total: 0,
             reuse: None,
-            claims: HashMap::new(),
+            claims: Claims::new(MAX_CLAIMS),
+            stage_expired_total: 0,
         }
     }
 
@@ -91,10 +97,15 @@ impl ListenHandle {
         if !self.policy.keyed() || !self.open.contains_key(&worker) {
             return;
         }
-        if self.claims.len() >= MAX_CLAIMS {
-            self.claims.clear();
-        }
-        self.claims.insert(key, worker);
+        self.claims.claim(key, worker);
+    }
+
+    pub fn stage_expired_total(&self) -> u64 {
+        self.stage_expired_total
+    }
+
+    pub fn count_stage_expired(&mut self) {
+        self.stage_expired_total += 1;
     }
 
     /// SCHED_REUSEPORT: a handle whose members get sockets of their own;
@@ -205,8 +216,8 @@ impl ListenHandle {
         let refused_by = &conn.offers.refused_by;
         match conn.key {
             Some(key) => {
-                if let Some(owner) = self.claims.get(&key) {
-                    if let Some(decided) = self.policy.pick_member(ask, refused_by, *owner) {
+                if let Some(owner) = self.claims.owner(key) {
+                    if let Some(decided) = self.policy.pick_member(ask, refused_by, owner) {
                         return decided;
                     }
                 }
@@ -227,6 +238,7 @@ impl ListenHandle {
         match pick {
             Some(pick) => {
                 let worker = self.policy.commit(pick, &[]);
+                self.claims.used(conn.key);
                 peers.get_mut(&worker).expect("members are live peers").push(conn);
             }
             None => self.pending.push_back(conn),
@@ -298,7 +310,7 @@ impl ListenHandle {
     pub fn remove(&mut self, worker: WorkerId) -> bool {
         self.open.remove(&worker);
         // Its sessions went with it.
-        self.claims.retain(|_, owner| *owner != worker);
+        self.claims.forget_worker(worker);
         if let Some(reuse) = &mut self.reuse {
             reuse.release(worker);
         }
@@ -446,6 +458,7 @@ impl ListenHandle {
             match pick {
                 Some(pick) => {
                     let worker = self.policy.commit(pick, &conn.offers.refused_by);
+                    self.claims.used(conn.key);
                     peers.get_mut(&worker).expect("members are live peers").push(conn);
                 }
                 None => {

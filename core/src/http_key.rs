@@ -22,9 +22,11 @@ pub enum Found<'a> {
     Incomplete,
     /// The value named by the rule.
     Key(&'a [u8]),
-    /// The request has no such value, or it is not an HTTP request we can
-    /// read: the connection is placed without a key.
+    /// The request has no such value: the connection is placed without a key.
     NoKey,
+    /// Not an HTTP request we can read (TLS, say, or a head longer than
+    /// [`PEEK_LEN`]): placed without a key too, and counted.
+    Unreadable,
 }
 
 /// Reads the rule's value out of `buf`, everything received so far.
@@ -32,7 +34,7 @@ pub fn find<'a>(rule: &Rule, buf: &'a [u8]) -> Found<'a> {
     // A request line starts with a method: upper-case letters.
     if let Some(first) = buf.first() {
         if !first.is_ascii_uppercase() {
-            return Found::NoKey;
+            return Found::Unreadable;
         }
     }
     match rule {
@@ -40,7 +42,7 @@ pub fn find<'a>(rule: &Rule, buf: &'a [u8]) -> Found<'a> {
             let Some(end) = find_crlf(buf) else { return incomplete_unless_full(buf) };
             let line = &buf[..end];
             let mut parts = line.split(|b| *b == b' ');
-            let (Some(_method), Some(target)) = (parts.next(), parts.next()) else { return Found::NoKey };
+            let (Some(_method), Some(target)) = (parts.next(), parts.next()) else { return Found::Unreadable };
             let Some(q) = target.iter().position(|b| *b == b'?') else { return Found::NoKey };
             let query = &target[q + 1..];
             let query = query.split(|b| *b == b'#').next().unwrap_or(query);
@@ -69,7 +71,7 @@ pub fn find<'a>(rule: &Rule, buf: &'a [u8]) -> Found<'a> {
 
 fn incomplete_unless_full(buf: &[u8]) -> Found<'_> {
     if buf.len() >= PEEK_LEN {
-        Found::NoKey
+        Found::Unreadable
     } else {
         Found::Incomplete
     }
@@ -110,14 +112,14 @@ mod tests {
             (b"GET / HTTP/1.1\r\n", Found::NoKey),
             (b"GET /socket.io/?EIO=4&sid=ab", Found::Incomplete),
             (b"", Found::Incomplete),
-            (b"\x16\x03\x01\x02\x00", Found::NoKey),
-            (b"get /?sid=a HTTP/1.1\r\n", Found::NoKey),
+            (b"\x16\x03\x01\x02\x00", Found::Unreadable),
+            (b"get /?sid=a HTTP/1.1\r\n", Found::Unreadable),
         ];
         for (input, expected) in cases {
             assert_eq!(find(&sid, input), *expected, "{:?}", String::from_utf8_lossy(input));
         }
         let long = [b"GET /?a=".as_slice(), &[b'x'; PEEK_LEN]].concat();
-        assert_eq!(find(&sid, &long), Found::NoKey);
+        assert_eq!(find(&sid, &long), Found::Unreadable);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! stalled, gone, or has refused the connection, the key's next-best slot
 //! takes it, so a hung worker breaks the stickiness of its own clients only.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -178,6 +179,99 @@ impl Policy for Sticky {
     }
 }
 
+/// Sticky keys (session ids) members said are theirs
+/// (`cluster.worker.stick`), at most `cap`: past that the claim used least
+/// recently (claimed, or a connection carrying its key placed) is
+/// forgotten, never one in use. A worker claiming keys without end thus
+/// only ever pushes out the stalest sessions, its own flood first, and
+/// another worker's live session stays where it is.
+#[derive(Debug)]
+pub struct Claims {
+    cap: usize,
+    /// Key: its owner and the stamp of its last use.
+    owners: HashMap<u64, (WorkerId, u64)>,
+    /// `(stamp, key)` in order of use; an entry whose stamp is no longer
+    /// its key's (used again since, or forgotten) is skipped.
+    order: VecDeque<(u64, u64)>,
+    clock: u64,
+}
+
+impl Claims {
+    pub fn new(cap: usize) -> Self {
+        Claims { cap: cap.max(1), owners: HashMap::new(), order: VecDeque::new(), clock: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+
+    pub fn owner(&self, key: u64) -> Option<WorkerId> {
+        self.owners.get(&key).map(|(worker, _)| *worker)
+    }
+
+    /// `worker` owns `key` from now on.
+    pub fn claim(&mut self, key: u64, worker: WorkerId) {
+        if !self.owners.contains_key(&key) {
+            while self.owners.len() >= self.cap && self.evict_oldest() {}
+        }
+        let stamp = self.tick();
+        self.owners.insert(key, (worker, stamp));
+        self.order.push_back((stamp, key));
+        self.compact();
+    }
+
+    /// A connection carrying `key` was placed: its claim, if any, is in use.
+    pub fn used(&mut self, key: Option<u64>) {
+        let Some(key) = key else { return };
+        if !self.owners.contains_key(&key) {
+            return;
+        }
+        let stamp = self.tick();
+        if let Some(entry) = self.owners.get_mut(&key) {
+            entry.1 = stamp;
+        }
+        self.order.push_back((stamp, key));
+        self.compact();
+    }
+
+    /// A worker that leaves takes its sessions with it.
+    pub fn forget_worker(&mut self, worker: WorkerId) {
+        self.owners.retain(|_, (owner, _)| *owner != worker);
+        self.compact();
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Forgets the claim used least recently; false if there is none.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((stamp, key)) = self.order.pop_front() {
+            if self.owners.get(&key).is_some_and(|(_, s)| *s == stamp) {
+                self.owners.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops the skipped entries of `order` once they outnumber the live
+    /// ones: amortized, each use costs O(log n).
+    fn compact(&mut self) {
+        if self.order.len() <= 2 * self.owners.len() + 1024 {
+            return;
+        }
+        let mut live: Vec<(u64, u64)> = self.owners.iter().map(|(key, (_, stamp))| (*stamp, *key)).collect();
+        live.sort_unstable();
+        self.order = live.into();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +427,28 @@ mod tests {
         let mapped: IpAddr = "::ffff:127.0.0.7".parse().unwrap();
         assert_eq!(client_key(v4), client_key(mapped));
         assert_ne!(client_key(v4), client_key("127.0.0.8".parse().unwrap()));
+    }
+    #[test]
+    fn claims_past_the_cap_forget_the_least_recently_used() {
+        let mut claims = Claims::new(4);
+        claims.claim(1, 1);
+        claims.claim(2, 2);
+        claims.used(Some(1));
+        for key in 100..110 {
+            claims.claim(key, 3);
+            claims.used(Some(1));
+            claims.used(Some(2));
+        }
+        assert_eq!(claims.len(), 4);
+        assert_eq!(claims.owner(1), Some(1), "a session in use stays");
+        assert_eq!(claims.owner(2), Some(2));
+        assert_eq!(claims.owner(100), None, "the flood's oldest went");
+        assert_eq!(claims.owner(109), Some(3));
+        for _ in 0..10_000 {
+            claims.used(Some(1));
+        }
+        assert!(claims.order.len() <= 2 * claims.len() + 1025, "the use order stays bounded");
+        claims.forget_worker(3);
+        assert_eq!(claims.len(), 2);
     }
 }

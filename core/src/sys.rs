@@ -633,3 +633,58 @@ impl AsFd for Waker {
 pub fn open_fd_count() -> io::Result<usize> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())
 }
+
+/// An epoll instance, close-on-exec: the connections waiting in a header
+/// stage are watched through it, edge-triggered, so the dispatcher's own
+/// `poll` set holds one descriptor for all of them and a connection whose
+/// bytes so far are only peeked at is reported again only when more arrive.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: a flag argument only.
+    let fd = unsafe { syscall!(epoll_create1(libc::EPOLL_CLOEXEC))? };
+    Ok(owned(fd))
+}
+
+/// Watches `fd` in `epoll` for input and hang-ups, edge-triggered, reported
+/// with `token`; `modify` changes the token of one already watched.
+pub fn epoll_watch(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64, modify: bool) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: token,
+    };
+    let op = if modify { libc::EPOLL_CTL_MOD } else { libc::EPOLL_CTL_ADD };
+    // SAFETY: both descriptors are open for their borrows; `event` is a live epoll_event.
+    unsafe { syscall!(epoll_ctl(epoll.as_raw_fd(), op, fd.as_raw_fd(), &mut event))? };
+    Ok(())
+}
+
+/// Stops watching `fd`. Needed before the descriptor is handed on: epoll
+/// watches the open file, which lives on in the worker after this process
+/// closes its copy, and could then no longer be removed.
+pub fn epoll_unwatch(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) {
+    let mut event = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: both descriptors are open for their borrows. ENOENT (never
+    // watched: adding it failed) is fine.
+    let _ = unsafe { syscall!(epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), &mut event)) };
+}
+
+/// The tokens of up to `max` watched descriptors with news, without waiting.
+pub fn epoll_ready(epoll: BorrowedFd<'_>, max: usize, out: &mut Vec<u64>) -> io::Result<()> {
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; max.max(1)];
+    // SAFETY: `events` is writable for the length passed.
+    let n = match unsafe { syscall!(epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 0)) } {
+        Ok(n) => n as usize,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+        Err(e) => return Err(e),
+    };
+    out.extend(events.iter().take(n).map(|e| e.u64));
+    Ok(())
+}
+
+/// This process's soft limit on open descriptors (`RLIMIT_NOFILE`);
+/// `None` when unlimited or unknown.
+pub fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a live rlimit for getrlimit to fill.
+    unsafe { syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut limit)) }.ok()?;
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+}

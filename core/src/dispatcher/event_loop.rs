@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::bus_relay;
-use super::awaiting_header::{AwaitingHeader, Outcome, Stage};
+use super::awaiting_header::{AwaitingHeader, Outcome, Refused, Stage};
 use super::command::Command;
 use super::events::{Event, EventSink};
 use super::health::Health;
@@ -32,8 +32,8 @@ enum Slot {
     Waker,
     Peer(WorkerId),
     Handle(ListenerId),
-    /// A connection waiting for its PROXY protocol header.
-    Header,
+    /// The epoll instance watching every connection in a header stage.
+    Stages,
 }
 
 /// What the last `poll` said about a listening socket.
@@ -62,6 +62,10 @@ pub(super) struct EventLoop {
     /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
     bus_bridge: bool,
     awaiting: AwaitingHeader,
+    /// How many connections all listeners' header stages may hold together:
+    /// half the descriptor limit, leaving the rest for accepting, the
+    /// workers' channels, held queues and the app (`Config::stage_limit`).
+    stage_total: usize,
     acks: AckStats,
     health: Health,
     /// Where workers' messages are read into, allocated once: a bus message
@@ -85,6 +89,7 @@ impl EventLoop {
             events,
             bus_bridge: false,
             awaiting: AwaitingHeader::default(),
+            stage_total: sys::open_file_limit().map_or(usize::MAX, |n| usize::try_from(n / 2).unwrap_or(usize::MAX)),
             acks: AckStats::default(),
             health: Health::default(),
             read_buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
@@ -101,7 +106,6 @@ impl EventLoop {
                 continue;
             }
             self.readiness.clear();
-            let mut headers_readable = Vec::new();
             for i in 0..self.pollfds.len() {
                 let revents = self.pollfds[i].revents;
                 match self.slots[i] {
@@ -127,10 +131,13 @@ impl EventLoop {
                             *entry = readiness;
                         }
                     }
-                    Slot::Header => headers_readable.push(revents != 0),
+                    // Read below, after the channels: connections with news
+                    // are asked epoll for there, and those past their
+                    // deadline are found without it.
+                    Slot::Stages => {}
                 }
             }
-            self.read_headers(&headers_readable);
+            self.read_headers();
             self.reap_dead_peers();
             self.check_health();
             self.dispatch();
@@ -157,12 +164,13 @@ impl EventLoop {
             self.pollfds.push(libc::pollfd { fd: peer.channel_fd().as_raw_fd(), events, revents: 0 });
             self.slots.push(Slot::Peer(peer.id));
         }
-        // While too many connections wait for their PROXY header, accept no
-        // more: the kernel's queue holds them.
-        let awaiting_full = self.awaiting.len() >= self.config.queue_limit;
+        let budget = self.stage_budget();
         for handle in self.handles.values_mut() {
             handle.resume_if_due(now);
-            if awaiting_full {
+            // While its header stage is full, a listener accepts no more:
+            // the kernel's queue holds them. Only its own: every other
+            // listener has a budget of its own.
+            if budget.is_some_and(|b| self.awaiting.count(handle.id()) >= b && self.config.stage_of(handle)) {
                 continue;
             }
             // Only watch a listening socket while some worker can take a
@@ -179,28 +187,44 @@ impl EventLoop {
                 }
             }
         }
-        for pollfd in self.awaiting.pollfds(now) {
-            self.pollfds.push(pollfd);
-            self.slots.push(Slot::Header);
+        if let Some(fd) = self.awaiting.poll_fd() {
+            self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            self.slots.push(Slot::Stages);
         }
+    }
+
+    /// How many connections each listener with a header stage may have
+    /// waiting in it (`Config::stage_limit`): `None` without stages.
+    fn stage_budget(&self) -> Option<usize> {
+        if self.config.proxy.is_none() && self.config.sticky_http.is_none() {
+            return None;
+        }
+        let staged = self.handles.values().filter(|h| self.config.stage_of(h)).count().max(1);
+        Some(self.config.stage_limit.min(self.stage_total / staged).max(1))
     }
 
     /// Connections whose PROXY header arrived go on to their listener's
     /// queue (or to wait for their first request, for sticky routing by
     /// cookie or query); those given up on are counted there.
-    fn read_headers(&mut self, readable: &[bool]) {
+    fn read_headers(&mut self) {
         if self.awaiting.len() == 0 {
             return;
         }
         let now = Instant::now();
-        for outcome in self.awaiting.process(readable, now, self.config.sticky_http.as_ref()) {
+        let handles = &self.handles;
+        let keyed = |listener| handles.get(&listener).is_some_and(ListenHandle::is_keyed);
+        for outcome in self.awaiting.process(now, self.config.sticky_http.as_ref(), keyed) {
             match outcome {
                 Outcome::Ready(conn, Stage::ProxyHeader) => {
                     let Some(handle) = self.handles.get_mut(&conn.listener) else { continue };
-                    match &self.config.sticky_http {
-                        Some(sticky) if handle.is_keyed() => self.awaiting.admit_request(conn, sticky, now),
-                        _ => handle.push_proxied(conn),
-                    }
+                    let conn = match &self.config.sticky_http {
+                        Some(sticky) if handle.is_keyed() => match self.awaiting.admit_request_next(conn, sticky, now) {
+                            Ok(()) => continue,
+                            Err(conn) => conn,
+                        },
+                        _ => conn,
+                    };
+                    handle.push_proxied(conn);
                 }
                 Outcome::Ready(conn, Stage::RequestHead) => {
                     if let Some(handle) = self.handles.get_mut(&conn.listener) {
@@ -210,6 +234,21 @@ impl EventLoop {
                 Outcome::Rejected(listener) => {
                     if let Some(handle) = self.handles.get_mut(&listener) {
                         handle.count_proxy_rejected();
+                    }
+                }
+                Outcome::Expired(listener, conn) => {
+                    let Some(handle) = self.handles.get_mut(&listener) else { continue };
+                    handle.count_stage_expired();
+                    match conn {
+                        // A request head that did not come in time: placed
+                        // in turn, as before.
+                        Some(conn) => handle.push_pending_back(conn),
+                        None => {
+                            handle.count_proxy_rejected();
+                            crate::rejections::reject("proxyHeader", || {
+                                "a PROXY header not finished within the timeout".to_string()
+                            });
+                        }
                     }
                 }
                 Outcome::Gone => {}
@@ -272,7 +311,13 @@ impl EventLoop {
                     let _ = reply.send(self.listen(request));
                 }
                 Command::Stats(reply) => {
-                    let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks));
+                    let budget = self.stage_budget();
+                    let (awaiting, handles, config) = (&self.awaiting, &self.handles, &self.config);
+                    let stage = |id| {
+                        let staged = handles.get(&id).is_some_and(|h| config.stage_of(h));
+                        (awaiting.count(id), budget.filter(|_| staged))
+                    };
+                    let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks, &stage));
                 }
                 Command::BusBridge(on) => self.bus_bridge = on,
                 Command::Stop => return false,
@@ -636,14 +681,22 @@ impl EventLoop {
     fn dispatch(&mut self) {
         let now = Instant::now();
         let window = self.config.window;
+        let budget = self.stage_budget();
         for handle in self.handles.values_mut() {
             handle.deal_pending(&mut self.peers, window, now, self.config.queue_timeout);
+            let staged = self.config.stage_of(handle);
             let readiness = self.readiness.get(&handle.id()).copied().unwrap_or(Readiness::NotPolled);
             if readiness == Readiness::Idle || !handle.accepts_now() {
                 continue;
             }
             let holding = handle.is_empty();
             for _ in 0..self.config.accept_batch {
+                // Checked before each accept (not after): a socket not polled
+                // because its stage is full is still tried here, and must
+                // not take one more each turn.
+                if staged && budget.is_some_and(|b| self.awaiting.count(handle.id()) >= b) {
+                    break;
+                }
                 let pick = if holding {
                     if handle.pending_len() >= self.config.queue_limit {
                         break;
@@ -663,17 +716,22 @@ impl EventLoop {
                 match handle.accept() {
                     Ok(conn) if self.config.proxy.is_some() => {
                         let proxy = self.config.proxy.as_ref().expect("checked by the guard");
-                        if !self.awaiting.admit(conn, proxy, now) {
-                            handle.count_proxy_rejected();
-                        }
-                        if self.awaiting.len() >= self.config.queue_limit {
-                            break;
+                        match self.awaiting.admit(conn, proxy, now) {
+                            Ok(()) => {}
+                            Err(Refused::Untrusted) => handle.count_proxy_rejected(),
+                            Err(Refused::NoResources) => {
+                                handle.count_proxy_rejected();
+                                handle.pause(Instant::now() + self.config.exhausted_pause);
+                                break;
+                            }
                         }
                     }
                     Ok(conn) if self.config.sticky_http.is_some() && handle.is_keyed() => {
                         let sticky = self.config.sticky_http.as_ref().expect("checked by the guard");
-                        self.awaiting.admit_request(conn, sticky, now);
-                        if self.awaiting.len() >= self.config.queue_limit {
+                        if let Err(conn) = self.awaiting.admit_request(conn, sticky, now) {
+                            // Cannot be watched: placed in turn, without a key.
+                            handle.push_pending_back(conn);
+                            handle.pause(Instant::now() + self.config.exhausted_pause);
                             break;
                         }
                     }

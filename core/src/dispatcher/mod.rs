@@ -77,6 +77,14 @@ pub struct Config {
     /// worker is paced and none has credit, the dispatcher holds new
     /// connections, newest first. `None`: never paced.
     pub pace_above: Option<u64>,
+    /// Most connections of one listener that may wait in the header stages
+    /// (a PROXY header, or the first request's head for sticky routing by
+    /// cookie or query) at once; past that the listener stops accepting and
+    /// the kernel's queue holds the rest, as HAProxy's `maxconn` and nginx's
+    /// `worker_connections` do. All listeners' stages together are further
+    /// held to half the process's descriptor limit (`RLIMIT_NOFILE`), shared
+    /// evenly among the listeners that have a stage (docs/DESIGN.md §8).
+    pub stage_limit: usize,
 }
 
 /// Most connections a worker may hold unacknowledged, at first: its window
@@ -96,6 +104,9 @@ pub const DEFAULT_MAX_WINDOW: usize = 32;
 /// first turn (docs/DESIGN.md §13.4).
 pub const DEFAULT_PACE_ABOVE: u64 = 64;
 
+/// Most connections of one listener waiting in a header stage, by default.
+pub const DEFAULT_STAGE_LIMIT: usize = 1024;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -111,7 +122,16 @@ impl Default for Config {
             sticky_http: None,
             hang_timeout: None,
             pace_above: Some(DEFAULT_PACE_ABOVE),
+            stage_limit: DEFAULT_STAGE_LIMIT,
         }
+    }
+}
+
+impl Config {
+    /// Whether `handle`'s connections wait in a header stage before they are
+    /// dealt: every listener's with `proxy`, a sticky one's with `sticky_http`.
+    pub(crate) fn stage_of(&self, handle: &crate::handle::ListenHandle) -> bool {
+        self.proxy.is_some() || (self.sticky_http.is_some() && handle.is_keyed())
     }
 }
 

@@ -36,6 +36,14 @@ pub struct ListenerStats {
     /// Whether they hold connections until their first bytes arrive
     /// (`TCP_DEFER_ACCEPT`).
     pub defer_accept: bool,
+    /// Connections waiting in its header stage (a PROXY header, or the
+    /// first request's head for sticky routing by cookie or query) now,
+    /// and how many may (`None`: it has no stage).
+    pub stage_waiting: usize,
+    pub stage_budget: Option<usize>,
+    /// Connections whose PROXY header or first request head did not arrive
+    /// within the stage's timeout.
+    pub stage_expired: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -48,7 +56,12 @@ pub struct WorkerStats {
 
 impl Stats {
     /// A snapshot of the dispatcher thread's state, sorted by id.
-    pub(super) fn collect(handles: &HashMap<ListenerId, ListenHandle>, peers: &HashMap<WorkerId, Peer>, acks: &AckStats) -> Stats {
+    pub(super) fn collect(
+        handles: &HashMap<ListenerId, ListenHandle>,
+        peers: &HashMap<WorkerId, Peer>,
+        acks: &AckStats,
+        stage: &dyn Fn(ListenerId) -> (usize, Option<usize>),
+    ) -> Stats {
         let mut listeners: Vec<ListenerStats> = handles
             .values()
             .map(|h| ListenerStats {
@@ -63,6 +76,9 @@ impl Stats {
                 proxy_rejected: h.proxy_rejected_total(),
                 sockets: h.socket_count(),
                 defer_accept: h.defers_accept(),
+                stage_waiting: stage(h.id()).0,
+                stage_budget: stage(h.id()).1,
+                stage_expired: h.stage_expired_total(),
             })
             .collect();
         listeners.sort_by_key(|l| l.id);
