@@ -196,8 +196,13 @@ class RedisBridge {
       // else is the application's own listener throwing, which it sees as it
       // would for a local message.
       if (isBusRefusal(err)) this.refuse(`the bus refused it: ${err.message}`);
-      else process.nextTick(() => { throw err; });
+      else this.rethrow(err);
     }
+  }
+
+  /** The application's own error, out of ioredis' handler: an uncaught exception, as for a local message. */
+  rethrow(err) {
+    process.nextTick(() => { throw err; });
   }
 
   refuse(detail) {
