@@ -77,3 +77,12 @@ test('random bytes over every slot never crash or hang another process', { skip,
   }
   await stillServing(c, ready.port);
 });
+
+test('a worker forked after the header was overwritten still starts', { skip, timeout: 60000 }, async (t) => {
+  const { c, ready } = await start(t);
+  await c.call('attack', { kind: 'header' });
+  const late = await c.call('fork', {}, { timeout: 20000 });
+  assert.equal(late.error, undefined, late.error);
+  checkUse('primary', await c.call('use', { where: 'primary' }, { timeout: 20000 }));
+  await stillServing(c, ready.port);
+});

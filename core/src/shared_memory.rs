@@ -242,6 +242,21 @@ fn seal(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `fd` carries exactly the seals `seal` adds.
+fn sealed_as_created(fd: &OwnedFd) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: fcntl on a valid fd, no pointer argument.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        seals == libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        false
+    }
+}
+
 impl Region {
     fn at(base: NonNull<u8>) -> Region {
         Region { base, lock_wait_us: AtomicU64::new(LOCK_WAIT.as_micros() as u64) }
@@ -292,6 +307,16 @@ impl Region {
             && region.u32_at(12).load(Ordering::Relaxed) as usize == COUNTER_SLOTS
             && region.u32_at(16).load(Ordering::Relaxed) as usize == TABLE_SLOTS;
         if !valid {
+            // Any process that maps the region may have overwritten its
+            // header since the primary wrote it; refusing the region then
+            // would keep every worker forked later from starting. A file
+            // with exactly the seals and size `create` gives it is the
+            // primary's region (the seals cannot be changed after
+            // F_SEAL_SEAL), so it is mapped anyway, and the damage counted.
+            if stat.st_size as usize == REGION_LEN && sealed_as_created(&fd) {
+                rejections::reject("sharedMemory", || "the region's header was overwritten by a process that maps it".to_string());
+                return Ok(region);
+            }
             return Err(io::Error::new(io::ErrorKind::InvalidData, "not an rcluster shared memory region of this version"));
         }
         Ok(region)
@@ -884,6 +909,19 @@ mod tests {
         // SAFETY: a valid fd.
         assert_ne!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
         assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_region_whose_header_was_overwritten_still_opens() {
+        let (region, fd) = Region::create().unwrap();
+        region.counter("kept").unwrap();
+        region.u64_at(0).store(0x4141_4141, Ordering::Relaxed);
+        region.u32_at(12).store(7, Ordering::Relaxed);
+        // SAFETY: a valid fd, duplicated for the second mapping.
+        let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(fd.as_raw_fd())) };
+        let again = Region::open(dup).unwrap();
+        assert_eq!(again.counters().len(), 1);
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn mutated_slots_never_panic_or_hang_a_reader() {
 #[test]
 fn a_region_of_random_bytes_never_panics_or_hangs_a_reader() {
     let (region, file, names) = well_formed(16);
-    let mut rng = mutator::Rng::new(mutator::seed() ^ 0x52_414e_44);
+    let mut rng = mutator::Rng::new(mutator::seed() ^ 0x5241_4e44);
     let rounds = (mutator::inputs() / 1000).clamp(5, 40);
     for round in 0..rounds {
         // Everything after the header: every counter and table slot.
