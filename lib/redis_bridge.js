@@ -16,11 +16,45 @@
 //
 // The client library, ioredis, is an optional peer dependency, loaded only
 // here: the one-machine default needs no Redis and no client.
+//
+// What arrives from Redis is untrusted input (docs/SECURITY.md): anyone who
+// can publish on the namespace's channels can send anything. Every message
+// is validated whole before it is used (`decodeBus`, `decodeCounters`); a
+// refused one is counted (surface 'redisMessage') and dropped, never thrown
+// inside ioredis' handler. What a peer can make this machine hold is
+// bounded: MAX_MACHINES machines' parts of at most MAX_REMOTE_NAMES counters
+// each, and a remote name never claims a slot of this machine's counter
+// table: the sums are only written beside counters that exist here.
 const crypto = require('crypto');
 const { nodeError, invalidArgType, outOfRange } = require('./errors');
+const { reject } = require('./rejections');
 
 const SYNC_INTERVAL_DEFAULT = 100;
 const SYNC_WAIT_MS = 1000;
+// The longest message read: a bus message's 64 KiB payload, or one machine's
+// MAX_REMOTE_NAMES counters, with room for JSON's escapes.
+const MAX_TEXT = 256 * 1024;
+// Other machines whose counter parts are kept. A machine silent for
+// MACHINE_SILENT_MS gives its room up to a new one (its parts then leave the
+// totals); while all are live, a new machine is refused.
+const MAX_MACHINES = 64;
+const MACHINE_SILENT_MS = 30000;
+// A machine that published within this long is waited for by sync().
+const SYNC_LIVE_MS = 2000;
+// Counters one machine may publish: the size of a machine's counter table.
+const MAX_REMOTE_NAMES = 1024;
+// Bytes of a counter name (UTF-8): NAME_MAX of core/src/shared_memory.rs.
+const NAME_MAX = 32;
+// Sync requests answered per second, at most: each answer publishes all of
+// this machine's counters, so a peer flooding requests must not make this
+// machine flood Redis in turn.
+const SYNC_ANSWERS_PER_SECOND = 200;
+// A machine's id, a sync's id: lowercase hex (4 random bytes as built here).
+const HEX_ID = /^[0-9a-f]{1,32}$/;
+const WORKER_ID = /^[1-9][0-9]{0,9}$/;
+const AGENT_ID = 0xFFFFFFFE; // lib/bus.js: worker ids are below it
+// Events of cluster.bus itself (lib/bus.js): never a topic from a peer.
+const RESERVED_TOPICS = new Set(['error', 'newListener', 'removeListener']);
 
 function normalizeBusOptions(value, caller) {
   if (value === undefined) return undefined;
@@ -69,7 +103,10 @@ class RedisBridge {
     this.machine = crypto.randomBytes(4).toString('hex');
     this.channel = `${options.namespace}:bus`;
     this.countersChannel = `${options.namespace}:counters`;
-    this.parts = new Map(); // machine -> Map(counter name -> value)
+    this.parts = new Map(); // machine -> { counters: Map(name -> value), seen: performance.now() }
+    this.applied = new Set(); // names whose remote sum was written here
+    this.syncBucket = SYNC_ANSWERS_PER_SECOND;
+    this.syncBucketAt = 0;
     this.syncWaiters = new Map(); // sync id -> { waiting: Set(machine), resolve }
     this.down = false;
     this.pub = null;
@@ -98,7 +135,10 @@ class RedisBridge {
     }
     this.sub.subscribe(this.channel, this.countersChannel).catch((err) => this.wentDown(err));
     this.sub.on('message', (channel, text) => this.onMessage(channel, text));
-    this.timer = setInterval(() => this.publishCounters(), this.options.syncInterval);
+    this.timer = setInterval(() => {
+      this.publishCounters();
+      this.applyRemote();
+    }, this.options.syncInterval);
     this.timer.unref();
   }
 
@@ -134,19 +174,52 @@ class RedisBridge {
     this.publish(this.channel, { m: this.machine, f: from, k: 's', to: to.slice(0, slash), tg: to.slice(slash + 1), t: topic, d: data });
   }
 
+  /** A message from Redis on one of the bridge's channels: untrusted, never thrown from. */
   onMessage(channel, text) {
-    let msg;
     try {
-      msg = JSON.parse(text);
-    } catch {
+      if (typeof text !== 'string' || text.length > MAX_TEXT) {
+        this.refuse(`a message of ${typeof text === 'string' ? `${text.length} characters (at most ${MAX_TEXT})` : typeof text}`);
+        return;
+      }
+      let msg;
+      try {
+        msg = JSON.parse(text);
+      } catch {
+        this.refuse(`not JSON: ${text.slice(0, 80)}`);
+        return;
+      }
+      if (channel === this.countersChannel) this.onCounters(msg);
+      else if (channel === this.channel) this.onBus(msg);
+    } catch (err) {
+      // Validation comes first, so only what this machine's bus refuses to
+      // carry can land here (a payload too large once re-encoded); anything
+      // else is the application's own listener throwing, which it sees as it
+      // would for a local message.
+      if (isBusRefusal(err)) this.refuse(`the bus refused it: ${err.message}`);
+      else this.rethrow(err);
+    }
+  }
+
+  /** The application's own error, out of ioredis' handler: an uncaught exception, as for a local message. */
+  rethrow(err) {
+    process.nextTick(() => { throw err; });
+  }
+
+  refuse(detail) {
+    reject('redisMessage', detail);
+  }
+
+  onBus(msg) {
+    const why = invalidBusMessage(msg);
+    if (why !== null) {
+      this.refuse(why);
       return;
     }
     if (msg.m === this.machine) return; // our own, back from Redis
-    if (channel === this.countersChannel) return this.onCounters(msg);
     const origin = `${msg.m}/${msg.f}`;
     if (msg.k === 'b') {
       this.local.broadcast(msg.t, msg.d, origin);
-    } else if (msg.k === 's' && msg.to === this.machine) {
+    } else if (msg.to === this.machine) {
       const target = msg.tg === 'agent' || msg.tg === 'primary' ? msg.tg : Number(msg.tg);
       this.local.send(target, msg.t, msg.d, origin);
     }
@@ -158,15 +231,19 @@ class RedisBridge {
   }
 
   onCounters(msg) {
-    if (msg.q !== undefined) {
-      // Another machine syncs: answer with our parts now.
-      this.publishCounters(msg.q, msg.m);
+    const why = invalidCountersMessage(msg);
+    if (why !== null) {
+      this.refuse(why);
       return;
     }
-    if (Array.isArray(msg.c)) {
-      this.parts.set(msg.m, new Map(msg.c));
-      this.applyRemote();
+    if (msg.m === this.machine) return; // our own, back from Redis
+    if (msg.q !== undefined) {
+      // Another machine syncs: answer with our parts now, within the rate.
+      if (this.takeSyncAnswer()) this.publishCounters(msg.q, msg.m);
+      else this.refuse(`sync requests beyond ${SYNC_ANSWERS_PER_SECOND} a second (from machine ${msg.m})`);
+      return;
     }
+    if (msg.c !== undefined && !this.keepParts(msg.m, msg.c)) return;
     if (msg.s !== undefined && msg.r === this.machine) {
       const waiter = this.syncWaiters.get(msg.s);
       if (waiter !== undefined) {
@@ -176,17 +253,61 @@ class RedisBridge {
     }
   }
 
-  // Beside each counter, the sum of the other machines' latest parts.
-  applyRemote() {
-    const sums = new Map();
-    for (const counters of this.parts.values()) {
-      for (const [name, value] of counters) sums.set(name, (sums.get(name) ?? 0) + value);
+  /** Keeps machine `machine`'s parts, within MAX_MACHINES; false if refused. */
+  keepParts(machine, entries) {
+    const now = performance.now();
+    if (!this.parts.has(machine) && this.parts.size >= MAX_MACHINES) {
+      let oldest = null;
+      for (const [m, part] of this.parts) {
+        if (oldest === null || part.seen < this.parts.get(oldest).seen) oldest = m;
+      }
+      if (now - this.parts.get(oldest).seen < MACHINE_SILENT_MS) {
+        this.refuse(`counters from a new machine ${machine}: ${MAX_MACHINES} machines already publish`);
+        return false;
+      }
+      this.parts.delete(oldest);
     }
+    const counters = new Map();
+    for (const [name, value] of entries) counters.set(name, value);
+    this.parts.set(machine, { counters, seen: now });
+    return true;
+  }
+
+  takeSyncAnswer() {
+    const now = performance.now();
+    const refill = ((now - this.syncBucketAt) / 1000) * SYNC_ANSWERS_PER_SECOND;
+    this.syncBucket = Math.min(SYNC_ANSWERS_PER_SECOND, this.syncBucket + refill);
+    this.syncBucketAt = now;
+    if (this.syncBucket < 1) return false;
+    this.syncBucket -= 1;
+    return true;
+  }
+
+  /**
+   * Beside each counter of this machine, the sum of the other machines'
+   * latest parts. Only counters that exist here: a name only other machines
+   * use claims no slot of this machine's table (a peer could otherwise fill
+   * it); once a process here names it, its sum follows at the next exchange.
+   */
+  applyRemote() {
+    if (this.parts.size === 0 && this.applied.size === 0) return;
+    const local = this.shared.localCounters();
+    const sums = new Map();
+    for (const { counters } of this.parts.values()) {
+      for (const [name, value] of counters) {
+        if (Object.hasOwn(local, name)) sums.set(name, (sums.get(name) ?? 0n) + BigInt(value));
+      }
+    }
+    // A name whose parts all left (their machines' room was taken) goes back to 0.
+    for (const name of this.applied) {
+      if (!sums.has(name) && Object.hasOwn(local, name)) sums.set(name, 0n);
+    }
+    this.applied = new Set(sums.keys());
     for (const [name, sum] of sums) {
       try {
         this.shared.counter(name).setRemote(sum);
       } catch (err) {
-        this.bus.reportError(err); // this machine's counter table is full
+        this.bus.reportError(err);
       }
     }
   }
@@ -197,13 +318,15 @@ class RedisBridge {
    */
   sync() {
     const id = crypto.randomBytes(4).toString('hex');
-    const waiting = new Set(this.parts.keys());
+    const now = performance.now();
+    const waiting = new Set([...this.parts].filter(([, part]) => now - part.seen < SYNC_LIVE_MS).map(([m]) => m));
     this.publishCounters();
     if (waiting.size === 0 || this.pub?.status !== 'ready') return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.syncWaiters.delete(id);
+        this.applyRemote();
         resolve();
       };
       const timer = setTimeout(done, SYNC_WAIT_MS);
@@ -213,4 +336,67 @@ class RedisBridge {
   }
 }
 
-module.exports = { RedisBridge, normalizeBusOptions };
+function isBusRefusal(err) {
+  return err !== null && typeof err === 'object' &&
+    ['ERR_OUT_OF_RANGE', 'ERR_INVALID_ARG_VALUE', 'ERR_INVALID_ARG_TYPE'].includes(err.code);
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function describe(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `'${value.slice(0, 40)}'`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+/** Why `msg` (parsed JSON from the bus channel) cannot be used, or null. */
+function invalidBusMessage(msg) {
+  if (!isObject(msg)) return `a bus message must be an object, not ${describe(msg)}`;
+  if (typeof msg.m !== 'string' || !HEX_ID.test(msg.m)) return `a bus message's machine is ${describe(msg.m)}`;
+  const f = msg.f;
+  if (!(f === 'primary' || f === 'agent' || (Number.isInteger(f) && f >= 1 && f < AGENT_ID))) {
+    return `a bus message from machine ${msg.m} names its sender ${describe(f)}`;
+  }
+  if (typeof msg.t !== 'string' || msg.t === '' || RESERVED_TOPICS.has(msg.t)) {
+    return `a bus message from machine ${msg.m} has topic ${describe(msg.t)}`;
+  }
+  if (msg.k === 'b') return null;
+  if (msg.k !== 's') return `a bus message from machine ${msg.m} is of kind ${describe(msg.k)}`;
+  if (typeof msg.to !== 'string' || !HEX_ID.test(msg.to)) return `a send from machine ${msg.m} is for machine ${describe(msg.to)}`;
+  const tg = msg.tg;
+  if (!(tg === 'primary' || tg === 'agent' || (typeof tg === 'string' && WORKER_ID.test(tg) && Number(tg) < AGENT_ID))) {
+    return `a send from machine ${msg.m} is for ${describe(tg)}`;
+  }
+  return null;
+}
+
+/** Why `msg` (parsed JSON from the counters channel) cannot be used, or null. */
+function invalidCountersMessage(msg) {
+  if (!isObject(msg)) return `a counters message must be an object, not ${describe(msg)}`;
+  if (typeof msg.m !== 'string' || !HEX_ID.test(msg.m)) return `a counters message's machine is ${describe(msg.m)}`;
+  if (msg.q !== undefined) {
+    return typeof msg.q === 'string' && HEX_ID.test(msg.q) ? null : `a sync request from machine ${msg.m} has id ${describe(msg.q)}`;
+  }
+  if (msg.s !== undefined || msg.r !== undefined) {
+    if (typeof msg.s !== 'string' || !HEX_ID.test(msg.s) || typeof msg.r !== 'string' || !HEX_ID.test(msg.r)) {
+      return `a sync answer from machine ${msg.m} has id ${describe(msg.s)} for ${describe(msg.r)}`;
+    }
+  }
+  const c = msg.c;
+  if (!Array.isArray(c)) return `the counters of machine ${msg.m} are ${describe(c)}, not an array`;
+  if (c.length > MAX_REMOTE_NAMES) return `machine ${msg.m} published ${c.length} counters (at most ${MAX_REMOTE_NAMES})`;
+  for (const entry of c) {
+    if (!Array.isArray(entry) || entry.length !== 2) return `machine ${msg.m} published a counter as ${describe(entry)}`;
+    const [name, value] = entry;
+    if (typeof name !== 'string' || name === '' || name.length > NAME_MAX || Buffer.byteLength(name, 'utf8') > NAME_MAX) {
+      return `machine ${msg.m} published a counter named ${describe(name)}`;
+    }
+    if (!Number.isSafeInteger(value)) return `machine ${msg.m} published counter '${name}' = ${describe(value)}`;
+  }
+  return null;
+}
+
+module.exports = { RedisBridge, normalizeBusOptions, invalidBusMessage, invalidCountersMessage };

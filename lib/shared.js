@@ -5,6 +5,13 @@
 // passes its fd to each process it forks, as one more stdio slot; the process
 // maps it at start-up and closes the fd. Every operation is a few atomic
 // instructions on the mapping: no IPC, no primary in the way.
+//
+// Every process maps the region writable, so what is read from it is
+// untrusted: the native side validates names and lengths and skips (and
+// counts, surface 'sharedMemory') a corrupt slot; here, a table value that is
+// not JSON reads as absent and is counted the same way. A lock or a value a
+// process keeps forging costs a caller a coded error after a bounded wait
+// (ERR_RCLUSTER_SHARED_LOCK_TIMEOUT, ERR_RCLUSTER_SHARED_BUSY), never a hang.
 const { nodeError, invalidArgType, outOfRange } = require('./errors');
 
 let memory = null; // the native SharedMemory, once this process has it
@@ -126,13 +133,26 @@ function buildShared() {
     },
     /** Every counter any process named, with its value (the latest known total). */
     counters() {
-      return Object.fromEntries(mapped().counters().map(({ name }) => [name, this.counter(name).get()]));
+      const entries = mapped().counters();
+      values ??= new BigInt64Array(memory.counterBuffer());
+      // By the slot the listing read, not by looking the name up again: a
+      // lookup may claim a slot, and the listing must not change the table.
+      return Object.fromEntries(entries.map(({ slot, name, value }) =>
+        [name, Number(value) + Number(Atomics.load(values, slot * stride + remoteIndex))]));
     },
     /** The value of `key` in the table (JSON), or undefined. */
     get(key) {
       validateName(key, 'key');
       const bytes = mapped().tableGet(key);
-      return bytes === null ? undefined : JSON.parse(bytes.toString('utf8'));
+      if (bytes === null) return undefined;
+      try {
+        return JSON.parse(bytes.toString('utf8'));
+      } catch {
+        // Only set() writes the table, always JSON: another process wrote
+        // these bytes into shared memory directly.
+        require('./rejections').reject('sharedMemory', () => `the table value of '${key}' is not JSON: ${bytes.subarray(0, 64).toString('latin1')}`);
+        return undefined;
+      }
     },
     /** Sets `key` to `value` (anything JSON.stringify takes, up to limits.valueMax bytes). */
     set(key, value) {

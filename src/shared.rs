@@ -18,6 +18,8 @@ fn to_js(env: &Env, err: SharedError) -> napi::Error {
     match err {
         SharedError::BadName(_) | SharedError::ValueTooLarge(_) => JsError::out_of_range(message),
         SharedError::CountersFull | SharedError::TableFull => JsError::error("ERR_RCLUSTER_SHARED_FULL", message),
+        SharedError::LockTimeout { .. } => JsError::error("ERR_RCLUSTER_SHARED_LOCK_TIMEOUT", message),
+        SharedError::Busy { .. } => JsError::error("ERR_RCLUSTER_SHARED_BUSY", message),
     }
     .into_napi(env)
 }
@@ -55,6 +57,8 @@ pub fn shared_limits() -> SharedLimits {
 
 #[napi(object)]
 pub struct CounterEntry {
+    /// Its slot, as `counter(name)` would return it.
+    pub slot: u32,
     pub name: String,
     pub value: i64,
 }
@@ -131,10 +135,16 @@ impl SharedMemory {
         self.region.counter(&name).map(|slot| slot as u32).map_err(|e| to_js(&env, e))
     }
 
-    /// Every counter claimed so far, with its value.
+    /// Every counter claimed and named so far, with its slot and value.
+    /// Slots another process corrupted are left out (and counted as refused
+    /// `sharedMemory` input).
     #[napi]
     pub fn counters(&self) -> Vec<CounterEntry> {
-        self.region.counters().into_iter().map(|(name, value)| CounterEntry { name, value }).collect()
+        self.region
+            .counters()
+            .into_iter()
+            .map(|(slot, name, value)| CounterEntry { slot: slot as u32, name, value })
+            .collect()
     }
 
     #[napi]

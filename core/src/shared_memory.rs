@@ -31,11 +31,28 @@
 //! - a name is written after its slot is claimed; a reader that finds the hash
 //!   but no name yet takes the hash as the identity (64 bits: two names of one
 //!   table colliding is a 1-in-10^13 event).
+//!
+//! Why a worker that scribbles on the region cannot crash or hang another
+//! process (every process maps it writable, so any of them can write anything):
+//! - every field read from the region is copied out once and validated on the
+//!   copy (name and value lengths against their bounds, a name against the
+//!   slot's hash, UTF-8); a slot that fails is counted as a refused input
+//!   (surface `sharedMemory`) and skipped, never indexed past;
+//! - a write lock waits at most `lock_wait` (default [`LOCK_WAIT`]): a holder
+//!   that is gone (or is no process: 0, negative, a zombie) is taken over, a
+//!   live one makes the write fail with [`SharedError::LockTimeout`]; a seqlock
+//!   read that never sees a stable version fails with [`SharedError::Busy`];
+//! - the memfd is sealed against shrinking (Linux), so no process can truncate
+//!   the file under the others' mappings (which would make their next access
+//!   SIGBUS).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::rejections;
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RCLSHM01");
 pub const VERSION: u32 = 1;
@@ -61,6 +78,12 @@ const TABLE_AT: usize = COUNTERS_AT + COUNTER_SLOTS * COUNTER_SLOT_LEN;
 pub const REGION_LEN: usize = TABLE_AT + TABLE_SLOTS * TABLE_SLOT_LEN;
 /// A table value's length that means "deleted".
 const ABSENT: u32 = u32::MAX;
+/// How long a table write waits for a slot's lock, and a table read for a
+/// version that holds still, before failing. A legitimate writer holds the
+/// lock for the copy of at most VALUE_MAX bytes (microseconds); 250 ms covers
+/// a writer descheduled on a loaded machine many times over, and bounds what
+/// a forged lock costs a caller.
+pub const LOCK_WAIT: Duration = Duration::from_millis(250);
 
 /// Why a shared-state operation cannot be done.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,6 +96,13 @@ pub enum SharedError {
     CountersFull,
     /// Every table slot is taken.
     TableFull,
+    /// A live process (`holder`, a pid) held the key's write lock for the
+    /// whole wait: a writer stopped mid-write, or a lock forged by a process
+    /// that writes the region directly.
+    LockTimeout { holder: u32, waited: Duration },
+    /// The key's value changed under every read for the whole wait: a
+    /// process rewrites its version without end.
+    Busy { waited: Duration },
 }
 
 impl std::fmt::Display for SharedError {
@@ -86,6 +116,16 @@ impl std::fmt::Display for SharedError {
             }
             SharedError::CountersFull => write!(f, "all {COUNTER_SLOTS} shared counters are in use"),
             SharedError::TableFull => write!(f, "all {TABLE_SLOTS} keys of the shared table are in use"),
+            SharedError::LockTimeout { holder, waited } => write!(
+                f,
+                "the shared table key's write lock was held by process {holder} for {} ms: it is stopped, or it wrote the lock into shared memory without taking it",
+                waited.as_millis()
+            ),
+            SharedError::Busy { waited } => write!(
+                f,
+                "the shared table key's value changed under every read for {} ms: a process keeps rewriting it",
+                waited.as_millis()
+            ),
         }
     }
 }
@@ -115,6 +155,13 @@ fn check_name(name: &[u8]) -> Result<(), SharedError> {
 #[derive(Debug)]
 pub struct Region {
     base: NonNull<u8>,
+    /// [`LOCK_WAIT`] unless set (`set_lock_wait`), in microseconds.
+    lock_wait_us: AtomicU64,
+}
+
+/// A refused slot: counted and described, then skipped by the caller.
+fn corrupt(what: &'static str, index: usize, detail: impl FnOnce() -> String) {
+    rejections::reject("sharedMemory", || format!("{what} slot {index}: {}", detail()));
 }
 
 // SAFETY: the region is only ever accessed through atomics, or through the
@@ -133,7 +180,7 @@ fn anonymous_file() -> io::Result<OwnedFd> {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: a constant NUL-terminated name; the fd returned is ours.
-        let fd = unsafe { libc::memfd_create(c"rcluster-shared".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe { libc::memfd_create(c"rcluster-shared".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -178,7 +225,53 @@ fn map(fd: &OwnedFd) -> io::Result<NonNull<u8>> {
     Ok(NonNull::new(ptr.cast()).expect("mmap never returns NULL on success"))
 }
 
+/// Forbids changing the file's size from now on (Linux memfd seals): every
+/// process maps it, and a process that shrank it would make the others'
+/// next access to the cut pages a SIGBUS.
+fn seal(fd: &OwnedFd) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: fcntl on a valid fd with integer arguments.
+        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd; // POSIX shm has no seals (docs/DESIGN.md §9.1)
+    Ok(())
+}
+
+/// Whether `fd` carries exactly the seals `seal` adds.
+fn sealed_as_created(fd: &OwnedFd) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: fcntl on a valid fd, no pointer argument.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        seals == libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        false
+    }
+}
+
 impl Region {
+    fn at(base: NonNull<u8>) -> Region {
+        Region { base, lock_wait_us: AtomicU64::new(LOCK_WAIT.as_micros() as u64) }
+    }
+
+    /// How long a table write waits for a lock held by a live process, and a
+    /// table read for a stable value, before failing ([`LOCK_WAIT`] by default).
+    pub fn set_lock_wait(&self, wait: Duration) {
+        self.lock_wait_us.store(wait.as_micros().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    }
+
+    fn lock_wait(&self) -> Duration {
+        Duration::from_micros(self.lock_wait_us.load(Ordering::Relaxed))
+    }
+
     /// Creates the region (the primary). The fd is for passing to the other
     /// processes; the mapping stays valid after it is closed.
     pub fn create() -> io::Result<(Region, OwnedFd)> {
@@ -187,7 +280,8 @@ impl Region {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), REGION_LEN as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let region = Region { base: map(&fd)? };
+        seal(&fd)?;
+        let region = Region::at(map(&fd)?);
         // The file starts zeroed: every slot free. The header goes last, so a
         // region whose creation failed half way is never taken for a valid one.
         region.u32_at(8).store(VERSION, Ordering::Relaxed);
@@ -207,12 +301,22 @@ impl Region {
         if (stat.st_size as usize) < REGION_LEN {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "the shared memory region is too small"));
         }
-        let region = Region { base: map(&fd)? };
+        let region = Region::at(map(&fd)?);
         let valid = region.u64_at(0).load(Ordering::Acquire) == MAGIC
             && region.u32_at(8).load(Ordering::Relaxed) == VERSION
             && region.u32_at(12).load(Ordering::Relaxed) as usize == COUNTER_SLOTS
             && region.u32_at(16).load(Ordering::Relaxed) as usize == TABLE_SLOTS;
         if !valid {
+            // Any process that maps the region may have overwritten its
+            // header since the primary wrote it; refusing the region then
+            // would keep every worker forked later from starting. A file
+            // with exactly the seals and size `create` gives it is the
+            // primary's region (the seals cannot be changed after
+            // F_SEAL_SEAL), so it is mapped anyway, and the damage counted.
+            if stat.st_size as usize == REGION_LEN && sealed_as_created(&fd) {
+                rejections::reject("sharedMemory", || "the region's header was overwritten by a process that maps it".to_string());
+                return Ok(region);
+            }
             return Err(io::Error::new(io::ErrorKind::InvalidData, "not an rcluster shared memory region of this version"));
         }
         Ok(region)
@@ -236,10 +340,63 @@ impl Region {
         unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU32>() }
     }
 
+    /// Only ever called with offsets and lengths computed from the layout's
+    /// constants and lengths already checked against their bounds, never with
+    /// a number read from the region unchecked: the assert cannot fire on
+    /// what another process wrote.
     fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
         assert!(offset + len <= REGION_LEN);
         // SAFETY: in bounds, checked above.
         unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    /// Copies `out.len()` bytes at `offset` out of the region, one atomic
+    /// load per byte: another process may be writing them, so what is
+    /// validated afterwards is this copy, never the live bytes read twice.
+    /// False (nothing copied) if the range is not inside the region.
+    fn copy_out(&self, offset: usize, out: &mut [u8]) -> bool {
+        if offset.checked_add(out.len()).is_none_or(|end| end > REGION_LEN) {
+            return false;
+        }
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: in bounds (checked above); AtomicU8 has the layout of u8
+            // and any alignment will do.
+            *byte = unsafe { &*self.base.as_ptr().add(offset + i).cast::<AtomicU8>() }.load(Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The name (or table key) of the slot at `slot`, validated: None if the
+    /// slot is free, claimed but not named yet, or corrupt (counted).
+    fn slot_name(&self, what: &'static str, index: usize, slot: usize, len_at: usize, name_at: usize) -> Option<String> {
+        let key = self.u64_at(slot).load(Ordering::Acquire);
+        if key == 0 {
+            return None;
+        }
+        let len = self.u32_at(slot + len_at).load(Ordering::Acquire) as usize;
+        if len == 0 {
+            return None; // claimed, name not written yet (or its writer died)
+        }
+        if len > NAME_MAX {
+            corrupt(what, index, || format!("name length {len} > {NAME_MAX}"));
+            return None;
+        }
+        let mut name = [0u8; NAME_MAX];
+        let name = &mut name[..len];
+        if !self.copy_out(slot + name_at, name) {
+            return None;
+        }
+        if hash(name) != key {
+            corrupt(what, index, || format!("name {} does not match its hash", rejections::describe_bytes(name)));
+            return None;
+        }
+        match std::str::from_utf8(name) {
+            Ok(name) => Some(name.to_owned()),
+            Err(_) => {
+                corrupt(what, index, || format!("name {} is not UTF-8", rejections::describe_bytes(name)));
+                None
+            }
+        }
     }
 
     /// Finds or claims the slot of a name in a table of `slots` slots of
@@ -276,8 +433,14 @@ impl Region {
         if len == 0 {
             return true; // claimed, name not written yet (or its writer died): the hash decides
         }
-        // SAFETY: the name was published before its length (Release/Acquire) and never changes.
-        len == name.len() && unsafe { std::slice::from_raw_parts(self.bytes(slot + name_at, len), len) } == name
+        // The length is compared first: `name` is at most NAME_MAX bytes, so
+        // a length another process wrote never sizes the copy.
+        if len != name.len() {
+            return false;
+        }
+        let mut copy = [0u8; NAME_MAX];
+        let copy = &mut copy[..len];
+        self.copy_out(slot + name_at, copy) && copy == name
     }
 
     /// The slot of counter `name`, claimed now if it has none yet.
@@ -313,18 +476,15 @@ impl Region {
         (self.bytes(COUNTERS_AT, COUNTER_SLOTS * COUNTER_SLOT_LEN), COUNTER_SLOTS * COUNTER_SLOT_LEN)
     }
 
-    /// The names of the counters claimed so far and this machine's part of each.
-    pub fn counters(&self) -> Vec<(String, i64)> {
+    /// The counters claimed and named so far: slot, name and this machine's
+    /// part of each. A corrupt slot (see the module's doc) is counted and
+    /// left out.
+    pub fn counters(&self) -> Vec<(usize, String, i64)> {
         (0..COUNTER_SLOTS)
             .filter_map(|i| {
                 let slot = COUNTERS_AT + i * COUNTER_SLOT_LEN;
-                if self.u64_at(slot).load(Ordering::Acquire) == 0 {
-                    return None;
-                }
-                let len = self.u32_at(slot + 16).load(Ordering::Acquire) as usize;
-                // SAFETY: published before its length, never changed.
-                let name = unsafe { std::slice::from_raw_parts(self.bytes(slot + COUNTER_NAME_AT, len), len) };
-                Some((String::from_utf8_lossy(name).into_owned(), self.get(i)))
+                let name = self.slot_name("counter", i, slot, 16, COUNTER_NAME_AT)?;
+                Some((i, name, self.get(i)))
             })
             .collect()
     }
@@ -360,30 +520,51 @@ impl Region {
     /// The value of `key`, or None if it was never set or was deleted.
     pub fn table_get(&self, key: &str) -> Result<Option<Vec<u8>>, SharedError> {
         let Some(slot) = self.table_slot(key.as_bytes(), false)? else { return Ok(None) };
+        self.read_value(slot)
+    }
+
+    /// The live value of the table slot at `slot` (a seqlock read: copy,
+    /// then check that the version did not move). A value length past
+    /// VALUE_MAX is counted and read as no value.
+    fn read_value(&self, slot: usize) -> Result<Option<Vec<u8>>, SharedError> {
         let version = self.u64_at(slot + Self::T_VERSION);
+        let started = Instant::now();
+        let mut tries = 0u32;
         loop {
             let before = version.load(Ordering::Acquire);
             let live = (before & 1) as usize;
             let len = self.u32_at(slot + Self::T_LEN + 4 * live).load(Ordering::Acquire);
             let value = if len == ABSENT || len as usize > VALUE_MAX {
-                None
+                Err(len)
             } else {
+                // A writer may be writing the *other* buffer, or, after two
+                // more writes, this one: then `version` has moved and the
+                // copy is thrown away.
                 let mut out = vec![0u8; len as usize];
-                // SAFETY: in bounds; a writer may be writing the *other*
-                // buffer, or, after two more writes, this one: then `version`
-                // has moved and the copy is thrown away (a seqlock read).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        self.bytes(slot + TABLE_HEAD_LEN + live * VALUE_MAX, len as usize),
-                        out.as_mut_ptr(),
-                        len as usize,
-                    )
-                };
-                Some(out)
+                self.copy_out(slot + TABLE_HEAD_LEN + live * VALUE_MAX, &mut out);
+                Ok(out)
             };
             fence(Ordering::Acquire);
             if version.load(Ordering::Relaxed) == before {
-                return Ok(value);
+                return Ok(match value {
+                    Ok(value) => Some(value),
+                    Err(ABSENT) => None,
+                    Err(len) => {
+                        corrupt("table", (slot - TABLE_AT) / TABLE_SLOT_LEN, || format!("value length {len} > {VALUE_MAX}"));
+                        None
+                    }
+                });
+            }
+            // Only a completed write moves the version, so a legitimate
+            // retry is rare; one process rewriting the version without end
+            // must not hold this one here for ever.
+            tries += 1;
+            if tries % 16 == 0 {
+                let waited = started.elapsed();
+                if waited >= self.lock_wait() {
+                    return Err(SharedError::Busy { waited });
+                }
+                std::thread::yield_now();
             }
         }
     }
@@ -399,7 +580,7 @@ impl Region {
             Some(slot) => slot,
             None => return Ok(()), // deleting what was never set
         };
-        let _lock = WriteLock::take(self.u32_at(slot + Self::T_WRITER));
+        let _lock = WriteLock::take(self.u32_at(slot + Self::T_WRITER), self.lock_wait())?;
         let version = self.u64_at(slot + Self::T_VERSION);
         let spare = ((version.load(Ordering::Acquire) & 1) ^ 1) as usize;
         match value {
@@ -417,48 +598,73 @@ impl Region {
         Ok(())
     }
 
-    /// Keys that hold a value.
+    /// Keys that hold a value. A corrupt slot (see the module's doc) is
+    /// counted and left out; so is a key whose value could not be read
+    /// within the wait.
     pub fn table_keys(&self) -> Vec<String> {
         (0..TABLE_SLOTS)
             .filter_map(|i| {
                 let slot = TABLE_AT + i * TABLE_SLOT_LEN;
-                if self.u64_at(slot).load(Ordering::Acquire) == 0 {
-                    return None;
-                }
-                let len = self.u32_at(slot + Self::T_KEY_LEN).load(Ordering::Acquire) as usize;
-                // SAFETY: published before its length, never changed.
-                let key = unsafe { std::slice::from_raw_parts(self.bytes(slot + Self::T_KEY, len), len) };
-                let key = String::from_utf8_lossy(key).into_owned();
-                matches!(self.table_get(&key), Ok(Some(_))).then_some(key)
+                let key = self.slot_name("table", i, slot, Self::T_KEY_LEN, Self::T_KEY)?;
+                matches!(self.read_value(slot), Ok(Some(_))).then_some(key)
             })
             .collect()
     }
 }
 
-/// A table slot's write lock: the writer's pid. One whose holder has died is
-/// taken over (the dead writer only ever touched the spare buffer).
+/// A table slot's write lock: the writer's pid.
+///
+/// Waiting is bounded (`wait`, [`LOCK_WAIT`] by default):
+/// - a holder that is not a live process (gone, a zombie, or a number that is
+///   no pid) is taken over at once: a dead writer only ever touched the spare
+///   buffer, so the value readers see is whole;
+/// - a holder still alive when the wait is over makes the write fail with
+///   [`SharedError::LockTimeout`]. It is not taken over: a writer that is only
+///   stopped (SIGSTOP, a debugger, a descheduled process) would resume its
+///   copy into the buffer the taker has just published, and readers would
+///   see a torn value; and a lock forged by a process writing the region
+///   directly would be forged again anyway. The caller gets a coded error it
+///   can retry, never a hang.
 struct WriteLock<'a>(&'a AtomicU32);
 
 impl<'a> WriteLock<'a> {
-    fn take(word: &'a AtomicU32) -> Self {
+    fn take(word: &'a AtomicU32, wait: Duration) -> Result<Self, SharedError> {
         let me = std::process::id();
+        let started = Instant::now();
         let mut spins = 0u32;
+        let mut last_check = started;
         loop {
-            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return WriteLock(word),
-                Err(holder) => {
-                    spins += 1;
-                    if spins % 1024 == 0 && !alive(holder) {
-                        if word.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                            return WriteLock(word);
-                        }
-                    } else if spins % 64 == 0 {
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
+            let holder = match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Ok(WriteLock(word)),
+                Err(holder) => holder,
+            };
+            spins += 1;
+            if spins < 1024 {
+                // A legitimate holder is done within microseconds.
+                if spins % 64 == 0 {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            let now = Instant::now();
+            // Whether the holder lives costs a syscall (and a /proc read):
+            // asked at most once a millisecond.
+            if spins == 1024 || now.duration_since(last_check) >= Duration::from_millis(1) {
+                last_check = now;
+                if !alive(holder) {
+                    if word.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                        return Ok(WriteLock(word));
                     }
+                    continue;
                 }
             }
+            let waited = now.duration_since(started);
+            if waited >= wait {
+                return Err(SharedError::LockTimeout { holder, waited });
+            }
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 }
@@ -469,10 +675,34 @@ impl Drop for WriteLock<'_> {
     }
 }
 
+/// Whether `pid` names a live process. A number that is no pid (0, or
+/// negative as a pid_t: `kill` would take it for a process group) is not one,
+/// and neither is a zombie: a writer killed mid-write stays a zombie until
+/// its parent reaps it, and the others must not wait for that.
 fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
     // SAFETY: signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    let r = unsafe { libc::kill(pid, 0) };
+    if r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    !zombie(pid)
+}
+
+#[cfg(target_os = "linux")]
+fn zombie(pid: libc::pid_t) -> bool {
+    // /proc/<pid>/stat: "pid (comm) S ...", comm may hold spaces and ')'.
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else { return false };
+    let Some(close) = stat.iter().rposition(|b| *b == b')') else { return false };
+    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn zombie(_pid: libc::pid_t) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -595,6 +825,103 @@ mod tests {
             assert!(v.iter().all(|x| *x == v[0]), "torn read");
         }
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_by_a_live_process_fails_the_write_within_the_wait() {
+        let (region, _fd) = Region::create().unwrap();
+        region.set_lock_wait(Duration::from_millis(50));
+        region.table_set("k", Some(b"old")).unwrap();
+        let slot = region.table_slot(b"k", false).unwrap().unwrap();
+        // A lock naming a live process (this one's parent) that never lets go.
+        let parent = unsafe { libc::getppid() } as u32;
+        region.u32_at(slot + Region::T_WRITER).store(parent, Ordering::Relaxed);
+        let started = Instant::now();
+        match region.table_set("k", Some(b"new")) {
+            Err(SharedError::LockTimeout { holder, .. }) => assert_eq!(holder, parent),
+            other => panic!("expected a lock timeout, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(region.table_get("k").unwrap().as_deref(), Some(&b"old"[..]));
+        // A number that is no pid (negative as a pid_t: kill() would take it
+        // for every process) is not a holder.
+        region.u32_at(slot + Region::T_WRITER).store(u32::MAX, Ordering::Relaxed);
+        region.table_set("k", Some(b"new")).unwrap();
+        assert_eq!(region.table_get("k").unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn a_version_that_never_holds_still_fails_the_read_within_the_wait() {
+        let (region, _fd) = Region::create().unwrap();
+        let region = Arc::new(region);
+        region.set_lock_wait(Duration::from_millis(50));
+        region.table_set("k", Some(b"v")).unwrap();
+        let slot = region.table_slot(b"k", false).unwrap().unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spinner = {
+            let (region, stop) = (Arc::clone(&region), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    region.u64_at(slot + Region::T_VERSION).fetch_add(2, Ordering::AcqRel);
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut outcomes = Vec::new();
+        for _ in 0..20 {
+            outcomes.push(region.table_get("k"));
+        }
+        stop.store(true, Ordering::Relaxed);
+        spinner.join().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20 * 2));
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(Some(_)) | Err(SharedError::Busy { .. }))));
+    }
+
+    #[test]
+    fn corrupt_names_and_lengths_are_skipped_not_read_past() {
+        let (region, _fd) = Region::create().unwrap();
+        let good = region.counter("good").unwrap();
+        let bad = region.counter("bad").unwrap();
+        region.table_set("k", Some(b"1")).unwrap();
+        region.table_set("j", Some(b"2")).unwrap();
+        let counter_slot = COUNTERS_AT + bad * COUNTER_SLOT_LEN;
+        region.u32_at(counter_slot + 16).store(u32::MAX, Ordering::Relaxed);
+        let names: Vec<_> = region.counters().into_iter().map(|(slot, name, _)| (slot, name)).collect();
+        assert_eq!(names, vec![(good, "good".to_string())]);
+        // A name that is not the one its hash says.
+        region.u32_at(counter_slot + 16).store(3, Ordering::Relaxed);
+        unsafe { std::ptr::copy_nonoverlapping(b"bag".as_ptr(), region.bytes(counter_slot + COUNTER_NAME_AT, 3), 3) };
+        assert_eq!(region.counters().len(), 1);
+        let k = region.table_slot(b"k", false).unwrap().unwrap();
+        region.u32_at(k + Region::T_KEY_LEN).store(0xFFFF_FFFF, Ordering::Relaxed);
+        let j = region.table_slot(b"j", false).unwrap().unwrap();
+        let live = (region.u64_at(j + Region::T_VERSION).load(Ordering::Relaxed) & 1) as usize;
+        region.u32_at(j + Region::T_LEN + 4 * live).store(VALUE_MAX as u32 + 1, Ordering::Relaxed);
+        assert_eq!(region.table_get("j").unwrap(), None);
+        assert!(region.table_keys().is_empty());
+        assert!(rejections::counts().iter().any(|(s, n)| *s == "sharedMemory" && *n >= 4));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_file_cannot_be_shrunk_under_the_mappings() {
+        let (_region, fd) = Region::create().unwrap();
+        // SAFETY: a valid fd.
+        assert_ne!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
+        assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_region_whose_header_was_overwritten_still_opens() {
+        let (region, fd) = Region::create().unwrap();
+        region.counter("kept").unwrap();
+        region.u64_at(0).store(0x4141_4141, Ordering::Relaxed);
+        region.u32_at(12).store(7, Ordering::Relaxed);
+        // SAFETY: a valid fd, duplicated for the second mapping.
+        let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(fd.as_raw_fd())) };
+        let again = Region::open(dup).unwrap();
+        assert_eq!(again.counters().len(), 1);
     }
 
     #[test]
