@@ -19,6 +19,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -81,12 +82,29 @@ function freePort() {
   });
 }
 
+// One request to the registry on a connection of its own (a kept-alive one
+// can be closed by the server just as it is reused): { status, body }.
+function request(method, url, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, agent: false, timeout: 10000, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d) => { text += d; }).on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch {}
+        resolve({ status: res.statusCode, body: json });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no answer within 10 s`)));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
 async function waitForHttp(url, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
-      const res = await fetch(url);
-      if (res.ok) return;
+      if ((await request('GET', url)).status === 200) return;
     } catch {}
     if (Date.now() > deadline) throw new Error(`${url} did not answer within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 200));
@@ -129,7 +147,7 @@ async function startRegistry() {
     '    unpublish: $authenticated',
     'web:',
     '  enable: false',
-    'logs: { type: stdout, format: pretty, level: warn }',
+    'log: { type: stdout, format: pretty, level: warn }',
     '',
   ].join('\n'));
   const bin = path.join(path.dirname(require.resolve('verdaccio/package.json', { paths: [repo] })), 'bin', 'verdaccio');
@@ -139,13 +157,9 @@ async function startRegistry() {
   await waitForHttp(`${registry}-/ping`, 30000);
 
   // A user to publish as (verdaccio's htpasswd adds it on first PUT).
-  const res = await fetch(`${registry}-/user/org.couchdb.user:releaser`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'releaser', password: 'releaser-password' }),
-  });
-  const body = await res.json();
-  assert.ok(res.ok && body.token, `verdaccio created no user: ${res.status} ${JSON.stringify(body)}`);
+  const { status, body } = await request('PUT', `${registry}-/user/org.couchdb.user:releaser`,
+    { name: 'releaser', password: 'releaser-password' });
+  assert.ok(status === 201 && body && body.token, `verdaccio created no user: ${status} ${JSON.stringify(body)}`);
   publisherEnv = npmEnv('publisher', {}, { token: body.token });
 }
 
@@ -181,9 +195,8 @@ function publishRuntimeDependencies() {
   return published;
 }
 
-async function packument(name) {
-  const res = await fetch(`${registry}${name}`);
-  return { status: res.status, body: res.ok ? await res.json() : null };
+function packument(name) {
+  return request('GET', `${registry}${name}`);
 }
 
 function freshApp(t, dir) {
