@@ -123,7 +123,16 @@ function npmEnv(name, extra = {}, { token } = {}) {
   fs.mkdirSync(dir, { recursive: true });
   const host = registry.replace(/^http:/, '');
   fs.writeFileSync(path.join(dir, 'npmrc'), `registry=${registry}\n${token ? `${host}:_authToken=${token}\n` : ''}`);
-  return cleanEnv({ npm_config_userconfig: path.join(dir, 'npmrc'), npm_config_cache: path.join(dir, 'cache'), ...extra });
+  return cleanEnv({
+    npm_config_userconfig: path.join(dir, 'npmrc'),
+    npm_config_cache: path.join(dir, 'cache'),
+    // Any request npm sent elsewhere than the local registry would go through
+    // this proxy, where nothing listens, and fail the command.
+    npm_config_proxy: 'http://127.0.0.1:9/',
+    npm_config_https_proxy: 'http://127.0.0.1:9/',
+    npm_config_noproxy: '127.0.0.1',
+    ...extra,
+  });
 }
 
 async function startRegistry() {
