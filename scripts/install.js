@@ -13,7 +13,7 @@
 //    devDependency) builds the addon and generates the loader.
 // This script downloads nothing itself (cargo fetches the crates Cargo.lock
 // pins when it builds). Where no prebuilt binary loads, it says why (none is
-// published for this platform, the package was not installed, or it did not
+// packaged for this platform, the package was not installed, or it did not
 // load) before building. Without Rust, on Linux the install fails and says
 // what to install; on other platforms it warns and succeeds, and
 // require('rcluster') gives node:cluster (lib/native.js decides).
@@ -76,13 +76,13 @@ function platformName() {
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 const platform = platformName();
 const platformPackage = `${pkg.name}-${platform}`;
-const published = Object.keys(pkg.optionalDependencies || {})
+const packaged = Object.keys(pkg.optionalDependencies || {})
   .filter((name) => name.startsWith(`${pkg.name}-`)).map((name) => name.slice(pkg.name.length + 1));
 
 // Why no prebuilt binary is used here, in one sentence naming what is missing.
 function noPrebuilt() {
-  if (!published.includes(platform)) {
-    return `no prebuilt binary for ${platform} (prebuilt: ${published.join(', ') || 'none'})`;
+  if (!packaged.includes(platform)) {
+    return `no prebuilt binary for ${platform} (rcluster's platform packages: ${packaged.join(', ') || 'none'})`;
   }
   let dir;
   try {

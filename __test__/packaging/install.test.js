@@ -97,7 +97,7 @@ const skipUnlessGlibcX64 = process.platform === 'linux' && process.arch === 'x64
 test('where no prebuilt package is published for the platform, it says so and lists the prebuilt ones', (t) => {
   const r = runInstall(t, 'linux', { arch: 'riscv64' });
   assert.equal(r.status, 1, r.stderr);
-  assert.match(r.stderr, /no prebuilt binary for linux-riscv64-(gnu|musl) \(prebuilt: [^)]*linux-x64-gnu[^)]*\), and no cargo on PATH/);
+  assert.match(r.stderr, /no prebuilt binary for linux-riscv64-(gnu|musl) \(rcluster's platform packages: [^)]*linux-x64-gnu[^)]*\), and no cargo on PATH/);
 });
 
 test('where the platform package was not installed, it names it', { skip: skipUnlessGlibcX64 }, (t) => {
