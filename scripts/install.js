@@ -13,7 +13,7 @@
 //    devDependency) builds the addon and generates the loader.
 // This script downloads nothing itself (cargo fetches the crates Cargo.lock
 // pins when it builds). Where no prebuilt binary loads, it says why (none is
-// packaged for this platform, the package was not installed, or it did not
+// made for this platform, the package was not installed, or it did not
 // load) before building. Without Rust, on Linux the install fails and says
 // what to install; on other platforms it warns and succeeds, and
 // require('rcluster') gives node:cluster (lib/native.js decides).
