@@ -1,18 +1,22 @@
 'use strict';
 // `npm install` step. In order:
-// 1. A binding that loads is used as it is: a prebuilt platform package
-//    (rcluster-linux-x64-gnu, ... installed as optionalDependencies) or a
-//    .node file already next to binding.js. Nothing is built.
-// 2. In a package installed from the registry, a tarball or a git URL,
-//    binding.js (the loader `napi build` generated at pack time) is shipped:
-//    `cargo build --release` and a copy of the cdylib to the file name that
-//    loader tries first. No build tool beyond cargo is needed, so an app's
-//    install does not pull in @napi-rs/cli and its many dependencies.
+// 1. A binding that loads is used as it is: the prebuilt platform package
+//    (rcluster-linux-x64-gnu, ... installed as optionalDependencies, npm
+//    picking the one whose os/cpu/libc match) or a .node file already next to
+//    binding.js. Nothing is built.
+// 2. Otherwise, in a package installed from the registry, a tarball or a git
+//    URL, binding.js (the loader `napi build` generated at pack time) is
+//    shipped: `cargo build --release` and a copy of the cdylib to the file
+//    name that loader tries first. No build tool beyond cargo is needed, so
+//    an app's install does not pull in @napi-rs/cli and its many dependencies.
 // 3. In a clone, binding.js does not exist yet: @napi-rs/cli (a
 //    devDependency) builds the addon and generates the loader.
-// Without Rust, on Linux the install fails and says what to install; on
-// other platforms it warns and succeeds, and require('rcluster') gives
-// node:cluster (lib/native.js decides).
+// This script downloads nothing itself (cargo fetches the crates Cargo.lock
+// pins when it builds). Where no prebuilt binary loads, it says why (none is
+// made for this platform, the package was not installed, or it did not
+// load) before building. Without Rust, on Linux the install fails and says
+// what to install; on other platforms it warns and succeeds, and
+// require('rcluster') gives node:cluster (lib/native.js decides).
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -55,6 +59,46 @@ const installRust =
 
 if (process.env.RCLUSTER_FORCE_BUILD !== '1' && bindingLoads()) process.exit(0);
 
+// <platform>-<arch>[-<abi>] as napi names its packages and binaries:
+// linux-x64-gnu, linux-arm64-musl, darwin-arm64, win32-x64-msvc...
+function platformName() {
+  const { platform, arch } = process;
+  if (platform === 'linux') {
+    const report = process.report && process.report.getReport();
+    const glibc = report && report.header && report.header.glibcVersionRuntime;
+    const abi = glibc ? 'gnu' : 'musl';
+    return arch === 'arm' ? `linux-arm-${abi}eabihf` : `linux-${arch}-${abi}`;
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`;
+  return `${platform}-${arch}`;
+}
+
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+const platform = platformName();
+const platformPackage = `${pkg.name}-${platform}`;
+const packaged = Object.keys(pkg.optionalDependencies || {})
+  .filter((name) => name.startsWith(`${pkg.name}-`)).map((name) => name.slice(pkg.name.length + 1));
+
+// Why no prebuilt binary is used here, in one sentence naming what is missing.
+function noPrebuilt() {
+  if (!packaged.includes(platform)) {
+    return `no prebuilt binary for ${platform} (rcluster's platform packages: ${packaged.join(', ') || 'none'})`;
+  }
+  let dir;
+  try {
+    dir = path.dirname(require.resolve(`${platformPackage}/package.json`, { paths: [root] }));
+  } catch {
+    return `no prebuilt binary for ${platform}: ${platformPackage} is not installed (an install with ` +
+           '--omit=optional or --no-optional skips it, and so does a registry or mirror that does not have it)';
+  }
+  // What dlopen said (a glibc too old, a wrong architecture...), first line.
+  const r = spawnSync(process.execPath, ['-e',
+    `try { require(${JSON.stringify(dir)}) } catch (e) { process.stderr.write(String(e && e.message).split('\\n')[0]); process.exit(1) }`],
+  { cwd: root, encoding: 'utf8', timeout: 30000 });
+  const said = r.status === 1 && r.stderr ? r.stderr.trim() : failed(r);
+  return `no prebuilt binary for ${platform} that loads: ${platformPackage} is installed but did not load (${said})`;
+}
+
 // Without Unix fd passing there is nothing to build.
 if (process.platform === 'win32') {
   log('this platform has no Unix fd passing; require(\'rcluster\') will use node:cluster.');
@@ -69,12 +113,15 @@ function cargoVersion() {
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
 }
 
+// In a clone nothing prebuilt is expected: the build is the point.
+const why = fs.existsSync(loader) ? noPrebuilt() : 'binding.js is not generated yet (a clone)';
 const cargo = cargoVersion();
 if (cargo === null) {
-  cannotBuild(`no prebuilt binary for this platform, and Rust (cargo) is not installed to build one.\n${installRust}`);
+  cannotBuild(`${why}, and no cargo on PATH to build it from source: install Rust, or use a platform ` +
+              `with a prebuilt binary.\n${installRust}`);
 }
 if (cargo[0] < MIN_RUST[0] || (cargo[0] === MIN_RUST[0] && cargo[1] < MIN_RUST[1])) {
-  cannotBuild(`no prebuilt binary for this platform, and cargo ${cargo.join('.')} is too old to build one ` +
+  cannotBuild(`${why}, and cargo ${cargo.join('.')} is too old to build it from source ` +
               '(`rustup update` if it came from rustup).\n' + installRust);
 }
 
@@ -103,19 +150,12 @@ if (!fs.existsSync(loader)) {
 // The name binding.js tries first for this platform, as `napi build
 // --platform` names it: <binaryName>.<platform>-<arch>[-<abi>].node.
 function nodeFileName() {
-  const name = require(path.join(root, 'package.json')).napi.binaryName;
-  let triple = `${process.platform}-${process.arch}`;
-  if (process.platform === 'linux') {
-    const report = process.report && process.report.getReport();
-    const glibc = report && report.header && report.header.glibcVersionRuntime;
-    triple += glibc ? '-gnu' : '-musl';
-  }
-  return `${name}.${triple}.node`;
+  return `${pkg.napi.binaryName}.${platform}.node`;
 }
 
 const ownTarget = path.join(root, 'target');
 const hadTarget = fs.existsSync(ownTarget);
-log('no prebuilt binary for this platform; building the native addon from source with cargo (a few minutes)');
+log(`${why}; building the native addon from source with cargo (a few minutes)`);
 // --message-format=json names the built cdylib wherever it went
 // (CARGO_TARGET_DIR, a cargo config); diagnostics still go to stderr.
 const build = spawnSync('cargo', ['build', '--release', '--locked', '--lib', '--message-format=json-render-diagnostics'],
