@@ -37,6 +37,9 @@ const LIMITS = Object.freeze({
   reply: 8 * 1024 * 1024,
 });
 
+// How long a connection may stay after its reply, for the peer to read it.
+const LINGER_MS = 1000;
+
 // Longest path a unix socket address holds (sun_path, NUL included).
 const MAX_SOCKET_PATH = 107;
 
@@ -236,9 +239,16 @@ function serveConnection(socket, handlers, limits) {
     socket.pause();
   };
   const answer = (reply) => {
-    // A unix socket's write lands in the peer's queue at once: destroying
-    // once it is flushed loses nothing the peer has not been given.
-    if (!socket.destroyed) socket.end(serialize(reply), () => socket.destroy());
+    if (socket.destroyed) return;
+    // The reply, then the end of what this side sends. The peer may still be
+    // writing (a line over the limit): closing now would fail its writes
+    // with EPIPE before it reads the reply. Nothing more is read; the
+    // connection is destroyed when the peer closes, or LINGER_MS later.
+    socket.end(serialize(reply), () => {
+      const linger = setTimeout(() => socket.destroy(), LINGER_MS);
+      linger.unref();
+      socket.once('close', () => clearTimeout(linger));
+    });
   };
   const refuse = (detail, code, message) => {
     reject('controlLine', detail);
