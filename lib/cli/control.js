@@ -437,4 +437,4 @@ function parseReply(bytes) {
   };
 }
 
-module.exports = { serveControl, request, answerLine, defaultControlPath, controlDir, LIMITS };
+module.exports = { serveControl, request, answerLine, parseReply, defaultControlPath, controlDir, LIMITS };
