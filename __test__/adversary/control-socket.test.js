@@ -29,8 +29,8 @@ function sharedDir() {
 }
 
 // The other user's fake primary on `files`: `{ received(), kill() }`.
-async function fakePrimary(t, files) {
-  const child = spawn(process.execPath, [FAKE, ...files], { uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'pipe', 'pipe'] });
+async function fakePrimary(t, files, { uid = NOBODY, env = {} } = {}) {
+  const child = spawn(process.execPath, [FAKE, ...files], { uid, gid: uid, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => child.kill('SIGKILL'));
   let out = '';
   let err = '';
@@ -67,6 +67,11 @@ function assertNothingOfTheirs(r) {
   for (const text of [r.stdout, r.stderr]) {
     assert.doesNotMatch(text, /PWNED|\u001b|\u0007|\u009b/, `the other user's bytes reached the terminal: ${JSON.stringify(r)}`);
   }
+}
+
+// No raw control character of theirs (their text may be shown escaped).
+function assertNothingOfTheirsRaw(r) {
+  for (const text of [r.stdout, r.stderr]) assert.doesNotMatch(text, /[\u001b\u0007\u009b]/, JSON.stringify(r));
 }
 
 function procStatus(pid) {
@@ -171,6 +176,36 @@ test('another user\'s fake primary where the owner\'s command looks: refused bef
   const received = fake.received();
   assert.ok(received.length >= 4, `the client connected (${received})`);
   assert.deepStrictEqual(received.filter((n) => n > 0), [], 'no request reached the other user');
+});
+
+test('a primary of this user answering escape codes, the wrong shape, garbage or 9 MiB: printed escaped, or a clear error', { skip }, async (t) => {
+  const dir = tmpdir();
+  const control = path.join(dir, 'ctl.sock');
+  await fakePrimary(t, [control], { uid: process.getuid() });
+  let r = await cli(['status', '--control', control]);
+  assert.strictEqual(r.code, 0, r.stderr);
+  assert.ok(r.stdout.startsWith('\\u001b[2J\\u001b[31mPWNED\\u0007\\u009b31m (pid 1): '), r.stdout);
+  assertNothingOfTheirsRaw(r);
+  r = await cli(['status', '--json', '--control', control]);
+  assert.strictEqual(r.code, 0, r.stderr);
+  assert.strictEqual(JSON.parse(r.stdout).name, '\u001b[2J\u001b[31mPWNED\u0007\u009b31m', 'the data is kept, escaped as JSON');
+  assertNothingOfTheirsRaw(r);
+  const cases = [
+    ['{"ok":true,"result":{"workers":5}}\n', /not a status reply: workers is not a list of objects \(ERR_RCLUSTER_BAD_REPLY\)/],
+    ['{"ok":false,"error":{"code":"\\u001b[2J","message":"\\u001b[2Jbad\\u009b"}}\n', /\\u001b\[2Jbad\\u009b \(ERR_RCLUSTER_CONTROL_FAILED\)/],
+    ['\u001b[2J garbage', /not an answer from .* \(\d+ bytes that are not one JSON reply line\) \(ERR_RCLUSTER_BAD_REPLY\)/],
+    ['huge', /is larger than 8388608 bytes: not read \(ERR_RCLUSTER_BAD_REPLY\)/],
+  ];
+  for (const [i, [reply, error]] of cases.entries()) {
+    const other = path.join(dir, `ctl-${i}.sock`);
+    await fakePrimary(t, [other], { uid: process.getuid(), env: { FAKE_REPLY: reply } });
+    r = await cli(['status', '--control', other]);
+    assert.strictEqual(r.code, 1, JSON.stringify(r));
+    assert.strictEqual(r.stdout, '');
+    assert.match(r.stderr, error);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack');
+    assertNothingOfTheirsRaw(r);
+  }
 });
 
 test('a 24 MiB request line: answered with an error after 64 KiB, the primary keeps answering, its memory does not grow', { skip }, async (t) => {
