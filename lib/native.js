@@ -45,6 +45,7 @@ module.exports = {
   // Untrusted input the native code refused (lib/rejections.js).
   rejectedInputs: binding === null ? undefined : binding.rejectedInputs,
   onRejectedInput: binding === null ? undefined : binding.onRejectedInput,
+  peerCredentials: binding === null ? undefined : binding.peerCredentials, // { pid, uid, gid } of a unix socket's peer (lib/cli/control.js)
   // The kinds of message a Channel's onMessage(kind, listenerId, fds) gets:
   // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, Bus: 10, PeerGone: 11, BusDropped: 12 }, defined once in the addon.
   ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,

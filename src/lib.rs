@@ -6,11 +6,13 @@
 //! - [`worker`]: `Channel`, a worker's receiver, read on the JS thread via `uv_poll`.
 //! - [`shared`]: `SharedMemory`, this process's mapping of the cluster's shared counters and table.
 //! - [`rejections`]: untrusted input the native code refused, counted and reported to JS.
+//! - [`peer_credentials`]: who is at the other end of a unix socket (the `rcluster` command's control socket).
 //! - [`js_error`]: the one conversion from the core's error to a JS error.
 //! - [`uv`]: the libuv poll handle `Channel` reads through, behind a safe wrapper.
 
 mod events;
 mod js_error;
+mod peer_credentials;
 mod primary;
 mod rejections;
 mod shared;

@@ -71,13 +71,17 @@ test('rcluster.config.json in the current directory, and its bad values', async 
   fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
   fs.writeFileSync(path.join(dir, 'rcluster.config.json'), JSON.stringify({ script: 'app.js', instances: 1, env: { APP_MESSAGE: 'json' }, colour: 'blue' }));
   const port = await freePort();
-  const app = new Cli([], { cwd: dir, env: { APP_PORT: String(port) } });
+  const runtime = tmpdir();
+  fs.chmodSync(runtime, 0o700);
+  const app = new Cli([], { cwd: dir, env: { APP_PORT: String(port), XDG_RUNTIME_DIR: runtime } });
   t.after(() => app.killGroup());
   await app.waitFor(/listening on \d+ as 0/);
   assert.match(app.err, /rcluster\.config\.json: unknown key "colour" \(ignored\)/);
   assert.strictEqual(JSON.parse((await get(port, '/')).body).env, 'json');
-  // The default control socket is in the app's directory, owner-only.
-  const sock = path.join(dir, '.rcluster.sock');
+  // The default control socket is named after the app's directory, in a
+  // directory only its owner can use; owner-only itself.
+  const sock = /control socket (\S+)\n/.exec(app.err)[1];
+  assert.strictEqual(path.dirname(sock), path.join(runtime, 'rcluster'));
   assert.strictEqual(fs.statSync(sock).mode & 0o777, 0o600);
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);

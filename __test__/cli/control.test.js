@@ -86,23 +86,65 @@ test('another user cannot use the control socket', { skip: process.getuid() !== 
   assert.strictEqual((await app.exited()).code, 0);
 });
 
-test('an app directory where the socket cannot be made: the app runs without it; a --control PATH that cannot be made stops the start', { skip: process.getuid() !== 0 && 'needs root to run as another user' }, async (t) => {
+test('a default place where the socket cannot be made: the app runs without it; a --control PATH that cannot be made stops the start', { skip: process.getuid() !== 0 && 'needs root to run as another user' }, async (t) => {
   const dir = tmpdir();
   fs.chmodSync(dir, 0o755);
   fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
   fs.chmodSync(path.join(dir, 'app.js'), 0o644);
+  // As nobody, whose default directory (TMPDIR/rcluster-65534) someone
+  // else made first.
+  const tmp = tmpdir();
+  fs.chmodSync(tmp, 0o1777);
+  fs.mkdirSync(path.join(tmp, 'rcluster-65534'), { mode: 0o777 });
   const port = await freePort();
-  // As nobody, in a directory nobody cannot write (a read-only app directory).
-  const app = new Cli(['-i', '1', 'app.js'], { cwd: dir, uid: 65534, env: { APP_PORT: String(port) } });
+  const app = new Cli(['-i', '1', 'app.js'], { cwd: dir, uid: 65534, env: { APP_PORT: String(port), TMPDIR: tmp, XDG_RUNTIME_DIR: '' } });
   t.after(() => app.killGroup());
   await app.waitFor(/listening on/);
-  assert.match(app.err, /warning: no control socket \(EACCES at .*\.rcluster\.sock\); give --control PATH/);
+  assert.match(app.err, /warning: no control socket \(ERR_RCLUSTER_CONTROL_UNSAFE\): control socket path .*\/rcluster-65534 is not safe to use: the directory is owned by uid 0, not by this user \(uid 65534\) \(left as it is\); give --control PATH/);
+  assert.strictEqual(fs.readdirSync(path.join(tmp, 'rcluster-65534')).length, 0);
   assert.strictEqual((await get(port, '/')).status, 200);
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);
+  // In a directory nobody cannot write (a read-only app directory).
   const r = await cli(['-i', '1', '--control', path.join(dir, 'ctl.sock'), 'app.js'], { cwd: dir, uid: 65534, env: { APP_PORT: String(port) } });
   assert.strictEqual(r.code, 1);
   assert.match(r.stderr, /EACCES/);
+});
+
+test('by default the socket is in a directory only its owner can use, named after the app directory: status there finds it', async (t) => {
+  const dir = tmpdir();
+  fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
+  const runtime = tmpdir();
+  fs.chmodSync(runtime, 0o700);
+  const env = { XDG_RUNTIME_DIR: runtime };
+  const port = await freePort();
+  const app = new Cli(['-i', '1', 'app.js'], { cwd: dir, env: { ...env, APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  const [m] = await app.waitFor(/control socket (\S+)\n/);
+  const sock = m[1];
+  assert.strictEqual(path.dirname(sock), path.join(runtime, 'rcluster'));
+  assert.match(path.basename(sock), new RegExp(`^${path.basename(dir)}-[0-9a-f]{16}\\.sock$`));
+  assert.strictEqual(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
+  assert.strictEqual(fs.statSync(sock).mode & 0o777, 0o600);
+  assert.deepStrictEqual(fs.readdirSync(dir).sort(), ['app.js'], 'nothing in the app directory');
+  await app.waitFor(/listening on/);
+  let r = await cli(['status', '--json'], { cwd: dir, env });
+  assert.strictEqual(r.code, 0, r.stderr);
+  assert.strictEqual(JSON.parse(r.stdout).pid, app.child.pid);
+  // Another directory is another app.
+  r = await cli(['status'], { cwd: runtime, env });
+  assert.strictEqual(r.code, 1);
+  assert.match(r.stderr, /no rcluster running with control socket/);
+  // Without XDG_RUNTIME_DIR (or with one that is not private), TMPDIR/rcluster-UID.
+  const open = tmpdir();
+  fs.chmodSync(open, 0o755);
+  r = await cli(['status'], { cwd: dir, env: { XDG_RUNTIME_DIR: open, TMPDIR: open } });
+  assert.strictEqual(r.code, 1);
+  assert.match(r.stderr, new RegExp(`no rcluster running with control socket ${open}/rcluster-${process.getuid()}/`));
+  r = await cli(['stop'], { cwd: dir, env });
+  assert.strictEqual(r.code, 0, r.stderr);
+  assert.strictEqual((await app.exited()).code, 0);
+  assert.strictEqual(fs.existsSync(sock), false, 'the socket is removed on exit');
 });
 
 test('a second primary on the same control socket is refused; a stale socket is replaced', async (t) => {

@@ -688,3 +688,55 @@ pub fn open_file_limit() -> Option<u64> {
     unsafe { syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut limit)) }.ok()?;
     (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
 }
+
+/// Who is at the other end of a connected unix stream socket:
+/// `(pid, uid, gid)` as the kernel recorded them when the connection was
+/// made (`SO_PEERCRED`; for a listening peer, when it called `listen`). The
+/// peer cannot forge them, unlike anything it writes. `fd` is a number the
+/// caller lends for the duration of the call (a libuv handle's descriptor):
+/// a number that is not an open socket is `EBADF` or `ENOTSOCK`, never
+/// undefined behaviour, since only the kernel reads it.
+pub fn peer_credentials(fd: RawFd) -> io::Result<(i32, u32, u32)> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a live, writable `ucred` and `len` its exact size,
+    // which is what SO_PEERCRED writes; the kernel checks `fd` itself.
+    unsafe {
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        ))?;
+    }
+    if len as usize != mem::size_of::<libc::ucred>() {
+        // Not a unix socket the kernel keeps credentials for.
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok((cred.pid, cred.uid, cred.gid))
+}
+
+#[cfg(test)]
+mod peer_credentials_tests {
+    use super::*;
+
+    #[test]
+    fn a_socketpair_peer_is_this_process() {
+        let (a, _b) = seqpacket_pair().expect("socketpair");
+        let (pid, uid, gid) = peer_credentials(a.as_raw_fd()).expect("SO_PEERCRED");
+        assert_eq!(pid, std::process::id() as i32);
+        // SAFETY: getuid/getgid cannot fail and take no arguments.
+        assert_eq!(uid, unsafe { libc::geteuid() });
+        // SAFETY: as above.
+        assert_eq!(gid, unsafe { libc::getegid() });
+    }
+
+    #[test]
+    fn not_a_socket_is_an_error() {
+        let file = std::fs::File::open("/proc/self/status").expect("open");
+        let err = peer_credentials(file.as_raw_fd()).expect_err("a file has no peer");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+        assert_eq!(peer_credentials(-1).expect_err("-1").raw_os_error(), Some(libc::EBADF));
+    }
+}

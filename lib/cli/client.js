@@ -1,24 +1,43 @@
 'use strict';
 // `rcluster status|reload|scale|stop`: one request to the running primary's
 // control socket, its answer printed for people or, with --json, as JSON.
+// lib/cli/control.js makes sure the primary runs as this user (or root)
+// before a byte is sent; what it answers is checked and printed escaped
+// (lib/cli/status_view.js) all the same.
+const fs = require('fs');
 const path = require('path');
-const { request } = require('./control');
-const { renderStatus } = require('./status_view');
+const { request, defaultControlPath } = require('./control');
+const { renderStatus, safeJson } = require('./status_view');
 const { UsageError } = require('./errors');
 
+// How long `rcluster stop` waits beyond the primary's own shutdown deadline
+// for it to be gone: the SIGKILL of late workers, the agent, the exit.
+const STOP_GRACE_MS = 30000;
+const DEFAULT_SHUTDOWN_MS = 30000;
+
+function badReply(what) {
+  return Object.assign(new Error(`not a ${what} reply from the primary`), { code: 'ERR_RCLUSTER_BAD_REPLY' });
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const count = (v) => Number.isSafeInteger(v) && v >= 0;
+
 async function command(parsed, log) {
-  const file = path.resolve(parsed.control ?? '.rcluster.sock');
+  // The app of the current directory, as `rcluster app.js` run there names
+  // its socket, unless --control says where.
+  const file = parsed.control !== undefined ? path.resolve(parsed.control) : defaultControlPath(process.cwd());
   const json = Boolean(parsed.json);
-  const out = (value, text) => process.stdout.write(json ? `${JSON.stringify(value)}\n` : text);
+  const out = (value, text) => process.stdout.write(json ? `${safeJson(value)}\n` : text);
   const extra = parsed.positional.slice(parsed.command === 'scale' ? 1 : 0);
   if (extra.length > 0) throw new UsageError(`unexpected argument for '${parsed.command}': ${extra[0]}`);
   if (parsed.watch && parsed.command !== 'status') throw new UsageError('--watch is for status only');
-  const ask = (message, timeout) => request(file, message, timeout).catch((err) => {
+  const explain = (err) => {
     if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
       throw Object.assign(new Error(`no rcluster running with control socket ${file} (start one, or give --control PATH)`), { code: err.code });
     }
     throw err;
-  });
+  };
+  const ask = (message, timeout) => request(file, message, timeout).then(({ result }) => result, explain);
   switch (parsed.command) {
     case 'status':
       if (parsed.watch) return watchStatus(ask, parsed, json);
@@ -38,13 +57,17 @@ async function command(parsed, log) {
         throw new UsageError(`scale needs a whole number >= 1 (got ${raw === undefined ? 'nothing' : JSON.stringify(raw)})`);
       }
       const result = await ask({ cmd: 'scale', n: Number(raw) });
-      out(result, `${result.instances} workers (${result.forked} forked, ${result.retired} retired)\n`);
+      if (!isObject(result) || !count(result.instances) || !count(result.forked) || !count(result.retired)) throw badReply('scale');
+      const { instances, forked, retired } = result;
+      out({ instances, forked, retired }, `${instances} workers (${forked} forked, ${retired} retired)\n`);
       return 0;
     }
     case 'stop': {
-      const result = await ask({ cmd: 'stop' });
-      await waitGone(file);
-      out(result, 'stopped\n');
+      const { result, peer } = await request(file, { cmd: 'stop' }).catch(explain);
+      if (!isObject(result) || result.stopping !== true) throw badReply('stop');
+      const drain = count(result.shutdownTimeout) ? result.shutdownTimeout : DEFAULT_SHUTDOWN_MS;
+      await waitGone(file, peer.pid, Math.min(drain + STOP_GRACE_MS, 2 ** 31 - 1));
+      out({ stopping: true }, 'stopped\n');
       return 0;
     }
     default:
@@ -52,10 +75,26 @@ async function command(parsed, log) {
   }
 }
 
-// The primary removes its socket as it exits.
-async function waitGone(file) {
-  const fs = require('fs');
-  while (fs.existsSync(file)) await new Promise((r) => setTimeout(r, 100));
+// The primary removes its socket as it exits (one killed meanwhile leaves
+// it: its pid, known from the connection, is watched too). Bounded by the
+// primary's shutdown deadline and a grace: a stop never waits for ever.
+async function waitGone(file, pid, timeout) {
+  const deadline = Date.now() + timeout;
+  while (fs.existsSync(file) && alive(pid)) {
+    if (Date.now() > deadline) {
+      throw Object.assign(new Error(`the primary (pid ${pid}) accepted the stop but is still running ${Math.round(timeout / 1000)} s later (its shutdown deadline and ${STOP_GRACE_MS / 1000} s more); its control socket ${file} is still there`), { code: 'ETIMEDOUT' });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
 }
 
 async function watchStatus(ask, parsed, json) {
@@ -80,7 +119,7 @@ async function watchStatus(ask, parsed, json) {
       if (!tty) throw err;
       text = `${err.message}\n`;
     }
-    if (json) process.stdout.write(`${JSON.stringify(value)}\n`);
+    if (json) process.stdout.write(`${safeJson(value)}\n`);
     else if (tty) process.stdout.write(`\x1b[H\x1b[2J${text}\n(refreshing every ${interval / 1000} s; Ctrl-C to quit)`);
     else process.stdout.write(`${text}\n`);
     await new Promise((r) => setTimeout(r, interval));

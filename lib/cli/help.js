@@ -51,7 +51,13 @@ listeners (accepted, pending, expired).
   --json          the data as JSON, for scripts
   --watch         refresh every second (in place on a terminal)
   --interval MS   how often --watch refreshes (default 1000)
-  --control PATH  the app's control socket (default: .rcluster.sock in the current directory)
+  --control PATH  the app's control socket (default: the one of the app in the
+                  current directory, in $XDG_RUNTIME_DIR/rcluster/ or
+                  $TMPDIR/rcluster-UID/, a directory only you can use)
+
+The control socket answers only its owner and root, and this command talks
+only to a primary run by you or root (the kernel says who is at the other
+end); what it prints from the answer is escaped.
 `,
   reload: () => `Usage: rcluster reload [--json] [--control PATH]
 

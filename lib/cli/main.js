@@ -60,28 +60,33 @@ async function run(parsed, log) {
   const closers = [];
   // The control socket, then the HTTP endpoints: a failure to bind any of
   // them stops the start before a worker is forked.
-  const { serveControl } = require('./control');
+  const { serveControl, defaultControlPath } = require('./control');
+  const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../settings');
   const handlers = {
     status: () => runner.status(),
     reload: () => runner.reload('rcluster reload'),
     scale: ({ n }) => {
-      if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`scale needs a whole number >= 1 (got ${JSON.stringify(n)})`);
+      // A bound on what one request can fork.
+      if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SCALE) throw new UsageError(`scale needs a whole number from 1 to ${MAX_SCALE} (got ${JSON.stringify(n)?.slice(0, 40)})`);
       return runner.scale(n);
     },
     stop: () => {
       runner.stop('rcluster stop');
-      return { stopping: true };
+      // How long the client may have to wait for this process to be gone.
+      return { stopping: true, shutdownTimeout: cluster.settings.shutdownTimeout ?? SHUTDOWN_TIMEOUT_DEFAULT };
     },
   };
   try {
+    // By default in a directory only this user can use (lib/cli/control.js).
+    if (!app.controlGiven) app.control = defaultControlPath(app.dir, { create: true });
     const control = await serveControl(app.control, handlers);
     closers.push(control.close);
   } catch (err) {
-    // The default place may be read-only (a container's app directory): the
-    // app still runs, without the control commands. A --control PATH given
-    // and unusable stops the start.
+    // The default place may be unusable (no writable temporary directory,
+    // or one another user made first): the app still runs, without the
+    // control commands. A --control PATH given and unusable stops the start.
     if (app.controlGiven || err.code === 'EADDRINUSE') throw err;
-    log.warn(`no control socket (${err.code ?? err.message} at ${app.control}); give --control PATH for rcluster status/reload/scale/stop`);
+    log.warn(`no control socket (${err.code ?? 'error'}): ${err.message}; give --control PATH for rcluster status/reload/scale/stop`);
     app.control = null;
   }
   const { serveMetrics, serveHealth } = require('./http_endpoints');
@@ -119,6 +124,8 @@ async function run(parsed, log) {
   for (const close of closers) close();
   return code;
 }
+
+const MAX_SCALE = 4096;
 
 function fmtAddr(a) {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;

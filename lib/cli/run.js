@@ -296,6 +296,8 @@ class Runner {
       listeners: stats.listeners.map((l) => ({
         id: l.id, key: l.key, workers: l.workers, accepted: l.accepted, pending: l.pending, expired: l.expired,
       })),
+      // Untrusted input this primary refused, per surface (lib/rejections.js).
+      rejected: stats.rejected ?? {},
     };
   }
 

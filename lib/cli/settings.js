@@ -72,7 +72,8 @@ async function resolveRun(parsed, cwd = process.cwd()) {
   }
 
   const appDir = path.dirname(o.script);
-  const control = o.control !== undefined ? path.resolve(cwd, o.control) : path.join(appDir, '.rcluster.sock');
+  // The default control socket is named when the primary starts (lib/cli/control.js).
+  const control = o.control !== undefined ? path.resolve(cwd, o.control) : null;
   const app = {
     name: o.name ?? path.basename(o.script).replace(/\.[cm]?js$/, ''),
     script: o.script,

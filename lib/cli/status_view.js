@@ -1,14 +1,56 @@
 'use strict';
 // `rcluster status` as a table for people (`--json` gives the data itself).
+// What is printed comes from another process: even from a primary of this
+// user (lib/cli/control.js checks that), every string is printed escaped,
+// so no control character or escape sequence reaches the terminal, and a
+// reply of the wrong shape is an ERR_RCLUSTER_BAD_REPLY error, not a crash.
+
+// Characters a terminal may act on or that change how text reads: C0 and C1
+// controls (ESC, CSI...), DEL, format characters (bidi overrides,
+// zero-width), line and paragraph separators, lone surrogates.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
+
+function escapeChar(c) {
+  const cp = c.codePointAt(0);
+  if (cp <= 0xffff) return `\\u${cp.toString(16).padStart(4, '0')}`;
+  const v = cp - 0x10000;
+  return `\\u${(0xd800 + (v >> 10)).toString(16)}\\u${(0xdc00 + (v & 0x3ff)).toString(16)}`;
+}
+
+/** `text` with every unprintable character escaped (\\u001b), cut to `max` characters. */
+function printable(text, max = 200) {
+  let s = String(text);
+  if (s.length > max) s = `${s.slice(0, max)}…`;
+  return s.replace(UNPRINTABLE, escapeChar);
+}
+
+/** JSON.stringify(value), with the characters it leaves as they are (DEL, C1, format characters) escaped too. */
+function safeJson(value) {
+  return JSON.stringify(value).replace(UNPRINTABLE, escapeChar);
+}
+
+function badReply(what) {
+  return Object.assign(new Error(`not a status reply: ${what}`), { code: 'ERR_RCLUSTER_BAD_REPLY' });
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const num = (v) => typeof v === 'number' && Number.isFinite(v);
+
+// One table cell: a number, a short escaped string, or '-'.
+function cell(v) {
+  if (num(v)) return String(v);
+  if (typeof v === 'string') return printable(v, 64);
+  return '-';
+}
 function fmtBytes(n) {
-  if (n === null || n === undefined) return '-';
+  if (!num(n)) return '-';
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)}G`;
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)}M`;
   return `${Math.round(n / 1024)}K`;
 }
 
 function fmtDuration(s) {
-  if (s === null || s === undefined) return '-';
+  if (!num(s)) return '-';
   if (s < 60) return `${Math.floor(s)}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${Math.floor(s % 60)}s`;
   if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
@@ -16,7 +58,7 @@ function fmtDuration(s) {
 }
 
 function fmtMs(seconds) {
-  return seconds === null || seconds === undefined ? '-' : `${(seconds * 1000).toFixed(1)}ms`;
+  return num(seconds) ? `${(seconds * 1000).toFixed(1)}ms` : '-';
 }
 
 function table(header, rows) {
@@ -26,20 +68,33 @@ function table(header, rows) {
 }
 
 function renderStatus(s) {
-  const head = `${s.name} (pid ${s.pid}): ${s.state}, ${s.workers.length}/${s.instances} workers, up ${fmtDuration(s.uptime)}`;
+  if (!isObject(s)) throw badReply('not an object');
+  if (!Array.isArray(s.workers) || !s.workers.every(isObject)) throw badReply('workers is not a list of objects');
+  if (!Array.isArray(s.listeners) || !s.listeners.every(isObject)) throw badReply('listeners is not a list of objects');
+  const head = `${cell(s.name)} (pid ${cell(s.pid)}): ${cell(s.state)}, ${s.workers.length}/${cell(s.instances)} workers, up ${fmtDuration(s.uptime)}`;
   const workers = table(
     ['WORKER', 'SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'CONNS', 'TOTAL', 'REQS', 'RSS', 'CPU', 'LOOP p99'],
-    s.workers.map((w) => [
-      `w${w.slot ?? '?'} #${w.id}`, w.slot ?? '-', w.pid, w.state, fmtDuration(w.uptime), w.restarts,
-      w.connections.open ?? '-', w.connections.total ?? '-', w.requests ?? '-', fmtBytes(w.rss),
-      w.cpu === null ? '-' : `${w.cpu.toFixed(1)}%`, fmtMs(w.eventLoopDelay?.p99),
-    ]),
+    s.workers.map((w) => {
+      const conns = isObject(w.connections) ? w.connections : {};
+      const loop = isObject(w.eventLoopDelay) ? w.eventLoopDelay : {};
+      return [
+        `w${num(w.slot) ? w.slot : '?'} #${cell(w.id)}`, cell(w.slot), cell(w.pid), cell(w.state), fmtDuration(w.uptime), cell(w.restarts),
+        cell(conns.open), cell(conns.total), cell(w.requests), fmtBytes(w.rss),
+        num(w.cpu) ? `${w.cpu.toFixed(1)}%` : '-', fmtMs(loop.p99),
+      ];
+    }),
   );
   const listeners = s.listeners.length === 0 ? 'no listeners yet' : table(
     ['LISTENER', 'WORKERS', 'ACCEPTED', 'PENDING', 'EXPIRED'],
-    s.listeners.map((l) => [l.key.split(':').slice(0, -3).join(':') || l.key, l.workers.length, l.accepted, l.pending, l.expired]),
+    s.listeners.map((l) => {
+      const key = typeof l.key === 'string' ? l.key : '?';
+      return [printable(key.split(':').slice(0, -3).join(':') || key, 120), Array.isArray(l.workers) ? l.workers.length : '-', cell(l.accepted), cell(l.pending), cell(l.expired)];
+    }),
   );
-  return `${head}\n\n${workers}\n\n${listeners}\n`;
+  // Untrusted input the primary refused, per surface (lib/rejections.js).
+  const refused = isObject(s.rejected) ? Object.entries(s.rejected).filter(([, n]) => num(n) && n > 0) : [];
+  const tail = refused.length === 0 ? '' : `\nrefused input: ${refused.slice(0, 20).map(([k, n]) => `${printable(k, 40)} ${n}`).join(', ')}\n`;
+  return `${head}\n\n${workers}\n\n${listeners}\n${tail}`;
 }
 
-module.exports = { renderStatus };
+module.exports = { renderStatus, printable, safeJson };
