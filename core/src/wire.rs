@@ -193,6 +193,14 @@ fn decode_source(bytes: &[u8]) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// Counts a frame from peer `peer` that does not decode (surface
+/// `channelFrame`, `crate::rejections`) and gives back `why`, for the
+/// channel's failure report.
+pub fn refuse_frame(peer: u32, why: String) -> String {
+    crate::rejections::reject("channelFrame", || format!("peer {peer}: {why}"));
+    why
+}
+
 impl ToWorker {
     pub fn encode(&self) -> Vec<u8> {
         match *self {
