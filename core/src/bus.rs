@@ -124,9 +124,10 @@ pub fn decode(buf: &[u8]) -> Option<Result<BusMessage<'_>>> {
     let id = u32_at(buf, 4)?;
     let rest = &buf[HEADER_LEN..];
     Some(match kind {
-        KIND_BUS if buf[2..HEADER_LEN] != [0; HEADER_LEN - 2] => {
-            Err(Error::Protocol("bus message with a non-zero header field".into()))
+        KIND_BUS | KIND_PEER_GONE | KIND_DROPPED if buf[2] != 0 || buf[3] != 0 => {
+            Err(Error::Protocol("bus message with a non-zero reserved header byte".into()))
         }
+        KIND_BUS if id != 0 => Err(Error::Protocol("bus message with a non-zero header id".into())),
         KIND_BUS if rest.len() >= 8 && rest.len() - 8 <= MAX_PAYLOAD => match (u32_at(rest, 0), u32_at(rest, 4)) {
             (Some(target), Some(from)) => Ok(BusMessage::Bus { target, from, payload: &rest[8..] }),
             _ => Err(Error::Protocol(format!("bus message of {} bytes", buf.len()))),

@@ -286,8 +286,16 @@ impl<'a> ToPrimary<'a> {
         }
     }
 
+    /// Strict: a worker's frame decodes only as its own encoding would have
+    /// it (reserved header bytes zero, no listener id on a kind without one).
     pub fn decode(buf: &'a [u8]) -> Result<Self> {
         let (kind, listener, rest) = parse_header(buf)?;
+        if buf[2] != 0 || buf[3] != 0 {
+            return Err(Error::Protocol(format!("message kind {kind} with non-zero reserved header bytes")));
+        }
+        if listener != 0 && matches!(kind, KIND_REPLY | KIND_READ | KIND_STICK | KIND_HEARTBEAT) {
+            return Err(Error::Protocol(format!("message kind {kind} with a listener id")));
+        }
         match kind {
             KIND_REPLY => {
                 if rest.is_empty() || rest.len() > MAX_FDS_PER_MESSAGE {
