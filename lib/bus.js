@@ -10,8 +10,16 @@
 // more per small message): `type` is 'm' (a message), 'q' (a request), 'r'
 // (a request's result) or 'e' (a request's error). Topics are EventEmitter
 // events: on(topic, (data, from) => ...).
+//
+// What arrives is untrusted: any worker can write any bytes to its channel.
+// The dispatcher stamps the sender (`from`) from the channel a message came
+// on, so it cannot be forged; everything else in the payload is decoded
+// totally (`decodeMessage`): a malformed message is a counted rejection
+// (lib/rejections.js, surface `busRecord`), never an exception, and a reserved
+// topic ('error', ...) is never emitted from received data.
 const EventEmitter = require('events');
 const { nodeError, describeReceived } = require('./errors');
+const rejections = require('./rejections');
 
 // Peer ids, as core/src/bus.rs defines them.
 const PRIMARY = 0;
@@ -47,6 +55,70 @@ function validateTopic(topic, caller) {
 // 'machine/target': a peer on another machine (bus.redis).
 const REMOTE = /^[0-9a-f]+\/(?:[1-9][0-9]*|agent|primary)$/;
 
+function isTopic(topic) {
+  return typeof topic === 'string' && topic !== '' && !RESERVED.has(topic);
+}
+
+function isRemote(name) {
+  return typeof name === 'string' && REMOTE.test(name);
+}
+
+const TYPES = new Set(['m', 'x', 'q', 'r', 'e']);
+
+/**
+ * A received payload as `{ type, topic, data, id, extra }`, or null after
+ * counting why it is refused. `from` is the sender the dispatcher stamped,
+ * `target` who it was sent to.
+ */
+function decodeMessage(from, payload, target) {
+  const refuse = (why) => {
+    rejections.reject('busRecord', () => `a bus message from ${describePeer(from)} ${why}`);
+    return null;
+  };
+  let message;
+  try {
+    message = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    return refuse(`is not JSON (${err.message})`);
+  }
+  if (!Array.isArray(message) || message.length < 4 || message.length > 5) {
+    return refuse('is not an array of 4 or 5 elements');
+  }
+  const [type, topic, data, id, extra] = message;
+  if (!TYPES.has(type)) return refuse(`has an unknown type ${describeReceived(type)}`);
+  if (!isTopic(topic)) return refuse(`has an invalid topic ${describeReceived(topic)}`);
+  if (!Number.isSafeInteger(id) || id < 0) return refuse(`has an invalid request id ${describeReceived(id)}`);
+  if (target === BROADCAST && type !== 'm') return refuse(`of type '${type}' was broadcast`);
+  if (message.length === 5) {
+    // 'm': the origin of a message from another machine, which only the
+    // primary's own JS (the Redis bridge) may name; 'x': a peer on another
+    // machine to carry it to, which only the primary does.
+    if (type === 'm' && from !== PRIMARY) return refuse('names an origin: only the primary may');
+    if (type !== 'm' && type !== 'x') return refuse(`of type '${type}' has a fifth element`);
+    if (!isRemote(extra)) return refuse(`names an invalid peer on another machine ${describeReceived(extra)}`);
+  } else if (type === 'x') {
+    return refuse('for another machine names no target');
+  }
+  if (type === 'x' && (selfId !== PRIMARY || target !== PRIMARY)) return refuse('for another machine was not sent to the primary');
+  return { type, topic, data, id, extra };
+}
+
+/** A responder's error from a peer, as an Error; null if `data` is not one. */
+function remoteError(data) {
+  if (data === null || typeof data !== 'object' || Array.isArray(data) || typeof data.message !== 'string') return null;
+  const { code, name, stack } = data;
+  if (code !== undefined && typeof code !== 'string' && !(typeof code === 'number' && Number.isFinite(code))) return null;
+  if (name !== undefined && typeof name !== 'string') return null;
+  if (stack !== undefined && typeof stack !== 'string') return null;
+  const err = new Error(data.message);
+  if (code !== undefined) err.code = code;
+  if (name !== undefined && name !== 'Error') {
+    Object.defineProperty(err, 'name', { value: name, writable: true, configurable: true, enumerable: false });
+  }
+  err.remoteStack = stack;
+  return err;
+}
+
 function targetId(target, caller) {
   if (target === 'primary') return PRIMARY;
   if (target === 'agent') return AGENT;
@@ -72,6 +144,8 @@ function busError(code, message) {
   err.code = code;
   return err;
 }
+
+let injectRemote; // set by Bus's static block
 
 class Bus extends EventEmitter {
   #channel = null; // the native Channel, once this process has one
@@ -125,14 +199,37 @@ class Bus extends EventEmitter {
     this.machine = bridge.machine;
   }
 
-  /** The bridge: a message from another machine, for this one. `origin`: 'machine/sender'. */
-  inject(target, topic, data, origin) {
+  static {
+    // The Redis bridge's way in (configure()'s `local`): internal to the
+    // primary, so no worker can use it to name an origin.
+    injectRemote = (target, topic, data, origin) => bus.#inject(target, topic, data, origin);
+  }
+
+  /**
+   * A message from another machine (the bridge decoded it from Redis), for
+   * `target` here; `origin`: 'machine/sender'. Never throws: what Redis
+   * carried is untrusted.
+   */
+  #inject(target, topic, data, origin) {
+    const refuse = (why) => rejections.reject('redisMessage', () => `a message from another machine ${why}`);
+    if (!isRemote(origin)) return refuse(`names an invalid origin ${describeReceived(origin)}`);
+    if (!isTopic(topic)) return refuse(`has an invalid topic ${describeReceived(topic)}`);
     if (target === 'primary') {
       this.emit(topic, data, origin);
       return;
     }
-    const id = target === BROADCAST ? BROADCAST : targetId(target, this.inject);
-    this.#send(id, encode(['m', topic, data, 0, origin], this.inject));
+    let id;
+    if (target === BROADCAST) id = BROADCAST;
+    else if (target === 'agent') id = AGENT;
+    else if (Number.isInteger(target) && target >= 1 && target < AGENT) id = target;
+    else return refuse(`names an invalid target ${describeReceived(target)}`);
+    let payload;
+    try {
+      payload = encode(['m', topic, data, 0, origin], this.#inject);
+    } catch (err) {
+      return refuse(`cannot be passed on: ${err.message}`);
+    }
+    this.#send(id, payload);
   }
 
   /**
@@ -191,29 +288,24 @@ class Bus extends EventEmitter {
     this.#channel.sendBus(target, payload);
   }
 
-  /** A bus message arrived from peer `from`. */
+  /** A bus message arrived from peer `from` (stamped by the dispatcher), sent to `target`. */
   deliver(from, payload, target) {
-    let message;
-    try {
-      message = JSON.parse(payload.toString('utf8'));
-    } catch (err) {
-      this.reportError(busError('ERR_RCLUSTER_BUS_BAD_MESSAGE', `an unreadable bus message from ${describePeer(from)}: ${err.message}`));
-      return;
-    }
-    const [type, topic, data, id, extra] = message;
+    const message = decodeMessage(from, payload, target);
+    if (message === null) return;
+    const { type, topic, data, id, extra } = message;
     const sender = peerName(from);
     if (target === BROADCAST && selfId === PRIMARY) {
       // Only with bus.redis: a local broadcast, for the other machines.
-      if (type === 'm' && extra === undefined) this.#bridge?.publishBroadcast(sender, topic, data);
+      if (extra === undefined) this.#bridge?.publishBroadcast(sender, topic, data);
       return;
     }
     switch (type) {
       case 'm':
-        // From another machine, `extra` names its origin.
+        // From another machine (the primary's bridge), `extra` names its origin.
         this.emit(topic, data, extra ?? sender);
         return;
       case 'x':
-        if (selfId === PRIMARY) this.#forward(from, extra, topic, data);
+        this.#forward(from, extra, topic, data);
         return;
       case 'q':
         this.#answer(from, topic, data, id, sender);
@@ -226,13 +318,14 @@ class Bus extends EventEmitter {
         clearTimeout(pending.timer);
         if (type === 'r') {
           pending.resolve(data);
-        } else {
-          const err = new Error(data.message);
-          if (data.code !== undefined) err.code = data.code;
-          if (data.name !== undefined && data.name !== 'Error') err.name = data.name;
-          err.remoteStack = data.stack;
-          pending.reject(err);
+          return;
         }
+        let err = remoteError(data);
+        if (err === null) {
+          rejections.reject('busRecord', () => `${describePeer(from)} answered '${topic}' with a malformed error`);
+          err = busError('ERR_RCLUSTER_BUS_BAD_MESSAGE', `${describePeer(from)} answered request '${topic}' with a malformed error`);
+        }
+        pending.reject(err);
       }
     }
   }
@@ -293,24 +386,52 @@ function setSelf(id, machine = null) {
   bus.machine = machine;
 }
 
+const RECORD_HEAD = 12;
+
+function isPeerId(n) {
+  return Number.isInteger(n) && n >= 0 && n <= BROADCAST;
+}
+
 /**
  * A native Channel's message of a bus kind: hands it to the bus. For `Bus`,
  * `peer` is a count and `payload` that many records: sender id (u32 LE),
- * target id (u32 LE), length (u32 LE), bytes (src/worker.rs).
+ * target id (u32 LE), length (u32 LE), bytes (src/worker.rs). A batch whose
+ * lengths do not add up is refused from the first bad record on (counted,
+ * surface `channelFrame`). A listener that throws does not cost the records
+ * after it: they are delivered first, then its exception is rethrown.
  */
 function onChannelMessage(kinds, kind, peer, payload) {
   if (kind === kinds.Bus) {
-    let at = 0;
-    for (let i = 0; i < peer; i++) {
-      const from = payload.readUInt32LE(at);
-      const target = payload.readUInt32LE(at + 4);
-      const length = payload.readUInt32LE(at + 8);
-      bus.deliver(from, payload.subarray(at + 12, at + 12 + length), target);
-      at += 12 + length;
+    if (!(payload instanceof Uint8Array) || !isPeerId(peer)) {
+      rejections.reject('channelFrame', `a bus batch of ${describeReceived(peer)} records in ${describeReceived(payload)}`);
+      return;
     }
+    const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    let at = 0;
+    let thrown = null;
+    for (let i = 0; i < peer; i++) {
+      const length = bytes.length - at >= RECORD_HEAD ? bytes.readUInt32LE(at + 8) : -1;
+      if (length < 0 || length > MAX_PAYLOAD || bytes.length - at - RECORD_HEAD < length) {
+        rejections.reject('channelFrame', `a bus batch of ${peer} records breaks off at record ${i} (byte ${at} of ${bytes.length})`);
+        break;
+      }
+      const from = bytes.readUInt32LE(at);
+      const target = bytes.readUInt32LE(at + 4);
+      try {
+        bus.deliver(from, bytes.subarray(at + RECORD_HEAD, at + RECORD_HEAD + length), target);
+      } catch (err) {
+        thrown ??= { err };
+      }
+      at += RECORD_HEAD + length;
+    }
+    if (thrown !== null) throw thrown.err;
+  } else if (!isPeerId(peer)) {
+    rejections.reject('channelFrame', `a bus notice for peer ${describeReceived(peer)}`);
+  } else if (kind === kinds.PeerGone) {
+    bus.peerGone(peer);
+  } else if (kind === kinds.BusDropped) {
+    bus.dropped(peer);
   }
-  else if (kind === kinds.PeerGone) bus.peerGone(peer);
-  else if (kind === kinds.BusDropped) bus.dropped(peer);
 }
 
 let bridge = null;
@@ -332,8 +453,8 @@ function configure(busOptions, sharedState, caller) {
     bus,
     shared: sharedState,
     local: {
-      broadcast: (topic, data, origin) => bus.inject(BROADCAST, topic, data, origin),
-      send: (target, topic, data, origin) => bus.inject(target, topic, data, origin),
+      broadcast: (topic, data, origin) => injectRemote(BROADCAST, topic, data, origin),
+      send: (target, topic, data, origin) => injectRemote(target, topic, data, origin),
     },
   });
   candidate.start(caller);
@@ -369,4 +490,4 @@ function attachPrimary(dispatcher) {
   bus.attach(channel);
 }
 
-module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, stopBridge, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };
+module.exports = { bus, Bus, setSelf, onChannelMessage, decodeMessage, attachPrimary, normalizeOptions, configure, stopBridge, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };

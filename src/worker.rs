@@ -228,12 +228,20 @@ impl Receiver {
         self.invoke(kind, listener, fds, extra);
     }
 
+    /// Adds a bus message to the records handed to JS at the end of this
+    /// wake-up (lib/bus.js `onChannelMessage` reads them): sender id, target
+    /// id, payload length (u32 LE each), payload. `bus::decode` bounded the
+    /// payload to `MAX_PAYLOAD`, so the length always fits.
     fn queue_bus(&self, from: u32, target: u32, payload: &[u8]) {
+        let Ok(length) = u32::try_from(payload.len()) else {
+            rcluster_core::rejections::reject("channelFrame", || format!("a bus message of {} bytes", payload.len()));
+            return;
+        };
         let mut batch = self.bus_batch.borrow_mut();
         batch.0 += 1;
         batch.1.extend_from_slice(&from.to_le_bytes());
         batch.1.extend_from_slice(&target.to_le_bytes());
-        batch.1.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        batch.1.extend_from_slice(&length.to_le_bytes());
         batch.1.extend_from_slice(payload);
     }
 
@@ -346,8 +354,9 @@ impl Receiver {
                     return;
                 }
                 Err(rcluster_core::Error::Protocol(why)) => {
-                    // The offending message's fds are already closed; keep reading.
-                    eprintln!("rcluster: ignoring a bad message from the primary: {why}");
+                    // The offending message's fds are already closed; keep
+                    // reading. Counted, not logged per message.
+                    rcluster_core::rejections::reject("channelFrame", || format!("from the primary: {why}"));
                 }
                 Err(err) => {
                     eprintln!("rcluster: the channel to the primary failed: {err}");

@@ -193,6 +193,14 @@ fn decode_source(bytes: &[u8]) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// Counts a frame from peer `peer` that does not decode (surface
+/// `channelFrame`, `crate::rejections`) and gives back `why`, for the
+/// channel's failure report.
+pub fn refuse_frame(peer: u32, why: String) -> String {
+    crate::rejections::reject("channelFrame", || format!("peer {peer}: {why}"));
+    why
+}
+
 impl ToWorker {
     pub fn encode(&self) -> Vec<u8> {
         match *self {
@@ -278,8 +286,16 @@ impl<'a> ToPrimary<'a> {
         }
     }
 
+    /// Strict: a worker's frame decodes only as its own encoding would have
+    /// it (reserved header bytes zero, no listener id on a kind without one).
     pub fn decode(buf: &'a [u8]) -> Result<Self> {
         let (kind, listener, rest) = parse_header(buf)?;
+        if buf[2] != 0 || buf[3] != 0 {
+            return Err(Error::Protocol(format!("message kind {kind} with non-zero reserved header bytes")));
+        }
+        if listener != 0 && matches!(kind, KIND_REPLY | KIND_READ | KIND_STICK | KIND_HEARTBEAT) {
+            return Err(Error::Protocol(format!("message kind {kind} with a listener id")));
+        }
         match kind {
             KIND_REPLY => {
                 if rest.is_empty() || rest.len() > MAX_FDS_PER_MESSAGE {

@@ -7,8 +7,9 @@
 use std::collections::HashMap;
 
 use crate::bus::{self, BusMessage, BROADCAST, PRIMARY};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::peer::{Peer, PeerState, WorkerId};
+use crate::rejections;
 
 /// Most messages read from one peer per turn of the dispatcher's loop.
 pub(super) const MAX_READS_PER_TURN: usize = 256;
@@ -17,17 +18,30 @@ pub(super) fn is_bus(message: &[u8]) -> bool {
     bus::decode(message).is_some()
 }
 
-/// Passes on a message `from` sent. Only `BUS` may come from a peer. With
-/// `bridge`, broadcasts from other peers reach the primary too.
+/// Passes on a message `from` sent. Only `BUS` may come from a peer; anything
+/// else of the bus's kinds, or a malformed one, is dropped and counted
+/// (surface `channelFrame`): SEQPACKET keeps message boundaries, so a bad
+/// message costs nothing but itself and the channel goes on. With `bridge`,
+/// broadcasts from other peers reach the primary too.
 pub(super) fn relay(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, raw: &[u8], bridge: bool) -> Result<()> {
-    let target = match bus::decode(raw) {
-        Some(Ok(BusMessage::Bus { target, .. })) => target,
-        Some(Ok(_)) => return Err(Error::Protocol("a peer sent a bus notice".into())),
-        Some(Err(e)) => return Err(e),
-        None => unreachable!("checked by is_bus"),
+    let (target, payload) = match bus::decode(raw) {
+        Some(Ok(BusMessage::Bus { target, payload, .. })) => (target, payload),
+        Some(Ok(_)) => {
+            rejections::reject("channelFrame", || format!("peer {from} sent a bus notice, which only the primary sends"));
+            return Ok(());
+        }
+        Some(Err(e)) => {
+            rejections::reject("channelFrame", || format!("peer {from}: {e}"));
+            return Ok(());
+        }
+        None => {
+            rejections::reject("channelFrame", || format!("peer {from}: {}", rejections::describe_bytes(raw)));
+            return Ok(());
+        }
     };
-    // Whatever the sender claims, `from` is who sent it.
-    let message = bus::with_sender(raw, from);
+    // Whatever the sender claims, `from` is who sent it: the message is
+    // re-encoded with the id of the channel it came on.
+    let message = bus::relayed(target, from, payload);
     if target == BROADCAST {
         // Every worker and the agent, the sender too if it is one; not the
         // primary, unless it bridges machines and did not send it itself.
@@ -40,7 +54,9 @@ pub(super) fn relay(peers: &mut HashMap<WorkerId, Peer>, from: WorkerId, raw: &[
         deliver(peers, from, target, message);
     } else if let Some(sender) = peers.get_mut(&from) {
         // No such peer (it exited, or never was): what was asked of it will
-        // never be answered, and the sender hears so at once.
+        // never be answered, and the sender hears so at once. Nothing is
+        // kept for the unknown id; the notice is bounded in the sender's
+        // queue (`bus::QUEUE_NOTICES`).
         sender.push_bus(bus::encode_peer_gone(target));
     }
     Ok(())

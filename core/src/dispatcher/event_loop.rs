@@ -485,7 +485,7 @@ impl EventLoop {
                         continue;
                     }
                     Ok(ToPrimary::HandBack { .. }) => Some("a hand-back without its connection".to_string()),
-                    Err(e) => Some(e.to_string()),
+                    Err(e) => Some(crate::wire::refuse_frame(id, e.to_string())),
                 },
                 Ok(Recv::Message(n)) if fds.len() == 1 => match ToPrimary::decode(&buf[..n]) {
                     Ok(ToPrimary::HandBack { listener }) => {
@@ -493,9 +493,11 @@ impl EventLoop {
                         self.on_hand_back(listener, fd);
                         continue;
                     }
-                    _ => Some("a worker sent file descriptors".to_string()),
+                    _ => Some(crate::wire::refuse_frame(id, "a worker sent file descriptors".to_string())),
                 },
-                Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some("a worker sent file descriptors".to_string()),
+                Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some(crate::wire::refuse_frame(id, "a worker sent file descriptors".to_string())),
+                // A message longer than any of the protocol's (MSG_TRUNC).
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(crate::wire::refuse_frame(id, e.to_string())),
                 Err(e) => Some(e.to_string()),
             };
             fds.clear();
