@@ -174,8 +174,9 @@ class Bus extends EventEmitter {
     if (typeof target === 'string' && REMOTE.test(target)) {
       validateTopic(topic, this.send);
       const payload = encode(['x', topic, data, 0, target], this.send);
-      // The primary carries it to the other machine.
-      if (selfId === PRIMARY) this.#forward(PRIMARY, target, topic, data);
+      // The primary carries it to the other machine. Without bus.redis
+      // (no machine id) the sender is told here, in its own process.
+      if (selfId === PRIMARY || this.machine === null) this.#forward(selfId, target, topic, data);
       else this.#send(PRIMARY, payload);
       return;
     }
@@ -186,6 +187,7 @@ class Bus extends EventEmitter {
 
   #forward(from, target, topic, data) {
     if (this.#bridge === null) {
+      // Said where send() was called: the primary, or a worker without bus.redis.
       this.reportError(busError('ERR_RCLUSTER_BUS_NO_REDIS',
                                 `a message for '${target}' was dropped: there is no bus.redis to carry it to another machine`));
       return;
@@ -305,6 +307,12 @@ class Bus extends EventEmitter {
         this.emit(topic, data, extra ?? sender);
         return;
       case 'x':
+        if (this.#bridge === null) {
+          // A worker's own send says this in the worker (send() above), so
+          // only a forged record gets here: counted, not a warning each.
+          rejections.reject('busRecord', () => `a message from ${describePeer(from)} for '${extra}' asks to cross machines without bus.redis`);
+          return;
+        }
         this.#forward(from, extra, topic, data);
         return;
       case 'q':

@@ -46,7 +46,7 @@ const MALFORMED = [
   '["m","error",{"boom":1},0]', '["m","newListener",1,0]', '["m","removeListener",1,0]',
   '["z","probe",1,0]', '["m",7,1,0]', '["m","",1,0]', '["m","probe",1,-1]', '["m","probe",1,0.5]',
   '["m","probe",1,0,"primary"]', '["m","probe",1,0,"deadbeef/7"]', '["m","probe",1,0,null,9]',
-  '["x","probe",1,0]', '["x","probe",1,0,"not a peer"]', '["q","error",1,1]', '["e","probe",null,1.5]',
+  '["x","probe",1,0]', '["x","probe",1,0,"not a peer"]', '["x","probe",1,0,"deadbeef/1"]', '["q","error",1,1]', '["e","probe",null,1.5]',
   '["r","probe",1,"1"]', '\u00ff\u00fe',
 ];
 
