@@ -31,6 +31,12 @@ declare namespace rcluster {
       connections: Array<{ worker: number; open: number; maxConnections?: number }>;
       /** Connections closed for a malformed or late PROXY header, or from an untrusted peer. */
       proxyRejected: number;
+      /** Connections waiting in its header stage (a PROXY header, or a sticky request's head). */
+      stageWaiting: number;
+      /** Most that may wait there at once; absent where the listener has no header stage. */
+      stageBudget?: number;
+      /** Connections that waited past the stage's deadline. */
+      stageExpired: number;
     }>;
     workers: Array<{ id: number; inFlight: number; accepted: number }>;
     /**
