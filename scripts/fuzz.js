@@ -34,7 +34,8 @@ let failed = false;
 for (const [cmd, argv] of runs) {
   const r = spawnSync(cmd, argv, { cwd: root, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   const out = `${r.stdout}\n${r.stderr}`;
-  for (const m of out.matchAll(/^(?:# )?fuzz ([^:\n]+): (\d+) (?:inputs|regions)/gm)) surfaces.set(m[1].trim(), Number(m[2]));
+  // cargo prints a test's output after its name ("test x ... fuzz ..."), TAP after "# ".
+  for (const m of out.matchAll(/(?:^|^# |\.\.\. )fuzz ([^:\n]+): (\d+) (?:inputs|regions)/gm)) surfaces.set(m[1].trim(), Number(m[2]));
   if (r.status !== 0) {
     failed = true;
     process.stderr.write(out);
