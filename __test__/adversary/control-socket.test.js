@@ -259,7 +259,7 @@ test('a 24 MiB request line: answered with an error after 64 KiB, the primary ke
   assert.strictEqual(s.state, 'running');
 });
 
-test('3,000 idle control connections: at most 32 held, each closed within the deadline, descriptors bounded, status still answered', { skip }, async (t) => {
+test('3,000 idle control connections: at most 32 held, the rest told busy, each closed within the deadline, descriptors bounded, status still answered', { skip }, async (t) => {
   const control = path.join(tmpdir(), 'ctl.sock');
   const { port, pid } = await startApp(t, control);
   const baseFds = fdCount(pid);
@@ -298,6 +298,9 @@ test('3,000 idle control connections: at most 32 held, each closed within the de
   assert.strictEqual(closed.length, N, `${N - closed.length} connections still open after ${Date.now() - started} ms`);
   const timedOut = [...replies.values()].filter((r) => /ERR_RCLUSTER_CONTROL_TIMEOUT/.test(r)).length;
   assert.ok(timedOut >= 1 && timedOut <= 32, `${timedOut} answered with a timeout`);
+  // Beyond the cap, each is told why before it is closed.
+  const busy = [...replies.values()].filter((r) => /ERR_RCLUSTER_CONTROL_BUSY/.test(r)).length;
+  assert.ok(busy >= N - 64, `${busy} of ${N} answered busy`);
   assert.ok(fdCount(pid) <= baseFds + 2, `the primary has ${fdCount(pid)} fds (${baseFds} before)`);
   const s = await statusUntil(control, (x) => (x.rejected?.controlLine ?? 0) >= N, { what: 'the refusals counted' });
   assert.strictEqual(s.state, 'running');

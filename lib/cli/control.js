@@ -302,15 +302,18 @@ async function serveControl(file, handlers, limits = LIMITS) {
   let open = 0;
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on('error', () => {});
-    if (open >= limits.connections) {
-      reject('controlLine', `more than ${limits.connections} control connections at once`);
-      socket.destroy();
-      return;
-    }
     const peer = peerOf(socket);
     if (peer === null || !trusted(peer.uid)) {
       reject('controlLine', peer === null ? 'a connection whose peer is unknown' : `a connection from uid ${peer.uid} (pid ${peer.pid})`);
       socket.destroy();
+      return;
+    }
+    if (open >= limits.connections) {
+      // Told why (a user's `rcluster status` during a flood says so), with
+      // nothing read; the line fits the socket's buffer, so the close that
+      // follows is at once.
+      reject('controlLine', `more than ${limits.connections} control connections at once`);
+      socket.end(serialize(codedError('ERR_RCLUSTER_CONTROL_BUSY', `more than ${limits.connections} control connections at once; try again`)), () => socket.destroy());
       return;
     }
     open++;
