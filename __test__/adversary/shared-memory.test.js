@@ -14,7 +14,7 @@ const { get } = require('../helpers/http-client');
 const skip = rclusterOnly('cluster.shared is rcluster\'s') ||
   (process.platform !== 'linux' && 'the attacker finds the region through /proc/self/maps');
 
-// A call may wait for a lock (250 ms) or a stable value, never longer.
+// A call may wait for a lock (50 ms) or a stable value, never longer.
 const CALL_BOUND_MS = 2000;
 const CODES = new Set(['ERR_RCLUSTER_SHARED_LOCK_TIMEOUT', 'ERR_RCLUSTER_SHARED_BUSY', 'ERR_RCLUSTER_SHARED_FULL']);
 

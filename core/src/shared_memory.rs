@@ -80,10 +80,14 @@ pub const REGION_LEN: usize = TABLE_AT + TABLE_SLOTS * TABLE_SLOT_LEN;
 const ABSENT: u32 = u32::MAX;
 /// How long a table write waits for a slot's lock, and a table read for a
 /// version that holds still, before failing. A legitimate writer holds the
-/// lock for the copy of at most VALUE_MAX bytes (microseconds); 250 ms covers
-/// a writer descheduled on a loaded machine many times over, and bounds what
-/// a forged lock costs a caller.
-pub const LOCK_WAIT: Duration = Duration::from_millis(250);
+/// lock for the copy of at most VALUE_MAX bytes (microseconds); 50 ms covers
+/// a writer descheduled while holding it even with many more runnable
+/// processes than cores (CFS gives each a slice of a few ms, so a preempted
+/// holder runs again well within it; the waiter sleeps, which helps). It is
+/// also what a lock planted by a hostile worker costs each other process's
+/// event loop, once per lock (`StuckLocks`): `bench/adversary.js` `shm`
+/// measured 250 ms there as a quarter of the victims' HTTP rate.
+pub const LOCK_WAIT: Duration = Duration::from_millis(50);
 
 /// Why a shared-state operation cannot be done.
 #[derive(Debug, PartialEq, Eq)]
@@ -157,6 +161,44 @@ pub struct Region {
     base: NonNull<u8>,
     /// [`LOCK_WAIT`] unless set (`set_lock_wait`), in microseconds.
     lock_wait_us: AtomicU64,
+    /// Locks this process already waited out (see [`StuckLocks`]).
+    stuck: StuckLocks,
+}
+
+/// Table locks this process waited the whole wait for, by the lock word's
+/// offset in the region, with the live holder that kept it. A lock forged by
+/// a process that writes the region directly names a live pid forever: if
+/// every write to that key waited [`LOCK_WAIT`] again, a hostile worker could
+/// stall every other process's event loop for that long per call. Once waited
+/// out, a write that finds the same holder still there after the brief spin a
+/// legitimate writer is done within fails at once. The entry is gone as soon
+/// as the lock is seen free or held by another pid, or its holder dies (then
+/// the lock is taken over as usual). Bounded: the oldest entry makes room.
+#[derive(Debug, Default)]
+struct StuckLocks(parking_lot::Mutex<Vec<(usize, u32)>>);
+
+impl StuckLocks {
+    const MAX: usize = 64;
+
+    fn is_stuck(&self, at: usize, holder: u32) -> bool {
+        self.0.lock().iter().any(|&(a, h)| a == at && h == holder)
+    }
+
+    fn remember(&self, at: usize, holder: u32) {
+        let mut stuck = self.0.lock();
+        stuck.retain(|&(a, _)| a != at);
+        if stuck.len() >= Self::MAX {
+            stuck.remove(0);
+        }
+        stuck.push((at, holder));
+    }
+
+    fn forget(&self, at: usize) {
+        let mut stuck = self.0.lock();
+        if !stuck.is_empty() {
+            stuck.retain(|&(a, _)| a != at);
+        }
+    }
 }
 
 /// A refused slot: counted and described, then skipped by the caller.
@@ -259,7 +301,7 @@ fn sealed_as_created(fd: &OwnedFd) -> bool {
 
 impl Region {
     fn at(base: NonNull<u8>) -> Region {
-        Region { base, lock_wait_us: AtomicU64::new(LOCK_WAIT.as_micros() as u64) }
+        Region { base, lock_wait_us: AtomicU64::new(LOCK_WAIT.as_micros() as u64), stuck: StuckLocks::default() }
     }
 
     /// How long a table write waits for a lock held by a live process, and a
@@ -580,7 +622,7 @@ impl Region {
             Some(slot) => slot,
             None => return Ok(()), // deleting what was never set
         };
-        let _lock = WriteLock::take(self.u32_at(slot + Self::T_WRITER), self.lock_wait())?;
+        let _lock = WriteLock::take(self.u32_at(slot + Self::T_WRITER), self.lock_wait(), &self.stuck, slot)?;
         let version = self.u64_at(slot + Self::T_VERSION);
         let spare = ((version.load(Ordering::Acquire) & 1) ^ 1) as usize;
         match value {
@@ -628,14 +670,18 @@ impl Region {
 struct WriteLock<'a>(&'a AtomicU32);
 
 impl<'a> WriteLock<'a> {
-    fn take(word: &'a AtomicU32, wait: Duration) -> Result<Self, SharedError> {
+    /// `at`: the lock's place in the region, for `stuck`.
+    fn take(word: &'a AtomicU32, wait: Duration, stuck: &StuckLocks, at: usize) -> Result<Self, SharedError> {
         let me = std::process::id();
         let started = Instant::now();
         let mut spins = 0u32;
         let mut last_check = started;
         loop {
             let holder = match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Ok(WriteLock(word)),
+                Ok(_) => {
+                    stuck.forget(at);
+                    return Ok(WriteLock(word));
+                }
                 Err(holder) => holder,
             };
             spins += 1;
@@ -655,13 +701,23 @@ impl<'a> WriteLock<'a> {
                 last_check = now;
                 if !alive(holder) {
                     if word.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                        stuck.forget(at);
                         return Ok(WriteLock(word));
                     }
                     continue;
                 }
+                if spins == 1024 {
+                    if stuck.is_stuck(at, holder) {
+                        // Waited out before, same live holder: no second wait.
+                        return Err(SharedError::LockTimeout { holder, waited: now.duration_since(started) });
+                    }
+                    // Another holder than the one remembered, if any.
+                    stuck.forget(at);
+                }
             }
             let waited = now.duration_since(started);
             if waited >= wait {
+                stuck.remember(at, holder);
                 return Err(SharedError::LockTimeout { holder, waited });
             }
             std::thread::sleep(Duration::from_micros(50));
@@ -843,6 +899,12 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(region.table_get("k").unwrap().as_deref(), Some(&b"old"[..]));
+        // The same holder again: this process does not wait it out twice.
+        region.set_lock_wait(Duration::from_secs(5));
+        let again = Instant::now();
+        assert!(matches!(region.table_set("k", Some(b"new")), Err(SharedError::LockTimeout { .. })));
+        assert!(again.elapsed() < Duration::from_millis(100), "failed at once: {:?}", again.elapsed());
+        region.set_lock_wait(Duration::from_millis(50));
         // A number that is no pid (negative as a pid_t: kill() would take it
         // for every process) is not a holder.
         region.u32_at(slot + Region::T_WRITER).store(u32::MAX, Ordering::Relaxed);
