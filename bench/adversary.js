@@ -13,6 +13,9 @@
 //            other listener (well-formed PROXY clients, 8 at a time).
 // sticky:    the same with SCHED_STICKY and routing: { sticky: { cookie } }.
 // health:    1,100 idle connections to `rcluster --health`; measured: the app.
+// spin:      a worker (which serves no HTTP) blocks its event loop and sends
+//            nothing: the cost of a worker's CPU use alone, the floor of the
+//            flood scenarios below on a machine with few cores.
 // bus:       a worker (which serves no HTTP) writes raw bus records in a loop,
 //            its event loop blocked: null and topic-'error' payloads to the
 //            primary, reserved-topic broadcasts to every worker; measured: the
@@ -49,7 +52,7 @@ const net = require('node:net');
 const { spawn, spawnSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
-const SCENARIOS = ['proxy', 'sticky', 'health', 'bus', 'bus-flood', 'shm', 'redis', 'control'];
+const SCENARIOS = ['proxy', 'sticky', 'health', 'spin', 'bus', 'bus-flood', 'shm', 'redis', 'control'];
 const CONCURRENCY = 8;
 const PRIMARY = 0;
 const BROADCAST = 0xFFFFFFFF;
@@ -484,19 +487,24 @@ async function busAttack(c, attacker, op, args, facts) {
   return { close: async () => facts(await answer) };
 }
 
-async function busScenario() {
+const BUS_STEPS = (() => {
+  const toPrimary = ['null', '["m","error",{"boom":1},0]', '["q","error",1,1]', '["m","newListener",1,0]', '["e","error",null,1]'];
+  const reserved = ['["m","error",{"message":"boom"},0]', '["m","newListener","x",0]', '["m","removeListener","x",0]', '["q","error",1,1]', 'null'];
+  return [{ op: 'raw', target: PRIMARY, payloads: toPrimary }, { op: 'raw', target: BROADCAST, payloads: reserved }];
+})();
+
+// `bus`: the attacker writes hostile records as fast as it can. `spin`: the
+// same worker only blocks its loop, sending nothing: what a worker that uses
+// its CPU costs the others on this machine, the floor of every flood here.
+async function busScenario(name = 'bus', steps = BUS_STEPS) {
   const { c, port, attacker, attackerPid } = await busCluster();
   try {
-    const toPrimary = ['null', '["m","error",{"boom":1},0]', '["q","error",1,1]', '["m","newListener",1,0]', '["e","error",null,1]'];
-    const reserved = ['["m","error",{"message":"boom"},0]', '["m","newListener","x",0]', '["m","removeListener","x",0]', '["q","error",1,1]', 'null'];
-    return await measure('bus', {
+    return await measure(name, {
       target: port,
       pid: c.pid,
       pids: { attacker: attackerPid },
       tally: true,
-      attack: () => busAttack(c, attacker, 'repeat', {
-        steps: [{ op: 'raw', target: PRIMARY, payloads: toPrimary }, { op: 'raw', target: BROADCAST, payloads: reserved }],
-      }, (a) => ({ records: a.sent, stalls: a.stalls })),
+      attack: () => busAttack(c, attacker, 'repeat', { steps }, (a) => ({ records: a.sent, stalls: a.stalls })),
       extra: async () => {
         const { rejected } = await c.call('stats');
         return `refused and counted by the primary: ${describe(rejected)}; primary alive: ${!c.exited}`;
@@ -699,7 +707,8 @@ async function main() {
     sticky: () => stageScenario('sticky', { POLICY: 'sticky', ROUTING: JSON.stringify({ sticky: { cookie: 'io', timeout: 1000 } }) },
       'GET / HTTP/1.1\r\nHost: x\r\nCookie: io=', (i) => ({ headers: `Cookie: io=s${i}\r\n` })),
     health: healthScenario,
-    bus: busScenario,
+    spin: () => busScenario('spin', []),
+    bus: () => busScenario(),
     'bus-flood': busFloodScenario,
     shm: shmScenario,
     redis: redisScenario,
