@@ -52,6 +52,7 @@ const net = require('node:net');
 const { spawn, spawnSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
+const { redisServerPath, startRedisServer } = require('../__test__/helpers/redis-server');
 const SCENARIOS = ['proxy', 'sticky', 'health', 'spin', 'bus', 'bus-flood', 'shm', 'redis', 'control'];
 const CONCURRENCY = 8;
 const PRIMARY = 0;
@@ -583,34 +584,11 @@ async function shmScenario() {
   }
 }
 
-function redisServerPath() {
-  const r = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() || null : null;
-}
-
-/** A private redis-server on a loopback port: { url, proc }. */
+/** A private redis-server on a loopback port: { url, proc }, killed with the rest. */
 async function startRedis(bin) {
-  const { freePort } = require('../__test__/cli/cli-process');
-  const port = await freePort();
-  const proc = track(spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10000);
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/ready to accept connections/i.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited (${code}): ${out}`));
-    });
-  });
-  return { url: `redis://127.0.0.1:${port}`, proc };
+  const redis = await startRedisServer(bin);
+  track(redis.proc);
+  return redis;
 }
 
 async function redisScenario() {

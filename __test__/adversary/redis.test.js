@@ -9,42 +9,19 @@
 // redis-server started here on a private loopback port, as in __test__/redis/.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
-const { getFreePort, get } = require('../helpers/http-client');
+const { redisServerPath, startRedisServer } = require('../helpers/redis-server');
+const { get } = require('../helpers/http-client');
 const { rng, mutate, hostileValue } = require('../helpers/mutator');
-
-function redisServerPath() {
-  try {
-    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 const REDIS = redisServerPath();
 const skip = rclusterOnly('bus.redis is rcluster\'s') ||
   (REDIS === null && 'redis-server is not installed (apt-get install redis-server)');
 
 async function startRedis(t) {
-  const port = await getFreePort();
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { url, proc } = await startRedisServer(REDIS);
   t.after(() => proc.kill('SIGKILL'));
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10000);
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/ready to accept connections/i.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  return `redis://127.0.0.1:${port}`;
+  return url;
 }
 
 const PEER = '12345678';

@@ -4,17 +4,8 @@
 // port (.ci/run installs the Debian package when it is missing).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
-const { getFreePort: freePort } = require('../helpers/http-client');
-
-function redisServerPath() {
-  try {
-    return execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim() || null;
-  } catch {
-    return null;
-  }
-}
+const { redisServerPath, startRedisServer } = require('../helpers/redis-server');
 
 const REDIS = redisServerPath();
 const skip = rclusterOnly('bus.redis is rcluster\'s') ||
@@ -22,24 +13,9 @@ const skip = rclusterOnly('bus.redis is rcluster\'s') ||
 
 
 async function startRedis(t) {
-  const port = await freePort();
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => proc.kill('SIGKILL'));
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10000);
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      if (/ready to accept connections/i.test(out)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  return { proc, url: `redis://127.0.0.1:${port}` };
+  const redis = await startRedisServer(REDIS);
+  t.after(() => redis.proc.kill('SIGKILL'));
+  return redis;
 }
 
 async function twoMachines(t) {
