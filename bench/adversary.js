@@ -24,7 +24,7 @@
 //            do not exist, its event loop blocked so that it reads none of
 //            the answers; measured: the 2 other workers; also the primary's RSS.
 // shm:       a worker (which serves no HTTP) corrupts the shared memory
-//            region every 300 ms (longer than the 250 ms lock wait), in
+//            region every 300 ms (longer than the 50 ms lock wait), in
 //            turn: every counter name length, the write lock of every table
 //            slot (naming the victim, a live pid), random bytes over every
 //            slot, zeroes over every slot; meanwhile the primary and the
