@@ -1,6 +1,6 @@
 'use strict';
 // rcluster: a drop-in replacement for node:cluster. As lib/cluster.js does in
-// Node, this file only picks the role; lib/primary.js and lib/child.js hold
+// Node, this file only picks the role; lib/primary/cluster.js and lib/worker/cluster.js hold
 // each side. The module is cached on a global symbol so that two copies of
 // rcluster in one process (e.g. the preload's and the app's) are one cluster.
 const kCluster = Symbol.for('rcluster.cluster');
@@ -20,7 +20,7 @@ if (globalThis[kCluster] === undefined) {
     // The cluster object is Node's own (lib/builtin.js): from here on,
     // require('cluster') anywhere in this process gives rcluster.
     const { isWorker, isAgent } = require('./lib/role').role();
-    const cluster = isAgent ? require('./lib/agent_child') : isWorker ? require('./lib/child') : require('./lib/primary');
+    const cluster = isAgent ? require('./lib/agent/cluster') : isWorker ? require('./lib/worker/cluster') : require('./lib/primary/cluster');
     if (isWorker) cluster._setupWorker();
     if (isAgent) cluster._setupAgent();
     require('./lib/builtin').syncExports();

@@ -39,7 +39,7 @@ module.exports = {
   fallbackDetail,
   Dispatcher: binding === null ? undefined : binding.Dispatcher,
   Channel: binding === null ? undefined : binding.Channel,
-  // cluster.shared's region (lib/shared.js) and its fixed sizes.
+  // cluster.shared's region (lib/bus/shared.js) and its fixed sizes.
   SharedMemory: binding === null ? undefined : binding.SharedMemory,
   sharedLimits: binding === null ? undefined : binding.sharedLimits,
   // Untrusted input the native code refused (lib/rejections.js).

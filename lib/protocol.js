@@ -1,5 +1,5 @@
 'use strict';
-// The names both sides of a cluster agree on: the JS twin of core/src/wire.rs.
+// The names both sides of a cluster agree on: the JS twin of core/src/channel/wire.rs.
 // wire.rs is the native channel (connections, shared sockets); this is the
 // rest: the control messages on Node's IPC channel and the environment a
 // primary hands its workers. A name used on one side only is still here, so
@@ -8,7 +8,7 @@
 // Every rcluster control message carries `cmd: CMD`. A `cmd` starting with
 // NODE_ makes Node deliver it as 'internalMessage', never to the app's
 // 'message' listeners. A request carries `seq`; its reply `ack: seq`
-// (lib/utils.js, sendHelper and internal).
+// (lib/internal_messages.js, sendHelper and internal).
 const CMD = 'NODE_RCLUSTER';
 
 // `message.act`: what a control message asks or announces.
@@ -53,13 +53,13 @@ const Env = Object.freeze({
   WorkerId: 'RCLUSTER_WORKER_ID',
   /** The stdio slot of the worker's end of the native channel. */
   ChannelFd: 'RCLUSTER_CHANNEL_FD',
-  /** The stdio slot of the shared memory region (lib/shared.js). */
+  /** The stdio slot of the shared memory region (lib/bus/shared.js). */
   SharedFd: 'RCLUSTER_SHARED_FD',
-  /** Its presence makes the process the agent (lib/agent_child.js). */
+  /** Its presence makes the process the agent (lib/agent/cluster.js). */
   Agent: 'RCLUSTER_AGENT',
   /** This machine's id with bus.redis (cluster.bus.machine). */
   Machine: 'RCLUSTER_MACHINE',
-  /** The stdio slot of a worker's gate: it waits there until the agent is ready (lib/agent_gate.js). */
+  /** The stdio slot of a worker's gate: it waits there until the agent is ready (lib/agent/gate.js). */
   AgentGate: 'RCLUSTER_AGENT_GATE',
   /** exitOnUncaughtException's timeout in ms; absent when the setting is off. */
   ExitOnUncaughtTimeout: 'RCLUSTER_EXIT_ON_UNCAUGHT_TIMEOUT',

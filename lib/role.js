@@ -8,7 +8,7 @@ const { Env } = require('./protocol');
 
 const kRole = Symbol.for('rcluster.role');
 // The worker-side set-up the primary preloads into every worker.
-const PRELOAD = path.join(__dirname, 'preload.js');
+const PRELOAD = path.join(__dirname, 'worker', 'preload.js');
 
 function role() {
   if (globalThis[kRole] === undefined) {

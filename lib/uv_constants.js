@@ -3,7 +3,7 @@
 // (`bind EADDRINUSE` carries errno -98): taken from os.constants.errno, never
 // written as literal numbers. libuv's listen and bind flags are Node's own
 // net.js and dgram.js business now; the primary decodes them in
-// core/src/node_query.rs.
+// core/src/listen/node_query.rs.
 const { constants: { errno } } = require('os');
 
 /** libuv's error number for an errno name, e.g. uvErrno('EMFILE') === -24 on Linux. */

@@ -1,5 +1,5 @@
 'use strict';
-// The Worker object common to both sides; lib/primary.js and lib/child.js add
+// The Worker object common to both sides; lib/primary/cluster.js and lib/worker/cluster.js add
 // `disconnect` and `destroy`, as Node's internal/cluster/worker.js is extended.
 const EventEmitter = require('events');
 

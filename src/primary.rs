@@ -6,9 +6,9 @@ use napi::bindgen_prelude::*;
 use napi::ValueType;
 use napi_derive::napi;
 use rcluster_core::dispatcher::{ProxyConfig, StickyHttp};
-use rcluster_core::http_key::Rule as HttpRule;
-use rcluster_core::inherited::Inherited;
-use rcluster_core::proxy_header::{Cidr, Trust};
+use rcluster_core::routing::http_key::Rule as HttpRule;
+use rcluster_core::listen::inherited::Inherited;
+use rcluster_core::routing::proxy_header::{Cidr, Trust};
 use rcluster_core::{dispatcher, Emptied, ListenRequest, ListenSpec, LocalAddr, Mode, NodeQuery, NodeValue};
 
 use crate::events::{self, DispatcherEvent};
@@ -154,7 +154,7 @@ pub struct WorkerStats {
     pub accepted: i64,
 }
 
-/// Accept-to-acknowledgement times (core/src/ack_stats.rs).
+/// Accept-to-acknowledgement times (core/src/dispatcher/ack_stats.rs).
 #[napi(object)]
 pub struct AckLatencyStats {
     /// Upper bounds of the buckets, in seconds.
@@ -263,7 +263,7 @@ impl Dispatcher {
             }
             if let Some(fds) = options.inherited_fds {
                 let fds: Vec<(i32, Option<String>)> = fds.into_iter().filter(|f| f.fd >= 3).map(|f| (f.fd, f.name)).collect();
-                // SAFETY: lib/socket_activation.js passes the descriptors
+                // SAFETY: lib/primary/socket_activation.js passes the descriptors
                 // systemd handed this process (LISTEN_PID is its pid), once;
                 // nothing else in the process uses them.
                 config.inherited = std::sync::Arc::new(unsafe { Inherited::adopt(&fds) });
@@ -309,7 +309,7 @@ impl Dispatcher {
     /// sent them (`address`, `port`, `addressType`, `fd`, `flags`, `backlog`),
     /// plus `key` (Node's handle key; requests with the same key share one
     /// socket), `shared` (SCHED_NONE), `policy` and `deferAccept` (the
-    /// server's clients speak first; core/src/reuseport.rs). A bind failure comes back as
+    /// server's clients speak first; core/src/routing/reuseport.rs). A bind failure comes back as
     /// `errno`, as node:cluster answers the worker; anything else throws.
     #[napi(
         ts_args_type = "worker: number, query: { key: string, address?: string | null, port?: number | string | null, addressType?: number | string | null, fd?: number | null, flags?: number | null, backlog?: number | null, shared?: boolean, policy?: 'rr' | 'lc' | 'sticky' | 'reuseport', deferAccept?: boolean }"
@@ -429,7 +429,7 @@ impl Dispatcher {
                 .map(|w| WorkerStats { id: w.id, in_flight: w.in_flight as u32, accepted: w.accepted as i64 })
                 .collect(),
             ack_latency: AckLatencyStats {
-                bounds: rcluster_core::ack_stats::BOUNDS_US.iter().map(|&us| us as f64 / 1e6).collect(),
+                bounds: rcluster_core::dispatcher::ack_stats::BOUNDS_US.iter().map(|&us| us as f64 / 1e6).collect(),
                 buckets: stats.acks.cumulative().iter().map(|&n| n as i64).collect(),
                 count: stats.acks.count as i64,
                 sum: stats.acks.sum_us as f64 / 1e6,

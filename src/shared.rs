@@ -1,5 +1,5 @@
 //! `SharedMemory`: this process's mapping of the cluster's shared state
-//! (`rcluster_core::shared_memory`). Every method is a few atomic operations
+//! (`rcluster_core::shared`). Every method is a few atomic operations
 //! on the mapping: no message, no thread hop.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use rcluster_core::shared_memory::{self, Region, SharedError};
+use rcluster_core::shared::{self, Region, SharedError};
 
 use crate::js_error::{check, JsError};
 
@@ -45,13 +45,13 @@ pub struct SharedLimits {
 #[napi]
 pub fn shared_limits() -> SharedLimits {
     SharedLimits {
-        counters: shared_memory::COUNTER_SLOTS as u32,
-        name_max: shared_memory::NAME_MAX as u32,
-        table_keys: shared_memory::TABLE_SLOTS as u32,
-        value_max: shared_memory::VALUE_MAX as u32,
-        counter_stride: (shared_memory::COUNTER_SLOT_LEN / 8) as u32,
-        counter_value_index: (shared_memory::COUNTER_VALUE_AT / 8) as u32,
-        counter_remote_index: (shared_memory::COUNTER_REMOTE_AT / 8) as u32,
+        counters: shared::COUNTER_SLOTS as u32,
+        name_max: shared::NAME_MAX as u32,
+        table_keys: shared::TABLE_SLOTS as u32,
+        value_max: shared::VALUE_MAX as u32,
+        counter_stride: (shared::COUNTER_SLOT_LEN / 8) as u32,
+        counter_value_index: (shared::COUNTER_VALUE_AT / 8) as u32,
+        counter_remote_index: (shared::COUNTER_REMOTE_AT / 8) as u32,
     }
 }
 

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 use napi_derive::napi;
-use rcluster_core::wire::{ACCEPTED, REJECTED};
+use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{Incoming, Received, WorkerChannel};
 
 use crate::js_error::{check, to_js, JsError};
@@ -229,7 +229,7 @@ impl Receiver {
     }
 
     /// Adds a bus message to the records handed to JS at the end of this
-    /// wake-up (lib/bus.js `onChannelMessage` reads them): sender id, target
+    /// wake-up (lib/bus/bus.js `onChannelMessage` reads them): sender id, target
     /// id, payload length (u32 LE each), payload. `bus::decode` bounded the
     /// payload to `MAX_PAYLOAD`, so the length always fits.
     fn queue_bus(&self, from: u32, target: u32, payload: &[u8]) {
@@ -495,7 +495,7 @@ impl Channel {
         }
     }
 
-    /// Sends a bus message (lib/bus.js encodes it) to peer `target`: a worker
+    /// Sends a bus message (lib/bus/bus.js encodes it) to peer `target`: a worker
     /// id, or 0 (the primary), 0xFFFFFFFE (the agent), 0xFFFFFFFF (broadcast).
     #[napi]
     pub fn send_bus(&self, env: Env, target: u32, payload: Buffer) -> Result<()> {
@@ -516,7 +516,7 @@ impl Channel {
     /// is `value` (a session id of this worker's) are to come here.
     #[napi]
     pub fn stick(&self, env: Env, value: String) -> Result<()> {
-        let key = rcluster_core::sticky::fnv1a(value.as_bytes());
+        let key = rcluster_core::routing::sticky::fnv1a(value.as_bytes());
         match self.receiver.channel.borrow_mut().stick(key) {
             Err(err) if err.is_disconnected() => Ok(()),
             other => other.map_err(|e| to_js(&env, e)),
@@ -524,7 +524,7 @@ impl Channel {
     }
 
     /// Gives the idle keep-alive connection on `fd` back to the primary for
-    /// another worker (a retiring worker, `lib/keep_alive_handback.js`). The
+    /// another worker (a retiring worker, `lib/worker/keep_alive_handback.js`). The
     /// caller then closes its own handle on it.
     #[napi]
     pub fn hand_back(&self, env: Env, listener_id: u32, fd: i32) -> Result<()> {

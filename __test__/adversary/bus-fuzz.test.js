@@ -3,7 +3,7 @@
 // process (docs/SECURITY.md): batches of records as src/worker.rs hands them
 // to JS, whose payloads are hostile JSON values, mutated well-formed messages
 // or random bytes, and whose framing (count, lengths) lies. Whatever arrives,
-// lib/bus.js `onChannelMessage` never throws, never emits a reserved event
+// lib/bus/bus.js `onChannelMessage` never throws, never emits a reserved event
 // ('error', 'newListener', 'removeListener'), never shows a sender other than
 // the one the dispatcher stamped (or, on a message of the primary's own, a
 // valid remote name), and refuses what it cannot use with a count.
@@ -36,7 +36,7 @@ function batch(records) {
 }
 
 test('hostile bus records never throw, never emit a reserved event, never forge a sender', { skip, timeout: 120000 }, () => {
-  const busModule = require('../../lib/bus');
+  const busModule = require('../../lib/bus/bus');
   const rejections = require('../../lib/rejections');
   const { ChannelMessageKind: kinds } = require('../../lib/native');
   const { bus, onChannelMessage, PRIMARY, AGENT, BROADCAST } = busModule;
@@ -134,7 +134,7 @@ test('hostile bus records never throw, never emit a reserved event, never forge 
 });
 
 test('each malformed message is counted once, and a malformed error answer still ends its request', { skip }, async () => {
-  const busModule = require('../../lib/bus');
+  const busModule = require('../../lib/bus/bus');
   const rejections = require('../../lib/rejections');
   const { ChannelMessageKind: kinds } = require('../../lib/native');
   const { bus, onChannelMessage, PRIMARY } = busModule;

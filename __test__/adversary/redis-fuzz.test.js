@@ -1,5 +1,5 @@
 'use strict';
-// Property test of the Redis bridge's decoders (lib/redis_bridge.js): a
+// Property test of the Redis bridge's decoders (lib/bus/redis_bridge.js): a
 // bridge with a fake local bus, fed thousands of hostile JSON values and
 // mutated well-formed messages on both of its channels, straight into the
 // handler ioredis calls. Nothing may throw; a message is either used (and
@@ -10,7 +10,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { rng, mutate, hostileValue, inputs } = require('../helpers/mutator');
-const { RedisBridge, invalidBusMessage, invalidCountersMessage } = require('../../lib/redis_bridge');
+const { RedisBridge, invalidBusMessage, invalidCountersMessage } = require('../../lib/bus/redis_bridge');
 const rejections = require('../../lib/rejections');
 
 const ORIGIN = /^[0-9a-f]{1,32}\/(?:primary|agent|[1-9][0-9]*)$/;
@@ -30,7 +30,7 @@ function fakeBridge() {
       },
     },
     local: {
-      // As lib/bus.js inject does: its own checks throw (a payload too large).
+      // As lib/bus/bus.js inject does: its own checks throw (a payload too large).
       broadcast: (topic, data, origin) => {
         if (JSON.stringify(['m', topic, data, 0, origin]).length > 64 * 1024) {
           throw Object.assign(new RangeError('too large'), { code: 'ERR_OUT_OF_RANGE' });

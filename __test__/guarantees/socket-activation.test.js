@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
 const { get, settle } = require('../helpers/http-client');
-const { listenFds, takeListenFds } = require('../../lib/socket_activation');
+const { listenFds, takeListenFds } = require('../../lib/primary/socket_activation');
 
 const SKIP = rclusterOnly('LISTEN_FDS');
 // LISTEN_PID must be the primary's pid, known only once it runs: a shell

@@ -77,7 +77,7 @@ test('maxEventLoopDelay: a worker whose loop lags is replaced first, then killed
 });
 
 test('health settings are validated', { timeout: 10000 }, () => {
-  const { normalizeSettings } = require('../../lib/settings');
+  const { normalizeSettings } = require('../../lib/primary/settings');
   assert.deepEqual(normalizeSettings({ health: { hangTimeout: 1000 } }).health, { hangTimeout: 1000 });
   assert.throws(() => normalizeSettings({ health: { hangTimeout: 5 } }), { code: 'ERR_OUT_OF_RANGE' });
   assert.throws(() => normalizeSettings({ health: {} }), { code: 'ERR_INVALID_ARG_TYPE' });

@@ -2,7 +2,7 @@
 // setupPrimary()'s agent settings, validated as Node validates its options.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { normalizeOptions } = require('../../lib/agent');
+const { normalizeOptions } = require('../../lib/agent/supervisor');
 
 test('agent: a path or { exec, args, env }', () => {
   assert.deepEqual(normalizeOptions({ agent: 'a.js' }).agent, { exec: 'a.js', args: [], env: {} });

@@ -1,11 +1,11 @@
 'use strict';
-// The zero-downtime operations settings (lib/operations_settings.js, through
+// The zero-downtime operations settings (lib/operations/settings.js, through
 // setupPrimary's normalizeSettings) and recycling's jitter. No processes.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { normalizeSettings } = require('../../lib/settings');
-const { normalizeReloadOptions, parseMemory } = require('../../lib/operations_settings');
-const { jittered } = require('../../lib/recycle');
+const { normalizeSettings } = require('../../lib/primary/settings');
+const { normalizeReloadOptions, parseMemory } = require('../../lib/operations/settings');
+const { jittered } = require('../../lib/operations/recycle');
 
 test('operations settings are validated and expanded; other keys untouched', () => {
   assert.deepEqual(normalizeSettings({ exec: 'x.js' }), { exec: 'x.js' }, 'nothing added when unused');

@@ -1,12 +1,12 @@
 'use strict';
-// The restart policy (lib/restart_policy.js) through the hooks lib/primary.js
-// calls (lib/management.js), with fake timers and a fake fork: no process is
+// The restart policy (lib/operations/restart_policy.js) through the hooks lib/primary/cluster.js
+// calls (lib/operations/management.js), with fake timers and a fake fork: no process is
 // spawned. What a real cluster shows is in ../management/restart.test.js.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const EventEmitter = require('node:events');
-const { manage } = require('../../lib/management');
-const { WorkerRecord, Fate } = require('../../lib/worker_record');
+const { manage } = require('../../lib/operations/management');
+const { WorkerRecord, Fate } = require('../../lib/primary/worker_record');
 
 // A cluster whose fork() makes a fake worker and records it as the primary
 // does; exit() is what the primary does when a worker's process exits.
@@ -46,7 +46,7 @@ function fakeCluster(t, restart) {
   return c;
 }
 
-// setupPrimary({ restart }) as lib/primary.js runs it.
+// setupPrimary({ restart }) as lib/primary/cluster.js runs it.
 function setRestart(c, restart) {
   Object.assign(c.cluster.settings, c.management.normalize({ restart }));
   c.management.applied({ restart });

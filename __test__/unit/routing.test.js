@@ -1,10 +1,10 @@
 'use strict';
-// The policy names of lib/routing.js and the close reports of
-// lib/close_reports.js. No processes, no sockets.
+// The policy names of lib/primary/routing.js and the close reports of
+// lib/worker/close_reports.js. No processes, no sockets.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const routing = require('../../lib/routing');
-const { CloseReports, capOf } = require('../../lib/close_reports');
+const routing = require('../../lib/primary/routing');
+const { CloseReports, capOf } = require('../../lib/worker/close_reports');
 
 test('NODE_CLUSTER_SCHED_POLICY values map to the policies; anything else is round-robin', () => {
   const cases = [
@@ -59,7 +59,7 @@ test('closes are reported once per handle, batched per listener per turn, with t
 });
 
 test('setupPrimary({ routing }) is validated with Node-style errors and expanded', () => {
-  const { normalizeSettings } = require('../../lib/settings');
+  const { normalizeSettings } = require('../../lib/primary/settings');
   const { dispatcherOptions } = routing;
   const ok = [
     [{ proxyProtocol: true }, { proxyProtocol: { trusted: null, timeout: 3000 } }],
@@ -96,7 +96,7 @@ test('setupPrimary({ routing }) is validated with Node-style errors and expanded
 });
 
 test('setupPrimary({ routing: { sticky } }): one of query and cookie, a token, and a timeout', () => {
-  const { normalizeSettings } = require('../../lib/settings');
+  const { normalizeSettings } = require('../../lib/primary/settings');
   const norm = (sticky) => normalizeSettings({ routing: { sticky } }).routing.sticky;
   assert.deepEqual(norm({ query: 'sid' }), { query: 'sid', timeout: 1000 });
   assert.deepEqual(norm({ cookie: 'io', timeout: 200 }), { cookie: 'io', timeout: 200 });
@@ -119,7 +119,7 @@ test('setupPrimary({ routing: { sticky } }): one of query and cookie, a token, a
 });
 
 test('setupPrimary({ routing: { deferAccept } }): a boolean, on unless false', () => {
-  const { normalizeSettings } = require('../../lib/settings');
+  const { normalizeSettings } = require('../../lib/primary/settings');
   const norm = (deferAccept) => normalizeSettings({ routing: { deferAccept } }).routing;
   assert.equal(norm(false).deferAccept, false);
   assert.equal(norm(true).deferAccept, true);
@@ -133,7 +133,7 @@ test('setupPrimary({ routing: { deferAccept } }): a boolean, on unless false', (
 });
 
 test('cluster.worker.stick(value) takes a string, and passes it to the channel', () => {
-  const { stick } = require('../../lib/sticky_claims');
+  const { stick } = require('../../lib/worker/sticky_claims');
   const sent = [];
   const client = { channel: { stick: (v) => sent.push(v) } };
   stick(client, 'abc');

@@ -1,6 +1,6 @@
 'use strict';
 // Validation of rcluster's setupPrimary() settings and cluster.shutdown()'s
-// options (lib/settings.js): every key, the error class, `code` and message.
+// options (lib/primary/settings.js): every key, the error class, `code` and message.
 // No processes; ../management/management-settings.test.js checks the same
 // through a real cluster.
 const test = require('node:test');
@@ -9,7 +9,7 @@ const { inspect } = require('node:util');
 const {
   normalizeSettings, normalizeShutdownOptions,
   RESTART_DEFAULTS, EXIT_ON_UNCAUGHT_DEFAULTS, SHUTDOWN_TIMEOUT_DEFAULT,
-} = require('../../lib/settings');
+} = require('../../lib/primary/settings');
 
 const MAX = 2 ** 31 - 1;
 

@@ -1,10 +1,10 @@
 'use strict';
-// lib/worker_messages.js and lib/worker_spawn.js on their own: what the
+// lib/primary/worker_messages.js and lib/primary/worker_spawn.js on their own: what the
 // primary accepts from a worker, and the environment it gives one.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { checkWorkerMessage } = require('../../lib/worker_messages');
-const { workerEnvironment, isSpawnResourceError, RESERVED } = require('../../lib/worker_spawn');
+const { checkWorkerMessage } = require('../../lib/primary/worker_messages');
+const { workerEnvironment, isSpawnResourceError, RESERVED } = require('../../lib/primary/worker_spawn');
 const { Act, Env } = require('../../lib/protocol');
 
 test('worker messages: unknown and prototype-named acts are no message; bad fields are refused by name', () => {

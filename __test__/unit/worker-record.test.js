@@ -1,9 +1,9 @@
 'use strict';
-// The primary's WorkerRecord (lib/worker_record.js): which fate may follow
+// The primary's WorkerRecord (lib/primary/worker_record.js): which fate may follow
 // which, and that a fate only moves forward. No processes.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { WorkerRecord, Fate, canMove } = require('../../lib/worker_record');
+const { WorkerRecord, Fate, canMove } = require('../../lib/primary/worker_record');
 
 let nextId = 1;
 function record(fate = Fate.Running) {

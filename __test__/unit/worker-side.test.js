@@ -8,8 +8,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const os = require('node:os');
-const { SharedSocketRendezvous } = require('../../lib/shared_socket_rendezvous');
-const { ChannelClient, ChannelMessageKind } = require('../../lib/channel_client');
+const { SharedSocketRendezvous } = require('../../lib/worker/shared_socket_rendezvous');
+const { ChannelClient, ChannelMessageKind } = require('../../lib/worker/channel_client');
 const { CMD, Act, Env } = require('../../lib/protocol');
 const uv = require('../../lib/uv_constants');
 

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 
 use common::*;
-use rcluster_core::wire::{ACCEPTED, REJECTED};
+use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{Config, Dispatcher, Emptied, Incoming, Mode};
 
 #[test]

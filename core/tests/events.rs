@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{Config, Dispatcher, Event, Incoming, Mode};
 
 fn with_events(config: Config) -> (Dispatcher, mpsc::Receiver<Event>) {
@@ -87,7 +87,7 @@ fn a_worker_that_hangs_up_is_no_event() {
 
 #[test]
 fn a_worker_that_floods_leave_without_reading_the_replies_is_a_channel_failure() {
-    use rcluster_core::wire::ToPrimary;
+    use rcluster_core::channel::wire::ToPrimary;
     let (d, events) = with_events(Config::default());
     let w = TestWorker::spawn(&d, 3);
     let (listener, _) = w.listen(&d, "k", 0, Mode::RoundRobin);
@@ -105,7 +105,7 @@ fn a_worker_that_floods_leave_without_reading_the_replies_is_a_channel_failure()
             break; // it hung up
         }
     }
-    assert!(sent > rcluster_core::peer::MAX_QUEUED_CONTROL, "the primary hung up after {sent} LEAVEs");
+    assert!(sent > rcluster_core::dispatcher::peer::MAX_QUEUED_CONTROL, "the primary hung up after {sent} LEAVEs");
     match events.recv_timeout(Duration::from_secs(2)) {
         Ok(Event::ChannelFailed { worker: 3, reason }) => assert!(reason.contains("LEAVE"), "{reason}"),
         other => panic!("expected ChannelFailed for worker 3, got {other:?}"),

@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{sys, Config, Incoming, Mode};
 
 #[test]

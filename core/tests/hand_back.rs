@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{Config, Dispatcher, Emptied, Incoming, Mode};
 
 #[test]

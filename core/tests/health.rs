@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{Config, Dispatcher, Event, Mode};
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::TestWorker;
 use rcluster_core::bus::{self, BusMessage, AGENT, BROADCAST, PRIMARY, QUEUE_NOTICES};
 use rcluster_core::sys;
-use rcluster_core::wire::{CloseRecords, ToPrimary, ToWorker};
+use rcluster_core::channel::wire::{CloseRecords, ToPrimary, ToWorker};
 use rcluster_core::{Config, Dispatcher, Incoming, Received, WorkerChannel};
 
 const LIMIT: Duration = Duration::from_millis(50);
@@ -99,7 +99,7 @@ fn worker_frames_decode_totally_and_round_trip() {
             msg.encode(&mut again);
             assert_eq!(again, input, "decoded loosely: {msg:?}");
             if let ToPrimary::Read { closes, .. } = msg {
-                assert!(closes.iter().count() <= rcluster_core::wire::MAX_CLOSE_RECORDS);
+                assert!(closes.iter().count() <= rcluster_core::channel::wire::MAX_CLOSE_RECORDS);
             }
         }
         for fds in 0..4 {
@@ -132,7 +132,7 @@ fn frames_with_descriptors_are_received_totally_and_leak_nothing() {
     mutator::run("channelFrameWithFds", &refs(&samples), LIMIT, |input| {
         let n = rng.below(4);
         let fds: Vec<BorrowedFd<'_>> = spare[..n].iter().map(|f| f.as_fd()).collect();
-        if input.len() > rcluster_core::wire::MAX_MESSAGE_LEN || sys::send_message(primary_end.as_fd(), input, &fds).is_err() {
+        if input.len() > rcluster_core::channel::wire::MAX_MESSAGE_LEN || sys::send_message(primary_end.as_fd(), input, &fds).is_err() {
             return;
         }
         match channel.recv() {
@@ -198,7 +198,7 @@ fn a_dispatcher_fed_mutated_frames_keeps_relaying() {
         }
     };
     mutator::run("dispatcherRelay", &refs(&samples), Duration::from_secs(2), |input| {
-        if input.len() > rcluster_core::wire::MAX_MESSAGE_LEN {
+        if input.len() > rcluster_core::channel::wire::MAX_MESSAGE_LEN {
             return;
         }
         // SAFETY: the attacker's channel owns this fd for the call.

@@ -13,7 +13,7 @@ mod mutator;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rcluster_core::proxy_header::{parse, Parsed, PEEK_LEN, V1_MAX_LEN, V2_MAX_LEN, V2_SIGNATURE};
+use rcluster_core::routing::proxy_header::{parse, Parsed, PEEK_LEN, V1_MAX_LEN, V2_MAX_LEN, V2_SIGNATURE};
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 

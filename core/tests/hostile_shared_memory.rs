@@ -11,7 +11,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use rcluster_core::shared_memory::{
+use rcluster_core::shared::{
     Region, COUNTERS_AT, COUNTER_SLOTS, COUNTER_SLOT_LEN, REGION_LEN, TABLE_SLOTS, TABLE_SLOT_LEN,
 };
 

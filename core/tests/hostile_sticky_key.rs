@@ -10,8 +10,8 @@ mod mutator;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rcluster_core::http_key::{find, Found, Rule, PEEK_LEN};
-use rcluster_core::sticky::fnv1a;
+use rcluster_core::routing::http_key::{find, Found, Rule, PEEK_LEN};
+use rcluster_core::routing::sticky::fnv1a;
 
 fn samples() -> Vec<Vec<u8>> {
     vec![

@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{Config, Dispatcher, Mode};
 
 /// Acknowledges `fds` as taken, and confirms them read if `read`.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{Config, Dispatcher, Mode};
 
 /// The sizes of the next `n` batches `w` is sent, each acknowledged whole

@@ -4,7 +4,7 @@ mod common;
 use std::os::fd::AsRawFd;
 
 use common::*;
-use rcluster_core::wire::ACCEPTED;
+use rcluster_core::channel::wire::ACCEPTED;
 use rcluster_core::{sys, Config, Incoming, Mode};
 
 fn fd_limit() -> libc::rlimit {
@@ -41,7 +41,7 @@ fn a_worker_out_of_fds_refuses_what_it_could_not_receive_and_gets_it_again_later
             match msg {
                 Incoming::DispatchLost { count, .. } => {
                     lost += count;
-                    w.channel.reply(&vec![rcluster_core::wire::REJECTED; count]).unwrap();
+                    w.channel.reply(&vec![rcluster_core::channel::wire::REJECTED; count]).unwrap();
                 }
                 other => panic!("expected lost dispatches, got {other:?}"),
             }

@@ -50,7 +50,7 @@ async function run(parsed, log) {
   const { Runner } = require('./run');
   const { metricsText } = require('./metrics');
   const runner = new Runner(cluster, app, log);
-  const { defineHidden } = require('../utils');
+  const { defineHidden } = require('../internal_messages');
   runner.metricsText = () => metricsText(runner);
   defineHidden(cluster, 'metrics', runner.metricsText);
 
@@ -61,7 +61,7 @@ async function run(parsed, log) {
   // The control socket, then the HTTP endpoints: a failure to bind any of
   // them stops the start before a worker is forked.
   const { serveControl, defaultControlPath } = require('./control');
-  const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../settings');
+  const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../primary/settings');
   const handlers = {
     status: () => runner.status(),
     reload: () => runner.reload('rcluster reload'),

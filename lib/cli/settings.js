@@ -7,7 +7,7 @@ const path = require('path');
 const { readConfig, findConfig, looksLikeConfig } = require('./config');
 const { maxInstances } = require('./cpus');
 const { UsageError } = require('./errors');
-const { RESTART_DEFAULTS } = require('../settings');
+const { RESTART_DEFAULTS } = require('../primary/settings');
 
 const HOOK = path.join(__dirname, 'worker_hook.js');
 

@@ -35,11 +35,11 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::peer::Connection;
-use crate::proxy_header::{self, Parsed, Trust};
+use crate::dispatcher::peer::Connection;
+use crate::routing::proxy_header::{self, Parsed, Trust};
 use crate::rejections;
 use crate::sys::{self, LocalAddr};
-use crate::wire::ListenerId;
+use crate::channel::wire::ListenerId;
 
 /// Whether connections carry a PROXY header, and who may send one.
 #[derive(Clone, Debug)]
@@ -52,7 +52,7 @@ pub struct ProxyConfig {
 /// Sticky routing by an HTTP cookie or query parameter.
 #[derive(Clone, Debug)]
 pub struct StickyHttp {
-    pub rule: crate::http_key::Rule,
+    pub rule: crate::routing::http_key::Rule,
     /// Longest the first request's head is waited for.
     pub timeout: Duration,
 }
@@ -252,7 +252,7 @@ impl AwaitingHeader {
             }
         }
         if self.buf.is_empty() {
-            self.buf = vec![0u8; proxy_header::PEEK_LEN.max(crate::http_key::PEEK_LEN)];
+            self.buf = vec![0u8; proxy_header::PEEK_LEN.max(crate::routing::http_key::PEEK_LEN)];
         }
         let mut buf = std::mem::take(&mut self.buf);
         for token in news.iter().copied() {
@@ -327,8 +327,8 @@ enum Step {
 
 /// Looks at the first request's head (peeked: the worker gets every byte);
 /// on `Done`, `conn.key` is its value's (or `None`: no such value).
-fn read_request_key(conn: &mut Connection, buf: &mut [u8], rule: &crate::http_key::Rule) -> Step {
-    use crate::http_key::{find, Found, PEEK_LEN};
+fn read_request_key(conn: &mut Connection, buf: &mut [u8], rule: &crate::routing::http_key::Rule) -> Step {
+    use crate::routing::http_key::{find, Found, PEEK_LEN};
     let n = match sys::recv_bytes(conn.fd.as_fd(), &mut buf[..PEEK_LEN], true) {
         Ok(0) => return Step::Close,
         Ok(n) => n,
@@ -339,7 +339,7 @@ fn read_request_key(conn: &mut Connection, buf: &mut [u8], rule: &crate::http_ke
     match find(rule, head) {
         Found::Incomplete => Step::Wait,
         Found::Key(value) => {
-            conn.key = Some(crate::sticky::fnv1a(value));
+            conn.key = Some(crate::routing::sticky::fnv1a(value));
             Step::Done
         }
         Found::NoKey => {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::bus::{self, BusMessage, BROADCAST, PRIMARY};
 use crate::error::Result;
-use crate::peer::{Peer, PeerState, WorkerId};
+use crate::dispatcher::peer::{Peer, PeerState, WorkerId};
 use crate::rejections;
 
 /// Most messages read from one peer per turn of the dispatcher's loop.

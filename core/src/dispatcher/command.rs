@@ -13,7 +13,7 @@ use super::event_loop::EventLoop;
 use super::events::{self, Event};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
-use crate::peer::WorkerId;
+use crate::dispatcher::peer::WorkerId;
 use crate::sys::{self, Waker};
 
 /// What the JS thread asks of the dispatcher thread.

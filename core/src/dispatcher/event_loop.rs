@@ -15,16 +15,16 @@ use super::command::Command;
 use super::events::{Event, EventSink};
 use super::health::Health;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
-use crate::ack_stats::AckStats;
+use crate::dispatcher::ack_stats::AckStats;
 use crate::error::{Error, Result};
-use crate::handle::{with_ask, ListenHandle};
-use crate::listener;
-use crate::policy::Mode;
-use crate::socket_identity;
-use crate::untouched;
-use crate::peer::{Connection, Peer, PeerState, WorkerId};
+use crate::routing::handle::{with_ask, ListenHandle};
+use crate::listen;
+use crate::routing::policy::Mode;
+use crate::listen::socket_identity;
+use crate::dispatcher::untouched;
+use crate::dispatcher::peer::{Connection, Peer, PeerState, WorkerId};
 use crate::sys::{self, Recv, Waker};
-use crate::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
+use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
 
 /// What one entry of the poll set stands for.
 #[derive(Clone, Copy, Debug)]
@@ -388,33 +388,33 @@ impl EventLoop {
             return Ok(new(mode, socket?));
         }
         if request.mode == Mode::ReusePort {
-            match crate::reuseport::bind_first(&request.spec) {
+            match crate::routing::reuseport::bind_first(&request.spec) {
                 Some(Ok((socket, ipv6_only))) => {
                     return new(Mode::ReusePort, socket)
                         .with_reuse_port(
                             ipv6_only,
-                            if request.spec.backlog > 0 { request.spec.backlog } else { listener::DEFAULT_BACKLOG },
+                            if request.spec.backlog > 0 { request.spec.backlog } else { listen::DEFAULT_BACKLOG },
                             request.defer_accept,
                         )
                         .map_err(|e| Error::io("dup", e));
                 }
-                Some(Err(e)) if !crate::reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),
+                Some(Err(e)) if !crate::routing::reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),
                 Some(Err(e)) => eprintln!("rcluster: SO_REUSEPORT is not available ({e}); {} uses round-robin", request.key),
                 None => {}
             }
-            let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+            let socket = listen::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
             return Ok(new(Mode::RoundRobin, socket));
         }
-        let socket = listener::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
+        let socket = listen::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
         Ok(new(request.mode, socket))
     }
 
     /// A socket inherited from systemd for this listen, if one is bound to
     /// its address: a copy of it, listening (`LISTEN_FDS`).
-    fn inherited_socket(&self, spec: &listener::ListenSpec) -> Option<Result<listener::BoundSocket>> {
+    fn inherited_socket(&self, spec: &listen::ListenSpec) -> Option<Result<listen::BoundSocket>> {
         let (fd, _name) = self.config.inherited.find(&spec.addr)?;
-        let as_fd = listener::ListenSpec { addr: listener::ListenAddr::Fd { fd: fd.as_raw_fd() }, backlog: spec.backlog };
-        Some(listener::bind(&as_fd).map_err(|e| Error::io("listen", e)))
+        let as_fd = listen::ListenSpec { addr: listen::ListenAddr::Fd { fd: fd.as_raw_fd() }, backlog: spec.backlog };
+        Some(listen::bind(&as_fd).map_err(|e| Error::io("listen", e)))
     }
 
     fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {
@@ -485,7 +485,7 @@ impl EventLoop {
                         continue;
                     }
                     Ok(ToPrimary::HandBack { .. }) => Some("a hand-back without its connection".to_string()),
-                    Err(e) => Some(crate::wire::refuse_frame(id, e.to_string())),
+                    Err(e) => Some(crate::channel::wire::refuse_frame(id, e.to_string())),
                 },
                 Ok(Recv::Message(n)) if fds.len() == 1 => match ToPrimary::decode(&buf[..n]) {
                     Ok(ToPrimary::HandBack { listener }) => {
@@ -493,11 +493,11 @@ impl EventLoop {
                         self.on_hand_back(listener, fd);
                         continue;
                     }
-                    _ => Some(crate::wire::refuse_frame(id, "a worker sent file descriptors".to_string())),
+                    _ => Some(crate::channel::wire::refuse_frame(id, "a worker sent file descriptors".to_string())),
                 },
-                Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some(crate::wire::refuse_frame(id, "a worker sent file descriptors".to_string())),
+                Ok(Recv::Message(_) | Recv::FdsLost(_)) => Some(crate::channel::wire::refuse_frame(id, "a worker sent file descriptors".to_string())),
                 // A message longer than any of the protocol's (MSG_TRUNC).
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(crate::wire::refuse_frame(id, e.to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(crate::channel::wire::refuse_frame(id, e.to_string())),
                 Err(e) => Some(e.to_string()),
             };
             fds.clear();

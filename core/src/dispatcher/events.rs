@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::peer::WorkerId;
+use crate::dispatcher::peer::WorkerId;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::peer::WorkerId;
+use crate::dispatcher::peer::WorkerId;
 
 #[derive(Debug)]
 struct Beat {

@@ -5,25 +5,28 @@
 //!
 //! - [`command`]: the JS thread's handle ([`Dispatcher`]) and the commands it sends;
 //! - [`event_loop`]: the thread itself, which only does I/O and feeds each
-//!   listener's scheduling policy ([`crate::policy`]);
+//!   listener's scheduling policy ([`crate::routing::policy`]);
 //! - [`stats`]: what `stats()` reports;
 //! - [`events`]: what the thread tells the JS thread unasked.
 
 use std::time::Duration;
 
-use crate::listener::ListenSpec;
-use crate::peer::WorkerId;
-use crate::policy::Mode;
+use crate::listen::ListenSpec;
+use crate::dispatcher::peer::WorkerId;
+use crate::routing::policy::Mode;
 use crate::sys::LocalAddr;
-use crate::wire::ListenerId;
+use crate::channel::wire::ListenerId;
 
+pub mod ack_stats;
 mod bus_relay;
 mod awaiting_header;
 mod command;
 mod event_loop;
 mod events;
 mod health;
+pub mod peer;
 mod stats;
+pub mod untouched;
 
 pub use awaiting_header::{ProxyConfig, StickyHttp};
 pub use command::Dispatcher;
@@ -63,7 +66,7 @@ pub struct Config {
     pub proxy: Option<ProxyConfig>,
     /// Listening sockets inherited from systemd (`LISTEN_FDS`): a listen on
     /// the address of one of them gets it instead of a new socket.
-    pub inherited: std::sync::Arc<crate::inherited::Inherited>,
+    pub inherited: std::sync::Arc<crate::listen::inherited::Inherited>,
     /// Sticky routing by a cookie or query parameter of the first request
     /// (`routing: { sticky }`); `None`: by the client's address.
     pub sticky_http: Option<StickyHttp>,
@@ -130,7 +133,7 @@ impl Default for Config {
 impl Config {
     /// Whether `handle`'s connections wait in a header stage before they are
     /// dealt: every listener's with `proxy`, a sticky one's with `sticky_http`.
-    pub(crate) fn stage_of(&self, handle: &crate::handle::ListenHandle) -> bool {
+    pub(crate) fn stage_of(&self, handle: &crate::routing::handle::ListenHandle) -> bool {
         self.proxy.is_some() || (self.sticky_http.is_some() && handle.is_keyed())
     }
 }
@@ -158,7 +161,7 @@ pub struct ListenRequest {
     pub mode: Mode,
     /// The server's clients write first (an HTTP, HTTPS or TLS server), so
     /// its sockets may hold connections until their first bytes arrive
-    /// (`TCP_DEFER_ACCEPT`, under SCHED_REUSEPORT: core/src/reuseport.rs).
+    /// (`TCP_DEFER_ACCEPT`, under SCHED_REUSEPORT: core/src/routing/reuseport.rs).
     pub defer_accept: bool,
 }
 

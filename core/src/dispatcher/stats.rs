@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::ack_stats::AckStats;
-use crate::handle::ListenHandle;
-use crate::peer::{Peer, WorkerId};
-use crate::wire::ListenerId;
+use crate::dispatcher::ack_stats::AckStats;
+use crate::routing::handle::ListenHandle;
+use crate::dispatcher::peer::{Peer, WorkerId};
+use crate::channel::wire::ListenerId;
 
 #[derive(Clone, Debug, Default)]
 pub struct Stats {

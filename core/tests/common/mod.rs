@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rcluster_core::sys;
-use rcluster_core::wire::{ACCEPTED, REJECTED};
+use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{
     Dispatcher, Incoming, ListenAddr, ListenRequest, ListenSpec, LocalAddr, Mode, Received, WorkerChannel,
 };

@@ -1,0 +1,202 @@
+//! Least connections (`SCHED_LC`): each new connection goes to the member
+//! holding the fewest, ties broken in turn.
+//!
+//! A member's load is what it holds open on this listener (its close reports
+//! say how many it closed, `crate::routing::handle`) plus what it was sent and has not
+//! acknowledged yet: a worker whose event loop is busy with a slow request
+//! does not read its channel, so its unacknowledged connections pile up and
+//! it stops being the least loaded. Unlike round-robin, nobody is waited for:
+//! of the members with credit, the least loaded one gets the connection.
+//!
+//! A member at its server's `maxConnections` is left out (Node's worker would
+//! only refuse it); when every member is, the connection waits in the kernel's
+//! listen queue until one closes something.
+
+use crate::dispatcher::peer::WorkerId;
+use crate::routing::policy::{Ask, Pick, Policy};
+
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    id: WorkerId,
+    /// Connections it holds open on this listener.
+    open: u64,
+    /// Its server's `maxConnections`, if set.
+    cap: Option<u32>,
+}
+
+impl Member {
+    fn at_cap(&self) -> bool {
+        self.cap.is_some_and(|cap| self.open >= u64::from(cap))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LeastConnections {
+    /// In the order they joined.
+    members: Vec<Member>,
+    /// Where ties start being broken: just after the last pick.
+    cursor: usize,
+}
+
+impl LeastConnections {
+    pub fn new() -> Self {
+        LeastConnections::default()
+    }
+}
+
+impl Policy for LeastConnections {
+    fn deals_new_connections(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        "lc"
+    }
+
+    fn members(&self) -> Vec<WorkerId> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    fn all_in(&self, workers: &[WorkerId]) -> bool {
+        self.members.iter().all(|m| workers.contains(&m.id))
+    }
+
+    fn add(&mut self, worker: WorkerId) -> bool {
+        if self.members.iter().any(|m| m.id == worker) {
+            return false;
+        }
+        self.members.push(Member { id: worker, open: 0, cap: None });
+        true
+    }
+
+    fn remove(&mut self, worker: WorkerId) -> bool {
+        crate::routing::policy::remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
+    }
+
+    fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
+        let n = self.members.len();
+        let mut best: Option<(i64, usize)> = None;
+        for idx in (0..n).map(|i| (self.cursor + i) % n) {
+            let member = &self.members[idx];
+            if refused_by.contains(&member.id) || member.at_cap() {
+                continue;
+            }
+            let load = (ask.load)(member.id);
+            if !load.has_credit() {
+                continue;
+            }
+            // Open plus unacknowledged; the window is the same for every
+            // member, so less free credit means more unacknowledged.
+            let score = member.open as i64 - load.free as i64;
+            // Strictly less: the first in turn wins a tie.
+            if best.is_none_or(|(s, _)| score < s) {
+                best = Some((score, idx));
+            }
+        }
+        best.map(|(_, idx)| Pick::at(idx))
+    }
+
+    fn commit(&mut self, pick: Pick, _refused_by: &[WorkerId]) -> WorkerId {
+        let idx = pick.idx();
+        self.cursor = (idx + 1) % self.members.len();
+        self.members[idx].id
+    }
+
+    fn set_open(&mut self, worker: WorkerId, open: u64, cap: Option<u32>) {
+        if let Some(member) = self.members.iter_mut().find(|m| m.id == worker) {
+            member.open = open;
+            member.cap = cap;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::policy::Load;
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    fn lc(n: u32) -> LeastConnections {
+        let mut p = LeastConnections::new();
+        for id in 1..=n {
+            assert!(p.add(id));
+        }
+        p
+    }
+
+    /// Who gets one connection, given each member's (open, free credit, cap).
+    fn pick_one(p: &mut LeastConnections, state: &[(WorkerId, u64, usize, Option<u32>)], refused: &[WorkerId]) -> WorkerId {
+        let mut loads = HashMap::new();
+        for (id, open, free, cap) in state {
+            p.set_open(*id, *open, *cap);
+            loads.insert(*id, Load::free(*free));
+        }
+        let load = |id: WorkerId| loads.get(&id).copied().unwrap_or(Load::free(8));
+        let ask = Ask { load: &load, now: Instant::now() };
+        match p.pick(&ask, refused) {
+            Some(pick) => p.commit(pick, refused),
+            None => 0,
+        }
+    }
+
+    #[test]
+    fn the_member_with_the_fewest_open_and_unacknowledged_gets_it() {
+        // ((id, open, free credit, cap), ..., refused) -> who gets it (0: nobody)
+        type Case = (&'static [(WorkerId, u64, usize, Option<u32>)], &'static [WorkerId], WorkerId);
+        let cases: &[Case] = &[
+            (&[(1, 5, 8, None), (2, 1, 8, None), (3, 3, 8, None)], &[], 2),
+            // Unacknowledged count too: 2 holds 1 open and 6 unread.
+            (&[(1, 5, 8, None), (2, 1, 2, None), (3, 3, 8, None)], &[], 3),
+            // No credit at all: never chosen, however few it holds.
+            (&[(1, 5, 8, None), (2, 0, 0, None), (3, 3, 8, None)], &[], 3),
+            // At its maxConnections: left out.
+            (&[(1, 5, 8, None), (2, 1, 8, Some(1)), (3, 3, 8, None)], &[], 3),
+            (&[(1, 2, 8, Some(2)), (2, 1, 8, Some(1))], &[], 0),
+            // Under its cap: still eligible.
+            (&[(1, 5, 8, None), (2, 1, 8, Some(2))], &[], 2),
+            // Refused it already: left out.
+            (&[(1, 5, 8, None), (2, 1, 8, None), (3, 3, 8, None)], &[2], 3),
+            (&[(1, 0, 0, None), (2, 0, 0, None)], &[], 0),
+        ];
+        for (state, refused, expected) in cases {
+            let mut p = lc(state.len() as u32);
+            assert_eq!(pick_one(&mut p, state, refused), *expected, "{state:?}, refused by {refused:?}");
+        }
+    }
+
+    #[test]
+    fn ties_go_in_turn() {
+        let mut p = lc(3);
+        let even = [(1, 0, 8, None), (2, 0, 8, None), (3, 0, 8, None)];
+        let got: Vec<WorkerId> = (0..6).map(|_| pick_one(&mut p, &even, &[])).collect();
+        assert_eq!(got, vec![1, 2, 3, 1, 2, 3]);
+        // A tie between 1 and 3 after 3 was last: 1 is next in turn.
+        let tie = [(1, 1, 8, None), (2, 4, 8, None), (3, 1, 8, None)];
+        assert_eq!(pick_one(&mut p, &tie, &[]), 1);
+        assert_eq!(pick_one(&mut p, &tie, &[]), 3);
+    }
+
+    #[test]
+    fn membership_and_counts_follow_the_worker() {
+        let mut p = lc(2);
+        assert!(!p.add(1));
+        assert_eq!(p.name(), "lc");
+        assert!(p.deals_new_connections());
+        p.set_open(2, 9, None);
+        assert!(p.remove(2));
+        assert!(!p.remove(2));
+        // A worker that comes back starts with nothing open.
+        assert!(p.add(2));
+        assert_eq!(pick_one(&mut p, &[(1, 1, 8, None)], &[]), 2);
+        // Counts for a worker that is not a member are ignored.
+        p.set_open(7, 1, None);
+        assert_eq!(p.members(), vec![1, 2]);
+        assert!(p.remove(1) && p.remove(2) && p.is_empty());
+        assert_eq!(pick_one(&mut p, &[], &[]), 0);
+    }
+}

@@ -1,0 +1,602 @@
+//! Who gets the next connection of a listener: scheduling policies as types
+//! behind one trait, chosen once per listener (as Node's
+//! `lib/internal/cluster/` picks `RoundRobinHandle` or `SharedHandle` once).
+//!
+//! A policy is pure: it decides from what the event loop tells it (each
+//! member's free credit and since when it has been full, who refused the
+//! connection, the time now) and from its own bookkeeping (whose turn it is,
+//! the turns it owes). It touches no socket and reads no clock, so every rule
+//! here is tested table by table with constructed `Instant`s.
+//!
+//! Least-connections and sticky routing are two more types implementing
+//! [`Policy`], in [`crate::routing::least_connections`] and [`crate::routing::sticky`].
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use crate::dispatcher::peer::WorkerId;
+
+/// Most turns a passed-over worker is owed. Debt is repaid as soon as the
+/// worker has credit again, which keeps the long-run split exact; the cap keeps
+/// a worker that recovers from a long stall from being handed a flood.
+pub const MAX_DEBT: u32 = 64;
+
+/// What the event loop tells a policy about one member at the time of a pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Load {
+    /// How many more connections it may be given now (its window minus what
+    /// it holds unacknowledged; 0 while its channel is full or gone).
+    pub free: usize,
+    /// Since when it has had no credit, as seen at the end of an event-loop
+    /// turn; `None` while it has credit.
+    pub full_since: Option<Instant>,
+    /// Its channel is gone: it will never take anything again.
+    pub gone: bool,
+    /// It holds so many connections that it is given one per event-loop
+    /// turn (docs/DESIGN.md §13).
+    pub paced: bool,
+}
+
+impl Load {
+    /// A member with room for `free` more connections.
+    pub fn free(free: usize) -> Self {
+        Load { free, full_since: None, gone: false, paced: false }
+    }
+
+    /// A member without credit since `since`.
+    pub fn full_since(since: Instant) -> Self {
+        Load { free: 0, full_since: Some(since), gone: false, paced: false }
+    }
+
+    /// A member whose channel is gone.
+    pub fn gone() -> Self {
+        Load { free: 0, full_since: None, gone: true, paced: false }
+    }
+
+    pub(crate) fn has_credit(&self) -> bool {
+        self.free > 0
+    }
+
+    /// Without credit for at least `stall`: its JS is not taking
+    /// connections (hung, or busy for long), so its turn may be skipped. One
+    /// that only just filled up is waited for instead.
+    pub(crate) fn is_stalled(&self, now: Instant, stall: Duration) -> bool {
+        self.gone || self.full_since.is_some_and(|since| now.saturating_duration_since(since) >= stall)
+    }
+}
+
+/// What a pick is asked: the load of a member, and the time now.
+pub struct Ask<'a> {
+    pub load: &'a dyn Fn(WorkerId) -> Load,
+    pub now: Instant,
+}
+
+/// A member chosen by [`Policy::pick`], to be confirmed with [`Policy::commit`]
+/// once a connection was really given (so an empty accept queue does not skew
+/// the rotation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pick {
+    idx: usize,
+    /// Repays a turn this worker was owed, rather than taking the next turn.
+    repays: bool,
+}
+
+impl Pick {
+    /// The member at `idx` of a policy's own list.
+    pub(crate) fn at(idx: usize) -> Self {
+        Pick { idx, repays: false }
+    }
+
+    pub(crate) fn idx(&self) -> usize {
+        self.idx
+    }
+}
+
+/// A connection's history of offers: who refused it in this round, how many
+/// rounds every member refused it, and when it may be offered again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Offers {
+    /// Workers that refused it (closing server, maxConnections); it is not
+    /// offered to them again until every member has refused it.
+    pub refused_by: Vec<WorkerId>,
+    /// Times every member refused it; each round waits longer before the next.
+    pub rounds: u32,
+    /// Not offered again before this (after a round of refusals).
+    pub retry_at: Option<Instant>,
+}
+
+impl Offers {
+    /// Whether it may be offered now.
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.retry_at.is_none_or(|at| at <= now)
+    }
+}
+
+/// How long a connection that every member refused waits before it is
+/// offered again: 5 ms, doubling per round, at most 200 ms. Prompt enough for a
+/// worker at `maxConnections` that frees a slot, and never a busy loop.
+pub fn retry_delay(rounds: u32) -> Duration {
+    Duration::from_millis((5u64 << rounds.min(6)).min(200))
+}
+
+/// Takes the member `worker` (found by `id`) out of a rotation whose next
+/// turn is `cursor`, keeping the cursor on the same next member. Returns
+/// false if it was not a member.
+pub fn remove_in_turn<M>(members: &mut Vec<M>, cursor: &mut usize, worker: WorkerId, id: impl Fn(&M) -> WorkerId) -> bool {
+    let Some(idx) = members.iter().position(|m| id(m) == worker) else {
+        return false;
+    };
+    members.remove(idx);
+    if idx < *cursor {
+        *cursor -= 1;
+    }
+    if *cursor >= members.len() {
+        *cursor = 0;
+    }
+    true
+}
+
+/// A listener's scheduling policy. Membership has one shape for every policy
+/// (`add`, `remove`), as Node's two handle types do; they differ in who
+/// accepts new connections and in who gets a connection the primary holds.
+pub trait Policy: Debug + Send {
+    /// Whether the primary accepts new connections and deals them out (true),
+    /// or each member gets its own copy of the listening socket and accepts by
+    /// itself (false; SCHED_NONE, and every datagram socket).
+    fn deals_new_connections(&self) -> bool;
+
+    /// The members, in the order they joined.
+    fn members(&self) -> Vec<WorkerId>;
+
+    fn is_empty(&self) -> bool;
+
+    /// Whether every member is in `workers` (true when there is none).
+    fn all_in(&self, workers: &[WorkerId]) -> bool;
+
+    /// Adds a worker. Returns false if it already was a member.
+    fn add(&mut self, worker: WorkerId) -> bool;
+
+    /// Takes a worker out. Returns false if it was not a member. The listener
+    /// decides what an empty policy means (closed, or holding connections).
+    fn remove(&mut self, worker: WorkerId) -> bool;
+
+    /// Who should get a connection now, leaving out those in `refused_by`;
+    /// `None` means keep it for later. Changes nothing until `commit`.
+    fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick>;
+
+    /// Confirms a pick once the connection was given; returns its worker.
+    fn commit(&mut self, pick: Pick, refused_by: &[WorkerId]) -> WorkerId;
+
+    /// Starts a new round of offers for a connection every member has refused
+    /// (also when the one that had not refused it yet left), after a wait that
+    /// grows per round: a worker at `maxConnections` gets room back when a
+    /// connection closes, and Node's round-robin likewise keeps handing such a
+    /// connection around until someone takes it.
+    fn new_round_if_refused_by_all(&self, offers: &mut Offers, now: Instant) {
+        if !self.is_empty() && !offers.refused_by.is_empty() && self.all_in(&offers.refused_by) {
+            offers.refused_by.clear();
+            offers.rounds += 1;
+            offers.retry_at = Some(now + retry_delay(offers.rounds));
+        }
+    }
+
+    /// Notes that `worker` refused the connection, starting a new round if
+    /// that made every member refuse it.
+    fn refused(&self, offers: &mut Offers, worker: WorkerId, now: Instant) {
+        offers.refused_by.push(worker);
+        self.new_round_if_refused_by_all(offers, now);
+    }
+
+    /// The name `cluster.stats()` shows: `rr`, `none`, `lc` or `sticky`.
+    fn name(&self) -> &'static str;
+
+    /// Whether who gets a connection depends on the connection itself (its
+    /// client's address): then it is accepted first and placed with
+    /// [`Policy::pick_keyed`].
+    fn keyed(&self) -> bool {
+        false
+    }
+
+    /// Who should get a connection whose client hashes to `key`.
+    fn pick_keyed(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: u64) -> Option<Pick> {
+        let _ = key;
+        self.pick(ask, refused_by)
+    }
+
+    /// Who gets a connection for a session `worker` said is its own: that
+    /// worker, or wait for it, or (`None`: not a member, gone or stalled)
+    /// whoever the key hashes to.
+    fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
+        let _ = (ask, refused_by, worker);
+        None
+    }
+
+    /// `open` is how many connections `worker` holds open on this listener,
+    /// and `cap` its server's `maxConnections` (`None`: no limit), as the
+    /// worker's close reports say.
+    fn set_open(&mut self, worker: WorkerId, open: u64, cap: Option<u32>) {
+        let _ = (worker, open, cap);
+    }
+}
+
+/// Which policy a listener gets, chosen once when its socket is bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The primary accepts and deals connections out in strict turn.
+    RoundRobin,
+    /// SCHED_NONE: each worker gets the listening socket and accepts itself.
+    Shared,
+    /// The primary deals each connection to the worker with the fewest open.
+    LeastConnections,
+    /// The primary deals each connection by its client's address, the same
+    /// client to the same worker.
+    Sticky,
+    /// Each worker gets a `SO_REUSEPORT` socket of its own and accepts from
+    /// it (`crate::routing::reuseport`); the primary deals only what it accepts from
+    /// sockets whose worker is gone, in turn.
+    ReusePort,
+}
+
+impl Mode {
+    /// The policy of this kind. `stall` is how long a full member in turn is
+    /// waited for before it is passed over (`Config::stall`).
+    pub fn policy(self, stall: Duration) -> Box<dyn Policy> {
+        match self {
+            Mode::RoundRobin => Box::new(RoundRobin::new(stall)),
+            Mode::Shared => Box::new(Shared::new(stall)),
+            Mode::LeastConnections => Box::new(crate::routing::least_connections::LeastConnections::new()),
+            Mode::Sticky => Box::new(crate::routing::sticky::Sticky::new(stall)),
+            Mode::ReusePort => Box::new(ReusePort { rotation: Rotation::new(stall) }),
+        }
+    }
+}
+
+/// A worker in a rotation.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    id: WorkerId,
+    /// Turns it was passed over for while stalled, to be repaid first.
+    owed: u32,
+}
+
+/// Strict turns among members: the one in turn gets the connection if it has
+/// credit; one that is full is waited for (up to `stall`), then passed over
+/// and owed that turn, repaid first once it has credit again.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    stall: Duration,
+    /// In the order they joined.
+    members: Vec<Member>,
+    /// Index into `members` of the next worker to try.
+    cursor: usize,
+}
+
+impl Rotation {
+    pub fn new(stall: Duration) -> Self {
+        Rotation { stall, members: Vec::new(), cursor: 0 }
+    }
+
+    pub fn members(&self) -> Vec<WorkerId> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn all_in(&self, workers: &[WorkerId]) -> bool {
+        self.members.iter().all(|m| workers.contains(&m.id))
+    }
+
+    pub fn add(&mut self, worker: WorkerId) -> bool {
+        if self.members.iter().any(|m| m.id == worker) {
+            return false;
+        }
+        self.members.push(Member { id: worker, owed: 0 });
+        true
+    }
+
+    pub fn remove(&mut self, worker: WorkerId) -> bool {
+        remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
+    }
+
+    /// The member whose turn it is: an owed one with credit first; else the
+    /// next one not in `exclude` that has credit, passing over those that
+    /// stalled. `None` when the one in turn is full but not stalled: it is
+    /// waited for rather than skipped, so the rotation stays exact among
+    /// healthy workers.
+    pub fn pick(&self, ask: &Ask<'_>, exclude: &[WorkerId]) -> Option<Pick> {
+        let n = self.members.len();
+        let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
+        let load = |idx: usize| (ask.load)(self.members[idx].id);
+        let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
+        if let Some(idx) =
+            in_rotation.clone().find(|&idx| self.members[idx].owed > 0 && eligible(idx) && load(idx).has_credit())
+        {
+            return Some(Pick { idx, repays: true });
+        }
+        for idx in in_rotation.filter(|&idx| eligible(idx)) {
+            let load = load(idx);
+            if load.has_credit() {
+                return Some(Pick { idx, repays: false });
+            }
+            if !load.is_stalled(ask.now, self.stall) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Moves the turn past the pick. The eligible members between the turn
+    /// and the pick were passed over as stalled (that is how `pick` reached
+    /// it): each is owed one, up to `MAX_DEBT`.
+    pub fn commit(&mut self, pick: Pick, exclude: &[WorkerId]) -> WorkerId {
+        if pick.repays {
+            self.members[pick.idx].owed -= 1;
+            return self.members[pick.idx].id;
+        }
+        let n = self.members.len();
+        let mut idx = self.cursor;
+        while idx != pick.idx {
+            let member = &mut self.members[idx];
+            if !exclude.contains(&member.id) {
+                member.owed = (member.owed + 1).min(MAX_DEBT);
+            }
+            idx = (idx + 1) % n;
+        }
+        self.cursor = (pick.idx + 1) % n;
+        self.members[pick.idx].id
+    }
+}
+
+/// Node's `RoundRobinHandle`: the primary accepts and deals out in turn.
+#[derive(Debug)]
+pub struct RoundRobin {
+    rotation: Rotation,
+}
+
+impl RoundRobin {
+    pub fn new(stall: Duration) -> Self {
+        RoundRobin { rotation: Rotation::new(stall) }
+    }
+}
+
+/// Node's `SharedHandle`: members accept from their own copy of the socket.
+/// The primary only deals out what it holds: connections it accepted while no
+/// worker listened, given in turn to the first ones that come back.
+#[derive(Debug)]
+pub struct Shared {
+    rotation: Rotation,
+}
+
+impl Shared {
+    pub fn new(stall: Duration) -> Self {
+        Shared { rotation: Rotation::new(stall) }
+    }
+}
+
+macro_rules! rotation_policy {
+    ($ty:ty, deals_new_connections = $deals:expr, name = $name:expr) => {
+        impl Policy for $ty {
+            fn deals_new_connections(&self) -> bool {
+                $deals
+            }
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn members(&self) -> Vec<WorkerId> {
+                self.rotation.members()
+            }
+            fn is_empty(&self) -> bool {
+                self.rotation.is_empty()
+            }
+            fn all_in(&self, workers: &[WorkerId]) -> bool {
+                self.rotation.all_in(workers)
+            }
+            fn add(&mut self, worker: WorkerId) -> bool {
+                self.rotation.add(worker)
+            }
+            fn remove(&mut self, worker: WorkerId) -> bool {
+                self.rotation.remove(worker)
+            }
+            fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
+                self.rotation.pick(ask, refused_by)
+            }
+            fn commit(&mut self, pick: Pick, refused_by: &[WorkerId]) -> WorkerId {
+                self.rotation.commit(pick, refused_by)
+            }
+        }
+    };
+}
+
+/// `SCHED_REUSEPORT`'s: members accept from sockets of their own; the
+/// primary deals in turn what it accepts for the ones without a worker.
+#[derive(Debug)]
+pub struct ReusePort {
+    rotation: Rotation,
+}
+
+rotation_policy!(RoundRobin, deals_new_connections = true, name = "rr");
+rotation_policy!(ReusePort, deals_new_connections = false, name = "reuseport");
+rotation_policy!(Shared, deals_new_connections = false, name = "none");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const STALL: Duration = Duration::from_millis(50);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A round-robin policy with members 1..=n.
+    fn rr(n: u32) -> RoundRobin {
+        let mut p = RoundRobin::new(STALL);
+        for id in 1..=n {
+            assert!(p.add(id));
+        }
+        p
+    }
+
+    /// Picks and commits `count` connections in a row against fixed loads,
+    /// returning who got each (0 for "kept for later").
+    fn deal(p: &mut dyn Policy, loads: &HashMap<WorkerId, Load>, now: Instant, count: usize) -> Vec<WorkerId> {
+        let load = |id: WorkerId| loads.get(&id).copied().unwrap_or(Load::free(8));
+        let ask = Ask { load: &load, now };
+        (0..count)
+            .map(|_| match p.pick(&ask, &[]) {
+                Some(pick) => p.commit(pick, &[]),
+                None => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn strict_turns_among_members_with_credit() {
+        let now = Instant::now();
+        let mut p = rr(3);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 7), vec![1, 2, 3, 1, 2, 3, 1]);
+    }
+
+    #[test]
+    fn a_full_member_in_turn_is_waited_for_until_it_stalls_then_passed_over_and_owed() {
+        let t0 = Instant::now();
+        // (full since, now, who gets the next two connections)
+        let cases: &[(Duration, Duration, [WorkerId; 2])] = &[
+            (ms(0), ms(0), [0, 0]),   // just filled up: wait for it
+            (ms(0), ms(49), [0, 0]),  // still within the stall limit
+            (ms(0), ms(50), [2, 3]),  // stalled: passed over
+            (ms(10), ms(100), [2, 3]),
+        ];
+        for (since, now, expected) in cases {
+            let mut p = rr(3);
+            let loads = HashMap::from([(1, Load::full_since(t0 + *since))]);
+            assert_eq!(deal(&mut p, &loads, t0 + *now, 2), expected.to_vec(), "full since {since:?}, now {now:?}");
+        }
+    }
+
+    #[test]
+    fn owed_turns_are_repaid_first_once_the_member_has_credit_again() {
+        let t0 = Instant::now();
+        let mut p = rr(3);
+        let stalled = HashMap::from([(1, Load::full_since(t0))]);
+        // Worker 1 is passed over on each of two turns: owed two.
+        assert_eq!(deal(&mut p, &stalled, t0 + STALL, 4), vec![2, 3, 2, 3]);
+        // Back with credit: the two owed turns first, then the rotation resumes
+        // where it was.
+        assert_eq!(deal(&mut p, &HashMap::new(), t0 + STALL, 5), vec![1, 1, 1, 2, 3]);
+    }
+
+    #[test]
+    fn debt_is_capped_at_max_debt() {
+        let t0 = Instant::now();
+        let mut p = rr(2);
+        let stalled = HashMap::from([(1, Load::full_since(t0))]);
+        let n = MAX_DEBT as usize + 10;
+        assert!(deal(&mut p, &stalled, t0 + STALL, n).iter().all(|w| *w == 2));
+        let after = deal(&mut p, &HashMap::new(), t0 + STALL, MAX_DEBT as usize + 2);
+        let repaid = after.iter().take_while(|w| **w == 1).count();
+        // The cap, plus its own turn that comes right after the repayment.
+        assert_eq!(repaid, MAX_DEBT as usize + 1);
+    }
+
+    #[test]
+    fn a_gone_member_counts_as_stalled_and_nobody_with_credit_means_none() {
+        let t0 = Instant::now();
+        let mut p = rr(2);
+        let loads = HashMap::from([(1, Load::gone())]);
+        assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 2]);
+        let loads = HashMap::from([(1, Load::gone()), (2, Load::gone())]);
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![0]);
+    }
+
+    #[test]
+    fn members_that_refused_are_left_out_and_not_owed() {
+        let now = Instant::now();
+        let mut p = rr(3);
+        let load = |_: WorkerId| Load::free(8);
+        let ask = Ask { load: &load, now };
+        let pick = p.pick(&ask, &[1]).unwrap();
+        assert_eq!(p.commit(pick, &[1]), 2);
+        // 1 refused, so it was not passed over: it is not owed, and the turn
+        // moved on past 2.
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 3), vec![3, 1, 2]);
+        assert_eq!(p.pick(&ask, &[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn removing_a_member_keeps_the_turn_on_the_same_next_worker() {
+        let now = Instant::now();
+        // (remove, after dealing 1, 2: who comes next)
+        let cases: &[(WorkerId, [WorkerId; 3])] = &[(1, [3, 2, 3]), (2, [3, 1, 3]), (3, [1, 2, 1])];
+        for (gone, expected) in cases {
+            let mut p = rr(3);
+            assert_eq!(deal(&mut p, &HashMap::new(), now, 2), vec![1, 2]);
+            assert!(p.remove(*gone));
+            assert!(!p.remove(*gone));
+            assert_eq!(deal(&mut p, &HashMap::new(), now, 3), expected.to_vec(), "removed {gone}");
+        }
+        let mut p = rr(1);
+        assert!(p.remove(1));
+        assert!(p.is_empty());
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![0]);
+        assert!(p.add(1));
+        assert!(!p.add(1));
+    }
+
+    #[test]
+    fn refusal_rounds_wait_longer_each_round_up_to_200ms() {
+        let now = Instant::now();
+        let p = rr(2);
+        let mut offers = Offers::default();
+        assert!(offers.is_due(now));
+        p.refused(&mut offers, 1, now);
+        assert_eq!(offers, Offers { refused_by: vec![1], rounds: 0, retry_at: None }, "one left to ask");
+        let expected_ms = [10, 20, 40, 80, 160, 200, 200, 200];
+        for (round, delay) in expected_ms.iter().enumerate() {
+            if round > 0 {
+                p.refused(&mut offers, 1, now);
+            }
+            p.refused(&mut offers, 2, now);
+            assert_eq!(offers.rounds, round as u32 + 1);
+            assert!(offers.refused_by.is_empty(), "a new round asks everyone again");
+            assert_eq!(offers.retry_at, Some(now + ms(*delay)), "round {}", round + 1);
+            assert!(!offers.is_due(now + ms(*delay) - ms(1)));
+            assert!(offers.is_due(now + ms(*delay)));
+        }
+        assert_eq!(retry_delay(0), ms(5));
+    }
+
+    #[test]
+    fn a_new_round_starts_when_the_last_member_that_had_not_refused_leaves() {
+        let now = Instant::now();
+        let mut p = rr(2);
+        let mut offers = Offers::default();
+        p.refused(&mut offers, 1, now);
+        p.new_round_if_refused_by_all(&mut offers, now);
+        assert_eq!(offers.rounds, 0);
+        p.remove(2);
+        p.new_round_if_refused_by_all(&mut offers, now);
+        assert_eq!((offers.rounds, offers.refused_by.len()), (1, 0));
+        // Nobody left at all: nothing to start a round with.
+        p.remove(1);
+        let mut offers = Offers { refused_by: vec![1], ..Offers::default() };
+        p.new_round_if_refused_by_all(&mut offers, now);
+        assert_eq!(offers.rounds, 0);
+    }
+
+    #[test]
+    fn only_round_robin_deals_new_connections_and_both_deal_what_is_held() {
+        let now = Instant::now();
+        for (mode, deals) in [(Mode::RoundRobin, true), (Mode::Shared, false)] {
+            let mut p = mode.policy(STALL);
+            assert_eq!(p.deals_new_connections(), deals, "{mode:?}");
+            p.add(7);
+            p.add(9);
+            assert_eq!(p.members(), vec![7, 9]);
+            assert_eq!(deal(p.as_mut(), &HashMap::new(), now, 3), vec![7, 9, 7], "{mode:?}");
+        }
+    }
+}

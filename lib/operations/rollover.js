@@ -1,0 +1,211 @@
+'use strict';
+// Replacing a running worker without losing a request (docs/DESIGN.md §10):
+// cluster.reload() does it for every worker, a recycle (lib/operations/recycle.js) for
+// one. The order is what makes it lossless, and what PM2's reload gets wrong
+// (it signals a worker that is still in rotation):
+//
+//   1. fork the replacement with the old worker's env and slot (fate `trial`);
+//   2. wait until it is ready: listening on every address the old worker
+//      listened on, or, with setupPrimary({ waitReady: true }), until it
+//      said so (cluster.worker.ready() or process.send('ready'));
+//   3. only then withdraw the old worker from every rotation in the native
+//      dispatcher (fate `retiring`), so it is sent nothing more before any
+//      signal or request to leave reaches it;
+//   4. disconnect it: it closes its servers and its requests in progress
+//      finish; after drainTimeout it is SIGKILLed.
+//
+// A replacement that is not ready within readyTimeout, or dies first, is
+// killed and the rollover aborts: the old worker was never touched, and
+// serves on. An old worker that dies while its replacement is in trial is
+// not replaced by the restart policy: the replacement takes its place once
+// ready (or, if it fails, the restart policy replaces the old one then).
+const { debuglog } = require('util');
+const { Fate } = require('../primary/worker_record');
+const { defineHidden, sendHelper } = require('../internal_messages');
+const { Act } = require('../protocol');
+const { normalizeReloadOptions, READY_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_DEFAULT } = require('./settings');
+
+const debug = debuglog('rcluster');
+
+// The address a worker reported in 'listening', as one comparable string.
+function listenKey(info) {
+  return `${info.address}:${info.port}:${info.addressType}:${info.fd}`;
+}
+
+class Rollover {
+  /**
+   * `records`: the primary's WorkerRecords by id. `fork(env, { trial })`:
+   * the primary's fork. `withdraw(worker)`: out of every rotation.
+   * `stopping()`: true once the cluster shuts down. `replaceLost(record)`:
+   * the restart policy's, for an old worker that died during a failed trial.
+   */
+  constructor(cluster, records, { fork, withdraw, stopping, replaceLost }) {
+    this.cluster = cluster;
+    this.records = records;
+    this.fork = fork;
+    this.withdraw = withdraw;
+    this.stopping = stopping;
+    this.replaceLost = replaceLost;
+    this.reloading = null; // the promise of the reload in progress
+    this.readyChecks = new Map(); // worker id -> re-check its readiness
+  }
+
+  /** Every fork: readiness is judged on what the worker says from its start. */
+  track(record) {
+    const { worker } = record;
+    worker.on('listening', (info) => {
+      record.listens.add(listenKey(info));
+      this.#check(record);
+    });
+    worker.on('online', () => this.#check(record));
+    // PM2's convention, so PM2 apps need no change.
+    worker.on('message', (message) => {
+      if (message === 'ready') this.signalled(record);
+    });
+  }
+
+  /** The worker called cluster.worker.ready() (or sent 'ready'). */
+  signalled(record) {
+    record.readySignalled = true;
+    this.#check(record);
+  }
+
+  #check(record) {
+    const check = this.readyChecks.get(record.id);
+    if (check !== undefined) check();
+  }
+
+  #isReady(record, old) {
+    if (this.cluster.settings.waitReady === true) return record.readySignalled;
+    if (old.listens.size === 0) return record.worker.state === 'online' || record.worker.state === 'listening';
+    for (const key of old.listens) if (!record.listens.has(key)) return false;
+    return true;
+  }
+
+  /** cluster.reload([{ concurrency }]). */
+  reload(options, caller) {
+    const { concurrency } = normalizeReloadOptions(options, caller);
+    if (this.reloading !== null) return this.reloading;
+    const olds = [...this.records.values()].filter((r) => r.fate === Fate.Running && !r.rolling);
+    debug('primary: reload of workers %j, %d at a time', olds.map((r) => r.id), concurrency);
+    this.reloading = this.#reloadAll(olds, concurrency).then((result) => {
+      this.reloading = null;
+      this.cluster.emit('reload', result);
+      return result;
+    });
+    return this.reloading;
+  }
+
+  async #reloadAll(olds, concurrency) {
+    const replaced = [];
+    let failure = null;
+    const next = async () => {
+      while (failure === null && olds.length > 0) {
+        const old = olds.shift();
+        // It may have exited or been taken over since the reload began.
+        if (old.fate !== Fate.Running || old.rolling) continue;
+        const outcome = await this.replace(old);
+        if (outcome.ok) replaced.push({ old: outcome.old, replacement: outcome.replacement });
+        else if (failure === null) failure = outcome;
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, next));
+    if (failure === null) return { ok: true, replaced };
+    const { ok, ...why } = failure;
+    return { ok: false, replaced, ...why };
+  }
+
+  /**
+   * Replaces one worker (the steps above). Resolves with `{ ok: true, old,
+   * replacement, killed }` once the old worker has exited, or `{ ok: false,
+   * old, reason, ... }` once the rollover was aborted.
+   */
+  async replace(old) {
+    if (this.stopping()) return { ok: false, old: old.id, reason: 'shutdown' };
+    old.rolling = true;
+    try {
+      let worker;
+      try {
+        worker = this.fork(old.env, { trial: true });
+      } catch (err) {
+        return { ok: false, old: old.id, reason: 'forkFailed', error: err };
+      }
+      const record = this.records.get(worker.id);
+      record.slot = old.slot;
+      defineHidden(worker, 'replaces', old.id);
+      const outcome = await this.#waitReady(record, old);
+      if (!outcome.ok) {
+        // The old worker died meanwhile, left to this replacement (see
+        // RestartPolicy#onExit), which failed: its slot would stay empty.
+        if (old.exited && !this.stopping()) this.replaceLost(old);
+        return { ...outcome, old: old.id, replacement: worker.id };
+      }
+      record.promote();
+      debug('primary: worker %d is ready to replace worker %d', worker.id, old.id);
+      const killed = old.retire() ? await this.#retire(old) : false;
+      return { ok: true, old: old.id, replacement: worker.id, killed };
+    } finally {
+      old.rolling = false;
+    }
+  }
+
+  #waitReady(record, old) {
+    const { worker } = record;
+    const timeout = this.cluster.settings.readyTimeout ?? READY_TIMEOUT_DEFAULT;
+    return new Promise((resolve) => {
+      let timer = null;
+      const done = (outcome) => {
+        clearTimeout(timer);
+        this.readyChecks.delete(record.id);
+        worker.removeListener('exit', onExit);
+        resolve(outcome);
+      };
+      let timedOut = false;
+      // Once it is gone, so that the result describes a cluster back as it was.
+      const onExit = (code, signal) => done(timedOut ? { ok: false, reason: 'readyTimeout', timeout } :
+        { ok: false, reason: 'exited', code, signal });
+      worker.once('exit', onExit);
+      timer = setTimeout(() => {
+        debug('primary: worker %d was not ready within %d ms: killed', worker.id, timeout);
+        timedOut = true;
+        this.readyChecks.delete(record.id);
+        record.kill();
+        worker.process.kill('SIGKILL');
+      }, timeout);
+      this.readyChecks.set(record.id, () => {
+        if (record.fate === Fate.Trial && this.#isReady(record, old)) done({ ok: true });
+      });
+      this.#check(record);
+    });
+  }
+
+  // Out of rotation first, then asked to leave; resolves once it has exited,
+  // with whether it had to be killed at the drain deadline.
+  #retire(old) {
+    const { worker } = old;
+    const timeout = this.cluster.settings.drainTimeout ?? DRAIN_TIMEOUT_DEFAULT;
+    this.withdraw(worker);
+    return new Promise((resolve) => {
+      if (old.exited || worker.isDead()) {
+        resolve(false);
+        return;
+      }
+      let killed = false;
+      const timer = setTimeout(() => {
+        killed = true;
+        debug('primary: worker %d still draining after %d ms: killed', worker.id, timeout);
+        worker.process.kill('SIGKILL');
+      }, timeout);
+      worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve(killed);
+      });
+      if (worker.isConnected()) {
+        sendHelper(worker.process, { act: Act.Retiring });
+        worker.disconnect();
+      }
+    });
+  }
+}
+
+module.exports = { Rollover, listenKey };
