@@ -3,7 +3,7 @@
 // (docs/SECURITY.md): the Rust decoders' hostile_* tests and the JS
 // decoders' *-fuzz tests, with RCLUSTER_FUZZ_INPUTS inputs per surface, then
 // one table of what each surface tried. `npm test` runs the same tests with
-// their default counts; this is the longer run the figures in the README and docs/SECURITY.md come from.
+// their default counts; this is the longer run the figures in docs/SECURITY.md come from.
 //
 //   npm run fuzz [-- --inputs N] [-- --seed S]
 const { spawnSync } = require('node:child_process');
