@@ -80,3 +80,40 @@ pub fn epoll_ready_into(epoll: BorrowedFd<'_>, events: &mut EpollEvents, out: &m
     out.extend(events.iter().take(n).map(|e| e.u64));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn news_is_read_into_the_callers_buffer_and_the_allocating_form_agrees() {
+        let epoll = epoll_create().unwrap();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let (mut c, d) = UnixStream::pair().unwrap();
+        epoll_watch(epoll.as_fd(), b.as_fd(), 7, false).unwrap();
+        epoll_watch(epoll.as_fd(), d.as_fd(), 9, false).unwrap();
+        let mut events = EpollEvents::with_capacity(1);
+        let mut out = Vec::new();
+        epoll_ready_into(epoll.as_fd(), &mut events, &mut out).unwrap();
+        assert!(out.is_empty(), "nothing written yet");
+        a.write_all(b"x").unwrap();
+        c.write_all(b"y").unwrap();
+        // One at a time, as the buffer holds one; the other is still due.
+        epoll_ready_into(epoll.as_fd(), &mut events, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        epoll_ready(epoll.as_fd(), 8, &mut out).unwrap();
+        out.sort_unstable();
+        assert_eq!(out, vec![7, 9]);
+        // Edge-triggered: no news until more arrives.
+        let mut again = Vec::new();
+        epoll_ready_into(epoll.as_fd(), &mut EpollEvents::with_capacity(8), &mut again).unwrap();
+        assert!(again.is_empty());
+        epoll_unwatch(epoll.as_fd(), b.as_fd());
+        a.write_all(b"x").unwrap();
+        epoll_ready_into(epoll.as_fd(), &mut events, &mut again).unwrap();
+        assert!(again.is_empty(), "unwatched");
+    }
+}
