@@ -36,7 +36,7 @@ impl Error {
     /// Whether the other end of a channel is gone (`EPIPE`, `ECONNRESET`):
     /// there is nobody left to tell anything.
     pub fn is_disconnected(&self) -> bool {
-        matches!(self.errno(), Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN))
+        matches!(self, Error::Io { source, .. } if crate::sys::is_disconnected(source))
     }
 }
 

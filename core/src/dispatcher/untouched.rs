@@ -9,58 +9,9 @@
 //! and the primary still has its copies. At the death, the kernel tells which
 //! of those copies are untouched.
 
-use std::io;
-use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
-/// Linux's `struct tcp_info` up to `tcpi_bytes_sent` (4.19); libc's stops
-/// before the byte counters. Only the fields read here are named.
-#[repr(C)]
-#[derive(Default)]
-struct TcpInfo {
-    state: u8,
-    _u8s: [u8; 7],
-    _u32s: [u32; 24],
-    _pacing_rate: u64,
-    _max_pacing_rate: u64,
-    bytes_acked: u64,
-    bytes_received: u64,
-    _segs: [u32; 6],
-    _rates: [u64; 4],
-    _delivered: [u32; 2],
-    bytes_sent: u64,
-}
-
-const TCP_ESTABLISHED: u8 = 1;
-const TCP_CLOSE_WAIT: u8 = 8;
-
-fn tcp_info(fd: BorrowedFd<'_>) -> io::Result<(TcpInfo, usize)> {
-    let mut info = TcpInfo::default();
-    let mut len = mem::size_of::<TcpInfo>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most `len` bytes into `info`, a plain C
-    // struct, and reports how many in `len`.
-    let rc = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut TcpInfo).cast(), &mut len)
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((info, len as usize))
-}
-
-/// `FIONREAD`/`SIOCINQ` (bytes waiting to be read) or `SIOCOUTQ` (bytes not
-/// yet taken by the peer) of a socket.
-fn queued(fd: BorrowedFd<'_>, request: libc::c_ulong) -> io::Result<usize> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: both ioctls write one int.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, &mut n) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n.max(0) as usize)
-}
-
-const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ as libc::c_ulong;
+use crate::sys::{self, TcpState};
 
 /// Whether no byte of this connection was read or written by anyone.
 /// TCP: still open (the peer may have half-closed after its request), every
@@ -69,23 +20,23 @@ const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ as libc::c_ulong;
 /// and nothing was written. When in doubt, no: re-serving a request that was
 /// partly read would be worse than losing it.
 pub fn is_untouched(fd: BorrowedFd<'_>) -> bool {
-    let Ok(unread) = queued(fd, libc::FIONREAD as libc::c_ulong) else { return false };
-    match tcp_info(fd) {
-        Ok((info, len)) => {
-            let have_received = len >= mem::offset_of!(TcpInfo, bytes_received) + 8;
-            if !have_received || !matches!(info.state, TCP_ESTABLISHED | TCP_CLOSE_WAIT) {
+    let Ok(unread) = sys::unread_len(fd) else { return false };
+    match sys::tcp_counters(fd) {
+        Ok(tcp) => {
+            let Some(received) = tcp.bytes_received else { return false };
+            if !matches!(tcp.state, TcpState::Established | TcpState::CloseWait) {
                 return false;
             }
-            let sent_nothing = if len >= mem::offset_of!(TcpInfo, bytes_sent) + 8 {
-                info.bytes_sent == 0
-            } else {
-                info.bytes_acked == 0 && queued(fd, SIOCOUTQ).is_ok_and(|n| n == 0)
+            let sent_nothing = match tcp.bytes_sent {
+                Some(sent) => sent == 0,
+                // Before Linux 4.19: nothing acknowledged and nothing queued.
+                None => tcp.bytes_acked == Some(0) && sys::unsent_len(fd).is_ok_and(|n| n == 0),
             };
             // The peer's FIN counts as one byte received (a sequence number).
-            let fin = u64::from(info.state == TCP_CLOSE_WAIT);
-            sent_nothing && unread as u64 + fin == info.bytes_received
+            let fin = u64::from(tcp.state == TcpState::CloseWait);
+            sent_nothing && unread as u64 + fin == received
         }
-        Err(_) => unread > 0 && queued(fd, SIOCOUTQ).is_ok_and(|n| n == 0),
+        Err(_) => unread > 0 && sys::unsent_len(fd).is_ok_and(|n| n == 0),
     }
 }
 

@@ -138,7 +138,7 @@ mod tests {
             backlog: 0,
         })
         .unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
+        assert_eq!(err.raw_os_error(), Some(sys::errno::EADDRINUSE));
     }
 
     #[test]
@@ -177,7 +177,7 @@ mod tests {
 
         let file = std::fs::File::open("/dev/null").unwrap();
         let err = bind(&ListenSpec { addr: ListenAddr::Fd { fd: file.as_raw_fd() }, backlog: 0 }).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(err.raw_os_error(), Some(sys::errno::EINVAL));
     }
 
     #[test]
@@ -194,6 +194,6 @@ mod tests {
 
         let missing = PathBuf::from(format!("/nonexistent-{}/x.sock", std::process::id()));
         let err = bind(&ListenSpec { addr: ListenAddr::Unix { path: missing }, backlog: 0 }).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+        assert_eq!(err.raw_os_error(), Some(sys::errno::EACCES));
     }
 }

@@ -78,7 +78,7 @@ impl NodeQuery {
 /// What libuv answers Node for an address or port it cannot bind
 /// (`uv_ip4_addr` failing): a bind error, reported to the worker as its errno.
 fn bind_einval() -> Error {
-    Error::io("bind", io::Error::from_raw_os_error(libc::EINVAL))
+    Error::io("bind", io::Error::from_raw_os_error(crate::sys::errno::EINVAL))
 }
 
 impl ListenSpec {
@@ -336,7 +336,7 @@ mod tests {
         ];
         for q in einval {
             let failed = spec(&q);
-            assert_eq!(errno(failed), Some(libc::EINVAL), "{q:?}");
+            assert_eq!(errno(failed), Some(crate::sys::errno::EINVAL), "{q:?}");
         }
         let invalid = [
             query(text("0.0.0.0"), num(1.0), text("tcp"), Absent, Absent),

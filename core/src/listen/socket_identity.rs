@@ -9,23 +9,10 @@
 //! prove nothing (a socket has as many as it has copies), so the comparison
 //! is of the socket itself: its inode on sockfs.
 
-use std::io;
-use std::mem;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use crate::listen::ListenAddr;
-
-/// The identity of the open file behind `fd`: (device, inode).
-fn identity_raw(fd: RawFd) -> io::Result<(u64, u64)> {
-    // SAFETY: fstat writes into a zeroed, properly sized stat buffer and
-    // reads nothing else; a bad `fd` is reported as EBADF.
-    let mut st: libc::stat = unsafe { mem::zeroed() };
-    let rc = unsafe { libc::fstat(fd, &mut st) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((st.st_dev as u64, st.st_ino as u64))
-}
+use crate::sys;
 
 /// Whether `spec` names, by descriptor, one of `existing`'s sockets. Only a
 /// listen by fd can; an fd that cannot be looked at is left to the bind,
@@ -35,8 +22,8 @@ pub fn names_one_of<'a>(spec: &ListenAddr, existing: impl IntoIterator<Item = Bo
         ListenAddr::Fd { fd } | ListenAddr::UdpFd { fd } => *fd,
         _ => return false,
     };
-    let Ok(wanted) = identity_raw(fd) else { return false };
-    existing.into_iter().any(|other| identity_raw(other.as_raw_fd()).is_ok_and(|id| id == wanted))
+    let Ok(wanted) = sys::file_identity(fd) else { return false };
+    existing.into_iter().any(|other| sys::file_identity(other.as_raw_fd()).is_ok_and(|id| id == wanted))
 }
 
 #[cfg(test)]

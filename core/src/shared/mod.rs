@@ -47,12 +47,12 @@
 //!   SIGBUS).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::rejections;
+use crate::sys::{self, SharedMapping};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RCLSHM01");
 pub const VERSION: u32 = 1;
@@ -158,7 +158,8 @@ fn check_name(name: &[u8]) -> Result<(), SharedError> {
 /// One mapping of the region in this process.
 #[derive(Debug)]
 pub struct Region {
-    base: NonNull<u8>,
+    /// REGION_LEN bytes, unmapped when the region is dropped.
+    map: SharedMapping,
     /// [`LOCK_WAIT`] unless set (`set_lock_wait`), in microseconds.
     lock_wait_us: AtomicU64,
     /// Locks this process already waited out (see [`StuckLocks`]).
@@ -211,97 +212,19 @@ fn corrupt(what: &'static str, index: usize, detail: impl FnOnce() -> String) {
 unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: `base` is a mapping of REGION_LEN bytes made by `map`.
-        unsafe { libc::munmap(self.base.as_ptr().cast(), REGION_LEN) };
-    }
-}
-
+/// A new, empty file for a region.
 fn anonymous_file() -> io::Result<OwnedFd> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: a constant NUL-terminated name; the fd returned is ours.
-        let fd = unsafe { libc::memfd_create(c"rcluster-shared".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: just created, owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        // No memfd: a POSIX shm object, unlinked at once so only fds name it.
-        let name = format!("/rcluster-{}-{}\0", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos());
-        // SAFETY: a NUL-terminated name.
-        let fd = unsafe {
-            libc::shm_open(name.as_ptr().cast(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600 as libc::c_uint)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: as above.
-        unsafe { libc::shm_unlink(name.as_ptr().cast()) };
-        // SAFETY: just opened, owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        crate::sys::set_cloexec(std::os::fd::AsFd::as_fd(&fd))?;
-        Ok(fd)
-    }
+    sys::anonymous_file(c"rcluster-shared")
 }
 
-fn map(fd: &OwnedFd) -> io::Result<NonNull<u8>> {
-    // SAFETY: a fresh shared mapping of a file of at least REGION_LEN bytes.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            REGION_LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(NonNull::new(ptr.cast()).expect("mmap never returns NULL on success"))
-}
-
-/// Forbids changing the file's size from now on (Linux memfd seals): every
-/// process maps it, and a process that shrank it would make the others'
-/// next access to the cut pages a SIGBUS.
-fn seal(fd: &OwnedFd) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: fcntl on a valid fd with integer arguments.
-        let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL) };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = fd; // POSIX shm has no seals (docs/DESIGN.md §9.1)
-    Ok(())
-}
-
-/// Whether `fd` carries exactly the seals `seal` adds.
-fn sealed_as_created(fd: &OwnedFd) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: fcntl on a valid fd, no pointer argument.
-        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-        seals == libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = fd;
-        false
-    }
+/// This process's mapping of a region's file.
+fn map(fd: &OwnedFd) -> io::Result<SharedMapping> {
+    SharedMapping::new(fd.as_fd(), REGION_LEN)
 }
 
 impl Region {
-    fn at(base: NonNull<u8>) -> Region {
-        Region { base, lock_wait_us: AtomicU64::new(LOCK_WAIT.as_micros() as u64), stuck: StuckLocks::default() }
+    fn at(map: SharedMapping) -> Region {
+        Region { map, lock_wait_us: AtomicU64::new(LOCK_WAIT.as_micros() as u64), stuck: StuckLocks::default() }
     }
 
     /// How long a table write waits for a lock held by a live process, and a
@@ -318,11 +241,10 @@ impl Region {
     /// processes; the mapping stays valid after it is closed.
     pub fn create() -> io::Result<(Region, OwnedFd)> {
         let fd = anonymous_file()?;
-        // SAFETY: a valid fd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), REGION_LEN as libc::off_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        seal(&fd)?;
+        sys::set_file_len(fd.as_fd(), REGION_LEN as u64)?;
+        // Every process maps the file, and one that shrank it would make the
+        // others' next access to the cut pages a SIGBUS.
+        sys::seal_size(fd.as_fd())?;
         let region = Region::at(map(&fd)?);
         // The file starts zeroed: every slot free. The header goes last, so a
         // region whose creation failed half way is never taken for a valid one.
@@ -335,12 +257,8 @@ impl Region {
 
     /// Maps the region another process created, checking that it is one.
     pub fn open(fd: OwnedFd) -> io::Result<Region> {
-        // SAFETY: a zeroed stat buffer filled by fstat.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if (stat.st_size as usize) < REGION_LEN {
+        let size = sys::file_len(fd.as_fd())? as usize;
+        if size < REGION_LEN {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "the shared memory region is too small"));
         }
         let region = Region::at(map(&fd)?);
@@ -355,7 +273,7 @@ impl Region {
             // with exactly the seals and size `create` gives it is the
             // primary's region (the seals cannot be changed after
             // F_SEAL_SEAL), so it is mapped anyway, and the damage counted.
-            if stat.st_size as usize == REGION_LEN && sealed_as_created(&fd) {
+            if size == REGION_LEN && sys::is_size_sealed(fd.as_fd()) {
                 rejections::reject("sharedMemory", || "the region's header was overwritten by a process that maps it".to_string());
                 return Ok(region);
             }
@@ -367,19 +285,19 @@ impl Region {
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset % 8 == 0 && offset + 8 <= REGION_LEN);
         // SAFETY: in bounds and 8-aligned (the mapping is page-aligned).
-        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU64>() }
+        unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU64>() }
     }
 
     fn i64_at(&self, offset: usize) -> &AtomicI64 {
         debug_assert!(offset % 8 == 0 && offset + 8 <= REGION_LEN);
         // SAFETY: as u64_at.
-        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicI64>() }
+        unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicI64>() }
     }
 
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset % 4 == 0 && offset + 4 <= REGION_LEN);
         // SAFETY: in bounds and 4-aligned.
-        unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU32>() }
+        unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU32>() }
     }
 
     /// Only ever called with offsets and lengths computed from the layout's
@@ -389,7 +307,7 @@ impl Region {
     fn bytes(&self, offset: usize, len: usize) -> *mut u8 {
         assert!(offset + len <= REGION_LEN);
         // SAFETY: in bounds, checked above.
-        unsafe { self.base.as_ptr().add(offset) }
+        unsafe { self.map.as_ptr().add(offset) }
     }
 
     /// Copies `out.len()` bytes at `offset` out of the region, one atomic
@@ -403,7 +321,7 @@ impl Region {
         for (i, byte) in out.iter_mut().enumerate() {
             // SAFETY: in bounds (checked above); AtomicU8 has the layout of u8
             // and any alignment will do.
-            *byte = unsafe { &*self.base.as_ptr().add(offset + i).cast::<AtomicU8>() }.load(Ordering::Relaxed);
+            *byte = unsafe { &*self.map.as_ptr().add(offset + i).cast::<AtomicU8>() }.load(Ordering::Relaxed);
         }
         true
     }
@@ -736,29 +654,11 @@ impl Drop for WriteLock<'_> {
 /// and neither is a zombie: a writer killed mid-write stays a zombie until
 /// its parent reaps it, and the others must not wait for that.
 fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = sys::Pid::try_from(pid) else { return false };
     if pid <= 0 {
         return false;
     }
-    // SAFETY: signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(pid, 0) };
-    if r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-        return false;
-    }
-    !zombie(pid)
-}
-
-#[cfg(target_os = "linux")]
-fn zombie(pid: libc::pid_t) -> bool {
-    // /proc/<pid>/stat: "pid (comm) S ...", comm may hold spaces and ')'.
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else { return false };
-    let Some(close) = stat.iter().rposition(|b| *b == b')') else { return false };
-    matches!(stat.get(close + 2), Some(b'Z' | b'X'))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn zombie(_pid: libc::pid_t) -> bool {
-    false
+    sys::process_exists(pid) && !sys::is_zombie(pid)
 }
 
 #[cfg(test)]
@@ -856,6 +756,7 @@ mod tests {
         // half a value into the spare buffer without publishing it.
         region.u32_at(slot + Region::T_WRITER).store(i32::MAX as u32 - 1, Ordering::Relaxed);
         let spare = ((region.u64_at(slot + Region::T_VERSION).load(Ordering::Relaxed) & 1) ^ 1) as usize;
+        // SAFETY: 3 bytes inside the slot's spare buffer (`bytes` checks the bounds).
         unsafe { std::ptr::write_bytes(region.bytes(slot + TABLE_HEAD_LEN + spare * VALUE_MAX, 3), b'#', 3) };
         assert_eq!(region.table_get("k").unwrap().as_deref(), Some(&b"old"[..]));
         region.table_set("k", Some(b"new")).unwrap();
@@ -890,7 +791,7 @@ mod tests {
         region.table_set("k", Some(b"old")).unwrap();
         let slot = region.table_slot(b"k", false).unwrap().unwrap();
         // A lock naming a live process (this one's parent) that never lets go.
-        let parent = unsafe { libc::getppid() } as u32;
+        let parent = std::os::unix::process::parent_id();
         region.u32_at(slot + Region::T_WRITER).store(parent, Ordering::Relaxed);
         let started = Instant::now();
         match region.table_set("k", Some(b"new")) {
@@ -952,6 +853,7 @@ mod tests {
         assert_eq!(names, vec![(good, "good".to_string())]);
         // A name that is not the one its hash says.
         region.u32_at(counter_slot + 16).store(3, Ordering::Relaxed);
+        // SAFETY: 3 bytes inside the slot's name (`bytes` checks the bounds).
         unsafe { std::ptr::copy_nonoverlapping(b"bag".as_ptr(), region.bytes(counter_slot + COUNTER_NAME_AT, 3), 3) };
         assert_eq!(region.counters().len(), 1);
         let k = region.table_slot(b"k", false).unwrap().unwrap();
@@ -968,9 +870,8 @@ mod tests {
     #[test]
     fn the_file_cannot_be_shrunk_under_the_mappings() {
         let (_region, fd) = Region::create().unwrap();
-        // SAFETY: a valid fd.
-        assert_ne!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
-        assert_eq!(io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+        let err = sys::set_file_len(fd.as_fd(), 0).expect_err("sealed against shrinking");
+        assert_eq!(err.raw_os_error(), Some(sys::errno::EPERM));
     }
 
     #[cfg(target_os = "linux")]
@@ -980,8 +881,8 @@ mod tests {
         region.counter("kept").unwrap();
         region.u64_at(0).store(0x4141_4141, Ordering::Relaxed);
         region.u32_at(12).store(7, Ordering::Relaxed);
-        // SAFETY: a valid fd, duplicated for the second mapping.
-        let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(fd.as_raw_fd())) };
+        // A copy for the second mapping.
+        let dup = sys::dup_cloexec(fd.as_fd()).unwrap();
         let again = Region::open(dup).unwrap();
         assert_eq!(again.counters().len(), 1);
     }
@@ -989,7 +890,7 @@ mod tests {
     #[test]
     fn a_foreign_file_is_refused() {
         let fd = anonymous_file().unwrap();
-        unsafe { libc::ftruncate(fd.as_raw_fd(), REGION_LEN as libc::off_t) };
+        sys::set_file_len(fd.as_fd(), REGION_LEN as u64).unwrap();
         assert!(Region::open(fd).is_err());
     }
 }
