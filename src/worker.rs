@@ -229,6 +229,8 @@ unsafe fn emit_warning(env: sys::napi_env, message: &str, code: &str) -> Result<
     emitted.and(closed)
 }
 
+/// # Safety
+/// As `emit_warning`, inside a handle scope it opened.
 unsafe fn emit_warning_in_scope(env: sys::napi_env, message: &str, code: &str) -> Result<()> {
     let mut global = ptr::null_mut();
     let mut process = ptr::null_mut();
