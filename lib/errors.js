@@ -1,5 +1,13 @@
 'use strict';
-// Errors shaped exactly like Node's, for what a worker's server reports.
+// Every error lib/ makes is made here, in one of these shapes:
+// - `nodeError` (and `invalidArgType`, `outOfRange`, `badPort`): a bad
+//   argument or option, shaped as Node's own ERR_* errors (the code in the
+//   name: "TypeError [ERR_X]: ...");
+// - `codedError`: an operation that failed, a plain error with a code and
+//   any details as properties ("Error: ..."), as Node's system errors print;
+// - `exceptionWithHostPort`, `errnoException`: an errno, as Node reports
+//   what a worker's server hits;
+// - `UsageError`: the command line or a config file of `rcluster` is wrong.
 const { getSystemErrorName, inspect } = require('util');
 
 // Node's ExceptionWithHostPort (lib/internal/errors.js): e.g.
@@ -47,11 +55,20 @@ function describeReceived(value) {
   return `type ${typeof value} (${inspected})`;
 }
 
+// An error of class `Base` with `code` (none if undefined) and `props` as
+// own properties, its stack starting at the caller (or at `stackStart`).
+function codedError(Base, code, message, props, stackStart = codedError) {
+  const err = new Base(message);
+  if (code !== undefined) err.code = code;
+  if (props !== undefined) Object.assign(err, props);
+  Error.captureStackTrace(err, stackStart);
+  return err;
+}
+
 // An error carrying a Node error code, printed as Node prints its own:
 // "RangeError [ERR_X]: message".
-function nodeError(Base, code, message, stackStart) {
-  const err = new Base(message);
-  Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+function nodeError(Base, code, message, stackStart = nodeError) {
+  const err = codedError(Base, code, message, undefined, stackStart);
   err.name = `${Base.name} [${code}]`;
   Error.captureStackTrace(err, stackStart);
   // Reading the stack fixes it with the code in; then the name is plain again.
@@ -95,6 +112,18 @@ function outOfRange(name, range, value, stackStart = outOfRange) {
                    stackStart);
 }
 
+// What the `rcluster` command tells its user when the command line or a
+// config file is wrong: one line, exit code 2 (a usage error, as for most
+// Unix commands).
+class UsageError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'UsageError';
+    this.code = 'ERR_RCLUSTER_USAGE';
+    this.exitCode = 2;
+  }
+}
+
 // setTimeout() silently turns larger delays into 1 ms.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -117,7 +146,9 @@ module.exports = {
   validateMs,
   exceptionWithHostPort,
   errnoException,
+  codedError,
   nodeError,
+  UsageError,
   describeReceived,
   invalidArgType,
   outOfRange,

@@ -46,7 +46,20 @@ module.exports = {
   rejectedInputs: binding === null ? undefined : binding.rejectedInputs,
   onRejectedInput: binding === null ? undefined : binding.onRejectedInput,
   peerCredentials: binding === null ? undefined : binding.peerCredentials, // { pid, uid, gid } of a unix socket's peer (lib/cli/control.js)
-  // The kinds of message a Channel's onMessage(kind, listenerId, fds) gets:
-  // { Closed: 0, Dispatch: 1, Shared: 2, Left: 3, Bus: 10, PeerGone: 11, BusDropped: 12 }, defined once in the addon.
+  // The kinds of message a Channel's onMessage(kind, id, fds, extra) gets,
+  // each naming what its arguments are (src/worker.rs), defined once in the addon.
   ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,
+  // What lib/ and the native side agree on, defined once in the addon
+  // (src/facts.rs): bus peer ids and sizes (lib/bus/bus.js), the routing
+  // stages' default timeouts, the scheduling policies' names and the
+  // address-block parser (lib/primary/routing.js).
+  BUS_PRIMARY: binding === null ? undefined : binding.BUS_PRIMARY,
+  BUS_AGENT: binding === null ? undefined : binding.BUS_AGENT,
+  BUS_BROADCAST: binding === null ? undefined : binding.BUS_BROADCAST,
+  BUS_MAX_PAYLOAD: binding === null ? undefined : binding.BUS_MAX_PAYLOAD,
+  BUS_RECORD_HEAD: binding === null ? undefined : binding.BUS_RECORD_HEAD,
+  PROXY_HEADER_TIMEOUT_MS: binding === null ? undefined : binding.PROXY_HEADER_TIMEOUT_MS,
+  STICKY_TIMEOUT_MS: binding === null ? undefined : binding.STICKY_TIMEOUT_MS,
+  schedulingPolicyNames: binding === null ? undefined : binding.schedulingPolicyNames(),
+  isCidr: binding === null ? undefined : binding.isCidr,
 };

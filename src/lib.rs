@@ -1,6 +1,7 @@
 //! Node bindings for rcluster. Thin by design: the logic lives in
 //! `rcluster-core` (see `core/`), and the public JS API in `index.js`.
 //!
+//! - [`facts`]: what JS and the native side agree on (bus peer ids, defaults, policy names, address blocks), defined once.
 //! - [`primary`]: `Dispatcher`, the primary's handle on the native dispatcher.
 //! - [`events`]: what the dispatcher thread tells the primary's JS (`onEvent`).
 //! - [`worker`]: `Channel`, a worker's receiver, read on the JS thread via `uv_poll`.
@@ -11,6 +12,7 @@
 //! - [`uv`]: the libuv poll handle `Channel` reads through, behind a safe wrapper.
 
 mod events;
+mod facts;
 mod js_error;
 mod peer_credentials;
 mod primary;

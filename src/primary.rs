@@ -68,9 +68,6 @@ pub struct ProxyProtocolOptions {
     pub timeout_ms: Option<u32>,
 }
 
-/// How long a connection may take to send its PROXY header by default.
-const PROXY_HEADER_TIMEOUT_MS: u32 = 3000;
-
 fn proxy_config(env: &Env, options: ProxyProtocolOptions) -> Result<ProxyConfig> {
     let trust = match options.trusted {
         None => Trust::Any,
@@ -88,7 +85,7 @@ fn proxy_config(env: &Env, options: ProxyProtocolOptions) -> Result<ProxyConfig>
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
-    let timeout = Duration::from_millis(u64::from(options.timeout_ms.unwrap_or(PROXY_HEADER_TIMEOUT_MS)));
+    let timeout = Duration::from_millis(u64::from(options.timeout_ms.unwrap_or(crate::facts::PROXY_HEADER_TIMEOUT_MS)));
     Ok(ProxyConfig { trust, timeout })
 }
 
@@ -258,7 +255,7 @@ impl Dispatcher {
                             .into_napi(&env))
                     }
                 };
-                let timeout = Duration::from_millis(u64::from(sticky.timeout_ms.unwrap_or(1000)));
+                let timeout = Duration::from_millis(u64::from(sticky.timeout_ms.unwrap_or(crate::facts::STICKY_TIMEOUT_MS)));
                 config.sticky_http = Some(StickyHttp { rule, timeout });
             }
             if let Some(fds) = options.inherited_fds {
@@ -321,7 +318,7 @@ impl Dispatcher {
         let shared = field::<bool>(&query, "shared", ValueType::Boolean)?.unwrap_or(false);
         // Which policy a round-robin-style listener gets: `lc`, `sticky`, or
         // (absent or anything else) round-robin.
-        let policy = field::<String>(&query, "policy", ValueType::String)?;
+        let policy = field::<String>(&query, "policy", ValueType::String)?.and_then(|name| crate::facts::mode_named(&name));
         let defer_accept = field::<bool>(&query, "deferAccept", ValueType::Boolean)?.unwrap_or(false);
         let node = node_query(&query)?;
         // A datagram socket is always shared, as in node:cluster: there is
@@ -334,11 +331,10 @@ impl Dispatcher {
                 worker,
                 key,
                 spec,
-                mode: match (shared, policy.as_deref()) {
-                    (_, Some("reuseport")) => Mode::ReusePort,
+                mode: match (shared, policy) {
+                    (_, Some(Mode::ReusePort)) => Mode::ReusePort,
                     (true, _) => Mode::Shared,
-                    (false, Some("lc")) => Mode::LeastConnections,
-                    (false, Some("sticky")) => Mode::Sticky,
+                    (false, Some(mode @ (Mode::LeastConnections | Mode::Sticky))) => mode,
                     (false, _) => Mode::RoundRobin,
                 },
                 defer_accept,

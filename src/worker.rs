@@ -15,57 +15,89 @@ use std::rc::Rc;
 use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 use napi_derive::napi;
+use rcluster_core::bus;
 use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{Incoming, Received, WorkerChannel};
 
 use crate::js_error::{check, to_js, JsError};
 use crate::uv::Poll;
 
-/// What a channel's `onMessage(kind, listenerId, fds)` is told, as its first
-/// argument. Defined once, here, and exported to JS.
+/// What a channel's `onMessage(kind, id, fds, extra)` is told, as its first
+/// argument; the rest are named per kind below (`ToJs` is each kind's
+/// arguments, typed). Defined once, here, and exported to JS.
 #[napi]
 #[derive(Debug, PartialEq, Eq)]
 pub enum ChannelMessageKind {
-    /// The channel to the primary closed (the primary exited).
+    /// `()`: the channel to the primary closed (the primary exited).
     Closed = 0,
-    /// New connections for a round-robin listener: `fds` are their sockets.
+    /// `(listenerId, fds)`: new connections for a round-robin listener.
     Dispatch = 1,
-    /// A SCHED_NONE or UDP listener's socket (`fds[0]`; none if it could
-    /// not be received: out of descriptors).
+    /// `(listenerId, fds)`: a SCHED_NONE or UDP listener's socket, `fds[0]`
+    /// (none if it could not be received: out of descriptors).
     Shared = 2,
-    /// Out of that listener's rotation: nothing more for it will come.
+    /// `(listenerId)`: out of that listener's rotation; nothing more for it will come.
     Left = 3,
-    /// One new connection whose client a PROXY protocol header named:
-    /// `fds[0]`, and the client as a fourth argument, `[address, port, family]`.
+    /// `(listenerId, fds, [address, port, family])`: one new connection,
+    /// `fds[0]`, whose client a PROXY protocol header named.
     DispatchFrom = 4,
-    /// Bus messages, in order: `listenerId` is how many, `payload` holds
-    /// each as sender id (u32 LE), target id (u32 LE), length (u32 LE) and bytes. One call per
-    /// wake-up rather than one per message: each call into JS costs more
-    /// than a small message does.
+    /// `(count, [], records)`: the bus messages of one wake-up, in order, as
+    /// a `bus::Batch` frames them (core/src/bus/mod.rs).
     Bus = 10,
-    /// A bus peer is gone (`listenerId` is its id): nothing asked of it will be answered.
+    /// `(peer)`: a bus peer is gone; nothing asked of it will be answered.
     PeerGone = 11,
-    /// A bus message to peer `listenerId` was dropped: its queue was full.
+    /// `(peer)`: a bus message to `peer` was dropped; its queue was full.
     BusDropped = 12,
-    /// Connections were taken in this wake-up: JS confirms them as read up
-    /// to this point (`confirmRead(mark)`, the mark in the listener id's
-    /// place) once the event loop has run a turn after this one, and the
-    /// primary then closes its copies (docs/DESIGN.md §11).
+    /// `(mark)`: connections were taken in this wake-up; JS confirms them as
+    /// read up to `mark` (`confirmRead(mark)`) once the event loop has run a
+    /// turn after this one, and the primary then closes its copies
+    /// (docs/DESIGN.md §11).
     ConfirmRead = 15,
+}
+
+/// One call of `onMessage`, each kind with the arguments it has.
+#[derive(Clone, Copy)]
+enum ToJs<'a> {
+    Closed,
+    Dispatch { listener: u32, fds: &'a [i32] },
+    DispatchFrom { listener: u32, fd: i32, source: SocketAddr },
+    Shared { listener: u32, fd: Option<i32> },
+    Left { listener: u32 },
+    Bus { count: u32, records: &'a [u8] },
+    PeerGone { peer: u32 },
+    BusDropped { peer: u32 },
+    ConfirmRead { mark: u32 },
+}
+
+/// The third and fourth arguments of a call, if the kind has them.
+enum Extra<'a> {
+    None,
+    /// A Buffer (`Bus`'s records).
+    Bytes(&'a [u8]),
+    /// `[address, port, family]` (`DispatchFrom`'s client).
+    Source(SocketAddr),
+}
+
+impl<'a> ToJs<'a> {
+    /// `(kind, id, fds, extra)`, the positions every kind shares.
+    fn arguments(self) -> (ChannelMessageKind, u32, &'a [i32], Option<i32>, Extra<'a>) {
+        match self {
+            ToJs::Closed => (ChannelMessageKind::Closed, 0, &[], None, Extra::None),
+            ToJs::Dispatch { listener, fds } => (ChannelMessageKind::Dispatch, listener, fds, None, Extra::None),
+            ToJs::DispatchFrom { listener, fd, source } => {
+                (ChannelMessageKind::DispatchFrom, listener, &[], Some(fd), Extra::Source(source))
+            }
+            ToJs::Shared { listener, fd } => (ChannelMessageKind::Shared, listener, &[], fd, Extra::None),
+            ToJs::Left { listener } => (ChannelMessageKind::Left, listener, &[], None, Extra::None),
+            ToJs::Bus { count, records } => (ChannelMessageKind::Bus, count, &[], None, Extra::Bytes(records)),
+            ToJs::PeerGone { peer } => (ChannelMessageKind::PeerGone, peer, &[], None, Extra::None),
+            ToJs::BusDropped { peer } => (ChannelMessageKind::BusDropped, peer, &[], None, Extra::None),
+            ToJs::ConfirmRead { mark } => (ChannelMessageKind::ConfirmRead, mark, &[], None, Extra::None),
+        }
+    }
 }
 
 /// Messages handled per wake-up before yielding to the rest of the event loop.
 const MAX_MESSAGES_PER_WAKE: usize = 64;
-
-/// What a message passes to JS after `(kind, listenerId, fds)`, if anything.
-#[derive(Clone, Copy)]
-enum Extra<'a> {
-    None,
-    /// A Buffer: the bus messages of one wake-up (`Bus`).
-    Payload(&'a [u8]),
-    /// `[address, port, family]`: the client a PROXY header named (`DispatchFrom`).
-    Source(SocketAddr),
-}
 
 /// The JS callback and the async context it runs in.
 struct JsCallback {
@@ -90,45 +122,58 @@ impl JsCallback {
             deleted.and(destroyed)
         };
         if let Err(err) = released {
-            eprintln!("rcluster: cannot release the channel's callback: {err}");
+            self.warn(&format!("cannot release the channel's callback: {err}"), "RCLUSTER_CHANNEL_CALLBACK");
         }
     }
 
-    /// Calls the JS callback as `callback(kind, listenerId, fds)`.
+    /// `process.emitWarning(message, { code })`: what goes wrong on the
+    /// channel with nobody to return it to is told as Node tells its own
+    /// warnings. Where JS cannot run any more (the environment is being torn
+    /// down), stderr is all that is left.
+    fn warn(&self, message: &str, code: &str) {
+        // SAFETY: every caller runs on the JS thread of `self.env` (a libuv
+        // callback, or a method JS called).
+        if let Err(err) = unsafe { emit_warning(self.env, message, code) } {
+            eprintln!("rcluster: {message} ({code}; emitWarning failed: {err})");
+        }
+    }
+
+    /// Calls the JS callback with `message`'s arguments.
     ///
     /// # Safety
     /// Must run on the JS thread of `self.env`, outside any other napi call (a
     /// libuv callback is such a place).
-    unsafe fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) -> Result<()> {
+    unsafe fn call(&self, message: ToJs<'_>) -> Result<()> {
         let env = self.env;
         if self.callback.get().is_null() {
             return Ok(());
         }
         let mut scope = ptr::null_mut();
         check(sys::napi_open_handle_scope(env, &mut scope))?;
-        let called = self.call_in_scope(kind, listener, fds, extra);
+        let called = self.call_in_scope(message);
         let closed = check(sys::napi_close_handle_scope(env, scope));
         called.and(closed)
     }
 
-    unsafe fn call_in_scope(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) -> Result<()> {
+    unsafe fn call_in_scope(&self, message: ToJs<'_>) -> Result<()> {
         let env = self.env;
+        let (kind, id, fds, fd, extra) = message.arguments();
         let mut callback = ptr::null_mut();
         let mut global = ptr::null_mut();
         let mut argv = [ptr::null_mut(); 4];
         check(sys::napi_get_reference_value(env, self.callback.get(), &mut callback))?;
         check(sys::napi_get_global(env, &mut global))?;
         check(sys::napi_create_uint32(env, kind as u32, &mut argv[0]))?;
-        check(sys::napi_create_uint32(env, listener, &mut argv[1]))?;
-        check(sys::napi_create_array_with_length(env, fds.len(), &mut argv[2]))?;
-        for (i, fd) in fds.iter().enumerate() {
+        check(sys::napi_create_uint32(env, id, &mut argv[1]))?;
+        check(sys::napi_create_array_with_length(env, fds.len() + usize::from(fd.is_some()), &mut argv[2]))?;
+        for (i, fd) in fds.iter().chain(fd.as_ref()).enumerate() {
             let mut value = ptr::null_mut();
             check(sys::napi_create_int32(env, *fd, &mut value))?;
             check(sys::napi_set_element(env, argv[2], i as u32, value))?;
         }
         let argc = match extra {
             Extra::None => 3,
-            Extra::Payload(bytes) => {
+            Extra::Bytes(bytes) => {
                 let mut data = ptr::null_mut();
                 check(sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut argv[3]))?;
                 4
@@ -172,6 +217,46 @@ impl JsCallback {
     }
 }
 
+/// `process.emitWarning(message, { code })`.
+///
+/// # Safety
+/// Must run on the JS thread of `env`.
+unsafe fn emit_warning(env: sys::napi_env, message: &str, code: &str) -> Result<()> {
+    let mut scope = ptr::null_mut();
+    check(sys::napi_open_handle_scope(env, &mut scope))?;
+    let emitted = emit_warning_in_scope(env, message, code);
+    let closed = check(sys::napi_close_handle_scope(env, scope));
+    emitted.and(closed)
+}
+
+/// # Safety
+/// As `emit_warning`, inside a handle scope it opened.
+unsafe fn emit_warning_in_scope(env: sys::napi_env, message: &str, code: &str) -> Result<()> {
+    let mut global = ptr::null_mut();
+    let mut process = ptr::null_mut();
+    let mut emit = ptr::null_mut();
+    let mut argv = [ptr::null_mut(); 2];
+    let mut code_value = ptr::null_mut();
+    let mut result = ptr::null_mut();
+    check(sys::napi_get_global(env, &mut global))?;
+    check(sys::napi_get_named_property(env, global, c"process".as_ptr(), &mut process))?;
+    check(sys::napi_get_named_property(env, process, c"emitWarning".as_ptr(), &mut emit))?;
+    check(sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as _, &mut argv[0]))?;
+    check(sys::napi_create_object(env, &mut argv[1]))?;
+    check(sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as _, &mut code_value))?;
+    check(sys::napi_set_named_property(env, argv[1], c"code".as_ptr(), code_value))?;
+    let status = sys::napi_call_function(env, process, emit, argv.len(), argv.as_ptr(), &mut result);
+    if status == sys::Status::napi_pending_exception {
+        // emitWarning itself threw (a warning listener cannot make it do
+        // so; a replaced emitWarning can): the warning is lost, not the
+        // channel.
+        let mut error = ptr::null_mut();
+        check(sys::napi_get_and_clear_last_exception(env, &mut error))?;
+        return Ok(());
+    }
+    check(status)
+}
+
 struct Receiver {
     /// Set once, right after the receiver is made (the poll's callback holds
     /// it). First, so that it is closed before the channel's fd closes.
@@ -185,9 +270,8 @@ struct Receiver {
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
     replies: RefCell<Vec<u8>>,
-    /// Bus messages received in this wake-up and not yet given to JS: how
-    /// many, and their records (see `ChannelMessageKind::Bus`).
-    bus_batch: RefCell<(u32, Vec<u8>)>,
+    /// Bus messages received in this wake-up and not yet given to JS.
+    bus_batch: RefCell<bus::Batch>,
     /// Connections taken so far, over the channel's life (wrapping): a point
     /// in that sequence is a mark for `confirm_read`.
     taken: Cell<u32>,
@@ -217,45 +301,25 @@ impl Drop for Reader {
 impl Receiver {
     /// Calls JS; a failure to (not a throw by the callback, which goes to
     /// 'uncaughtException') is reported, as there is nobody to return it to.
-    fn call(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32]) {
-        self.call_with(kind, listener, fds, Extra::None);
-    }
-
-    fn call_with(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) {
+    fn call(&self, message: ToJs<'_>) {
         // Whatever else arrived came after the bus messages held so far (a
         // peer's answer before the news of its death).
         self.flush_bus();
-        self.invoke(kind, listener, fds, extra);
+        self.invoke(message);
     }
 
-    /// Adds a bus message to the records handed to JS at the end of this
-    /// wake-up (lib/bus/bus.js `onChannelMessage` reads them): sender id, target
-    /// id, payload length (u32 LE each), payload. `bus::decode` bounded the
-    /// payload to `MAX_PAYLOAD`, so the length always fits.
-    fn queue_bus(&self, from: u32, target: u32, payload: &[u8]) {
-        let Ok(length) = u32::try_from(payload.len()) else {
-            rcluster_core::rejections::reject("channelFrame", || format!("a bus message of {} bytes", payload.len()));
-            return;
-        };
-        let mut batch = self.bus_batch.borrow_mut();
-        batch.0 += 1;
-        batch.1.extend_from_slice(&from.to_le_bytes());
-        batch.1.extend_from_slice(&target.to_le_bytes());
-        batch.1.extend_from_slice(&length.to_le_bytes());
-        batch.1.extend_from_slice(payload);
-    }
-
+    /// Hands JS the bus messages of this wake-up, if any, in one call.
     fn flush_bus(&self) {
-        let (count, records) = std::mem::take(&mut *self.bus_batch.borrow_mut());
-        if count > 0 {
-            self.invoke(ChannelMessageKind::Bus, count, &[], Extra::Payload(&records));
+        let taken = self.bus_batch.borrow_mut().take();
+        if let Some((count, records)) = taken {
+            self.invoke(ToJs::Bus { count, records: &records });
         }
     }
 
-    fn invoke(&self, kind: ChannelMessageKind, listener: u32, fds: &[i32], extra: Extra<'_>) {
+    fn invoke(&self, message: ToJs<'_>) {
         // SAFETY: only called from the poll callback, on the JS thread.
-        if let Err(err) = unsafe { self.js.call(kind, listener, fds, extra) } {
-            eprintln!("rcluster: cannot call the channel's callback: {err}");
+        if let Err(err) = unsafe { self.js.call(message) } {
+            self.js.warn(&format!("cannot call the channel's callback: {err}"), "RCLUSTER_CHANNEL_CALLBACK");
         }
     }
 
@@ -282,7 +346,9 @@ impl Receiver {
             return;
         }
         match self.channel.borrow_mut().reply(&replies) {
-            Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot reply to the primary: {err}"),
+            Err(err) if !err.is_disconnected() => {
+                self.js.warn(&format!("cannot reply to the primary: {err}"), "RCLUSTER_CHANNEL_SEND")
+            }
             _ => {}
         }
     }
@@ -303,7 +369,9 @@ impl Receiver {
             self.confirmed.set(mark);
         }
         match self.channel.borrow_mut().confirm_read_and_closes(count, closes) {
-            Err(err) if !err.is_disconnected() => eprintln!("rcluster: cannot confirm reads to the primary: {err}"),
+            Err(err) if !err.is_disconnected() => {
+                self.js.warn(&format!("cannot confirm reads to the primary: {err}"), "RCLUSTER_CHANNEL_SEND")
+            }
             _ => {}
         }
     }
@@ -330,7 +398,7 @@ impl Receiver {
         let taken = self.taken.get();
         if taken != self.announced.get() && !self.is_closed() {
             self.announced.set(taken);
-            self.call(ChannelMessageKind::ConfirmRead, taken, &[]);
+            self.call(ToJs::ConfirmRead { mark: taken });
         }
     }
 
@@ -338,7 +406,7 @@ impl Receiver {
     fn receive(&self, status: c_int) {
         if status < 0 {
             self.close();
-            self.call(ChannelMessageKind::Closed, 0, &[]);
+            self.call(ToJs::Closed);
             return;
         }
         for _ in 0..MAX_MESSAGES_PER_WAKE {
@@ -350,7 +418,7 @@ impl Receiver {
                 Ok(Received::WouldBlock) => return,
                 Ok(Received::Closed) => {
                     self.close();
-                    self.call(ChannelMessageKind::Closed, 0, &[]);
+                    self.call(ToJs::Closed);
                     return;
                 }
                 Err(rcluster_core::Error::Protocol(why)) => {
@@ -359,30 +427,30 @@ impl Receiver {
                     rcluster_core::rejections::reject("channelFrame", || format!("from the primary: {why}"));
                 }
                 Err(err) => {
-                    eprintln!("rcluster: the channel to the primary failed: {err}");
+                    self.js.warn(&format!("the channel to the primary failed: {err}"), "RCLUSTER_CHANNEL_FAILED");
                     self.close();
-                    self.call(ChannelMessageKind::Closed, 0, &[]);
+                    self.call(ToJs::Closed);
                     return;
                 }
                 Ok(Received::Message(Incoming::Dispatch { listener, fds })) => {
                     let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
                     *self.awaiting.borrow_mut() = fds;
-                    self.call(ChannelMessageKind::Dispatch, listener, &raw);
+                    self.call(ToJs::Dispatch { listener, fds: &raw });
                     // Whatever JS left unanswered (it threw first) is refused.
                     self.reply(&[]);
                 }
                 Ok(Received::Message(Incoming::DispatchFrom { listener, fd, source })) => {
-                    let raw = [fd.as_raw_fd()];
+                    let raw = fd.as_raw_fd();
                     *self.awaiting.borrow_mut() = vec![fd];
-                    self.call_with(ChannelMessageKind::DispatchFrom, listener, &raw, Extra::Source(source));
+                    self.call(ToJs::DispatchFrom { listener, fd: raw, source });
                     self.reply(&[]);
                 }
                 Ok(Received::Message(Incoming::Shared { listener, fd })) => {
                     // JS owns the listening socket from here.
-                    self.call(ChannelMessageKind::Shared, listener, &[fd.into_raw_fd()]);
+                    self.call(ToJs::Shared { listener, fd: Some(fd.into_raw_fd()) });
                 }
                 Ok(Received::Message(Incoming::Left { listener })) => {
-                    self.call(ChannelMessageKind::Left, listener, &[]);
+                    self.call(ToJs::Left { listener });
                 }
                 Ok(Received::Message(Incoming::DispatchLost { count, .. })) => {
                     // Out of fds: refuse each (in order, like any reply); the
@@ -391,15 +459,13 @@ impl Receiver {
                 }
                 Ok(Received::Message(Incoming::SharedLost { listener })) => {
                     // JS fails that listen with EMFILE.
-                    self.call(ChannelMessageKind::Shared, listener, &[]);
+                    self.call(ToJs::Shared { listener, fd: None });
                 }
-                Ok(Received::Message(Incoming::Bus { from, target, payload })) => self.queue_bus(from, target, &payload),
-                Ok(Received::Message(Incoming::PeerGone { peer })) => {
-                    self.call(ChannelMessageKind::PeerGone, peer, &[]);
+                Ok(Received::Message(Incoming::Bus { from, target, payload })) => {
+                    self.bus_batch.borrow_mut().push(from, target, &payload);
                 }
-                Ok(Received::Message(Incoming::BusDropped { target })) => {
-                    self.call(ChannelMessageKind::BusDropped, target, &[]);
-                }
+                Ok(Received::Message(Incoming::PeerGone { peer })) => self.call(ToJs::PeerGone { peer }),
+                Ok(Received::Message(Incoming::BusDropped { target })) => self.call(ToJs::BusDropped { peer: target }),
             }
         }
     }
@@ -414,8 +480,8 @@ pub struct Channel {
 #[napi]
 impl Channel {
     /// Takes ownership of `fd` (the worker's end of the channel) and calls
-    /// `onMessage(kind, listenerId, fds)` for everything the primary sends
-    /// (`kind` is a `ChannelMessageKind`). The poll handle starts
+    /// `onMessage(kind, id, fds, extra)` for everything the primary sends
+    /// (`kind` is a `ChannelMessageKind`, which names the other arguments). The poll handle starts
     /// unreferenced: it does not keep the process alive unless `ref()` is
     /// called (a listening server does).
     #[napi(constructor)]
@@ -452,7 +518,7 @@ impl Channel {
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
             replies: RefCell::new(Vec::new()),
-            bus_batch: RefCell::new((0, Vec::new())),
+            bus_batch: RefCell::new(bus::Batch::default()),
             taken: Cell::new(0),
             announced: Cell::new(0),
             confirmed: Cell::new(0),

@@ -57,8 +57,8 @@ cluster._setupAgent = function() {
   const { channelFd, sharedFd, machine } = role();
   sharedState.attach(sharedFd);
   const { Channel, ChannelMessageKind } = require('../native');
-  const channel = new Channel(channelFd, (kind, peer, fds, payload) =>
-    busModule.onChannelMessage(ChannelMessageKind, kind, peer, payload));
+  const channel = new Channel(channelFd, (kind, countOrPeer, fds, records) =>
+    busModule.onChannelMessage(ChannelMessageKind, kind, countOrPeer, records));
   // The agent lives as long as the primary wants it, whatever its code keeps open.
   channel.ref();
   busModule.setSelf(busModule.AGENT, machine);

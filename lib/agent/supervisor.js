@@ -15,7 +15,7 @@ const { debuglog } = require('util');
 const { Act, CMD, Env } = require('../protocol');
 const { PRELOAD } = require('../role');
 const { RESTART_DEFAULTS } = require('../primary/settings');
-const { nodeError, invalidArgType, outOfRange } = require('../errors');
+const { nodeError, codedError, invalidArgType, outOfRange } = require('../errors');
 const { workerEnvironment } = require('../primary/worker_spawn');
 const { AGENT } = require('../bus/bus'); // its bus peer id
 
@@ -291,10 +291,9 @@ function open(socket) {
 
 // An error as the agent sent it over IPC.
 function revive(data) {
-  const err = new Error(data && data.message);
+  const err = codedError(Error, data ? data.code : undefined, data && data.message);
   if (data && data.name) err.name = data.name;
   if (data && data.stack) err.stack = data.stack;
-  if (data && data.code !== undefined) err.code = data.code;
   return err;
 }
 

@@ -18,14 +18,13 @@
 // (lib/rejections.js, surface `busRecord`), never an exception, and a reserved
 // topic ('error', ...) is never emitted from received data.
 const EventEmitter = require('events');
-const { nodeError, describeReceived } = require('../errors');
+const { nodeError, codedError, describeReceived } = require('../errors');
 const rejections = require('../rejections');
 
-// Peer ids, as core/src/bus/mod.rs defines them.
-const PRIMARY = 0;
-const AGENT = 0xFFFFFFFE;
-const BROADCAST = 0xFFFFFFFF;
-const MAX_PAYLOAD = 64 * 1024;
+// Peer ids and the largest payload, as core/src/bus/mod.rs defines them.
+const {
+  BUS_PRIMARY: PRIMARY, BUS_AGENT: AGENT, BUS_BROADCAST: BROADCAST, BUS_MAX_PAYLOAD: MAX_PAYLOAD, BUS_RECORD_HEAD: RECORD_HEAD,
+} = require('../native');
 const DEFAULT_TIMEOUT = 10000;
 // Events of the bus object itself, which cannot be topics.
 const RESERVED = new Set(['error', 'newListener', 'removeListener']);
@@ -110,8 +109,7 @@ function remoteError(data) {
   if (code !== undefined && typeof code !== 'string' && !(typeof code === 'number' && Number.isFinite(code))) return null;
   if (name !== undefined && typeof name !== 'string') return null;
   if (stack !== undefined && typeof stack !== 'string') return null;
-  const err = new Error(data.message);
-  if (code !== undefined) err.code = code;
+  const err = codedError(Error, code, data.message);
   if (name !== undefined && name !== 'Error') {
     Object.defineProperty(err, 'name', { value: name, writable: true, configurable: true, enumerable: false });
   }
@@ -140,9 +138,7 @@ function encode(message, caller) {
 }
 
 function busError(code, message) {
-  const err = new Error(message);
-  err.code = code;
-  return err;
+  return codedError(Error, code, message, undefined, busError);
 }
 
 let injectRemote; // set by Bus's static block
@@ -394,52 +390,51 @@ function setSelf(id, machine = null) {
   bus.machine = machine;
 }
 
-const RECORD_HEAD = 12;
-
 function isPeerId(n) {
   return Number.isInteger(n) && n >= 0 && n <= BROADCAST;
 }
 
 /**
- * A native Channel's message of a bus kind: hands it to the bus. For `Bus`,
- * `peer` is a count and `payload` that many records: sender id (u32 LE),
- * target id (u32 LE), length (u32 LE), bytes (src/worker.rs). A batch whose
- * lengths do not add up is refused from the first bad record on (counted,
- * surface `channelFrame`). A listener that throws does not cost the records
- * after it: they are delivered first, then its exception is rethrown.
+ * A native Channel's message of a bus kind (`kinds`: ChannelMessageKind):
+ * hands it to the bus. `Bus`: `(count, records)`, that many records as
+ * core/src/bus/mod.rs `Batch` frames them: sender id, target id, length
+ * (u32 LE each), bytes. `PeerGone`, `BusDropped`: `(peer)`. This is the one
+ * reader of that framing, and total: a batch whose lengths do not add up is
+ * refused from the first bad record on (counted, surface `channelFrame`). A
+ * listener that throws does not cost the records after it: they are
+ * delivered first, then its exception is rethrown.
  */
-function onChannelMessage(kinds, kind, peer, payload) {
-  if (kind === kinds.Bus) {
-    if (!(payload instanceof Uint8Array) || !isPeerId(peer)) {
-      rejections.reject('channelFrame', `a bus batch of ${describeReceived(peer)} records in ${describeReceived(payload)}`);
-      return;
-    }
-    const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    let at = 0;
-    let thrown = null;
-    for (let i = 0; i < peer; i++) {
-      const length = bytes.length - at >= RECORD_HEAD ? bytes.readUInt32LE(at + 8) : -1;
-      if (length < 0 || length > MAX_PAYLOAD || bytes.length - at - RECORD_HEAD < length) {
-        rejections.reject('channelFrame', `a bus batch of ${peer} records breaks off at record ${i} (byte ${at} of ${bytes.length})`);
-        break;
-      }
-      const from = bytes.readUInt32LE(at);
-      const target = bytes.readUInt32LE(at + 4);
-      try {
-        bus.deliver(from, bytes.subarray(at + RECORD_HEAD, at + RECORD_HEAD + length), target);
-      } catch (err) {
-        thrown ??= { err };
-      }
-      at += RECORD_HEAD + length;
-    }
-    if (thrown !== null) throw thrown.err;
-  } else if (!isPeerId(peer)) {
-    rejections.reject('channelFrame', `a bus notice for peer ${describeReceived(peer)}`);
-  } else if (kind === kinds.PeerGone) {
-    bus.peerGone(peer);
-  } else if (kind === kinds.BusDropped) {
-    bus.dropped(peer);
+function onChannelMessage(kinds, kind, countOrPeer, records) {
+  if (kind === kinds.Bus) deliverBatch(countOrPeer, records);
+  else if (!isPeerId(countOrPeer)) rejections.reject('channelFrame', `a bus notice for peer ${describeReceived(countOrPeer)}`);
+  else if (kind === kinds.PeerGone) bus.peerGone(countOrPeer);
+  else if (kind === kinds.BusDropped) bus.dropped(countOrPeer);
+}
+
+function deliverBatch(count, payload) {
+  if (!(payload instanceof Uint8Array) || !isPeerId(count)) {
+    rejections.reject('channelFrame', `a bus batch of ${describeReceived(count)} records in ${describeReceived(payload)}`);
+    return;
   }
+  const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  let at = 0;
+  let thrown = null;
+  for (let i = 0; i < count; i++) {
+    const length = bytes.length - at >= RECORD_HEAD ? bytes.readUInt32LE(at + 8) : -1;
+    if (length < 0 || length > MAX_PAYLOAD || bytes.length - at - RECORD_HEAD < length) {
+      rejections.reject('channelFrame', `a bus batch of ${count} records breaks off at record ${i} (byte ${at} of ${bytes.length})`);
+      break;
+    }
+    const from = bytes.readUInt32LE(at);
+    const target = bytes.readUInt32LE(at + 4);
+    try {
+      bus.deliver(from, bytes.subarray(at + RECORD_HEAD, at + RECORD_HEAD + length), target);
+    } catch (err) {
+      thrown ??= { err };
+    }
+    at += RECORD_HEAD + length;
+  }
+  if (thrown !== null) throw thrown.err;
 }
 
 let bridge = null;
@@ -494,8 +489,8 @@ function attachPrimary(dispatcher) {
   if (bridge !== null) dispatcher.setBusBridge(true);
   const { Channel, ChannelMessageKind } = require('../native');
   const channel = new Channel(dispatcher.openLocalChannel(PRIMARY),
-                              (kind, peer, fds, payload) => onChannelMessage(ChannelMessageKind, kind, peer, payload));
+                              (kind, countOrPeer, fds, records) => onChannelMessage(ChannelMessageKind, kind, countOrPeer, records));
   bus.attach(channel);
 }
 
-module.exports = { bus, Bus, setSelf, onChannelMessage, decodeMessage, attachPrimary, normalizeOptions, configure, stopBridge, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST, MAX_PAYLOAD };
+module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, stopBridge, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST };

@@ -52,7 +52,8 @@ const SYNC_ANSWERS_PER_SECOND = 200;
 // A machine's id, a sync's id: lowercase hex (4 random bytes as built here).
 const HEX_ID = /^[0-9a-f]{1,32}$/;
 const WORKER_ID = /^[1-9][0-9]{0,9}$/;
-const AGENT_ID = 0xFFFFFFFE; // lib/bus/bus.js: worker ids are below it
+// The agent's bus peer id (core/src/bus/mod.rs): worker ids are below it.
+const { BUS_AGENT: AGENT_ID } = require('../native');
 // Events of cluster.bus itself (lib/bus/bus.js): never a topic from a peer.
 const RESERVED_TOPICS = new Set(['error', 'newListener', 'removeListener']);
 

@@ -3,7 +3,7 @@
 // `rcluster status|reload|scale N|stop [--json] [--control PATH]` talks to a
 // running one; `rcluster help [COMMAND]`.
 const { BY_FLAG } = require('./options');
-const { UsageError } = require('./errors');
+const { UsageError } = require('../errors');
 const { looksLikeConfig } = require('./config');
 
 const COMMANDS = new Set(['status', 'reload', 'scale', 'stop', 'help']);

@@ -8,7 +8,7 @@ const fs = require('fs');
 const path = require('path');
 const { request, defaultControlPath } = require('./control');
 const { renderStatus, safeJson } = require('./status_view');
-const { UsageError } = require('./errors');
+const { UsageError, codedError } = require('../errors');
 
 // How long `rcluster stop` waits beyond the primary's own shutdown deadline
 // for it to be gone: the SIGKILL of late workers, the agent, the exit.
@@ -16,7 +16,7 @@ const STOP_GRACE_MS = 30000;
 const DEFAULT_SHUTDOWN_MS = 30000;
 
 function badReply(what) {
-  return Object.assign(new Error(`not a ${what} reply from the primary`), { code: 'ERR_RCLUSTER_BAD_REPLY' });
+  return codedError(Error, 'ERR_RCLUSTER_BAD_REPLY', `not a ${what} reply from the primary`);
 }
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -33,7 +33,7 @@ async function command(parsed, log) {
   if (parsed.watch && parsed.command !== 'status') throw new UsageError('--watch is for status only');
   const explain = (err) => {
     if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-      throw Object.assign(new Error(`no rcluster running with control socket ${file} (start one, or give --control PATH)`), { code: err.code });
+      throw codedError(Error, err.code, `no rcluster running with control socket ${file} (start one, or give --control PATH)`);
     }
     throw err;
   };
@@ -82,7 +82,7 @@ async function waitGone(file, pid, timeout) {
   const deadline = Date.now() + timeout;
   while (fs.existsSync(file) && alive(pid)) {
     if (Date.now() > deadline) {
-      throw Object.assign(new Error(`the primary (pid ${pid}) accepted the stop but is still running ${Math.round(timeout / 1000)} s later (its shutdown deadline and ${STOP_GRACE_MS / 1000} s more); its control socket ${file} is still there`), { code: 'ETIMEDOUT' });
+      throw codedError(Error, 'ETIMEDOUT', `the primary (pid ${pid}) accepted the stop but is still running ${Math.round(timeout / 1000)} s later (its shutdown deadline and ${STOP_GRACE_MS / 1000} s more); its control socket ${file} is still there`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -8,7 +8,7 @@ const fs = require('fs');
 const path = require('path');
 const { pathToFileURL } = require('url');
 const { BY_NAME, BY_PM2, PM2_UNSUPPORTED, flagOf } = require('./options');
-const { UsageError } = require('./errors');
+const { UsageError } = require('../errors');
 
 const DEFAULT_FILES = ['rcluster.config.js', 'rcluster.config.cjs', 'rcluster.config.mjs', 'rcluster.config.json'];
 

@@ -24,6 +24,7 @@ const os = require('os');
 const path = require('path');
 const native = require('../native');
 const { reject } = require('../rejections');
+const { codedError } = require('../errors');
 const { printable } = require('./status_view');
 
 const LIMITS = Object.freeze({
@@ -44,10 +45,8 @@ const LINGER_MS = 1000;
 const MAX_SOCKET_PATH = 107;
 
 function unsafe(file, why) {
-  const err = new Error(`control socket path ${file} is not safe to use: ${why} (left as it is)`);
-  err.code = 'ERR_RCLUSTER_CONTROL_UNSAFE';
-  err.path = file;
-  return err;
+  return codedError(Error, 'ERR_RCLUSTER_CONTROL_UNSAFE', `control socket path ${file} is not safe to use: ${why} (left as it is)`,
+                    { path: file });
 }
 
 function lstatOrNull(file) {
@@ -122,7 +121,7 @@ function defaultControlPath(appDir, options = {}) {
   const hash = crypto.createHash('sha256').update(real).digest('hex').slice(0, 16);
   const room = MAX_SOCKET_PATH - Buffer.byteLength(dir) - 1 - (1 + hash.length + '.sock'.length);
   if (room < 1) {
-    throw Object.assign(new Error(`the control socket directory ${dir} is too long a path for a unix socket (give --control PATH)`), { code: 'ENAMETOOLONG' });
+    throw codedError(Error, 'ENAMETOOLONG', `the control socket directory ${dir} is too long a path for a unix socket (give --control PATH)`);
   }
   const readable = (path.basename(real).replace(/[^A-Za-z0-9._-]/g, '_') || 'root').slice(0, Math.min(32, room));
   return path.join(dir, `${readable}-${hash}.sock`);
@@ -149,9 +148,7 @@ async function prepare(file) {
   const uid = process.geteuid();
   if (st.uid !== uid) throw unsafe(file, `it is a socket of uid ${st.uid}, not of this user (uid ${uid})`);
   if (await probe(file)) {
-    const err = new Error(`another rcluster is running with control socket ${file} (use --control PATH)`);
-    err.code = 'EADDRINUSE';
-    throw err;
+    throw codedError(Error, 'EADDRINUSE', `another rcluster is running with control socket ${file} (use --control PATH)`);
   }
   // A stale socket from a primary that was killed: still the same one?
   const again = lstatOrNull(file);
@@ -183,7 +180,8 @@ function trusted(uid) {
   return uid === process.geteuid() || uid === 0;
 }
 
-function codedError(code, message) {
+// A reply that refuses or reports a failure.
+function errorReply(code, message) {
   return { ok: false, error: { code, message } };
 }
 
@@ -198,20 +196,20 @@ async function answerLine(line, handlers) {
     request = JSON.parse(Buffer.isBuffer(line) ? line.toString('utf8') : String(line));
   } catch {
     reject('controlLine', () => `not JSON: ${String(line).slice(0, 80)}`);
-    return codedError('ERR_RCLUSTER_CONTROL_BAD_REQUEST', 'a request is one line of JSON: {"cmd": "status"}');
+    return errorReply('ERR_RCLUSTER_CONTROL_BAD_REQUEST', 'a request is one line of JSON: {"cmd": "status"}');
   }
   if (request === null || typeof request !== 'object' || Array.isArray(request) || typeof request.cmd !== 'string') {
     reject('controlLine', 'not an object with a string cmd');
-    return codedError('ERR_RCLUSTER_CONTROL_BAD_REQUEST', 'a request is an object with a string cmd');
+    return errorReply('ERR_RCLUSTER_CONTROL_BAD_REQUEST', 'a request is an object with a string cmd');
   }
   if (!Object.hasOwn(handlers, request.cmd)) {
     reject('controlLine', () => `unknown command ${request.cmd.slice(0, 80)}`);
-    return codedError('ERR_RCLUSTER_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(request.cmd.slice(0, 80))}`);
+    return errorReply('ERR_RCLUSTER_UNKNOWN_COMMAND', `unknown command ${JSON.stringify(request.cmd.slice(0, 80))}`);
   }
   try {
     return { ok: true, result: await handlers[request.cmd](request) };
   } catch (err) {
-    return codedError(typeof err?.code === 'string' ? err.code : undefined, String(err?.message ?? err));
+    return errorReply(typeof err?.code === 'string' ? err.code : undefined, String(err?.message ?? err));
   }
 }
 
@@ -219,7 +217,7 @@ function serialize(reply) {
   try {
     return `${JSON.stringify(reply)}\n`;
   } catch (err) {
-    return `${JSON.stringify(codedError('ERR_RCLUSTER_CONTROL_REPLY', `the reply could not be serialized: ${err.message}`))}\n`;
+    return `${JSON.stringify(errorReply('ERR_RCLUSTER_CONTROL_REPLY', `the reply could not be serialized: ${err.message}`))}\n`;
   }
 }
 
@@ -253,7 +251,7 @@ function serveConnection(socket, handlers, limits) {
   const refuse = (detail, code, message) => {
     reject('controlLine', detail);
     stopReading();
-    answer(codedError(code, message));
+    answer(errorReply(code, message));
   };
   const onData = (chunk) => {
     if (!reading) return;
@@ -313,7 +311,7 @@ async function serveControl(file, handlers, limits = LIMITS) {
       // nothing read; the line fits the socket's buffer, so the close that
       // follows is at once.
       reject('controlLine', `more than ${limits.connections} control connections at once`);
-      socket.end(serialize(codedError('ERR_RCLUSTER_CONTROL_BUSY', `more than ${limits.connections} control connections at once; try again`)), () => socket.destroy());
+      socket.end(serialize(errorReply('ERR_RCLUSTER_CONTROL_BUSY', `more than ${limits.connections} control connections at once; try again`)), () => socket.destroy());
       return;
     }
     open++;
@@ -359,7 +357,7 @@ async function serveControl(file, handlers, limits = LIMITS) {
 }
 
 function clientError(code, message, extra) {
-  return Object.assign(new Error(message), { code }, extra);
+  return codedError(Error, code, message, extra, clientError);
 }
 
 /**

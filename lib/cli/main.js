@@ -3,7 +3,7 @@
 // of a cluster or talk to a running one over its control socket.
 const path = require('path');
 const { parseArgs } = require('./args');
-const { UsageError } = require('./errors');
+const { UsageError } = require('../errors');
 const { helpText, TOPICS } = require('./help');
 const { primaryLog } = require('./logs');
 

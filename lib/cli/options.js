@@ -3,7 +3,7 @@
 // the key in a config or PM2 ecosystem file, and how a value is checked. A
 // value from either source is normalized by the same function, so a bad value
 // is the same one-line error wherever it came from.
-const { UsageError } = require('./errors');
+const { UsageError } = require('../errors');
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

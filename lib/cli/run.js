@@ -8,13 +8,14 @@ const { Logs } = require('./logs');
 const { askAll } = require('./ask');
 const { procStat } = require('./procstat');
 const rejections = require('../rejections');
+const { codedError } = require('../errors');
 
 const EXIT = Object.freeze({
   /** Stopped on request; every worker drained in time. */
   Stopped: 0,
   /** The app could not be kept running: its workers crash in a loop, or exited and were not replaced. */
   Failed: 1,
-  /** A bad command line or config value (lib/cli/errors.js). */
+  /** A bad command line or config value (lib/errors.js UsageError). */
   Usage: 2,
   /** Stopped on request, but some workers were SIGKILLed at the deadline. */
   Killed: 3,
@@ -202,11 +203,9 @@ class Runner {
   /** A rolling reload (SIGHUP, `rcluster reload`, --watch). */
   async reload(why) {
     if (typeof this.cluster.reload !== 'function') {
-      const err = new Error('reload needs cluster.reload (zero-downtime operations), which this rcluster lacks');
-      err.code = 'ERR_RCLUSTER_NO_RELOAD';
-      throw err;
+      throw codedError(Error, 'ERR_RCLUSTER_NO_RELOAD', 'reload needs cluster.reload (zero-downtime operations), which this rcluster lacks');
     }
-    if (this.stopping !== null) throw Object.assign(new Error('shutting down'), { code: 'ERR_RCLUSTER_STOPPING' });
+    if (this.stopping !== null) throw codedError(Error, 'ERR_RCLUSTER_STOPPING', 'shutting down');
     this.log.info(`rolling reload (${why})`);
     const result = await this.cluster.reload();
     this.log.info('reload done');

@@ -6,7 +6,7 @@ const fs = require('fs');
 const path = require('path');
 const { readConfig, findConfig, looksLikeConfig } = require('./config');
 const { maxInstances } = require('./cpus');
-const { UsageError } = require('./errors');
+const { UsageError } = require('../errors');
 const { RESTART_DEFAULTS } = require('../primary/settings');
 
 const HOOK = path.join(__dirname, 'worker_hook.js');

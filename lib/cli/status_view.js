@@ -8,6 +8,8 @@
 // Characters a terminal may act on or that change how text reads: C0 and C1
 // controls (ESC, CSI...), DEL, format characters (bidi overrides,
 // zero-width), line and paragraph separators, lone surrogates.
+const { codedError } = require('../errors');
+
 const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/gu;
 
 function escapeChar(c) {
@@ -30,7 +32,7 @@ function safeJson(value) {
 }
 
 function badReply(what) {
-  return Object.assign(new Error(`not a status reply: ${what}`), { code: 'ERR_RCLUSTER_BAD_REPLY' });
+  return codedError(Error, 'ERR_RCLUSTER_BAD_REPLY', `not a status reply: ${what}`, undefined, badReply);
 }
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -7,6 +7,7 @@
 // see. The app is not changed otherwise.
 const net = require('net');
 const { monitorEventLoopDelay } = require('perf_hooks');
+const { codedError } = require('../errors');
 
 const CMD = 'NODE_RCLUSTER_CLI';
 const SELF = __filename;
@@ -98,7 +99,7 @@ Object.defineProperty(cluster, 'metrics', {
   writable: true,
   value: function metrics() {
     return new Promise((resolve, reject) => {
-      if (!process.connected) return reject(Object.assign(new Error('not connected to the primary'), { code: 'ERR_IPC_CHANNEL_CLOSED' }));
+      if (!process.connected) return reject(codedError(Error, 'ERR_IPC_CHANNEL_CLOSED', 'not connected to the primary'));
       const id = ++asked;
       waiting.set(id, { resolve, reject });
       process.send({ cmd: CMD, ask: id, what: 'metrics-text' });

@@ -143,4 +143,4 @@ class Recycler {
   }
 }
 
-module.exports = { Recycler, jittered, rssOf };
+module.exports = { Recycler, jittered };

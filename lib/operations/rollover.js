@@ -208,4 +208,4 @@ class Rollover {
   }
 }
 
-module.exports = { Rollover, listenKey };
+module.exports = { Rollover };

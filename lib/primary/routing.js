@@ -1,10 +1,12 @@
 'use strict';
 // The scheduling policies beyond node:cluster's two, as the primary names
 // them: constants on the cluster object, values of NODE_CLUSTER_SCHED_POLICY,
-// and the policy name the native dispatcher takes for a listener
-// (core/src/routing/policy.rs, least_connections.rs, sticky.rs).
+// and the policy name the native dispatcher takes for a listener. The names,
+// the defaults of the header stages' timeouts and what an address block is
+// are the addon's (src/facts.rs, from core/src/routing/): read here, not
+// spelled again.
 
-const net = require('net');
+const native = require('../native');
 const {
   nodeError, invalidArgType, outOfRange, describeReceived, isPlainObject, MAX_TIMER_MS,
 } = require('../errors');
@@ -21,21 +23,16 @@ const SCHED_STICKY = 4;
 // creates and keeps (core/src/routing/reuseport.rs).
 const SCHED_REUSEPORT = 5;
 
-const byEnvName = new Map([
-  ['rr', SCHED_RR],
-  ['none', SCHED_NONE],
-  ['lc', SCHED_LC],
-  ['sticky', SCHED_STICKY],
-  ['reuseport', SCHED_REUSEPORT],
-]);
-
+// The dispatcher's name of each; NODE_CLUSTER_SCHED_POLICY takes the same.
+const names = native.schedulingPolicyNames;
 const nativeName = new Map([
-  [SCHED_RR, 'rr'],
-  [SCHED_NONE, 'none'],
-  [SCHED_LC, 'lc'],
-  [SCHED_STICKY, 'sticky'],
-  [SCHED_REUSEPORT, 'reuseport'],
+  [SCHED_RR, names.roundRobin],
+  [SCHED_NONE, names.shared],
+  [SCHED_LC, names.leastConnections],
+  [SCHED_STICKY, names.sticky],
+  [SCHED_REUSEPORT, names.reusePort],
 ]);
+const byEnvName = new Map([...nativeName].map(([policy, name]) => [name, policy]));
 
 const description = new Map([
   [SCHED_RR, 'round-robin (SCHED_RR)'],
@@ -63,18 +60,7 @@ function isShared(policy) {
 }
 
 // The default time a connection has to send its whole PROXY header.
-const PROXY_HEADER_TIMEOUT_MS = 3000;
-
-// `10.0.0.0/8`, `::1/128`, or a bare address.
-function isCidr(text) {
-  const slash = text.indexOf('/');
-  const ip = slash < 0 ? text : text.slice(0, slash);
-  const version = net.isIP(ip);
-  if (version === 0) return false;
-  if (slash < 0) return true;
-  const bits = text.slice(slash + 1);
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
-}
+const { PROXY_HEADER_TIMEOUT_MS, STICKY_TIMEOUT_MS } = native;
 
 function normalizeProxyProtocol(value, caller) {
   const name = 'options.routing.proxyProtocol';
@@ -86,7 +72,8 @@ function normalizeProxyProtocol(value, caller) {
     if (!Array.isArray(value.trusted)) throw invalidArgType(`${name}.trusted`, 'an instance of Array', value.trusted, caller);
     value.trusted.forEach((block, i) => {
       if (typeof block !== 'string') throw invalidArgType(`${name}.trusted[${i}]`, 'of type string', block, caller);
-      if (!isCidr(block)) {
+      // `10.0.0.0/8`, `::1/128`, or a bare address, as the dispatcher parses it.
+      if (!native.isCidr(block)) {
         throw nodeError(TypeError, 'ERR_INVALID_ARG_VALUE',
           `The property '${name}.trusted[${i}]' must be an IP address or a CIDR block. Received ${describeReceived(block)}`,
           caller);
@@ -103,7 +90,6 @@ function normalizeProxyProtocol(value, caller) {
   return out;
 }
 
-const STICKY_TIMEOUT_MS = 1000;
 // A cookie or query parameter name: an HTTP token.
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 

@@ -4,6 +4,7 @@
 // what a fork that the system refused (out of fds, out of processes) looks like.
 const EventEmitter = require('events');
 const { Env } = require('../protocol');
+const { codedError } = require('../errors');
 
 const RESERVED = new Set(Object.values(Env));
 
@@ -66,9 +67,7 @@ class UnspawnedProcess extends EventEmitter {
   send(message, ...rest) {
     const cb = rest.find((arg) => typeof arg === 'function');
     if (cb !== undefined) {
-      const err = new Error('Channel closed');
-      err.code = 'ERR_IPC_CHANNEL_CLOSED';
-      process.nextTick(cb, err);
+      process.nextTick(cb, codedError(Error, 'ERR_IPC_CHANNEL_CLOSED', 'Channel closed'));
     }
     return false;
   }

@@ -13,7 +13,8 @@ const { CloseReports } = require('./close_reports');
 const debug = debuglog('rcluster');
 
 // The kinds of message the native Channel passes to its callback, defined
-// once in src/worker.rs and exported by the addon.
+// once in src/worker.rs and exported by the addon; each kind names what the
+// callback's other arguments are for it.
 const { ChannelMessageKind } = require('../native');
 const { handBackIdle } = require('./keep_alive_handback');
 
@@ -33,28 +34,34 @@ class ChannelClient {
     // Closes of dispatched connections not yet reported, by listener id
     // (lib/worker/close_reports.js).
     this.closeReports = new CloseReports(this);
-    // `extra`: a bus message's Buffer (Bus), or the client a PROXY header
-    // named, `[address, port, family]` (DispatchFrom); see src/worker.rs.
-    this.channel = new Channel(fd, (kind, listenerId, fds, extra) => this.onMessage(kind, listenerId, fds, extra));
+    this.channel = new Channel(fd, (kind, id, fds, extra) => this.onMessage(kind, id, fds, extra));
   }
 
-  onMessage(kind, listenerId, fds, extra) {
+  // `id` and `extra` mean what `kind` says (src/worker.rs ChannelMessageKind):
+  // each case below hands them on under that name.
+  onMessage(kind, id, fds, extra) {
     switch (kind) {
-      // cluster.bus (lib/bus/bus.js): `listenerId` is a peer id there.
+      // (listenerId, fds) and, from a PROXY header, (..., [address, port, family]).
+      case ChannelMessageKind.Dispatch: return this.onDispatch(id, fds);
+      case ChannelMessageKind.DispatchFrom: return this.onDispatch(id, fds, extra);
+      // (mark): how many connections this worker had taken by now.
+      case ChannelMessageKind.ConfirmRead: return this.scheduleReadConfirmation(id);
+      // (listenerId, fds): the socket, or none if it could not be received.
+      case ChannelMessageKind.Shared: return this.onSharedSocket(id, fds[0]);
+      // (listenerId): nothing more comes for it, so the membership can be forgotten.
+      case ChannelMessageKind.Left: return this.forget(id);
+      case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
+      // cluster.bus (lib/bus/bus.js): (count, [], records), or (peer).
       case ChannelMessageKind.Bus:
       case ChannelMessageKind.PeerGone:
       case ChannelMessageKind.BusDropped:
-        return require('../bus/bus').onChannelMessage(ChannelMessageKind, kind, listenerId, extra);
-      case ChannelMessageKind.Dispatch: return this.onDispatch(listenerId, fds);
-      case ChannelMessageKind.DispatchFrom: return this.onDispatch(listenerId, fds, extra);
-      case ChannelMessageKind.Shared: return this.onSharedSocket(listenerId, fds[0]);
-      // Nothing more comes for it: the membership can be forgotten.
-      case ChannelMessageKind.Left:
-        this.closeReports.forget(listenerId);
-        return this.memberships.delete(listenerId);
-      case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
-      case ChannelMessageKind.ConfirmRead: return this.scheduleReadConfirmation(listenerId);
+        return require('../bus/bus').onChannelMessage(ChannelMessageKind, kind, id, extra);
     }
+  }
+
+  forget(listenerId) {
+    this.closeReports.forget(listenerId);
+    return this.memberships.delete(listenerId);
   }
 
   // Connections taken in this turn were acknowledged at once (that frees the

@@ -18,6 +18,11 @@
 //!                field was dropped, its queue being full.
 //! ```
 //!
+//! A receiving peer hands its JS the `BUS` messages of one wake-up as one
+//! [`Batch`]: a count, and that many records of sender id, target id,
+//! payload length (u32 LE each) and payload. Both framings live here; the
+//! one reader of a batch is lib/bus/bus.js.
+//!
 //! Back-pressure: the dispatcher never blocks on a peer. What a peer's full
 //! channel cannot take waits in that peer's `BusQueue`, bounded in messages
 //! and bytes; past that, messages for it are dropped and each sender told.
@@ -43,6 +48,9 @@ pub const PRIMARY: PeerId = 0;
 pub const AGENT: PeerId = u32::MAX - 1;
 /// Every worker and the agent.
 pub const BROADCAST: PeerId = u32::MAX;
+
+/// The head of a record in a [`Batch`]: sender, target, payload length.
+pub const RECORD_HEAD: usize = 12;
 
 /// Largest payload of one bus message. A SEQPACKET message must fit the
 /// socket's send buffer whole; 64 KiB leaves room under Linux's default.
@@ -138,6 +146,47 @@ pub fn decode(buf: &[u8]) -> Option<Result<BusMessage<'_>>> {
         KIND_PEER_GONE | KIND_DROPPED => Err(Error::Protocol("bus notice with a payload".into())),
         _ => return None,
     })
+}
+
+/// The `BUS` messages a peer received in one wake-up, framed for its JS as
+/// records (see the module's documentation): one call into JS per wake-up
+/// rather than one per message, as each call costs more than a small
+/// message does.
+#[derive(Debug, Default)]
+pub struct Batch {
+    count: u32,
+    records: Vec<u8>,
+}
+
+impl Batch {
+    /// Appends a message `from` sent to `target`. `decode` bounds a payload
+    /// to `MAX_PAYLOAD`; a longer one (which only a caller that skipped it
+    /// could give) is refused and counted, surface `channelFrame`.
+    pub fn push(&mut self, from: PeerId, target: PeerId, payload: &[u8]) {
+        let length = match u32::try_from(payload.len()) {
+            Ok(length) if payload.len() <= MAX_PAYLOAD => length,
+            _ => {
+                crate::rejections::reject("channelFrame", || format!("a bus message of {} bytes", payload.len()));
+                return;
+            }
+        };
+        self.count += 1;
+        self.records.reserve(RECORD_HEAD + payload.len());
+        self.records.extend_from_slice(&from.to_le_bytes());
+        self.records.extend_from_slice(&target.to_le_bytes());
+        self.records.extend_from_slice(&length.to_le_bytes());
+        self.records.extend_from_slice(payload);
+    }
+
+    /// How many records, and their bytes, leaving the batch empty; `None`
+    /// if it was empty.
+    pub fn take(&mut self) -> Option<(u32, Vec<u8>)> {
+        if self.count == 0 {
+            return None;
+        }
+        let batch = std::mem::take(self);
+        Some((batch.count, batch.records))
+    }
 }
 
 /// Bus messages waiting for a peer's channel to have room, in order.
@@ -264,6 +313,27 @@ mod tests {
         notice.push(0);
         assert!(decode(&notice).unwrap().is_err());
         assert!(crate::channel::wire::MAX_MESSAGE_LEN >= MAX_BUS_MESSAGE);
+    }
+
+    #[test]
+    fn a_batch_holds_records_of_sender_target_length_payload() {
+        let mut batch = Batch::default();
+        assert_eq!(batch.take(), None);
+        batch.push(3, BROADCAST, b"hi");
+        batch.push(AGENT, 7, b"");
+        let (count, records) = batch.take().unwrap();
+        assert_eq!(count, 2);
+        let mut expected = Vec::new();
+        for (from, target, payload) in [(3u32, BROADCAST, &b"hi"[..]), (AGENT, 7, &b""[..])] {
+            expected.extend_from_slice(&from.to_le_bytes());
+            expected.extend_from_slice(&target.to_le_bytes());
+            expected.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            expected.extend_from_slice(payload);
+        }
+        assert_eq!(records, expected);
+        assert_eq!(batch.take(), None, "taking empties it");
+        batch.push(1, 2, &vec![0; MAX_PAYLOAD + 1]);
+        assert_eq!(batch.take(), None, "an oversized payload is refused");
     }
 
     #[test]

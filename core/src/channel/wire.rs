@@ -36,8 +36,11 @@
 //!   the dispatcher's hang detector, `dispatcher/health.rs`, checks it).
 //! - `HAND_BACK`: an idle keep-alive connection of this listener, exactly one
 //!   fd: I am retiring; give it to another worker as a new connection.
+//! - `READ`:     the oldest this many (u32 LE) connections I accepted are read:
+//!   close your copies; then close reports as `CLOSED` has them, 12 bytes each.
 //!
-//! Kinds 20-29 are the message bus's, both ways (`crate::bus`).
+//! Kinds 1-11 are these, in the order of the `KIND_*` constants below; kinds
+//! 20-29 are the message bus's, both ways (`crate::bus`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -60,19 +63,21 @@ const _: () = assert!(HEADER_LEN + SOURCE_LEN <= MAX_MESSAGE_LEN);
 pub const ACCEPTED: u8 = 1;
 pub const REJECTED: u8 = 0;
 
+// The kinds, numbered without gaps; both ends of a channel are always the
+// same build, so nothing outside it reads these numbers. The bus's kinds are
+// a block of their own from 20 (`crate::bus`), past every kind here.
 const KIND_DISPATCH: u8 = 1;
 const KIND_SHARED: u8 = 2;
 const KIND_LEFT: u8 = 3;
 const KIND_REPLY: u8 = 4;
 const KIND_LEAVE: u8 = 5;
-// Hardening's range: 16-19.
-const KIND_READ: u8 = 16;
 const KIND_CLOSED: u8 = 6;
 const KIND_DISPATCH_FROM: u8 = 7;
 const KIND_STICK: u8 = 8;
-// Operations' range: 10-15.
-const KIND_HEARTBEAT: u8 = 10;
-const KIND_HAND_BACK: u8 = 11;
+const KIND_HEARTBEAT: u8 = 9;
+const KIND_HAND_BACK: u8 = 10;
+const KIND_READ: u8 = 11;
+const _: () = assert!(KIND_READ < crate::bus::KIND_BUS);
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
