@@ -126,7 +126,7 @@ function validateRecycle(value, name, caller) {
 }
 
 const HEALTH_FIELDS = [
-  { name: 'hangTimeout', default: undefined, validate: ms(10), text: 'a worker whose channel answers no heartbeat this long is hung' },
+  { name: 'hangTimeout', default: undefined, validate: ms(10), text: 'a worker whose event loop sends no heartbeat this long is hung' },
   { name: 'maxEventLoopDelay', default: undefined, validate: ms(1), text: 'a worker whose event loop lags this much is unhealthy' },
 ];
 
