@@ -7,7 +7,8 @@ const path = require('path');
 const { readConfig, findConfig, looksLikeConfig } = require('./config');
 const { maxInstances } = require('./cpus');
 const { UsageError } = require('../errors');
-const { RESTART_DEFAULTS } = require('../primary/settings');
+const { defaultOf } = require('../primary/settings');
+const { OPTIONS, INSTANCES_DEFAULT, INSTANCE_VAR_DEFAULT, WATCH_DELAY_DEFAULT } = require('./options');
 
 const HOOK = path.join(__dirname, 'worker_hook.js');
 
@@ -31,11 +32,11 @@ async function resolveRun(parsed, cwd = process.cwd()) {
   o.cwd = o.cwd ?? cwd;
 
   const max = maxInstances();
-  const raw = o.instances ?? 'max';
+  const raw = o.instances ?? INSTANCES_DEFAULT;
   const count = raw === 'max' ? max : raw < 0 ? Math.max(1, max + raw) : raw;
   if (count < 1) throw new UsageError(`instances must leave at least one worker (got ${raw})`);
 
-  const instanceVar = o.instanceVar ?? 'NODE_APP_INSTANCE';
+  const instanceVar = o.instanceVar ?? INSTANCE_VAR_DEFAULT;
   let incrementBase;
   if (o.incrementVar !== undefined) {
     const base = (o.env ?? {})[o.incrementVar] ?? process.env[o.incrementVar];
@@ -52,23 +53,18 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     cwd: o.cwd,
     // Output through the primary only when it adds something to each line.
     silent: Boolean(o.prefix || o.time),
-    restart: {
-      ...(o.expBackoffRestartDelay !== undefined && { minDelay: o.expBackoffRestartDelay, maxDelay: Math.max(RESTART_DEFAULTS.maxDelay, o.expBackoffRestartDelay) }),
-      ...(o.maxRestarts !== undefined && { maxRestarts: o.maxRestarts }),
-      ...(o.minUptime !== undefined && { resetAfter: o.minUptime }),
-    },
+    // The restart policy is always on.
+    restart: {},
   };
-  if (o.killTimeout !== undefined) {
-    primary.shutdownTimeout = o.killTimeout;
-    primary.drainTimeout = o.killTimeout;
+  // What the options table says each value becomes (lib/cli/options.js).
+  for (const option of OPTIONS) {
+    if (option.setting === undefined || o[option.name] === undefined) continue;
+    for (const setting of option.setting) setAt(primary, setting, o[option.name]);
   }
-  if (o.waitReady !== undefined) primary.waitReady = o.waitReady;
-  if (o.listenTimeout !== undefined) primary.readyTimeout = o.listenTimeout;
-  if (o.maxMemoryRestart !== undefined || o.cronRestart !== undefined) {
-    primary.recycle = {
-      ...(o.maxMemoryRestart !== undefined && { maxMemory: o.maxMemoryRestart }),
-      ...(o.cronRestart !== undefined && { cron: o.cronRestart }),
-    };
+  // PM2's backoff starts at exp_backoff_restart_delay and grows past the
+  // usual ceiling if it must.
+  if (o.expBackoffRestartDelay !== undefined) {
+    primary.restart.maxDelay = Math.max(defaultOf('restart.maxDelay'), o.expBackoffRestartDelay);
   }
 
   const appDir = path.dirname(o.script);
@@ -88,13 +84,21 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     metrics: o.metrics,
     health: o.health,
     watch: o.watch === undefined || o.watch === false ? false : (o.watch.length === 0 ? [o.cwd] : o.watch.map((p) => path.resolve(o.cwd, p))),
-    watchDelay: o.watchDelay ?? 500,
+    watchDelay: o.watchDelay ?? WATCH_DELAY_DEFAULT,
     ignoreWatch: o.ignoreWatch ?? [],
     prefix: Boolean(o.prefix),
     time: Boolean(o.time),
     configFile: file,
   };
   return { app, primary, warnings: fromFile.warnings };
+}
+
+// `path`: 'shutdownTimeout' or 'recycle.cron'; the object on the way is made.
+function setAt(target, path, value) {
+  const keys = path.split('.');
+  const last = keys.pop();
+  for (const key of keys) target = target[key] ??= {};
+  target[last] = value;
 }
 
 /** The env a worker of slot `slot` is forked with. */

@@ -23,7 +23,8 @@ const { debuglog } = require('util');
 const { Fate } = require('../primary/worker_record');
 const { defineHidden, sendHelper } = require('../internal_messages');
 const { Act } = require('../protocol');
-const { normalizeReloadOptions, READY_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_DEFAULT } = require('./settings');
+const { normalizeReloadOptions } = require('./settings');
+const { READY_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_DEFAULT } = require('../primary/settings');
 
 const debug = debuglog('rcluster');
 

@@ -12,6 +12,7 @@ const { defineHidden, internal, sendHelper } = require('../internal_messages');
 const { PRELOAD } = require('../role');
 const { Act, Env } = require('../protocol');
 const { manage } = require('../operations/management');
+const { initialSettings } = require('./settings');
 const { WorkerRecord } = require('./worker_record');
 const { dispatcherEvents } = require('./dispatcher_events');
 const { checkWorkerMessage } = require('./worker_messages');
@@ -153,14 +154,11 @@ function getDispatcher() {
 }
 
 cluster.setupPrimary = function setupPrimary(options) {
+  // Every option through its one validator, node:cluster's defaults first
+  // (the settings table, lib/primary/settings.js).
   options = management.normalize(options, setupPrimary);
-  options = agentModule.normalizeOptions(options, setupPrimary);
-  options = busModule.normalizeOptions(options, setupPrimary);
   const settings = {
-    args: process.argv.slice(2),
-    exec: process.argv[1],
-    execArgv: process.execArgv,
-    silent: false,
+    ...initialSettings(),
     ...cluster.settings,
     ...options,
   };

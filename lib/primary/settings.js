@@ -1,37 +1,22 @@
 'use strict';
-// Validation of rcluster's own setupPrimary() settings (queueTimeout, restart,
-// shutdownSignals, shutdownTimeout, exitOnUncaughtException) and of
-// cluster.shutdown()'s options. Errors look like Node's: a TypeError or
-// RangeError whose `code` is ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ...
-// Only keys the caller passed are touched, so cluster.settings stays exactly
-// node:cluster's when none of them is used.
+// setupPrimary()'s settings, as one table: every option with its default, its
+// one validator and a line saying what it is. setupPrimary() validates by
+// walking it (normalizeSettings); the `rcluster` command checks its flags and
+// config keys with the same validators (lib/cli/options.js), and both read the
+// defaults here. Routing, the agent and the bus keep their validators beside
+// what they configure; the table calls them. Also cluster.shutdown()'s options.
+//
+// Errors look like Node's: a TypeError or RangeError whose `code` is
+// ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ... Only keys the caller passed are
+// touched, so cluster.settings stays exactly node:cluster's when none is used.
 const {
   nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject, validateMs,
 } = require('../errors');
 const { constants: { signals } } = require('os');
-const { normalizeOperations } = require('../operations/settings');
+const ops = require('../operations/settings');
 
-
-const RESTART_DEFAULTS = Object.freeze({
-  minDelay: 100,
-  maxDelay: 15000,
-  resetAfter: 30000,
-  maxRestarts: 10,
-  window: 60000,
-});
-const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze({ timeout: 5000 });
-const SHUTDOWN_TIMEOUT_DEFAULT = 30000;
-
-
-
-// How long a connection may wait in the primary for a worker: milliseconds,
-// or Infinity for no limit (it is a native deadline, not a JS timer).
-function validateQueueTimeout(value, caller) {
-  const name = 'options.queueTimeout';
-  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
-  if (Number.isNaN(value) || value < 0) throw outOfRange(name, '>= 0', value, caller);
-  return value;
-}
+// A whole number of milliseconds, at least `min`, that becomes a timer.
+const ms = (min) => (value, name, caller) => validateMs(value, name, min, caller);
 
 function validateCount(value, name, caller) {
   if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
@@ -39,34 +24,15 @@ function validateCount(value, name, caller) {
   return value;
 }
 
-function normalizeRestart(value, caller) {
-  const name = 'options.restart';
-  if (value === undefined || value === false) return false;
-  if (value === true) return { ...RESTART_DEFAULTS };
-  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
-  const out = { ...RESTART_DEFAULTS };
-  for (const key of ['minDelay', 'maxDelay', 'resetAfter', 'window']) {
-    if (value[key] !== undefined) out[key] = validateMs(value[key], `${name}.${key}`, key === 'window' ? 1 : 0, caller);
-  }
-  if (value.maxRestarts !== undefined) out.maxRestarts = validateCount(value.maxRestarts, `${name}.maxRestarts`, caller);
-  if (out.maxDelay < out.minDelay) {
-    throw outOfRange(`${name}.maxDelay`, `>= minDelay (${out.minDelay})`, out.maxDelay, caller);
-  }
-  return out;
+// How long a connection may wait in the primary for a worker: milliseconds,
+// or Infinity for no limit (it is a native deadline, not a JS timer).
+function validateQueueTimeout(value, name, caller) {
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
+  if (Number.isNaN(value) || value < 0) throw outOfRange(name, '>= 0', value, caller);
+  return value;
 }
 
-function normalizeExitOnUncaught(value, caller) {
-  const name = 'options.exitOnUncaughtException';
-  if (value === undefined || value === false) return false;
-  if (value === true) return { ...EXIT_ON_UNCAUGHT_DEFAULTS };
-  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
-  const out = { ...EXIT_ON_UNCAUGHT_DEFAULTS };
-  if (value.timeout !== undefined) out.timeout = validateMs(value.timeout, `${name}.timeout`, 0, caller);
-  return out;
-}
-
-function normalizeSignals(value, caller) {
-  const name = 'options.shutdownSignals';
+function validateSignals(value, name, caller) {
   if (value === undefined) return [];
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value, caller);
   value.forEach((signal, i) => {
@@ -84,39 +50,204 @@ function normalizeSignals(value, caller) {
 
 // node:cluster's own setting, which it uses unchecked (`execArgv: 'x'` fails
 // later with "settings.execArgv.some is not a function"): an array of strings.
-function validateExecArgv(value, caller) {
-  const name = 'options.execArgv';
+function validateExecArgv(value, name, caller) {
   if (!Array.isArray(value)) throw invalidArgType(name, 'an instance of Array', value, caller);
   value.forEach((arg, i) => {
     if (typeof arg !== 'string') throw invalidArgType(`${name}[${i}]`, 'of type string', arg, caller);
   });
+  return value;
+}
+
+function validateBoolean(value, name, caller) {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value, caller);
+  return value;
+}
+
+// The defaults of an object setting's fields, in the table's order.
+function defaultsOf(fields) {
+  const out = {};
+  for (const field of fields) if (field.default !== undefined) out[field.name] = field.default;
+  return out;
+}
+
+// An object setting: a copy of its fields' defaults with the fields given
+// validated over them, in the table's order.
+function validateFields(fields, value, name, caller) {
+  const out = defaultsOf(fields);
+  for (const field of fields) {
+    if (value[field.name] !== undefined) out[field.name] = field.validate(value[field.name], `${name}.${field.name}`, caller);
+  }
+  return out;
+}
+
+const RESTART_FIELDS = [
+  { name: 'minDelay', default: 100, validate: ms(0), text: 'the first delay before a crashed worker is replaced; doubles per consecutive crash of its slot' },
+  { name: 'maxDelay', default: 15000, validate: ms(0), text: 'the longest that delay grows to (>= minDelay)' },
+  { name: 'resetAfter', default: 30000, validate: ms(0), text: 'a worker up this long starts its slot\'s backoff over' },
+  { name: 'maxRestarts', default: 10, validate: validateCount, text: 'restarts allowed within `window`, cluster-wide, before a crash loop stops them' },
+  { name: 'window', default: 60000, validate: ms(1), text: 'the span maxRestarts is counted over' },
+];
+
+// `true` is every default, `false` (or nothing) is off.
+function validateRestart(value, name, caller) {
+  if (value === undefined || value === false) return false;
+  if (value === true) return defaultsOf(RESTART_FIELDS);
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
+  const out = validateFields(RESTART_FIELDS, value, name, caller);
+  if (out.maxDelay < out.minDelay) {
+    throw outOfRange(`${name}.maxDelay`, `>= minDelay (${out.minDelay})`, out.maxDelay, caller);
+  }
+  return out;
+}
+
+const EXIT_ON_UNCAUGHT_FIELDS = [
+  { name: 'timeout', default: 5000, validate: ms(0), text: 'the longest a failed worker drains before it exits' },
+];
+
+function validateExitOnUncaught(value, name, caller) {
+  if (value === undefined || value === false) return false;
+  if (value === true) return defaultsOf(EXIT_ON_UNCAUGHT_FIELDS);
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type boolean or an object', value, caller);
+  return validateFields(EXIT_ON_UNCAUGHT_FIELDS, value, name, caller);
+}
+
+const RECYCLE_FIELDS = [
+  { name: 'maxMemory', default: undefined, validate: ops.parseMemory, text: 'bytes, or \'300M\'/\'1G\'/\'512K\' (PM2\'s max_memory_restart): a worker\'s RSS limit' },
+  { name: 'maxRequests', default: undefined, validate: ops.validatePositiveCount, text: '\'request\' events a worker may serve' },
+  { name: 'maxAge', default: undefined, validate: ms(1), text: 'how long a worker may live' },
+  { name: 'jitter', default: 0, validate: ops.validateJitter, text: 'spreads each limit over [limit, limit * (1 + jitter)], 0..1' },
+  { name: 'cron', default: undefined, validate: ops.validateCron, text: 'replace every worker on this 5-field cron schedule' },
+];
+
+function validateRecycle(value, name, caller) {
+  if (value === undefined || value === false || value === null) return false;
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
+  return validateFields(RECYCLE_FIELDS, value, name, caller);
+}
+
+const HEALTH_FIELDS = [
+  { name: 'hangTimeout', default: undefined, validate: ms(10), text: 'a worker whose event loop sends no heartbeat this long is hung' },
+  { name: 'maxEventLoopDelay', default: undefined, validate: ms(1), text: 'a worker whose event loop lags this much is unhealthy' },
+];
+
+// At least one of its fields: an empty object would watch nothing.
+function validateHealth(value, name, caller) {
+  if (value === undefined || value === false || value === null) return false;
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
+  if (value.hangTimeout === undefined && value.maxEventLoopDelay === undefined) {
+    throw invalidArgType(`${name}.hangTimeout`, 'of type number', undefined, caller);
+  }
+  return validateFields(HEALTH_FIELDS, value, name, caller);
+}
+
+// The keys whose validators live beside what they configure. Required when
+// used: the agent's and the bus's modules require this one.
+function validateRouting(value, name, caller) {
+  return require('./routing').normalizeRouting(value, caller);
+}
+function validateAgent(value, name, caller) {
+  return require('../agent/supervisor').normalizeOptions({ agent: value }, caller).agent;
+}
+function validateAgentReadyTimeout(value, name, caller) {
+  return require('../agent/supervisor').normalizeOptions({ agentReadyTimeout: value }, caller).agentReadyTimeout;
+}
+function validateBus(value, name, caller) {
+  return require('../bus/bus').normalizeOptions({ bus: value }, caller).bus;
 }
 
 /**
- * A copy of setupPrimary()'s `options` with rcluster's keys validated and
- * expanded (`restart: true` becomes the full object of defaults). Throws a
- * Node-style error on bad input. Other keys pass through untouched.
+ * Every setupPrimary() option, in the order they are validated. `default`:
+ * what applies when the option is not given (undefined: off, or nothing);
+ * `validate(value, name, caller)`: returns the value as cluster.settings
+ * holds it, or throws (none: passed through unchecked, as node:cluster does);
+ * `skipUndefined`: undefined is as if not given; `initial`: setupPrimary()
+ * writes the default into cluster.settings, as node:cluster does; `fields`:
+ * an object setting's own table.
+ */
+const SETTINGS = [
+  // node:cluster's own.
+  { name: 'args', initial: true, get default() { return process.argv.slice(2); }, text: 'the workers\' arguments' },
+  { name: 'exec', initial: true, get default() { return process.argv[1]; }, text: 'the workers\' script' },
+  { name: 'execArgv', initial: true, get default() { return process.execArgv; }, validate: validateExecArgv, skipUndefined: true, text: 'the workers\' node options (--prof gets --logfile=v8-%p.log)' },
+  { name: 'silent', initial: true, default: false, text: 'the workers\' output through the primary\'s pipes' },
+  { name: 'cwd', default: undefined, text: 'the workers\' directory (the primary\'s)' },
+  { name: 'stdio', default: undefined, text: 'the workers\' stdio, as child_process.fork() takes it' },
+  { name: 'uid', default: undefined, text: 'the workers\' user id' },
+  { name: 'gid', default: undefined, text: 'the workers\' group id' },
+  { name: 'inspectPort', default: undefined, text: 'the workers\' inspector port (a number or a function)' },
+  { name: 'serialization', default: undefined, text: 'the IPC serialization, \'json\' (the default) or \'advanced\'' },
+  { name: 'windowsHide', default: undefined, text: 'no console window for the workers on Windows' },
+  // rcluster's worker management (lib/operations/management.js).
+  { name: 'restart', default: false, validate: validateRestart, fields: RESTART_FIELDS, text: 'replace crashed workers, with backoff and a crash-loop budget (true: the fields\' defaults)' },
+  { name: 'exitOnUncaughtException', default: false, validate: validateExitOnUncaught, fields: EXIT_ON_UNCAUGHT_FIELDS, text: 'a worker drains and exits after an uncaught exception (true: the fields\' defaults)' },
+  { name: 'shutdownSignals', default: Object.freeze([]), validate: validateSignals, text: 'signals on which the primary runs cluster.shutdown() and exits' },
+  { name: 'queueTimeout', default: 30000, validate: validateQueueTimeout, skipUndefined: true, text: 'how long a connection may wait in the primary for a worker, or Infinity (the default is the native dispatcher\'s)' },
+  { name: 'routing', default: undefined, validate: validateRouting, skipUndefined: true, text: 'proxyProtocol, sticky, deferAccept (lib/primary/routing.js)' },
+  { name: 'shutdownTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'how long cluster.shutdown() lets workers drain before SIGKILL' },
+  // Zero-downtime operations (lib/operations/).
+  { name: 'readyTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'a reload\'s replacement not ready by then aborts the reload' },
+  { name: 'drainTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'how long a replaced worker may drain before SIGKILL' },
+  { name: 'waitReady', default: false, validate: validateBoolean, skipUndefined: true, text: 'ready means cluster.worker.ready() or process.send(\'ready\'), not listening' },
+  { name: 'reloadSignal', default: false, validate: ops.validateSignal, text: 'the primary runs cluster.reload() on this signal' },
+  { name: 'recycle', default: false, validate: validateRecycle, fields: RECYCLE_FIELDS, text: 'replace a worker past a limit, gracefully' },
+  { name: 'health', default: false, validate: validateHealth, fields: HEALTH_FIELDS, text: 'replace a hung or lagging worker (at least one field)' },
+  // The agent (lib/agent/supervisor.js) and the bus (lib/bus/).
+  { name: 'agent', default: undefined, validate: validateAgent, text: 'a script, or { exec, args, env }, run once beside the workers' },
+  { name: 'agentReadyTimeout', default: 30000, validate: validateAgentReadyTimeout, text: 'an agent not ready by then is killed and restarted' },
+  { name: 'bus', default: undefined, validate: validateBus, text: '{ redis, namespace, syncInterval }: cluster.bus and counters across machines' },
+];
+
+const BY_NAME = new Map(SETTINGS.map((s) => [s.name, s]));
+
+/** The table's entry for a setting, by its path: 'shutdownTimeout', 'restart.minDelay'. */
+function settingAt(path) {
+  const [top, field] = path.split('.');
+  const entry = BY_NAME.get(top);
+  const found = field === undefined ? entry : entry?.fields?.find((f) => f.name === field);
+  if (found === undefined) throw nodeError(Error, 'ERR_INTERNAL_ASSERTION', `no setupPrimary() setting ${path}`, settingAt);
+  return found;
+}
+
+/** One setting's value validated as setupPrimary() would; throws its Node-style error. */
+function validateSetting(path, value, caller = validateSetting) {
+  const { validate } = settingAt(path);
+  return validate === undefined ? value : validate(value, `options.${path}`, caller);
+}
+
+/** What applies when a setting is not given. */
+function defaultOf(path) {
+  return settingAt(path).default;
+}
+
+/** What setupPrimary() puts into cluster.settings before any option: node:cluster's defaults. */
+function initialSettings() {
+  const out = {};
+  for (const entry of SETTINGS) if (entry.initial) out[entry.name] = entry.default;
+  return out;
+}
+
+/**
+ * A copy of setupPrimary()'s `options` with every key of the table given
+ * validated and expanded (`restart: true` becomes the full object of
+ * defaults). Throws a Node-style error on bad input. Other keys pass through.
  */
 function normalizeSettings(options, caller = normalizeSettings) {
   if (options === undefined || options === null || typeof options !== 'object') return options;
   const out = { ...options };
-  if ('restart' in options) out.restart = normalizeRestart(options.restart, caller);
-  if ('exitOnUncaughtException' in options) {
-    out.exitOnUncaughtException = normalizeExitOnUncaught(options.exitOnUncaughtException, caller);
+  for (const { name, validate, skipUndefined } of SETTINGS) {
+    if (validate === undefined || !(name in options)) continue;
+    const value = options[name];
+    if (value === undefined && skipUndefined) continue;
+    out[name] = validate(value, `options.${name}`, caller);
   }
-  if ('shutdownSignals' in options) out.shutdownSignals = normalizeSignals(options.shutdownSignals, caller);
-  if ('queueTimeout' in options && options.queueTimeout !== undefined) {
-    out.queueTimeout = validateQueueTimeout(options.queueTimeout, caller);
-  }
-  if ('routing' in options && options.routing !== undefined) {
-    out.routing = require('./routing').normalizeRouting(options.routing, caller);
-  }
-  if ('execArgv' in options && options.execArgv !== undefined) validateExecArgv(options.execArgv, caller);
-  if ('shutdownTimeout' in options && options.shutdownTimeout !== undefined) {
-    out.shutdownTimeout = validateMs(options.shutdownTimeout, 'options.shutdownTimeout', 0, caller);
-  }
-  return normalizeOperations(options, out, caller);
+  return out;
 }
+
+const RESTART_DEFAULTS = Object.freeze(defaultsOf(RESTART_FIELDS));
+const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze(defaultsOf(EXIT_ON_UNCAUGHT_FIELDS));
+const SHUTDOWN_TIMEOUT_DEFAULT = defaultOf('shutdownTimeout');
+const READY_TIMEOUT_DEFAULT = defaultOf('readyTimeout');
+const DRAIN_TIMEOUT_DEFAULT = defaultOf('drainTimeout');
 
 /** cluster.shutdown()'s options: `{ timeout }`, defaulting to shutdownTimeout. */
 function normalizeShutdownOptions(options, settings, caller) {
@@ -131,9 +262,15 @@ function normalizeShutdownOptions(options, settings, caller) {
 }
 
 module.exports = {
+  SETTINGS,
   normalizeSettings,
+  validateSetting,
+  defaultOf,
+  initialSettings,
   normalizeShutdownOptions,
   RESTART_DEFAULTS,
   EXIT_ON_UNCAUGHT_DEFAULTS,
   SHUTDOWN_TIMEOUT_DEFAULT,
+  READY_TIMEOUT_DEFAULT,
+  DRAIN_TIMEOUT_DEFAULT,
 };
