@@ -80,4 +80,8 @@ const Env = Object.freeze({
   PaceAbove: 'RCLUSTER_PACE_ABOVE',
 });
 
-module.exports = { CMD, Act, Env };
+// Bus topics that are events of the bus object itself (an EventEmitter):
+// never sent, and never emitted from received data, local or from Redis.
+const RESERVED_TOPICS = Object.freeze(new Set(['error', 'newListener', 'removeListener']));
+
+module.exports = { CMD, Act, Env, RESERVED_TOPICS };

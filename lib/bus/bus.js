@@ -27,7 +27,7 @@ const {
 } = require('../native');
 const DEFAULT_TIMEOUT = 10000;
 // Events of the bus object itself, which cannot be topics.
-const RESERVED = new Set(['error', 'newListener', 'removeListener']);
+const { RESERVED_TOPICS: RESERVED } = require('../protocol');
 
 function peerName(id) {
   if (id === PRIMARY) return 'primary';

@@ -55,7 +55,7 @@ const WORKER_ID = /^[1-9][0-9]{0,9}$/;
 // The agent's bus peer id (core/src/bus/mod.rs): worker ids are below it.
 const { BUS_AGENT: AGENT_ID } = require('../native');
 // Events of cluster.bus itself (lib/bus/bus.js): never a topic from a peer.
-const RESERVED_TOPICS = new Set(['error', 'newListener', 'removeListener']);
+const { RESERVED_TOPICS } = require('../protocol');
 
 function normalizeBusOptions(value, caller) {
   if (value === undefined) return undefined;
