@@ -179,5 +179,5 @@ function forkPeer(peer, { exec, args, execArgv, userEnv, ownEnv, options, channe
 }
 
 module.exports = {
-  workerEnvironment, isSpawnResourceError, unspawnedProcess, stdioWithChannel, peerStdio, forkPeer, RESERVED,
+  workerEnvironment, isSpawnResourceError, unspawnedProcess, peerStdio, forkPeer, RESERVED,
 };
