@@ -30,6 +30,7 @@ export declare const disconnect: Cluster['disconnect'];
 export declare const stats: Cluster['stats'];
 export declare const shutdown: Cluster['shutdown'];
 export declare const reload: Cluster['reload'];
+export declare const scale: Cluster['scale'];
 
 // Worker.
 export declare const worker: Cluster['worker'];

@@ -389,6 +389,19 @@ declare namespace rcluster {
      * the same promise. Emits 'reload' with the result.
      */
     reload(options?: { concurrency?: number }): Promise<ReloadResult>;
+    /**
+     * Sets the number of live workers (primary only): forks the missing ones
+     * with cluster.fork() and the settings of setupPrimary(), or retires the
+     * surplus as a reload retires an old worker (out of every rotation,
+     * disconnected, SIGKILLed after drainTimeout), the newest first (by the
+     * age of a worker's line: a replacement keeps its predecessor's). A
+     * restart pending counts as a worker, and is cancelled if its line is
+     * retired. Resolves with the number of live workers once `n` is reached
+     * (the new workers ready, the retired ones exited), or once nothing more
+     * is on its way (a new worker died unreplaced). `n`: an integer from 0 to
+     * 4096, else ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE.
+     */
+    scale(n: number): Promise<number>;
   }
 
   /**

@@ -42,3 +42,4 @@ export const _getServer = cluster._getServer;
 export const stats = cluster.stats;
 export const shutdown = cluster.shutdown;
 export const reload = cluster.reload;
+export const scale = cluster.scale;

@@ -9,9 +9,9 @@ const { get, sequential, getFreePort } = require('../helpers/http-client');
 
 const N = 2;
 const HOOK = path.join(__dirname, '..', 'helpers', 'esm-impl.mjs');
-// Names rcluster adds to node:cluster's (primary only; `shutdown` and `reload` are undefined
-// until the primary has them).
-const ADDITIONS = ['stats', 'shutdown', 'reload'];
+// Names rcluster adds to node:cluster's (primary only; `shutdown`, `reload` and `scale` are
+// undefined until the primary has them).
+const ADDITIONS = ['stats', 'shutdown', 'reload', 'scale'];
 
 // Runs esm-primary.mjs on `impl` ('' = rcluster) and resolves with the
 // primary's report, the workers' reports and the ready event.

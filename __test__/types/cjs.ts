@@ -85,4 +85,7 @@ cluster.worker?.ready();
 cluster.setupPrimary({ recycle: { maxAge: '1h' } });
 // @ts-expect-error concurrency is a number
 cluster.reload({ concurrency: 'all' });
-export { reloaded };
+const scaled: Promise<number> = cluster.scale(4);
+// @ts-expect-error the count is a number
+cluster.scale('4');
+export { reloaded, scaled };

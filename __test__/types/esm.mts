@@ -1,7 +1,7 @@
 // Checked by packaging/types.test.js with `tsc --noEmit`, never run. ESM form: the
 // default import and named imports of 'rcluster'.
 import cluster, { isPrimary, isWorker, isMaster, fork, workers, setupPrimary, setupMaster, disconnect,
-  settings, schedulingPolicy, SCHED_NONE, SCHED_RR, worker, stats, Worker } from 'rcluster';
+  settings, schedulingPolicy, SCHED_NONE, SCHED_RR, worker, stats, scale, Worker } from 'rcluster';
 import type { DispatcherStats, ClusterSettings } from 'rcluster';
 import nodeCluster from 'node:cluster';
 import type { Worker as NodeWorker } from 'node:cluster';
@@ -19,8 +19,9 @@ disconnect();
 const s: ClusterSettings = settings;
 const policies: number[] = [schedulingPolicy, SCHED_NONE, SCHED_RR];
 const numbers: DispatcherStats = stats();
+const scaled: Promise<number> = scale(2);
 
 // @ts-expect-error named exports keep their types: isPrimary is a boolean
 const wrong: string = isPrimary;
 
-export { asNode, flags, sameClass, instance, list, own, s, policies, numbers, wrong };
+export { asNode, flags, sameClass, instance, list, own, s, policies, numbers, scaled, wrong };

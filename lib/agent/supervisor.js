@@ -9,14 +9,13 @@
 // region, but is in no listener's rotation: it is given no connections.
 // An uncaught exception in it is reported ('agentError') and survived; a
 // crash restarts it with the restart policy's backoff; shutdown stops it last.
-const { fork } = require('child_process');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
 const { Act, CMD, Env } = require('../protocol');
-const { PRELOAD } = require('../role');
 const { RESTART_DEFAULTS } = require('../primary/settings');
 const { nodeError, codedError, invalidArgType, outOfRange } = require('../errors');
-const { workerEnvironment } = require('../primary/worker_spawn');
+const { forkPeer } = require('../primary/worker_spawn');
+const { nextBackoff } = require('../operations/backoff');
 const { AGENT } = require('../bus/bus'); // its bus peer id
 
 const debug = debuglog('rcluster');
@@ -86,7 +85,7 @@ class AgentSupervisor {
     this.ready = false;
     this.gates = []; // workers' gate pipes, opened once the agent is ready
     this.stopping = null; // the promise of stop(), once called
-    this.consecutive = 0;
+    this.crashes = { consecutive: 0 }; // its consecutive crashes, for the backoff
     this.restartTimer = null;
     this.readyTimer = null;
   }
@@ -100,7 +99,11 @@ class AgentSupervisor {
     return this.configured && !this.ready && this.stopping === null;
   }
 
-  /** Starts the agent if one is configured and none runs. `spawnOptions(id)` gives stdio and env. */
+  /**
+   * Starts the agent if one is configured and none runs. `spawnOptions(id)`:
+   * the primary's peerStdio (lib/primary/cluster.js), its channel and shared
+   * memory slots.
+   */
   ensureStarted(spawnOptions, forget) {
     if (!this.configured || this.handle !== null || this.stopping !== null || this.restartTimer !== null) return;
     this.spawnOptions = spawnOptions;
@@ -112,29 +115,22 @@ class AgentSupervisor {
   start() {
     const settings = this.cluster.settings;
     const { exec, args, env } = settings.agent;
-    const { stdio, env: childEnv, channelSlot, open, release } = this.spawnOptions(AGENT);
     let child;
     try {
-      // rcluster's own variables are reserved, as for a worker (lib/primary/worker_spawn.js).
-      const agentEnv = workerEnvironment(process.env, env, { ...childEnv, [Env.Agent]: '1' });
-      open();
-      child = fork(exec, args, {
-        cwd: settings.cwd,
-        env: agentEnv,
-        execArgv: ['--require', PRELOAD, ...settings.execArgv],
-        stdio,
-        silent: settings.silent,
-        serialization: settings.serialization,
+      // Forked as a worker is (lib/primary/worker_spawn.js); rcluster's own
+      // variables are reserved for it too.
+      child = forkPeer(this.spawnOptions(AGENT), {
+        exec,
+        args,
+        execArgv: settings.execArgv,
+        userEnv: env,
+        ownEnv: { [Env.Agent]: '1' },
+        options: { cwd: settings.cwd, silent: settings.silent, serialization: settings.serialization },
       });
     } catch (err) {
-      release(false);
       this.scheduleRestart({ reason: 'forkFailed', error: err });
       return;
     }
-    release(true);
-    const i = child.spawnargs.indexOf(PRELOAD);
-    if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
-    if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot);
 
     const handle = this.handle ?? new AgentHandle(child);
     handle.process = child;
@@ -245,16 +241,14 @@ class AgentSupervisor {
   scheduleRestart(cause) {
     const restart = this.cluster.settings.restart || RESTART_DEFAULTS;
     const uptime = Date.now() - (this.startedAt ?? Date.now());
-    if (uptime >= restart.resetAfter) this.consecutive = 0;
-    this.consecutive += 1;
-    const delay = Math.min(restart.maxDelay, restart.minDelay * 2 ** (this.consecutive - 1));
+    const { attempt, delay } = nextBackoff(this.crashes, uptime, restart);
     debug('primary: restarting the agent in %d ms', delay);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopping !== null) return;
       if (this.handle !== null) this.handle.restarts += 1;
       this.start();
-      this.cluster.emit('agentRestart', this.handle, { ...cause, delay, attempt: this.consecutive });
+      this.cluster.emit('agentRestart', this.handle, { ...cause, delay, attempt });
     }, delay);
   }
 

@@ -27,10 +27,16 @@ class Runner {
     this.cluster = cluster;
     this.app = app;
     this.log = log;
-    this.slots = []; // slot -> worker id holding it (or null while it is replaced)
+    // The number of workers asked for (-i, then `rcluster scale`, SIGTTIN/SIGTTOU);
+    // the library keeps it (cluster.scale()).
+    this.instances = app.instances;
+    // Each worker's slot (its NODE_APP_INSTANCE), given at fork to a worker
+    // that has none: the lowest slot no live worker holds. A replacement
+    // keeps its predecessor's (its env), so a slot whose worker died while
+    // its restart is pending stays taken (`awaiting`) until it comes.
     this.slotOf = new Map(); // worker id -> slot
+    this.awaiting = new Set(); // slots whose worker died and whose restart is pending
     this.startedAt = new Map(); // worker id -> fork time
-    this.retiring = new Set(); // worker ids being retired by a scale-down
     this.stopping = null; // the shutdown promise, once stopping
     this.signals = 0;
     this.crashLooped = false;
@@ -41,18 +47,18 @@ class Runner {
 
   start() {
     const cluster = this.cluster;
-    // Every fork (ours, the restart policy's, a reload's) carries its slot in
-    // its env: a replacement gets its predecessor's env, so its slot too.
+    // Every fork (cluster.scale()'s, the restart policy's, a reload's)
+    // carries its slot in its env: a replacement gets its predecessor's env,
+    // so its slot too; a new worker (from cluster.scale()) is given one here.
     const fork = cluster.fork;
     const self = this;
     cluster.fork = function forkWithSlot(env) {
+      if (env === undefined) env = slotEnv(self.app, self.freeSlot());
       const worker = fork.call(this, env);
       const slot = Number(env?.[self.app.instanceVar]);
       if (Number.isInteger(slot)) {
         self.slotOf.set(worker.id, slot);
-        if (slot < self.slots.length) self.slots[slot] = worker.id;
-        // A restart that was pending for a slot scaled away since.
-        else process.nextTick(() => self.retire(worker, worker.id));
+        self.awaiting.delete(slot);
       }
       self.startedAt.set(worker.id, Date.now());
       self.logs.attach(worker, slot);
@@ -70,7 +76,6 @@ class Runner {
       self.startedAt.set(worker.id, Date.now());
       if (slot === null) return;
       self.slotOf.set(worker.id, slot);
-      if (slot < self.slots.length) self.slots[slot] = worker.id;
     });
     cluster.on('restart', (worker, old, info) => {
       const slot = this.slotOf.get(worker.id);
@@ -85,10 +90,11 @@ class Runner {
     });
     cluster.on('crashloop', (info) => {
       this.crashLooped = true;
+      this.awaiting.clear();
       this.log.error(`workers keep crashing (${info.restarts} restarts in ${info.window / 1000} s): no more restarts`);
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
-    for (let slot = 0; slot < this.app.instances; slot++) this.forkSlot(slot);
+    this.scaleTo(this.instances);
     // A worker that dies suddenly takes its latest counts with it (the
     // dispatcher forgets it as its channel hangs up): sampled every second,
     // a slot's totals lose at most that second's.
@@ -124,20 +130,31 @@ class Runner {
     });
   }
 
-  forkSlot(slot) {
-    this.slots[slot] = null;
-    this.cluster.fork(slotEnv(this.app, slot));
+  /** The lowest slot that no live worker holds and no pending restart will. */
+  freeSlot() {
+    if (this.cluster.pendingRestarts === 0) this.awaiting.clear();
+    const taken = new Set(this.awaiting);
+    for (const w of this.liveWorkers()) {
+      const slot = this.slotOf.get(w.id);
+      if (slot !== undefined) taken.add(slot);
+    }
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    return slot;
   }
 
   onExit(worker, code, signal) {
     this.account(worker);
-    this.retiring.delete(worker.id);
     const slot = this.slotOf.get(worker.id);
-    if (slot !== undefined && this.slots[slot] === worker.id) this.slots[slot] = null;
     this.slotOf.delete(worker.id);
     this.startedAt.delete(worker.id);
+    // A crash the restart policy is to replace: the replacement takes the slot.
+    if (slot !== undefined && this.stopping === null && !worker.exitedAfterDisconnect && this.cluster.pendingRestarts > 0 &&
+        !this.liveWorkers().some((w) => this.slotOf.get(w.id) === slot)) {
+      this.awaiting.add(slot);
+    }
     if (this.stopping === null && !worker.exitedAfterDisconnect && this.cluster.pendingRestarts === 0 &&
-        !this.slots.some((id) => id !== null && id !== worker.id) && this.liveWorkers().length === 0) {
+        this.liveWorkers().length === 0) {
       // Nothing is left running and nothing will be: the app has failed.
       this.log.error(`worker ${worker.id} exited (${signal ? `signal ${signal}` : `code ${code}`}) and no worker is left`);
       this.finish(EXIT.Failed);
@@ -159,45 +176,27 @@ class Runner {
     return Object.values(this.cluster.workers).filter((w) => !w.isDead());
   }
 
-  get instances() {
-    return this.slots.length;
-  }
-
-  /** One worker more or fewer, down to 1 (SIGTTIN / SIGTTOU, `rcluster scale N`). */
+  /**
+   * `n` workers (SIGTTIN / SIGTTOU, `rcluster scale N`): the highest slots
+   * go first, retired as a reload retires (cluster.scale()).
+   */
   scale(n) {
     if (this.stopping !== null) return { instances: this.instances, forked: 0, retired: 0 };
-    const before = this.slots.length;
-    let forked = 0;
-    let retired = 0;
-    while (this.slots.length < n) {
-      this.forkSlot(this.slots.length);
-      forked++;
-    }
-    while (this.slots.length > n) {
-      const slot = this.slots.length - 1;
-      const id = this.slots.pop();
-      if (id !== null) this.retire(this.cluster.workers[id] ?? null, id);
-      retired++;
-      // Any other worker of this slot (one on its way out for a reload, say).
-      this.slotOf.forEach((s, wid) => {
-        if (s === slot && wid !== id) this.retire(this.cluster.workers[wid] ?? null, wid);
-      });
-    }
+    const before = this.instances;
+    this.scaleTo(n);
     if (before !== n) this.log.info(`scaled from ${before} to ${n} workers`);
-    return { instances: this.slots.length, forked, retired };
+    return { instances: n, forked: Math.max(0, n - before), retired: Math.max(0, before - n) };
   }
 
-  // Out of the rotation now; SIGKILL if not gone by the shutdown deadline.
-  retire(worker, id) {
-    if (worker === null || this.retiring.has(id)) return;
-    this.retiring.add(id);
-    const timeout = this.cluster.settings.shutdownTimeout ?? 30000;
-    if (worker.isConnected()) worker.disconnect();
-    const timer = setTimeout(() => {
-      if (!worker.isDead()) worker.process.kill('SIGKILL');
-    }, timeout);
-    timer.unref();
-    worker.process.once('exit', () => clearTimeout(timer));
+  // The library forks what is missing (each given the lowest free slot by
+  // cluster.fork above, so the newest workers hold the highest slots) or
+  // retires the surplus, newest first; nothing here waits for it.
+  scaleTo(n) {
+    this.instances = n;
+    this.cluster.scale(n).catch((err) => {
+      this.log.error(`could not start ${n} workers: ${err.message}`);
+      if (this.liveWorkers().length === 0) this.finish(EXIT.Failed);
+    });
   }
 
   /** A rolling reload (SIGHUP, `rcluster reload`, --watch). */
@@ -270,7 +269,7 @@ class Runner {
         id: w.id,
         slot: this.slotOf.get(w.id) ?? null,
         pid: w.process.pid,
-        state: this.retiring.has(w.id) ? 'retiring' : w.state,
+        state: w.state,
         uptime: (now - this.startedAt.get(w.id)) / 1000,
         restarts: w.restarts ?? 0,
         connections: { open: a ? a.connections.open : (d ? d.inFlight : null), total: a ? a.connections.total : (d ? d.accepted : null) },

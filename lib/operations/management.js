@@ -1,40 +1,36 @@
 'use strict';
 // rcluster's additions to the primary's process management, all opt-in: the
-// restart policy, graceful shutdown with its signal handlers, and graceful
-// exit on uncaught exceptions. lib/primary/cluster.js calls these hooks; with none of
-// the settings given, node:cluster's behaviour is unchanged.
+// restart policy, graceful shutdown with its signal handlers, graceful exit on
+// uncaught exceptions, reloads, recycling and scaling. lib/primary/cluster.js
+// calls the hooks below, and holds the Rollover (cluster.reload()) and the
+// Scaler (cluster.scale()) this builds; with none of the settings given,
+// node:cluster's behaviour is unchanged.
 const { normalizeSettings } = require('../primary/settings');
 const { RestartPolicy } = require('./restart_policy');
 const { Shutdown } = require('./shutdown');
 const { Rollover } = require('./rollover');
 const { Recycler } = require('./recycle');
+const { Scaler } = require('./scale');
 const { intervalFor } = require('../worker/heartbeat');
 const { Env } = require('../protocol');
 const { defineHidden } = require('../internal_messages');
 
 // `records`: the primary's WorkerRecords by worker id (lib/primary/worker_record.js).
 // The primary adds each at fork; the hooks below move its fate, and remove it
-// when its process exits. `primary`: `fork(env, { trial })` and
-// `withdraw(worker)` (out of every rotation), for reloads and recycling.
+// when its process exits. `primary`: lib/primary/cluster.js's
+// `{ forkWorker, withdrawFromRotations }`, which a rollover needs.
 function manage(cluster, records, primary) {
   const restartPolicy = new RestartPolicy(cluster, records);
-  const shutdown = new Shutdown(cluster, records, restartPolicy);
-  const shutdownRun = (options, caller) => shutdown.run(options, caller);
-  const stopping = () => shutdown.promise !== null;
-  // A worker that died while its replacement was in trial was left to that
-  // replacement; if the replacement failed too, the restart policy replaces
-  // the dead worker then, as it would have at its exit.
-  const replaceLost = (record) => restartPolicy.replaceLost(record);
-  const rollover = new Rollover(cluster, records, { ...primary, stopping, replaceLost });
-  const recycler = new Recycler(cluster, records, rollover, stopping);
+  const gracefulShutdown = new Shutdown(cluster, records, restartPolicy);
+  const rollover = new Rollover(cluster, records, { primary, restartPolicy, shutdown: gracefulShutdown });
+  const recycler = new Recycler(cluster, records, { rollover, shutdown: gracefulShutdown });
+  const scaler = new Scaler(cluster, records, { rollover, restartPolicy, shutdown: gracefulShutdown });
   let reloadHandler = null;
 
-  defineHidden(cluster, 'reload', function reload(options) {
-    return rollover.reload(options, cluster.reload);
-  });
-
+  // Needs nothing of the primary (cluster.reload() and cluster.scale() are
+  // defined by lib/primary/cluster.js, which holds what they need).
   defineHidden(cluster, 'shutdown', function shutdown(options) {
-    return shutdownRun(options, cluster.shutdown);
+    return gracefulShutdown.run(options, shutdown);
   });
   // Not enumerable either, for the same reason as defineHidden's.
   Object.defineProperty(cluster, 'pendingRestarts', {
@@ -43,6 +39,12 @@ function manage(cluster, records, primary) {
   });
 
   return {
+    /** cluster.reload() and the replacements of recycling (lib/operations/rollover.js). */
+    rollover,
+
+    /** cluster.scale() (lib/operations/scale.js). */
+    scaler,
+
     /** setupPrimary()'s options, validated; throws Node-style errors. */
     normalize: normalizeSettings,
 
@@ -50,14 +52,16 @@ function manage(cluster, records, primary) {
     applied(options) {
       if (options === null || typeof options !== 'object') return;
       if ('restart' in options) restartPolicy.configure(cluster.settings.restart);
-      if ('shutdownSignals' in options) shutdown.listenFor(cluster.settings.shutdownSignals);
+      if ('shutdownSignals' in options) gracefulShutdown.listenFor(cluster.settings.shutdownSignals);
       if ('recycle' in options) recycler.configure(cluster.settings.recycle);
       if ('reloadSignal' in options) {
         if (reloadHandler !== null) process.removeListener(reloadHandler.signal, reloadHandler);
         reloadHandler = null;
         const signal = cluster.settings.reloadSignal;
         if (signal) {
-          reloadHandler = () => { if (!stopping()) cluster.reload(); };
+          reloadHandler = function reloadOnSignal() {
+            if (!gracefulShutdown.started) cluster.reload();
+          };
           reloadHandler.signal = signal;
           process.on(signal, reloadHandler);
         }
@@ -103,6 +107,7 @@ function manage(cluster, records, primary) {
       restartPolicy.onExit(record, code, signal);
       record.exit(code, signal);
       records.delete(worker.id);
+      scaler.exited(record);
     },
 
     /** Variables the worker's env needs for the settings that reach it. */
@@ -132,7 +137,7 @@ function manage(cluster, records, primary) {
 
     /** `step()` (returning a promise) runs at shutdown once every worker has exited. */
     addLastStep(step) {
-      shutdown.lastSteps.push(step);
+      gracefulShutdown.lastSteps.push(step);
     },
 
     /** Whether a replacement for the failing worker is on its way. */

@@ -35,11 +35,15 @@ async function rssOf(pid) {
 }
 
 class Recycler {
-  constructor(cluster, records, rollover, stopping) {
+  /**
+   * `rollover` (lib/operations/rollover.js) replaces a worker due;
+   * `shutdown` (lib/operations/shutdown.js) says when nothing more is started.
+   */
+  constructor(cluster, records, { rollover, shutdown }) {
     this.cluster = cluster;
     this.records = records;
     this.rollover = rollover;
-    this.stopping = stopping;
+    this.shutdown = shutdown;
     this.options = false;
     this.timer = null;
     this.cron = null;
@@ -73,7 +77,7 @@ class Recycler {
   /** At fork: its age limit, drawn once. */
   track(record) {
     const { maxAge, jitter } = this.options || {};
-    if (maxAge !== undefined) record.maxAge = jittered(maxAge, jitter);
+    if (maxAge !== undefined) record.limitAge(jittered(maxAge, jitter));
   }
 
   /** The worker served its budget of requests. */
@@ -88,7 +92,7 @@ class Recycler {
   }
 
   async pass() {
-    if (this.stopping() || this.sampling) return;
+    if (this.shutdown.started || this.sampling) return;
     const { maxAge, maxMemory } = this.options;
     const now = Date.now();
     const running = [...this.records.values()].filter((r) => r.fate === Fate.Running && r.recycleDue === undefined);
@@ -112,8 +116,7 @@ class Recycler {
 
   // Marks the worker due ('recycle' is emitted once), and starts the queue.
   due(record, reason, detail) {
-    if (this.stopping() || record.fate !== Fate.Running || record.recycleDue !== undefined) return;
-    record.recycleDue = { reason, ...detail };
+    if (this.shutdown.started || !record.markRecycleDue({ reason, ...detail })) return;
     debug('primary: worker %d is due for recycling (%j)', record.id, record.recycleDue);
     this.cluster.emit('recycle', record.worker, record.recycleDue);
     this.drain();
@@ -125,15 +128,14 @@ class Recycler {
     this.busy = true;
     try {
       for (;;) {
-        if (this.stopping()) return;
+        if (this.shutdown.started) return;
         const now = Date.now();
-        const record = [...this.records.values()].find((r) => r.recycleDue !== undefined &&
-          r.fate === Fate.Running && !r.rolling && !(r.recycleRetryAt > now));
+        const record = [...this.records.values()].find((r) => r.recyclableAt(now));
         if (record === undefined) return;
         const outcome = await this.rollover.replace(record);
         if (!outcome.ok) {
           debug('primary: recycling worker %d failed (%s): it stays', record.id, outcome.reason);
-          record.recycleRetryAt = Date.now() + RETRY_MS;
+          record.recycleFailed(Date.now() + RETRY_MS);
           setTimeout(() => this.drain(), RETRY_MS).unref();
         }
       }

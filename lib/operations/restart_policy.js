@@ -12,14 +12,14 @@
 // Whether a worker is replaced is its WorkerRecord's fate (lib/primary/worker_record.js)
 // and this policy's state, nothing else.
 //
-// Each original worker starts a "slot" that its replacements inherit, with the
-// count of consecutive crashes that drives the backoff: minDelay, doubled per
-// consecutive crash, capped at maxDelay, back to minDelay once a worker of the
-// slot has run resetAfter ms. The crash-loop budget is cluster-wide: a bad
-// deploy crashes every slot alike, and should stop the whole cluster's
-// restarts, not each slot's after its own budget.
+// Each original worker starts a "slot" that its replacements inherit
+// (WorkerRecord#inherit), with the count of consecutive crashes that drives
+// the backoff (lib/operations/backoff.js, the agent's too). The crash-loop
+// budget is cluster-wide: a bad deploy crashes every slot alike, and should
+// stop the whole cluster's restarts, not each slot's after its own budget.
 
 const { defineHidden } = require('../internal_messages');
+const { nextBackoff } = require('./backoff');
 
 // The policy's own state. `Stopped`: by a crash loop or by shutdown, until
 // setupPrimary() names `restart` again.
@@ -33,7 +33,7 @@ class RestartPolicy {
     this.state = PolicyState.Off;
     this.options = false; // false, or the normalized object (lib/primary/settings.js)
     this.recent = []; // times of the restarts in the current window
-    this.pending = new Map(); // timer -> info, for restarts not forked yet
+    this.pending = new Map(); // timer -> { old, info }, for restarts not forked yet
   }
 
   get active() {
@@ -59,6 +59,25 @@ class RestartPolicy {
     this.pending.clear();
   }
 
+  /** The records whose replacement waits for its delay, one per pending restart. */
+  pendingRecords() {
+    return [...this.pending.values()].map(({ old }) => old);
+  }
+
+  /**
+   * The restart pending for `old` is not to happen (cluster.scale() takes
+   * its line away). Returns whether one was pending.
+   */
+  cancel(old) {
+    for (const [timer, pending] of this.pending) {
+      if (pending.old !== old) continue;
+      clearTimeout(timer);
+      this.pending.delete(timer);
+      return true;
+    }
+    return false;
+  }
+
   /** Called for every fork, before the 'fork' event. */
   track(record) {
     defineHidden(record.worker, 'restarts', 0);
@@ -79,10 +98,11 @@ class RestartPolicy {
 
   /**
    * Called as the worker's process exits, before its fate becomes `exited`.
-   * A worker whose replacement is in trial (a reload or a recycle, lib/
-   * rollover.js) is not replaced here: that replacement takes its place
-   * once ready, and a second one would leave the cluster a worker too many.
-   * Should the trial fail, the rollover calls `replaceLost`.
+   * A worker whose replacement is in trial (a reload or a recycle,
+   * lib/operations/rollover.js; the record is `rolling`) is not replaced
+   * here: that replacement takes its place once ready, and a second one
+   * would leave the cluster a worker too many. Should the trial fail, the
+   * rollover calls `replaceLost`.
    */
   onExit(record, code, signal) {
     if (!this.active || !record.replaceable || record.rolling) return;
@@ -110,13 +130,10 @@ class RestartPolicy {
   // its fate is decided already). Returns whether a replacement is on its
   // way (false: a crash loop).
   replace(record, cause, { immediate = false, retry = false }) {
-    const { minDelay, maxDelay, resetAfter, maxRestarts, window } = this.options;
+    const { maxRestarts, window } = this.options;
     const now = Date.now();
     const uptime = now - record.forkedAt;
-    const slot = record.slot;
-    if (uptime >= resetAfter && !retry) slot.consecutive = 0;
-    slot.consecutive += 1;
-    const attempt = slot.consecutive;
+    const { attempt, delay: backoff } = nextBackoff(record.slot, uptime, this.options, { retry });
 
     this.recent = this.recent.filter((t) => now - t < window);
     if (this.recent.length >= maxRestarts) {
@@ -130,14 +147,13 @@ class RestartPolicy {
     this.recent.push(now);
     if (!retry) record.replace();
 
-    const backoff = Math.min(maxDelay, minDelay * 2 ** (attempt - 1));
     const delay = immediate && attempt === 1 ? 0 : backoff;
     const info = { attempt, delay, uptime, ...cause };
     const timer = setTimeout(() => {
       this.pending.delete(timer);
       this.forkReplacement(record, info);
     }, delay);
-    this.pending.set(timer, info);
+    this.pending.set(timer, { old: record, info });
     return true;
   }
 
@@ -153,7 +169,7 @@ class RestartPolicy {
       this.replace(old, { code: info.code, signal: info.signal, reason: 'forkFailed', error: err }, { retry: true });
       return;
     }
-    this.records.get(worker.id).slot = old.slot;
+    this.records.get(worker.id).inherit(old);
     defineHidden(worker, 'restarts', old.worker.restarts + 1);
     defineHidden(worker, 'replaces', old.id);
     // After the new worker's 'fork' event, which is emitted on the next tick.

@@ -28,34 +28,32 @@ const { READY_TIMEOUT_DEFAULT, DRAIN_TIMEOUT_DEFAULT } = require('../primary/set
 
 const debug = debuglog('rcluster');
 
-// The address a worker reported in 'listening', as one comparable string.
-function listenKey(info) {
-  return `${info.address}:${info.port}:${info.addressType}:${info.fd}`;
-}
-
 class Rollover {
   /**
-   * `records`: the primary's WorkerRecords by id. `fork(env, { trial })`:
-   * the primary's fork. `withdraw(worker)`: out of every rotation.
-   * `stopping()`: true once the cluster shuts down. `replaceLost(record)`:
-   * the restart policy's, for an old worker that died during a failed trial.
+   * `records`: the primary's WorkerRecords by id. `primary`: the two things
+   * of lib/primary/cluster.js a rollover needs, its `forkWorker(env, { trial })`
+   * and `withdrawFromRotations(worker, { hold })`. `restartPolicy`
+   * (lib/operations/restart_policy.js) replaces an old worker that died
+   * during a failed trial; `shutdown` (lib/operations/shutdown.js) says when
+   * the cluster is stopping.
    */
-  constructor(cluster, records, { fork, withdraw, stopping, replaceLost }) {
+  constructor(cluster, records, { primary, restartPolicy, shutdown }) {
     this.cluster = cluster;
     this.records = records;
-    this.fork = fork;
-    this.withdraw = withdraw;
-    this.stopping = stopping;
-    this.replaceLost = replaceLost;
+    this.primary = primary;
+    this.restartPolicy = restartPolicy;
+    this.shutdown = shutdown;
     this.reloading = null; // the promise of the reload in progress
     this.readyChecks = new Map(); // worker id -> re-check its readiness
+    this.idleWaiters = []; // resolved once no replacement is in progress
+    this.inProgress = 0; // replace() calls not finished
   }
 
   /** Every fork: readiness is judged on what the worker says from its start. */
   track(record) {
     const { worker } = record;
     worker.on('listening', (info) => {
-      record.listens.add(listenKey(info));
+      record.listened(info);
       this.#check(record);
     });
     worker.on('online', () => this.#check(record));
@@ -67,8 +65,20 @@ class Rollover {
 
   /** The worker called cluster.worker.ready() (or sent 'ready'). */
   signalled(record) {
-    record.readySignalled = true;
+    record.signalReady();
     this.#check(record);
+  }
+
+  /**
+   * Calls `check()` whenever what `record`'s readiness is judged on changes,
+   * until `stop()` is called (lib/operations/scale.js waits so for the
+   * workers it forks).
+   */
+  watchReadiness(record, check) {
+    this.readyChecks.set(record.id, check);
+    return () => {
+      if (this.readyChecks.get(record.id) === check) this.readyChecks.delete(record.id);
+    };
   }
 
   #check(record) {
@@ -76,20 +86,13 @@ class Rollover {
     if (check !== undefined) check();
   }
 
-  #isReady(record, old) {
-    if (this.cluster.settings.waitReady === true) return record.readySignalled;
-    if (old.listens.size === 0) return record.worker.state === 'online' || record.worker.state === 'listening';
-    for (const key of old.listens) if (!record.listens.has(key)) return false;
-    return true;
-  }
-
-  /** cluster.reload([{ concurrency }]). */
-  reload(options, caller) {
+  /** cluster.reload([{ concurrency }]): every running worker, `concurrency` at a time. */
+  reloadAll(options, caller) {
     const { concurrency } = normalizeReloadOptions(options, caller);
     if (this.reloading !== null) return this.reloading;
-    const olds = [...this.records.values()].filter((r) => r.fate === Fate.Running && !r.rolling);
+    const olds = [...this.records.values()].filter((r) => r.replaceableByRollover);
     debug('primary: reload of workers %j, %d at a time', olds.map((r) => r.id), concurrency);
-    this.reloading = this.#reloadAll(olds, concurrency).then((result) => {
+    this.reloading = this.#replaceEach(olds, concurrency).then((result) => {
       this.reloading = null;
       this.cluster.emit('reload', result);
       return result;
@@ -97,14 +100,14 @@ class Rollover {
     return this.reloading;
   }
 
-  async #reloadAll(olds, concurrency) {
+  async #replaceEach(olds, concurrency) {
     const replaced = [];
     let failure = null;
     const next = async () => {
       while (failure === null && olds.length > 0) {
         const old = olds.shift();
         // It may have exited or been taken over since the reload began.
-        if (old.fate !== Fate.Running || old.rolling) continue;
+        if (!old.replaceableByRollover) continue;
         const outcome = await this.replace(old);
         if (outcome.ok) replaced.push({ old: outcome.old, replacement: outcome.replacement });
         else if (failure === null) failure = outcome;
@@ -116,37 +119,50 @@ class Rollover {
     return { ok: false, replaced, ...why };
   }
 
+  /** Resolves once no replacement is in progress (a reload, a recycle). */
+  idle() {
+    if (this.inProgress === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   /**
    * Replaces one worker (the steps above). Resolves with `{ ok: true, old,
    * replacement, killed }` once the old worker has exited, or `{ ok: false,
    * old, reason, ... }` once the rollover was aborted.
    */
   async replace(old) {
-    if (this.stopping()) return { ok: false, old: old.id, reason: 'shutdown' };
-    old.rolling = true;
+    if (this.shutdown.started) return { ok: false, old: old.id, reason: 'shutdown' };
+    old.markRolling();
+    this.inProgress++;
     try {
       let worker;
       try {
-        worker = this.fork(old.env, { trial: true });
+        worker = this.primary.forkWorker(old.env, { trial: true });
       } catch (err) {
         return { ok: false, old: old.id, reason: 'forkFailed', error: err };
       }
       const record = this.records.get(worker.id);
-      record.slot = old.slot;
+      record.inherit(old);
       defineHidden(worker, 'replaces', old.id);
       const outcome = await this.#waitReady(record, old);
       if (!outcome.ok) {
         // The old worker died meanwhile, left to this replacement (see
         // RestartPolicy#onExit), which failed: its slot would stay empty.
-        if (old.exited && !this.stopping()) this.replaceLost(old);
+        if (old.exited && !this.shutdown.started) this.restartPolicy.replaceLost(old);
         return { ...outcome, old: old.id, replacement: worker.id };
       }
       record.promote();
       debug('primary: worker %d is ready to replace worker %d', worker.id, old.id);
-      const killed = old.retire() ? await this.#retire(old) : false;
+      const retired = this.retire(old);
+      const killed = retired === null ? false : await retired;
       return { ok: true, old: old.id, replacement: worker.id, killed };
     } finally {
-      old.rolling = false;
+      old.rolled();
+      if (--this.inProgress === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
     }
   }
 
@@ -174,20 +190,27 @@ class Rollover {
         worker.process.kill('SIGKILL');
       }, timeout);
       this.readyChecks.set(record.id, () => {
-        if (record.fate === Fate.Trial && this.#isReady(record, old)) done({ ok: true });
+        if (record.fate === Fate.Trial && record.readyLike(old, this.cluster.settings.waitReady)) done({ ok: true });
       });
       this.#check(record);
     });
   }
 
-  // Out of rotation first, then asked to leave; resolves once it has exited,
-  // with whether it had to be killed at the drain deadline.
-  #retire(old) {
-    const { worker } = old;
+  /**
+   * Retires a running worker (Fate.Retiring): out of every rotation first,
+   * then asked to leave (it closes its servers, its requests in progress
+   * finish), SIGKILLed if still there after drainTimeout. Null if its end
+   * was decided already; else a promise, resolved once it has exited, of
+   * whether it had to be killed. A reload and a recycle retire the old
+   * worker so, cluster.scale() its surplus.
+   */
+  retire(record) {
+    if (!record.retire()) return null;
+    const { worker } = record;
     const timeout = this.cluster.settings.drainTimeout ?? DRAIN_TIMEOUT_DEFAULT;
-    this.withdraw(worker);
+    this.primary.withdrawFromRotations(worker, { hold: true });
     return new Promise((resolve) => {
-      if (old.exited || worker.isDead()) {
+      if (record.exited || worker.isDead()) {
         resolve(false);
         return;
       }

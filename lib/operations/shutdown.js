@@ -35,6 +35,11 @@ class Shutdown {
     this.lastSteps = [];
   }
 
+  /** Whether cluster.shutdown() (or a shutdown signal) has begun: nothing new is started then. */
+  get started() {
+    return this.promise !== null;
+  }
+
   run(options, caller) {
     const { timeout } = normalizeShutdownOptions(options, this.cluster.settings, caller);
     if (this.promise !== null) return this.promise;

@@ -4,19 +4,17 @@
 // sockets and the scheduler live in the native dispatcher, so connections never
 // pass through this process's JS event loop.
 const assert = require('assert');
-const { fork } = require('child_process');
 const EventEmitter = require('events');
 const { debuglog } = require('util');
 const Worker = require('../worker_object');
 const { defineHidden, internal, sendHelper } = require('../internal_messages');
-const { PRELOAD } = require('../role');
 const { Act, Env } = require('../protocol');
 const { manage } = require('../operations/management');
 const { initialSettings } = require('./settings');
 const { WorkerRecord } = require('./worker_record');
 const { dispatcherEvents } = require('./dispatcher_events');
 const { checkWorkerMessage } = require('./worker_messages');
-const { workerEnvironment, isSpawnResourceError, unspawnedProcess } = require('./worker_spawn');
+const { isSpawnResourceError, unspawnedProcess, peerStdio: spawnStdio, forkPeer } = require('./worker_spawn');
 const { validatePort, badPort } = require('../errors');
 const { uvErrno } = require('../uv_constants');
 const builtin = require('../builtin');
@@ -44,11 +42,12 @@ module.exports = cluster;
 // The primary's record of every worker whose process has not exited, by id
 // (lib/primary/worker_record.js): cluster.workers loses a worker when it disconnects.
 const workerRecords = new Map();
-// Restart policy, shutdown, graceful exit on errors (opt-in): lib/operations/management.js.
-const management = manage(cluster, workerRecords, {
-  fork: (env, options) => forkWorker(env, options),
-  withdraw: (worker) => withdrawFromRotations(worker, { hold: true }),
-});
+// Restart policy, shutdown, graceful exit on errors, reload, recycling and
+// scaling: lib/operations/management.js. The rollover forks and withdraws
+// workers with the primary's own functions, below.
+const management = manage(cluster, workerRecords, { forkWorker, withdrawFromRotations });
+// cluster.reload() (lib/operations/rollover.js) and cluster.scale() (lib/operations/scale.js).
+const { rollover, scaler } = management;
 // The agent (setupPrimary({ agent })): forked before the first worker, stopped after the last.
 const agentSupervisor = new agentModule.AgentSupervisor(cluster);
 management.addLastStep(() => agentSupervisor.stop().then(busModule.stopBridge));
@@ -235,104 +234,55 @@ function getInspectPort(inspectPort) {
   return inspectPort;
 }
 
-// The stdio of a worker, with its private channel appended as one more slot.
-// Returns the array and the slot index the worker finds the channel at.
-function stdioWithChannel(stdio, silent) {
-  let base;
-  if (Array.isArray(stdio)) {
-    base = [...stdio];
-  } else if (typeof stdio === 'string') {
-    base = [stdio, stdio, stdio, 'ipc'];
-  } else {
-    base = silent ? ['pipe', 'pipe', 'pipe', 'ipc'] : [0, 1, 2, 'ipc'];
-  }
-  // Without 'ipc', fork() throws ERR_CHILD_PROCESS_IPC_REQUIRED, as under node:cluster.
-  base.push(null); // the channel's fd, once it is open
-  return { stdio: base, channelSlot: base.length - 1 };
-}
-
-// What every process the primary forks gets besides its own stdio: its end
-// of a native channel, and the shared memory region (cluster.shared), as the
-// last stdio slots, and their slot numbers in its env. Nothing is opened
-// here, so that what can throw (the env copy runs the app's getters) runs
-// first and a fork that throws leaves no fds behind: `open()` fills the
-// slots, `release(spawned)` after the spawn.
+// The stdio and env a process of the cluster with channel id `id` (a
+// worker's id, or the agent's bus peer id) gets for its native channel and
+// the shared memory region (lib/primary/worker_spawn.js).
 function peerStdio(id) {
-  const settings = cluster.settings;
-  const { stdio, channelSlot } = stdioWithChannel(settings.stdio, settings.silent);
-  const sharedSlot = stdio.push(null) - 1;
-  const env = { [Env.ChannelFd]: `${channelSlot}`, [Env.SharedFd]: `${sharedSlot}`, ...busModule.childEnv() };
-  let opened = false;
-  const open = () => {
-    stdio[channelSlot] = getDispatcher().openChannel(id);
-    opened = true;
-    stdio[sharedSlot] = shared.primaryFd();
-  };
-  const release = (spawned) => {
-    // Nothing to give back if the channel never opened (out of fds, maybe
-    // before the dispatcher itself could start).
-    if (!opened) return;
-    if (!spawned) getDispatcher().removeWorker(id);
-    // The child has its own copy now (or there is no child). Keeping ours
-    // would hide its death from the dispatcher.
-    getDispatcher().releaseChildEnd(id);
-  };
-  return { stdio, env, channelSlot, open, release };
+  return spawnStdio(cluster.settings, busModule.childEnv(), {
+    openChannel: () => getDispatcher().openChannel(id),
+    sharedFd: () => shared.primaryFd(),
+    removeChannel: () => getDispatcher().removeWorker(id),
+    releaseChildEnd: () => getDispatcher().releaseChildEnd(id),
+  });
 }
 
 function createWorkerProcess(id, env) {
   const settings = cluster.settings;
-  const execArgv = ['--require', PRELOAD, ...settings.execArgv];
+  const execArgv = [...settings.execArgv];
   // A null port is refused even without the inspector, as in Node.
   if (settings.inspectPort === null) throw badPort('Port', null);
   if (isUsingInspector(settings.execArgv)) {
     execArgv.push(`--inspect-port=${getInspectPort(settings.inspectPort)}`);
   }
-  const { stdio, env: peerEnv, channelSlot, open, release } = peerStdio(id);
+  const peer = peerStdio(id);
   // Forked while the agent is not ready: the worker waits at a gate (lib/agent/gate.js).
-  const gateSlot = agentSupervisor.holding ? stdio.push('pipe') - 1 : -1;
-  if (gateSlot !== -1) peerEnv[Env.AgentGate] = `${gateSlot}`;
-  const workerEnv = workerEnvironment(process.env, env, {
-    ...management.workerEnv(settings), [Env.WorkerId]: `${id}`, ...peerEnv,
-  });
-  try {
-    open();
-  } catch (err) {
-    release(false);
-    // Out of fds: the fork fails as a spawn out of fds does, with the
-    // worker's 'error', not by throwing in the primary.
-    if (isSpawnResourceError(err)) return unspawnedProcess(err, settings.exec, [...settings.args]);
-    throw err;
-  }
-  let spawned = false;
-  try {
-    const child = fork(settings.exec, settings.args, {
+  // rcluster's slots (channel, shared memory, gate) are the last ones.
+  const gateSlot = agentSupervisor.holding ? peer.stdio.push('pipe') - 1 : -1;
+  if (gateSlot !== -1) peer.env[Env.AgentGate] = `${gateSlot}`;
+  return forkPeer(peer, {
+    exec: settings.exec,
+    args: settings.args,
+    execArgv,
+    userEnv: env,
+    ownEnv: { ...management.workerEnv(settings), [Env.WorkerId]: `${id}` },
+    options: {
       cwd: settings.cwd,
-      env: workerEnv,
       serialization: settings.serialization,
       silent: settings.silent,
       windowsHide: settings.windowsHide,
-      execArgv,
-      stdio,
       gid: settings.gid,
       uid: settings.uid,
-    });
-    spawned = true;
-    // worker.process shows what the app asked for, as under node:cluster:
-    // spawnargs without the preload (the worker's execArgv drops it too), and
-    // stdio without the channel's slot (always null: an fd, not a pipe).
-    // A spawn the system refused (EMFILE) has no stdio; its 'error' follows.
-    const i = Array.isArray(child.spawnargs) ? child.spawnargs.indexOf(PRELOAD) : -1;
-    if (i > 0 && child.spawnargs[i - 1] === '--require') child.spawnargs.splice(i - 1, 2);
-    if (Array.isArray(child.stdio)) {
-      if (gateSlot !== -1) agentSupervisor.gate(child.stdio[gateSlot]);
-      // rcluster's slots (channel, shared memory, gate) are the last ones.
-      if (child.stdio.length === stdio.length && child.stdio[channelSlot] === null) child.stdio.splice(channelSlot);
-    }
-    return child;
-  } finally {
-    release(spawned);
-  }
+    },
+    // Out of fds: the fork fails as a spawn out of fds does, with the
+    // worker's 'error', not by throwing in the primary.
+    channelRefused(err) {
+      if (isSpawnResourceError(err)) return unspawnedProcess(err, settings.exec, [...settings.args]);
+      throw err;
+    },
+    spawned(child) {
+      if (gateSlot !== -1 && Array.isArray(child.stdio)) agentSupervisor.gate(child.stdio[gateSlot]);
+    },
+  });
 }
 
 // Out of cluster.workers (disconnected or dead), as Node's removeWorker.
@@ -353,6 +303,18 @@ function deleteFromClusterWorkers(worker) {
 function withdrawFromRotations(worker, { hold = false } = {}) {
   if (dispatcher !== null) dispatcher.withdrawWorker(worker.id, hold);
 }
+
+// Not part of node:cluster: cluster.reload([{ concurrency }]) replaces every
+// worker, lossless (lib/operations/rollover.js).
+defineHidden(cluster, 'reload', function reload(options) {
+  return rollover.reloadAll(options, reload);
+});
+
+// Not part of node:cluster: cluster.scale(n) forks or retires workers until n
+// are live (lib/operations/scale.js).
+defineHidden(cluster, 'scale', function scale(n) {
+  return scaler.scale(n, scale);
+});
 
 // The dispatcher forgets a dead worker. It also notices the death by itself
 // (its channel hangs up), even while this thread is busy; this covers the

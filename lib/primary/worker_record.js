@@ -4,9 +4,13 @@
 // a worker leaves it when it disconnects; the primary keeps a WorkerRecord in
 // a Map by id for as long as the process lives, and removes it at the exit.
 //
-// The record's `fate` says how the worker's life is going to end, as far as
-// the primary has decided it. Each fate is reached by one method, and the
-// rules of which fate may follow which live here and nowhere else:
+// Every field the primary keeps about a worker is declared here, and set only
+// through the methods below; lib/operations/ reads and moves a record through
+// them and adds nothing to it.
+//
+// The record's `fate` is its stage: how the worker's life is going to end, as
+// far as the primary has decided it. Each fate is reached by one method, and
+// the rules of which fate may follow which live here and nowhere else:
 //
 //   running ──┬──> failing ──┬──> replaced ────┐
 //             │              ├──> crashLooped ─┤
@@ -22,8 +26,13 @@
 // `trial` is a replacement forked by a rolling reload or a recycle
 // (lib/operations/rollover.js) that has not shown it is ready: it becomes `running` once
 // ready; if it dies first, the rollover is aborted and the worker it was to
-// replace stays. `retiring` is that old worker once its replacement is ready:
-// out of rotation, draining, never replaced.
+// replace stays. `retiring` is a worker withdrawn on purpose and draining,
+// never replaced: the old worker once its replacement is ready, or one of
+// the surplus of cluster.scale() (lib/operations/scale.js).
+//
+// Beside its fate, a running worker may be `rolling` (a replacement for it is
+// in trial: markRolling()/rolled()) and `recycleDue` (a recycle limit was
+// reached: markRecycleDue(); recycleFailed() if its replacement failed).
 //
 // A fate only moves forward: once the end of a worker is decided (it leaves
 // on purpose, it was killed, the restart policy took charge of it), a later
@@ -63,7 +72,10 @@ const Fate = Object.freeze({
    * aborts that rollover instead of being replaced by the restart policy.
    */
   Trial: 'trial',
-  /** Its replacement is ready: out of rotation, draining its requests, never replaced. */
+  /**
+   * Out of rotation on purpose, draining its requests, never replaced: its
+   * replacement is ready (a reload, a recycle), or the cluster was scaled down.
+   */
   Retiring: 'retiring',
   /** Its process has exited (terminal). */
   Exited: 'exited',
@@ -87,7 +99,17 @@ function canMove(from, to) {
   return NEXT[from].includes(to);
 }
 
+// Lines of workers begin in this order (see `line`).
+let lines = 0;
+
+// The address a worker reported in 'listening', as one comparable string.
+function listenKey(info) {
+  return `${info.address}:${info.port}:${info.addressType}:${info.fd}`;
+}
+
 class WorkerRecord {
+  #rolling = false;
+
   /**
    * `worker`: the Node-shaped Worker in cluster.workers. `env`: what fork()
    * was given, which a replacement gets too. `now`: the fork's time.
@@ -98,19 +120,32 @@ class WorkerRecord {
     this.env = env;
     this.forkedAt = now;
     this.fate = trial ? Fate.Trial : Fate.Running;
-    // What readiness is judged on (lib/operations/rollover.js): the listen addresses
-    // it reported ('listening'), and whether it said it is ready (waitReady).
+    // What readiness is judged on (readyLike()): the listen addresses it
+    // reported ('listening'), and whether it said it is ready (waitReady).
     this.listens = new Set();
     this.readySignalled = false;
     // The line of workers that replace one another (lib/operations/restart_policy.js):
-    // its consecutive crashes drive the backoff. A replacement takes its
-    // predecessor's.
+    // its consecutive crashes drive the backoff (lib/operations/backoff.js).
+    // A replacement takes its predecessor's (inherit()).
     this.slot = { consecutive: 0 };
+    // When that line began, as an order: a replacement keeps its
+    // predecessor's, so that cluster.scale() retires the newest lines first
+    // whatever their workers' own ages (lib/operations/scale.js).
+    this.line = ++lines;
     // What the worker reported in Act.UncaughtException, whatever its fate:
     // a disconnecting worker can throw too.
     this.uncaughtError = undefined;
     // Why the primary killed it as failed (`Fate.Failed`), e.g. 'channelFailed'.
     this.failure = undefined;
+    // Its own age limit (recycle.maxAge with its jitter), drawn once at fork;
+    // undefined: none (lib/operations/recycle.js).
+    this.maxAge = undefined;
+    // Why it is due for recycling ({ reason, ...detail }), once a limit was
+    // reached; undefined until then.
+    this.recycleDue = undefined;
+    // Its recycle failed (the replacement was not ready): not tried again
+    // before this time (ms since the epoch).
+    this.recycleRetryAt = undefined;
     this.exitCode = undefined;
     this.signalCode = undefined;
   }
@@ -124,6 +159,19 @@ class WorkerRecord {
     return this.fate === Fate.Exited;
   }
 
+  /**
+   * A replacement for it is in trial (a reload or a recycle): its exit now
+   * is left to that replacement, not to the restart policy.
+   */
+  get rolling() {
+    return this.#rolling;
+  }
+
+  /** Running, nothing decided, and no replacement on its way: a reload or a recycle may take it. */
+  get replaceableByRollover() {
+    return this.fate === Fate.Running && !this.#rolling;
+  }
+
   // For the app's calls, which may come in any order: false when too late.
   #moveIfAllowed(to) {
     if (!canMove(this.fate, to)) return false;
@@ -135,6 +183,73 @@ class WorkerRecord {
   #move(to) {
     assert(canMove(this.fate, to), `worker ${this.id}: no move from ${this.fate} to ${to}`);
     this.fate = to;
+  }
+
+  /** A replacement (`this`) takes the place of `old` in its line: its crash count and its age in the line. */
+  inherit(old) {
+    this.slot = old.slot;
+    this.line = old.line;
+  }
+
+  /** The worker reported listening on `info` ({ address, port, addressType, fd }). */
+  listened(info) {
+    this.listens.add(listenKey(info));
+  }
+
+  /** The worker said it is ready (cluster.worker.ready(), or process.send('ready')). */
+  signalReady() {
+    this.readySignalled = true;
+  }
+
+  /**
+   * Whether it is ready to serve in place of, or beside, `reference` (a
+   * record, or undefined): with `waitReady`, once it said so; else once it
+   * listens on every address `reference` listens on, or, if `reference`
+   * listens on none, once it is online.
+   */
+  readyLike(reference, waitReady) {
+    if (waitReady === true) return this.readySignalled;
+    if (reference === undefined || reference.listens.size === 0) {
+      return this.worker.state === 'online' || this.worker.state === 'listening';
+    }
+    for (const key of reference.listens) if (!this.listens.has(key)) return false;
+    return true;
+  }
+
+  /** A reload or a recycle forks its replacement (a trial). */
+  markRolling() {
+    assert(this.replaceableByRollover, `worker ${this.id}: ${this.fate}${this.#rolling ? ', rolling' : ''} cannot be rolled`);
+    this.#rolling = true;
+  }
+
+  /** That rollover ended, whatever its outcome. */
+  rolled() {
+    this.#rolling = false;
+  }
+
+  /** Its own age limit, drawn at fork (recycle.maxAge). */
+  limitAge(ms) {
+    this.maxAge = ms;
+  }
+
+  /**
+   * A recycle limit was reached: `{ reason, ...detail }`. False if it was
+   * due already or is no longer running (it is recycled once).
+   */
+  markRecycleDue(due) {
+    if (this.fate !== Fate.Running || this.recycleDue !== undefined) return false;
+    this.recycleDue = due;
+    return true;
+  }
+
+  /** Its recycle failed: not to be tried again before `retryAt`. */
+  recycleFailed(retryAt) {
+    this.recycleRetryAt = retryAt;
+  }
+
+  /** Due for recycling and free to go now (`now`: ms since the epoch). */
+  recyclableAt(now) {
+    return this.recycleDue !== undefined && this.replaceableByRollover && !(this.recycleRetryAt > now);
   }
 
   /** The worker reported an uncaught exception and is draining. */
@@ -172,8 +287,9 @@ class WorkerRecord {
   }
 
   /**
-   * Its replacement is ready; it is withdrawn and drains. False if its end
-   * was decided meanwhile (it left, was killed, failed).
+   * It is withdrawn and drains: its replacement is ready, or the cluster is
+   * scaled down. False if its end was decided meanwhile (it left, was
+   * killed, failed).
    */
   retire() {
     if (this.fate !== Fate.Running) return false;
