@@ -17,7 +17,7 @@
 const { debuglog } = require('util');
 const { Fate } = require('../primary/worker_record');
 const { nodeError, describeReceived, outOfRange } = require('../errors');
-const { READY_TIMEOUT_DEFAULT } = require('./settings');
+const { READY_TIMEOUT_DEFAULT } = require('../primary/settings');
 
 const debug = debuglog('rcluster');
 // A bound on what one call can fork (the rcluster command's own bound).
@@ -144,7 +144,7 @@ class Scaler {
     if (record === undefined || record.fate !== Fate.Running) return;
     const timeout = this.cluster.settings.readyTimeout ?? READY_TIMEOUT_DEFAULT;
     // Not ready in time: it stays, but is waited for no more.
-    const timer = setTimeout(() => stop(), timeout);
+    const timer = setTimeout(() => { stop(); this.#settle(); }, timeout);
     timer.unref();
     const unwatch = this.rollover.watchReadiness(record, () => {
       if (record.fate !== Fate.Running) return;
