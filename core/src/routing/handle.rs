@@ -457,3 +457,90 @@ impl ListenHandle {
         // The sockets and every pending connection close as they drop.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const STALL: Duration = Duration::from_millis(50);
+    const LIMIT: usize = 2;
+
+    fn handle(mode: Mode, socket_type: SocketType) -> ListenHandle {
+        let fd = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, false, 16).unwrap();
+        let local = sys::local_addr(fd.as_fd()).unwrap();
+        ListenHandle::new(1, "k".into(), mode, BoundSocket { fd, local, owns_path: false }, socket_type, STALL)
+    }
+
+    fn conn() -> Connection {
+        let fd = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, false, 1).unwrap();
+        Connection::new(1, fd, Instant::now())
+    }
+
+    /// `should_accept` with every member loaded as `load`.
+    fn ask(h: &ListenHandle, load: Load, stage_full: bool) -> Option<Take> {
+        let f = |_: WorkerId| load;
+        h.should_accept(&Ask { load: &f, now: Instant::now() }, LIMIT, stage_full)
+    }
+
+    #[test]
+    fn one_question_before_accepting() {
+        let free = Load::free(1);
+        let full_paced = Load { paced: true, ..Load::full_since(Instant::now()) };
+        let deal = |t: Option<Take>| matches!(t, Some(Take::Deal(_)));
+
+        // No member: hold, up to the queue limit, whatever the policy.
+        for mode in [Mode::RoundRobin, Mode::Shared, Mode::Sticky] {
+            let mut h = handle(mode, SocketType::Stream);
+            assert_eq!(ask(&h, free, false), Some(Take::Hold(Held::Arrived)), "{mode:?}");
+            assert_eq!(ask(&h, free, true), None, "{mode:?}: its header stage is full");
+            h.hold(conn(), Held::Arrived);
+            h.hold(conn(), Held::Returned);
+            assert_eq!(ask(&h, free, false), None, "{mode:?}: the held queue is full");
+        }
+
+        let mut rr = handle(Mode::RoundRobin, SocketType::Stream);
+        rr.add(7);
+        assert!(deal(ask(&rr, free, false)));
+        assert_eq!(ask(&rr, Load::full_since(Instant::now()), false), None, "nobody can take it: the kernel holds it");
+        assert_eq!(ask(&rr, full_paced, false), Some(Take::Hold(Held::Paced)), "held newest first while a member is paced");
+        rr.pause(Instant::now() + Duration::from_secs(1));
+        assert_eq!(ask(&rr, free, false), None, "paused");
+
+        // Members accept by themselves from the one shared socket.
+        let mut shared = handle(Mode::Shared, SocketType::Stream);
+        shared.add(7);
+        assert_eq!(ask(&shared, free, false), None);
+        // A datagram socket is never accepted from.
+        assert_eq!(ask(&handle(Mode::RoundRobin, SocketType::Datagram), free, false), None);
+
+        // A keyed policy stops at the queue limit even with credit.
+        let mut sticky = handle(Mode::Sticky, SocketType::Stream);
+        sticky.add(7);
+        assert!(deal(ask(&sticky, free, false)));
+        sticky.hold(conn(), Held::Arrived);
+        sticky.hold(conn(), Held::Arrived);
+        assert_eq!(ask(&sticky, free, false), None);
+    }
+
+    #[test]
+    fn where_a_held_connection_goes_in_the_queue() {
+        let mut h = handle(Mode::RoundRobin, SocketType::Stream);
+        h.add(7);
+        h.add(8);
+        let at = Instant::now();
+        let tagged = |i: u64| {
+            let mut c = conn();
+            c.key = Some(i);
+            c
+        };
+        h.hold(tagged(1), Held::Arrived);
+        h.hold(tagged(2), Held::Paced);
+        h.hold(tagged(3), Held::Arrived);
+        h.hold(tagged(4), Held::Refused { by: 7, at });
+        h.hold(tagged(5), Held::Returned);
+        let order: Vec<u64> = h.pending.iter().filter_map(|c| c.key).collect();
+        assert_eq!(order, vec![5, 4, 2, 1, 3]);
+        assert_eq!(h.pending[1].offers.refused_by, vec![7], "not offered to the one that refused it");
+    }
+}

@@ -321,6 +321,31 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_accepts_only_from_sockets_without_a_worker() {
+        let first = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, true, 16).unwrap();
+        let local = sys::local_addr(first.as_fd()).unwrap();
+        let socket = BoundSocket { fd: first, local, owns_path: false };
+        let mut p = ReusePort::new(Duration::from_millis(50), &socket, false, 16, false).unwrap();
+        let count = |p: &ReusePort| {
+            let mut n = 0;
+            p.accept_fds(socket.fd.as_fd(), &mut |_| n += 1);
+            n
+        };
+        assert!(p.primary_accepts() && !p.deals_new_connections());
+        assert_eq!(count(&p), 1, "the first slot, while nobody has it");
+        assert!(p.add(1) && p.add(2));
+        let _a = p.socket_for(1, socket.fd.as_fd()).unwrap();
+        let _b = p.socket_for(2, socket.fd.as_fd()).unwrap();
+        assert_eq!((p.socket_count(), count(&p)), (2, 0));
+        assert!(!p.primary_accepts(), "every socket has its worker");
+        p.release(1).unwrap();
+        assert!(p.remove(1));
+        assert_eq!(count(&p), 1);
+        assert!(p.primary_accepts(), "worker 1's socket is the primary's now");
+        assert_eq!(p.name(), "reuseport");
+    }
+
+    #[test]
     fn what_is_queued_on_a_released_slot_is_accepted_by_the_primary() {
         let mut g = group();
         let worker_copy = g.assign(1).unwrap();

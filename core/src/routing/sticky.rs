@@ -469,6 +469,23 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_keeps_members_claims_and_forgets_them_with_their_worker() {
+        let now = Instant::now();
+        let mut p = sticky(3);
+        let load = |_: WorkerId| Load::free(8);
+        let ask = Ask { load: &load, now };
+        let key = keys(1)[0];
+        let home = p.pick_for(&ask, &[], Some(key)).map(|pick| p.commit(pick, &[])).unwrap();
+        let owner = if home == 1 { 2 } else { 1 };
+        p.claim(key, 9); // not a member: ignored
+        assert_eq!(p.pick_for(&ask, &[], Some(key)).map(|pick| p.commit(pick, &[])), Some(home));
+        p.claim(key, owner);
+        assert_eq!(p.pick_for(&ask, &[], Some(key)).map(|pick| p.commit(pick, &[])), Some(owner), "to its owner");
+        assert!(p.remove(owner));
+        assert_eq!(p.claims.owner(key), None, "its sessions went with it");
+    }
+
+    #[test]
     fn an_ipv4_client_is_the_same_key_on_a_dual_stack_socket() {
         let v4: IpAddr = "127.0.0.7".parse().unwrap();
         let mapped: IpAddr = "::ffff:127.0.0.7".parse().unwrap();
