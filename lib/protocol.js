@@ -71,13 +71,6 @@ const Env = Object.freeze({
   HeartbeatInterval: 'RCLUSTER_HEARTBEAT_MS',
   /** health.maxEventLoopDelay in ms; absent when off. */
   MaxEventLoopDelay: 'RCLUSTER_MAX_EVENT_LOOP_DELAY_MS',
-  /**
-   * Read by the primary only: the open connections from which a worker is
-   * paced, one new connection per event-loop turn (docs/DESIGN.md §13; 0:
-   * never; absent: the dispatcher's default). For measurements; never passed
-   * to a worker.
-   */
-  PaceAbove: 'RCLUSTER_PACE_ABOVE',
 });
 
 // Bus topics that are events of the bus object itself (an EventEmitter):

@@ -1,6 +1,7 @@
 //! Events from the dispatcher thread to the primary's JS (docs/DESIGN.md §1,
 //! "Events from the dispatcher"): each core `Event` becomes a plain object
-//! `{ kind, workerId, ... }` handed to the JS `onEvent` callback.
+//! `{ kind, workerId, ... }` handed to the JS `onEvent` callback
+//! (lib/primary/dispatcher_events.js).
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -11,24 +12,31 @@ use rcluster_core::Event;
 /// the other fields are those the kind has.
 #[napi(object)]
 pub struct DispatcherEvent {
-    /// `'channelFailed'` or `'hung'`
+    /// `'channelFailed'`, `'hung'` or `'warning'`
     pub kind: String,
+    /// The worker it is about (0 for a warning).
     pub worker_id: u32,
-    /// Why, in words (`channelFailed`, `hung`).
+    /// Why, in words (`channelFailed`, `hung`), or the warning's message.
     pub reason: Option<String>,
+    /// A warning's code, `RCLUSTER_<WHAT>`.
+    pub code: Option<String>,
 }
 
 impl From<Event> for DispatcherEvent {
     fn from(event: Event) -> Self {
         match event {
             Event::ChannelFailed { worker, reason } => {
-                DispatcherEvent { kind: "channelFailed".into(), worker_id: worker, reason: Some(reason) }
+                DispatcherEvent { kind: "channelFailed".into(), worker_id: worker, reason: Some(reason), code: None }
             }
             Event::Hung { worker, silent } => DispatcherEvent {
                 kind: "hung".into(),
                 worker_id: worker,
                 reason: Some(format!("no heartbeat for {} ms", silent.as_millis())),
+                code: None,
             },
+            Event::Warning { code, message } => {
+                DispatcherEvent { kind: "warning".into(), worker_id: 0, reason: Some(message), code: Some(code.into()) }
+            }
         }
     }
 }

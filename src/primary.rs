@@ -17,11 +17,6 @@ use crate::js_error::{to_js, JsError};
 /// Tuning of the native dispatcher (see `rcluster_core::dispatcher::Config`).
 #[napi(object)]
 pub struct DispatcherOptions {
-    /// Most connections a worker may hold unacknowledged (default 8).
-    pub window: Option<u32>,
-    /// How long round-robin waits for a full worker in turn before passing
-    /// over it (default 50).
-    pub stall_ms: Option<u32>,
     /// Longest a connection waits in the primary for a worker to take it
     /// (default 30000); `Infinity` for no limit.
     pub queue_timeout_ms: Option<f64>,
@@ -38,7 +33,8 @@ pub struct DispatcherOptions {
     pub sticky_key: Option<StickyKeyOptions>,
     /// Pacing (docs/DESIGN.md §13): the open connections from which a
     /// worker gets one new connection per event-loop turn; 0: never paced;
-    /// absent: the dispatcher's default.
+    /// absent: the dispatcher's default. Set only for measurements
+    /// (`RCLUSTER_BENCH_PACE_ABOVE`, lib/primary/cluster.js).
     pub pace_above: Option<u32>,
 }
 
@@ -226,15 +222,8 @@ impl Dispatcher {
     ) -> Result<Self> {
         let mut config = dispatcher::Config::default();
         if let Some(options) = options {
-            if let Some(window) = options.window {
-                config.window = window.max(1) as usize;
-                config.max_window = config.window;
-            }
             if let Some(open) = options.pace_above {
                 config.pace_above = (open > 0).then_some(u64::from(open));
-            }
-            if let Some(ms) = options.stall_ms {
-                config.stall = Duration::from_millis(u64::from(ms));
             }
             if let Some(ms) = options.queue_timeout_ms {
                 // JS validated it: a non-negative number of milliseconds, or Infinity.

@@ -1,6 +1,6 @@
 'use strict';
 // [rcluster-only] Under overload a worker is paced (one new connection per
-// turn of its event loop once it holds RCLUSTER_PACE_ABOVE open), and while
+// turn of its event loop once it holds RCLUSTER_BENCH_PACE_ABOVE open), and while
 // a worker is paced and none can take one, the dispatcher holds new
 // connections and serves the newest first (docs/DESIGN.md §13.3). What a client sees: a connection that
 // arrives while older ones wait is answered long before them, and every
@@ -32,7 +32,7 @@ function ask(port, path, finished) {
 test('under overload a fresh connection is served before the ones that waited longer, and none is lost',
   { skip: rclusterOnly('pacing and the newest-first queue are the native dispatcher\'s'), timeout: 60000 },
   async (t) => {
-    const c = startCluster(t, 'paced-worker.js', { env: { WORKERS: '1', SPIN_MS: '40', RCLUSTER_PACE_ABOVE: '2' } });
+    const c = startCluster(t, 'paced-worker.js', { env: { WORKERS: '1', SPIN_MS: '40', RCLUSTER_BENCH_PACE_ABOVE: '2' } });
     const { port } = await c.waitFor('ready', { timeout: 10000 });
 
     const finished = [];

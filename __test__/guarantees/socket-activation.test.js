@@ -6,6 +6,7 @@
 // test plays systemd: it binds the socket, passes it as fd 3, and keeps it.
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const net = require('node:net');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
 const { get, settle } = require('../helpers/http-client');
@@ -69,6 +70,24 @@ test('without LISTEN_FDS for it (or for another pid) the socket is not adopted: 
       const after = await settle(get(socket.port, { timeout: 5000 }));
       assert.equal(after.ok ? after.value.status : after.error.code, 'ECONNREFUSED', JSON.stringify(env));
     }
+  });
+
+// Skipped while the dispatcher is configured, before it has anyone to tell;
+// the warning goes out through the dispatcher's events once its thread runs.
+test('a LISTEN_FDS descriptor that is no socket is skipped, with a process warning in the primary',
+  { skip: SKIP, timeout: 30000 },
+  async (t) => {
+    const file = fs.openSync('/dev/null', 'r');
+    t.after(() => fs.closeSync(file));
+    const c = startCluster(t, 'routing.js', {
+      env: { WORKERS: '1', LISTEN_FDS: '1' },
+      prefix: AS_SYSTEMD,
+      extraFds: [file],
+    });
+    const { port } = await c.waitFor('ready', { timeout: 15000 });
+    assert.equal((await get(port)).status, 200);
+    const warning = await c.waitFor({ event: 'warning', code: 'RCLUSTER_LISTEN_FDS_IGNORED' }, { timeout: 10000 });
+    assert.match(warning.message, /^LISTEN_FDS: fd 3 is not a bound socket \(.+\); ignored$/);
   });
 
 test('LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES are read for this pid only, then taken out of the environment', () => {

@@ -36,6 +36,14 @@ test('a hung worker is withdrawn, replaced first, then killed', { skip, timeout:
   assert.equal(c.all({ event: 'unhealthy', worker: b }).length, 0, 'the healthy worker stays');
 });
 
+test("a hung worker is told as a process warning in the primary, with its code", { skip, timeout: 60000 }, async (t) => {
+  const c = start(t, { settings: { health: { hangTimeout: 500 }, restart: { minDelay: 10 } } });
+  const { workers: [a] } = await c.waitFor('ready', { timeout: 10000 });
+  await c.call('hang', { worker: a });
+  const warning = await c.waitFor({ event: 'warning', code: 'RCLUSTER_HEARTBEAT_MISSED' }, { timeout: 10000 });
+  assert.match(warning.message, new RegExp(`^worker ${a} sent no heartbeat for \\d+ ms: withdrawn$`));
+});
+
 test("the hang is caught natively while the primary's JS is blocked", { skip, timeout: 60000 }, async (t) => {
   const c = start(t, { settings: { health: { hangTimeout: 400 }, restart: { minDelay: 10 } } });
   const { port, workers: [a, b] } = await c.waitFor('ready', { timeout: 10000 });

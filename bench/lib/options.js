@@ -19,20 +19,13 @@ const CONFIGS = {
   single: { label: 'single process', env: { BENCH_IMPL: 'single' }, single: true },
   // Opt-in, for measurements of SCHED_REUSEPORT's deferred accept and of the
   // dispatcher's pacing (docs/DESIGN.md §8 and §13, both on by default): the
-  // same build with it off, or from another number
-  // of open connections; and another build of rcluster copied aside
-  // (BENCH_RCLUSTER_BEFORE, see bench/README.md).
+  // same build with it off.
   'rcluster-reuseport-undeferred': {
     label: 'rcluster REUSEPORT, accept not deferred',
     env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'reuseport', BENCH_DEFER_ACCEPT: '0' },
     optIn: true,
   },
-  'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_PACE_ABOVE: '0' }, optIn: true },
-  'rcluster-rr-before': {
-    label: 'rcluster RR (before)',
-    env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', BENCH_RCLUSTER_PATH: process.env.BENCH_RCLUSTER_BEFORE || '/tmp/rcluster-before' },
-    optIn: true,
-  },
+  'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_BENCH_PACE_ABOVE: '0' }, optIn: true },
 };
 
 // churn: every request carries `Connection: close`, so each response is

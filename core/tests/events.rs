@@ -111,3 +111,21 @@ fn a_worker_that_floods_leave_without_reading_the_replies_is_a_channel_failure()
         other => panic!("expected ChannelFailed for worker 3, got {other:?}"),
     }
 }
+
+#[test]
+fn a_listen_fds_descriptor_skipped_at_adoption_is_warned_of_once_the_thread_runs() {
+    use std::os::fd::IntoRawFd;
+    let file = std::fs::File::open("/dev/null").unwrap();
+    // SAFETY: the descriptor is handed over and not used again here.
+    let inherited = unsafe { rcluster_core::listen::inherited::Inherited::adopt(&[(file.into_raw_fd(), None)]) };
+    let (d, events) = with_events(Config { inherited: std::sync::Arc::new(inherited), ..Config::default() });
+    match events.recv_timeout(Duration::from_secs(2)) {
+        Ok(Event::Warning { code, message }) => {
+            assert_eq!(code, rcluster_core::dispatcher::events::LISTEN_FDS_IGNORED);
+            assert!(message.contains("is not a bound socket"), "{message}");
+        }
+        other => panic!("expected a warning, got {other:?}"),
+    }
+    assert!(events.recv_timeout(Duration::from_millis(200)).is_err(), "once");
+    drop(d);
+}

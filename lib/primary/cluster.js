@@ -116,10 +116,14 @@ const onHealthEvent = dispatcherEvents({
 
 // The native dispatcher thread starts with the first worker, not at require(),
 // with the settings of that moment (setupPrimary has run by then).
-// Pacing (docs/DESIGN.md §13) from the environment, for measurements; the
-// dispatcher's default otherwise.
+
+// For bench/ only (its config rcluster-rr-unpaced) and the pacing test: the
+// open connections from which a worker is paced, one new connection per
+// event-loop turn (docs/DESIGN.md §13; 0: never). No API sets it; without
+// it the dispatcher's default holds. Read here and nowhere else.
+const BENCH_PACE_ABOVE = 'RCLUSTER_BENCH_PACE_ABOVE';
 function pacingOption() {
-  const text = process.env[Env.PaceAbove];
+  const text = process.env[BENCH_PACE_ABOVE];
   if (text === undefined || text === '') return {};
   const open = Number(text);
   if (!Number.isInteger(open) || open < 0 || open > 0xffffffff) return {};

@@ -2,7 +2,9 @@
 // What the native dispatcher thread reports about things only it sees
 // (docs/DESIGN.md §1, "Events from the dispatcher"). The addon calls the
 // function made here on the primary's JS thread with `{ kind, workerId, ... }`;
-// each kind is one handler below.
+// each kind is one handler below. Its warnings (a failing accept, no
+// SO_REUSEPORT, a worker's missed heartbeats, ...) become
+// process.emitWarning(message, { code }) with codes RCLUSTER_<WHAT>.
 const { debuglog } = require('util');
 const { AGENT } = require('../bus/bus');
 
@@ -58,7 +60,12 @@ function dispatcherEvents({ cluster, records, withdraw, replace = () => false, a
   const handlers = {
     // The agent has a channel too (bus peer AGENT), but no worker record.
     channelFailed: (event) => (event.workerId === AGENT ? agentChannelFailed(event.reason) : failWorker(event, 'channelFailed')),
-    hung: (event) => replaceThenKill(event, 'hung'),
+    hung: (event) => {
+      // `reason` is "no heartbeat for N ms".
+      process.emitWarning(`worker ${event.workerId} sent ${event.reason}: withdrawn`, { code: 'RCLUSTER_HEARTBEAT_MISSED' });
+      replaceThenKill(event, 'hung');
+    },
+    warning: (event) => process.emitWarning(event.reason, { code: event.code }),
     eventLoopDelay: (event) => replaceThenKill(event, 'eventLoopDelay'),
   };
 

@@ -60,6 +60,8 @@ impl Dispatcher {
                 // invariant here takes the primary down loudly instead, as a
                 // failed internal assertion does in Node.
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
+                    // On stderr, not a warning event: the process aborts on
+                    // the next line, so no JS would ever run to emit one.
                     eprintln!("rcluster: the dispatcher thread panicked; aborting the primary");
                     std::process::abort();
                 }

@@ -10,21 +10,23 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::bus_relay;
-use super::awaiting_header::{AwaitingHeader, Outcome, Refused, Stage};
 use super::command::Command;
-use super::events::{Event, EventSink};
+use super::events::{self, Event, EventSink, WarningLimiter};
 use super::health::Health;
+use super::stats::StageStats;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
-use crate::dispatcher::ack_stats::AckStats;
-use crate::error::{Error, Result};
-use crate::routing::handle::{with_ask, ListenHandle};
-use crate::listen;
-use crate::routing::policy::Mode;
-use crate::listen::socket_identity;
-use crate::dispatcher::untouched;
-use crate::dispatcher::peer::{Connection, Peer, PeerState, WorkerId};
-use crate::sys::{self, Recv, Waker};
 use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
+use crate::dispatcher::ack_stats::AckStats;
+use crate::dispatcher::peer::{Connection, Peer, PeerState, WorkerId};
+use crate::dispatcher::untouched;
+use crate::error::{Error, Result};
+use crate::listen;
+use crate::listen::socket_identity;
+use crate::routing::handle::{with_ask, Held, ListenHandle, Take};
+use crate::routing::header_stage::{Admitted, HeaderStage, Passed};
+use crate::routing::policy::Mode;
+use crate::routing::reuseport::{self, ReusePort};
+use crate::sys::{self, Recv, Waker};
 
 /// What one entry of the poll set stands for.
 #[derive(Clone, Copy, Debug)]
@@ -61,11 +63,13 @@ pub(super) struct EventLoop {
     events: EventSink,
     /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
     bus_bridge: bool,
-    awaiting: AwaitingHeader,
-    /// How many connections all listeners' header stages may hold together:
-    /// half the descriptor limit, leaving the rest for accepting, the
-    /// workers' channels, held queues and the app (`Config::stage_limit`).
-    stage_total: usize,
+    /// Where connections wait for their first bytes before they are placed.
+    stage: HeaderStage,
+    /// What came out of the stage this turn, for the listeners' queues
+    /// (kept to reuse its allocation).
+    passed: Vec<Passed>,
+    /// Warnings that could repeat at every turn or connection: one per 10 s.
+    warnings: WarningLimiter,
     acks: AckStats,
     health: Health,
     /// Where workers' messages are read into, allocated once: a bus message
@@ -75,6 +79,7 @@ pub(super) struct EventLoop {
 
 impl EventLoop {
     pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>, events: EventSink) -> Self {
+        let stage = HeaderStage::new(config.proxy.clone(), config.sticky_http.clone(), config.stage_limit);
         EventLoop {
             config,
             inbox,
@@ -88,20 +93,32 @@ impl EventLoop {
             readiness: HashMap::new(),
             events,
             bus_bridge: false,
-            awaiting: AwaitingHeader::default(),
-            stage_total: sys::open_file_limit().map_or(usize::MAX, |n| usize::try_from(n / 2).unwrap_or(usize::MAX)),
+            stage,
+            passed: Vec::new(),
+            warnings: WarningLimiter::default(),
             acks: AckStats::default(),
             health: Health::default(),
             read_buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
         }
     }
 
+    /// Tells the primary's JS of a warning (`process.emitWarning`).
+    fn warn(&mut self, code: &'static str, message: String) {
+        (self.events)(Event::Warning { code, message });
+    }
+
     pub(super) fn run(mut self) {
+        // Skipped while the config was made, before anyone could hear.
+        for message in self.config.inherited.warnings().to_vec() {
+            self.warn(events::LISTEN_FDS_IGNORED, message);
+        }
         loop {
             self.build_pollset();
             let timeout = self.poll_timeout();
             if let Err(e) = sys::poll(&mut self.pollfds, timeout) {
-                eprintln!("rcluster: poll failed: {e}");
+                if self.warnings.allow(events::POLL_FAILED, 0, Instant::now()) {
+                    self.warn(events::POLL_FAILED, format!("poll failed: {e}"));
+                }
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
@@ -165,29 +182,27 @@ impl EventLoop {
             self.slots.push(Slot::Peer(peer.id));
         }
         let budget = self.stage_budget();
+        let (pollfds, slots) = (&mut self.pollfds, &mut self.slots);
         for handle in self.handles.values_mut() {
             handle.resume_if_due(now);
-            // While its header stage is full, a listener accepts no more:
-            // the kernel's queue holds them. Only its own: every other
-            // listener has a budget of its own.
-            if budget.is_some_and(|b| self.awaiting.count(handle.id()) >= b && self.config.stage_of(handle)) {
-                continue;
-            }
-            // Only watch a listening socket while some worker can take a
-            // connection, or to hold connections while no worker listens:
-            // otherwise the kernel's queue holds them (never close a
-            // connection because everyone is busy, docs/DESIGN.md §3.4).
+            // Only watch a listening socket while it should be accepted
+            // from: otherwise the kernel's queue holds its connections (never
+            // close a connection because everyone is busy, docs/DESIGN.md
+            // §3.4). While its header stage is full, a listener accepts no
+            // more. Only its own: every other listener has a budget of its own.
+            let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
             let wants = with_ask(&self.peers, self.config.window, now, |ask| {
-                handle.wants_accept(ask, self.config.queue_limit)
+                handle.should_accept(ask, self.config.queue_limit, stage_full).is_some()
             });
             if wants {
-                for fd in handle.poll_fds() {
-                    self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-                    self.slots.push(Slot::Handle(handle.id()));
-                }
+                let id = handle.id();
+                handle.accept_fds(&mut |fd| {
+                    pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                    slots.push(Slot::Handle(id));
+                });
             }
         }
-        if let Some(fd) = self.awaiting.poll_fd() {
+        if let Some(fd) = self.stage.poll_fd() {
             self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             self.slots.push(Slot::Stages);
         }
@@ -199,61 +214,28 @@ impl EventLoop {
         if self.config.proxy.is_none() && self.config.sticky_http.is_none() {
             return None;
         }
-        let staged = self.handles.values().filter(|h| self.config.stage_of(h)).count().max(1);
-        Some(self.config.stage_limit.min(self.stage_total / staged).max(1))
+        let staged = self.handles.values().filter(|h| self.stage.applies_to(h.is_keyed())).count();
+        self.stage.budget(staged)
     }
 
-    /// Connections whose PROXY header arrived go on to their listener's
-    /// queue (or to wait for their first request, for sticky routing by
-    /// cookie or query); those given up on are counted there.
+    /// Connections done with the header stage go to their listener's queue.
     fn read_headers(&mut self) {
-        if self.awaiting.len() == 0 {
+        if self.stage.is_empty() {
             return;
         }
         let now = Instant::now();
-        let handles = &self.handles;
-        let keyed = |listener| handles.get(&listener).is_some_and(ListenHandle::is_keyed);
-        for outcome in self.awaiting.process(now, self.config.sticky_http.as_ref(), keyed) {
-            match outcome {
-                Outcome::Ready(conn, Stage::ProxyHeader) => {
-                    let Some(handle) = self.handles.get_mut(&conn.listener) else { continue };
-                    let conn = match &self.config.sticky_http {
-                        Some(sticky) if handle.is_keyed() => match self.awaiting.admit_request_next(conn, sticky, now) {
-                            Ok(()) => continue,
-                            Err(conn) => conn,
-                        },
-                        _ => conn,
-                    };
-                    handle.push_proxied(conn);
-                }
-                Outcome::Ready(conn, Stage::RequestHead) => {
-                    if let Some(handle) = self.handles.get_mut(&conn.listener) {
-                        handle.push_pending_back(conn);
-                    }
-                }
-                Outcome::Rejected(listener) => {
-                    if let Some(handle) = self.handles.get_mut(&listener) {
-                        handle.count_proxy_rejected();
-                    }
-                }
-                Outcome::Expired(listener, conn) => {
-                    let Some(handle) = self.handles.get_mut(&listener) else { continue };
-                    handle.count_stage_expired();
-                    match conn {
-                        // A request head that did not come in time: placed
-                        // in turn, as before.
-                        Some(conn) => handle.push_pending_back(conn),
-                        None => {
-                            handle.count_proxy_rejected();
-                            crate::rejections::reject("proxyHeader", || {
-                                "a PROXY header not finished within the timeout".to_string()
-                            });
-                        }
-                    }
-                }
-                Outcome::Gone => {}
+        let mut passed = std::mem::take(&mut self.passed);
+        if let Some(e) = self.stage.process(now, &mut passed) {
+            if self.warnings.allow(events::POLL_FAILED, 1, now) {
+                self.warn(events::POLL_FAILED, format!("epoll_wait failed: {e}"));
             }
         }
+        for Passed { conn, proxied } in passed.drain(..) {
+            if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                handle.hold(conn, if proxied { Held::Proxied } else { Held::Arrived });
+            }
+        }
+        self.passed = passed;
     }
 
     /// How long to sleep in poll: not at all while queued connections can
@@ -273,7 +255,7 @@ impl EventLoop {
             .values()
             .filter_map(|h| h.paused_until())
             .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
-            .chain(self.awaiting.next_deadline())
+            .chain(self.stage.next_deadline())
             .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now))
             .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
         match wake_ups.min() {
@@ -295,7 +277,7 @@ impl EventLoop {
                             old.mark_dead();
                         }
                     }
-                    Err(e) => eprintln!("rcluster: cannot use the channel of worker {id}: {e}"),
+                    Err(e) => self.warn(events::CHANNEL_UNUSABLE, format!("cannot use the channel of worker {id}: {e}")),
                 },
                 Command::RemovePeer(id) => {
                     if let Some(peer) = self.peers.get_mut(&id) {
@@ -312,12 +294,13 @@ impl EventLoop {
                 }
                 Command::Stats(reply) => {
                     let budget = self.stage_budget();
-                    let (awaiting, handles, config) = (&self.awaiting, &self.handles, &self.config);
-                    let stage = |id| {
-                        let staged = handles.get(&id).is_some_and(|h| config.stage_of(h));
-                        (awaiting.count(id), budget.filter(|_| staged))
+                    let stage = &self.stage;
+                    let of = |h: &ListenHandle| StageStats {
+                        waiting: stage.count(h.id()),
+                        budget: budget.filter(|_| stage.applies_to(h.is_keyed())),
+                        counts: stage.counts(h.id()),
                     };
-                    let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks, &stage));
+                    let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks, &of));
                 }
                 Command::BusBridge(on) => self.bus_bridge = on,
                 Command::Stop => return false,
@@ -378,33 +361,32 @@ impl EventLoop {
     /// binds with `SO_REUSEPORT` (each member gets a socket of its own);
     /// where that cannot be (not TCP, or no `SO_REUSEPORT` here) the listener
     /// gets round-robin instead.
-    fn bind_handle(&self, id: ListenerId, request: &ListenRequest) -> Result<ListenHandle> {
-        let new = |mode, socket| {
-            ListenHandle::new(id, request.key.clone(), mode, socket, request.spec.socket_type(), self.config.stall)
-        };
+    fn bind_handle(&mut self, id: ListenerId, request: &ListenRequest) -> Result<ListenHandle> {
+        let stall = self.config.stall;
+        let socket_type = request.spec.socket_type();
+        let new = |mode, socket| ListenHandle::new(id, request.key.clone(), mode, socket, socket_type, stall);
         if let Some(socket) = self.inherited_socket(&request.spec) {
-            // One socket, systemd's: SCHED_REUSEPORT has nothing to add to it.
-            let mode = if request.mode == Mode::ReusePort { Mode::RoundRobin } else { request.mode };
-            return Ok(new(mode, socket?));
+            // One socket, systemd's: SCHED_REUSEPORT has nothing to add to it
+            // (`Mode::policy` makes it round-robin).
+            return Ok(new(request.mode, socket?));
         }
         if request.mode == Mode::ReusePort {
-            match crate::routing::reuseport::bind_first(&request.spec) {
+            match reuseport::bind_first(&request.spec) {
                 Some(Ok((socket, ipv6_only))) => {
-                    return new(Mode::ReusePort, socket)
-                        .with_reuse_port(
-                            ipv6_only,
-                            if request.spec.backlog > 0 { request.spec.backlog } else { listen::DEFAULT_BACKLOG },
-                            request.defer_accept,
-                        )
-                        .map_err(|e| Error::io("dup", e));
+                    let backlog = if request.spec.backlog > 0 { request.spec.backlog } else { listen::DEFAULT_BACKLOG };
+                    let policy = ReusePort::new(stall, &socket, ipv6_only, backlog, request.defer_accept)
+                        .map_err(|e| Error::io("dup", e))?;
+                    return Ok(ListenHandle::with_policy(id, request.key.clone(), Box::new(policy), socket, socket_type));
                 }
-                Some(Err(e)) if !crate::routing::reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),
-                Some(Err(e)) => eprintln!("rcluster: SO_REUSEPORT is not available ({e}); {} uses round-robin", request.key),
+                Some(Err(e)) if !reuseport::is_unsupported(&e) => return Err(Error::io("bind", e)),
+                Some(Err(e)) => self.warn(
+                    events::REUSEPORT_UNAVAILABLE,
+                    format!("SO_REUSEPORT is not available ({e}); {} uses round-robin", request.key),
+                ),
                 None => {}
             }
-            let socket = listen::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
-            return Ok(new(Mode::RoundRobin, socket));
         }
+        // SCHED_REUSEPORT here (not TCP, or no SO_REUSEPORT) is round-robin.
         let socket = listen::bind(&request.spec).map_err(|e| Error::io("bind", e))?;
         Ok(new(request.mode, socket))
     }
@@ -471,6 +453,7 @@ impl EventLoop {
                         Some("confirmed reading more connections than it took".to_string())
                     }
                     Ok(ToPrimary::Stick { key }) => {
+                        // Only a sticky listener's policy keeps it.
                         for handle in self.handles.values_mut() {
                             handle.claim(key, id);
                         }
@@ -552,7 +535,7 @@ impl EventLoop {
         for conn in refused.into_iter().rev() {
             // A connection whose socket closed meanwhile closes with it.
             if let Some(handle) = self.handles.get_mut(&conn.listener) {
-                handle.requeue_refused(conn, id, now);
+                handle.hold(conn, Held::Refused { by: id, at: now });
             }
         }
         if overacknowledged {
@@ -569,6 +552,10 @@ impl EventLoop {
             return;
         }
         peer.mark_dead();
+        // Left on stderr, not made a warning: this is written while the
+        // primary's JS may be blocked (its 'unhealthy' event comes once it
+        // runs), and a test reads it as proof that the dispatcher saw the
+        // failure meanwhile (__test__/guarantees/channel-failed.test.js).
         eprintln!("rcluster: dropping worker {id}'s channel: {reason}");
         (self.events)(Event::ChannelFailed { worker: id, reason });
     }
@@ -578,7 +565,7 @@ impl EventLoop {
     /// (every worker left it) it closes, as the retiring worker would have.
     fn on_hand_back(&mut self, listener: ListenerId, fd: OwnedFd) {
         if let Some(handle) = self.handles.get_mut(&listener) {
-            handle.push_pending_front(Connection::new(listener, fd, Instant::now()));
+            handle.hold(Connection::new(listener, fd, Instant::now()), Held::Returned);
         }
     }
 
@@ -591,7 +578,8 @@ impl EventLoop {
             if !self.peers.contains_key(&id) {
                 continue;
             }
-            eprintln!("rcluster: worker {id} sent no heartbeat for {} ms: withdrawn", silent.as_millis());
+            // The primary's JS warns of it (RCLUSTER_HEARTBEAT_MISSED) when
+            // it hears of `Hung`.
             self.withdraw(id, Emptied::Hold);
             (self.events)(Event::Hung { worker: id, silent });
         }
@@ -601,8 +589,10 @@ impl EventLoop {
     /// confirm with `LEFT`, after which nothing more for it is sent (the worker
     /// refuses, and we re-dispatch, whatever arrives before that).
     fn on_leave(&mut self, id: WorkerId, listener: ListenerId) {
+        let events = &mut self.events;
+        let mut warn = |code, message| events(Event::Warning { code, message });
         let last = match self.handles.get_mut(&listener) {
-            Some(handle) => handle.remove(id) && handle.is_empty(),
+            Some(handle) => handle.remove(id, &mut warn) && handle.is_empty(),
             None => false,
         };
         if last {
@@ -615,10 +605,12 @@ impl EventLoop {
     }
 
     fn withdraw(&mut self, id: WorkerId, emptied: Emptied) {
+        let events = &mut self.events;
+        let mut warn = |code, message| events(Event::Warning { code, message });
         let now_empty: Vec<ListenerId> = self
             .handles
             .values_mut()
-            .filter_map(|handle| (handle.remove(id) && handle.is_empty()).then_some(handle.id()))
+            .filter_map(|handle| (handle.remove(id, &mut warn) && handle.is_empty()).then_some(handle.id()))
             .collect();
         for listener in now_empty {
             match emptied {
@@ -636,7 +628,8 @@ impl EventLoop {
             // The workers shared its file description and may have made it
             // blocking; a blocking accept would stall every socket.
             if let Err(e) = sys::set_nonblocking(handle.fd(), true) {
-                eprintln!("rcluster: cannot make {} non-blocking: {e}", handle.key());
+                let message = format!("cannot make {} non-blocking: {e}", handle.key());
+                self.warn(events::NONBLOCKING_FAILED, message);
             }
         }
     }
@@ -644,7 +637,7 @@ impl EventLoop {
     fn close_handle(&mut self, listener: ListenerId) {
         if let Some(handle) = self.handles.remove(&listener) {
             self.keys.remove(handle.key());
-            self.awaiting.forget_listener(listener);
+            self.stage.forget_listener(listener);
             handle.close();
         }
     }
@@ -671,7 +664,7 @@ impl EventLoop {
                     continue; // closes here, as it did in the worker
                 }
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
-                    handle.push_pending_front(conn);
+                    handle.hold(conn, Held::Returned);
                 }
             }
         }
@@ -686,67 +679,46 @@ impl EventLoop {
         let budget = self.stage_budget();
         for handle in self.handles.values_mut() {
             handle.deal_pending(&mut self.peers, window, now, self.config.queue_timeout);
-            let staged = self.config.stage_of(handle);
             let readiness = self.readiness.get(&handle.id()).copied().unwrap_or(Readiness::NotPolled);
-            if readiness == Readiness::Idle || !handle.accepts_now() {
+            if readiness == Readiness::Idle {
                 continue;
             }
-            let holding = handle.is_empty();
+            let keyed = handle.is_keyed();
+            let staged = self.stage.applies_to(keyed);
             for _ in 0..self.config.accept_batch {
-                // Checked before each accept (not after): a socket not polled
+                // Asked before each accept (not after): a socket not polled
                 // because its stage is full is still tried here, and must
                 // not take one more each turn.
-                if staged && budget.is_some_and(|b| self.awaiting.count(handle.id()) >= b) {
-                    break;
-                }
-                let pick = if holding {
-                    if handle.pending_len() >= self.config.queue_limit {
-                        break;
-                    }
-                    None
-                } else {
-                    match with_ask(&self.peers, window, now, |ask| {
-                        handle.pick_new(ask).map(Some).or_else(|| {
-                            // `None`: held, newest first.
-                            handle.holds_while_paced(ask, self.config.queue_limit).then_some(None)
-                        })
-                    }) {
-                        Some(pick) => pick,
-                        None => break,
-                    }
-                };
+                let stage_full = staged && self.stage.is_full(handle.id(), budget);
+                let take = with_ask(&self.peers, window, now, |ask| {
+                    handle.should_accept(ask, self.config.queue_limit, stage_full)
+                });
+                let Some(take) = take else { break };
                 match handle.accept() {
-                    Ok(conn) if self.config.proxy.is_some() => {
-                        let proxy = self.config.proxy.as_ref().expect("checked by the guard");
-                        match self.awaiting.admit(conn, proxy, now) {
-                            Ok(()) => {}
-                            Err(Refused::Untrusted) => handle.count_proxy_rejected(),
-                            Err(Refused::NoResources) => {
-                                handle.count_proxy_rejected();
-                                handle.pause(Instant::now() + self.config.exhausted_pause);
-                                break;
+                    Ok(conn) => match self.stage.admit(conn, keyed, now) {
+                        Admitted::Waiting | Admitted::Closed => {}
+                        Admitted::NoResources(conn) => {
+                            // One that was to wait for its request head is
+                            // placed in turn, without a key.
+                            if let Some(conn) = conn {
+                                handle.hold(conn, Held::Arrived);
                             }
-                        }
-                    }
-                    Ok(conn) if self.config.sticky_http.is_some() && handle.is_keyed() => {
-                        let sticky = self.config.sticky_http.as_ref().expect("checked by the guard");
-                        if let Err(conn) = self.awaiting.admit_request(conn, sticky, now) {
-                            // Cannot be watched: placed in turn, without a key.
-                            handle.push_pending_back(conn);
                             handle.pause(Instant::now() + self.config.exhausted_pause);
                             break;
                         }
-                    }
-                    Ok(conn) => match pick {
-                        Some(pick) => handle.deal_new(conn, pick, &mut self.peers, window, now),
-                        None if holding => handle.push_pending_back(conn),
-                        None => handle.hold_paced(conn),
+                        Admitted::NoStage(conn) => match take {
+                            Take::Deal(pick) => handle.deal_new(conn, pick, &mut self.peers, window, now),
+                            Take::Hold(why) => handle.hold(conn, why),
+                        },
                     },
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) if sys::is_transient_accept_error(&e) => continue,
                     Err(e) => {
-                        if !sys::is_resource_exhausted(&e) {
-                            eprintln!("rcluster: accept on {} failed: {e}", handle.key());
+                        // Out of descriptors pauses silently (§3.4); any
+                        // other failure is told, once per listener per 10 s.
+                        if !sys::is_resource_exhausted(&e) && self.warnings.allow(events::ACCEPT_FAILED, u64::from(handle.id()), now) {
+                            let message = format!("accept on {} failed: {e}", handle.key());
+                            (self.events)(Event::Warning { code: events::ACCEPT_FAILED, message });
                         }
                         handle.pause(Instant::now() + self.config.exhausted_pause);
                         break;
@@ -761,7 +733,7 @@ impl EventLoop {
             let flushed = peer.flush();
             for conn in flushed.returned.into_iter().rev() {
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
-                    handle.push_pending_front(conn);
+                    handle.hold(conn, Held::Returned);
                 }
             }
         }

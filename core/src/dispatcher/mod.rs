@@ -7,7 +7,13 @@
 //! - [`event_loop`]: the thread itself, which only does I/O and feeds each
 //!   listener's scheduling policy ([`crate::routing::policy`]);
 //! - [`stats`]: what `stats()` reports;
-//! - [`events`]: what the thread tells the JS thread unasked.
+//! - [`events`]: what the thread tells the JS thread unasked;
+//! - [`health`], [`bus_relay`], [`ack_stats`], [`peer`], [`untouched`]: the
+//!   hang detector, the bus relay, acknowledgement times, one worker's
+//!   channel, and whether a connection was read from.
+//!
+//! Who gets each connection, and the header stage a connection may pass
+//! through first, are [`crate::routing`]'s.
 
 use std::time::Duration;
 
@@ -19,16 +25,15 @@ use crate::channel::wire::ListenerId;
 
 pub mod ack_stats;
 mod bus_relay;
-mod awaiting_header;
 mod command;
 mod event_loop;
-mod events;
+pub mod events;
 mod health;
 pub mod peer;
 mod stats;
 pub mod untouched;
 
-pub use awaiting_header::{ProxyConfig, StickyHttp};
+pub use crate::routing::header_stage::{ProxyConfig, StickyHttp};
 pub use command::Dispatcher;
 pub use events::{Event, EventSink};
 pub use stats::{ListenerStats, Stats, WorkerStats};
@@ -127,14 +132,6 @@ impl Default for Config {
             pace_above: Some(DEFAULT_PACE_ABOVE),
             stage_limit: DEFAULT_STAGE_LIMIT,
         }
-    }
-}
-
-impl Config {
-    /// Whether `handle`'s connections wait in a header stage before they are
-    /// dealt: every listener's with `proxy`, a sticky one's with `sticky_http`.
-    pub(crate) fn stage_of(&self, handle: &crate::routing::handle::ListenHandle) -> bool {
-        self.proxy.is_some() || (self.sticky_http.is_some() && handle.is_keyed())
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::dispatcher::ack_stats::AckStats;
 use crate::routing::handle::ListenHandle;
+use crate::routing::header_stage::Counts;
 use crate::dispatcher::peer::{Peer, WorkerId};
 use crate::channel::wire::ListenerId;
 
@@ -46,6 +47,14 @@ pub struct ListenerStats {
     pub stage_expired: u64,
 }
 
+/// What the header stage says of one listener.
+pub(super) struct StageStats {
+    pub waiting: usize,
+    /// `None`: the listener has no stage.
+    pub budget: Option<usize>,
+    pub counts: Counts,
+}
+
 #[derive(Clone, Debug)]
 pub struct WorkerStats {
     pub id: WorkerId,
@@ -60,11 +69,12 @@ impl Stats {
         handles: &HashMap<ListenerId, ListenHandle>,
         peers: &HashMap<WorkerId, Peer>,
         acks: &AckStats,
-        stage: &dyn Fn(ListenerId) -> (usize, Option<usize>),
+        stage: &dyn Fn(&ListenHandle) -> StageStats,
     ) -> Stats {
         let mut listeners: Vec<ListenerStats> = handles
             .values()
-            .map(|h| ListenerStats {
+            .map(|h| (h, stage(h)))
+            .map(|(h, stage)| ListenerStats {
                 id: h.id(),
                 key: h.key().to_string(),
                 members: h.members(),
@@ -73,12 +83,12 @@ impl Stats {
                 expired: h.expired_total(),
                 policy: h.policy_name(),
                 open: h.open_counts(),
-                proxy_rejected: h.proxy_rejected_total(),
+                proxy_rejected: stage.counts.proxy_rejected,
                 sockets: h.socket_count(),
                 defer_accept: h.defers_accept(),
-                stage_waiting: stage(h.id()).0,
-                stage_budget: stage(h.id()).1,
-                stage_expired: h.stage_expired_total(),
+                stage_waiting: stage.waiting,
+                stage_budget: stage.budget,
+                stage_expired: stage.counts.expired,
             })
             .collect();
         listeners.sort_by_key(|l| l.id);

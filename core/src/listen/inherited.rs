@@ -23,32 +23,43 @@ struct Socket {
 #[derive(Debug, Default)]
 pub struct Inherited {
     sockets: Vec<Socket>,
+    /// Why descriptors were skipped. Adopting happens while the primary's
+    /// dispatcher is being configured, before it has anyone to tell: the
+    /// dispatcher thread sends these on as warnings when it starts
+    /// (`RCLUSTER_LISTEN_FDS_IGNORED`).
+    warnings: Vec<String>,
 }
 
 impl Inherited {
     /// Takes over `fds` (the process's descriptors 3.., as systemd passes
     /// them) with their names. They are made close-on-exec, so workers and
     /// other children do not inherit them in turn. A descriptor that is not
-    /// a bound socket is skipped with a warning.
+    /// a bound socket is skipped with a warning ([`Inherited::warnings`]).
     ///
     /// # Safety
     /// Each fd must be open and owned by nothing else in this process: from
     /// here this closes them.
     pub unsafe fn adopt(fds: &[(RawFd, Option<String>)]) -> Self {
         let mut sockets = Vec::new();
+        let mut warnings = Vec::new();
         for (raw, name) in fds {
             // SAFETY: the caller hands these over.
             let fd = unsafe { OwnedFd::from_raw_fd(*raw) };
             if let Err(e) = sys::set_cloexec(fd.as_fd()) {
-                eprintln!("rcluster: LISTEN_FDS: fd {raw}: {e}");
+                warnings.push(format!("LISTEN_FDS: fd {raw}: {e}"));
                 continue;
             }
             match sys::local_addr(fd.as_fd()) {
                 Ok(local) => sockets.push(Socket { fd, local, name: name.clone() }),
-                Err(e) => eprintln!("rcluster: LISTEN_FDS: fd {raw} is not a bound socket ({e}); ignored"),
+                Err(e) => warnings.push(format!("LISTEN_FDS: fd {raw} is not a bound socket ({e}); ignored")),
             }
         }
-        Inherited { sockets }
+        Inherited { sockets, warnings }
+    }
+
+    /// Why descriptors given to `adopt` were skipped, one message each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn len(&self) -> usize {
@@ -142,6 +153,8 @@ mod tests {
             Inherited::adopt(&[(listener.into_raw_fd(), Some("web".into())), (file.into_raw_fd(), None)])
         };
         assert_eq!(inherited.len(), 1);
+        assert_eq!(inherited.warnings().len(), 1, "{:?}", inherited.warnings());
+        assert!(inherited.warnings()[0].contains("is not a bound socket"), "{:?}", inherited.warnings());
         let (fd, name) = inherited.find(&tcp(None, port)).unwrap();
         assert_eq!(name, Some("web"));
         assert!(sys::listener_from_fd(std::os::fd::AsRawFd::as_raw_fd(&fd), 16).is_ok());

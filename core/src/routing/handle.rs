@@ -1,19 +1,22 @@
-//! One listening socket the primary shares among workers: the socket, its
-//! scheduling policy (who takes from it, chosen once), and the connections
-//! the primary holds for it. Only its own methods change it.
+//! One listener the primary shares among workers: its socket, its
+//! scheduling policy (who takes from it, chosen once, and owning whatever
+//! else its kind of routing needs), and the one queue of connections the
+//! primary holds for it. Only its own methods change it.
+//!
+//! The event loop asks it one thing before accepting ([`ListenHandle::should_accept`]),
+//! and puts connections in its queue one way ([`ListenHandle::hold`], where
+//! [`Held`] says why and so where).
 
 use std::collections::{HashMap, VecDeque};
-
-use crate::routing::sticky::Claims;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use crate::listen::{BoundSocket, SocketType};
-use crate::dispatcher::peer::{Connection, Peer, WorkerId};
-use crate::routing::policy::{Ask, Load, Mode, Pick, Policy};
-use crate::routing::reuseport::ReusePortSlots;
-use crate::sys::{self, LocalAddr};
 use crate::channel::wire::ListenerId;
+use crate::dispatcher::events::NONBLOCKING_FAILED;
+use crate::dispatcher::peer::{Connection, Peer, WorkerId};
+use crate::listen::{BoundSocket, SocketType};
+use crate::routing::policy::{Ask, Load, Mode, Pick, Policy};
+use crate::sys::{self, LocalAddr};
 
 /// Runs `f` with what a policy is told about `peers` at `now`. A worker
 /// without a channel any more counts as gone.
@@ -29,11 +32,15 @@ pub struct ListenHandle {
     /// Datagram sockets are only ever shared: nothing to accept, even while
     /// no worker reads them (datagrams wait in the socket's buffer then).
     socket_type: SocketType,
+    /// The listening socket every listener has (under SCHED_REUSEPORT the
+    /// first of the policy's own).
     socket: BoundSocket,
+    /// Who gets what, chosen once; it owns whatever else its kind of
+    /// routing needs (sockets, claimed sessions).
     policy: Box<dyn Policy>,
     /// Accepted connections not yet given to a worker (no credit anywhere, no
     /// worker at all, or given back by a worker that refused or died), oldest
-    /// first.
+    /// first, but for those put ahead (`Held`). Only `hold` adds to it.
     pending: VecDeque<Connection>,
     /// After `EMFILE`/`ENFILE`, accepting waits until then instead of spinning.
     paused_until: Option<Instant>,
@@ -43,47 +50,91 @@ pub struct ListenHandle {
     /// Per member: connections it holds open (taken, and not yet reported
     /// closed) and its server's `maxConnections`, from its close reports.
     open: HashMap<WorkerId, (u64, Option<u32>)>,
-    /// Connections closed for a missing, malformed or late PROXY header, or
-    /// from a peer not trusted to send one.
-    proxy_rejected_total: u64,
-    /// SCHED_REUSEPORT: every member's own socket (`socket` is the first).
-    reuse: Option<ReusePortSlots>,
-    /// Sticky keys (session ids) members said are theirs.
-    claims: Claims,
-    /// Connections whose PROXY header or first request head did not come
-    /// within the stage's timeout.
-    stage_expired_total: u64,
 }
 
-/// Most sticky keys remembered per listener; past that the least recently
-/// used is forgotten (its session then goes where its key hashes, which its
-/// owner may not be): a bound on memory, not a working-set size.
-pub const MAX_CLAIMS: usize = 1 << 20;
+/// Why a connection is held in a listener's queue, which says where in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Accepted, or through its header stage, with nobody to take it yet:
+    /// behind the others.
+    Arrived,
+    /// Through its PROXY header, which named its client: behind the others,
+    /// and a keyed policy places it by that client.
+    Proxied,
+    /// Accepted while some member is paced and none could take it: ahead of
+    /// the others, newest first (see [`Take::Hold`]).
+    Paced,
+    /// Sent to a worker that never took it (the worker died, or its channel
+    /// gave it back) or handed back by a retiring worker: ahead of the others.
+    Returned,
+    /// Refused by worker `by` (its server closing, `maxConnections`): ahead
+    /// of the others, and not offered to `by` again until every member has
+    /// refused it.
+    Refused { by: WorkerId, at: Instant },
+}
+
+/// What accepting from a listener now is for ([`ListenHandle::should_accept`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// To give to the member picked.
+    Deal(Pick),
+    /// To hold: while no worker listens (`Held::Arrived`), or, newest first,
+    /// while a member is paced, i.e. its event loop is saturated
+    /// (docs/DESIGN.md §13), and none can take it (`Held::Paced`). Some
+    /// paced, not every one: a worker below the threshold whose window is
+    /// full for the moment (between two acknowledgements) must not send
+    /// newcomers to the back of the kernel's first-come queue. Under
+    /// overload the queue only grows, and a first-come order would make every
+    /// newcomer wait for all of it, while the longest-waiting clients are the
+    /// likeliest to have given up: so the newest is served first (adaptive
+    /// LIFO, as Facebook's servers and Dropbox's proxy do under overload).
+    /// Otherwise the kernel's queue holds them (§3.4).
+    Hold(Held),
+}
 
 impl ListenHandle {
-    /// A handle for a freshly bound socket. A datagram socket always gets the
-    /// shared policy, whatever `mode` asks, as in node:cluster.
+    /// A handle for a freshly bound socket, with the policy `mode` names. A
+    /// datagram socket always gets the shared policy, whatever `mode` asks,
+    /// as in node:cluster.
     pub fn new(id: ListenerId, key: String, mode: Mode, socket: BoundSocket, socket_type: SocketType, stall: Duration) -> Self {
         let mode = match socket_type {
             SocketType::Datagram => Mode::Shared,
             SocketType::Stream => mode,
         };
+        Self::with_policy(id, key, mode.policy(stall), socket, socket_type)
+    }
+
+    /// A handle whose policy was made with sockets of its own
+    /// (SCHED_REUSEPORT: `reuseport::ReusePort`).
+    pub fn with_policy(id: ListenerId, key: String, policy: Box<dyn Policy>, socket: BoundSocket, socket_type: SocketType) -> Self {
         ListenHandle {
             id,
             key,
             socket_type,
             socket,
-            policy: mode.policy(stall),
+            policy,
             pending: VecDeque::new(),
             paused_until: None,
             accepted_total: 0,
             expired_total: 0,
             open: HashMap::new(),
-            proxy_rejected_total: 0,
-            reuse: None,
-            claims: Claims::new(MAX_CLAIMS),
-            stage_expired_total: 0,
         }
+    }
+
+    pub fn id(&self) -> ListenerId {
+        self.id
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.fd.as_fd()
+    }
+
+    pub fn local(&self) -> &LocalAddr {
+        &self.socket.local
     }
 
     /// Whether who gets a connection depends on its client or session.
@@ -91,89 +142,80 @@ impl ListenHandle {
         self.policy.keyed()
     }
 
-    /// `worker` owns the session whose key is `key`: connections with that
-    /// key go to it while it is a member.
-    pub fn claim(&mut self, key: u64, worker: WorkerId) {
-        if !self.policy.keyed() || !self.open.contains_key(&worker) {
-            return;
-        }
-        self.claims.claim(key, worker);
+    /// The policy's name, as `cluster.stats()` shows it.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
     }
 
-    pub fn stage_expired_total(&self) -> u64 {
-        self.stage_expired_total
+    /// Whether each member gets its own copy of a listening socket (the
+    /// primary then only accepts from one nobody accepts from).
+    pub fn shares_socket(&self) -> bool {
+        !self.policy.deals_new_connections()
     }
 
-    pub fn count_stage_expired(&mut self) {
-        self.stage_expired_total += 1;
+    /// A stream socket whose members accept from it themselves: they may have
+    /// made its file description blocking.
+    pub fn is_shared_stream(&self) -> bool {
+        self.shares_socket() && self.socket_type == SocketType::Stream
     }
 
-    /// SCHED_REUSEPORT: a handle whose members get sockets of their own;
-    /// `socket` was bound with `SO_REUSEPORT` and is the first of them.
-    /// `defer_accept`: the server's clients speak first (reuseport.rs).
-    pub fn with_reuse_port(mut self, ipv6_only: bool, backlog: i32, defer_accept: bool) -> std::io::Result<Self> {
-        let LocalAddr::Inet(addr) = self.socket.local else {
-            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
-        };
-        let first = sys::dup_cloexec(self.socket.fd.as_fd())?;
-        self.reuse = Some(ReusePortSlots::new(first, addr, ipv6_only, backlog, defer_accept)?);
-        Ok(self)
+    /// How many listening sockets it has: 1, or under SCHED_REUSEPORT one per slot.
+    pub fn socket_count(&self) -> usize {
+        self.policy.socket_count()
     }
 
     /// Whether its sockets hold connections until their first bytes arrive
     /// (`TCP_DEFER_ACCEPT`; SCHED_REUSEPORT only).
     pub fn defers_accept(&self) -> bool {
-        self.reuse.as_ref().is_some_and(ReusePortSlots::defers_accept)
+        self.policy.defers_accept()
     }
 
-    /// How many sockets it has: 1, or under SCHED_REUSEPORT one per slot.
-    pub fn socket_count(&self) -> usize {
-        self.reuse.as_ref().map_or(1, ReusePortSlots::len)
-    }
-
-    /// The copy of the listening socket a member that accepts by itself gets:
+    /// The copy of a listening socket a member that accepts by itself gets:
     /// the shared one, or under SCHED_REUSEPORT its own slot's.
     pub fn socket_for(&mut self, worker: WorkerId) -> std::io::Result<std::os::fd::OwnedFd> {
-        match &mut self.reuse {
-            Some(reuse) => reuse.assign(worker),
-            None => sys::dup_cloexec(self.socket.fd.as_fd()),
+        self.policy.socket_for(worker, self.socket.fd.as_fd())
+    }
+
+    /// Calls `f` with each socket the primary accepts from, to watch it.
+    pub fn accept_fds<'a>(&'a self, f: &mut dyn FnMut(BorrowedFd<'a>)) {
+        self.policy.accept_fds(self.socket.fd.as_fd(), f)
+    }
+
+    /// The workers in rotation, in order.
+    pub fn members(&self) -> Vec<WorkerId> {
+        self.policy.members()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policy.is_empty()
+    }
+
+    /// Adds a worker. Returns false if it already was a member.
+    pub fn add(&mut self, worker: WorkerId) -> bool {
+        let added = self.policy.add(worker);
+        if added {
+            self.open.insert(worker, (0, None));
         }
+        added
     }
 
-    /// The sockets the primary watches for connections to accept.
-    pub fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
-        match &self.reuse {
-            Some(reuse) => reuse.orphans().collect(),
-            None => vec![self.socket.fd.as_fd()],
+    /// Takes a worker out. Returns false if it was not a member. The owner
+    /// decides what an empty handle means: closed after a deliberate close by
+    /// its last worker (as Node's `remove` does), kept open and queueing
+    /// connections after its last worker died. `warn` hears of a socket of
+    /// the worker's own that could not be made ready for the primary.
+    pub fn remove(&mut self, worker: WorkerId, warn: &mut dyn FnMut(&'static str, String)) -> bool {
+        self.open.remove(&worker);
+        if let Err(e) = self.policy.release(worker) {
+            warn(NONBLOCKING_FAILED, format!("cannot make a SO_REUSEPORT socket non-blocking: {e}"));
         }
+        self.policy.remove(worker)
     }
 
-    /// Whether the primary accepts for this handle at all: under
-    /// SCHED_REUSEPORT only while some socket has no worker.
-    fn accepts_for_someone(&self) -> bool {
-        self.reuse.as_ref().is_none_or(ReusePortSlots::has_orphans)
-    }
-
-    pub fn proxy_rejected_total(&self) -> u64 {
-        self.proxy_rejected_total
-    }
-
-    pub fn count_proxy_rejected(&mut self) {
-        self.proxy_rejected_total += 1;
-    }
-
-    /// Queues a connection whose PROXY header was read: a policy that places
-    /// connections by client places it by the client the header named.
-    pub fn push_proxied(&mut self, mut conn: Connection) {
-        if let (true, Some(source)) = (self.policy.keyed(), conn.source) {
-            conn.key = Some(crate::routing::sticky::client_key(source.ip()));
-        }
-        self.pending.push_back(conn);
-    }
-
-    /// The policy's name, as `cluster.stats()` shows it.
-    pub fn policy_name(&self) -> &'static str {
-        self.policy.name()
+    /// `worker` owns the session whose key is `key`: connections with that
+    /// key go to it while it is a member (sticky routing only).
+    pub fn claim(&mut self, key: u64, worker: WorkerId) {
+        self.policy.claim(key, worker);
     }
 
     /// How many connections each member holds open, and its cap, by worker id.
@@ -211,112 +253,6 @@ impl ListenHandle {
         }
     }
 
-    /// Who should get `conn` now: by its client for a keyed policy.
-    fn pick_for(&self, ask: &Ask<'_>, conn: &Connection) -> Option<Pick> {
-        let refused_by = &conn.offers.refused_by;
-        match conn.key {
-            Some(key) => {
-                if let Some(owner) = self.claims.owner(key) {
-                    if let Some(decided) = self.policy.pick_member(ask, refused_by, owner) {
-                        return decided;
-                    }
-                }
-                self.policy.pick_keyed(ask, refused_by, key)
-            }
-            None => self.policy.pick(ask, refused_by),
-        }
-    }
-
-    /// Gives a connection just accepted for `pick` to its worker. A policy
-    /// that places connections by client picks again, now that the client
-    /// is known, and holds it if that client's worker is to be waited for.
-    pub fn deal_new(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>, window: usize, now: Instant) {
-        let pick = match conn.key {
-            Some(_) => with_ask(peers, window, now, |ask| self.pick_for(ask, &conn)),
-            None => Some(pick),
-        };
-        match pick {
-            Some(pick) => {
-                let worker = self.policy.commit(pick, &[]);
-                self.claims.used(conn.key);
-                peers.get_mut(&worker).expect("members are live peers").push(conn);
-            }
-            None => self.pending.push_back(conn),
-        }
-    }
-
-    pub fn id(&self) -> ListenerId {
-        self.id
-    }
-
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.socket.fd.as_fd()
-    }
-
-    pub fn local(&self) -> &LocalAddr {
-        &self.socket.local
-    }
-
-    /// Whether each member gets its own copy of the listening socket (the
-    /// primary then only accepts while nobody listens).
-    pub fn shares_socket(&self) -> bool {
-        !self.policy.deals_new_connections()
-    }
-
-    /// A stream socket whose members accept from it themselves: they may have
-    /// made its file description blocking.
-    pub fn is_shared_stream(&self) -> bool {
-        self.shares_socket() && self.socket_type == SocketType::Stream
-    }
-
-    /// The workers in rotation, in order.
-    pub fn members(&self) -> Vec<WorkerId> {
-        self.policy.members()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.policy.is_empty()
-    }
-
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
-    pub fn accepted_total(&self) -> u64 {
-        self.accepted_total
-    }
-
-    pub fn expired_total(&self) -> u64 {
-        self.expired_total
-    }
-
-    /// Adds a worker. Returns false if it already was a member.
-    pub fn add(&mut self, worker: WorkerId) -> bool {
-        let added = self.policy.add(worker);
-        if added {
-            self.open.insert(worker, (0, None));
-        }
-        added
-    }
-
-    /// Takes a worker out. Returns false if it was not a member. The owner
-    /// decides what an empty handle means: closed after a deliberate close by
-    /// its last worker (as Node's `remove` does), kept open and queueing
-    /// connections after its last worker died.
-    pub fn remove(&mut self, worker: WorkerId) -> bool {
-        self.open.remove(&worker);
-        // Its sessions went with it.
-        self.claims.forget_worker(worker);
-        if let Some(reuse) = &mut self.reuse {
-            reuse.release(worker);
-        }
-        self.policy.remove(worker)
-    }
-
     /// Stops accepting until `until` (the process is out of descriptors).
     pub fn pause(&mut self, until: Instant) {
         self.paused_until = Some(until);
@@ -333,66 +269,106 @@ impl ListenHandle {
         self.paused_until
     }
 
-    /// Who should get a new connection now (none refused it yet).
-    pub fn pick_new(&self, ask: &Ask<'_>) -> Option<Pick> {
-        self.policy.pick(ask, &[])
-    }
-
-    /// Whether the primary should accept from this socket now: to deal out
-    /// (its policy deals new connections and someone can take one), or to
-    /// hold connections while no worker listens on it, up to `queue_limit`.
-    pub fn wants_accept(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
-        if self.paused_until.is_some() || self.socket_type == SocketType::Datagram || !self.accepts_for_someone() {
-            return false;
+    /// Whether the primary should accept one connection from this listener
+    /// now, and what for (`None`: leave it in the kernel's queue,
+    /// docs/DESIGN.md §3.4). Asked before watching its sockets and before
+    /// every accept. Not while paused, for a datagram socket, while
+    /// `stage_full` (its header stage holds all it may), or where members
+    /// accept by themselves from every socket; with no member, to hold up to
+    /// `queue_limit`; else to deal to the member picked, or to hold while
+    /// some member is paced (`Take::Hold`).
+    pub fn should_accept(&self, ask: &Ask<'_>, queue_limit: usize, stage_full: bool) -> Option<Take> {
+        if stage_full || self.paused_until.is_some() || self.socket_type == SocketType::Datagram || !self.policy.primary_accepts() {
+            return None;
         }
-        if self.is_empty() {
-            return self.pending.len() < queue_limit;
+        let room = self.pending.len() < queue_limit;
+        if self.policy.is_empty() {
+            return room.then_some(Take::Hold(Held::Arrived));
         }
         // A keyed policy accepts before it knows who gets the connection, and
         // may hold it for its client's worker: bounded like a held queue.
-        if self.policy.keyed() && self.pending.len() >= queue_limit {
-            return false;
+        if self.policy.keyed() && !room {
+            return None;
         }
-        (self.policy.deals_new_connections() || self.reuse.is_some())
-            && (self.pick_new(ask).is_some() || self.holds_while_paced(ask, queue_limit))
+        if let Some(pick) = self.policy.pick(ask, &[]) {
+            return Some(Take::Deal(pick));
+        }
+        let paced = self.policy.deals_new_connections() && room && self.open.keys().any(|&id| (ask.load)(id).paced);
+        paced.then_some(Take::Hold(Held::Paced))
     }
 
-    /// Whether a connection accepted now, that no worker can take, is held
-    /// here newest first (`hold_paced`): some member is paced, i.e. its
-    /// event loop is saturated (docs/DESIGN.md §13), and the queue has room.
-    /// Otherwise the kernel's queue holds it (§3.4). Some, not every: a
-    /// worker below the threshold whose window is full for the moment
-    /// (between two acknowledgements) must not send newcomers to the back of
-    /// the kernel's first-come queue; once it acknowledges, it is dealt the
-    /// newest held connection like any other.
-    pub fn holds_while_paced(&self, ask: &Ask<'_>, queue_limit: usize) -> bool {
-        self.policy.deals_new_connections()
-            && self.pending.len() < queue_limit
-            && self.open.keys().any(|&id| (ask.load)(id).paced)
+    /// Accepts one connection. A keyed policy learns its client's key now (a
+    /// unix socket's clients have no address: they go by turn).
+    pub fn accept(&mut self) -> std::io::Result<Connection> {
+        let fd = self.policy.accept(self.socket.fd.as_fd())?;
+        self.accepted_total += 1;
+        let mut conn = Connection::new(self.id, fd, Instant::now());
+        if self.policy.keyed() {
+            if let Ok(LocalAddr::Inet(peer)) = sys::peer_addr(conn.fd.as_fd()) {
+                conn.key = self.policy.client_key(peer.ip());
+            }
+        }
+        Ok(conn)
     }
 
-    /// Holds a connection accepted while a worker is paced and none can take
-    /// it, ahead of those held before it. Under overload this queue only grows, and a
-    /// first-come order would make every newcomer wait for all of it, while
-    /// the longest-waiting clients are the likeliest to have given up: so the
-    /// newest is served first (adaptive LIFO, as Facebook's servers and
-    /// Dropbox's proxy do under overload). The kernel's queue, which is
-    /// first-come, holds nothing meanwhile: the primary drains it. A
-    /// connection held longer than the queue timeout closes
-    /// (`deal_pending`). Outside overload nothing is held, and order is
-    /// first-come as before.
-    pub fn hold_paced(&mut self, conn: Connection) {
-        self.pending.push_front(conn);
+    /// Who should get `conn` now: by its client or session for a keyed policy.
+    fn pick_for(&self, ask: &Ask<'_>, conn: &Connection) -> Option<Pick> {
+        self.policy.pick_for(ask, &conn.offers.refused_by, conn.key)
     }
 
-    /// Whether this wake-up should accept at all: not while paused or for a
-    /// datagram socket, and for a socket whose members accept by themselves,
-    /// only to hold connections while it has none.
-    pub fn accepts_now(&self) -> bool {
-        self.paused_until.is_none()
-            && self.socket_type == SocketType::Stream
-            && self.accepts_for_someone()
-            && (self.is_empty() || self.policy.deals_new_connections() || self.reuse.is_some())
+    /// Gives `conn` to the member `pick` names.
+    fn give(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>) {
+        let worker = self.policy.commit(pick, &conn.offers.refused_by);
+        if let Some(key) = conn.key {
+            self.policy.placed(key);
+        }
+        peers.get_mut(&worker).expect("members are live peers").push(conn);
+    }
+
+    /// Gives a connection just accepted for `pick` to its worker. A policy
+    /// that places connections by client picks again, now that the client
+    /// is known, and holds it if that client's worker is to be waited for.
+    pub fn deal_new(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>, window: usize, now: Instant) {
+        let pick = match conn.key {
+            Some(_) => with_ask(peers, window, now, |ask| self.pick_for(ask, &conn)),
+            None => Some(pick),
+        };
+        match pick {
+            Some(pick) => self.give(conn, pick, peers),
+            None => self.hold(conn, Held::Arrived),
+        }
+    }
+
+    /// Holds a connection in the queue, where `why` says. The one way into
+    /// it: what is held is given out by `deal_pending`, or closes there
+    /// after the queue timeout.
+    pub fn hold(&mut self, mut conn: Connection, why: Held) {
+        match why {
+            Held::Arrived => self.pending.push_back(conn),
+            Held::Proxied => {
+                if let Some(key) = conn.source.and_then(|source| self.policy.client_key(source.ip())) {
+                    conn.key = Some(key);
+                }
+                self.pending.push_back(conn);
+            }
+            Held::Paced | Held::Returned => self.pending.push_front(conn),
+            Held::Refused { by, at } => {
+                self.policy.refused(&mut conn.offers, by, at);
+                self.pending.push_front(conn);
+            }
+        }
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted_total
+    }
+
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total
     }
 
     /// Whether some queued connection could be given out now.
@@ -456,11 +432,7 @@ impl ListenHandle {
                 with_ask(peers, window, now, |ask| self.pick_for(ask, &conn))
             };
             match pick {
-                Some(pick) => {
-                    let worker = self.policy.commit(pick, &conn.offers.refused_by);
-                    self.claims.used(conn.key);
-                    peers.get_mut(&worker).expect("members are live peers").push(conn);
-                }
+                Some(pick) => self.give(conn, pick, peers),
                 None => {
                     no_credit = conn.key.is_none()
                         && conn.offers.refused_by.is_empty()
@@ -474,37 +446,6 @@ impl ListenHandle {
         self.pending = kept;
     }
 
-    /// Puts back a connection `worker` refused, ahead of later ones; once
-    /// every member has refused it, it waits for its next round.
-    pub fn requeue_refused(&mut self, mut conn: Connection, worker: WorkerId, now: Instant) {
-        self.policy.refused(&mut conn.offers, worker, now);
-        self.pending.push_front(conn);
-    }
-
-    pub fn push_pending_front(&mut self, conn: Connection) {
-        self.pending.push_front(conn);
-    }
-
-    pub fn push_pending_back(&mut self, conn: Connection) {
-        self.pending.push_back(conn);
-    }
-
-    pub fn accept(&mut self) -> std::io::Result<Connection> {
-        let fd = match &self.reuse {
-            Some(reuse) => reuse.accept()?,
-            None => sys::accept(self.socket.fd.as_fd())?,
-        };
-        self.accepted_total += 1;
-        let mut conn = Connection::new(self.id, fd, Instant::now());
-        if self.policy.keyed() {
-            // A unix socket's clients have no address: they go by turn.
-            if let Ok(LocalAddr::Inet(peer)) = sys::peer_addr(conn.fd.as_fd()) {
-                conn.key = Some(crate::routing::sticky::client_key(peer.ip()));
-            }
-        }
-        Ok(conn)
-    }
-
     /// Called when the handle is dropped for good: a unix socket path is
     /// removed, as libuv does when a pipe server closes.
     pub fn close(self) {
@@ -513,6 +454,93 @@ impl ListenHandle {
                 sys::unlink(path);
             }
         }
-        // The socket and every pending connection close as they drop.
+        // The sockets and every pending connection close as they drop.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const STALL: Duration = Duration::from_millis(50);
+    const LIMIT: usize = 2;
+
+    fn handle(mode: Mode, socket_type: SocketType) -> ListenHandle {
+        let fd = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, false, 16).unwrap();
+        let local = sys::local_addr(fd.as_fd()).unwrap();
+        ListenHandle::new(1, "k".into(), mode, BoundSocket { fd, local, owns_path: false }, socket_type, STALL)
+    }
+
+    fn conn() -> Connection {
+        let fd = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, false, 1).unwrap();
+        Connection::new(1, fd, Instant::now())
+    }
+
+    /// `should_accept` with every member loaded as `load`.
+    fn ask(h: &ListenHandle, load: Load, stage_full: bool) -> Option<Take> {
+        let f = |_: WorkerId| load;
+        h.should_accept(&Ask { load: &f, now: Instant::now() }, LIMIT, stage_full)
+    }
+
+    #[test]
+    fn one_question_before_accepting() {
+        let free = Load::free(1);
+        let full_paced = Load { paced: true, ..Load::full_since(Instant::now()) };
+        let deal = |t: Option<Take>| matches!(t, Some(Take::Deal(_)));
+
+        // No member: hold, up to the queue limit, whatever the policy.
+        for mode in [Mode::RoundRobin, Mode::Shared, Mode::Sticky] {
+            let mut h = handle(mode, SocketType::Stream);
+            assert_eq!(ask(&h, free, false), Some(Take::Hold(Held::Arrived)), "{mode:?}");
+            assert_eq!(ask(&h, free, true), None, "{mode:?}: its header stage is full");
+            h.hold(conn(), Held::Arrived);
+            h.hold(conn(), Held::Returned);
+            assert_eq!(ask(&h, free, false), None, "{mode:?}: the held queue is full");
+        }
+
+        let mut rr = handle(Mode::RoundRobin, SocketType::Stream);
+        rr.add(7);
+        assert!(deal(ask(&rr, free, false)));
+        assert_eq!(ask(&rr, Load::full_since(Instant::now()), false), None, "nobody can take it: the kernel holds it");
+        assert_eq!(ask(&rr, full_paced, false), Some(Take::Hold(Held::Paced)), "held newest first while a member is paced");
+        rr.pause(Instant::now() + Duration::from_secs(1));
+        assert_eq!(ask(&rr, free, false), None, "paused");
+
+        // Members accept by themselves from the one shared socket.
+        let mut shared = handle(Mode::Shared, SocketType::Stream);
+        shared.add(7);
+        assert_eq!(ask(&shared, free, false), None);
+        // A datagram socket is never accepted from.
+        assert_eq!(ask(&handle(Mode::RoundRobin, SocketType::Datagram), free, false), None);
+
+        // A keyed policy stops at the queue limit even with credit.
+        let mut sticky = handle(Mode::Sticky, SocketType::Stream);
+        sticky.add(7);
+        assert!(deal(ask(&sticky, free, false)));
+        sticky.hold(conn(), Held::Arrived);
+        sticky.hold(conn(), Held::Arrived);
+        assert_eq!(ask(&sticky, free, false), None);
+    }
+
+    #[test]
+    fn where_a_held_connection_goes_in_the_queue() {
+        let mut h = handle(Mode::RoundRobin, SocketType::Stream);
+        h.add(7);
+        h.add(8);
+        let at = Instant::now();
+        let tagged = |i: u64| {
+            let mut c = conn();
+            c.key = Some(i);
+            c
+        };
+        h.hold(tagged(1), Held::Arrived);
+        h.hold(tagged(2), Held::Paced);
+        h.hold(tagged(3), Held::Arrived);
+        h.hold(tagged(4), Held::Refused { by: 7, at });
+        h.hold(tagged(5), Held::Returned);
+        let order: Vec<u64> = h.pending.iter().filter_map(|c| c.key).collect();
+        assert_eq!(order, vec![5, 4, 2, 1, 3]);
+        assert_eq!(h.pending[1].offers.refused_by, vec![7], "not offered to the one that refused it");
     }
 }

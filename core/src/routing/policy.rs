@@ -2,19 +2,32 @@
 //! behind one trait, chosen once per listener (as Node's
 //! `lib/internal/cluster/` picks `RoundRobinHandle` or `SharedHandle` once).
 //!
-//! A policy is pure: it decides from what the event loop tells it (each
+//! A policy owns everything its kind of routing needs: its members, its
+//! decisions, and what only it has. Sticky's claimed sessions live in
+//! [`crate::routing::sticky`]; SCHED_REUSEPORT's per-worker sockets in
+//! [`crate::routing::reuseport`]. The listener ([`crate::routing::handle`])
+//! holds the one socket every listener has and asks the policy the rest.
+//!
+//! Picking is pure: a policy decides from what the event loop tells it (each
 //! member's free credit and since when it has been full, who refused the
 //! connection, the time now) and from its own bookkeeping (whose turn it is,
-//! the turns it owes). It touches no socket and reads no clock, so every rule
-//! here is tested table by table with constructed `Instant`s.
+//! the turns it owes). Only the socket methods ([`Policy::accept`],
+//! [`Policy::socket_for`], ...) touch a socket, so every picking rule here is
+//! tested table by table with constructed `Instant`s.
 //!
-//! Least-connections and sticky routing are two more types implementing
-//! [`Policy`], in [`crate::routing::least_connections`] and [`crate::routing::sticky`].
+//! Round-robin and shared are here; least-connections, sticky and
+//! reuseport are three more types implementing [`Policy`], in
+//! [`crate::routing::least_connections`], [`crate::routing::sticky`] and
+//! [`crate::routing::reuseport`].
 
 use std::fmt::Debug;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::dispatcher::peer::WorkerId;
+use crate::sys;
 
 /// Most turns a passed-over worker is owed. Debt is repaid as soon as the
 /// worker has credit again, which keeps the long-run split exact; the cap keeps
@@ -138,12 +151,21 @@ pub fn remove_in_turn<M>(members: &mut Vec<M>, cursor: &mut usize, worker: Worke
 
 /// A listener's scheduling policy. Membership has one shape for every policy
 /// (`add`, `remove`), as Node's two handle types do; they differ in who
-/// accepts new connections and in who gets a connection the primary holds.
+/// accepts new connections, from which sockets, and in who gets a
+/// connection the primary holds.
 pub trait Policy: Debug + Send {
     /// Whether the primary accepts new connections and deals them out (true),
-    /// or each member gets its own copy of the listening socket and accepts by
-    /// itself (false; SCHED_NONE, and every datagram socket).
+    /// or each member gets its own copy of a listening socket and accepts by
+    /// itself (false; SCHED_NONE, SCHED_REUSEPORT, and every datagram socket).
     fn deals_new_connections(&self) -> bool;
+
+    /// Whether the primary accepts from this listener's sockets now: always
+    /// when it deals new connections; otherwise only from a socket no member
+    /// accepts from (while there is no member at all, or, under
+    /// SCHED_REUSEPORT, from a socket whose worker left).
+    fn primary_accepts(&self) -> bool {
+        true
+    }
 
     /// The members, in the order they joined.
     fn members(&self) -> Vec<WorkerId>;
@@ -163,6 +185,13 @@ pub trait Policy: Debug + Send {
     /// Who should get a connection now, leaving out those in `refused_by`;
     /// `None` means keep it for later. Changes nothing until `commit`.
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick>;
+
+    /// Who should get a connection whose client or session is `key`
+    /// (`None`: it has none). Only a keyed policy looks at the key.
+    fn pick_for(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: Option<u64>) -> Option<Pick> {
+        let _ = key;
+        self.pick(ask, refused_by)
+    }
 
     /// Confirms a pick once the connection was given; returns its worker.
     fn commit(&mut self, pick: Pick, refused_by: &[WorkerId]) -> WorkerId;
@@ -187,28 +216,31 @@ pub trait Policy: Debug + Send {
         self.new_round_if_refused_by_all(offers, now);
     }
 
-    /// The name `cluster.stats()` shows: `rr`, `none`, `lc` or `sticky`.
+    /// The name `cluster.stats()` shows: `rr`, `none`, `lc`, `sticky` or
+    /// `reuseport`.
     fn name(&self) -> &'static str;
 
     /// Whether who gets a connection depends on the connection itself (its
-    /// client's address): then it is accepted first and placed with
-    /// [`Policy::pick_keyed`].
+    /// client's address, or a session key in its first request): then it is
+    /// accepted first and placed with [`Policy::pick_for`].
     fn keyed(&self) -> bool {
         false
     }
 
-    /// Who should get a connection whose client hashes to `key`.
-    fn pick_keyed(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: u64) -> Option<Pick> {
-        let _ = key;
-        self.pick(ask, refused_by)
+    /// The key of a client at `ip`, for a keyed policy.
+    fn client_key(&self, ip: IpAddr) -> Option<u64> {
+        let _ = ip;
+        None
     }
 
-    /// Who gets a connection for a session `worker` said is its own: that
-    /// worker, or wait for it, or (`None`: not a member, gone or stalled)
-    /// whoever the key hashes to.
-    fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
-        let _ = (ask, refused_by, worker);
-        None
+    /// `worker` said the session `key` is its own (`cluster.worker.stick`).
+    fn claim(&mut self, key: u64, worker: WorkerId) {
+        let _ = (key, worker);
+    }
+
+    /// A connection carrying `key` was placed.
+    fn placed(&mut self, key: u64) {
+        let _ = key;
     }
 
     /// `open` is how many connections `worker` holds open on this listener,
@@ -216,6 +248,43 @@ pub trait Policy: Debug + Send {
     /// worker's close reports say.
     fn set_open(&mut self, worker: WorkerId, open: u64, cap: Option<u32>) {
         let _ = (worker, open, cap);
+    }
+
+    /// The copy of a listening socket a member that accepts by itself gets:
+    /// by default the listener's own `listening`.
+    fn socket_for(&mut self, worker: WorkerId, listening: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        let _ = worker;
+        sys::dup_cloexec(listening)
+    }
+
+    /// `worker` left: a socket of its own, if it had one, is the primary's
+    /// to accept from again. An error says it could not be made ready for
+    /// that (the worker left all the same).
+    fn release(&mut self, worker: WorkerId) -> io::Result<()> {
+        let _ = worker;
+        Ok(())
+    }
+
+    /// Calls `f` with each socket the primary accepts from when it accepts:
+    /// by default the listener's own `listening`.
+    fn accept_fds<'a>(&'a self, listening: BorrowedFd<'a>, f: &mut dyn FnMut(BorrowedFd<'a>)) {
+        f(listening)
+    }
+
+    /// Accepts one connection from those sockets.
+    fn accept(&self, listening: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        sys::accept(listening)
+    }
+
+    /// How many listening sockets it has: 1 unless it owns more.
+    fn socket_count(&self) -> usize {
+        1
+    }
+
+    /// Whether its sockets hold connections until their first bytes arrive
+    /// (`TCP_DEFER_ACCEPT`).
+    fn defers_accept(&self) -> bool {
+        false
     }
 }
 
@@ -239,14 +308,16 @@ pub enum Mode {
 
 impl Mode {
     /// The policy of this kind. `stall` is how long a full member in turn is
-    /// waited for before it is passed over (`Config::stall`).
+    /// waited for before it is passed over (`Config::stall`). A
+    /// SCHED_REUSEPORT policy is made with its sockets
+    /// (`reuseport::ReusePort::bind`); asked for here, without them, it is
+    /// round-robin, as where `SO_REUSEPORT` cannot be had.
     pub fn policy(self, stall: Duration) -> Box<dyn Policy> {
         match self {
-            Mode::RoundRobin => Box::new(RoundRobin::new(stall)),
+            Mode::RoundRobin | Mode::ReusePort => Box::new(RoundRobin::new(stall)),
             Mode::Shared => Box::new(Shared::new(stall)),
             Mode::LeastConnections => Box::new(crate::routing::least_connections::LeastConnections::new()),
             Mode::Sticky => Box::new(crate::routing::sticky::Sticky::new(stall)),
-            Mode::ReusePort => Box::new(ReusePort { rotation: Rotation::new(stall) }),
         }
     }
 }
@@ -381,6 +452,11 @@ macro_rules! rotation_policy {
             fn deals_new_connections(&self) -> bool {
                 $deals
             }
+            fn primary_accepts(&self) -> bool {
+                // One that does not deal accepts only to hold connections
+                // while nobody listens.
+                $deals || self.rotation.is_empty()
+            }
             fn name(&self) -> &'static str {
                 $name
             }
@@ -409,15 +485,7 @@ macro_rules! rotation_policy {
     };
 }
 
-/// `SCHED_REUSEPORT`'s: members accept from sockets of their own; the
-/// primary deals in turn what it accepts for the ones without a worker.
-#[derive(Debug)]
-pub struct ReusePort {
-    rotation: Rotation,
-}
-
 rotation_policy!(RoundRobin, deals_new_connections = true, name = "rr");
-rotation_policy!(ReusePort, deals_new_connections = false, name = "reuseport");
 rotation_policy!(Shared, deals_new_connections = false, name = "none");
 
 #[cfg(test)]

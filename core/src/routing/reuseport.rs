@@ -25,13 +25,115 @@
 //! queues it anyway), which no client-speaks-first server can tell apart
 //! from a slow client; a server whose protocol has it speak first never gets
 //! this (see `defer_accept`).
+//!
+//! [`ReusePort`] is the policy: it owns the slots, and answers the listener
+//! which sockets the primary accepts from ([`Policy::accept_fds`]) and
+//! which socket a worker gets ([`Policy::socket_for`]); what the primary
+//! accepts it deals in turn ([`Rotation`]).
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
 
 use crate::dispatcher::peer::WorkerId;
-use crate::sys;
+use crate::listen::BoundSocket;
+use crate::routing::policy::{Ask, Pick, Policy, Rotation};
+use crate::sys::{self, LocalAddr};
+
+/// `SCHED_REUSEPORT`'s policy: members accept from sockets of their own;
+/// the primary deals in turn what it accepts from the ones without a worker.
+#[derive(Debug)]
+pub struct ReusePort {
+    rotation: Rotation,
+    slots: ReusePortSlots,
+}
+
+impl ReusePort {
+    /// The policy for `socket`, bound with `SO_REUSEPORT` (`bind_first`):
+    /// it becomes the first slot. `defer_accept`: the server's clients speak
+    /// first (see the module's comment).
+    pub fn new(stall: Duration, socket: &BoundSocket, ipv6_only: bool, backlog: i32, defer_accept: bool) -> io::Result<Self> {
+        let LocalAddr::Inet(addr) = socket.local else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        let first = sys::dup_cloexec(socket.fd.as_fd())?;
+        let slots = ReusePortSlots::new(first, addr, ipv6_only, backlog, defer_accept)?;
+        Ok(ReusePort { rotation: Rotation::new(stall), slots })
+    }
+}
+
+impl Policy for ReusePort {
+    fn deals_new_connections(&self) -> bool {
+        false
+    }
+
+    /// Only from a socket whose worker left.
+    fn primary_accepts(&self) -> bool {
+        self.slots.has_orphans()
+    }
+
+    fn name(&self) -> &'static str {
+        "reuseport"
+    }
+
+    fn members(&self) -> Vec<WorkerId> {
+        self.rotation.members()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rotation.is_empty()
+    }
+
+    fn all_in(&self, workers: &[WorkerId]) -> bool {
+        self.rotation.all_in(workers)
+    }
+
+    fn add(&mut self, worker: WorkerId) -> bool {
+        self.rotation.add(worker)
+    }
+
+    fn remove(&mut self, worker: WorkerId) -> bool {
+        self.rotation.remove(worker)
+    }
+
+    fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
+        self.rotation.pick(ask, refused_by)
+    }
+
+    fn commit(&mut self, pick: Pick, refused_by: &[WorkerId]) -> WorkerId {
+        self.rotation.commit(pick, refused_by)
+    }
+
+    /// Its own slot's socket.
+    fn socket_for(&mut self, worker: WorkerId, _listening: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        self.slots.assign(worker)
+    }
+
+    fn release(&mut self, worker: WorkerId) -> io::Result<()> {
+        self.slots.release(worker)
+    }
+
+    /// The sockets without a worker (`listening`, the first slot's, is one
+    /// of the slots).
+    fn accept_fds<'a>(&'a self, _listening: BorrowedFd<'a>, f: &mut dyn FnMut(BorrowedFd<'a>)) {
+        for fd in self.slots.orphans() {
+            f(fd);
+        }
+    }
+
+    fn accept(&self, _listening: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        self.slots.accept()
+    }
+
+    fn socket_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn defers_accept(&self) -> bool {
+        self.slots.defers_accept()
+    }
+}
 
 #[derive(Debug)]
 struct Slot {
@@ -103,16 +205,19 @@ impl ReusePortSlots {
     }
 
     /// `worker` is gone or closed its server: its socket stays open, and the
-    /// primary accepts from it until another worker takes it over.
-    pub fn release(&mut self, worker: WorkerId) {
+    /// primary accepts from it until another worker takes it over. An error
+    /// says that socket could not be made non-blocking again.
+    pub fn release(&mut self, worker: WorkerId) -> io::Result<()> {
+        let mut result = Ok(());
         for slot in self.slots.iter_mut().filter(|s| s.worker == Some(worker)) {
             slot.worker = None;
             // Its worker shared the file description and may have made it
             // blocking; a blocking accept would stall the dispatcher.
             if let Err(e) = sys::set_nonblocking(slot.fd.as_fd(), true) {
-                eprintln!("rcluster: cannot make a SO_REUSEPORT socket non-blocking: {e}");
+                result = Err(e);
             }
         }
+        result
     }
 
     /// The sockets no worker accepts from: the primary does.
@@ -207,12 +312,37 @@ mod tests {
         assert!(!g.has_orphans());
         assert_eq!(g.assign(1).unwrap().as_raw_fd() >= 0, true, "assigning again gives the same slot");
         assert_eq!(g.len(), 2);
-        g.release(1);
+        g.release(1).unwrap();
         assert_eq!(g.orphans().count(), 1);
         let _c = g.assign(3).unwrap();
         assert_eq!(g.len(), 2, "worker 3 took over worker 1's socket");
         assert!(!g.has_orphans());
         drop((a, b));
+    }
+
+    #[test]
+    fn the_policy_accepts_only_from_sockets_without_a_worker() {
+        let first = sys::tcp_listener((Ipv4Addr::LOCALHOST, 0).into(), false, true, 16).unwrap();
+        let local = sys::local_addr(first.as_fd()).unwrap();
+        let socket = BoundSocket { fd: first, local, owns_path: false };
+        let mut p = ReusePort::new(Duration::from_millis(50), &socket, false, 16, false).unwrap();
+        let count = |p: &ReusePort| {
+            let mut n = 0;
+            p.accept_fds(socket.fd.as_fd(), &mut |_| n += 1);
+            n
+        };
+        assert!(p.primary_accepts() && !p.deals_new_connections());
+        assert_eq!(count(&p), 1, "the first slot, while nobody has it");
+        assert!(p.add(1) && p.add(2));
+        let _a = p.socket_for(1, socket.fd.as_fd()).unwrap();
+        let _b = p.socket_for(2, socket.fd.as_fd()).unwrap();
+        assert_eq!((p.socket_count(), count(&p)), (2, 0));
+        assert!(!p.primary_accepts(), "every socket has its worker");
+        p.release(1).unwrap();
+        assert!(p.remove(1));
+        assert_eq!(count(&p), 1);
+        assert!(p.primary_accepts(), "worker 1's socket is the primary's now");
+        assert_eq!(p.name(), "reuseport");
     }
 
     #[test]
@@ -224,14 +354,14 @@ mod tests {
         let clients: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(g.addr).unwrap()).collect();
         // Worker 1 dies: its copy closes, but the socket and its queue stay.
         drop(worker_copy);
-        g.release(1);
+        g.release(1).unwrap();
         let mut rescued = 0;
         while g.accept().is_ok() {
             rescued += 1;
         }
         // Worker 2's socket holds the rest; nothing is lost either way.
         let mut on_two = 0;
-        g.release(2);
+        g.release(2).unwrap();
         while g.accept().is_ok() {
             on_two += 1;
         }

@@ -12,10 +12,22 @@
 //! full, as round-robin waits for the worker in turn; once that worker is
 //! stalled, gone, or has refused the connection, the key's next-best slot
 //! takes it, so a hung worker breaks the stickiness of its own clients only.
+//!
+//! Sessions a worker claimed (`cluster.worker.stick(key)`) go to that
+//! worker while it is a member, whatever their key hashes to ([`Claims`],
+//! kept here by the policy). The keys themselves come from the client's
+//! address ([`client_key`], at accept or from a PROXY header) or from the
+//! first request's cookie or query parameter (`crate::routing::http_key`,
+//! read in `crate::routing::header_stage`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
+
+/// Most sticky keys remembered per listener; past that the least recently
+/// used is forgotten (its session then goes where its key hashes, which its
+/// owner may not be): a bound on memory, not a working-set size.
+pub const MAX_CLAIMS: usize = 1 << 20;
 
 use crate::dispatcher::peer::WorkerId;
 use crate::routing::policy::{Ask, Pick, Policy};
@@ -63,11 +75,13 @@ pub struct Sticky {
     slots: Vec<Option<WorkerId>>,
     /// Where connections without a key start looking: just after the last.
     cursor: usize,
+    /// Sticky keys (session ids) members said are theirs.
+    claims: Claims,
 }
 
 impl Sticky {
     pub fn new(stall: Duration) -> Self {
-        Sticky { stall, slots: Vec::new(), cursor: 0 }
+        Sticky { stall, slots: Vec::new(), cursor: 0, claims: Claims::new(MAX_CLAIMS) }
     }
 
     /// The occupied slots in the order `key` prefers them.
@@ -80,6 +94,43 @@ impl Sticky {
     /// The slot `key` belongs to while every slot's worker is healthy.
     pub fn home_slot(&self, key: u64) -> Option<usize> {
         self.preference(key).first().copied()
+    }
+
+    /// Who gets a connection for a session `worker` said is its own: that
+    /// worker, or wait for it, or (`None`: not a member, gone or stalled)
+    /// whoever the key hashes to.
+    pub fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
+        let slot = self.slots.iter().position(|s| *s == Some(worker))?;
+        if refused_by.contains(&worker) {
+            return None;
+        }
+        let load = (ask.load)(worker);
+        if load.has_credit() {
+            Some(Some(Pick::at(slot)))
+        } else if load.is_stalled(ask.now, self.stall) {
+            None
+        } else {
+            Some(None)
+        }
+    }
+
+    /// Who should get a connection whose client or session hashes to `key`.
+    pub fn pick_keyed(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: u64) -> Option<Pick> {
+        for slot in self.preference(key) {
+            let id = self.slots[slot].expect("preference lists occupied slots");
+            if refused_by.contains(&id) {
+                continue;
+            }
+            let load = (ask.load)(id);
+            if load.has_credit() {
+                return Some(Pick::at(slot));
+            }
+            if !load.is_stalled(ask.now, self.stall) {
+                // Its worker will have room in a moment: keep the client there.
+                return None;
+            }
+        }
+        None
     }
 }
 
@@ -94,6 +145,33 @@ impl Policy for Sticky {
 
     fn keyed(&self) -> bool {
         true
+    }
+
+    fn client_key(&self, ip: IpAddr) -> Option<u64> {
+        Some(client_key(ip))
+    }
+
+    /// Only a member's claim counts.
+    fn claim(&mut self, key: u64, worker: WorkerId) {
+        if self.slots.contains(&Some(worker)) {
+            self.claims.claim(key, worker);
+        }
+    }
+
+    fn placed(&mut self, key: u64) {
+        self.claims.used(Some(key));
+    }
+
+    /// A claimed session goes to its owner, or waits for it; otherwise, or
+    /// once the owner cannot take it, where its key hashes.
+    fn pick_for(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: Option<u64>) -> Option<Pick> {
+        let Some(key) = key else { return self.pick(ask, refused_by) };
+        if let Some(owner) = self.claims.owner(key) {
+            if let Some(decided) = self.pick_member(ask, refused_by, owner) {
+                return decided;
+            }
+        }
+        self.pick_keyed(ask, refused_by, key)
     }
 
     fn members(&self) -> Vec<WorkerId> {
@@ -120,6 +198,8 @@ impl Policy for Sticky {
     }
 
     fn remove(&mut self, worker: WorkerId) -> bool {
+        // Its sessions go with it.
+        self.claims.forget_worker(worker);
         match self.slots.iter().position(|s| *s == Some(worker)) {
             Some(slot) => {
                 self.slots[slot] = None;
@@ -138,39 +218,6 @@ impl Policy for Sticky {
             let id = self.slots[slot]?;
             (!refused_by.contains(&id) && (ask.load)(id).has_credit()).then(|| Pick::at(slot))
         })
-    }
-
-    fn pick_member(&self, ask: &Ask<'_>, refused_by: &[WorkerId], worker: WorkerId) -> Option<Option<Pick>> {
-        let slot = self.slots.iter().position(|s| *s == Some(worker))?;
-        if refused_by.contains(&worker) {
-            return None;
-        }
-        let load = (ask.load)(worker);
-        if load.has_credit() {
-            Some(Some(Pick::at(slot)))
-        } else if load.is_stalled(ask.now, self.stall) {
-            None
-        } else {
-            Some(None)
-        }
-    }
-
-    fn pick_keyed(&self, ask: &Ask<'_>, refused_by: &[WorkerId], key: u64) -> Option<Pick> {
-        for slot in self.preference(key) {
-            let id = self.slots[slot].expect("preference lists occupied slots");
-            if refused_by.contains(&id) {
-                continue;
-            }
-            let load = (ask.load)(id);
-            if load.has_credit() {
-                return Some(Pick::at(slot));
-            }
-            if !load.is_stalled(ask.now, self.stall) {
-                // Its worker will have room in a moment: keep the client there.
-                return None;
-            }
-        }
-        None
     }
 
     fn commit(&mut self, pick: Pick, _refused_by: &[WorkerId]) -> WorkerId {
@@ -419,6 +466,23 @@ mod tests {
             assert_eq!(got, *expected, "{owner:?}, refused {refused}");
         }
         assert_eq!(p.pick_member(&ask, &[], 9), None, "not a member");
+    }
+
+    #[test]
+    fn the_policy_keeps_members_claims_and_forgets_them_with_their_worker() {
+        let now = Instant::now();
+        let mut p = sticky(3);
+        let load = |_: WorkerId| Load::free(8);
+        let ask = Ask { load: &load, now };
+        let key = keys(1)[0];
+        let home = p.pick_for(&ask, &[], Some(key)).map(|pick| p.commit(pick, &[])).unwrap();
+        let owner = if home == 1 { 2 } else { 1 };
+        p.claim(key, 9); // not a member: ignored
+        assert_eq!(p.pick_for(&ask, &[], Some(key)).map(|pick| p.commit(pick, &[])), Some(home));
+        p.claim(key, owner);
+        assert_eq!(p.pick_for(&ask, &[], Some(key)).map(|pick| p.commit(pick, &[])), Some(owner), "to its owner");
+        assert!(p.remove(owner));
+        assert_eq!(p.claims.owner(key), None, "its sessions went with it");
     }
 
     #[test]

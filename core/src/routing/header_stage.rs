@@ -1,7 +1,11 @@
-//! Connections whose first bytes the dispatcher waits for before placing
-//! them: a PROXY protocol header (`setupPrimary({ routing: { proxyProtocol } })`),
-//! or, for sticky routing by cookie or query parameter, the head of the
-//! first HTTP request (`routing: { sticky }`), docs/DESIGN.md §8.
+//! The pre-dispatch header stage: connections whose first bytes the
+//! dispatcher waits for before placing them: a PROXY protocol header
+//! (`setupPrimary({ routing: { proxyProtocol } })`, parsed by
+//! [`crate::routing::proxy_header`]), then, for sticky routing by cookie or
+//! query parameter, the head of the first HTTP request (`routing: { sticky }`,
+//! read by [`crate::routing::http_key`]), docs/DESIGN.md §8. A connection
+//! goes through the steps its listener has, in that order, and comes out
+//! once to its listener's queue ([`Passed`]).
 //!
 //! A request head is only peeked at: the worker gets every byte. One that
 //! does not come in time, or has no such value, places the connection
@@ -26,20 +30,21 @@
 //! header sent byte by byte costs one look per byte; a request head can only
 //! be peeked at, and is looked at again only when more of it arrives.
 //!
-//! How many connections may wait is bounded per listener by its owner
-//! (`event_loop`): [`AwaitingHeader::count`] says how many of a listener's
-//! wait here.
+//! How many connections may wait is bounded per listener
+//! ([`HeaderStage::budget`], [`HeaderStage::is_full`]): past that the
+//! listener stops accepting and the kernel's queue holds the rest. The stage
+//! also counts, per listener, what it closed or gave up on, for `stats()`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::channel::wire::ListenerId;
 use crate::dispatcher::peer::Connection;
 use crate::routing::proxy_header::{self, Parsed, Trust};
 use crate::rejections;
 use crate::sys::{self, LocalAddr};
-use crate::channel::wire::ListenerId;
 
 /// Whether connections carry a PROXY header, and who may send one.
 #[derive(Clone, Debug)]
@@ -59,7 +64,7 @@ pub struct StickyHttp {
 
 /// What a connection waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Stage {
+enum Stage {
     ProxyHeader,
     RequestHead,
 }
@@ -73,31 +78,43 @@ impl Stage {
     }
 }
 
-/// What became of a waiting connection.
+/// A connection done with the stage, for its listener's queue.
 #[derive(Debug)]
-pub(super) enum Outcome {
-    /// What it waited for is done: a PROXY header read and stripped
-    /// (`conn.source` is the client it named), or a request head peeked at
-    /// (`conn.key` is the value's, or `None`).
-    Ready(Connection, Stage),
-    /// Closed: a malformed PROXY header, or a client that hung up before
-    /// sending one.
-    Rejected(ListenerId),
-    /// Its time was up. A PROXY header never finished: closed (`None`). A
-    /// request head never finished: the connection is placed without a key.
-    Expired(ListenerId, Option<Connection>),
-    /// The client hung up before its first request: nothing to count.
-    Gone,
+pub struct Passed {
+    pub conn: Connection,
+    /// Its PROXY header was read and was the last step: `conn.source` is the
+    /// client it named (a keyed policy places it by that client). False
+    /// after the request-head step (`conn.key` is the value's, or `None`:
+    /// none, or it did not come in time).
+    pub proxied: bool,
 }
 
-/// Why a connection could not be taken.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Refused {
-    /// Its peer is not trusted to send a PROXY header.
-    Untrusted,
+/// What became of a connection offered to the stage ([`HeaderStage::admit`]).
+#[derive(Debug)]
+pub enum Admitted {
+    /// It waits in the stage.
+    Waiting,
+    /// Its listener has no stage: place it now.
+    NoStage(Connection),
+    /// Closed: its peer is not trusted to send a PROXY header (counted).
+    Closed,
     /// It could not be watched (no descriptor or memory for the epoll
-    /// instance): closed, as the kernel would under the same shortage.
-    NoResources,
+    /// instance): accepting should pause. A connection that was to wait
+    /// for a PROXY header is closed (counted), as the kernel would under the
+    /// same shortage; one that was to wait for its request head comes back,
+    /// to be placed without a key.
+    NoResources(Option<Connection>),
+}
+
+/// What the stage counts per listener.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Connections closed for a missing, malformed or late PROXY header, or
+    /// from a peer not trusted to send one.
+    pub proxy_rejected: u64,
+    /// Connections whose PROXY header or first request head did not come
+    /// within the stage's timeout.
+    pub expired: u64,
 }
 
 /// Most connections with news looked at per turn: the rest stay in epoll's
@@ -110,12 +127,25 @@ struct Waiting {
     conn: Connection,
     deadline: Instant,
     stage: Stage,
+    /// Its listener places by client or session: with sticky routing by
+    /// cookie or query, the request-head step follows the PROXY header.
+    keyed: bool,
     /// PROXY stage: the header's bytes read so far.
     header: Vec<u8>,
 }
 
-#[derive(Debug, Default)]
-pub(super) struct AwaitingHeader {
+#[derive(Debug)]
+pub struct HeaderStage {
+    proxy: Option<ProxyConfig>,
+    sticky_http: Option<StickyHttp>,
+    /// Most connections of one listener that may wait (`Config::stage_limit`).
+    limit: usize,
+    /// How many connections all listeners' stages may hold together: half
+    /// the descriptor limit, leaving the rest for accepting, the workers'
+    /// channels, held queues and the app (`Config::stage_limit`).
+    total: usize,
+    /// Per listener: what was closed or given up on.
+    counts: HashMap<ListenerId, Counts>,
     /// Created with the first waiting connection.
     epoll: Option<OwnedFd>,
     waiting: HashMap<u64, Waiting>,
@@ -130,57 +160,122 @@ pub(super) struct AwaitingHeader {
     buf: Vec<u8>,
 }
 
-impl AwaitingHeader {
-    pub(super) fn len(&self) -> usize {
+impl HeaderStage {
+    /// The stage for a dispatcher whose connections start with a PROXY
+    /// header (`proxy`) and whose sticky listeners place by a cookie or
+    /// query parameter (`sticky_http`); either may be `None`. `limit`: most
+    /// connections of one listener waiting at once.
+    pub fn new(proxy: Option<ProxyConfig>, sticky_http: Option<StickyHttp>, limit: usize) -> Self {
+        HeaderStage {
+            proxy,
+            sticky_http,
+            limit,
+            total: sys::open_file_limit().map_or(usize::MAX, |n| usize::try_from(n / 2).unwrap_or(usize::MAX)),
+            counts: HashMap::new(),
+            epoll: None,
+            waiting: HashMap::new(),
+            next_token: 0,
+            deadlines: Default::default(),
+            per_listener: HashMap::new(),
+            news: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether a listener's connections wait here before they are placed:
+    /// every listener's with a PROXY header, a keyed one's with sticky
+    /// routing by cookie or query.
+    pub fn applies_to(&self, keyed: bool) -> bool {
+        self.proxy.is_some() || (self.sticky_http.is_some() && keyed)
+    }
+
+    /// How many connections each of the `staged` listeners that have a
+    /// stage may have waiting in it: `None` without any stage.
+    pub fn budget(&self, staged: usize) -> Option<usize> {
+        if self.proxy.is_none() && self.sticky_http.is_none() {
+            return None;
+        }
+        Some(self.limit.min(self.total / staged.max(1)).max(1))
+    }
+
+    /// Whether `listener` has as many connections waiting as `budget` lets it.
+    pub fn is_full(&self, listener: ListenerId, budget: Option<usize>) -> bool {
+        budget.is_some_and(|b| self.count(listener) >= b)
+    }
+
+    pub fn len(&self) -> usize {
         self.waiting.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
     /// How many of `listener`'s connections wait here.
-    pub(super) fn count(&self, listener: ListenerId) -> usize {
+    pub fn count(&self, listener: ListenerId) -> usize {
         self.per_listener.get(&listener).copied().unwrap_or(0)
     }
 
+    /// What the stage closed or gave up on of `listener`'s connections.
+    pub fn counts(&self, listener: ListenerId) -> Counts {
+        self.counts.get(&listener).copied().unwrap_or_default()
+    }
+
+    fn counts_mut(&mut self, listener: ListenerId) -> &mut Counts {
+        self.counts.entry(listener).or_default()
+    }
+
     /// The descriptor to poll for news: one for every waiting connection.
-    pub(super) fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+    pub fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
         self.epoll.as_ref().filter(|_| !self.waiting.is_empty()).map(|fd| fd.as_fd())
     }
 
-    /// Takes a just-accepted connection; refused (and it closes) if its peer
-    /// is not trusted to send a header, or it cannot be watched.
-    pub(super) fn admit(&mut self, conn: Connection, config: &ProxyConfig, now: Instant) -> Result<(), Refused> {
-        let peer: Option<IpAddr> = match sys::peer_addr(conn.fd.as_fd()) {
-            Ok(LocalAddr::Inet(addr)) => Some(addr.ip()),
-            _ => None,
-        };
-        if !config.trust.allows(peer) {
-            return Err(Refused::Untrusted);
+    /// Takes a just-accepted connection of a listener that places by client
+    /// or session (`keyed`) or not, into the first step its listener has.
+    pub fn admit(&mut self, conn: Connection, keyed: bool, now: Instant) -> Admitted {
+        if let Some(config) = &self.proxy {
+            let deadline = now + config.timeout;
+            let peer: Option<IpAddr> = match sys::peer_addr(conn.fd.as_fd()) {
+                Ok(LocalAddr::Inet(addr)) => Some(addr.ip()),
+                _ => None,
+            };
+            let listener = conn.listener;
+            if !config.trust.allows(peer) {
+                self.counts_mut(listener).proxy_rejected += 1;
+                return Admitted::Closed;
+            }
+            let token = self.next_token;
+            if self.watch(&conn, token, false).is_err() {
+                self.counts_mut(listener).proxy_rejected += 1;
+                return Admitted::NoResources(None);
+            }
+            self.add(token, Waiting { conn, deadline, stage: Stage::ProxyHeader, keyed, header: Vec::new() });
+            return Admitted::Waiting;
         }
-        self.insert(conn, Stage::ProxyHeader, now + config.timeout, false)
+        match &self.sticky_http {
+            Some(config) if keyed => {
+                let deadline = now + config.timeout;
+                match self.wait_for_request(conn, deadline, false) {
+                    Ok(()) => Admitted::Waiting,
+                    Err(conn) => Admitted::NoResources(Some(conn)),
+                }
+            }
+            _ => Admitted::NoStage(conn),
+        }
     }
 
-    /// Takes a connection to be placed by its first request's cookie or
-    /// query parameter. `Err` gives it back when it cannot be watched: it is
-    /// then placed without a key.
-    pub(super) fn admit_request(&mut self, conn: Connection, config: &StickyHttp, now: Instant) -> Result<(), Connection> {
-        self.insert_request(conn, now + config.timeout, false)
-    }
-
-    fn insert_request(&mut self, conn: Connection, deadline: Instant, watched: bool) -> Result<(), Connection> {
+    /// Puts a connection in the request-head step; `watched` when it is
+    /// watched already (after its PROXY header). `Err` gives it back when it
+    /// cannot be watched: it is then placed without a key.
+    fn wait_for_request(&mut self, conn: Connection, deadline: Instant, watched: bool) -> Result<(), Connection> {
         let token = self.next_token;
         match self.watch(&conn, token, watched) {
             Ok(()) => {
-                self.add(token, Waiting { conn, deadline, stage: Stage::RequestHead, header: Vec::new() });
+                self.add(token, Waiting { conn, deadline, stage: Stage::RequestHead, keyed: true, header: Vec::new() });
                 Ok(())
             }
             Err(_) => Err(conn),
         }
-    }
-
-    fn insert(&mut self, conn: Connection, stage: Stage, deadline: Instant, watched: bool) -> Result<(), Refused> {
-        let token = self.next_token;
-        self.watch(&conn, token, watched).map_err(|_| Refused::NoResources)?;
-        self.add(token, Waiting { conn, deadline, stage, header: Vec::new() });
-        Ok(())
     }
 
     fn watch(&mut self, conn: &Connection, token: u64, modify: bool) -> std::io::Result<()> {
@@ -217,38 +312,27 @@ impl AwaitingHeader {
     }
 
     /// The earliest deadline of a waiting connection.
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.iter().filter_map(|q| q.front().map(|(at, _)| *at)).min()
-    }
-
-    /// Moves a connection whose PROXY header was read on to wait for its
-    /// first request's head (sticky routing by cookie or query), without
-    /// watching it anew. `Err` gives it back when that fails.
-    pub(super) fn admit_request_next(&mut self, conn: Connection, config: &StickyHttp, now: Instant) -> Result<(), Connection> {
-        self.insert_request(conn, now + config.timeout, true)
     }
 
     /// Reads what the connections with news (at most `MAX_NEWS_PER_TURN`)
     /// were waiting for, and gives up on those past their deadline. A
-    /// connection that is `Ready` after its PROXY header stays watched when
-    /// `keep_for_next_stage` says it goes on to the request-head stage (then
-    /// `admit_request_next` takes it); every other connection that leaves
-    /// is no longer watched.
-    pub(super) fn process(
-        &mut self,
-        now: Instant,
-        sticky: Option<&StickyHttp>,
-        keep_for_next_stage: impl Fn(ListenerId) -> bool,
-    ) -> Vec<Outcome> {
-        let mut outcomes = Vec::new();
+    /// connection whose PROXY header was read goes on to its request head
+    /// when its listener has that step (it stays watched); every connection
+    /// done with the stage is put in `passed`, and is no longer watched.
+    /// What was closed or given up on is counted. An error says epoll could
+    /// not be asked for news this turn (deadlines were still kept).
+    pub fn process(&mut self, now: Instant, passed: &mut Vec<Passed>) -> Option<std::io::Error> {
         if self.waiting.is_empty() {
-            return outcomes;
+            return None;
         }
+        let mut failed = None;
         let mut news = std::mem::take(&mut self.news);
         news.clear();
         if let Some(epoll) = &self.epoll {
             if let Err(e) = sys::epoll_ready(epoll.as_fd(), MAX_NEWS_PER_TURN, &mut news) {
-                eprintln!("rcluster: epoll_wait failed: {e}");
+                failed = Some(e);
             }
         }
         if self.buf.is_empty() {
@@ -257,7 +341,7 @@ impl AwaitingHeader {
         let mut buf = std::mem::take(&mut self.buf);
         for token in news.iter().copied() {
             let Some(w) = self.waiting.get_mut(&token) else { continue };
-            let step = match (w.stage, sticky) {
+            let step = match (w.stage, &self.sticky_http) {
                 (Stage::ProxyHeader, _) => read_header(w, &mut buf),
                 (Stage::RequestHead, Some(sticky)) => read_request_key(&mut w.conn, &mut buf, &sticky.rule),
                 (Stage::RequestHead, None) => Step::Done,
@@ -266,14 +350,29 @@ impl AwaitingHeader {
             match step {
                 Step::Wait => {}
                 Step::Done => {
-                    let next = stage == Stage::ProxyHeader && sticky.is_some() && keep_for_next_stage(w.conn.listener);
-                    if let Some(w) = self.take(token, next) {
-                        outcomes.push(Outcome::Ready(w.conn, stage));
-                    }
+                    let next = match (&self.sticky_http, stage) {
+                        (Some(sticky), Stage::ProxyHeader) if w.keyed => Some(sticky.timeout),
+                        _ => None,
+                    };
+                    let Some(w) = self.take(token, next.is_some()) else { continue };
+                    let conn = match next {
+                        // On to the request-head step, without watching it anew.
+                        Some(timeout) => match self.wait_for_request(w.conn, now + timeout, true) {
+                            Ok(()) => continue,
+                            Err(conn) => conn,
+                        },
+                        None => w.conn,
+                    };
+                    passed.push(Passed { conn, proxied: stage == Stage::ProxyHeader });
                 }
                 Step::Close => {
                     if let Some(w) = self.take(token, false) {
-                        outcomes.push(if stage == Stage::ProxyHeader { Outcome::Rejected(w.conn.listener) } else { Outcome::Gone });
+                        // A malformed PROXY header, or a client that hung up
+                        // before sending one; one that hung up before its
+                        // first request is not counted.
+                        if stage == Stage::ProxyHeader {
+                            self.counts_mut(w.conn.listener).proxy_rejected += 1;
+                        }
                     }
                 }
             }
@@ -290,23 +389,30 @@ impl AwaitingHeader {
                 if !live {
                     continue;
                 }
-                if let Some(mut w) = self.take(token, false) {
-                    let listener = w.conn.listener;
-                    outcomes.push(match stage {
-                        Stage::ProxyHeader => Outcome::Expired(listener, None),
-                        Stage::RequestHead => {
-                            w.conn.key = None;
-                            Outcome::Expired(listener, Some(w.conn))
-                        }
-                    });
+                let Some(mut w) = self.take(token, false) else { continue };
+                let counts = self.counts_mut(w.conn.listener);
+                counts.expired += 1;
+                match stage {
+                    // Closed here.
+                    Stage::ProxyHeader => {
+                        counts.proxy_rejected += 1;
+                        rejections::reject("proxyHeader", || "a PROXY header not finished within the timeout".to_string());
+                    }
+                    // A request head that did not come in time: placed in
+                    // turn, as before.
+                    Stage::RequestHead => {
+                        w.conn.key = None;
+                        passed.push(Passed { conn: w.conn, proxied: false });
+                    }
                 }
             }
         }
-        outcomes
+        failed
     }
 
-    /// Connections of a listener that closed go with it.
-    pub(super) fn forget_listener(&mut self, listener: ListenerId) {
+    /// Connections of a listener that closed go with it, and its counts.
+    pub fn forget_listener(&mut self, listener: ListenerId) {
+        self.counts.remove(&listener);
         let tokens: Vec<u64> = self.waiting.iter().filter(|(_, w)| w.conn.listener == listener).map(|(t, _)| *t).collect();
         for token in tokens {
             self.take(token, false);
