@@ -57,7 +57,7 @@ pub(super) struct EventLoop {
     handles: HashMap<ListenerId, ListenHandle>,
     keys: HashMap<String, ListenerId>,
     next_listener: ListenerId,
-    pollfds: Vec<libc::pollfd>,
+    pollfds: Vec<sys::PollFd>,
     slots: Vec<Slot>,
     readiness: HashMap<ListenerId, Readiness>,
     events: EventSink,
@@ -171,14 +171,10 @@ impl EventLoop {
         self.pollfds.clear();
         self.slots.clear();
         let now = Instant::now();
-        self.pollfds.push(libc::pollfd { fd: self.waker.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        self.pollfds.push(sys::poll_entry(self.waker.as_fd(), false));
         self.slots.push(Slot::Waker);
         for peer in self.peers.values() {
-            let mut events = libc::POLLIN;
-            if peer.wants_writable() {
-                events |= libc::POLLOUT;
-            }
-            self.pollfds.push(libc::pollfd { fd: peer.channel_fd().as_raw_fd(), events, revents: 0 });
+            self.pollfds.push(sys::poll_entry(peer.channel_fd(), peer.wants_writable()));
             self.slots.push(Slot::Peer(peer.id));
         }
         let budget = self.stage_budget();
@@ -197,13 +193,13 @@ impl EventLoop {
             if wants {
                 let id = handle.id();
                 handle.accept_fds(&mut |fd| {
-                    pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                    pollfds.push(sys::poll_entry(fd, false));
                     slots.push(Slot::Handle(id));
                 });
             }
         }
         if let Some(fd) = self.stage.poll_fd() {
-            self.pollfds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            self.pollfds.push(sys::poll_entry(fd, false));
             self.slots.push(Slot::Stages);
         }
     }
@@ -317,7 +313,7 @@ impl EventLoop {
             Some(id) => (*id, false),
             None => {
                 if socket_identity::names_one_of(&request.spec.addr, self.handles.values().map(ListenHandle::fd)) {
-                    return Err(Error::io("bind", std::io::Error::from_raw_os_error(libc::EEXIST)));
+                    return Err(Error::io("bind", std::io::Error::from_raw_os_error(sys::errno::EEXIST)));
                 }
                 let id = self.next_listener;
                 let handle = self.bind_handle(id, &request)?;
@@ -399,13 +395,13 @@ impl EventLoop {
         Some(listen::bind(&as_fd).map_err(|e| Error::io("listen", e)))
     }
 
-    fn on_peer_event(&mut self, id: WorkerId, revents: libc::c_short) {
-        if revents & libc::POLLOUT != 0 {
+    fn on_peer_event(&mut self, id: WorkerId, revents: sys::PollEvents) {
+        if sys::is_writable(revents) {
             if let Some(peer) = self.peers.get_mut(&id) {
                 peer.on_writable();
             }
         }
-        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+        if sys::is_readable_or_closed(revents) {
             self.read_peer(id);
         }
     }

@@ -157,6 +157,8 @@ pub struct HeaderStage {
     /// How many connections of each listener wait.
     per_listener: HashMap<ListenerId, usize>,
     news: Vec<u64>,
+    /// epoll_wait's buffer, kept across turns (no allocation per turn).
+    epoll_events: Option<sys::EpollEvents>,
     buf: Vec<u8>,
 }
 
@@ -178,6 +180,7 @@ impl HeaderStage {
             deadlines: Default::default(),
             per_listener: HashMap::new(),
             news: Vec::new(),
+            epoll_events: None,
             buf: Vec::new(),
         }
     }
@@ -282,7 +285,7 @@ impl HeaderStage {
         if self.epoll.is_none() {
             self.epoll = Some(sys::epoll_create()?);
         }
-        let epoll = self.epoll.as_ref().map(|fd| fd.as_fd()).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EBADF))?;
+        let epoll = self.epoll.as_ref().map(|fd| fd.as_fd()).ok_or_else(|| std::io::Error::from_raw_os_error(sys::errno::EBADF))?;
         sys::epoll_watch(epoll, conn.fd.as_fd(), token, modify)
     }
 
@@ -331,7 +334,8 @@ impl HeaderStage {
         let mut news = std::mem::take(&mut self.news);
         news.clear();
         if let Some(epoll) = &self.epoll {
-            if let Err(e) = sys::epoll_ready(epoll.as_fd(), MAX_NEWS_PER_TURN, &mut news) {
+            let events = self.epoll_events.get_or_insert_with(|| sys::EpollEvents::with_capacity(MAX_NEWS_PER_TURN));
+            if let Err(e) = sys::epoll_ready_into(epoll.as_fd(), events, &mut news) {
                 failed = Some(e);
             }
         }

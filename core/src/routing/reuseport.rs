@@ -55,7 +55,7 @@ impl ReusePort {
     /// first (see the module's comment).
     pub fn new(stall: Duration, socket: &BoundSocket, ipv6_only: bool, backlog: i32, defer_accept: bool) -> io::Result<Self> {
         let LocalAddr::Inet(addr) = socket.local else {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(io::Error::from_raw_os_error(sys::errno::EINVAL));
         };
         let first = sys::dup_cloexec(socket.fd.as_fd())?;
         let slots = ReusePortSlots::new(first, addr, ipv6_only, backlog, defer_accept)?;
@@ -243,7 +243,7 @@ impl ReusePortSlots {
 
 /// Whether `err` says this system has no `SO_REUSEPORT`.
 pub fn is_unsupported(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::ENOPROTOOPT) | Some(libc::EINVAL) | Some(libc::EOPNOTSUPP))
+    matches!(err.raw_os_error(), Some(sys::errno::ENOPROTOOPT) | Some(sys::errno::EINVAL) | Some(sys::errno::EOPNOTSUPP))
 }
 
 #[cfg(test)]
@@ -297,8 +297,7 @@ mod tests {
         };
         // The request is there to read at once.
         let mut buf = [0u8; 64];
-        // SAFETY: `buf` is a live buffer of the length passed; MSG_DONTWAIT keeps it from blocking.
-        let n = unsafe { libc::recv(accepted.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        let n = sys::recv_bytes(accepted.as_fd(), &mut buf, false).unwrap();
         assert_eq!(&buf[..n as usize], b"GET / HTTP/1.1\r\n\r\n");
     }
 

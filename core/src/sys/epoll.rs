@@ -39,13 +39,6 @@ pub fn epoll_unwatch(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) {
     let _ = unsafe { syscall!(epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), &mut event)) };
 }
 
-/// The tokens of up to `max` watched descriptors with news, without waiting.
-/// Allocates a buffer of `max` events per call: [`epoll_ready_into`] reuses
-/// one the caller keeps.
-pub fn epoll_ready(epoll: BorrowedFd<'_>, max: usize, out: &mut Vec<u64>) -> io::Result<()> {
-    epoll_ready_into(epoll, &mut EpollEvents::with_capacity(max), out)
-}
-
 /// A buffer for [`epoll_ready_into`], kept by the caller across turns so that
 /// asking for news allocates nothing.
 #[derive(Debug)]
@@ -89,7 +82,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     #[test]
-    fn news_is_read_into_the_callers_buffer_and_the_allocating_form_agrees() {
+    fn news_is_read_into_the_callers_buffer() {
         let epoll = epoll_create().unwrap();
         let (mut a, b) = UnixStream::pair().unwrap();
         let (mut c, d) = UnixStream::pair().unwrap();
@@ -104,7 +97,7 @@ mod tests {
         // One at a time, as the buffer holds one; the other is still due.
         epoll_ready_into(epoll.as_fd(), &mut events, &mut out).unwrap();
         assert_eq!(out.len(), 1);
-        epoll_ready(epoll.as_fd(), 8, &mut out).unwrap();
+        epoll_ready_into(epoll.as_fd(), &mut EpollEvents::with_capacity(8), &mut out).unwrap();
         out.sort_unstable();
         assert_eq!(out, vec![7, 9]);
         // Edge-triggered: no news until more arrives.

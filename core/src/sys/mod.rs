@@ -52,7 +52,7 @@ mod process;
 mod socket;
 
 pub use addr::{is_abstract, local_addr, peer_addr, unspecified, LocalAddr};
-pub use epoll::{epoll_create, epoll_ready, epoll_ready_into, epoll_unwatch, epoll_watch, EpollEvents};
+pub use epoll::{epoll_create, epoll_ready_into, epoll_unwatch, epoll_watch, EpollEvents};
 pub use errno::{is_disconnected, is_full, is_resource_exhausted, is_transient_accept_error};
 pub use fd::{
     dup_cloexec, file_identity, file_len, open_fd_count, open_file_limit, set_cloexec, set_file_len, set_nonblocking,
