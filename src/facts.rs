@@ -3,9 +3,6 @@
 //! defaults of the header stages' timeouts, the scheduling policies' names,
 //! and the one parser of an address block.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use napi_derive::napi;
 use rcluster_core::routing::proxy_header::Cidr;
 use rcluster_core::{bus, Mode};
@@ -49,20 +46,13 @@ pub struct SchedulingPolicyNames {
 
 const MODES: [Mode; 5] = [Mode::RoundRobin, Mode::Shared, Mode::LeastConnections, Mode::Sticky, Mode::ReusePort];
 
-/// Each mode's name, as its policy gives it (`Policy::name`, the one place
-/// they are spelled).
-fn names() -> &'static [(Mode, &'static str); 5] {
-    static NAMES: OnceLock<[(Mode, &'static str); 5]> = OnceLock::new();
-    NAMES.get_or_init(|| MODES.map(|mode| (mode, mode.policy(Duration::ZERO).name())))
-}
-
 /// The mode named `name`, if any.
 pub fn mode_named(name: &str) -> Option<Mode> {
-    names().iter().find(|(_, n)| *n == name).map(|(mode, _)| *mode)
+    MODES.into_iter().find(|mode| mode.name() == name)
 }
 
 fn name_of(mode: Mode) -> String {
-    names().iter().find(|(m, _)| *m == mode).map(|(_, n)| n.to_string()).unwrap_or_default()
+    mode.name().to_string()
 }
 
 #[napi]

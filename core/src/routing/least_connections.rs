@@ -50,7 +50,7 @@ impl Policy for LeastConnections {
     }
 
     fn name(&self) -> &'static str {
-        "lc"
+        crate::routing::policy::Mode::LeastConnections.name()
     }
 
     fn members(&self) -> Vec<WorkerId> {

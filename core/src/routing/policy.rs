@@ -307,6 +307,18 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Its name, the one place each is spelled: what `cluster.stats()` shows,
+    /// what `NODE_CLUSTER_SCHED_POLICY` takes (the addon exports them to JS).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::RoundRobin => "rr",
+            Mode::Shared => "none",
+            Mode::LeastConnections => "lc",
+            Mode::Sticky => "sticky",
+            Mode::ReusePort => "reuseport",
+        }
+    }
+
     /// The policy of this kind. `stall` is how long a full member in turn is
     /// waited for before it is passed over (`Config::stall`). A
     /// SCHED_REUSEPORT policy is made with its sockets
@@ -485,12 +497,24 @@ macro_rules! rotation_policy {
     };
 }
 
-rotation_policy!(RoundRobin, deals_new_connections = true, name = "rr");
-rotation_policy!(Shared, deals_new_connections = false, name = "none");
+rotation_policy!(RoundRobin, deals_new_connections = true, name = Mode::RoundRobin.name());
+rotation_policy!(Shared, deals_new_connections = false, name = Mode::Shared.name());
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_mode_has_its_own_name_and_its_policy_gives_it() {
+        let modes = [Mode::RoundRobin, Mode::Shared, Mode::LeastConnections, Mode::Sticky, Mode::ReusePort];
+        let names: std::collections::HashSet<_> = modes.iter().map(|m| m.name()).collect();
+        assert_eq!(names.len(), modes.len(), "names are distinct: {names:?}");
+        // ReusePort's own policy is made with its sockets (reuseport.rs);
+        // without them it is round-robin.
+        for mode in modes.into_iter().filter(|m| *m != Mode::ReusePort) {
+            assert_eq!(mode.policy(Duration::ZERO).name(), mode.name());
+        }
+    }
     use std::collections::HashMap;
 
     const STALL: Duration = Duration::from_millis(50);

@@ -74,7 +74,7 @@ impl Policy for ReusePort {
     }
 
     fn name(&self) -> &'static str {
-        "reuseport"
+        crate::routing::policy::Mode::ReusePort.name()
     }
 
     fn members(&self) -> Vec<WorkerId> {

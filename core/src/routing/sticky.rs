@@ -140,7 +140,7 @@ impl Policy for Sticky {
     }
 
     fn name(&self) -> &'static str {
-        "sticky"
+        crate::routing::policy::Mode::Sticky.name()
     }
 
     fn keyed(&self) -> bool {
