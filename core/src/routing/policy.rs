@@ -458,17 +458,12 @@ impl Shared {
     }
 }
 
+/// `impl Policy` for a policy whose members take turns in a [`Rotation`]:
+/// the membership and turn methods delegate to it; `$own` are the policy's
+/// own answers (whether it deals, which sockets it accepts from).
 macro_rules! rotation_policy {
-    ($ty:ty, deals_new_connections = $deals:expr, name = $name:expr) => {
+    ($ty:ty, name = $name:expr, { $($own:tt)* }) => {
         impl Policy for $ty {
-            fn deals_new_connections(&self) -> bool {
-                $deals
-            }
-            fn primary_accepts(&self) -> bool {
-                // One that does not deal accepts only to hold connections
-                // while nobody listens.
-                $deals || self.rotation.is_empty()
-            }
             fn name(&self) -> &'static str {
                 $name
             }
@@ -493,12 +488,30 @@ macro_rules! rotation_policy {
             fn commit(&mut self, pick: Pick, refused_by: &[WorkerId]) -> WorkerId {
                 self.rotation.commit(pick, refused_by)
             }
+            $($own)*
         }
     };
 }
+pub(crate) use rotation_policy;
 
-rotation_policy!(RoundRobin, deals_new_connections = true, name = Mode::RoundRobin.name());
-rotation_policy!(Shared, deals_new_connections = false, name = Mode::Shared.name());
+rotation_policy!(RoundRobin, name = Mode::RoundRobin.name(), {
+    fn deals_new_connections(&self) -> bool {
+        true
+    }
+    fn primary_accepts(&self) -> bool {
+        true
+    }
+});
+rotation_policy!(Shared, name = Mode::Shared.name(), {
+    fn deals_new_connections(&self) -> bool {
+        false
+    }
+    /// Workers accept from the socket themselves; the primary accepts only
+    /// to hold connections while nobody listens.
+    fn primary_accepts(&self) -> bool {
+        self.rotation.is_empty()
+    }
+});
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use crate::dispatcher::peer::WorkerId;
 use crate::listen::BoundSocket;
-use crate::routing::policy::{Ask, Pick, Policy, Rotation};
+use crate::routing::policy::{rotation_policy, Ask, Mode, Pick, Policy, Rotation};
 use crate::sys::{self, LocalAddr};
 
 /// `SCHED_REUSEPORT`'s policy: members accept from sockets of their own;
@@ -63,7 +63,7 @@ impl ReusePort {
     }
 }
 
-impl Policy for ReusePort {
+rotation_policy!(ReusePort, name = Mode::ReusePort.name(), {
     fn deals_new_connections(&self) -> bool {
         false
     }
@@ -71,38 +71,6 @@ impl Policy for ReusePort {
     /// Only from a socket whose worker left.
     fn primary_accepts(&self) -> bool {
         self.slots.has_orphans()
-    }
-
-    fn name(&self) -> &'static str {
-        crate::routing::policy::Mode::ReusePort.name()
-    }
-
-    fn members(&self) -> Vec<WorkerId> {
-        self.rotation.members()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.rotation.is_empty()
-    }
-
-    fn all_in(&self, workers: &[WorkerId]) -> bool {
-        self.rotation.all_in(workers)
-    }
-
-    fn add(&mut self, worker: WorkerId) -> bool {
-        self.rotation.add(worker)
-    }
-
-    fn remove(&mut self, worker: WorkerId) -> bool {
-        self.rotation.remove(worker)
-    }
-
-    fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
-        self.rotation.pick(ask, refused_by)
-    }
-
-    fn commit(&mut self, pick: Pick, refused_by: &[WorkerId]) -> WorkerId {
-        self.rotation.commit(pick, refused_by)
     }
 
     /// Its own slot's socket.
@@ -133,7 +101,7 @@ impl Policy for ReusePort {
     fn defers_accept(&self) -> bool {
         self.slots.defers_accept()
     }
-}
+});
 
 #[derive(Debug)]
 struct Slot {
