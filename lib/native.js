@@ -34,32 +34,36 @@ function loadAttempts(cause) {
   return lines.length === 0 ? undefined : lines.join('\n');
 }
 
+// What the addon exports under `name`; undefined where it cannot load.
+const fromAddon = (name) => (binding === null ? undefined : binding[name]);
+
 module.exports = {
   fallbackReason,
   fallbackDetail,
-  Dispatcher: binding === null ? undefined : binding.Dispatcher,
-  Channel: binding === null ? undefined : binding.Channel,
+  Dispatcher: fromAddon('Dispatcher'),
+  Channel: fromAddon('Channel'),
   // cluster.shared's region (lib/bus/shared.js) and its fixed sizes.
-  SharedMemory: binding === null ? undefined : binding.SharedMemory,
-  sharedLimits: binding === null ? undefined : binding.sharedLimits,
+  SharedMemory: fromAddon('SharedMemory'),
+  sharedLimits: fromAddon('sharedLimits'),
   // Untrusted input the native code refused (lib/rejections.js).
-  rejectedInputs: binding === null ? undefined : binding.rejectedInputs,
-  onRejectedInput: binding === null ? undefined : binding.onRejectedInput,
-  peerCredentials: binding === null ? undefined : binding.peerCredentials, // { pid, uid, gid } of a unix socket's peer (lib/cli/control.js)
+  rejectedInputs: fromAddon('rejectedInputs'),
+  onRejectedInput: fromAddon('onRejectedInput'),
+  peerCredentials: fromAddon('peerCredentials'), // { pid, uid, gid } of a unix socket's peer (lib/cli/control.js)
   // The kinds of message a Channel's onMessage(kind, id, fds, extra) gets,
   // each naming what its arguments are (src/worker.rs), defined once in the addon.
-  ChannelMessageKind: binding === null ? undefined : binding.ChannelMessageKind,
+  ChannelMessageKind: fromAddon('ChannelMessageKind'),
   // What lib/ and the native side agree on, defined once in the addon
   // (src/facts.rs): bus peer ids and sizes (lib/bus/bus.js), the routing
   // stages' default timeouts, the scheduling policies' names and the
   // address-block parser (lib/primary/routing.js).
-  BUS_PRIMARY: binding === null ? undefined : binding.BUS_PRIMARY,
-  BUS_AGENT: binding === null ? undefined : binding.BUS_AGENT,
-  BUS_BROADCAST: binding === null ? undefined : binding.BUS_BROADCAST,
-  BUS_MAX_PAYLOAD: binding === null ? undefined : binding.BUS_MAX_PAYLOAD,
-  BUS_RECORD_HEAD: binding === null ? undefined : binding.BUS_RECORD_HEAD,
-  PROXY_HEADER_TIMEOUT_MS: binding === null ? undefined : binding.PROXY_HEADER_TIMEOUT_MS,
-  STICKY_TIMEOUT_MS: binding === null ? undefined : binding.STICKY_TIMEOUT_MS,
+  BUS_PRIMARY: fromAddon('BUS_PRIMARY'),
+  BUS_AGENT: fromAddon('BUS_AGENT'),
+  BUS_BROADCAST: fromAddon('BUS_BROADCAST'),
+  BUS_MAX_PAYLOAD: fromAddon('BUS_MAX_PAYLOAD'),
+  BUS_RECORD_HEAD: fromAddon('BUS_RECORD_HEAD'),
+  PROXY_HEADER_TIMEOUT_MS: fromAddon('PROXY_HEADER_TIMEOUT_MS'),
+  STICKY_TIMEOUT_MS: fromAddon('STICKY_TIMEOUT_MS'),
+  QUEUE_TIMEOUT_MS: fromAddon('QUEUE_TIMEOUT_MS'), // setupPrimary's queueTimeout default
   schedulingPolicyNames: binding === null ? undefined : binding.schedulingPolicyNames(),
-  isCidr: binding === null ? undefined : binding.isCidr,
+  isCidr: fromAddon('isCidr'),
 };

@@ -23,6 +23,11 @@ pub const BUS_MAX_PAYLOAD: u32 = bus::MAX_PAYLOAD as u32;
 #[napi]
 pub const BUS_RECORD_HEAD: u32 = bus::RECORD_HEAD as u32;
 
+/// How long a connection may wait in the primary for a worker, by default
+/// (`setupPrimary({ queueTimeout })`; the dispatcher's `Config::queue_timeout`).
+#[napi]
+pub const QUEUE_TIMEOUT_MS: u32 = rcluster_core::dispatcher::DEFAULT_QUEUE_TIMEOUT.as_millis() as u32;
+
 /// How long a connection may take to send its PROXY header, by default
 /// (`setupPrimary({ routing: { proxyProtocol } })`).
 #[napi]

@@ -19,7 +19,6 @@ const { nextBackoff } = require('../operations/backoff');
 const { AGENT } = require('../bus/bus'); // its bus peer id
 
 const debug = debuglog('rcluster');
-const READY_TIMEOUT_DEFAULT = 30000;
 const STOP_TIMEOUT_DEFAULT = 5000;
 
 /** setupPrimary()'s `agent` and `agentReadyTimeout`, validated. */
@@ -139,7 +138,9 @@ class AgentSupervisor {
     this.startedAt = Date.now();
     debug('primary: forked the agent (pid %d)', child.pid);
 
-    const timeout = settings.agentReadyTimeout ?? READY_TIMEOUT_DEFAULT;
+    // The settings table's default (lib/primary/settings.js), which requires
+    // this module's validator: read when needed, not at load.
+    const timeout = settings.agentReadyTimeout ?? require('../primary/settings').defaultOf('agentReadyTimeout');
     this.readyTimer = setTimeout(() => {
       this.readyTimer = null;
       const err = nodeError(Error, 'ERR_RCLUSTER_AGENT_READY_TIMEOUT',

@@ -13,7 +13,7 @@ const { UsageError, codedError } = require('../errors');
 // How long `rcluster stop` waits beyond the primary's own shutdown deadline
 // for it to be gone: the SIGKILL of late workers, the agent, the exit.
 const STOP_GRACE_MS = 30000;
-const DEFAULT_SHUTDOWN_MS = 30000;
+const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../primary/settings');
 
 function badReply(what) {
   return codedError(Error, 'ERR_RCLUSTER_BAD_REPLY', `not a ${what} reply from the primary`);
@@ -65,7 +65,7 @@ async function command(parsed, log) {
     case 'stop': {
       const { result, peer } = await request(file, { cmd: 'stop' }).catch(explain);
       if (!isObject(result) || result.stopping !== true) throw badReply('stop');
-      const drain = count(result.shutdownTimeout) ? result.shutdownTimeout : DEFAULT_SHUTDOWN_MS;
+      const drain = count(result.shutdownTimeout) ? result.shutdownTimeout : SHUTDOWN_TIMEOUT_DEFAULT;
       await waitGone(file, peer.pid, Math.min(drain + STOP_GRACE_MS, 2 ** 31 - 1));
       out({ stopping: true }, 'stopped\n');
       return 0;

@@ -14,6 +14,9 @@ const {
 } = require('../errors');
 const { constants: { signals } } = require('os');
 const ops = require('../operations/settings');
+// The dispatcher's own default (src/facts.rs); undefined where the addon
+// cannot load, where there is no dispatcher to wait in.
+const { QUEUE_TIMEOUT_MS } = require('../native');
 
 // A whole number of milliseconds, at least `min`, that becomes a timer.
 const ms = (min) => (value, name, caller) => validateMs(value, name, min, caller);
@@ -181,7 +184,7 @@ const SETTINGS = [
   { name: 'restart', default: false, validate: validateRestart, fields: RESTART_FIELDS, text: 'replace crashed workers, with backoff and a crash-loop budget (true: the fields\' defaults)' },
   { name: 'exitOnUncaughtException', default: false, validate: validateExitOnUncaught, fields: EXIT_ON_UNCAUGHT_FIELDS, text: 'a worker drains and exits after an uncaught exception (true: the fields\' defaults)' },
   { name: 'shutdownSignals', default: Object.freeze([]), validate: validateSignals, text: 'signals on which the primary runs cluster.shutdown() and exits' },
-  { name: 'queueTimeout', default: 30000, validate: validateQueueTimeout, skipUndefined: true, text: 'how long a connection may wait in the primary for a worker, or Infinity (the default is the native dispatcher\'s)' },
+  { name: 'queueTimeout', default: QUEUE_TIMEOUT_MS, validate: validateQueueTimeout, skipUndefined: true, text: 'how long a connection may wait in the primary for a worker, or Infinity (the default is the native dispatcher\'s)' },
   { name: 'routing', default: undefined, validate: validateRouting, skipUndefined: true, text: 'proxyProtocol, sticky, deferAccept (lib/primary/routing.js)' },
   { name: 'shutdownTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'how long cluster.shutdown() lets workers drain before SIGKILL' },
   // Zero-downtime operations (lib/operations/).

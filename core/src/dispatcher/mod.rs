@@ -114,6 +114,9 @@ pub const DEFAULT_PACE_ABOVE: u64 = 64;
 
 /// Most connections of one listener waiting in a header stage, by default.
 pub const DEFAULT_STAGE_LIMIT: usize = 1024;
+/// How long a connection may wait in the primary for a worker, by default
+/// (`Config::queue_timeout`, `setupPrimary({ queueTimeout })`).
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for Config {
     fn default() -> Self {
@@ -123,7 +126,7 @@ impl Default for Config {
             accept_batch: 64,
             stall: Duration::from_millis(50),
             exhausted_pause: Duration::from_millis(50),
-            queue_timeout: Duration::from_secs(30),
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             queue_limit: 1024,
             proxy: None,
             inherited: Default::default(),
