@@ -15,7 +15,7 @@ const skip = rclusterOnly('node:cluster has no scale');
 function start(t, { workers, settings }) {
   const env = { WORKERS: String(workers) };
   if (settings) env.SETTINGS = JSON.stringify(settings);
-  return startCluster(t, 'scale.js', { env });
+  return startCluster(t, 'operations.js', { env });
 }
 
 // One request over a keep-alive agent.
