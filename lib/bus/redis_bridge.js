@@ -41,10 +41,11 @@ const MAX_MACHINES = 64;
 const MACHINE_SILENT_MS = 30000;
 // A machine that published within this long is waited for by sync().
 const SYNC_LIVE_MS = 2000;
-// Counters one machine may publish: the size of a machine's counter table.
-const MAX_REMOTE_NAMES = 1024;
-// Bytes of a counter name (UTF-8): NAME_MAX of core/src/shared/mod.rs.
-const NAME_MAX = 32;
+// Counters one machine may publish (the size of a machine's counter table),
+// and the bytes of a counter name (UTF-8): the shared region's own sizes
+// (core/src/shared/mod.rs COUNTER_SLOTS and NAME_MAX, through the addon).
+const { sharedLimits } = require('../native');
+const { counters: MAX_REMOTE_NAMES, nameMax: NAME_MAX } = sharedLimits === undefined ? {} : sharedLimits();
 // Sync requests answered per second, at most: each answer publishes all of
 // this machine's counters, so a peer flooding requests must not make this
 // machine flood Redis in turn.
