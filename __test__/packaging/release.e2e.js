@@ -23,7 +23,7 @@ const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { get } = require('../helpers/http-client');
+const { freshApp, serveFromBothWorkers } = require('../helpers/installed-app');
 const { glibcVersions, highestGlibc, compareVersions } = require('../../scripts/glibc-versions');
 
 const repo = path.join(__dirname, '..', '..');
@@ -208,87 +208,6 @@ function packument(name) {
   return request('GET', `${registry}${name}`);
 }
 
-function freshApp(t, dir) {
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), version: '1.0.0', private: true }));
-  // Two workers; on "stats" from the test, the primary prints what its
-  // native dispatcher saw and which .node files this process loaded.
-  fs.writeFileSync(path.join(dir, 'server.js'), `'use strict';
-const cluster = require('rcluster');
-const http = require('node:http');
-if (cluster.isPrimary) {
-  const pids = [];
-  for (let i = 0; i < 2; i++) pids.push(cluster.fork().process.pid);
-  let listening = 0;
-  cluster.on('listening', (worker, address) => {
-    if (++listening === 2) console.log(JSON.stringify({ port: address.port, pids }));
-  });
-  process.stdin.setEncoding('utf8').on('data', () => {
-    const loaded = process.report.getReport().sharedObjects.filter((f) => f.endsWith('.node'));
-    const stats = typeof cluster.stats === 'function' ? cluster.stats() : null;
-    console.log(JSON.stringify({ stats, loaded }));
-  });
-  process.stdin.on('end', () => process.exit(0));
-} else {
-  http.createServer((req, res) => res.end(String(process.pid))).listen(0, '127.0.0.1');
-}
-`);
-  return dir;
-}
-
-// Runs the app's 2-worker server, sends requests until both workers answered,
-// and returns what the primary reports afterwards.
-async function serveOnNativeDispatcher(t, app) {
-  const child = spawn(process.execPath, ['server.js'], { cwd: app, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-  t.after(() => {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch {}
-  });
-  const lines = [];
-  let waiting = null;
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    out += d;
-    for (let nl = out.indexOf('\n'); nl !== -1; nl = out.indexOf('\n')) {
-      lines.push(JSON.parse(out.slice(0, nl)));
-      out = out.slice(nl + 1);
-      if (waiting) waiting();
-    }
-  });
-  const nextLine = (what) => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} within 20 s; stderr:\n${stderr}`)), 20000);
-    const check = () => {
-      if (lines.length > 0) {
-        clearTimeout(timer);
-        waiting = null;
-        resolve(lines.shift());
-      }
-    };
-    waiting = check;
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}); stderr:\n${stderr}`)); });
-    check();
-  });
-  const ready = await nextLine('no workers listening');
-  const answered = new Set();
-  let requests = 0;
-  for (; requests < 20 && answered.size < 2; requests++) {
-    const res = await get(ready.port);
-    assert.equal(res.status, 200);
-    answered.add(Number(res.body));
-  }
-  assert.deepEqual([...answered].sort(), [...ready.pids].sort(), 'both workers answer');
-  child.stdin.write('stats\n');
-  const report = await nextLine('no stats');
-  assert.doesNotMatch(stderr, /RCLUSTER_FALLBACK/, 'not node:cluster');
-  assert.ok(report.stats, `cluster.stats() exists only on rcluster's own cluster; stderr:\n${stderr}`);
-  const accepted = report.stats.listeners.reduce((sum, l) => sum + l.accepted, 0);
-  assert.ok(accepted >= requests, `the native dispatcher accepted the ${requests} connections: ${JSON.stringify(report.stats.listeners)}`);
-  return { ...report, requests };
-}
-
 function listInstalled(app) {
   return fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.')).sort();
 }
@@ -356,7 +275,7 @@ test('without cargo or rustc on PATH, npm install rcluster takes the prebuilt bi
   assert.equal(fs.existsSync(path.join(app, 'node_modules', 'rcluster', NODE_FILE)), false, 'nothing was built');
 
   const binary = path.join(app, 'node_modules', PLATFORM_PKG, NODE_FILE);
-  const { loaded } = await serveOnNativeDispatcher(t, app);
+  const { loaded } = await serveFromBothWorkers(t, app);
   assert.deepEqual(loaded.map((f) => fs.realpathSync(f)), [fs.realpathSync(binary)], 'the platform package\'s binary is the one loaded');
 
   // The oldest glibc it loads on is the highest symbol version it needs.
@@ -386,7 +305,7 @@ test('with the platform package not published, the install builds from source wi
   assert.deepEqual(listInstalled(app), ['croner', 'rcluster']);
   const built = path.join(app, 'node_modules', 'rcluster', NODE_FILE);
   assert.ok(fs.existsSync(built));
-  const { loaded } = await serveOnNativeDispatcher(t, app);
+  const { loaded } = await serveFromBothWorkers(t, app);
   assert.deepEqual(loaded.map((f) => fs.realpathSync(f)), [fs.realpathSync(built)]);
 });
 

@@ -14,10 +14,10 @@
 // everything and takes longer.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { get } = require('../helpers/http-client');
+const { freshApp, serveFromBothWorkers } = require('../helpers/installed-app');
 const { rclusterOnly } = require('../helpers/run-cluster');
 
 const repo = path.join(__dirname, '..', '..');
@@ -45,32 +45,6 @@ function npm(args, cwd, env = cleanEnv()) {
   return r;
 }
 
-function freshApp(t, name) {
-  const dir = path.join(work, name);
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true }));
-  fs.writeFileSync(path.join(dir, 'server.js'), `'use strict';
-const cluster = require('rcluster');
-const http = require('node:http');
-if (cluster.isPrimary) {
-  const pids = [];
-  for (let i = 0; i < 2; i++) pids.push(cluster.fork().process.pid);
-  let listening = 0;
-  cluster.on('listening', (worker, address) => {
-    if (++listening === 2) {
-      console.log(JSON.stringify({ port: address.port, pids, native: typeof cluster.stats === 'function' }));
-    }
-  });
-  process.stdin.on('end', () => process.exit(0)).resume();
-} else {
-  http.createServer((req, res) => res.end(String(process.pid))).listen(0, '127.0.0.1');
-}
-`);
-  return dir;
-}
-
 // A cargo that only leaves a trace: an install that runs it is caught, and
 // fails, since the build it stands for never happens.
 function cargoTrap(t) {
@@ -81,37 +55,6 @@ function cargoTrap(t) {
   const marker = path.join(dir, 'ran');
   fs.writeFileSync(path.join(dir, 'cargo'), `#!/bin/sh\necho "$@" >> '${marker}'\nexit 1\n`, { mode: 0o755 });
   return { bin: dir, marker };
-}
-
-// Runs the app's server.js (2 workers), and requests until both workers
-// answered. Returns what the primary printed.
-async function serveFromBothWorkers(t, app) {
-  const child = spawn(process.execPath, ['server.js'], { cwd: app, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-  t.after(() => {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch {}
-  });
-  const ready = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no workers listening within 20 s; stderr:\n${stderr}`)), 20000);
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl !== -1) { clearTimeout(timer); resolve(JSON.parse(out.slice(0, nl))); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}); stderr:\n${stderr}`)); });
-  });
-  const answered = new Set();
-  for (let i = 0; i < 20 && answered.size < 2; i++) {
-    const res = await get(ready.port);
-    assert.equal(res.status, 200);
-    answered.add(Number(res.body));
-  }
-  assert.deepEqual([...answered].sort(), [...ready.pids].sort(), 'both workers answer');
-  assert.equal(ready.native, true, `rcluster's own cluster, not node:cluster; stderr:\n${stderr}`);
-  assert.doesNotMatch(stderr, /RCLUSTER_FALLBACK/);
-  return ready;
 }
 
 let tarball;
@@ -154,7 +97,7 @@ test('the platform packages are its optionalDependencies, at its own version', {
 });
 
 test('npm install <tarball> builds the addon from the packed sources, and a 2-worker cluster serves from it', { skip, timeout: 2 * NPM_TIMEOUT }, async (t) => {
-  const app = freshApp(t, 'app-build');
+  const app = freshApp(t, path.join(work, 'app-build'));
   // The platform packages are not on the registry: being optional, their
   // absence must not fail the install.
   const r = npm(['install', '--foreground-scripts', '--no-audit', '--no-fund', tarball], app,
@@ -185,7 +128,7 @@ test('with a platform package installed, npm install <tarball> builds nothing an
   const platformTarball = path.join(work, JSON.parse(packed.stdout)[0].filename);
   t.after(() => fs.rmSync(platformTarball, { force: true }));
 
-  const app = freshApp(t, 'app-prebuilt');
+  const app = freshApp(t, path.join(work, 'app-prebuilt'));
   const trap = cargoTrap(t);
   const r = npm(['install', '--foreground-scripts', '--no-audit', '--no-fund', platformTarball, tarball], app,
     cleanEnv({ PATH: `${trap.bin}${path.delimiter}${process.env.PATH}` }));
