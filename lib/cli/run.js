@@ -152,12 +152,20 @@ class Runner {
       }
     };
     if (waitReady) {
+      // cluster.worker.ready(), or PM2's process.send('ready').
+      const onInternal = (message) => {
+        if (message?.cmd === CMD && message.act === Act.Ready) ready();
+      };
       const onMessage = (message) => {
-        if (message?.cmd !== CMD || message.act !== Act.Ready) return;
-        worker.process.off('internalMessage', onMessage);
+        if (message === 'ready') ready();
+      };
+      const ready = () => {
+        worker.process.off('internalMessage', onInternal);
+        worker.off('message', onMessage);
         done();
       };
-      worker.process.on('internalMessage', onMessage);
+      worker.process.on('internalMessage', onInternal);
+      worker.on('message', onMessage);
     } else {
       worker.once('listening', done);
     }
