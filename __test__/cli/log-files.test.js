@@ -164,3 +164,13 @@ test('SIGUSR2 reopens the files: after a rename, new lines go to a new file; not
   }
   assert.match(fs.readFileSync(err, 'utf8'), /^rcluster: log files reopened \(SIGUSR2\)$/m, 'the first line of the new file');
 });
+
+test('log_date_format: moment.js\'s tokens in local time, [text] literal', () => {
+  const { formatDate } = require('../../lib/cli/log_files');
+  const d = new Date(2024, 0, 5, 7, 8, 9, 45);
+  const offset = -d.getTimezoneOffset();
+  const hhmm = `${offset < 0 ? '-' : '+'}${String(Math.floor(Math.abs(offset) / 60)).padStart(2, '0')}:${String(Math.abs(offset) % 60).padStart(2, '0')}`;
+  assert.strictEqual(formatDate(d, 'YYYY-MM-DD HH:mm:ss.SSS Z'), `2024-01-05 07:08:09.045 ${hhmm}`);
+  assert.strictEqual(formatDate(d, 'YY/MM/DD ZZ'), `24/01/05 ${hhmm.replace(':', '')}`);
+  assert.strictEqual(formatDate(d, '[at] HH[h]mm [YYYY]'), 'at 07h08 YYYY');
+});

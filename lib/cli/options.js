@@ -184,7 +184,7 @@ const OPTIONS = [
   { name: 'maxMemoryRestart', pm2: 'max_memory_restart', ...becomes(['recycle.maxMemory'], sizeOf), takes: 'value', arg: 'SIZE', help: 'recycle a worker whose memory exceeds SIZE (e.g. 300M)' },
   { name: 'killTimeout', pm2: 'kill_timeout', ...becomes(['shutdownTimeout', 'drainTimeout'], msOf), takes: 'value', arg: 'MS', help: `how long a worker may drain on stop or reload before SIGKILL (default ${defaultOf('drainTimeout')})` },
   { name: 'waitReady', pm2: 'wait_ready', ...becomes(['waitReady'], boolOf), takes: 'bool', help: 'a worker is ready when it calls process.send(\'ready\'), not when it listens' },
-  { name: 'listenTimeout', pm2: 'listen_timeout', ...becomes(['readyTimeout'], msOf), takes: 'value', arg: 'MS', help: 'how long a new worker may take to become ready' },
+  { name: 'listenTimeout', pm2: 'listen_timeout', ...becomes(['readyTimeout'], msOf), takes: 'value', arg: 'MS', help: 'how long a new worker may take to become ready; one not listening by then is warned about' },
   // Any schedule is taken here; setupPrimary() checks it, in its own words.
   { name: 'cronRestart', pm2: 'cron_restart', ...becomes(['recycle.cron'], () => str), takes: 'value', arg: 'CRON', help: 'recycle the workers on this cron schedule' },
   { name: 'expBackoffRestartDelay', pm2: 'exp_backoff_restart_delay', ...becomes(['restart.minDelay'], msOf), takes: 'value', arg: 'MS', help: `first delay before restarting a crashed worker, doubled per crash (default ${defaultOf('restart.minDelay')})` },
