@@ -8,13 +8,16 @@
 // Directories are what is watched, never files: a file saved by rename (sed
 // -i, most editors, Kubernetes ConfigMaps) is a new inode under the same
 // name, and a watch on the file would follow the old one and miss every later
-// save. A single file is watched through its directory. A folder is watched
-// one directory at a time (fs.watch's `recursive` on Linux tracks files by
-// inode and loses a renamed-over file), each subdirectory as it appears.
+// save. A single file is watched through its directory. On Linux a folder
+// is watched one directory at a time, each subdirectory as it appears
+// (fs.watch's `recursive` there is built on watches that follow a file's
+// inode, and loses a renamed-over file); FSEvents (macOS) and Windows watch
+// a whole tree by path themselves.
 const fs = require('fs');
 const path = require('path');
 
 const ALWAYS_IGNORED = ['node_modules', '.git'];
+const NATIVE_RECURSIVE = process.platform === 'darwin' || process.platform === 'win32';
 
 function isInside(child, parent) {
   const rel = path.relative(parent, child);
@@ -56,11 +59,11 @@ function watchPaths(paths, { delay, ignore = [], cwd, onChange, onError }) {
 
   // One directory, and (`root` given) its subdirectories under `root`.
   // `only`: the one name in it that matters (a watched file).
-  const watchDir = (dir, root, only) => {
+  const watchDir = (dir, root, only, recursive = false) => {
     if (closed || watchers.has(dir)) return;
     let watcher;
     try {
-      watcher = fs.watch(dir, { persistent: false }, (event, name) => {
+      watcher = fs.watch(dir, { persistent: false, recursive }, (event, name) => {
         if (name === null || name === undefined) return changed(dir);
         const file = path.join(dir, String(name));
         if (only !== null) {
@@ -70,7 +73,7 @@ function watchPaths(paths, { delay, ignore = [], cwd, onChange, onError }) {
         if (ignored(file, root)) return;
         // A directory created or moved in is watched from now on; one gone
         // has its watcher closed by its own error or here.
-        if (event === 'rename') {
+        if (event === 'rename' && !recursive) {
           let stat = null;
           try {
             stat = fs.statSync(file);
@@ -127,7 +130,8 @@ function watchPaths(paths, { delay, ignore = [], cwd, onChange, onError }) {
       onError(new Error(`cannot watch ${p}: ${err.code || err.message}`));
       continue;
     }
-    if (stat.isDirectory()) walk(p, p);
+    if (stat.isDirectory() && NATIVE_RECURSIVE) watchDir(p, p, null, true);
+    else if (stat.isDirectory()) walk(p, p);
     else watchDir(path.dirname(p), path.dirname(p), path.basename(p));
   }
   return {
