@@ -75,8 +75,9 @@ class Runner {
       worker.process.prependOnceListener('exit', () => self.sample([worker]));
       return worker;
     };
-    // A fork that did not go through the cluster.fork property (rcluster's
-    // own code holding the original function): its slot is read from its env.
+    // Every fork. One that did not go through the cluster.fork property
+    // (rcluster's own code holding the original function, as a reload's):
+    // its slot is read from its env.
     cluster.on('fork', (worker) => {
       if (!self.slotOf.has(worker.id) && !worker.isDead()) {
         const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
@@ -133,8 +134,9 @@ class Runner {
    * `online`. `rcluster status` shows it until the worker listens.
    */
   expectListen(worker) {
-    if (worker.isDead()) return;
     const timeout = this.cluster.settings.readyTimeout ?? defaultOf('readyTimeout');
+    // 0: no time at all is given, so none is overstepped.
+    if (worker.isDead() || !(timeout > 0)) return;
     const waitReady = this.cluster.settings.waitReady === true;
     const timer = setTimeout(() => {
       if (worker.isDead() || worker.exitedAfterDisconnect || this.stopping !== null) return;
