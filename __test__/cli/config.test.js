@@ -18,7 +18,8 @@ test('a PM2 ecosystem file, --only NAME: the app runs with its env, instances an
   t.after(() => app.killGroup());
   await app.waitFor(/listening on \d+ as \d/, { count: 2 });
   assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: unknown key "watch_me_please" \(ignored\)/);
-  assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: merge_logs is a PM2 setting rcluster does not use \(ignored\)/);
+  assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: vizion is a PM2 setting rcluster does not use \(ignored\)/);
+  assert.doesNotMatch(app.err, /merge_logs/, 'merge_logs: true is what rcluster does with log files');
   assert.doesNotMatch(app.err, /exec_mode/, 'exec_mode cluster is what rcluster does');
   assert.doesNotMatch(app.err, /worker-queue/, 'the other app is not run');
   const seen = new Map();

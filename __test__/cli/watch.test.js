@@ -65,3 +65,32 @@ test('--watch=PATH: a change under the watched folder is exactly one reload with
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);
 });
+
+// Editors and `sed -i` save by writing a temporary file and renaming it over
+// the old one: the name then holds a new inode, whose later saves, in place
+// or by rename, must still be seen.
+test('--watch: a rename-style save, then an in-place write, then another rename-style save: three reloads', async (t) => {
+  const dir = await appDir();
+  const port = await freePort();
+  const app = new Cli(['-i', '1', '--watch', '--watch-delay', '200', 'app.js'], { cwd: dir, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on/);
+  await settle(300);
+  const file = path.join(dir, 'config', 'settings.json');
+  const renameSave = (text) => {
+    const temp = path.join(dir, 'config', `.settings.json.${process.pid}.tmp`);
+    fs.writeFileSync(temp, text);
+    fs.renameSync(temp, file);
+  };
+  const done = hasReload() ? /reload done/ : /reload failed/;
+  renameSave('{"v":1}');
+  await app.waitFor(done, { count: 1, timeout: 30000 });
+  fs.writeFileSync(file, '{"v":2}');
+  await app.waitFor(done, { count: 2, timeout: 30000 });
+  renameSave('{"v":3}');
+  await app.waitFor(done, { count: 3, timeout: 30000 });
+  await settle(500);
+  assert.strictEqual([...app.err.matchAll(/changed: .*settings\.json/g)].length, 3, app.err);
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+});

@@ -9,6 +9,8 @@ const { askAll } = require('./ask');
 const { procStat } = require('./procstat');
 const rejections = require('../rejections');
 const { codedError } = require('../errors');
+const { CMD, Act } = require('../protocol');
+const { defaultOf } = require('../primary/settings');
 
 const EXIT = Object.freeze({
   /** Stopped on request; every worker drained in time. */
@@ -42,7 +44,13 @@ class Runner {
     this.crashLooped = false;
     this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map() }; // monotonic counters, per slot
     this.lastSeen = new Map(); // worker id -> { dispatched, cpuSeconds }
-    this.logs = new Logs(app, process.stdout, process.stderr);
+    // Worker output, and log files (opened now: one that cannot be stops the
+    // start). rcluster's own lines get the same timestamps and the error file.
+    this.logs = new Logs(app, process.stdout, process.stderr, (err) => this.log.error(err.message));
+    this.log.configure?.({ stamp: this.logs.stamp, file: this.logs.ownFile });
+    // Workers that have not listened (or said ready) within listenTimeout:
+    // worker id -> the warning shown for it.
+    this.notListening = new Map();
   }
 
   start() {
@@ -61,22 +69,31 @@ class Runner {
         self.awaiting.delete(slot);
       }
       self.startedAt.set(worker.id, Date.now());
-      self.logs.attach(worker, slot);
       worker.process.on('internalMessage', (message) => self.onWorkerAsks(worker, message));
       // Before the primary's own 'exit' listener, which has the dispatcher
       // forget the worker and its counts.
       worker.process.prependOnceListener('exit', () => self.sample([worker]));
       return worker;
     };
-    // A fork that did not go through the cluster.fork property (rcluster's
-    // own code holding the original function): its slot is read from its env.
+    // Every fork. One that did not go through the cluster.fork property
+    // (rcluster's own code holding the original function, as a reload's):
+    // its slot is read from its env.
     cluster.on('fork', (worker) => {
-      if (self.slotOf.has(worker.id) || worker.isDead()) return;
-      const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
-      self.startedAt.set(worker.id, Date.now());
-      if (slot === null) return;
-      self.slotOf.set(worker.id, slot);
+      if (!self.slotOf.has(worker.id) && !worker.isDead()) {
+        const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
+        self.startedAt.set(worker.id, Date.now());
+        if (slot !== null) self.slotOf.set(worker.id, slot);
+      }
+      // Every worker's output, whoever forked it (a reload's replacements
+      // too): output piped and never read would block the worker.
+      self.logs.attach(worker, self.slotOf.get(worker.id));
+      self.expectListen(worker);
     });
+    // logrotate's postrotate (and nginx's habit): the log files are opened
+    // anew. Without log files there is nothing to do, and the signal does not
+    // end the primary.
+    this.onUsr2 = () => this.reopenLogs();
+    process.on('SIGUSR2', this.onUsr2);
     cluster.on('restart', (worker, old, info) => {
       const slot = this.slotOf.get(worker.id);
       const key = `${slot}\u0000${info.reason}`;
@@ -100,6 +117,64 @@ class Runner {
     // a slot's totals lose at most that second's.
     this.sampler = setInterval(() => this.sample(this.liveWorkers()), 1000);
     this.sampler.unref();
+  }
+
+  /** SIGUSR2: the log files reopened at their paths. */
+  reopenLogs() {
+    if (this.logs.ownFile === null && this.logs.files.out === null) return;
+    const errors = this.logs.reopen();
+    for (const err of errors) this.log.error(`${err.message}; still writing to the file it had`);
+    if (errors.length === 0) this.log.info('log files reopened (SIGUSR2)');
+  }
+
+  /**
+   * One warning when `worker` has not listened (or, with waitReady, said it
+   * is ready) within listenTimeout (setupPrimary's readyTimeout): an app
+   * whose listen fails with its error swallowed otherwise shows only as
+   * `online`. `rcluster status` shows it until the worker listens.
+   */
+  expectListen(worker) {
+    const timeout = this.cluster.settings.readyTimeout ?? defaultOf('readyTimeout');
+    // 0: no time at all is given, so none is overstepped.
+    if (worker.isDead() || !(timeout > 0)) return;
+    const waitReady = this.cluster.settings.waitReady === true;
+    const timer = setTimeout(() => {
+      if (worker.isDead() || worker.exitedAfterDisconnect || this.stopping !== null) return;
+      const slot = this.slotOf.get(worker.id);
+      const what = waitReady ? 'has not said it is ready' : 'has not listened';
+      const warning = `worker ${worker.id} (slot ${slot ?? '?'}) ${what} after ${timeout / 1000} s (pid ${worker.process.pid})`;
+      this.notListening.set(worker.id, warning);
+      this.log.warn(`${warning}: ${waitReady ? 'does it call process.send(\'ready\')?' : 'is its port in use, or its listen error swallowed?'}`);
+    }, timeout);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      if (this.notListening.delete(worker.id) && !worker.isDead()) {
+        this.log.info(`worker ${worker.id} (slot ${this.slotOf.get(worker.id) ?? '?'}) ${waitReady ? 'is ready' : 'is listening'} now`);
+      }
+    };
+    if (waitReady) {
+      // cluster.worker.ready(), or PM2's process.send('ready').
+      const onInternal = (message) => {
+        if (message?.cmd === CMD && message.act === Act.Ready) ready();
+      };
+      const onMessage = (message) => {
+        if (message === 'ready') ready();
+      };
+      const ready = () => {
+        worker.process.off('internalMessage', onInternal);
+        worker.off('message', onMessage);
+        done();
+      };
+      worker.process.on('internalMessage', onInternal);
+      worker.on('message', onMessage);
+    } else {
+      worker.once('listening', done);
+    }
+    worker.process.once('exit', () => {
+      clearTimeout(timer);
+      this.notListening.delete(worker.id);
+    });
   }
 
   // The latest dispatched count and CPU time of each worker, for account().
@@ -247,6 +322,7 @@ class Runner {
     if (this.finished) return;
     this.finished = true;
     clearInterval(this.sampler);
+    if (this.onUsr2 !== undefined) process.off('SIGUSR2', this.onUsr2);
     this.onFinish?.(code);
   }
 
@@ -279,6 +355,8 @@ class Runner {
         cpuSeconds: p ? p.cpuSeconds : null,
         cpu: cpuPercent === null ? null : Math.round(cpuPercent * 10) / 10,
         eventLoopDelay: a ? a.eventLoopDelay : null,
+        // Not listening (or not ready) within listenTimeout (expectListen()).
+        notListening: this.notListening.has(w.id),
       };
       return row;
     });
@@ -296,6 +374,11 @@ class Runner {
       })),
       // Untrusted input this primary refused, per surface (lib/rejections.js).
       rejected: stats.rejected ?? {},
+      // Where the workers' output goes: absolute paths (the same one twice
+      // with --log), null for the terminal.
+      logs: { out: this.logs.paths.out, err: this.logs.paths.err },
+      // What needs a look: workers not listening within listenTimeout.
+      warnings: workers.filter((w) => this.notListening.has(w.id)).map((w) => this.notListening.get(w.id)),
     };
   }
 

@@ -80,7 +80,7 @@ function renderStatus(s) {
       const conns = isObject(w.connections) ? w.connections : {};
       const loop = isObject(w.eventLoopDelay) ? w.eventLoopDelay : {};
       return [
-        `w${num(w.slot) ? w.slot : '?'} #${cell(w.id)}`, cell(w.slot), cell(w.pid), cell(w.state), fmtDuration(w.uptime), cell(w.restarts),
+        `w${num(w.slot) ? w.slot : '?'} #${cell(w.id)}`, cell(w.slot), cell(w.pid), w.notListening === true ? `${cell(w.state)} (not listening)` : cell(w.state), fmtDuration(w.uptime), cell(w.restarts),
         cell(conns.open), cell(conns.total), cell(w.requests), fmtBytes(w.rss),
         num(w.cpu) ? `${w.cpu.toFixed(1)}%` : '-', fmtMs(loop.p99),
       ];
@@ -96,7 +96,10 @@ function renderStatus(s) {
   // Untrusted input the primary refused, per surface (lib/rejections.js).
   const refused = isObject(s.rejected) ? Object.entries(s.rejected).filter(([, n]) => num(n) && n > 0) : [];
   const tail = refused.length === 0 ? '' : `\nrefused input: ${refused.slice(0, 20).map(([k, n]) => `${printable(k, 40)} ${n}`).join(', ')}\n`;
-  return `${head}\n\n${workers}\n\n${listeners}\n${tail}`;
+  // Workers not listening within listenTimeout (lib/cli/run.js expectListen()).
+  const warnings = Array.isArray(s.warnings) ? s.warnings.filter((w) => typeof w === 'string').slice(0, 20) : [];
+  const warned = warnings.map((w) => `warning: ${printable(w)}\n`).join('');
+  return `${head}\n\n${workers}\n\n${listeners}\n${tail}${warned === '' ? '' : `\n${warned}`}`;
 }
 
 module.exports = { renderStatus, printable, safeJson };
