@@ -66,11 +66,11 @@ test('good settings: defaults filled in, cumulative across setupPrimary calls', 
     assert.equal(key in plain.settings, false, `no ${key} unless asked for`);
   }
   const on = await c.call('setup', { settings: { restart: true, exitOnUncaughtException: true } });
-  assert.deepEqual(on.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, maxRestarts: 10, window: 60000 });
+  assert.deepEqual(on.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, minUptime: 1000, maxRestarts: 10, window: 60000 });
   assert.deepEqual(on.settings.exitOnUncaughtException, { timeout: 5000 });
 
   const partial = await c.call('setup', { settings: { restart: { maxRestarts: 3 }, shutdownSignals: ['SIGTERM', 'SIGTERM'] } });
-  assert.deepEqual(partial.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, maxRestarts: 3, window: 60000 });
+  assert.deepEqual(partial.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, minUptime: 1000, maxRestarts: 3, window: 60000 });
   assert.deepEqual(partial.settings.shutdownSignals, ['SIGTERM']);
 
   const later = await c.call('setup', { settings: { silent: false } });
