@@ -79,3 +79,21 @@ test('an app that throws as it starts still ends in a crash loop: exit code 1 wi
   assert.ok(count(app.err, /the same uncaught Error as before \(x\d+ since [\d:]+\): cannot start: DATABASE_URL is not set at \S*start-throws\.js:3:7$/m) >= 10, app.err);
   t.diagnostic(`exited after ${took} ms`);
 });
+
+test('an app with its own \'uncaughtException\' listener handles its errors itself, as under Node: nothing printed, no restart', { timeout: 60000 }, async (t) => {
+  const port = await freePort();
+  const control = path.join(tmpdir(), 'ctl.sock');
+  const app = new Cli(['-i', '1', '--control', control, 'bad-route.js'], { env: { APP_PORT: String(port), OWN_HANDLER: '1' } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on \d+ as 0/);
+  const before = await statusUntil(control, (s) => s.workers.length === 1);
+  for (let i = 0; i < 3; i++) await get(port, '/boom', { timeout: 500 }).catch(() => {});
+  await app.waitFor(/app handled: Cannot read properties of undefined/, { count: 3 });
+  assert.strictEqual((await get(port, '/')).status, 200);
+  const after = await statusUntil(control, (s) => s.workers.length === 1);
+  assert.deepStrictEqual(after.workers.map((w) => [w.pid, w.restarts]), before.workers.map((w) => [w.pid, 0]));
+  assert.doesNotMatch(app.err, /TypeError|the same uncaught|replaces it/);
+  const stop = await cli(['stop', '--control', control]);
+  assert.strictEqual(stop.code, 0, stop.stderr);
+  assert.deepStrictEqual(await app.exited(), { code: 0, signal: null });
+});
