@@ -126,9 +126,10 @@ const { inspect } = require('util');
 const { createHash } = require('crypto');
 const { printError } = require('../worker/graceful_exit');
 
-// Longest the dying worker waits for the primary's answer before it prints
-// in full anyway; the app's code runs meanwhile, as during Node's own
-// 'exit' listeners.
+// Longest the dying worker waits for the primary's answer (a round trip on
+// its IPC channel, usually under a millisecond) before it prints in full
+// anyway. The app's pending callbacks may run meanwhile, as they may while
+// exitOnUncaughtException drains.
 const REPORT_WAIT_MS = 1000;
 
 function uncaughtReport(err) {
@@ -145,16 +146,38 @@ function uncaughtReport(err) {
   return { fingerprint, name, message: message.split('\n')[0], at: top ? top[1] : undefined };
 }
 
+// In full, as Node would; an error that cannot even be inspected (a getter
+// that throws) is named at least.
+function printFull(err, origin) {
+  try {
+    printError(err, origin);
+  } catch {
+    try {
+      require('fs').writeSync(2, `Uncaught ${Object.prototype.toString.call(err)} (it could not be printed)\n`);
+    } catch {
+      // stderr is gone; there is no one left to tell.
+    }
+  }
+}
+
 if (!process.execArgv.includes('--abort-on-uncaught-exception')) {
   let reporting = null; // the fingerprint being reported, once dying
   process.on('uncaughtException', function rclusterReportsUncaught(err, origin) {
     if (process.listenerCount('uncaughtException') > 1) return;
     process.exitCode = 1;
-    const report = uncaughtReport(err);
+    let report;
+    try {
+      report = uncaughtReport(err);
+    } catch {
+      // An error whose name, message or stack cannot be read (a getter
+      // that throws): nothing to compare, so as Node would.
+      printFull(err, origin);
+      process.exit(1);
+    }
     if (reporting !== null) {
       // Thrown while the first is reported: the same error again adds
       // nothing; another one is printed in full.
-      if (report.fingerprint !== reporting) printError(err, origin);
+      if (report.fingerprint !== reporting) printFull(err, origin);
       return;
     }
     reporting = report.fingerprint;
@@ -169,7 +192,7 @@ if (!process.execArgv.includes('--abort-on-uncaught-exception')) {
           // stderr is gone; there is no one left to tell.
         }
       } else {
-        printError(err, origin);
+        printFull(err, origin);
       }
       process.exit(1);
     };
