@@ -20,6 +20,8 @@ const BAD_SETTINGS = [
   [{ restart: { maxRestarts: -1 } }, 'RangeError', 'ERR_OUT_OF_RANGE'],
   [{ restart: { maxRestarts: true } }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   [{ restart: { window: 0 } }, 'RangeError', 'ERR_OUT_OF_RANGE'],
+  [{ restart: { minUptime: '1s' } }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+  [{ restart: { minUptime: -1 } }, 'RangeError', 'ERR_OUT_OF_RANGE'],
   [{ shutdownSignals: 'SIGTERM' }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   [{ shutdownSignals: [15] }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   [{ shutdownSignals: ['SIGNOPE'] }, 'TypeError', 'ERR_UNKNOWN_SIGNAL'],
