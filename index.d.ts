@@ -95,7 +95,16 @@ declare namespace rcluster {
     maxDelay?: number;
     /** A worker that ran this long starts the backoff over. Default 30000. */
     resetAfter?: number;
-    /** More restarts than this within `window` is a crash loop. Default 10. */
+    /**
+     * A worker that dies sooner failed to start (PM2's min_uptime): only such
+     * crashes count toward maxRestarts. One alive, ready and up this long is
+     * healthy. Default 1000.
+     */
+    minUptime?: number;
+    /**
+     * More crashes of workers up less than minUptime than this within
+     * `window`, with no worker healthy within it, is a crash loop. Default 10.
+     */
     maxRestarts?: number;
     /** Default 60000. */
     window?: number;
@@ -302,6 +311,8 @@ declare namespace rcluster {
     delay: number;
     /** How long the replaced worker ran, in milliseconds. */
     uptime: number;
+    /** It ran less than restart.minUptime (or its fork failed): the crash counts toward maxRestarts. */
+    young: boolean;
     code: number | null;
     signal: NodeJS.Signals | null;
     /** A worker the primary killed as unhealthy is replaced for the same `reason`. */
@@ -329,9 +340,11 @@ declare namespace rcluster {
   }
 
   interface CrashLoopInfo {
+    /** Crashes of workers up less than minUptime within `window`, before this one. */
     restarts: number;
     maxRestarts: number;
     window: number;
+    minUptime: number;
     /** The worker whose exit exceeded the budget. */
     worker: Worker;
     code: number | null;

@@ -63,7 +63,9 @@ test('PM2 keys become rcluster settings (cluster.settings), --env NAME adds env_
   assert.strictEqual(settings.readyTimeout, 8000);
   assert.strictEqual(settings.restart.minDelay, 200);
   assert.strictEqual(settings.restart.maxRestarts, 7);
-  assert.strictEqual(settings.restart.resetAfter, 5000);
+  // PM2's min_uptime: a worker that dies sooner failed to start.
+  assert.strictEqual(settings.restart.minUptime, 5000);
+  assert.strictEqual(settings.restart.resetAfter, 30000);
   assert.strictEqual(env.APP_MESSAGE, 'production');
 });
 

@@ -45,8 +45,9 @@ cluster.notAClusterMethod();
 export { asNode, w, policy, self, WorkerClass, accepted, extensions, notStats };
 
 // Worker management and queueTimeout are declared and typed.
-cluster.setupPrimary({ queueTimeout: 5000, restart: { minDelay: 50 }, shutdownSignals: ['SIGTERM'], exitOnUncaughtException: true });
-cluster.on('restart', (nw, old, info) => [nw.restarts, old.id, info.delay, info.reason]);
+cluster.setupPrimary({ queueTimeout: 5000, restart: { minDelay: 50, minUptime: 2000 }, shutdownSignals: ['SIGTERM'], exitOnUncaughtException: true });
+cluster.on('restart', (nw, old, info) => [nw.restarts, old.id, info.delay, info.reason, info.young === true]);
+cluster.on('crashloop', (info) => [info.restarts, info.minUptime, info.worker.id]);
 cluster.on('unhealthy', (w, info) => [w.restarts, info.reason === 'channelFailed', info.detail.length]);
 cluster.on('exit', (worker, code) => [worker.id, code]);
 const summary: Promise<cluster.ShutdownSummary> = cluster.shutdown({ timeout: 1000 });

@@ -188,8 +188,8 @@ const OPTIONS = [
   // Any schedule is taken here; setupPrimary() checks it, in its own words.
   { name: 'cronRestart', pm2: 'cron_restart', ...becomes(['recycle.cron'], () => str), takes: 'value', arg: 'CRON', help: 'recycle the workers on this cron schedule' },
   { name: 'expBackoffRestartDelay', pm2: 'exp_backoff_restart_delay', ...becomes(['restart.minDelay'], msOf), takes: 'value', arg: 'MS', help: `first delay before restarting a crashed worker, doubled per crash (default ${defaultOf('restart.minDelay')})` },
-  { name: 'maxRestarts', pm2: 'max_restarts', ...becomes(['restart.maxRestarts'], countOf), takes: 'value', arg: 'N', help: `restarts allowed within a minute before giving up (default ${defaultOf('restart.maxRestarts')})` },
-  { name: 'minUptime', pm2: 'min_uptime', ...becomes(['restart.resetAfter'], msOf), takes: 'value', arg: 'MS', help: `a worker up this long resets its restart backoff (default ${defaultOf('restart.resetAfter')})` },
+  { name: 'maxRestarts', pm2: 'max_restarts', ...becomes(['restart.maxRestarts'], countOf), takes: 'value', arg: 'N', help: `young crashes (see --min-uptime) in a minute with no worker staying up before giving up (default ${defaultOf('restart.maxRestarts')})` },
+  { name: 'minUptime', pm2: 'min_uptime', ...becomes(['restart.minUptime'], msOf), takes: 'value', arg: 'MS', help: `a worker that dies sooner failed to start; one up this long keeps restarts going (default ${defaultOf('restart.minUptime')})` },
   { name: 'instanceVar', pm2: 'instance_var', check: envName, takes: 'value', arg: 'NAME', help: `the variable holding the worker's slot 0..n-1 (default ${INSTANCE_VAR_DEFAULT})` },
   { name: 'incrementVar', pm2: 'increment_var', check: envName, takes: 'value', arg: 'NAME', help: 'a numeric variable (e.g. PORT) increased by the slot in each worker' },
   { name: 'watch', pm2: 'watch', check: watch, takes: 'optional', arg: 'PATHS', help: 'rolling reload when files change (the app\'s directory, or --watch=PATH,PATH)' },

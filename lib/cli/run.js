@@ -7,6 +7,7 @@ const { slotEnv } = require('./settings');
 const { Logs } = require('./logs');
 const { askAll } = require('./ask');
 const { procStat } = require('./procstat');
+const { UncaughtReports } = require('./uncaught_reports');
 const rejections = require('../rejections');
 const { codedError } = require('../errors');
 const { CMD, Act } = require('../protocol');
@@ -108,7 +109,10 @@ class Runner {
     cluster.on('crashloop', (info) => {
       this.crashLooped = true;
       this.awaiting.clear();
-      this.log.error(`workers keep crashing (${info.restarts} restarts in ${info.window / 1000} s): no more restarts`);
+      // Only crashes of workers up less than minUptime count, and only while
+      // none stayed up (lib/operations/restart_policy.js): the app cannot start.
+      const young = info.minUptime === undefined ? '' : ` of workers that died within ${info.minUptime / 1000} s of starting; none stayed up`;
+      this.log.error(`workers keep crashing (${info.restarts} restarts in ${info.window / 1000} s${young}): no more restarts`);
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     this.scaleTo(this.instances);
@@ -196,13 +200,22 @@ class Runner {
     }
   }
 
-  // A worker's cluster.metrics() (lib/cli/worker_hook.js).
+  // A worker's cluster.metrics(), or its uncaught exception (lib/cli/worker_hook.js).
   onWorkerAsks(worker, message) {
     if (message === null || typeof message !== 'object' || message.cmd !== 'NODE_RCLUSTER_CLI' || message.ask === undefined) return;
+    if (message.what === 'uncaught') return this.onUncaught(worker, message);
     if (message.what !== 'metrics-text' || this.metricsText === undefined) return;
     this.metricsText().then((value) => ({ value }), (err) => ({ error: err.message })).then((reply) => {
       if (worker.process.connected) worker.process.send({ cmd: 'NODE_RCLUSTER_CLI', answer: message.ask, ...reply }, undefined, { swallowErrors: true }, () => {});
     });
+  }
+
+  // Whether the worker prints its uncaught exception in full (the first of
+  // its kind) or one line, which is the answer (lib/cli/uncaught_reports.js).
+  onUncaught(worker, message) {
+    this.uncaughtReports ??= new UncaughtReports();
+    const value = this.uncaughtReports.answer(message.report, { id: worker.id, slot: this.slotOf.get(worker.id) });
+    if (worker.process.connected) worker.process.send({ cmd: 'NODE_RCLUSTER_CLI', answer: message.ask, value }, undefined, { swallowErrors: true }, () => {});
   }
 
   /** The lowest slot that no live worker holds and no pending restart will. */

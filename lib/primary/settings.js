@@ -87,8 +87,9 @@ const RESTART_FIELDS = [
   { name: 'minDelay', default: 100, validate: ms(0), text: 'the first delay before a crashed worker is replaced; doubles per consecutive crash of its slot' },
   { name: 'maxDelay', default: 15000, validate: ms(0), text: 'the longest that delay grows to (>= minDelay)' },
   { name: 'resetAfter', default: 30000, validate: ms(0), text: 'a worker up this long starts its slot\'s backoff over' },
-  { name: 'maxRestarts', default: 10, validate: validateCount, text: 'restarts allowed within `window`, cluster-wide, before a crash loop stops them' },
-  { name: 'window', default: 60000, validate: ms(1), text: 'the span maxRestarts is counted over' },
+  { name: 'minUptime', default: 1000, validate: ms(0), text: 'a worker that dies sooner failed to start (PM2\'s min_uptime): only such crashes count toward maxRestarts; one up this long and ready is healthy' },
+  { name: 'maxRestarts', default: 10, validate: validateCount, text: 'crashes of workers up less than minUptime allowed within `window`, cluster-wide, before a crash loop stops the restarts; never while a worker has been healthy within `window`' },
+  { name: 'window', default: 60000, validate: ms(1), text: 'the span maxRestarts is counted over, and that a healthy worker keeps the policy going for' },
 ];
 
 // `true` is every default, `false` (or nothing) is off.
