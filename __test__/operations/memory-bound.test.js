@@ -133,6 +133,21 @@ test('several workers over the soft limit drain side by side, not one after the 
   }
 });
 
+test('a running worker past the hard limit is killed at once and replaced, without the restart policy', { skip, timeout: 60000 }, async (t) => {
+  // Soft and hard alike: the first sample over the limit kills.
+  const c = start(t, { workers: 1, leak: 20, settings: { recycle: { maxMemory: { soft: '90M', hard: '90M' } } } });
+  const { workers: [old] } = await c.waitFor('ready', { timeout: 15000 });
+  const kill = await c.waitFor({ event: 'recycle', worker: old }, { timeout: 30000 });
+  assert.equal(kill.reason, 'maxMemoryHard');
+  assert.equal(c.all({ event: 'recycle', worker: old, reason: 'maxMemory' }).length, 0, 'killed, not recycled gracefully');
+  const exit = await c.waitFor({ event: 'exit', worker: old }, { timeout: 5000 });
+  assert.equal(exit.signal, 'SIGKILL');
+  const replacement = c.all('fork').find((f) => f.replaces === old);
+  assert.ok(replacement, `a replacement for worker ${old}${c.diag()}`);
+  await c.waitFor({ event: 'listening', worker: replacement.worker }, { timeout: 15000 });
+  assert.equal(c.all('restart').length, 0);
+});
+
 // A retired worker whose drain lingers, then the primary is SIGKILLed.
 async function retiredWorker(t, drainTimeout) {
   const c = start(t, {
@@ -174,4 +189,52 @@ test('a retired worker exits at its drain deadline even when the primary cannot 
   process.kill(c.pid, 'SIGCONT');
   const exit = await c.waitFor({ event: 'exit', worker: retired.worker }, { timeout: 5000 });
   assert.equal(exit.signal, 'SIGKILL');
+});
+
+test('the rcluster command logs each recycle and hard kill with its figures, and counts them in status, --json and /metrics', { skip, timeout: 90000 }, async (t) => {
+  const { Cli, cli, tmpdir, freePort, get, statusUntil } = require('../cli/cli-process');
+  const path = require('node:path');
+  const port = await freePort();
+  const mport = await freePort();
+  const control = path.join(tmpdir(), 'ctl.sock');
+  const app = new Cli(['-i', '2', '--max-memory-restart', '100M', '--metrics', `127.0.0.1:${mport}`, '--control', control, 'leak-app.js'],
+    { env: { APP_PORT: String(port), LEAK_MB_PER_S: '20' } });
+  t.after(() => app.killGroup());
+  // 100M is the soft limit; the hard one is 1.5 times it.
+  const [soft] = await app.waitFor(/worker (\d+) \(slot (\d)\) recycled: memory ([\d.]+) MiB over 100 MiB; worker (\d+) replaces it/, { timeout: 30000 });
+  assert.ok(Number(soft[3]) > 100, soft[0]);
+  const [hard] = await app.waitFor(/worker (\d+) \(slot (\d)\) killed: memory ([\d.]+) MiB over the 150 MiB hard limit/, { timeout: 30000 });
+  assert.ok(Number(hard[3]) > 150, hard[0]);
+  const logged = (re) => [...(app.out + app.err).matchAll(re)].length;
+  const softLines = logged(/recycled: memory/g);
+  const hardLines = logged(/killed: memory/g);
+
+  const s = await statusUntil(control, (x) => x.workers.length >= 2);
+  assert.ok(s.recycles.maxMemory >= softLines && s.recycles.maxMemoryHard >= hardLines, JSON.stringify(s.recycles));
+  // Each worker's row has its slot's counts; together, every slot's.
+  const bySlot = new Map(s.workers.map((w) => [w.slot, w.recycles]));
+  const sum = (reason) => [...bySlot.values()].reduce((n, r) => n + (r[reason] ?? 0), 0);
+  assert.deepEqual([sum('maxMemory'), sum('maxMemoryHard')], [s.recycles.maxMemory, s.recycles.maxMemoryHard]);
+  assert.ok(s.workers.every((w) => w.restarts === 0), 'a recycle is not a restart');
+
+  const text = await cli(['status', '--control', control]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /UPTIME +RESTARTS +RECYCLES +CONNS/);
+  assert.match(text.stdout, /^w\d #\d+ +\d +\d+ +\S+ +\S+ +0 +\d+( \(\d+ killed\))? +/m);
+  assert.match(text.stdout, /\nrecycles: (maxMemory \d+, maxMemoryHard \d+|maxMemoryHard \d+, maxMemory \d+)\n/);
+
+  const metrics = await get(mport, '/metrics');
+  assert.equal(metrics.status, 200);
+  const samples = [...metrics.body.matchAll(/^rcluster_worker_recycles_total\{slot="(\d+)",reason="(\w+)"\} (\d+)$/gm)];
+  const total = (reason) => samples.filter((m) => m[2] === reason).reduce((n, m) => n + Number(m[3]), 0);
+  assert.ok(total('maxMemory') >= s.recycles.maxMemory && total('maxMemoryHard') >= s.recycles.maxMemoryHard, metrics.body);
+  assert.match(metrics.body, /^# TYPE rcluster_worker_recycles_total counter$/m);
+  assert.doesNotMatch(metrics.body, /^rcluster_worker_restarts_total\{/m, 'recycles are not restarts');
+  const { spawnSync } = require('node:child_process');
+  if (spawnSync('promtool', ['--version']).status === 0) {
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: metrics.body, encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool check metrics:\n${r.stdout}${r.stderr}`);
+  }
+  app.signal('SIGTERM');
+  await app.exited();
 });

@@ -12,7 +12,9 @@
 // exit if none came. A hard kill is told at once.
 
 const MiB = 2 ** 20;
-const mib = (bytes) => `${Math.round(bytes / MiB)} MiB`;
+// A whole number of MiB as such (a limit, usually), else to a tenth (an RSS
+// just over its limit shows it).
+const mib = (bytes) => `${Number.isInteger(bytes / MiB) ? bytes / MiB : (bytes / MiB).toFixed(1)} MiB`;
 
 function duration(ms) {
   const s = ms / 1000;
