@@ -144,6 +144,7 @@ class Recycler {
         const last = this.lastRss.get(record.id) ?? rss;
         this.lastRss.set(record.id, rss);
         if (rss + (rss - last) > maxMemory.soft) this.watched.add(record.id);
+        else this.watched.delete(record.id);
       }
     }
     if (!stopping) this.drain();
