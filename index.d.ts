@@ -242,8 +242,14 @@ declare namespace rcluster {
   }
 
   interface RecycleOptions {
-    /** RSS limit: bytes, or a size such as '300M', '1G' (PM2's max_memory_restart). Sampled every second. */
-    maxMemory?: number | string;
+    /**
+     * RSS limits. A size (bytes, or '300M', '1G': PM2's max_memory_restart)
+     * is the soft limit: past it a worker is recycled. Past the hard limit
+     * (1.5 times the soft one unless given) a worker is SIGKILLed, whatever
+     * its state, draining included. cluster.settings holds `{ soft, hard }`
+     * in bytes.
+     */
+    maxMemory?: number | string | { soft: number | string; hard?: number | string };
     /** Requests ('request' events of its HTTP servers) a worker serves before it is recycled. */
     maxRequests?: number;
     /** Milliseconds a worker runs before it is recycled. */
@@ -267,10 +273,12 @@ declare namespace rcluster {
   }
 
   interface RecycleInfo {
-    reason: 'maxMemory' | 'maxRequests' | 'maxAge' | 'cron';
-    /** For 'maxMemory': the RSS sampled, and the limit, in bytes. */
+    /** 'maxMemoryHard': the worker passed the hard memory limit and was SIGKILLed (it may have been recycled for 'maxMemory' before). */
+    reason: 'maxMemory' | 'maxMemoryHard' | 'maxRequests' | 'maxAge' | 'cron';
+    /** For 'maxMemory' and 'maxMemoryHard': the RSS sampled, the soft limit and the hard one, in bytes. */
     rss?: number;
     maxMemory?: number;
+    hard?: number;
     /** For 'maxRequests': the requests served. */
     requests?: number;
     /** For 'maxAge': how long it had run, in ms. */

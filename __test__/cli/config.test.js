@@ -55,8 +55,9 @@ test('PM2 keys become rcluster settings (cluster.settings), --env NAME adds env_
   assert.strictEqual(instances, 2);
   assert.strictEqual(settings.exec, path.join(APP, 'app.js'));
   assert.deepStrictEqual(settings.args, ['from-ecosystem']);
-  // max_memory_restart '300M' as setupPrimary() normalizes it: bytes.
-  assert.deepStrictEqual(settings.recycle, { maxMemory: 300 * 1024 * 1024, jitter: 0, cron: '0 3 * * *' });
+  // max_memory_restart '300M' as setupPrimary() normalizes it: the soft
+  // limit, and the hard one 1.5 times it, in bytes.
+  assert.deepStrictEqual(settings.recycle, { maxMemory: { soft: 300 * 1024 * 1024, hard: 450 * 1024 * 1024 }, jitter: 0, cron: '0 3 * * *' });
   assert.strictEqual(settings.shutdownTimeout, 4000);
   assert.strictEqual(settings.drainTimeout, 4000);
   assert.strictEqual(settings.waitReady, true);

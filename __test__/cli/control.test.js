@@ -23,7 +23,7 @@ test('status, scale and stop over the control socket; --json for scripts', async
   const text = await cli(['status', '--control', control]);
   assert.strictEqual(text.code, 0, text.stderr);
   assert.match(text.stdout, /^app \(pid \d+\): running, 2\/2 workers/);
-  assert.match(text.stdout, /WORKER +SLOT +PID +STATE +UPTIME +RESTARTS +CONNS +TOTAL +REQS +RSS +CPU +LOOP p99/);
+  assert.match(text.stdout, /WORKER +SLOT +PID +STATE +UPTIME +RESTARTS +RECYCLES +CONNS +TOTAL +REQS +RSS +CPU +LOOP p99/);
   assert.match(text.stdout, /LISTENER +WORKERS +ACCEPTED +PENDING +EXPIRED\n127\.0\.0\.1:\d+ +2 +\d+ +0 +0/);
 
   const s = await statusUntil(control, (x) => x.workers.every((w) => w.requests !== null));
@@ -34,7 +34,7 @@ test('status, scale and stop over the control socket; --json for scripts', async
   assert.strictEqual(s.listeners[0].accepted, 6);
   for (const w of s.workers) {
     assert.strictEqual(w.state, 'listening');
-    assert.ok(w.pid > 0 && w.rss > 1e6 && w.uptime > 0 && w.restarts === 0, JSON.stringify(w));
+    assert.ok(w.pid > 0 && w.rss > 1e6 && w.uptime > 0 && w.restarts === 0 && Object.keys(w.recycles).length === 0, JSON.stringify(w));
     assert.ok(w.eventLoopDelay.p99 >= 0 && typeof w.cpu === 'number', JSON.stringify(w));
   }
 

@@ -80,6 +80,10 @@ cluster.setupPrimary({
 const reloaded: Promise<cluster.ReloadResult> = cluster.reload({ concurrency: 2 });
 reloaded.then((r) => [r.ok, r.replaced.map((x) => x.old + x.replacement), r.reason]);
 cluster.on('recycle', (w, info) => [w.id, info.reason === 'maxMemory', info.rss]);
+cluster.setupPrimary({ recycle: { maxMemory: { soft: '100M', hard: 200 * 1024 * 1024 } } });
+cluster.on('recycle', (w, info) => [info.reason === 'maxMemoryHard', info.hard]);
+// @ts-expect-error maxMemory's object form names its soft limit
+cluster.setupPrimary({ recycle: { maxMemory: { hard: '200M' } } });
 cluster.on('unhealthy', (w, info) => info.reason === 'hung');
 cluster.worker?.ready();
 // @ts-expect-error recycle.maxAge is a number of milliseconds

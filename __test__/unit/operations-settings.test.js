@@ -15,8 +15,29 @@ test('operations settings are validated and expanded; other keys untouched', () 
   assert.deepEqual(normalizeSettings({ reloadSignal: false }), { reloadSignal: false });
   assert.deepEqual(
     normalizeSettings({ recycle: { maxMemory: '300M', maxRequests: 1000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' } }).recycle,
-    { maxMemory: 300 * 1024 ** 2, maxRequests: 1000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' });
+    { maxMemory: { soft: 300 * 1024 ** 2, hard: 450 * 1024 ** 2 }, maxRequests: 1000, maxAge: 3600000, jitter: 0.1, cron: '0 3 * * *' });
   assert.equal(normalizeSettings({ recycle: false }).recycle, false);
+});
+
+test('maxMemory: a size is the soft limit (hard 1.5 times it), or { soft, hard }; the result is a valid input', () => {
+  const maxMemory = (value) => normalizeSettings({ recycle: { maxMemory: value } }).recycle.maxMemory;
+  assert.deepEqual(maxMemory('100M'), { soft: 100 * 1024 ** 2, hard: 150 * 1024 ** 2 });
+  assert.deepEqual(maxMemory(1001), { soft: 1001, hard: 1501 });
+  assert.deepEqual(maxMemory({ soft: '100M' }), { soft: 100 * 1024 ** 2, hard: 150 * 1024 ** 2 });
+  assert.deepEqual(maxMemory({ soft: '100M', hard: '1G' }), { soft: 100 * 1024 ** 2, hard: 1024 ** 3 });
+  assert.deepEqual(maxMemory({ soft: 5000, hard: 5000 }), { soft: 5000, hard: 5000 });
+  assert.deepEqual(maxMemory(maxMemory({ soft: '1M', hard: '3M' })), { soft: 1024 ** 2, hard: 3 * 1024 ** 2 });
+  const cases = [
+    [{ soft: '200M', hard: '100M' }, RangeError, 'ERR_OUT_OF_RANGE', /options\.recycle\.maxMemory\.hard.*>= options\.recycle\.maxMemory\.soft/],
+    [{ hard: '1G' }, TypeError, 'ERR_INVALID_ARG_TYPE', /options\.recycle\.maxMemory\.soft/],
+    [{ soft: '1M', hard: '1Q' }, TypeError, 'ERR_INVALID_ARG_VALUE', /options\.recycle\.maxMemory\.hard/],
+    [{ soft: 0 }, RangeError, 'ERR_OUT_OF_RANGE', /options\.recycle\.maxMemory\.soft/],
+    [[100], TypeError, 'ERR_INVALID_ARG_TYPE', /options\.recycle\.maxMemory"/],
+    [null, TypeError, 'ERR_INVALID_ARG_TYPE', /options\.recycle\.maxMemory"/],
+  ];
+  for (const [value, Type, code, message] of cases) {
+    assert.throws(() => maxMemory(value), (err) => err instanceof Type && err.code === code && message.test(err.message), JSON.stringify(value));
+  }
 });
 
 test("maxMemory takes bytes or PM2's sizes", () => {

@@ -8,6 +8,7 @@ const { Logs } = require('./logs');
 const { askAll } = require('./ask');
 const { procStat } = require('./procstat');
 const { UncaughtReports } = require('./uncaught_reports');
+const { RecycleLog, recycleCounts } = require('./recycles');
 const rejections = require('../rejections');
 const { codedError } = require('../errors');
 const { CMD, Act } = require('../protocol');
@@ -43,7 +44,7 @@ class Runner {
     this.stopping = null; // the shutdown promise, once stopping
     this.signals = 0;
     this.crashLooped = false;
-    this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map() }; // monotonic counters, per slot
+    this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map(), recycles: new Map() }; // monotonic counters, per slot
     this.lastSeen = new Map(); // worker id -> { dispatched, cpuSeconds }
     // Worker output, and log files (opened now: one that cannot be stops the
     // start). rcluster's own lines get the same timestamps and the error file.
@@ -101,11 +102,12 @@ class Runner {
       this.totals.restarts.set(key, (this.totals.restarts.get(key) ?? 0) + 1);
       this.log.info(`worker ${old.id} (slot ${slot}) ${describeEnd(info)}; worker ${worker.id} replaces it`);
     });
-    cluster.on('recycle', (worker, reason) => {
-      const slot = this.slotOf.get(worker.id);
-      const key = `${slot}\u0000recycle:${reason}`;
-      this.totals.restarts.set(key, (this.totals.restarts.get(key) ?? 0) + 1);
-    });
+    // Recycles are logged with their reason and counted per slot and reason
+    // (lib/cli/recycles.js), apart from restarts.
+    this.recycles = new RecycleLog({ slotOf: (w) => this.slotOf.get(w.id), log: this.log, counts: this.totals.recycles });
+    cluster.on('recycle', (worker, info) => this.recycles.recycled(worker, info));
+    cluster.on('fork', (worker) => this.recycles.forked(worker));
+    cluster.on('exit', (worker) => this.recycles.exited(worker));
     cluster.on('crashloop', (info) => {
       this.crashLooped = true;
       this.awaiting.clear();
@@ -361,6 +363,7 @@ class Runner {
         state: w.state,
         uptime: (now - this.startedAt.get(w.id)) / 1000,
         restarts: w.restarts ?? 0,
+        recycles: recycleCounts(this.totals.recycles, this.slotOf.get(w.id) ?? null),
         connections: { open: a ? a.connections.open : (d ? d.inFlight : null), total: a ? a.connections.total : (d ? d.accepted : null) },
         dispatched: d ? d.accepted : 0,
         requests: a ? a.requests : null,
@@ -382,6 +385,8 @@ class Runner {
       state: this.stopping !== null ? 'stopping' : 'running',
       uptime: process.uptime(),
       workers: rows,
+      // Recycles by reason, every slot's.
+      recycles: recycleCounts(this.totals.recycles),
       listeners: stats.listeners.map((l) => ({
         id: l.id, key: l.key, workers: l.workers, accepted: l.accepted, pending: l.pending, expired: l.expired,
       })),

@@ -128,9 +128,11 @@ class Rollover {
   /**
    * Replaces one worker (the steps above). Resolves with `{ ok: true, old,
    * replacement, killed }` once the old worker has exited, or `{ ok: false,
-   * old, reason, ... }` once the rollover was aborted.
+   * old, reason, ... }` once the rollover was aborted. `onRetired()`, if
+   * given, is called as soon as the replacement is in and the old worker
+   * retired (a recycle goes on while it drains).
    */
-  async replace(old) {
+  async replace(old, { onRetired } = {}) {
     if (this.shutdown.started) return { ok: false, old: old.id, reason: 'shutdown' };
     old.markRolling();
     this.inProgress++;
@@ -154,6 +156,7 @@ class Rollover {
       record.promote();
       debug('primary: worker %d is ready to replace worker %d', worker.id, old.id);
       const retired = this.retire(old);
+      if (onRetired !== undefined) onRetired();
       const killed = retired === null ? false : await retired;
       return { ok: true, old: old.id, replacement: worker.id, killed };
     } finally {
@@ -225,7 +228,7 @@ class Rollover {
         resolve(killed);
       });
       if (worker.isConnected()) {
-        sendHelper(worker.process, { act: Act.Retiring });
+        sendHelper(worker.process, { act: Act.Retiring, drainTimeout: timeout });
         worker.disconnect();
       }
     });

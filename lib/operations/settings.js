@@ -1,7 +1,7 @@
 'use strict';
 // The validators of the zero-downtime operations' values that setupPrimary()'s
 // settings table (lib/primary/settings.js) names: memory sizes, cron
-// schedules, the reload signal, recycle's counts and jitter; and
+// schedules, the reload signal, recycle's counts, memory limits and jitter; and
 // cluster.reload()'s options. Errors look like Node's.
 const {
   nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject,
@@ -32,6 +32,29 @@ function parseMemory(value, name, caller) {
   const bytes = Math.floor(Number(m[1]) * UNITS[m[2].toUpperCase()]);
   if (bytes < 1) throw outOfRange(name, '>= 1 byte', value, caller);
   return bytes;
+}
+
+// The hard limit when only the soft one is given: room for a recycle to
+// finish (replacement, drain) before the worker is killed.
+const HARD_FACTOR = 1.5;
+
+/**
+ * recycle.maxMemory: a size (the soft limit, the hard one 1.5 times it) or
+ * `{ soft, hard }` (hard optional, >= soft); either way `{ soft, hard }` in
+ * bytes, which is also a valid input.
+ */
+function validateMaxMemory(value, name, caller) {
+  if (typeof value === 'number' || typeof value === 'string') {
+    const soft = parseMemory(value, name, caller);
+    return { soft, hard: Math.floor(soft * HARD_FACTOR) };
+  }
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type number, string, or object', value, caller);
+  if (value.soft === undefined) throw invalidArgType(`${name}.soft`, 'of type number or string', value.soft, caller);
+  const soft = parseMemory(value.soft, `${name}.soft`, caller);
+  if (value.hard === undefined) return { soft, hard: Math.floor(soft * HARD_FACTOR) };
+  const hard = parseMemory(value.hard, `${name}.hard`, caller);
+  if (hard < soft) throw outOfRange(`${name}.hard`, `>= ${name}.soft (${soft} bytes)`, value.hard, caller);
+  return { soft, hard };
 }
 
 function validateSignal(value, name, caller) {
@@ -78,6 +101,7 @@ function normalizeReloadOptions(options, caller) {
 module.exports = {
   normalizeReloadOptions,
   parseMemory,
+  validateMaxMemory,
   validatePositiveCount,
   validateSignal,
   validateCron,

@@ -116,7 +116,7 @@ function validateExitOnUncaught(value, name, caller) {
 }
 
 const RECYCLE_FIELDS = [
-  { name: 'maxMemory', default: undefined, validate: ops.parseMemory, text: 'bytes, or \'300M\'/\'1G\'/\'512K\' (PM2\'s max_memory_restart): a worker\'s RSS limit' },
+  { name: 'maxMemory', default: undefined, validate: ops.validateMaxMemory, text: 'a worker\'s RSS limits, as { soft, hard } in bytes: a size (bytes, or \'300M\'/\'1G\'/\'512K\', PM2\'s max_memory_restart) is the soft one, which starts a recycle; the hard one (default 1.5 x soft) SIGKILLs the worker' },
   { name: 'maxRequests', default: undefined, validate: ops.validatePositiveCount, text: '\'request\' events a worker may serve' },
   { name: 'maxAge', default: undefined, validate: ms(1), text: 'how long a worker may live' },
   { name: 'jitter', default: 0, validate: ops.validateJitter, text: 'spreads each limit over [limit, limit * (1 + jitter)], 0..1' },
