@@ -36,6 +36,12 @@ async function command(parsed, log) {
   const words = [...parsed.positional];
   const count = parsed.command === 'scale' ? words.pop() : undefined;
   if (words.length > 1) throw new UsageError(`unexpected argument for '${parsed.word ?? parsed.command}': ${words[1]}`);
+  if (parsed.command === 'scale' && (count === undefined || !/^\d+$/.test(count) || Number(count) < 1)) {
+    throw new UsageError(`scale needs a whole number >= 1 (got ${count === undefined ? 'nothing' : JSON.stringify(count)})`);
+  }
+  if (parsed.command === 'logs' && parsed.lines !== undefined && !/^\d+$/.test(parsed.lines)) {
+    throw new UsageError(`--lines must be a whole number >= 0 (got ${JSON.stringify(parsed.lines)})`);
+  }
   const { file, name } = await resolveApp(words[0], parsed.control);
   const explain = (err) => {
     if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
@@ -66,11 +72,7 @@ async function command(parsed, log) {
       return 1;
     }
     case 'scale': {
-      const raw = count;
-      if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < 1) {
-        throw new UsageError(`scale needs a whole number >= 1 (got ${raw === undefined ? 'nothing' : JSON.stringify(raw)})`);
-      }
-      const result = await ask({ cmd: 'scale', n: Number(raw) });
+      const result = await ask({ cmd: 'scale', n: Number(count) });
       if (!isObject(result) || !count_(result.instances) || !count_(result.forked) || !count_(result.retired)) throw badReply('scale');
       const { instances, forked, retired } = result;
       out({ instances, forked, retired }, `${instances} workers (${forked} forked, ${retired} retired)\n`);
@@ -252,10 +254,7 @@ const FOLLOW_POLL_MS = 250;
 // `rcluster logs`: the last lines of the app's log files (the paths its
 // status gives), then with --follow what is added, across rotations.
 async function showLogs(status, name, parsed) {
-  const lines = parsed.lines === undefined ? LOG_LINES_DEFAULT : Number(parsed.lines);
-  if (!Number.isSafeInteger(lines) || lines < 0 || !/^\d+$/.test(String(parsed.lines ?? lines))) {
-    throw new UsageError(`--lines must be a whole number >= 0 (got ${JSON.stringify(parsed.lines)})`);
-  }
+  const lines = parsed.lines === undefined ? LOG_LINES_DEFAULT : Math.min(Number(parsed.lines), Number.MAX_SAFE_INTEGER);
   if (!isObject(status)) throw badReply('status');
   const appName = printable(str(status.name) ?? name, 64);
   const logs = isObject(status.logs) ? status.logs : {};
@@ -267,11 +266,19 @@ async function showLogs(status, name, parsed) {
   const headed = files.length > 1;
   const header = (file) => `==> ${printable(file, 500)}${file === logs.err ? ' (stderr)' : ' (stdout)'} <==\n`;
   const tails = [];
+  // Whether what was printed last ends its line: a header starts on a line of its own.
+  let ended = true;
+  const print = (bytes) => {
+    if (bytes.length === 0) return;
+    process.stdout.write(bytes);
+    ended = bytes[bytes.length - 1] === 0x0a;
+  };
   for (const [i, file] of files.entries()) {
-    if (headed) process.stdout.write(`${i > 0 ? '\n' : ''}${header(file)}`);
+    if (headed) process.stdout.write(`${ended ? '' : '\n'}${i > 0 ? '\n' : ''}${header(file)}`);
+    ended = true;
     const t = openTail(file);
     if (t.fd !== null) {
-      process.stdout.write(lastLines(t.fd, t.size, lines));
+      print(lastLines(t.fd, t.size, lines));
       t.position = t.size;
     } else {
       process.stderr.write(`rcluster: warning: cannot read ${printable(file, 500)}: ${t.error.message}\n`);
@@ -285,9 +292,9 @@ async function showLogs(status, name, parsed) {
     for (const t of tails) {
       const added = follow(t);
       if (added.length === 0) continue;
-      if (headed && shown !== t) process.stdout.write(`\n${header(t.file)}`);
+      if (headed && shown !== t) process.stdout.write(`${ended ? '' : '\n'}\n${header(t.file)}`);
       shown = t;
-      process.stdout.write(added);
+      print(added);
     }
   }
 }
