@@ -153,16 +153,12 @@ function nameOfSocket(file) {
  * The control sockets in controlDir(): the paths of the sockets of this
  * user there, whether or not a primary still answers on them (a killed one
  * leaves its socket). Nothing else in the directory is listed, and nothing
- * is followed: the directory itself is checked as privateDir checks it.
+ * is followed: the directory itself is checked as privateDir checks it
+ * (throws ERR_RCLUSTER_CONTROL_UNSAFE when it fails the check).
  */
 function listControlSockets(options = {}) {
-  let dir;
-  try {
-    dir = controlDir(options);
-  } catch (err) {
-    if (err.code === 'ERR_RCLUSTER_CONTROL_UNSAFE') return [];
-    throw err;
-  }
+  // A directory someone else could use is an error (ERR_RCLUSTER_CONTROL_UNSAFE), not "no app".
+  const dir = controlDir(options);
   let names;
   try {
     names = fs.readdirSync(dir);
