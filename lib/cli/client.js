@@ -115,7 +115,7 @@ function reloadFailure(result) {
     default: why = `${typeof result.reason === 'string' ? printable(result.reason, 40) : 'no reason given'}`;
   }
   const replaced = Array.isArray(result.replaced) ? result.replaced.length : 0;
-  const rest = result.rolledBack === true ? 'the workers it had replaced were rolled back; the old workers serve on' :
+  const rest = result.rolledBack === true ? 'the new workers were withdrawn; the old workers serve on' :
     replaced > 0 ? `${replaced} worker${replaced === 1 ? ' was' : 's were'} replaced before it; the old workers serve on` :
       'the old workers serve on';
   return `${why}; ${rest}`;
