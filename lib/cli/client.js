@@ -22,7 +22,7 @@ function badReply(what) {
 }
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-const count_ = (v) => Number.isSafeInteger(v) && v >= 0;
+const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
 
 async function command(parsed, log) {
   const json = Boolean(parsed.json);
@@ -34,10 +34,10 @@ async function command(parsed, log) {
   }
   // `scale N` or PM2's `scale NAME N`: the count is the last word.
   const words = [...parsed.positional];
-  const count = parsed.command === 'scale' ? words.pop() : undefined;
+  const wanted = parsed.command === 'scale' ? words.pop() : undefined;
   if (words.length > 1) throw new UsageError(`unexpected argument for '${parsed.word ?? parsed.command}': ${words[1]}`);
-  if (parsed.command === 'scale' && (count === undefined || !/^\d+$/.test(count) || Number(count) < 1)) {
-    throw new UsageError(`scale needs a whole number >= 1 (got ${count === undefined ? 'nothing' : JSON.stringify(count)})`);
+  if (parsed.command === 'scale' && (wanted === undefined || !/^\d+$/.test(wanted) || Number(wanted) < 1)) {
+    throw new UsageError(`scale needs a whole number >= 1 (got ${wanted === undefined ? 'nothing' : JSON.stringify(wanted)})`);
   }
   if (parsed.command === 'logs' && parsed.lines !== undefined && !/^\d+$/.test(parsed.lines)) {
     throw new UsageError(`--lines must be a whole number >= 0 (got ${JSON.stringify(parsed.lines)})`);
@@ -72,8 +72,8 @@ async function command(parsed, log) {
       return 1;
     }
     case 'scale': {
-      const result = await ask({ cmd: 'scale', n: Number(count) });
-      if (!isObject(result) || !count_(result.instances) || !count_(result.forked) || !count_(result.retired)) throw badReply('scale');
+      const result = await ask({ cmd: 'scale', n: Number(wanted) });
+      if (!isObject(result) || !isCount(result.instances) || !isCount(result.forked) || !isCount(result.retired)) throw badReply('scale');
       const { instances, forked, retired } = result;
       out({ instances, forked, retired }, `${instances} workers (${forked} forked, ${retired} retired)\n`);
       return 0;
@@ -81,7 +81,7 @@ async function command(parsed, log) {
     case 'stop': {
       const { result, peer } = await request(file, { cmd: 'stop' }).catch(explain);
       if (!isObject(result) || result.stopping !== true) throw badReply('stop');
-      const drain = count_(result.shutdownTimeout) ? result.shutdownTimeout : SHUTDOWN_TIMEOUT_DEFAULT;
+      const drain = isCount(result.shutdownTimeout) ? result.shutdownTimeout : SHUTDOWN_TIMEOUT_DEFAULT;
       await waitGone(file, peer.pid, Math.min(drain + STOP_GRACE_MS, 2 ** 31 - 1));
       out({ stopping: true }, 'stopped\n');
       return 0;
@@ -100,16 +100,16 @@ async function command(parsed, log) {
  */
 function reloadFailure(result) {
   if (result.ok !== false) return null;
-  const worker = count_(result.replacement) ? `new worker ${result.replacement}` : 'the new worker';
+  const worker = isCount(result.replacement) ? `new worker ${result.replacement}` : 'the new worker';
   const ended = typeof result.signal === 'string' ? `was killed by ${printable(result.signal, 20)}` :
     Number.isSafeInteger(result.code) ? `exited with code ${result.code}` : 'exited';
-  const after = count_(result.uptime) ? ` after ${result.uptime} ms` : '';
-  const old = count_(result.old) ? ` (replacing worker ${result.old})` : '';
+  const after = isCount(result.uptime) ? ` after ${result.uptime} ms` : '';
+  const old = isCount(result.old) ? ` (replacing worker ${result.old})` : '';
   let why;
   switch (result.reason) {
     case 'exited': why = `${worker}${old} ${ended}${after} before it was ready`; break;
     case 'probation': why = `${worker}${old} ${ended}${after}, within its probation`; break;
-    case 'readyTimeout': why = `${worker}${old} was not ready within ${count_(result.timeout) ? `${result.timeout} ms` : 'its ready timeout'} (killed)`; break;
+    case 'readyTimeout': why = `${worker}${old} was not ready within ${isCount(result.timeout) ? `${result.timeout} ms` : 'its ready timeout'} (killed)`; break;
     case 'forkFailed': why = `${worker}${old} could not be started${typeof result.error?.message === 'string' ? `: ${printable(result.error.message, 200)}` : ''}`; break;
     case 'shutdown': return 'the app began shutting down during the reload';
     default: why = `${typeof result.reason === 'string' ? printable(result.reason, 40) : 'no reason given'}`;
