@@ -142,10 +142,31 @@ test('apps by name from any directory: ls lists them, a second app of a name is 
   assert.strictEqual(r.code, 1);
   assert.match(r.stderr, /no rcluster running with control socket/);
 
-  r = await cli(['delete', 'app'], { cwd: '/', env });
-  assert.deepStrictEqual([r.code, r.stdout], [0, 'stopped\n']);
+  r = await cli(['delete', 'app', '--json'], { cwd: '/', env });
+  assert.deepStrictEqual([r.code, r.stdout], [0, '{"stopping":true}\n']);
   assert.strictEqual((await a.exited()).code, 0);
   assert.strictEqual(fs.existsSync(sockA), false);
+});
+
+test('PM2\'s `all`: reload all and stop all act on every running app', async (t) => {
+  const { env } = runtimeEnv();
+  const apps = [];
+  for (const name of ['one', 'two']) {
+    const app = new Cli(['app.js', '-i', '1', '--name', name], { cwd: APP, env: { ...env, APP_PORT: String(await freePort()) } });
+    t.after(() => app.killGroup());
+    apps.push(app);
+  }
+  for (const app of apps) await app.waitFor(/listening on/);
+  if (hasReload()) {
+    const r = await cli(['reload', 'all'], { cwd: '/', env, timeout: 60000 });
+    assert.deepStrictEqual([r.code, r.stdout], [0, 'one: reloaded: 1 worker replaced\ntwo: reloaded: 1 worker replaced\n'], r.stderr);
+  }
+  const r = await cli(['stop', 'all'], { cwd: '/', env });
+  assert.deepStrictEqual([r.code, r.stdout], [0, 'one: stopped\ntwo: stopped\n'], r.stderr);
+  for (const app of apps) assert.strictEqual((await app.exited()).code, 0);
+  const none = await cli(['stop', 'all'], { cwd: '/', env });
+  assert.strictEqual(none.code, 1);
+  assert.match(none.stderr, /no rcluster app is running for this user/);
 });
 
 // A control server answering `status` as the test says, at NAME.sock in a

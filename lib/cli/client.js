@@ -25,12 +25,10 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const isCount = (v) => Number.isSafeInteger(v) && v >= 0;
 
 async function command(parsed, log) {
-  const json = Boolean(parsed.json);
-  const out = (value, text) => process.stdout.write(json ? `${safeJson(value)}\n` : text);
   if (parsed.watch && parsed.command !== 'status') throw new UsageError('--watch is for status only');
   if (parsed.command === 'ls') {
     if (parsed.positional.length > 0) throw new UsageError(`unexpected argument for 'ls': ${parsed.positional[0]}`);
-    return listApps(json);
+    return listApps(Boolean(parsed.json));
   }
   // `scale N` or PM2's `scale NAME N`: the count is the last word.
   const words = [...parsed.positional];
@@ -42,7 +40,42 @@ async function command(parsed, log) {
   if (parsed.command === 'logs' && parsed.lines !== undefined && !/^\d+$/.test(parsed.lines)) {
     throw new UsageError(`--lines must be a whole number >= 0 (got ${JSON.stringify(parsed.lines)})`);
   }
+  if (words[0] === ALL && parsed.control === undefined && (parsed.command === 'reload' || parsed.command === 'stop')) {
+    return onEveryApp(parsed, log, wanted);
+  }
   const { file, name } = await resolveApp(words[0], parsed.control);
+  return onApp(parsed, log, { file, name, wanted });
+}
+
+// PM2's `reload all`, `stop all`: every running app of the user, one after
+// the other, each line of output after the app's name; the exit code is
+// the worst of them.
+const ALL = 'all';
+async function onEveryApp(parsed, log, wanted) {
+  const apps = (await discover()).filter((a) => a.info !== undefined);
+  if (apps.length === 0) throw codedError(Error, 'ENOENT', 'no rcluster app is running for this user');
+  let code = 0;
+  for (const { file, info } of apps) {
+    const name = str(info.name) ?? nameOfSocket(file);
+    const shown = printable(name, 64);
+    const prefixed = {
+      info: (m) => log.info(`${shown}: ${m}`), warn: (m) => log.warn(`${shown}: ${m}`), error: (m) => log.error(`${shown}: ${m}`),
+    };
+    try {
+      code = Math.max(code, await onApp(parsed, prefixed, { file, name, wanted, prefix: `${shown}: ` }));
+    } catch (err) {
+      prefixed.error(err.code ? `${err.message} (${err.code})` : err.message);
+      code = Math.max(code, err instanceof UsageError ? err.exitCode : 1);
+    }
+  }
+  return code;
+}
+
+// One command for the app whose control socket is `file`; `prefix` goes
+// before each line printed for people.
+async function onApp(parsed, log, { file, name, wanted, prefix = '' }) {
+  const json = Boolean(parsed.json);
+  const out = (value, text) => process.stdout.write(json ? `${safeJson(value)}\n` : `${prefix}${text}`);
   const explain = (err) => {
     if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
       throw codedError(Error, err.code, `no rcluster running with control socket ${file} (start one, or give --control PATH)`);
@@ -52,7 +85,7 @@ async function command(parsed, log) {
   const ask = (message, timeout) => request(file, message, timeout).then(({ result }) => result, explain);
   switch (parsed.command) {
     case 'status':
-      if (parsed.watch) return watchStatus(ask, parsed, json);
+      if (parsed.watch) return watchStatus(ask, parsed, Boolean(parsed.json));
     {
       const status = await ask({ cmd: 'status' });
       out(status, renderStatus(status));

@@ -103,6 +103,7 @@ stops, the old workers serve on, and this command says why on stderr and
 exits 1 (with --json too, after printing the result).
 
 ${APP}
+  all             every running app, one after the other
   --json          the result as JSON: { ok: true, replaced } or
                   { ok: false, reason, old, replacement, code, signal, ... }
 `,
@@ -120,6 +121,7 @@ Graceful shutdown of the running app (the same as SIGTERM to the primary).
 Waits until it has stopped.
 
 ${APP}
+  all             every running app, one after the other
 `,
   logs: () => `Usage: rcluster logs [NAME] [--lines N] [--follow] [--control PATH]
 
