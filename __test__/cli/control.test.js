@@ -111,7 +111,9 @@ test('a default place where the socket cannot be made: the app runs without it; 
   assert.match(r.stderr, /EACCES/);
 });
 
-test('by default the socket is in a directory only its owner can use, named after the app directory: status there finds it', async (t) => {
+test('by default the socket is NAME.sock in a directory only its owner can use; without NAME a command finds the app of its directory, else the only one', async (t) => {
+  // Formerly the socket was named after the app's directory and found only
+  // from there: now it is named after the app, and found from anywhere.
   const dir = tmpdir();
   fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
   const runtime = tmpdir();
@@ -122,8 +124,7 @@ test('by default the socket is in a directory only its owner can use, named afte
   t.after(() => app.killGroup());
   const [m] = await app.waitFor(/control socket (\S+)\n/);
   const sock = m[1];
-  assert.strictEqual(path.dirname(sock), path.join(runtime, 'rcluster'));
-  assert.match(path.basename(sock), new RegExp(`^${path.basename(dir)}-[0-9a-f]{16}\\.sock$`));
+  assert.strictEqual(sock, path.join(runtime, 'rcluster', 'app.sock'));
   assert.strictEqual(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
   assert.strictEqual(fs.statSync(sock).mode & 0o777, 0o600);
   assert.deepStrictEqual(fs.readdirSync(dir).sort(), ['app.js'], 'nothing in the app directory');
@@ -131,16 +132,19 @@ test('by default the socket is in a directory only its owner can use, named afte
   let r = await cli(['status', '--json'], { cwd: dir, env });
   assert.strictEqual(r.code, 0, r.stderr);
   assert.strictEqual(JSON.parse(r.stdout).pid, app.child.pid);
-  // Another directory is another app.
-  r = await cli(['status'], { cwd: runtime, env });
-  assert.strictEqual(r.code, 1);
-  assert.match(r.stderr, /no rcluster running with control socket/);
+  // From another directory: the only app running.
+  r = await cli(['status', '--json'], { cwd: runtime, env });
+  assert.strictEqual(r.code, 0, r.stderr);
+  assert.strictEqual(JSON.parse(r.stdout).pid, app.child.pid);
   // Without XDG_RUNTIME_DIR (or with one that is not private), TMPDIR/rcluster-UID.
   const open = tmpdir();
   fs.chmodSync(open, 0o755);
   r = await cli(['status'], { cwd: dir, env: { XDG_RUNTIME_DIR: open, TMPDIR: open } });
   assert.strictEqual(r.code, 1);
-  assert.match(r.stderr, new RegExp(`no rcluster running with control socket ${open}/rcluster-${process.getuid()}/`));
+  assert.match(r.stderr, new RegExp(`no rcluster app is running for this user \\(sockets in ${open}/rcluster-${process.getuid()}\\)`));
+  r = await cli(['status', 'app'], { cwd: dir, env: { XDG_RUNTIME_DIR: open, TMPDIR: open } });
+  assert.strictEqual(r.code, 1);
+  assert.match(r.stderr, /no app named "app" is running/);
   r = await cli(['stop'], { cwd: dir, env });
   assert.strictEqual(r.code, 0, r.stderr);
   assert.strictEqual((await app.exited()).code, 0);

@@ -195,7 +195,7 @@ const OPTIONS = [
   { name: 'watch', pm2: 'watch', check: watch, takes: 'optional', arg: 'PATHS', help: 'rolling reload when files change (the app\'s directory, or --watch=PATH,PATH)' },
   { name: 'watchDelay', pm2: 'watch_delay', check: msOf((value) => validateMs(value, 'watchDelay', 0)), takes: 'value', arg: 'MS', help: `wait for changes to settle this long before reloading (default ${WATCH_DELAY_DEFAULT})` },
   { name: 'ignoreWatch', pm2: 'ignore_watch', check: list, takes: 'value', arg: 'PATHS', help: 'paths or names not to watch (node_modules and .git are never watched unless named)' },
-  { name: 'control', pm2: null, check: str, takes: 'value', arg: 'PATH', help: 'the control socket (default: one named after the app\'s directory in $XDG_RUNTIME_DIR/rcluster/ or $TMPDIR/rcluster-UID/, 0700)' },
+  { name: 'control', pm2: null, check: str, takes: 'value', arg: 'PATH', help: 'the control socket (default: NAME.sock, after the app\'s name, in $XDG_RUNTIME_DIR/rcluster/ or $TMPDIR/rcluster-UID/, 0700)' },
   { name: 'metrics', pm2: null, check: hostPort, takes: 'value', arg: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics' },
   { name: 'health', pm2: null, check: hostPort, takes: 'value', arg: 'HOST:PORT', help: 'serve /health: 200 while workers are ready, 503 otherwise' },
   { name: 'prefix', pm2: null, check: bool, takes: 'bool', help: 'tag each line of worker output with its worker, [w3]' },
