@@ -42,7 +42,7 @@ test('the legal moves, and only those', () => {
   const legal = new Set([
     'running>failing', 'running>disconnecting', 'running>killed', 'running>failed', 'running>replaced', 'running>crashLooped', 'running>exited',
     'running>retiring', 'retiring>exited',
-    'trial>running', 'trial>disconnecting', 'trial>killed', 'trial>exited',
+    'trial>running', 'trial>retiring', 'trial>disconnecting', 'trial>killed', 'trial>exited',
     'failing>disconnecting', 'failing>killed', 'failing>failed', 'failing>replaced', 'failing>crashLooped', 'failing>exited',
     'failed>replaced', 'failed>crashLooped', 'failed>exited',
     'disconnecting>exited', 'killed>exited', 'replaced>exited', 'crashLooped>exited',
@@ -137,7 +137,12 @@ test('a trial replacement becomes running once ready; a retiring worker only exi
   assert.equal(r.disconnect(), false, 'its disconnect() changes nothing');
   assert.equal(r.kill(), false);
   assert.equal(r.fate, Fate.Retiring);
-  for (const fate of [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Trial]) {
+  for (const fate of [Fate.Failing, Fate.Disconnecting, Fate.Killed]) {
     assert.equal(record(fate).retire(), false, `retire() of a ${fate} worker`);
   }
+  // A reload rolled back retires the replacements it started.
+  const rolledBack = record(Fate.Trial);
+  assert.equal(rolledBack.retire(), true);
+  assert.equal(rolledBack.fate, Fate.Retiring);
+  assert.equal(rolledBack.replaceable, false, 'never replaced');
 });
