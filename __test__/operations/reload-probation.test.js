@@ -1,7 +1,7 @@
 'use strict';
 // cluster.reload() with a probation (setupPrimary({ reload: { probation } })):
-// the new generation must come up and stay up before the old one is
-// retired. New code that throws at start-up, or crashes 300 ms after it
+// the new generation must come up and stay up, out of rotation, before it is
+// admitted and the old one retired. New code that throws at start-up, or crashes 300 ms after it
 // listens, is rolled back: the result says why, the old workers (the same
 // processes) serve every request of a load running throughout, and after it
 // the cluster is exactly the old workers, with no restarts. A good deploy
@@ -147,9 +147,14 @@ test('a good deploy: the whole new generation passes its probation, then every o
     assert.equal(exit.exitedAfterDisconnect, true);
     assert.equal(exit.signal, null);
   }
-  // The old workers served while the new ones were on probation.
+  // The old workers served alone while the new ones were on probation (they
+  // stood by, out of rotation: at most a connection sent between a new
+  // worker's listen and its withdrawal), then the new ones served.
   const oldPids = pidsOf(c, olds);
   assert.ok(answers.some((a) => oldPids.includes(a.pid) && a.at > lastReady + 200), 'the old workers served during the probation');
+  const early = answers.filter((a) => newPids.includes(a.pid) && a.at < lastReady + probation - 200);
+  assert.ok(early.length <= 2, `${early.length} requests were served by a new worker on probation`);
+  assert.ok(answers.some((a) => newPids.includes(a.pid)), 'the new workers served once admitted');
 });
 
 test('probation 0 (per call, over the setting): each old worker leaves once its replacement is ready', { skip, timeout: 60000 }, async (t) => {
@@ -180,4 +185,28 @@ test('probation 0: a failed replacement stops the reload; those replaced stay re
   assert.equal(result.rolledBack, false);
   assert.deepEqual(result.replaced, []);
   assert.deepEqual((await c.call('state')).workers.sort(), [...olds].sort());
+});
+
+// Each worker accepts from its own copy of the socket: a new worker cannot
+// stand by out of rotation, so it serves at once; the reload still proves it
+// through the probation and retires the old workers after.
+test('SCHED_NONE: the new workers serve during the probation; a good deploy passes', { skip, timeout: 60000 }, async (t) => {
+  const probation = 1000;
+  const c = start(t, { workers: 2, settings: { reload: { probation } }, env: { NODE_CLUSTER_SCHED_POLICY: 'none' } });
+  const { port, workers: olds } = await c.waitFor('ready', { timeout: 10000 });
+  const traffic = load(port);
+  const result = await c.call('reload', {}, { timeout: 30000 });
+  const { failures, answers } = await traffic.stop();
+  assert.equal(result.ok, true, JSON.stringify(result));
+  assert.deepEqual(failures, []);
+  const news = result.replaced.map((r) => r.replacement);
+  assert.deepEqual((await c.call('state')).workers.sort(), [...news].sort());
+  const newPids = pidsOf(c, news);
+  const lastReady = Math.max(...news.map((id) => c.all({ event: 'listening', worker: id })[0].at));
+  const firstExit = Math.min(...olds.map((id) => c.all({ event: 'exit', worker: id })[0].at));
+  assert.ok(firstExit - lastReady >= probation - 50);
+  assert.ok(answers.some((a) => newPids.includes(a.pid) && a.at < firstExit - 100), 'a new worker served before the old ones left');
+  const seen = new Set();
+  for (let i = 0; i < 20; i++) seen.add(JSON.parse((await get(port)).body).pid);
+  assert.ok([...seen].every((pid) => newPids.includes(pid)), 'only the new workers serve');
 });

@@ -146,3 +146,16 @@ test('a trial replacement becomes running once ready; a retiring worker only exi
   assert.equal(rolledBack.fate, Fate.Retiring);
   assert.equal(rolledBack.replaceable, false, 'never replaced');
 });
+
+test('a replacement on probation stands by: its listens are held until it is admitted', () => {
+  const plain = new WorkerRecord({ id: nextId++ }, {}, 0, { trial: true });
+  assert.equal(plain.standingBy, false);
+  assert.deepEqual(plain.admit(), [], 'nothing held: nothing to repeat');
+  const held = new WorkerRecord({ id: nextId++ }, {}, 0, { trial: true, standby: true });
+  assert.equal(held.standingBy, true);
+  held.holdListen({ key: 'a' });
+  held.holdListen({ key: 'b' });
+  assert.deepEqual(held.admit(), [{ key: 'a' }, { key: 'b' }]);
+  assert.equal(held.standingBy, false);
+  assert.deepEqual(held.admit(), [], 'admitted once');
+});

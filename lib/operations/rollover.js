@@ -24,14 +24,20 @@
 // default) proves the whole new generation before step 3: the replacements
 // are forked `concurrency` at a time, each must be ready as above, and then
 // all of them must stay up for `probation` ms, counted from when the last
-// became ready. Meanwhile the old workers are untouched and serve beside the
-// new ones. The replacements stay `trial` until then, so no restart policy,
-// scale or recycle takes them for running workers. If any replacement dies,
+// became ready. Meanwhile the old workers are untouched and serve alone: each
+// replacement stands by, out of the rotations it listens on, so that a new
+// worker that dies takes no request with it (lib/primary/cluster.js
+// standBy(); a SCHED_NONE or SO_REUSEPORT socket, which the worker accepts
+// from itself, or an address no old worker listens on, cannot wait, and is
+// served by the new worker at once). The replacements stay `trial` until
+// then, so no restart policy, scale or recycle takes them for running
+// workers. If any replacement dies,
 // is not ready in time, or the cluster starts shutting down, the reload is
 // rolled back: every replacement is withdrawn from every rotation and
 // retired (step 3 and 4 applied to it), and the old workers, which never
 // stopped serving, are left exactly as they were. Only once the generation
-// survived are the old workers retired, all together (they drain in parallel).
+// survived are the new workers admitted to the rotations and the old workers
+// retired, all together (they drain in parallel).
 // A recycle replaces one worker with no probation.
 const { debuglog } = require('util');
 const { Fate } = require('../primary/worker_record');
@@ -44,9 +50,10 @@ const debug = debuglog('rcluster');
 
 class Rollover {
   /**
-   * `records`: the primary's WorkerRecords by id. `primary`: the two things
-   * of lib/primary/cluster.js a rollover needs, its `forkWorker(env, { trial })`
-   * and `withdrawFromRotations(worker, { hold })`. `restartPolicy`
+   * `records`: the primary's WorkerRecords by id. `primary`: what of
+   * lib/primary/cluster.js a rollover needs, its `forkWorker(env, { trial,
+   * standby })`, `withdrawFromRotations(worker, { hold })` and
+   * `admitToRotations(worker)` (a replacement that stood by). `restartPolicy`
    * (lib/operations/restart_policy.js) replaces an old worker that died
    * during a failed trial; `shutdown` (lib/operations/shutdown.js) says when
    * the cluster is stopping.
@@ -189,7 +196,7 @@ class Rollover {
         rolling.push(old);
         let record;
         try {
-          record = this.#fork(old);
+          record = this.#fork(old, { standby: true });
         } catch (err) {
           fail({ reason: 'forkFailed', old: old.id, error: err });
           return;
@@ -231,8 +238,10 @@ class Rollover {
       if (failure === null && this.shutdown.started) fail({ reason: 'shutdown' });
       if (failure !== null) return await this.#rolledBack(failure, rolling, retiring);
 
+      // In rotation, then the old workers out of it: never a moment without.
       for (const trial of trials) {
         trial.unwatch();
+        this.primary.admitToRotations(trial.record.worker);
         trial.record.promote();
       }
       debug('primary: the new generation survived its probation: retiring %j', trials.map((t) => t.old.id));
@@ -260,9 +269,10 @@ class Rollover {
     return { ok: false, reason, rolledBack: true, replaced: [], ...why };
   }
 
-  // Forks `old`'s replacement, in trial, in its line.
-  #fork(old) {
-    const worker = this.primary.forkWorker(old.env, { trial: true });
+  // Forks `old`'s replacement, in trial, in its line; `standby`: out of
+  // rotation until admitted.
+  #fork(old, { standby = false } = {}) {
+    const worker = this.primary.forkWorker(old.env, { trial: true, standby });
     const record = this.records.get(worker.id);
     record.inherit(old);
     defineHidden(worker, 'replaces', old.id);

@@ -118,7 +118,7 @@ class WorkerRecord {
    * `worker`: the Node-shaped Worker in cluster.workers. `env`: what fork()
    * was given, which a replacement gets too. `now`: the fork's time.
    */
-  constructor(worker, env, now = Date.now(), { trial = false } = {}) {
+  constructor(worker, env, now = Date.now(), { trial = false, standby = false } = {}) {
     this.worker = worker;
     this.id = worker.id;
     this.env = env;
@@ -128,6 +128,11 @@ class WorkerRecord {
     // reported ('listening'), and whether it said it is ready (waitReady).
     this.listens = new Set();
     this.readySignalled = false;
+    // A reload's replacement kept out of every rotation while its generation
+    // is on probation (lib/operations/rollover.js): the listen queries it made,
+    // to admit it with once the generation passed. Undefined: in rotation
+    // from its listen, as any worker.
+    this.heldListens = standby ? [] : undefined;
     // The line of workers that replace one another (lib/operations/restart_policy.js):
     // its consecutive crashes drive the backoff (lib/operations/backoff.js).
     // A replacement takes its predecessor's (inherit()).
@@ -198,6 +203,23 @@ class WorkerRecord {
   /** The worker reported listening on `info` ({ address, port, addressType, fd }). */
   listened(info) {
     this.listens.add(listenKey(info));
+  }
+
+  /** Out of rotation until admitted (a replacement on probation). */
+  get standingBy() {
+    return this.heldListens !== undefined;
+  }
+
+  /** A listen it made while standing by, to be made again when it is admitted. */
+  holdListen(query) {
+    this.heldListens.push(query);
+  }
+
+  /** It goes into rotation: the listens held until now (none if it was not standing by). */
+  admit() {
+    const held = this.heldListens ?? [];
+    this.heldListens = undefined;
+    return held;
   }
 
   /** The worker said it is ready (cluster.worker.ready(), or process.send('ready')). */
