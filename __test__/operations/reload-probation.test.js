@@ -210,3 +210,24 @@ test('SCHED_NONE: the new workers serve during the probation; a good deploy pass
   for (let i = 0; i < 20; i++) seen.add(JSON.parse((await get(port)).body).pid);
   assert.ok([...seen].every((pid) => newPids.includes(pid)), 'only the new workers serve');
 });
+
+test('a shutdown during the probation wins: the reload resolves with reason shutdown', { skip, timeout: 60000 }, async (t) => {
+  const c = start(t, { workers: 2, settings: { reload: { probation: 20000 } } });
+  const { workers: olds } = await c.waitFor('ready', { timeout: 10000 });
+  const reloading = c.call('reload', {}, { timeout: 30000 });
+  const news = [];
+  for (const old of olds) news.push((await c.waitFor((e) => e.event === 'listening' && e.replaces === old, { timeout: 10000 })).worker);
+  const started = Date.now();
+  process.kill(c.pid, 'SIGUSR2');
+  const result = await c.waitFor('reload', { timeout: 15000 });
+  assert.equal(result.ok, false, JSON.stringify(result));
+  assert.equal(result.reason, 'shutdown');
+  assert.equal(result.rolledBack, true);
+  assert.deepEqual(result.replaced, []);
+  assert.ok(result.at - started < 15000, 'not after the probation');
+  reloading.catch(() => {});
+  for (const id of [...olds, ...news]) {
+    const exit = await c.waitFor({ event: 'exit', worker: id }, { timeout: 10000 });
+    assert.equal(exit.signal, null, `worker ${id} drained`);
+  }
+});
