@@ -329,7 +329,12 @@ function admitToRotations(worker) {
 function standBy(worker, query, result) {
   const record = workerRecords.get(worker.id);
   if (record === undefined || !record.standingBy) return;
-  const listener = result.shared ? undefined : getDispatcher().stats().listeners.find((l) => l.id === result.listenerId);
+  let listener;
+  try {
+    listener = result.shared ? undefined : getDispatcher().stats().listeners.find((l) => l.id === result.listenerId);
+  } catch {
+    // The dispatcher failed: the worker is not kept waiting, it serves as any other.
+  }
   if (listener !== undefined && listener.workers.some((id) => id !== worker.id)) {
     record.holdListen(query);
     withdrawFromRotations(worker, { hold: true });
@@ -540,7 +545,6 @@ function queryServer(worker, message) {
   let result;
   try {
     result = getDispatcher().listen(worker.id, query);
-    if (result.errno === 0) standBy(worker, query, result);
   } catch (err) {
     // Not a bind failure (those come back as `errno`, for the worker to
     // report as node:cluster does) but the dispatcher itself failing: it
@@ -551,6 +555,7 @@ function queryServer(worker, message) {
     process.emitWarning(err);
     result = { errno: UV_ECANCELED, shared: routing.isShared(schedulingPolicy) };
   }
+  if (result.errno === 0) standBy(worker, query, result);
   const shared = result.shared;
   if (result.errno === 0 && (result.created || !serverData.has(key))) {
     serverData.set(key, message.data);
