@@ -166,6 +166,8 @@ declare namespace rcluster {
      * old worker's addresses. Default false.
      */
     waitReady?: boolean;
+    /** How cluster.reload() proves the new workers before it retires the old ones. */
+    reload?: ReloadOptions;
     /** A signal on which the primary runs cluster.reload(), e.g. 'SIGHUP'. Default none. */
     reloadSignal?: NodeJS.Signals | false;
     /** Replace a worker gracefully (replacement first) past a limit. Off by default. */
@@ -285,20 +287,46 @@ declare namespace rcluster {
     age?: number;
   }
 
+  interface ReloadOptions {
+    /**
+     * Once the last new worker is ready, every new worker must stay up this
+     * long (ms) before the old workers are retired; meanwhile both serve. A
+     * new worker that dies before rolls the reload back. 0: each old worker
+     * is retired as soon as its replacement is ready. Default 3000.
+     */
+    probation?: number;
+  }
+
   /** What cluster.reload() resolves with (also emitted as 'reload'). */
   interface ReloadResult {
     /** Every worker replaced. */
     ok: boolean;
-    /** Each old worker's id and its replacement's, in the order they were replaced. */
-    replaced: Array<{ old: number; replacement: number }>;
-    /** Why the reload stopped (ok false). */
-    reason?: 'readyTimeout' | 'exited' | 'forkFailed' | 'shutdown';
+    /**
+     * Each old worker's id, its replacement's, and whether the old one had to
+     * be SIGKILLed at drainTimeout. Empty when the reload was rolled back.
+     */
+    replaced: Array<{ old: number; replacement: number; killed: boolean }>;
+    /**
+     * Why the reload stopped (ok false): a new worker exited before it was
+     * ready, was not ready within readyTimeout, died during the probation,
+     * could not be forked, or the cluster began shutting down.
+     */
+    reason?: 'readyTimeout' | 'exited' | 'probation' | 'forkFailed' | 'shutdown';
+    /**
+     * ok false: true if every new worker was withdrawn and retired and the old
+     * workers serve on, untouched (a reload with a probation); false if the
+     * workers in `replaced` stay replaced (probation 0).
+     */
+    rolledBack?: boolean;
     /** The worker that was to be replaced (it stays), and its failed replacement. */
     old?: number;
     replacement?: number;
-    /** For 'exited': how the replacement exited. */
+    /** For 'exited' and 'probation': how the replacement exited. */
     code?: number | null;
     signal?: NodeJS.Signals | null;
+    /** For 'probation': how long (ms) the replacement had been ready when it died, and the probation. */
+    uptime?: number;
+    probation?: number;
     /** For 'readyTimeout': readyTimeout in ms. */
     timeout?: number;
     /** For 'forkFailed'. */
@@ -403,13 +431,17 @@ declare namespace rcluster {
     /** In the primary, the agent's handle (null without one); in the agent, { ready() }. */
     readonly agent: AgentHandle | { ready(): void } | null;
     /**
-     * Replaces every worker, `concurrency` at a time (default 1): fork the
-     * replacement, wait until it is ready, withdraw the old worker from every
-     * rotation, let it drain. A replacement that dies or is not ready within
-     * readyTimeout aborts the reload; the old workers stay. During a reload,
-     * the same promise. Emits 'reload' with the result.
+     * Replaces every worker: forks the replacements `concurrency` at a time
+     * (default 1), each must be ready, then all must stay up for `probation`
+     * ms (default setupPrimary's reload.probation, 3000) while the old workers
+     * serve on; then each old worker is withdrawn from every rotation and
+     * drains. A replacement that dies, or is not ready within readyTimeout,
+     * rolls the reload back: the replacements are retired, the old workers
+     * stay. With probation 0, each old worker is retired as soon as its
+     * replacement is ready. During a reload, the same promise. Emits 'reload'
+     * with the result.
      */
-    reload(options?: { concurrency?: number }): Promise<ReloadResult>;
+    reload(options?: { concurrency?: number; probation?: number }): Promise<ReloadResult>;
     /**
      * Sets the number of live workers (primary only): forks the missing ones
      * with cluster.fork() and the settings of setupPrimary(), or retires the

@@ -286,7 +286,7 @@ test('a reload whose new workers fail says so and exits 1; the old workers serve
   let r = await cli(['reload'], { cwd: dir, env, timeout: 60000 });
   assert.strictEqual(r.code, 1, r.stderr);
   assert.strictEqual(r.stdout, '');
-  assert.match(r.stderr, /^rcluster: error: reload failed: new worker \d+ \(replacing worker \d+\) exited with code 1[^\n]*; [^\n]*the old workers serve on\n$/);
+  assert.match(r.stderr, /^rcluster: error: reload failed: a new worker exited before it was ready \(worker \d+ exited with code 1\); the old workers serve on\n$/);
   assert.strictEqual((await get(port, '/')).status, 200, 'the old workers serve on');
   r = await cli(['restart', 'app', '--json'], { cwd: '/', env, timeout: 60000 });
   assert.strictEqual(r.code, 1, r.stderr);

@@ -77,11 +77,29 @@ test('bad operations settings throw Node-style errors, and change nothing', () =
 });
 
 test('cluster.reload() options', () => {
-  assert.deepEqual(normalizeReloadOptions(undefined), { concurrency: 1 });
-  assert.deepEqual(normalizeReloadOptions({ concurrency: 3 }), { concurrency: 3 });
-  assert.throws(() => normalizeReloadOptions({ concurrency: 0 }), { code: 'ERR_OUT_OF_RANGE' });
-  assert.throws(() => normalizeReloadOptions(null), { code: 'ERR_INVALID_ARG_TYPE' });
-  assert.throws(() => normalizeReloadOptions({ concurrency: '2' }), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.deepEqual(normalizeReloadOptions(undefined, 3000), { concurrency: 1, probation: 3000 });
+  assert.deepEqual(normalizeReloadOptions({ concurrency: 3 }, 3000), { concurrency: 3, probation: 3000 });
+  assert.deepEqual(normalizeReloadOptions({ probation: 0 }, 3000), { concurrency: 1, probation: 0 });
+  assert.deepEqual(normalizeReloadOptions({ concurrency: 2, probation: 500 }, 0), { concurrency: 2, probation: 500 });
+  assert.throws(() => normalizeReloadOptions({ concurrency: 0 }, 3000), { code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => normalizeReloadOptions(null, 3000), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => normalizeReloadOptions({ concurrency: '2' }, 3000), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => normalizeReloadOptions({ probation: -1 }, 3000), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => normalizeReloadOptions({ probation: 1.5 }, 3000), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => normalizeReloadOptions({ probation: '3s' }, 3000), {
+    name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE',
+    message: 'The "options.probation" property must be of type number. Received type string (\'3s\')',
+  });
+});
+
+test('setupPrimary({ reload: { probation } })', () => {
+  assert.deepEqual(normalizeSettings({ reload: {} }).reload, { probation: 3000 });
+  assert.deepEqual(normalizeSettings({ reload: { probation: 0 } }).reload, { probation: 0 });
+  assert.equal(normalizeSettings({ reload: undefined }).reload, undefined);
+  assert.throws(() => normalizeSettings({ reload: true }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE',
+    message: 'The "options.reload" property must be of type object. Received type boolean (true)' });
+  assert.throws(() => normalizeSettings({ reload: { probation: -5 } }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => normalizeSettings({ reload: { probation: '1s' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 });
 
 test('jitter spreads a limit over [limit, limit * (1 + jitter)]', () => {

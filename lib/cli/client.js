@@ -10,6 +10,7 @@ const fs = require('fs');
 const path = require('path');
 const { request, controlPathFor, nameOfSocket, listControlSockets, controlDir } = require('./control');
 const { renderStatus, safeJson, printable } = require('./status_view');
+const { describeReloadFailure } = require('./reload_result');
 const { UsageError, codedError } = require('../errors');
 
 // How long `rcluster stop` waits beyond the primary's own shutdown deadline
@@ -132,26 +133,7 @@ async function onApp(parsed, log, { file, name, wanted, prefix = '' }) {
  * replacement, code, signal, timeout, uptime, rolledBack }`.
  */
 function reloadFailure(result) {
-  if (result.ok !== false) return null;
-  const worker = isCount(result.replacement) ? `new worker ${result.replacement}` : 'the new worker';
-  const ended = typeof result.signal === 'string' ? `was killed by ${printable(result.signal, 20)}` :
-    Number.isSafeInteger(result.code) ? `exited with code ${result.code}` : 'exited';
-  const after = isCount(result.uptime) ? ` after ${result.uptime} ms` : '';
-  const old = isCount(result.old) ? ` (replacing worker ${result.old})` : '';
-  let why;
-  switch (result.reason) {
-    case 'exited': why = `${worker}${old} ${ended}${after} before it was ready`; break;
-    case 'probation': why = `${worker}${old} ${ended}${after}, within its probation`; break;
-    case 'readyTimeout': why = `${worker}${old} was not ready within ${isCount(result.timeout) ? `${result.timeout} ms` : 'its ready timeout'} (killed)`; break;
-    case 'forkFailed': why = `${worker}${old} could not be started${typeof result.error?.message === 'string' ? `: ${printable(result.error.message, 200)}` : ''}`; break;
-    case 'shutdown': return 'the app began shutting down during the reload';
-    default: why = `${typeof result.reason === 'string' ? printable(result.reason, 40) : 'no reason given'}`;
-  }
-  const replaced = Array.isArray(result.replaced) ? result.replaced.length : 0;
-  const rest = result.rolledBack === true ? 'the new workers were withdrawn; the old workers serve on' :
-    replaced > 0 ? `${replaced} worker${replaced === 1 ? ' was' : 's were'} replaced before it; the old workers serve on` :
-      'the old workers serve on';
-  return `${why}; ${rest}`;
+  return isObject(result) && result.ok === false ? describeReloadFailure(result) : null;
 }
 
 // The control sockets of this user's apps that a primary answers on, with

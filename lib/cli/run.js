@@ -296,9 +296,11 @@ class Runner {
     }
     if (this.stopping !== null) throw codedError(Error, 'ERR_RCLUSTER_STOPPING', 'shutting down');
     this.log.info(`rolling reload (${why})`);
-    const result = await this.cluster.reload();
-    this.log.info('reload done');
-    return result ?? {};
+    const result = (await this.cluster.reload()) ?? {};
+    // Whoever asked (SIGHUP, --watch, `rcluster reload`) sees it in the log.
+    if (result.ok === false) this.log.error(`reload failed: ${require('./reload_result').describeReloadFailure(result)}`);
+    else this.log.info('reload done');
+    return result;
   }
 
   /** Graceful shutdown; resolves to the exit code. */

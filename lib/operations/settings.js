@@ -4,7 +4,7 @@
 // schedules, the reload signal, recycle's counts, memory limits and jitter; and
 // cluster.reload()'s options. Errors look like Node's.
 const {
-  nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject,
+  nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject, validateMs,
 } = require('../errors');
 const { constants: { signals } } = require('os');
 
@@ -86,16 +86,22 @@ function validateJitter(value, name, caller) {
   return value;
 }
 
-/** cluster.reload()'s options: `{ concurrency }`, default 1. */
-function normalizeReloadOptions(options, caller) {
-  if (options === undefined) return { concurrency: 1 };
+/**
+ * cluster.reload()'s options: `{ concurrency, probation }`. `concurrency`
+ * defaults to 1; `probation` (ms, 0: none) to `defaultProbation`, which is
+ * setupPrimary({ reload: { probation } })'s value.
+ */
+function normalizeReloadOptions(options, defaultProbation, caller) {
+  if (options === undefined) return { concurrency: 1, probation: defaultProbation };
   if (!isPlainObject(options)) {
     throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
       `The "options" argument must be of type object. Received ${describeReceived(options)}`, caller);
   }
   const concurrency = options.concurrency === undefined ? 1 :
     validatePositiveCount(options.concurrency, 'options.concurrency', caller);
-  return { concurrency };
+  const probation = options.probation === undefined ? defaultProbation :
+    validateMs(options.probation, 'options.probation', 0, caller);
+  return { concurrency, probation };
 }
 
 module.exports = {

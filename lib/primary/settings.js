@@ -129,6 +129,15 @@ function validateRecycle(value, name, caller) {
   return validateFields(RECYCLE_FIELDS, value, name, caller);
 }
 
+const RELOAD_FIELDS = [
+  { name: 'probation', default: 3000, validate: ms(0), text: 'how long a reload\'s new workers must all stay up, once the last is ready, before the old ones are retired; a death within it rolls the reload back (0: each old worker is retired as soon as its replacement is ready)' },
+];
+
+function validateReload(value, name, caller) {
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
+  return validateFields(RELOAD_FIELDS, value, name, caller);
+}
+
 const HEALTH_FIELDS = [
   { name: 'hangTimeout', default: undefined, validate: ms(10), text: 'a worker whose event loop sends no heartbeat this long is hung' },
   { name: 'maxEventLoopDelay', default: undefined, validate: ms(1), text: 'a worker whose event loop lags this much is unhealthy' },
@@ -192,6 +201,7 @@ const SETTINGS = [
   { name: 'readyTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'a reload\'s replacement not ready by then aborts the reload' },
   { name: 'drainTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'how long a replaced worker may drain before SIGKILL' },
   { name: 'waitReady', default: false, validate: validateBoolean, skipUndefined: true, text: 'ready means cluster.worker.ready() or process.send(\'ready\'), not listening' },
+  { name: 'reload', default: undefined, validate: validateReload, skipUndefined: true, fields: RELOAD_FIELDS, text: 'how cluster.reload() proves a new generation before it retires the old one' },
   { name: 'reloadSignal', default: false, validate: ops.validateSignal, text: 'the primary runs cluster.reload() on this signal' },
   { name: 'recycle', default: false, validate: validateRecycle, fields: RECYCLE_FIELDS, text: 'replace a worker past a limit, gracefully' },
   { name: 'health', default: false, validate: validateHealth, fields: HEALTH_FIELDS, text: 'replace a hung or lagging worker (at least one field)' },
@@ -252,6 +262,7 @@ const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze(defaultsOf(EXIT_ON_UNCAUGHT_FIEL
 const SHUTDOWN_TIMEOUT_DEFAULT = defaultOf('shutdownTimeout');
 const READY_TIMEOUT_DEFAULT = defaultOf('readyTimeout');
 const DRAIN_TIMEOUT_DEFAULT = defaultOf('drainTimeout');
+const RELOAD_PROBATION_DEFAULT = defaultOf('reload.probation');
 
 /** cluster.shutdown()'s options: `{ timeout }`, defaulting to shutdownTimeout. */
 function normalizeShutdownOptions(options, settings, caller) {
@@ -277,4 +288,5 @@ module.exports = {
   SHUTDOWN_TIMEOUT_DEFAULT,
   READY_TIMEOUT_DEFAULT,
   DRAIN_TIMEOUT_DEFAULT,
+  RELOAD_PROBATION_DEFAULT,
 };
