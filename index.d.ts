@@ -275,12 +275,14 @@ declare namespace rcluster {
   }
 
   interface RecycleInfo {
-    /** 'maxMemoryHard': the worker passed the hard memory limit and was SIGKILLed (it may have been recycled for 'maxMemory' before). */
+    /** 'maxMemoryHard': the worker passed the hard memory limit, or was growing past it before the next sample, and was SIGKILLed (it may have been recycled for 'maxMemory' before). */
     reason: 'maxMemory' | 'maxMemoryHard' | 'maxRequests' | 'maxAge' | 'cron';
     /** For 'maxMemory' and 'maxMemoryHard': the RSS sampled, the soft limit and the hard one, in bytes. */
     rss?: number;
     maxMemory?: number;
     hard?: number;
+    /** For 'maxMemoryHard': the RSS its growth since the previous sample would reach 300 ms later, in bytes. */
+    projected?: number;
     /** For 'maxRequests': the requests served. */
     requests?: number;
     /** For 'maxAge': how long it had run, in ms. */

@@ -6,6 +6,7 @@
 //
 //   worker 3 (slot 1) recycled: memory 112 MiB over 100 MiB; worker 9 replaces it
 //   worker 3 (slot 1) killed: memory 151 MiB over the 150 MiB hard limit
+//   worker 3 (slot 1) killed: memory 146 MiB, growing past the 150 MiB hard limit
 //
 // A recycle is announced ('recycle') before its replacement is forked, so its
 // line waits for that fork to name the replacement, or for the old worker's
@@ -27,7 +28,8 @@ function duration(ms) {
 function describeRecycle(info) {
   switch (info.reason) {
     case 'maxMemory': return `memory ${mib(info.rss)} over ${mib(info.maxMemory)}`;
-    case 'maxMemoryHard': return `memory ${mib(info.rss)} over the ${mib(info.hard)} hard limit`;
+    case 'maxMemoryHard': return info.rss > info.hard ? `memory ${mib(info.rss)} over the ${mib(info.hard)} hard limit` :
+      `memory ${mib(info.rss)}, growing past the ${mib(info.hard)} hard limit`;
     case 'maxRequests': return `served ${info.requests} requests (maxRequests)`;
     case 'maxAge': return `up ${duration(info.age)} (maxAge)`;
     case 'cron': return 'cron schedule';

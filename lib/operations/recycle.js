@@ -15,9 +15,12 @@
 // state, running, waiting for its recycle, or retired and draining (a drain
 // may last drainTimeout, and a leak does not stop meanwhile). A worker over
 // the soft limit, or growing fast enough to pass it before the next pass, and
-// every retiring worker, is sampled every WATCH_MS, so none grows past the
-// hard limit by more than what it leaks in that time.
+// every retiring worker, is sampled every WATCH_MS; one that would pass the
+// hard limit before the sample after next, at the rate it grew since the
+// last one, is killed now, so a steady leak never takes a worker past it
+// (a sudden burst between two samples still can).
 const fs = require('fs');
+const { performance } = require('perf_hooks');
 const { debuglog } = require('util');
 const { Fate } = require('../primary/worker_record');
 
@@ -26,6 +29,10 @@ const debug = debuglog('rcluster');
 const PASS_MS = 1000;
 // The workers watched for the hard memory limit, ten times a second.
 const WATCH_MS = 100;
+// How far ahead a watched worker's growth is projected against the hard
+// limit: the next sample, one that comes a whole period late (a busy
+// primary's timers), and the SIGKILL's own delay.
+const HORIZON_MS = 3 * WATCH_MS;
 // A recycle whose replacement failed is tried again after this long.
 const RETRY_MS = 10000;
 
@@ -72,6 +79,8 @@ class Recycler {
     // The records SIGKILLed at the hard limit, which may show in /proc a
     // little longer.
     this.hardKilled = new WeakSet();
+    // Worker id -> its latest RSS sample and when (performance.now()).
+    this.lastSample = new Map();
   }
 
   configure(options) {
@@ -81,6 +90,7 @@ class Recycler {
     this.timer = null;
     this.watchTimer = null;
     this.lastRss.clear();
+    this.lastSample.clear();
     this.watched.clear();
     if (this.cron !== null) this.cron.stop();
     this.cron = null;
@@ -135,6 +145,7 @@ class Recycler {
     }
     if (maxMemory !== undefined) {
       for (const id of this.lastRss.keys()) if (!this.records.has(id)) this.lastRss.delete(id);
+      for (const id of this.lastSample.keys()) if (!this.records.has(id)) this.lastSample.delete(id);
       // Every live worker, whatever its state: the hard limit applies to all.
       for (const record of [...this.records.values()]) {
         const rss = this.sample(record);
@@ -164,8 +175,15 @@ class Recycler {
     const rss = rssOf(record.worker.process.pid);
     if (rss === undefined) return undefined;
     const { soft, hard } = this.options.maxMemory;
-    if (rss > hard) {
-      this.killHard(record, rss);
+    const now = performance.now();
+    const previous = this.lastSample.get(record.id);
+    this.lastSample.set(record.id, { rss, at: now });
+    // The RSS it will have by the time it could next be stopped, at the rate
+    // it grew since its previous sample (none known: as it is).
+    const rate = previous !== undefined && now > previous.at ? Math.max(0, rss - previous.rss) / (now - previous.at) : 0;
+    const projected = Math.round(rss + rate * HORIZON_MS);
+    if (projected > hard) {
+      this.killHard(record, rss, projected);
     } else if (rss > soft) {
       this.watched.add(record.id);
       this.due(record, 'maxMemory', { rss, maxMemory: soft, hard });
@@ -177,7 +195,7 @@ class Recycler {
   // gets a replacement (forked just before, as a recycle does, so that its
   // place is taken even without the restart policy); its connections go as a
   // dead worker's do: what it had not taken, the dispatcher deals again.
-  killHard(record, rss) {
+  killHard(record, rss, projected) {
     this.hardKilled.add(record);
     this.watched.delete(record.id);
     const { worker } = record;
@@ -192,7 +210,7 @@ class Recycler {
     // it (unless the replacement above is on its way), as after a crash.
     record.failed('maxMemoryHard');
     try {
-      this.cluster.emit('recycle', worker, { reason: 'maxMemoryHard', rss, maxMemory: soft, hard });
+      this.cluster.emit('recycle', worker, { reason: 'maxMemoryHard', rss, projected, maxMemory: soft, hard });
     } finally {
       worker.process.kill('SIGKILL');
     }
