@@ -70,6 +70,24 @@ test('PM2 keys become rcluster settings (cluster.settings), --env NAME adds env_
   assert.strictEqual(env.APP_MESSAGE, 'production');
 });
 
+test('--reload-probation MS becomes setupPrimary({ reload: { probation } }); a bad value is a usage error', () => {
+  const program = (flag) => `
+    const { parseArgs } = require('./lib/cli/args');
+    const { resolveRun } = require('./lib/cli/settings');
+    Promise.resolve().then(() => resolveRun(parseArgs(['app.js', '--reload-probation', ${JSON.stringify(flag)}]), ${JSON.stringify(APP)}))
+      .then(({ primary }) => {
+        const cluster = require('.');
+        cluster.setupPrimary(primary);
+        console.log(JSON.stringify(cluster.settings.reload));
+      }, (err) => { console.error(err.message); process.exit(2); });`;
+  let r = spawnSync(process.execPath, ['-e', program('1500')], { cwd: ROOT, encoding: 'utf8' });
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.deepStrictEqual(JSON.parse(r.stdout), { probation: 1500 });
+  r = spawnSync(process.execPath, ['-e', program('soon')], { cwd: ROOT, encoding: 'utf8' });
+  assert.strictEqual(r.status, 2, r.stdout);
+  assert.match(r.stderr, /reload-probation/);
+});
+
 test('rcluster.config.json in the current directory, and its bad values', async (t) => {
   const dir = tmpdir();
   fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));

@@ -300,3 +300,30 @@ test('a reload whose new workers fail says so and exits 1; the old workers serve
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);
 });
+
+test('two projects\' server.js: the second app\'s derived name gives way (server-2), says so, and both are listed and reachable by name', async (t) => {
+  const { runtime, env } = runtimeEnv();
+  const dirs = [tmpdir(), tmpdir()];
+  for (const dir of dirs) fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'server.js'));
+  const apps = [];
+  for (const dir of dirs) {
+    const app = new Cli(['-i', '1', 'server.js'], { cwd: dir, env: { ...env, APP_PORT: String(await freePort()) } });
+    t.after(() => app.killGroup());
+    await app.waitFor(/listening on/);
+    apps.push(app);
+  }
+  assert.match(apps[1].err, /an app named "server" is already running: this one is "server-2" \(give --name NAME to choose\)/);
+  assert.deepStrictEqual(fs.readdirSync(path.join(runtime, 'rcluster')).sort(), ['server-2.sock', 'server.sock']);
+  const listed = JSON.parse((await cli(['ls', '--json'], { cwd: '/', env })).stdout);
+  assert.deepStrictEqual(listed.map((x) => [x.name, x.pid, x.dir]).sort(), [
+    ['server', apps[0].child.pid, fs.realpathSync(dirs[0])],
+    ['server-2', apps[1].child.pid, fs.realpathSync(dirs[1])],
+  ]);
+  for (const [i, name] of [[0, 'server'], [1, 'server-2']]) {
+    const r = await cli(['status', name, '--json'], { cwd: '/', env });
+    assert.strictEqual(JSON.parse(r.stdout).pid, apps[i].child.pid);
+  }
+  // From its own directory, each is found without a name.
+  const r = await cli(['status', '--json'], { cwd: dirs[1], env });
+  assert.strictEqual(JSON.parse(r.stdout).pid, apps[1].child.pid);
+});

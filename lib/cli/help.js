@@ -42,10 +42,12 @@ ${optionLines()}
 
 Each worker gets NODE_APP_INSTANCE (0..n-1, kept by its replacements), as under PM2.
 The app's control socket is named after the app (--name): one app of a name
-runs at a time per user; a second one is refused, naming the first.
+runs at a time per user; a second one given that name is refused, naming the
+first; one named after its script becomes NAME-2.
 
 Signals:
-  SIGHUP              rolling reload, one worker at a time
+  SIGHUP              rolling reload: the new workers replace the old once they stayed up 3 s
+  SIGUSR2             reopen the log files (logrotate)
   SIGTTIN / SIGTTOU   one worker more / fewer
   SIGTERM / SIGINT    graceful shutdown (workers drain up to --kill-timeout); a second one stops at once
 
@@ -96,11 +98,14 @@ primary that was killed are skipped.
   reload: () => `Usage: rcluster reload [NAME] [--json] [--control PATH]
        rcluster restart [NAME]       (the same: graceful, no connection refused)
 
-Replaces every worker with a fresh one, one at a time, without refusing a
-connection (the same as SIGHUP to the primary). Waits until it is done.
-When a new worker fails (it exits, or is not ready in time), the reload
-stops, the old workers serve on, and this command says why on stderr and
-exits 1 (with --json too, after printing the result).
+Replaces every worker with a fresh one without refusing a connection (the
+same as SIGHUP to the primary). The new workers start one at a time while
+the old ones serve; once every new one is ready and has stayed up for its
+probation (3 s), the old ones drain and go. Waits until it is done.
+When a new worker fails (it exits, is not ready in time, or dies during the
+probation), the reload is rolled back: the new workers go, the old workers
+serve on, and this command says why on stderr and exits 1 (with --json too,
+after printing the result).
 
 ${APP}
   all             every running app, one after the other

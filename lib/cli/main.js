@@ -42,6 +42,9 @@ async function main(argv) {
 async function run(parsed, log) {
   const { resolveRun } = require('./settings');
   const { app, primary, warnings } = await resolveRun(parsed);
+  // Stamped as every later line of rcluster's (the log file joins them once
+  // the Runner has opened it).
+  log.configure({ stamp: require('./log_files').stamper(app) });
   for (const w of warnings) log.warn(w);
   const cluster = require('../..');
   if (cluster.isPrimary !== true || typeof cluster.stats !== 'function') {
@@ -65,7 +68,7 @@ async function run(parsed, log) {
   const closers = [];
   // The control socket, then the HTTP endpoints: a failure to bind any of
   // them stops the start before a worker is forked.
-  const { serveControl, controlPathFor } = require('./control');
+  const { controlPathFor } = require('./control');
   const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../primary/settings');
   const handlers = {
     status: () => runner.status(),
@@ -97,7 +100,7 @@ async function run(parsed, log) {
     // By default named after the app, in a directory only this user can use
     // (lib/cli/control.js), where `rcluster status NAME` and `rcluster ls` look.
     if (!app.controlGiven) app.control = controlPathFor(app.name, { create: true });
-    const control = await serveControl(app.control, handlers);
+    const control = await serveUnderFreeName(app, handlers, log);
     closers.push(control.close);
   } catch (err) {
     if (err.code === 'EADDRINUSE' && !app.controlGiven) throw await nameTaken(app, err);
@@ -145,6 +148,30 @@ async function run(parsed, log) {
 }
 
 const MAX_SCALE = 4096;
+
+// Names tried after a derived name that a running app has: NAME-2 ... NAME-9.
+const MAX_NAME_SUFFIX = 9;
+
+// The control socket under the app's name. A name the user chose is refused
+// when another running app has it (a second `rcluster --name api` is a
+// mistake); a name derived from the script (two projects' server.js) gives
+// way, as PM2 lets two apps share a script's name: this one becomes NAME-2,
+// NAME-3, ..., and says so.
+async function serveUnderFreeName(app, handlers, log) {
+  const { serveControl, controlPathFor } = require('./control');
+  const base = app.name;
+  for (let n = 2; ; n++) {
+    try {
+      const control = await serveControl(app.control, handlers);
+      if (app.name !== base) log.info(`an app named ${JSON.stringify(base)} is already running: this one is ${JSON.stringify(app.name)} (give --name NAME to choose)`);
+      return control;
+    } catch (err) {
+      if (err.code !== 'EADDRINUSE' || app.controlGiven || app.nameGiven || n > MAX_NAME_SUFFIX) throw err;
+      app.name = `${base}-${n}`;
+      app.control = controlPathFor(app.name, { create: true });
+    }
+  }
+}
 
 // The error for a second app of a name already running: who the first is.
 async function nameTaken(app, err) {

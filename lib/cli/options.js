@@ -184,6 +184,7 @@ const OPTIONS = [
   { name: 'maxMemoryRestart', pm2: 'max_memory_restart', ...becomes(['recycle.maxMemory'], sizeOf), takes: 'value', arg: 'SIZE', help: 'recycle a worker whose memory exceeds SIZE (e.g. 300M)' },
   { name: 'killTimeout', pm2: 'kill_timeout', ...becomes(['shutdownTimeout', 'drainTimeout'], msOf), takes: 'value', arg: 'MS', help: `how long a worker may drain on stop or reload before SIGKILL (default ${defaultOf('drainTimeout')})` },
   { name: 'waitReady', pm2: 'wait_ready', ...becomes(['waitReady'], boolOf), takes: 'bool', help: 'a worker is ready when it calls process.send(\'ready\'), not when it listens' },
+  { name: 'reloadProbation', pm2: null, ...becomes(['reload.probation'], msOf), takes: 'value', arg: 'MS', help: `a reload's new workers must all stay up this long before the old ones go, or it rolls back (default ${defaultOf('reload.probation')}; 0: none)` },
   { name: 'listenTimeout', pm2: 'listen_timeout', ...becomes(['readyTimeout'], msOf), takes: 'value', arg: 'MS', help: 'how long a new worker may take to become ready; one not listening by then is warned about' },
   // Any schedule is taken here; setupPrimary() checks it, in its own words.
   { name: 'cronRestart', pm2: 'cron_restart', ...becomes(['recycle.cron'], () => str), takes: 'value', arg: 'CRON', help: 'recycle the workers on this cron schedule' },

@@ -81,6 +81,9 @@ async function resolveRun(parsed, cwd = process.cwd()) {
   const control = o.control !== undefined ? path.resolve(cwd, o.control) : null;
   const app = {
     name: o.name ?? path.basename(o.script).replace(/\.[cm]?js$/, ''),
+    // A name chosen (--name, a config's `name`) is the app's; one derived
+    // from the script gives way to a running app of the same name.
+    nameGiven: o.name !== undefined,
     script: o.script,
     dir: appDir,
     instances: count,
