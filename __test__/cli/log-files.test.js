@@ -174,3 +174,39 @@ test('log_date_format: moment.js\'s tokens in local time, [text] literal', () =>
   assert.strictEqual(formatDate(d, 'YY/MM/DD ZZ'), `24/01/05 ${hhmm.replace(':', '')}`);
   assert.strictEqual(formatDate(d, '[at] HH[h]mm [YYYY]'), 'at 07h08 YYYY');
 });
+
+test('rcluster logs NAME from another directory: the last lines of the app\'s --log file, then --follow prints what is added', async (t) => {
+  const { freePort, get } = require('./cli-process');
+  const dir = tmpdir();
+  const runtime = tmpdir();
+  fs.chmodSync(runtime, 0o700);
+  const env = { XDG_RUNTIME_DIR: runtime };
+  const file = path.join(dir, 'access.log');
+  const port = await freePort();
+  const app = new Cli(['request-log-app.js', '-i', '1', '--name', 'access', '--log', file], { cwd: FIXTURES, env: { ...env, APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await fileMatches(file, /listening as 0/);
+  for (let i = 0; i < 20; i++) assert.strictEqual((await get(port, `/r${i}`)).status, 200);
+  await fileMatches(file, /request \/r19 /);
+  const last = await cli(['logs', 'access', '--lines', '3'], { cwd: '/', env });
+  assert.strictEqual(last.code, 0, last.stderr);
+  assert.deepStrictEqual(last.stdout.trimEnd().split('\n').map((l) => l.replace(/ pid \d+$/, '')),
+    ['[w0] request /r17 slot 0', '[w0] request /r18 slot 0', '[w0] request /r19 slot 0']);
+
+  // --follow: what the app writes from now on, as it comes.
+  const { spawn } = require('node:child_process');
+  const { BIN } = require('./cli-process');
+  const follow = spawn(process.execPath, [BIN, 'logs', 'access', '-n', '0', '--follow'], { cwd: '/', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => follow.kill('SIGKILL'));
+  let seen = '';
+  follow.stdout.setEncoding('utf8').on('data', (d) => { seen += d; });
+  await settle(500);
+  assert.strictEqual((await get(port, '/followed')).status, 200);
+  const deadline = Date.now() + 10000;
+  while (!/request \/followed slot 0/.test(seen) && Date.now() < deadline) await settle(100);
+  assert.match(seen, /^\[w0\] request \/followed slot 0 pid \d+$/m);
+  assert.doesNotMatch(seen, /\/r19/, '-n 0: nothing from before');
+  follow.kill('SIGINT');
+  const code = await new Promise((resolve) => follow.once('exit', (c, s) => resolve(c ?? s)));
+  assert.ok(code === 0 || code === 'SIGINT', `exit ${code}`);
+});
