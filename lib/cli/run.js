@@ -42,6 +42,8 @@ class Runner {
     this.awaiting = new Set(); // slots whose worker died and whose restart is pending
     this.startedAt = new Map(); // worker id -> fork time
     this.stopping = null; // the shutdown promise, once stopping
+    this.reloadRunning = null; // the reload under way (reload())
+    this.reloadQueued = null; // the one asked for during it, which follows it
     this.signals = 0;
     this.crashLooped = false;
     this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map(), recycles: new Map() }; // monotonic counters, per slot
@@ -295,6 +297,27 @@ class Runner {
       throw codedError(Error, 'ERR_RCLUSTER_NO_RELOAD', 'reload needs cluster.reload (zero-downtime operations), which this rcluster lacks');
     }
     if (this.stopping !== null) throw codedError(Error, 'ERR_RCLUSTER_STOPPING', 'shutting down');
+    if (this.reloadRunning === null) {
+      this.reloadRunning = this.runReload(why).finally(() => {
+        this.reloadRunning = null;
+      });
+      return this.reloadRunning;
+    }
+    // A reload is under way, and its new workers may have loaded the code
+    // from before this request (a save during the probation, a second
+    // deploy): one more reload follows it, which every request until it
+    // starts shares (nodemon's and PM2's --watch coalesce so too).
+    if (this.reloadQueued === null) {
+      this.log.info(`reload asked (${why}) during a reload: another follows it`);
+      this.reloadQueued = this.reloadRunning.then(() => {
+        this.reloadQueued = null;
+        return this.reload(why);
+      });
+    }
+    return this.reloadQueued;
+  }
+
+  async runReload(why) {
     this.log.info(`rolling reload (${why})`);
     const result = (await this.cluster.reload()) ?? {};
     // Whoever asked (SIGHUP, --watch, `rcluster reload`) sees it in the log.
