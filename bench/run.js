@@ -20,7 +20,7 @@ const { startServer, sampleServer, stopServer, sleep, tail } = require('./lib/se
 const { runLoad, buildCommand, shellQuote } = require('./lib/load');
 const { warmUp } = require('./lib/warmup');
 const { runProbes } = require('./lib/probe');
-const { summarize, applicable } = require('./lib/summary');
+const { summarize, applicable, primaryCpuUsPerConnection } = require('./lib/summary');
 const { markdownReport, svgChart } = require('./lib/report');
 const { machineInfo } = require('./lib/proc');
 
@@ -213,13 +213,14 @@ function logMeasurement(m, step, opts) {
   const c = m.client;
   const conns = m.server.perWorker.map((w) => w.connections).join('/');
   const cpu = m.server.primaryCpu === null ? '?' : m.server.primaryCpu.toFixed(2);
+  const perConn = primaryCpuUsPerConnection(m);
   const p99 = c.latencyValid ? `${c.latencyMs.p99.toFixed(1)} ms${c.slowLatencyMs ? ` (fast requests; slow p99 ${c.slowLatencyMs.p99.toFixed(1)} ms)` : ''}` : 'n/a';
   const probe = m.probe && m.probe.firstByteMs
     ? `  connect→1st byte p99 ${m.probe.firstByteMs.p99.toFixed(1)} ms (${m.probe.ok}/${m.probe.attempted} ok, `
       + `handshake p99 ${m.probe.connectMs ? m.probe.connectMs.p99.toFixed(1) : '?'} ms)`
     : m.probe ? `  probes ${m.probe.ok}/${m.probe.attempted} ok` : '';
   log(`${where} ${Math.round(c.rps).toString().padStart(7)} req/s  p99 ${p99}${probe}  `
-    + `conns ${conns}  primary CPU ${cpu} s`);
+    + `conns ${conns}  primary CPU ${cpu} s${perConn === null ? '' : ` (${perConn.toFixed(1)} µs/conn)`}`);
 }
 
 // The exact load command per workload, with <port> for the per-run port.

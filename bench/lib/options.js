@@ -46,6 +46,10 @@ const WORKLOADS = {
   blocked: { churn: true, serverEnv: { BENCH_BLOCK_PRIMARY: '200/250' }, needsPrimary: true },
   demo: { churn: false, serverEnv: {}, handler: 'cpu', connections: 1000, pipelining: 10, tool: 'autocannon', optIn: true },
   'demo-100': { churn: false, serverEnv: {}, handler: 'cpu', connections: 100, pipelining: 10, tool: 'autocannon', optIn: true },
+  // dispatch: churn against rcluster RR and node:cluster RR only, for the
+  // dispatcher's cost per connection (bench/dispatch.js runs it at 2, 16 and
+  // 64 workers: npm run bench:dispatch).
+  dispatch: { churn: true, serverEnv: {}, configs: ['node-rr', 'rcluster-rr'], optIn: true },
   mixed: {
     churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
     configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc'],
