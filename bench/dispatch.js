@@ -25,7 +25,7 @@ function main() {
   const rows = [];
   for (const workers of WORKER_COUNTS) {
     const out = path.join(OUT, `${workers}-workers`);
-    const args = [RUN, '--workloads', 'dispatch', '--rounds', '3', '--workers', String(workers), '--out', out, ...extra];
+    const args = [RUN, '--workloads', 'dispatch', '--configs', 'node-rr,rcluster-rr', '--rounds', '3', '--workers', String(workers), '--out', out, ...extra];
     const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     if (run.status !== 0) {
       process.stderr.write(`bench/run.js with ${workers} workers exited with ${run.status ?? run.signal}\n`);

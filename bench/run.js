@@ -53,7 +53,7 @@ async function main() {
   const started = Date.now();
   const plan = buildPlan(opts);
   // Per-measurement overhead as seen on a 2-core VM.
-  const seconds = sum(plan.map((s) => opts.duration + opts.warmup + (loadSettings(opts, s.workload).tool === 'wrk' ? 0.8 : 1.5)));
+  const seconds = sum(plan.map((s) => opts.duration + warmupSeconds(opts) + (loadSettings(opts, s.workload).tool === 'wrk' ? 0.8 : 1.5)));
   const tools = [...new Set(opts.workloads.map((w) => loadSettings(opts, w).tool))];
   log(`${plan.length} measurements (${opts.rounds} rounds), tool ${tools.join(' + ')}, about ${Math.ceil(seconds / 60)} min`);
 
@@ -98,6 +98,15 @@ async function runPlan(plan, opts) {
   return { measurements, skipped: [...skipped] };
 }
 
+// --warmup is for 2 workers; more get proportionally more. Every worker
+// compiles its own request path, from the requests it gets: with 16 workers
+// sharing 0.5 s of traffic, the measured window ran mostly unoptimized code
+// (V8's inline caches and TurboFan at the top of a profile), doubling the
+// CPU per request of rcluster and node:cluster alike.
+function warmupSeconds(opts) {
+  return opts.warmup * Math.max(1, opts.workers / 2);
+}
+
 // Round-major, then workload, then config: A B C D E, A B C D E, ...
 function buildPlan(opts) {
   const plan = [];
@@ -131,7 +140,7 @@ async function measure({ round, workload, config }, opts) {
   try {
     const load = { ...settings, port: server.port, threads: opts.threads };
     if (opts.warmup > 0) {
-      m.warmup = await warmUp({ ...load, connections: Math.min(load.connections, WARMUP_MAX_CONNECTIONS), seconds: opts.warmup });
+      m.warmup = await warmUp({ ...load, connections: Math.min(load.connections, WARMUP_MAX_CONNECTIONS), seconds: warmupSeconds(opts) });
     }
     await sleep(SETTLE_MS);
     const before = sampleServer(server);

@@ -80,7 +80,8 @@ const HELP = `Usage: node bench/run.js [options]
   --rounds N         rounds; each round runs every config once per workload (default ${DEFAULTS.rounds})
   --duration S       seconds per measurement (default ${DEFAULTS.duration})
   --warmup S         seconds of warm-up traffic (same keep-alive/close mode, from the runner's
-                     own http client) before each measurement (default ${DEFAULTS.warmup})
+                     own http client) before each measurement (default ${DEFAULTS.warmup}),
+                     for 2 workers: more workers get proportionally more (workers / 2 times)
   --quick            smoke run: --rounds 2 --duration 3 (explicit flags still win)
   --workers N        cluster workers (default ${DEFAULTS.workers})
   --connections N    concurrent client connections (default ${DEFAULTS.connections})

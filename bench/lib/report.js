@@ -15,7 +15,7 @@ function markdownReport({ meta, opts, rows, commands, skipped }) {
   lines.push(`- node ${meta.machine.node}; load tool: ${meta.toolVersion}`);
   lines.push(`- command: \`${meta.commandLine}\``);
   lines.push(`- ${opts.rounds} rounds, interleaved (each round runs every config for each workload); `
-    + `${opts.duration} s per measurement after ${opts.warmup} s warm-up; `
+    + `${opts.duration} s per measurement after ${opts.warmup * Math.max(1, opts.workers / 2)} s warm-up; `
     + `${opts.workers} workers; a fresh server for every measurement`);
   lines.push(`- wall time: ${meta.wallSeconds.toFixed(0)} s`);
   lines.push('- load per workload (the port changes with every server start):');
