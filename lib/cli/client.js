@@ -8,8 +8,8 @@
 // escaped (lib/cli/status_view.js) all the same.
 const fs = require('fs');
 const path = require('path');
-const { request, controlPathFor, nameOfSocket, listControlSockets, controlDir } = require('./control');
-const { renderStatus, safeJson, printable } = require('./status_view');
+const { request, controlPathFor, nameOfSocket, listControlSockets, controlDir, realDir } = require('./control');
+const { renderStatus, safeJson, printable, cell, fmtDuration } = require('./status_view');
 const { describeReloadFailure } = require('./reload_result');
 const { UsageError, codedError } = require('../errors');
 
@@ -198,8 +198,8 @@ async function resolveApp(name, control) {
   if (apps.length === 0) {
     throw codedError(Error, 'ENOENT', `no rcluster app is running for this user (sockets in ${controlDirOrWhy()}); start one with rcluster SCRIPT`);
   }
-  const here = realpath(process.cwd());
-  const local = apps.filter((a) => [str(a.info.dir), str(a.info.script) && path.dirname(a.info.script)].some((d) => d && realpath(d) === here));
+  const here = realDir(process.cwd());
+  const local = apps.filter((a) => [str(a.info.dir), str(a.info.script) && path.dirname(a.info.script)].some((d) => d && realDir(d) === here));
   if (local.length === 1) return { file: local[0].file, name: str(local[0].info.name) ?? nameOfSocket(local[0].file) };
   if (local.length === 0 && apps.length === 1) return { file: apps[0].file, name: str(apps[0].info.name) ?? nameOfSocket(apps[0].file) };
   const among = local.length > 1 ? local : apps;
@@ -218,13 +218,6 @@ function controlDirOrWhy() {
   }
 }
 
-function realpath(p) {
-  try {
-    return fs.realpathSync(p);
-  } catch {
-    return path.resolve(p);
-  }
-}
 
 // `rcluster ls`: every running app of this user.
 async function listApps(json) {
@@ -239,8 +232,8 @@ async function listApps(json) {
     return 0;
   }
   const rows = apps.map(({ file, info, error }) => (info !== undefined ? [
-    cellText(info.name), cellText(info.pid), `${cellText(info.workers)}/${cellText(info.instances)}`, fmtDuration(info.uptime),
-    cellText(info.dir, 200), file,
+    cell(info.name), cell(info.pid), `${cell(info.workers)}/${cell(info.instances)}`, fmtDuration(info.uptime),
+    cell(info.dir, 200), file,
   ] : [nameOfSocket(file), '-', '-', '-', printable(`(${error.message})`, 200), file]));
   const head = ['NAME', 'PID', 'WORKERS', 'UPTIME', 'DIRECTORY', 'CONTROL SOCKET'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -249,19 +242,7 @@ async function listApps(json) {
   return 0;
 }
 
-function fmtDuration(s) {
-  if (typeof s !== 'number' || !Number.isFinite(s)) return '-';
-  if (s < 60) return `${Math.floor(s)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${Math.floor(s % 60)}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
-}
 
-function cellText(v, max = 64) {
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v === 'string') return printable(v, max);
-  return '-';
-}
 
 const LOG_LINES_DEFAULT = 15;
 const FOLLOW_POLL_MS = 250;

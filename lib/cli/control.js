@@ -173,6 +173,19 @@ function listControlSockets(options = {}) {
   });
 }
 
+/**
+ * `dir` with its symbolic links resolved, as a primary reports the
+ * directory it started in and `rcluster status` compares it with its own;
+ * a directory gone meanwhile is compared as written.
+ */
+function realDir(dir) {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
 // Whether a process answers on the socket at `file`.
 function probe(file) {
   return new Promise((resolve) => {
@@ -485,5 +498,5 @@ function parseReply(bytes) {
 }
 
 module.exports = {
-  serveControl, request, answerLine, parseReply, controlPathFor, nameOfSocket, listControlSockets, controlDir, LIMITS,
+  serveControl, request, answerLine, parseReply, controlPathFor, nameOfSocket, listControlSockets, controlDir, realDir, LIMITS,
 };

@@ -68,7 +68,7 @@ async function run(parsed, log) {
   const closers = [];
   // The control socket, then the HTTP endpoints: a failure to bind any of
   // them stops the start before a worker is forked.
-  const { controlPathFor } = require('./control');
+  const { controlPathFor, realDir } = require('./control');
   const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../primary/settings');
   const handlers = {
     status: () => runner.status(),
@@ -83,7 +83,7 @@ async function run(parsed, log) {
     info: () => ({
       name: app.name,
       pid: process.pid,
-      dir: realpathOr(primary.cwd ?? process.cwd()),
+      dir: realDir(primary.cwd ?? process.cwd()),
       script: app.script,
       instances: runner.instances,
       workers: runner.liveWorkers().length,
@@ -189,13 +189,6 @@ async function nameTaken(app, err) {
   return codedError(Error, 'EADDRINUSE', `an app named ${JSON.stringify(app.name)} is already running${first}, with control socket ${app.control}: give this one another name (--name NAME), or stop that one (rcluster stop ${app.name})`, { path: err.path });
 }
 
-function realpathOr(dir) {
-  try {
-    return require('fs').realpathSync(dir);
-  } catch {
-    return path.resolve(dir);
-  }
-}
 
 // PM2's words for the help topics.
 function topicOf(word) {

@@ -39,9 +39,9 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const num = (v) => typeof v === 'number' && Number.isFinite(v);
 
 // One table cell: a number, a short escaped string, or '-'.
-function cell(v) {
+function cell(v, max = 64) {
   if (num(v)) return String(v);
-  if (typeof v === 'string') return printable(v, 64);
+  if (typeof v === 'string') return printable(v, max);
   return '-';
 }
 function fmtBytes(n) {
@@ -119,4 +119,4 @@ function renderStatus(s) {
   return `${head}\n\n${workers}\n\n${listeners}\n${tail}${recycles}${warned === '' ? '' : `\n${warned}`}`;
 }
 
-module.exports = { renderStatus, printable, safeJson };
+module.exports = { renderStatus, printable, safeJson, cell, fmtDuration };
