@@ -298,12 +298,13 @@ function rclusterCommand(args) {
   });
 }
 
+// Whether `pid` is a running process (a zombie, killed and not yet reaped
+// by its parent or init, is not).
 function alive(pid) {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }
 
@@ -539,6 +540,8 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
 
   // Nothing is left: no process of this test, no namespace, no link.
   await cleanUp();
+  // SIGKILL is delivered at once; the processes' ends may take a moment.
+  await pollUntil(() => ![...pids].some(alive), { timeout: 5000 });
   const left = [...pids].filter(alive);
   assert.deepStrictEqual(left, [], `processes left: ${left}`);
   const namespaces = run('ip', ['netns', 'list']);

@@ -30,6 +30,8 @@ function getOnce({ url, method = 'GET', proxy, timeout = 5000 }) {
   return new Promise((resolve) => {
     const options = { method, host: u.hostname, port: Number(u.port), path: u.pathname + u.search, agent: false, timeout };
     if (proxy) {
+      // Without an agent, so that http uses this connection.
+      delete options.agent;
       options.createConnection = () => {
         const socket = net.connect(Number(u.port), u.hostname);
         socket.write(`PROXY TCP4 ${proxy.src} ${proxy.dst} 40000 ${u.port}\r\n`);
