@@ -118,13 +118,15 @@ test('a long request started before SIGTERM finishes across the delay and the dr
 });
 
 test('with --health the default delay applies (said in the log); a second SIGTERM during it stops at once', async (t) => {
-  const { app, port } = await start(t, ['-i', '1', 'app.js']);
+  const { app, port, control } = await start(t, ['-i', '1', 'app.js']);
   await app.waitFor(/listening on/);
   const t0 = Date.now();
   app.signal('SIGTERM');
   await app.waitFor(/stopping \(SIGTERM\)/);
   assert.match(app.err, /stopping \(SIGTERM\): \/health answers 503; serving on, draining 1 workers in 5000 ms \(--drain-delay\)/);
   assert.strictEqual((await get(port, '/')).status, 200, 'serving during the default delay');
+  const status = await cli(['status', '--control', control]);
+  assert.match(status.stdout, /^app \(pid \d+\): draining, 1\/1 workers/, status.stderr);
   app.signal('SIGTERM');
   assert.deepStrictEqual(await app.exited(), { code: 143, signal: null });
   assert.ok(Date.now() - t0 < 5000, `a second SIGTERM waited ${Date.now() - t0} ms`);
@@ -225,3 +227,23 @@ test('bus.redis: the JSON answer says redis up, then down when Redis goes, and t
     app.signal('SIGTERM');
     assert.deepStrictEqual(await app.exited(), { code: 0, signal: null });
   });
+
+test('drainDelay from a config file; a bad --drain-delay is a usage error; --help lists it', async (t) => {
+  const dir = tmpdir();
+  const config = path.join(dir, 'rcluster.config.json');
+  require('node:fs').writeFileSync(config, JSON.stringify({ script: path.join(APP, 'app.js'), instances: 1, drainDelay: '1s' }));
+  const { app } = await start(t, ['--config', config]);
+  await app.waitFor(/listening on/);
+  app.signal('SIGTERM');
+  await app.waitFor(/stopping \(SIGTERM\): \/health answers 503; serving on, draining 1 workers in 1000 ms/);
+  assert.deepStrictEqual(await app.exited(), { code: 0, signal: null });
+
+  for (const value of ['-1', 'soon', '1.5']) {
+    const r = await cli(['--drain-delay', value, 'app.js'], { cwd: APP });
+    assert.strictEqual(r.code, 2, `--drain-delay ${value}\n${r.stderr}`);
+    assert.match(r.stderr, /--drain-delay must be a whole number of milliseconds/);
+    assert.strictEqual(r.stderr.trim().split('\n').length, 1);
+  }
+  const help = await cli(['--help']);
+  assert.match(help.stdout, /--drain-delay MS +on SIGTERM or rcluster stop, answer \/health 503 .*default 5000 with --health, else 0/);
+});
