@@ -480,9 +480,8 @@ class Runner {
    * rotation. Before the app's first listen there is nothing to send traffic
    * to: not ready.
    */
-  ready() {
+  ready(listeners = this.cluster.stats().listeners) {
     if (this.stopping !== null) return false;
-    const { listeners } = this.cluster.stats();
     return listeners.length > 0 && listeners.every((l) => l.workers.length > 0);
   }
 
@@ -500,7 +499,7 @@ class Runner {
       workers.filter((w) => listeners.every((l) => l.workers.includes(w.id))).length;
     return {
       live: !this.finished,
-      ready: this.stopping === null && listeners.length > 0 && listeners.every((l) => l.workers.length > 0),
+      ready: this.ready(listeners),
       draining: this.stopping !== null,
       workers: { ready: inRotation, total: workers.length },
       redis: require('../bus/bus').redisLink(),
