@@ -212,7 +212,8 @@ class Client {
   }
 }
 
-// HAProxy's runtime API: `show stat`, as { serverName: { status, check } }.
+// HAProxy's runtime API: `show stat`, as { servers: { name: { status, check } },
+// retries, redispatches } (the backend's counts since it started).
 function haproxyServers(socketPath) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
@@ -229,11 +230,16 @@ function haproxyServers(socketPath) {
       if (lines.length === 0 || !lines[0].startsWith('# ')) return reject(new Error(`HAProxy stats socket: ${text}`));
       const fields = lines[0].slice(2).split(',');
       const col = (name) => fields.indexOf(name);
-      const out = {};
+      const out = { servers: {}, retries: 0, redispatches: 0 };
       for (const line of lines.slice(1)) {
         const v = line.split(',');
-        if (v[col('pxname')] === 'rcluster' && !['BACKEND', 'FRONTEND'].includes(v[col('svname')])) {
-          out[v[col('svname')]] = { status: v[col('status')], check: v[col('check_status')] };
+        if (v[col('pxname')] !== 'rcluster') continue;
+        if (v[col('svname')] === 'BACKEND') {
+          // Requests HAProxy sent again (retry-on) and sent to another server (redispatch).
+          out.retries = Number(v[col('wretr')]) || 0;
+          out.redispatches = Number(v[col('wredis')]) || 0;
+        } else if (v[col('svname')] !== 'FRONTEND') {
+          out.servers[v[col('svname')]] = { status: v[col('status')], check: v[col('check_status')] };
         }
       }
       resolve(out);
@@ -250,6 +256,7 @@ class ServerStates {
     this.socketPath = socketPath;
     this.current = {};
     this.changes = []; // { at, server, status }
+    this.retried = { retries: 0, redispatches: 0 };
     this.running = true;
     this.loop = this.poll();
   }
@@ -257,8 +264,9 @@ class ServerStates {
   async poll() {
     while (this.running) {
       try {
-        const servers = await haproxyServers(this.socketPath);
+        const { servers, retries, redispatches } = await haproxyServers(this.socketPath);
         const at = performance.now();
+        this.retried = { retries, redispatches };
         for (const [server, { status, check }] of Object.entries(servers)) {
           if (this.current[server]?.status !== status) this.changes.push({ at, server, status });
           this.current[server] = { status, check };
@@ -396,9 +404,12 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   const lbClient = new Client(NS.lb);
   const table = [];
   let phaseStart = performance.now();
+  // HAProxy's retries and redispatches at each phase's start.
+  const retriedAt = [];
   const phase = async (name) => {
     await client.call('phase', { name });
     phaseStart = performance.now();
+    retriedAt.push({ name, ...(await haproxyServers(sockets.haproxy)) });
   };
 
   // The load, through HAProxy, for every step below.
@@ -437,12 +448,14 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   const { inflight } = await client.call('inflight');
   signalled = performance.now();
   process.kill(hosts.a.pid, 'SIGKILL');
-  const aDown = await states.when('host-a', /^DOWN/, signalled, 30000);
-  await hosts.a.exited(10000);
   // Its workers follow it (they are not left serving, or holding the port).
-  const gone = await pollUntil(() => aWorkers.every((w) => !alive(w.pid)), { timeout: 10000 });
-  assert.ok(gone, `host A's workers outlived its primary: ${aWorkers.filter((w) => alive(w.pid)).map((w) => w.pid)}`);
-  const aKill = { down: aDown - signalled, exit: performance.now() - signalled };
+  const [aDown, aGone] = await Promise.all([
+    states.when('host-a', /^DOWN/, signalled, 30000),
+    pollUntil(() => aWorkers.every((w) => !alive(w.pid)) && performance.now(), { timeout: 10000, interval: 10 }),
+  ]);
+  assert.ok(aGone, `host A's workers outlived its primary: ${aWorkers.filter((w) => alive(w.pid)).map((w) => w.pid)}`);
+  await hosts.a.exited(10000);
+  const aKill = { down: aDown - signalled, exit: aGone - signalled };
   await sleep(500);
 
   await phase('A: started again');
@@ -454,6 +467,12 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   await phase('both up');
   await sleep(2000);
   const { phases } = await client.call('stop', {}, 60000);
+  await phase('end');
+  const retried = {};
+  for (let i = 0; i + 1 < retriedAt.length; i++) {
+    const [from, to] = [retriedAt[i], retriedAt[i + 1]];
+    retried[from.name] = `${to.retries - from.retries}/${to.redispatches - from.redispatches}`;
+  }
 
   // A broadcast from a worker on A reaches every worker on B. Each host is
   // reached directly from the balancer's namespace, with the PROXY header
@@ -505,15 +524,20 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   // The figures, for the CI log and the docs.
   const row = (name, extra = {}) => {
     const s = phases[name] ?? { requests: 0, failed: 0, hosts: {}, failures: {}, remoteAddresses: {} };
-    table.push({ phase: name, requests: s.requests, failed: s.failed, 'a/b': `${s.hosts.a ?? 0}/${s.hosts.b ?? 0}`, ...extra });
+    table.push({
+      phase: name, requests: s.requests, failed: s.failed, 'a/b': `${s.hosts.a ?? 0}/${s.hosts.b ?? 0}`,
+      retried: retried[name], ...extra,
+    });
   };
   const ms = (v) => Math.round(v);
+  // ms from the signal to HAProxy marking the host DOWN and to the host's
+  // exit (SIGKILL: its workers' end); ms from a start to HAProxy's UP.
   row('warm-up');
-  row('A: rcluster reload', { 'reload ms': ms(reloadMs) });
-  row('B: SIGTERM, drain, exit', { 'SIGTERM->DOWN ms': ms(bStop.down), 'SIGTERM->exit ms': ms(bStop.exit) });
-  row('B: started again', { 'start->UP ms': ms(bUp) });
-  row('A: SIGKILL', { 'SIGKILL->DOWN ms': ms(aKill.down), 'SIGKILL->gone ms': ms(aKill.exit), 'in flight at kill': inflight });
-  row('A: started again', { 'start->UP ms': ms(aUp) });
+  row('A: rcluster reload', { note: `reload took ${ms(reloadMs)} ms` });
+  row('B: SIGTERM, drain, exit', { 'to DOWN ms': ms(bStop.down), 'to exit ms': ms(bStop.exit) });
+  row('B: started again', { 'to UP ms': ms(bUp) });
+  row('A: SIGKILL', { 'to DOWN ms': ms(aKill.down), 'to exit ms': ms(aKill.exit), note: `${inflight} in flight at the kill` });
+  row('A: started again', { 'to UP ms': ms(aUp) });
   row('both up');
   console.log(`multi-host figures (${RATE} requests/s through HAProxy):`);
   console.table(table);
