@@ -3,7 +3,8 @@
 // sites comes from the environment:
 //
 //   LB_ADDRESSES   the balancer's address(es) or CIDR(s), comma-separated:
-//                  only they may send PROXY protocol headers (required)
+//                  the PROXY protocol is read from them, and only them
+//                  (unset: none is read, as behind a Kubernetes Service)
 //   REDIS_URL      the Redis every host shares, redis://HOST:PORT (required)
 //   HEALTH_ADDR    where /health listens, HOST:PORT (default 0.0.0.0:9000);
 //                  the balancer checks it, so it must reach it
@@ -31,8 +32,11 @@ module.exports = {
   // 2.5 s at worst in haproxy.cfg; 5 s leaves room.
   drainDelay: Number(process.env.DRAIN_DELAY || 5000),
   // HAProxy sends PROXY v2 (send-proxy-v2): the workers see the client's
-  // address in req.socket.remoteAddress. A header from anyone else is refused.
-  routing: { proxyProtocol: { trusted: required('LB_ADDRESSES').split(/[\s,]+/).filter(Boolean) } },
+  // address in req.socket.remoteAddress. A connection from anyone else is
+  // refused, as is one whose header is missing.
+  ...(process.env.LB_ADDRESSES && {
+    routing: { proxyProtocol: { trusted: process.env.LB_ADDRESSES.split(/[\s,]+/).filter(Boolean) } },
+  }),
   // Broadcasts and shared counters across the hosts.
   bus: { redis: required('REDIS_URL') },
 };
