@@ -175,6 +175,12 @@ class Proc {
 const live = new Set();
 // Every pid this test started or learned of (workers), for the final check.
 const pids = new Set();
+// A test process ending without its after hooks (an uncaught error, the
+// runner giving up) still takes everything with it.
+process.on('exit', () => {
+  for (const p of live) p.killGroup();
+  if (why === null) for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+});
 
 /** netns-client.js in a namespace: `call(op, fields)` resolves with its answer. */
 class Client {
