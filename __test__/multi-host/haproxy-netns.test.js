@@ -334,22 +334,27 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   const sockets = { a: path.join(tmp, 'a.sock'), b: path.join(tmp, 'b.sock'), haproxy: path.join(tmp, 'haproxy.sock') };
   let states = null;
   let cleaned = false;
+  const strays = [];
   const cleanUp = async () => {
     if (cleaned) return;
     cleaned = true;
     if (states !== null) await states.stop();
     for (const p of [...live]) p.killGroup();
     await Promise.all([...live].map((p) => p.exited(10000).catch(() => {})));
-    // Whatever is still in a namespace (a worker of a killed primary that
-    // did not follow it) goes before the namespace does.
-    for (const ns of Object.values(NS)) {
+    // Whatever is still in a namespace once the process groups are gone (a
+    // process that left its group) is a stray: the test fails on it (below),
+    // and it goes before the namespace does.
+    const inNamespaces = () => Object.values(NS).flatMap((ns) => {
       const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
-      for (const pid of (r.stdout || '').split(/\s+/).filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // Gone.
-        }
+      return (r.stdout || '').split(/\s+/).filter(Boolean).map(Number).filter(alive);
+    });
+    await pollUntil(() => inNamespaces().length === 0, { timeout: 5000, interval: 100 });
+    for (const pid of inNamespaces()) {
+      strays.push(pid);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone.
       }
     }
     for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns]);
@@ -440,6 +445,9 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   const bExit = await hosts.b.exited(60000);
   assert.deepStrictEqual(bExit, { code: 0, signal: null }, `host B's exit after SIGTERM:\n${hosts.b.output}`);
   const bStop = { down: bDown - signalled, exit: hosts.b.exitedAt - signalled };
+  // The balancer saw the host go unhealthy while it still served (the drain
+  // delay), not by finding it gone.
+  assert.ok(bStop.down < bStop.exit, `HAProxy marked B DOWN ${Math.round(bStop.down)} ms after SIGTERM, after its exit at ${Math.round(bStop.exit)} ms`);
   await sleep(500);
 
   await phase('B: started again');
@@ -574,6 +582,7 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   await pollUntil(() => ![...pids].some(alive), { timeout: 5000 });
   const left = [...pids].filter(alive);
   assert.deepStrictEqual(left, [], `processes left: ${left}`);
+  assert.deepStrictEqual(strays, [], `processes left in the namespaces after their process groups were killed: ${strays}`);
   const namespaces = run('ip', ['netns', 'list']);
   for (const ns of Object.values(NS)) assert.ok(!namespaces.split('\n').some((l) => l.split(' ')[0] === ns), `namespace ${ns} left`);
   const links = run('ip', ['-o', 'link', 'show']);
