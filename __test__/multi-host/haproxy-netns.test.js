@@ -410,6 +410,7 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   await Promise.all([states.when('host-a', /^UP$/, t0, 30000), states.when('host-b', /^UP$/, t0, 30000)]);
   assert.ok(await pollUntil(() => states.isUp('host-a') && states.isUp('host-b'), { timeout: 10000 }),
     `both hosts UP in HAProxy: ${JSON.stringify(states.current)}\n${hosts.a.output}\n${hosts.b.output}`);
+  await Promise.all([workerPids('a'), workerPids('b')]);
 
   const client = new Client(NS.client);
   const lbClient = new Client(NS.lb);
@@ -577,6 +578,7 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   }
 
   // Nothing is left: no process of this test, no namespace, no link.
+  await Promise.all([workerPids('a'), workerPids('b')]);
   await cleanUp();
   // SIGKILL is delivered at once; the processes' ends may take a moment.
   await pollUntil(() => ![...pids].some(alive), { timeout: 5000 });
