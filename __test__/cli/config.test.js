@@ -341,6 +341,14 @@ test('a file\'s object settings merge field by field with the flags\'; flags bea
   fs.writeFileSync(path.join(dir, 'rcluster.config.js'), configJs({ script: 'app.js', recycle: false }));
   ({ settings } = settingsOf(dir, ['--cron-restart', '0 4 * * *']));
   assert.deepStrictEqual(settings.recycle, { jitter: 0, cron: '0 4 * * *' });
+
+  // The restart policy, on by default, is off with restart: false, unless a
+  // flag sets one of its fields.
+  fs.writeFileSync(path.join(dir, 'rcluster.config.js'), configJs({ script: 'app.js', restart: false, max_restarts: 5 }));
+  assert.strictEqual(settingsOf(dir, []).settings.restart, false);
+  ({ settings } = settingsOf(dir, ['--max-restarts', '3']));
+  assert.strictEqual(settings.restart.maxRestarts, 3);
+  assert.strictEqual(settings.restart.minDelay, 100);
 });
 
 test('health: HOST:PORT is the endpoint, an object the library\'s hang detection (its listen: the endpoint); --health beats the file\'s endpoint only', async (t) => {
