@@ -14,9 +14,8 @@ const fs = require('fs');
 const path = require('path');
 const { readConfig, findConfig, looksLikeConfig } = require('./config');
 const { maxInstances } = require('./cpus');
-const { UsageError } = require('../errors');
+const { UsageError, isPlainObject } = require('../errors');
 const { defaultOf } = require('../primary/settings');
-const { isPlainObject } = require('../errors');
 const {
   OPTIONS, OBJECT_SETTINGS, INSTANCES_DEFAULT, INSTANCE_VAR_DEFAULT, WATCH_DELAY_DEFAULT,
 } = require('./options');
@@ -73,7 +72,7 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     // Output through the primary only when it adds something to each line
     // or writes it to a file.
     silent: Boolean(o.prefix || o.time || o.logDateFormat !== undefined || logs.out !== null || logs.err !== null),
-    // The restart policy is always on.
+    // The restart policy is on (a file's `restart: false` turns it off).
     restart: {},
   };
   // What the options table says each value becomes (lib/cli/options.js):
