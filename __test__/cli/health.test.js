@@ -202,10 +202,10 @@ test('bus.redis: the JSON answer says redis up, then down when Redis goes, and t
   { skip: REDIS === null && 'redis-server is not installed (apt-get install redis-server; .ci/run does it)', timeout: 60000 }, async (t) => {
     const redis = await startRedisServer(REDIS);
     t.after(() => redis.proc.kill('SIGKILL'));
-    const preload = path.join(FIXTURES, 'bus-redis-preload.js');
-    const { app, health } = await start(t, ['-i', '1', '--drain-delay', '0', 'app.js'], {
-      REDIS_URL: redis.url, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`,
-    });
+    // bus.redis as a user gives it: a key of rcluster.config.json.
+    const config = path.join(tmpdir(), 'rcluster.config.json');
+    require('node:fs').writeFileSync(config, JSON.stringify({ script: path.join(APP, 'app.js'), bus: { redis: redis.url } }));
+    const { app, health } = await start(t, ['-i', '1', '--drain-delay', '0', '--config', config]);
     await app.waitFor(/listening on/);
     let body;
     const up = await pollUntil(async () => {

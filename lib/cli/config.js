@@ -2,13 +2,17 @@
 // Settings from a file: rcluster.config.js (.cjs, .mjs, .json) in the current
 // directory, or the file given with --config, which may be a PM2 ecosystem
 // file ({ apps: [...] }: its first app, or the one --only names). Keys are
-// rcluster's names (camelCase) or PM2's (snake_case); a key that is neither is
-// warned about, as is a PM2 key rcluster has no use for.
+// rcluster's names (camelCase) or PM2's (snake_case), or setupPrimary()'s
+// settings by their own names (routing, bus, recycle...: lib/cli/options.js
+// LIBRARY_SETTINGS), checked by the library's validators; a key that is none
+// of these is warned about, as is a PM2 key rcluster has no use for.
 const fs = require('fs');
 const path = require('path');
 const { pathToFileURL } = require('url');
-const { BY_NAME, BY_PM2, PM2_UNSUPPORTED, flagOf } = require('./options');
-const { UsageError } = require('../errors');
+const {
+  BY_NAME, BY_PM2, PM2_UNSUPPORTED, COMMAND_SETTINGS, LIBRARY_SETTINGS, librarySetting, flagOf,
+} = require('./options');
+const { UsageError, isPlainObject } = require('../errors');
 
 // PM2 keys that are another's second name.
 const PM2_ALIASES = { __proto__: null, combine_logs: 'merge_logs' };
@@ -49,8 +53,10 @@ function looksLikeConfig(script) {
 }
 
 /**
- * `{ options, warnings, file }`: the settings the file gives, checked, by
- * rcluster name; relative paths resolved from the file's directory.
+ * `{ options, settings, warnings, file }`: the settings the file gives,
+ * checked: `options` by rcluster name (lib/cli/options.js OPTIONS), relative
+ * paths resolved from the file's directory; `settings`, setupPrimary()
+ * settings by their own names, as the file gives them.
  */
 async function readConfig(file, { only, envName } = {}) {
   let value = await loadFile(file);
@@ -80,10 +86,21 @@ async function readConfig(file, { only, envName } = {}) {
     throw new UsageError(`--only needs an ecosystem file with apps (${where} has none)`);
   }
   const options = {};
+  const settings = {};
   let extraEnv = null;
   for (const [key, raw] of Object.entries(value)) {
     const option = BY_NAME.get(key) ?? BY_PM2.get(PM2_ALIASES[key] ?? key);
-    if (option !== undefined) {
+    if (key === 'health' && typeof raw !== 'string' && typeof raw !== 'number') {
+      // Not HOST:PORT: the library's hang detection, whose object may also
+      // say where the endpoint listens (`listen`).
+      let hang = raw;
+      if (isPlainObject(raw) && raw.listen !== undefined) {
+        const { listen, ...rest } = raw;
+        options.health = option.check(listen, `${label}: health.listen`);
+        hang = Object.keys(rest).length > 0 ? rest : undefined;
+      }
+      if (hang !== undefined) settings.health = librarySetting('health', hang, `${label}: health`);
+    } else if (option !== undefined) {
       options[option.name] = option.check(raw, `${label}: ${key}`);
     } else if (/^env_/.test(key)) {
       // PM2's per-environment variables, chosen with --env NAME.
@@ -91,10 +108,15 @@ async function readConfig(file, { only, envName } = {}) {
     } else if (key === 'exec_mode') {
       // rcluster is PM2's cluster mode; its fork mode is one process, no cluster.
       if (raw !== 'cluster' && raw !== 'cluster_mode') warnings.push(`${label}: exec_mode ${JSON.stringify(raw)}: rcluster always runs the app in cluster mode`);
+    } else if (LIBRARY_SETTINGS.has(key)) {
+      settings[key] = librarySetting(key, raw, `${label}: ${key}`);
+    } else if (COMMAND_SETTINGS.has(key)) {
+      throw new UsageError(`${label}: ${key} is the command's own setting: ${COMMAND_SETTINGS.get(key)}`);
     } else if (PM2_UNSUPPORTED.has(key)) {
       warnings.push(`${label}: ${key} is a PM2 setting rcluster does not use (ignored)`);
     } else {
-      const hint = BY_NAME.has(key.replace(/_([a-z])/g, (_, c) => c.toUpperCase())) ? ` (did you mean --${flagOf(BY_NAME.get(key.replace(/_([a-z])/g, (_, c) => c.toUpperCase())))}?)` : '';
+      const camel = key.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+      const hint = BY_NAME.has(camel) ? ` (did you mean --${flagOf(BY_NAME.get(camel))}?)` : LIBRARY_SETTINGS.has(camel) ? ` (did you mean ${camel}?)` : '';
       warnings.push(`${label}: unknown key ${JSON.stringify(key)} (ignored)${hint}`);
     }
   }
@@ -111,7 +133,7 @@ async function readConfig(file, { only, envName } = {}) {
   if (options.mergeLogs === false) {
     warnings.push(`${label}: merge_logs false: rcluster writes one file per stream for all workers, each line tagged with its worker [wN]`);
   }
-  return { options, warnings, file };
+  return { options, settings, warnings, file };
 }
 
 module.exports = { readConfig, findConfig, looksLikeConfig };

@@ -40,6 +40,11 @@ ${optionLines()}
   -h, --help                               this help (rcluster help COMMAND for the others)
   -v, --version                            rcluster's version
 
+A config or ecosystem file takes these options by name (camelCase, or PM2's
+snake_case) and every setupPrimary() setting by its own (routing, bus,
+recycle, restart, reload, health: { hangTimeout }, agent, queueTimeout...);
+flags beat the file, and object settings merge field by field.
+
 Each worker gets NODE_APP_INSTANCE (0..n-1, kept by its replacements), as under PM2.
 The app's control socket is named after the app (--name): one app of a name
 runs at a time per user; a second one given that name is refused, naming the

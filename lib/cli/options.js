@@ -6,7 +6,7 @@
 // came from. A value that becomes a setupPrimary() setting is checked by that
 // setting's own validator (lib/primary/settings.js), after the command line's
 // text forms ("10s", "true") are read; the help's defaults are the table's.
-const { validateSetting, defaultOf } = require('../primary/settings');
+const { SETTINGS, validateSetting, defaultOf } = require('../primary/settings');
 const { UsageError, validateMs } = require('../errors');
 
 // The command's own defaults, for what is not a setupPrimary() setting.
@@ -212,6 +212,45 @@ const OPTIONS = [
 ];
 
 const BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
+
+// setupPrimary() settings the command makes itself: a config file giving one
+// is refused, with what to use instead.
+const COMMAND_SETTINGS = new Map([
+  ['exec', 'the command runs the app\'s `script`'],
+  ['execArgv', 'give node\'s options with `node_args` (--node-args); the command adds its own'],
+  ['silent', 'the command pipes the workers\' output when it tags or writes it (prefix, time, log_file, out_file, error_file)'],
+  ['stdio', 'the command pipes the workers\' output when it tags or writes it (prefix, time, log_file, out_file, error_file)'],
+  ['shutdownSignals', 'the command stops gracefully on SIGTERM and SIGINT itself'],
+  ['reloadSignal', 'the command reloads on SIGHUP itself'],
+]);
+
+// Every other setupPrimary() setting is a config key of its own name, checked
+// by its own validator and passed on as given. Those the table above has
+// under the same name (args, cwd, waitReady) are its rows; `health` is the
+// endpoint's HOST:PORT as a string or number, the library's hang detection as
+// an object (lib/cli/config.js).
+const LIBRARY_SETTINGS = new Set(SETTINGS.map((s) => s.name).filter((name) => !COMMAND_SETTINGS.has(name) && !BY_NAME.has(name)));
+
+// The setupPrimary() settings whose value is an object of fields, merged
+// field by field when a file and flags both give some.
+const OBJECT_SETTINGS = new Set(SETTINGS.filter((s) => s.fields !== undefined).map((s) => s.name));
+
+/**
+ * A setupPrimary() setting's value from a config file, checked by the
+ * setting's own validator; what it refuses is a usage error naming `where`
+ * with the library's own words.
+ */
+function librarySetting(name, value, where) {
+  try {
+    validateSetting(name, value);
+  } catch (err) {
+    if (typeof err?.code !== 'string' || !err.code.startsWith('ERR_')) throw err;
+    const usage = new UsageError(`${where}: ${err.message}`);
+    Object.defineProperty(usage, 'cause', { value: err, writable: true, configurable: true });
+    throw usage;
+  }
+  return value;
+}
 const BY_PM2 = new Map(OPTIONS.filter((o) => o.pm2).map((o) => [o.pm2, o]));
 
 function flagOf(o) {
@@ -231,5 +270,6 @@ const PM2_UNSUPPORTED = new Set([
 
 module.exports = {
   OPTIONS, BY_NAME, BY_PM2, BY_FLAG, PM2_UNSUPPORTED, flagOf, hostPort,
+  COMMAND_SETTINGS, LIBRARY_SETTINGS, OBJECT_SETTINGS, librarySetting,
   INSTANCES_DEFAULT, INSTANCE_VAR_DEFAULT, WATCH_DELAY_DEFAULT,
 };

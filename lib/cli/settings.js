@@ -2,13 +2,23 @@
 // From what the command line and a config file say to what the primary does:
 // the app's script and arguments, the number of workers, and rcluster's
 // setupPrimary() settings, PM2's names mapped onto rcluster's.
+//
+// Each setupPrimary() setting, or field of one, takes the first of: a flag on
+// the command line; the file's setupPrimary() setting by its own name
+// (`recycle: { maxMemory }`, `shutdownTimeout`); the file's PM2 or rcluster
+// key for it (`max_memory_restart`, `kill_timeout`); the default. An object
+// setting (restart, recycle, reload, health, exitOnUncaughtException) is
+// merged field by field: file `recycle: { maxRequests: 1000 }` with
+// `--max-memory-restart 300M` gives both.
 const fs = require('fs');
 const path = require('path');
 const { readConfig, findConfig, looksLikeConfig } = require('./config');
 const { maxInstances } = require('./cpus');
-const { UsageError } = require('../errors');
+const { UsageError, isPlainObject } = require('../errors');
 const { defaultOf } = require('../primary/settings');
-const { OPTIONS, INSTANCES_DEFAULT, INSTANCE_VAR_DEFAULT, WATCH_DELAY_DEFAULT } = require('./options');
+const {
+  OPTIONS, OBJECT_SETTINGS, INSTANCES_DEFAULT, INSTANCE_VAR_DEFAULT, WATCH_DELAY_DEFAULT,
+} = require('./options');
 
 const HOOK = path.join(__dirname, 'worker_hook.js');
 
@@ -21,7 +31,7 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     script = undefined;
   }
   const file = findConfig(cwd, configFile);
-  let fromFile = { options: {}, warnings: [] };
+  let fromFile = { options: {}, settings: {}, warnings: [] };
   if (file !== null) fromFile = await readConfig(file, { only: parsed.only, envName: parsed.envName });
   else if (parsed.only !== undefined) throw new UsageError('--only needs a config or ecosystem file (--config FILE)');
   const o = { ...fromFile.options, ...parsed.options };
@@ -62,17 +72,18 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     // Output through the primary only when it adds something to each line
     // or writes it to a file.
     silent: Boolean(o.prefix || o.time || o.logDateFormat !== undefined || logs.out !== null || logs.err !== null),
-    // The restart policy is always on.
+    // The restart policy is on (a file's `restart: false` turns it off).
     restart: {},
   };
-  // What the options table says each value becomes (lib/cli/options.js).
-  for (const option of OPTIONS) {
-    if (option.setting === undefined || o[option.name] === undefined) continue;
-    for (const setting of option.setting) setAt(primary, setting, o[option.name]);
-  }
+  // What the options table says each value becomes (lib/cli/options.js):
+  // the file's keys, then its setupPrimary() settings over them, then the
+  // flags over both.
+  applyOptions(primary, fromFile.options);
+  for (const [name, value] of Object.entries(fromFile.settings)) mergeSetting(primary, name, value);
+  applyOptions(primary, parsed.options);
   // PM2's backoff starts at exp_backoff_restart_delay and grows past the
-  // usual ceiling if it must.
-  if (o.expBackoffRestartDelay !== undefined) {
+  // usual ceiling if it must (unless the file's `restart` sets the ceiling).
+  if (o.expBackoffRestartDelay !== undefined && isPlainObject(primary.restart) && primary.restart.maxDelay === undefined) {
     primary.restart.maxDelay = Math.max(defaultOf('restart.maxDelay'), o.expBackoffRestartDelay);
   }
 
@@ -108,11 +119,36 @@ async function resolveRun(parsed, cwd = process.cwd()) {
   return { app, primary, warnings: fromFile.warnings };
 }
 
-// `path`: 'shutdownTimeout' or 'recycle.cron'; the object on the way is made.
+// What each of `options` (by rcluster name) becomes, set into `primary`.
+function applyOptions(primary, options) {
+  for (const option of OPTIONS) {
+    if (option.setting === undefined || options[option.name] === undefined) continue;
+    for (const setting of option.setting) setAt(primary, setting, options[option.name]);
+  }
+}
+
+// A file's setupPrimary() setting over what `primary` has: an object
+// setting's fields over the fields already there (`true`, every default,
+// keeps them); anything else replaces.
+function mergeSetting(primary, name, value) {
+  const current = primary[name];
+  if (OBJECT_SETTINGS.has(name) && isPlainObject(current)) {
+    if (isPlainObject(value)) primary[name] = { ...current, ...value };
+    else if (value !== true) primary[name] = value;
+  } else {
+    primary[name] = isPlainObject(value) ? { ...value } : value;
+  }
+}
+
+// `path`: 'shutdownTimeout' or 'recycle.cron'; the object on the way is made
+// (in place of `false` or `true`: a flag's field turns the setting on).
 function setAt(target, path, value) {
   const keys = path.split('.');
   const last = keys.pop();
-  for (const key of keys) target = target[key] ??= {};
+  for (const key of keys) {
+    if (!isPlainObject(target[key])) target[key] = {};
+    target = target[key];
+  }
   target[last] = value;
 }
 
