@@ -436,6 +436,9 @@ test('two rcluster hosts behind HAProxy, in network namespaces: reload, SIGTERM 
   assert.notStrictEqual(JSON.parse(reload.stdout).ok, false, reload.stdout);
   const reloadMs = performance.now() - phaseStart;
   await sleep(1000);
+  // A reloading host stays ready: HAProxy never saw a check of A fail.
+  const reloadChanges = states.changes.filter((c) => c.server === 'host-a' && c.at >= phaseStart);
+  assert.deepStrictEqual(reloadChanges, [], 'HAProxy saw host A change state during its reload');
 
   // Host B: SIGTERM (as systemd, Kubernetes, docker stop send) to its primary.
   await phase('B: SIGTERM, drain, exit');
