@@ -16,7 +16,7 @@ const debug = debuglog('rcluster');
 // once in src/worker.rs and exported by the addon; each kind names what the
 // callback's other arguments are for it.
 const { ChannelMessageKind } = require('../native');
-const { handBackIdle } = require('./keep_alive_handback');
+const { handBackIdle, PROXIED } = require('./keep_alive_handback');
 
 class ChannelClient {
   /**
@@ -216,6 +216,7 @@ class ChannelClient {
 // (getpeername); behind a PROXY-protocol load balancer the answer is the
 // client the header named, as if there were no proxy.
 function showPeer(handle, [address, port, family]) {
+  handle[PROXIED] = true;
   handle.getpeername = (out) => {
     out.address = address;
     out.port = port;

@@ -8,8 +8,17 @@
 // connection: the client never notices. A connection with a request in
 // progress answers it with `Connection: close`, then closes. TLS
 // connections can't move (their session state lives in this process): they
-// close after their response, as before.
+// close after their response, as before. Nor can a connection whose client
+// address came from a PROXY header: the header was read and stripped by the
+// primary, and a connection handed back is dealt as a new one, with no
+// address but its socket's (the balancer's), so it would reach its next
+// worker as the balancer's; it closes when idle, as Node closes it, which a
+// balancer retries (HAProxy's retry-on, nginx's proxy_next_upstream).
 const net = require('net');
+
+// Set on a connection's handle whose remote end is the client a PROXY header
+// named (lib/worker/channel_client.js showPeer).
+const PROXIED = Symbol('rcluster.proxiedPeer');
 
 // Node's http.Server keeps its connections in a list under this symbol
 // (lib/_http_server.js); closeIdleConnections() reads the same list.
@@ -56,7 +65,8 @@ function handBackIdle(server, listenerId, channel) {
 
 function movable(socket) {
   return socket instanceof net.Socket && !socket.encrypted && !socket.destroyed &&
-    socket._handle != null && typeof socket._handle.fd === 'number' && socket._handle.fd >= 0;
+    socket._handle != null && typeof socket._handle.fd === 'number' && socket._handle.fd >= 0 &&
+    socket._handle[PROXIED] !== true;
 }
 
-module.exports = { handBackIdle };
+module.exports = { handBackIdle, PROXIED };
