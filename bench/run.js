@@ -234,6 +234,7 @@ function exampleCommands(opts) {
 
 function toolVersion(tool) {
   if (tool === 'mixed') return `bench/lib/mixed-client.js on node ${process.version}`;
+  if (tool === 'heavy') return `bench/lib/heavy-client.js on node ${process.version}`;
   if (tool === 'autocannon') {
     return `autocannon ${require(require.resolve('autocannon/package.json', { paths: [path.join(__dirname, '..')] })).version}`;
   }

@@ -50,7 +50,23 @@ const WORKLOADS = {
     churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
     configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc'],
   },
+  // heavy-open, heavy-closed: one 50 ms CPU-bound /slow request always in
+  // progress (back to back, 50 ms apart) and fast hello requests on fresh
+  // connections, open loop at 1,000 a second or closed loop with 10 clients
+  // (lib/heavy-client.js); the -alone twins are the same fast load without
+  // slow requests, the baseline for each policy's fast p99.
+  'heavy-open': heavyWorkload({ mode: 'open', rate: 1000, slow: true }),
+  'heavy-closed': heavyWorkload({ mode: 'closed', concurrency: 10, slow: true }),
+  'heavy-open-alone': heavyWorkload({ mode: 'open', rate: 1000, slow: false }),
+  'heavy-closed-alone': heavyWorkload({ mode: 'closed', concurrency: 10, slow: false }),
 };
+
+function heavyWorkload(heavy) {
+  return {
+    churn: true, serverEnv: {}, handler: 'heavy', connections: heavy.concurrency || 1, tool: 'heavy', heavy,
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-lc'],
+  };
+}
 
 // The connect-to-first-byte probe (lib/probe.js) opens at most this many
 // connections per measurement, whatever its interval and the duration.
@@ -84,6 +100,9 @@ const HELP = `Usage: node bench/run.js [options]
   --handler H        hello | cpu  (cpu: 1e5-iteration loop per request) (default ${DEFAULTS.handler})
   --workloads LIST   comma list of ${Object.keys(WORKLOADS).join(',')}
                      (mixed: open-loop requests, 10% ~100 ms of CPU; runs rr, none and lc only)
+                     (heavy-*: a 50 ms CPU request always in progress and fast requests,
+                     open loop 1,000/s or closed loop 10 clients; -alone: without the slow
+                     ones; runs node rr and none, rcluster rr and lc)
                      (default: ${DEFAULTS.workloads.join(',')}; demo and demo-100 are
                      autocannon -c 1000 / -c 100, -p 10, handler cpu, whatever the
                      other flags say; npm run bench:demo runs them)
@@ -172,6 +191,7 @@ function loadSettings(opts, workload) {
     // Open-loop requests a second (mixed): scaled with the workers, so that
     // each stays mostly idle (a slow request is 100 ms of CPU).
     rate: w.ratePerWorker ? w.ratePerWorker * opts.workers : null,
+    heavy: w.heavy || null,
   };
 }
 

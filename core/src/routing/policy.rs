@@ -48,22 +48,45 @@ pub struct Load {
     /// It holds so many connections that it is given one per event-loop
     /// turn (docs/DESIGN.md §13).
     pub paced: bool,
+    /// Connections it was sent (or is about to be) and has not acknowledged.
+    pub unacked: usize,
+    /// It has left a connection unacknowledged for longer than
+    /// `Config::ack_lag`: it is not keeping up right now.
+    pub lagging: bool,
+    /// Its loop stamp (`crate::loop_stamp`) says its event loop has been
+    /// busy for longer than the busy threshold (`Config::busy_threshold`).
+    pub busy: bool,
+    /// How long its event loop has been busy, by its stamp (zero while it
+    /// waits for I/O, or without a stamp).
+    pub busy_for: Duration,
 }
 
 impl Load {
     /// A member with room for `free` more connections.
     pub fn free(free: usize) -> Self {
-        Load { free, full_since: None, gone: false, paced: false }
+        Load { free, ..Load::IDLE }
     }
+
+    /// No credit, nothing unacknowledged, not busy: what the constructors start from.
+    const IDLE: Load = Load {
+        free: 0,
+        full_since: None,
+        gone: false,
+        paced: false,
+        unacked: 0,
+        lagging: false,
+        busy: false,
+        busy_for: Duration::ZERO,
+    };
 
     /// A member without credit since `since`.
     pub fn full_since(since: Instant) -> Self {
-        Load { free: 0, full_since: Some(since), gone: false, paced: false }
+        Load { full_since: Some(since), ..Load::IDLE }
     }
 
     /// A member whose channel is gone.
     pub fn gone() -> Self {
-        Load { free: 0, full_since: None, gone: true, paced: false }
+        Load { gone: true, ..Load::IDLE }
     }
 
     pub(crate) fn has_credit(&self) -> bool {
@@ -383,31 +406,40 @@ impl Rotation {
         remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
     }
 
-    /// The member whose turn it is: an owed one with credit first; else the
-    /// next one not in `exclude` that has credit, passing over those that
-    /// stalled. `None` when the one in turn is full but not stalled: it is
-    /// waited for rather than skipped, so the rotation stays exact among
-    /// healthy workers.
+    /// The member whose turn it is: an owed one with credit that keeps up
+    /// first; else the next one not in `exclude` that has credit, passing
+    /// over those that stalled and those that lag (left a connection
+    /// unacknowledged for `Config::ack_lag`: node:cluster's round-robin
+    /// hands a worker nothing while it has not taken the last). `None` when
+    /// the one in turn is full but neither stalled nor lagging: it is waited
+    /// for rather than skipped, so the rotation stays exact among workers
+    /// that keep up. When every member with credit lags, the first of them in
+    /// turn gets it: nobody is waited for because all are slow.
     pub fn pick(&self, ask: &Ask<'_>, exclude: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
         let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
         let load = |idx: usize| (ask.load)(self.members[idx].id);
         let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
-        if let Some(idx) =
-            in_rotation.clone().find(|&idx| self.members[idx].owed > 0 && eligible(idx) && load(idx).has_credit())
-        {
+        if let Some(idx) = in_rotation.clone().find(|&idx| {
+            let load = load(idx);
+            self.members[idx].owed > 0 && eligible(idx) && load.has_credit() && !load.lagging
+        }) {
             return Some(Pick { idx, repays: true });
         }
+        // The first member in turn that has credit but lags.
+        let mut lagging = None;
         for idx in in_rotation.filter(|&idx| eligible(idx)) {
             let load = load(idx);
-            if load.has_credit() {
+            if load.has_credit() && !load.lagging {
                 return Some(Pick { idx, repays: false });
             }
-            if !load.is_stalled(ask.now, self.stall) {
-                return None;
+            if load.has_credit() {
+                lagging = lagging.or(Some(idx));
+            } else if !load.lagging && !load.is_stalled(ask.now, self.stall) {
+                break;
             }
         }
-        None
+        lagging.map(|idx| Pick { idx, repays: false })
     }
 
     /// Moves the turn past the pick. The eligible members between the turn
@@ -592,6 +624,35 @@ mod tests {
         // Back with credit: the two owed turns first, then the rotation resumes
         // where it was.
         assert_eq!(deal(&mut p, &HashMap::new(), t0 + STALL, 5), vec![1, 1, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_member_that_lags_is_passed_over_and_owed_but_a_rotation_of_laggards_stays_in_turn() {
+        let t0 = Instant::now();
+        let lagging = Load { lagging: true, unacked: 1, ..Load::free(7) };
+        // Worker 1 left a connection unacknowledged too long: 2 and 3 get the
+        // next ones, and 1 is owed its turn.
+        let mut p = rr(3);
+        let loads = HashMap::from([(1, lagging)]);
+        assert_eq!(deal(&mut p, &loads, t0, 4), vec![2, 3, 2, 3]);
+        // Still lagging: not repaid yet. Caught up: repaid first.
+        assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 3]);
+        assert_eq!(deal(&mut p, &HashMap::new(), t0, 6), vec![1, 1, 1, 1, 2, 3]);
+        // Everyone lags: the rotation goes on in turn rather than waiting.
+        let mut p = rr(2);
+        let loads = HashMap::from([(1, lagging), (2, lagging)]);
+        assert_eq!(deal(&mut p, &loads, t0, 4), vec![1, 2, 1, 2]);
+        // A full member that keeps up is waited for, even after a laggard.
+        let mut p = rr(3);
+        let loads = HashMap::from([(1, lagging), (2, Load::full_since(t0))]);
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![1], "the laggard in turn before the one waited for");
+        let mut p = rr(3);
+        let loads = HashMap::from([(1, Load::full_since(t0)), (2, lagging)]);
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![0], "the one in turn is waited for");
+        // A full member that lags is passed over at once, without waiting to stall.
+        let mut p = rr(2);
+        let loads = HashMap::from([(1, Load { lagging: true, ..Load::full_since(t0) })]);
+        assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 2]);
     }
 
     #[test]

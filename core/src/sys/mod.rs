@@ -20,7 +20,8 @@
 //! - `addr.rs`: socket addresses, to and from the kernel's form;
 //! - `message.rs`: channel messages with descriptors attached (`SCM_RIGHTS`);
 //! - `poll.rs`: `poll` and the eventfd that wakes it; `epoll.rs`: the header stages' epoll;
-//! - `memory.rs`: the shared memory region's file and mapping;
+//! - `memory.rs`: the shared memory region's file and mapping (and the loop stamps');
+//! - `clock.rs`: the monotonic clock as a number (loop stamps);
 //! - `process.rs`: other processes (whether one is alive);
 //! - `errno.rs`: what an error number means to rcluster, and the numbers callers match.
 
@@ -42,6 +43,7 @@ macro_rules! syscall {
 }
 
 mod addr;
+mod clock;
 mod epoll;
 pub mod errno;
 mod fd;
@@ -51,6 +53,7 @@ mod poll;
 mod process;
 mod socket;
 
+pub use clock::monotonic_ns;
 pub use addr::{is_abstract, local_addr, peer_addr, unspecified, LocalAddr};
 pub use epoll::{epoll_create, epoll_ready_into, epoll_unwatch, epoll_watch, EpollEvents};
 pub use errno::{is_disconnected, is_full, is_resource_exhausted, is_transient_accept_error};
