@@ -73,7 +73,12 @@ function runWorker(workerId, onListening) {
     if (req.url === PROBE_PATH) counts.probes++;
     if (spin) for (let i = 0; i < 1e5; i++) {} // eslint-disable-line no-empty
     if (mixed) return mixedRequest(req, res);
-    if (heavy && req.url === '/slow') busy(HEAVY_SLOW_MS);
+    if (heavy) {
+      // Who answered, so that the client can tell the fast requests that
+      // waited behind a slow one on the same worker.
+      if (req.url === '/slow') busy(HEAVY_SLOW_MS);
+      return res.end(`${req.url === '/slow' ? 'slow' : 'hello'} ${workerId}`);
+    }
     res.end('Hello World');
   });
   server.on('connection', () => { counts.connections++; });

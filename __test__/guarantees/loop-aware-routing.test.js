@@ -16,9 +16,10 @@ const BLOCK_MS = 1500;
 // Three held connections (their loops idle, waiting on timers) leave one
 // worker with fewer than the other; that worker's loop is then blocked, and
 // five fast requests are made one after another while it is. Counting
-// connections alone would send them to the blocked worker.
-async function fastRequestsDuringBlock(t, routing) {
-  const c = startCluster(t, 'routing.js', { env: { POLICY: 'lc', WORKERS: '2', ROUTING: JSON.stringify(routing) } });
+// connections alone (least connections before loop stamps) sends the first
+// of them to the blocked worker.
+async function fastRequestsDuringBlock(t) {
+  const c = startCluster(t, 'routing.js', { env: { POLICY: 'lc', WORKERS: '2' } });
   const { port } = await c.waitFor('ready', { timeout: 15000 });
   const held = [0, 1, 2].map(() => get(port, { path: '/slow?ms=6000', timeout: 20000 }));
   let listener;
@@ -35,7 +36,8 @@ async function fastRequestsDuringBlock(t, routing) {
   let seen;
   const busy = await pollUntil(async () => {
     seen = (await c.call('stats')).workers;
-    return seen.find((w) => w.id === blocked).loopBusyMs > 20;
+    // Long enough not to be a moment without the CPU on a loaded machine.
+    return seen.find((w) => w.id === blocked).loopBusyMs > 100;
   }, { timeout: 5000, interval: 5 });
   assert.ok(busy, `stats show the blocked worker busy: ${JSON.stringify(seen)}`);
   const busyStats = seen;
@@ -50,7 +52,7 @@ async function fastRequestsDuringBlock(t, routing) {
 test('lc: fast connections made while one worker\'s loop is blocked all go to the other; stats show the busy one',
   { skip: rclusterOnly('loop-aware SCHED_LC'), timeout: 60000 },
   async (t) => {
-    const r = await fastRequestsDuringBlock(t, {});
+    const r = await fastRequestsDuringBlock(t);
     t.diagnostic(JSON.stringify(r));
     assert.ok(r.stillBusy > 0, `the fast requests were all made during the block (it was over after ${r.stillBusy} ms)`);
     assert.deepEqual(r.bodies, Array(5).fill(String(r.other)), `worker ${r.blocked} was blocked`);
@@ -59,16 +61,6 @@ test('lc: fast connections made while one worker\'s loop is blocked all go to th
     assert.ok(blocked.loopBusyMs > other.loopBusyMs, JSON.stringify(r.busyStats));
     assert.ok(blocked.lastTurnAgeMs >= blocked.loopBusyMs, JSON.stringify(r.busyStats));
     assert.equal(typeof other.lastTurnAgeMs, 'number');
-  });
-
-test('lc: with a busy threshold longer than the block, the blocked worker holding fewer connections gets the next one',
-  { skip: rclusterOnly('routing.busyThreshold'), timeout: 60000 },
-  async (t) => {
-    const r = await fastRequestsDuringBlock(t, { busyThreshold: 60000 });
-    t.diagnostic(JSON.stringify(r));
-    // The check above can fail: by connection counts alone, the first fast
-    // request goes to the blocked worker and waits for the block to end.
-    assert.equal(r.bodies[0], String(r.blocked));
   });
 
 test('lc: a worker writing garbage over its loop stamp neither crashes nor stalls the primary',

@@ -17,7 +17,10 @@
 //
 // Prints one JSON line in lib/mixed-client.js's shape: { requests, seconds,
 // fast: {...}, slow: {...}, fastSamples: [...], errors, timeouts, non2xx },
-// latencies in ms.
+// latencies in ms, plus `behindSlow`: the fast requests that the worker
+// busy with a slow request answered only once that one was done (each
+// answer names its worker), which is what routing decides, apart from how
+// busy the machine is.
 
 const http = require('node:http');
 
@@ -50,8 +53,13 @@ function request(port, path) {
   return new Promise((resolve) => {
     const started = process.hrtime.bigint();
     const req = http.get({ host: '127.0.0.1', port, path, agent: false, headers: { Connection: 'close' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }));
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { body += chunk; });
+      res.on('end', () => {
+        const ended = process.hrtime.bigint();
+        resolve({ status: res.statusCode, ms: Number(ended - started) / 1e6, start: started, end: ended, worker: body.split(' ')[1] });
+      });
       res.on('error', (err) => resolve({ error: err }));
     });
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
@@ -65,6 +73,9 @@ async function main() {
   const opts = parse(process.argv.slice(2));
   const fast = [];
   const slow = [];
+  // [start, end, worker] of every answered request (hrtime ns).
+  const fastSpans = [];
+  const slowSpans = [];
   const counts = { errors: 0, timeouts: 0, non2xx: 0 };
   const record = (into) => (r) => {
     if (r.error) {
@@ -74,6 +85,7 @@ async function main() {
     }
     if (r.status < 200 || r.status >= 300) counts.non2xx++;
     into.push(r.ms);
+    (into === slow ? slowSpans : fastSpans).push([r.start, r.end, r.worker]);
   };
   const started = performance.now();
   const end = started + opts.seconds * 1000;
@@ -105,8 +117,18 @@ async function main() {
   await Promise.all([slowLoop(), opts.mode === 'open' ? openLoop() : closedLoop()]);
   await Promise.all(pending);
   const seconds = (performance.now() - started) / 1000;
+  // A fast request behind a slow one: sent while that one was in progress,
+  // answered by its worker within 2 ms after it.
+  const GRACE = 2_000_000n;
+  const behindSlow = fastSpans.filter(([start, end, worker]) => slowSpans.some(([s, e, w]) =>
+    w === worker && start >= s && start < e && end >= e && end <= e + GRACE)).length;
+  if (process.env.HEAVY_DEBUG) {
+    const offsets = fastSpans.flatMap(([start, end, worker]) => slowSpans.filter(([s, e, w]) =>
+      w === worker && start >= s && start < e && end >= e && end <= e + GRACE).map(([s]) => Number(start - s) / 1e6));
+    process.stderr.write(`behind-slow offsets ms: ${offsets.map((o) => o.toFixed(1)).join(' ')}\n`);
+  }
   process.stdout.write(`${JSON.stringify({
-    requests: fast.length + slow.length, seconds, fast: describe(fast), slow: describe(slow),
+    requests: fast.length + slow.length, seconds, fast: describe(fast), slow: describe(slow), behindSlow,
     fastSamples: fast.map((ms) => Math.round(ms * 100) / 100), ...counts,
   })}\n`);
 }

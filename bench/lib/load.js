@@ -98,8 +98,11 @@ function parseMixed(stdout) {
     seconds: r.seconds,
     rps: r.requests / r.seconds,
     latencyMs: { p50: r.fast.p50, p99: r.fast.p99, mean: r.fast.mean, max: r.fast.max },
-    slowLatencyMs: { p50: r.slow.p50, p99: r.slow.p99, mean: r.slow.mean, max: r.slow.max },
+    // None without slow requests (heavy-*-alone).
+    slowLatencyMs: r.slow.count > 0 ? { p50: r.slow.p50, p99: r.slow.p99, mean: r.slow.mean, max: r.slow.max } : null,
     fastSamples: r.fastSamples,
+    // heavy-client.js only: fast requests answered behind a slow one.
+    behindSlow: typeof r.behindSlow === 'number' ? r.behindSlow : null,
     failures: { errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx },
     raw: { ...r, fastSamples: undefined },
   };

@@ -54,12 +54,13 @@ pub struct Config {
     /// its window within one event-loop turn, so the rotation stays exact; a
     /// hung one costs this wait once, then is passed over until it replies.
     pub stall: Duration,
-    /// How long a worker may leave a connection unacknowledged before
+    /// How long a worker may leave a connection unread (unacknowledged, or
+    /// taken and not confirmed read after its loop's next turn) before
     /// round-robin passes over it in its turn (and owes it that turn): as
     /// node:cluster hands a worker nothing while it has not taken the last,
     /// so a worker stuck in a long handler strands about one connection, not
     /// a window of them (docs/DESIGN.md §14). A worker that keeps up
-    /// acknowledges well within it, so the rotation stays exact.
+    /// confirms well within it, so the rotation stays exact.
     pub ack_lag: Duration,
     /// How long a worker's event loop may have been busy, by its loop stamp
     /// (`crate::loop_stamp`), before least connections (and sticky's keyless
@@ -141,7 +142,7 @@ impl Default for Config {
             max_window: DEFAULT_MAX_WINDOW,
             accept_batch: 64,
             stall: Duration::from_millis(50),
-            ack_lag: Duration::from_millis(2),
+            ack_lag: Duration::from_millis(1),
             busy_threshold: DEFAULT_BUSY_THRESHOLD,
             exhausted_pause: Duration::from_millis(50),
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,

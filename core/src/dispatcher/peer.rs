@@ -167,20 +167,22 @@ impl Peer {
         self.stamp.as_ref().and_then(|s| s.read(now_ns))
     }
 
-    /// When the oldest connection it was sent and has not acknowledged was
-    /// sent, if any.
-    fn oldest_unacked(&self) -> Option<Instant> {
-        if self.in_flight.len() > self.unsent {
-            self.in_flight.front().and_then(|c| c.dealt)
-        } else {
-            None
+    /// When the oldest connection it was sent and has not confirmed reading
+    /// (acknowledged or not) was sent, if any. A worker confirms what it
+    /// took after its loop's next turn, the one that runs those connections'
+    /// first requests: one busy in a long handler confirms nothing.
+    fn oldest_unread(&self) -> Option<Instant> {
+        match self.taken.front() {
+            Some(conn) => conn.dealt,
+            None if self.in_flight.len() > self.unsent => self.in_flight.front().and_then(|c| c.dealt),
+            None => None,
         }
     }
 
     /// When this worker will start lagging (`Load::lagging`) if it
     /// acknowledges nothing before then.
     pub fn lags_at(&self) -> Option<Instant> {
-        self.oldest_unacked().and_then(|t| t.checked_add(self.ack_lag))
+        self.oldest_unread().and_then(|t| t.checked_add(self.ack_lag))
     }
 
     pub fn channel_fd(&self) -> BorrowedFd<'_> {
@@ -305,7 +307,9 @@ impl Peer {
             full_since: self.full_since,
             gone: self.state == PeerState::Dead,
             unacked: self.in_flight.len(),
-            lagging: self.oldest_unacked().is_some_and(|t| t.elapsed() >= self.ack_lag),
+            unread: self.in_flight.len() + self.taken.len(),
+            lagging: self.oldest_unread().is_some_and(|t| t.elapsed() >= self.ack_lag),
+            unread_since: self.oldest_unread(),
             busy: busy_for > self.busy_threshold,
             busy_for,
         }

@@ -7,8 +7,9 @@
 //! stuck in a 50 ms handler looks like one idle with a keep-alive connection:
 //! so a member whose loop stamp (`crate::loop_stamp`) says it has been busy
 //! longer than the busy threshold is passed over while another can take the
-//! connection. When every member is that busy, the one busy the shortest
-//! gets it (then the least loaded): nobody is waited for. Unlike
+//! connection, and one busy for less than that comes after those waiting for
+//! I/O and those busy for less time (it may be starting a long handler). When every member is busy past
+//! the threshold, the one busy the shortest gets it (then the least loaded). Unlike
 //! round-robin, nobody is ever waited for: of the members with credit, the
 //! least loaded one that is not busy gets the connection.
 //!
@@ -85,11 +86,13 @@ impl Policy for LeastConnections {
 
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
-        // Lowest wins: (busy past the threshold, then how long, then open
-        // plus unacknowledged, then whether busy at all); the first in turn
-        // wins a tie. Only busy members are ordered by how long: among the
-        // others, a loop busy for a moment is as good as an idle one.
-        let mut best: Option<((bool, Duration, u64, bool), usize)> = None;
+        // Lowest wins: (busy past the threshold; for how long its loop has
+        // been busy; open plus unacknowledged); the first in turn wins a tie.
+        // A loop busy for a while, even under the threshold, may be in a long
+        // handler: one waiting for I/O (zero) takes the connection at once,
+        // and one that has just started a request (each start stamps it) is
+        // likelier to be done soon.
+        let mut best: Option<((bool, bool, Duration, u64), usize)> = None;
         for idx in (0..n).map(|i| (self.cursor + i) % n) {
             let member = &self.members[idx];
             if refused_by.contains(&member.id) || member.at_cap() {
@@ -99,9 +102,8 @@ impl Policy for LeastConnections {
             if !load.has_credit() {
                 continue;
             }
-            let busy_for = if load.busy { load.busy_for } else { Duration::ZERO };
             let outstanding = member.open.saturating_add(load.unacked as u64);
-            let rank = (load.busy, busy_for, outstanding, !load.busy_for.is_zero());
+            let rank = (load.busy, load.unread > 0, load.busy_for, outstanding);
             if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, idx));
             }
@@ -207,10 +209,13 @@ mod tests {
             // Stuck in a 50 ms handler with nothing open: passed over.
             (&[(0, Some(50.0)), (3, None)], 2),
             (&[(3, None), (0, Some(50.0))], 1),
-            // Busy for less than the threshold: as good as idle, fewest wins.
-            (&[(0, Some(0.5)), (3, None)], 1),
-            // Among members not busy, a tie goes to the one not busy at all.
+            // Busy for less than the threshold: after any loop waiting for
+            // I/O, whatever it holds; among those, the one busy the shortest.
+            (&[(0, Some(0.5)), (3, None)], 2),
             (&[(1, Some(0.5)), (1, None)], 2),
+            (&[(4, Some(0.5)), (2, Some(0.9))], 1),
+            (&[(4, Some(0.5)), (2, Some(0.5))], 2),
+            (&[(0, None), (3, None)], 1),
             // Every one busy: the one busy the shortest, however many it holds.
             (&[(0, Some(50.0)), (9, Some(3.0))], 2),
             (&[(9, Some(3.0)), (0, Some(50.0)), (1, Some(30.0))], 1),

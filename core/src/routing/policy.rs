@@ -50,9 +50,15 @@ pub struct Load {
     pub paced: bool,
     /// Connections it was sent (or is about to be) and has not acknowledged.
     pub unacked: usize,
-    /// It has left a connection unacknowledged for longer than
-    /// `Config::ack_lag`: it is not keeping up right now.
+    /// Connections it was given and has not confirmed reading yet
+    /// (acknowledged or not): its loop has yet to run their requests.
+    pub unread: usize,
+    /// It has left a connection unread (unacknowledged, or taken and not
+    /// confirmed read) for longer than `Config::ack_lag`: it is not keeping
+    /// up right now.
     pub lagging: bool,
+    /// When the oldest connection it has not confirmed reading was sent to it.
+    pub unread_since: Option<Instant>,
     /// Its loop stamp (`crate::loop_stamp`) says its event loop has been
     /// busy for longer than the busy threshold (`Config::busy_threshold`).
     pub busy: bool,
@@ -74,7 +80,9 @@ impl Load {
         gone: false,
         paced: false,
         unacked: 0,
+        unread: 0,
         lagging: false,
+        unread_since: None,
         busy: false,
         busy_for: Duration::ZERO,
     };
@@ -408,13 +416,14 @@ impl Rotation {
 
     /// The member whose turn it is: an owed one with credit that keeps up
     /// first; else the next one not in `exclude` that has credit, passing
-    /// over those that stalled and those that lag (left a connection
-    /// unacknowledged for `Config::ack_lag`: node:cluster's round-robin
-    /// hands a worker nothing while it has not taken the last). `None` when
+    /// over those that stalled and those that lag (left a connection unread
+    /// for `Config::ack_lag`: node:cluster's round-robin hands a worker
+    /// nothing while it has not taken the last). `None` when
     /// the one in turn is full but neither stalled nor lagging: it is waited
     /// for rather than skipped, so the rotation stays exact among workers
-    /// that keep up. When every member with credit lags, the first of them in
-    /// turn gets it: nobody is waited for because all are slow.
+    /// that keep up. When every member with credit lags, the one that has
+    /// lagged the shortest gets it (the first in turn of those, on a tie):
+    /// nobody is waited for because all are slow.
     pub fn pick(&self, ask: &Ask<'_>, exclude: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
         let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
@@ -426,20 +435,27 @@ impl Rotation {
         }) {
             return Some(Pick { idx, repays: true });
         }
-        // The first member in turn that has credit but lags.
-        let mut lagging = None;
+        // Of the members in turn that have credit but lag, the one whose
+        // oldest unread connection is the youngest: the likeliest to
+        // take the next one soon, as node:cluster gives a connection to
+        // whichever worker takes its last one first.
+        let mut lagging: Option<(Option<Instant>, usize)> = None;
         for idx in in_rotation.filter(|&idx| eligible(idx)) {
             let load = load(idx);
             if load.has_credit() && !load.lagging {
                 return Some(Pick { idx, repays: false });
             }
             if load.has_credit() {
-                lagging = lagging.or(Some(idx));
+                if lagging.is_none_or(|(since, _)| load.unread_since > since) {
+                    lagging = Some((load.unread_since, idx));
+                }
             } else if !load.lagging && !load.is_stalled(ask.now, self.stall) {
-                break;
+                // Full for a moment but keeping up: waited for, rather than
+                // giving its turn to one that lags.
+                return None;
             }
         }
-        lagging.map(|idx| Pick { idx, repays: false })
+        lagging.map(|(_, idx)| Pick { idx, repays: false })
     }
 
     /// Moves the turn past the pick. The eligible members between the turn
@@ -638,14 +654,20 @@ mod tests {
         // Still lagging: not repaid yet. Caught up: repaid first.
         assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 3]);
         assert_eq!(deal(&mut p, &HashMap::new(), t0, 6), vec![1, 1, 1, 1, 2, 3]);
-        // Everyone lags: the rotation goes on in turn rather than waiting.
+        // Everyone lags equally: the rotation goes on in turn rather than
+        // waiting. Unequally: the one lagging the shortest.
         let mut p = rr(2);
         let loads = HashMap::from([(1, lagging), (2, lagging)]);
         assert_eq!(deal(&mut p, &loads, t0, 4), vec![1, 2, 1, 2]);
-        // A full member that keeps up is waited for, even after a laggard.
+        let since = |ms: u64| Load { unread_since: Some(t0 + Duration::from_millis(ms)), ..lagging };
+        let loads = HashMap::from([(1, since(1)), (2, since(5)), (3, since(3))]);
+        let mut p = rr(3);
+        assert_eq!(deal(&mut p, &loads, t0 + Duration::from_millis(10), 2), vec![2, 2]);
+        // A full member that keeps up is waited for, rather than giving its
+        // turn to a laggard.
         let mut p = rr(3);
         let loads = HashMap::from([(1, lagging), (2, Load::full_since(t0))]);
-        assert_eq!(deal(&mut p, &loads, t0, 1), vec![1], "the laggard in turn before the one waited for");
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![0]);
         let mut p = rr(3);
         let loads = HashMap::from([(1, Load::full_since(t0)), (2, lagging)]);
         assert_eq!(deal(&mut p, &loads, t0, 1), vec![0], "the one in turn is waited for");
