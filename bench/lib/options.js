@@ -25,6 +25,13 @@ const CONFIGS = {
     env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'reuseport', BENCH_DEFER_ACCEPT: '0' },
     optIn: true,
   },
+  // Opt-in: the same configs with another build of rcluster (a checkout of
+  // another commit, built, at BENCH_BASE), for before/after comparisons
+  // interleaved in one run.
+  ...(process.env.BENCH_BASE ? {
+    'base-rr': { label: 'rcluster RR, BENCH_BASE build', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', BENCH_RCLUSTER_PATH: process.env.BENCH_BASE }, optIn: true },
+    'base-lc': { label: 'rcluster LC, BENCH_BASE build', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc', BENCH_RCLUSTER_PATH: process.env.BENCH_BASE }, optIn: true },
+  } : {}),
   'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_BENCH_PACE_ABOVE: '0' }, optIn: true },
 };
 
@@ -48,7 +55,7 @@ const WORKLOADS = {
   'demo-100': { churn: false, serverEnv: {}, handler: 'cpu', connections: 100, pipelining: 10, tool: 'autocannon', optIn: true },
   mixed: {
     churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
-    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc'],
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc', 'base-rr', 'base-lc'],
   },
   // heavy-open, heavy-closed: one 50 ms CPU-bound /slow request always in
   // progress (back to back, 50 ms apart) and fast hello requests on fresh
@@ -64,7 +71,7 @@ const WORKLOADS = {
 function heavyWorkload(heavy) {
   return {
     churn: true, serverEnv: {}, handler: 'heavy', connections: heavy.concurrency || 1, tool: 'heavy', heavy,
-    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-lc'],
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-lc', 'base-rr', 'base-lc'],
   };
 }
 
