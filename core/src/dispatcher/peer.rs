@@ -33,7 +33,7 @@ pub struct Connection {
     /// the socket's remote address.
     pub source: Option<SocketAddr>,
     /// When it was last given to a worker (`Peer::push`): how long that
-    /// worker has left it unacknowledged.
+    /// worker has left it unread.
     pub dealt: Option<Instant>,
 }
 
@@ -119,8 +119,8 @@ pub struct Peer {
     /// Busy longer than this by its loop stamp, it counts as busy
     /// (`Load::busy`; `routing: { busyThreshold }`).
     busy_threshold: Duration,
-    /// A connection it left unacknowledged this long makes it lag
-    /// (`Load::lagging`; `Config::ack_lag`).
+    /// A connection it left unread (unacknowledged, or taken and not
+    /// confirmed read) this long makes it lag (`Load::lagging`; `Config::ack_lag`).
     ack_lag: Duration,
 }
 
@@ -155,8 +155,8 @@ impl Peer {
         self.control.push_front(Control::LoopStamp { fd });
     }
 
-    /// Sets how long a busy loop (`busy_threshold`) or an unacknowledged
-    /// connection (`ack_lag`) may last before the policies see it.
+    /// Sets how long a busy loop (`busy_threshold`) or an unread connection
+    /// (`ack_lag`) may last before the policies see it.
     pub fn judge_by(&mut self, busy_threshold: Duration, ack_lag: Duration) {
         self.busy_threshold = busy_threshold;
         self.ack_lag = ack_lag;
@@ -179,8 +179,8 @@ impl Peer {
         }
     }
 
-    /// When this worker will start lagging (`Load::lagging`) if it
-    /// acknowledges nothing before then.
+    /// When this worker will start lagging (`Load::lagging`) if it confirms
+    /// reading nothing before then.
     pub fn lags_at(&self) -> Option<Instant> {
         self.oldest_unread().and_then(|t| t.checked_add(self.ack_lag))
     }
@@ -301,6 +301,7 @@ impl Peer {
     /// What a scheduling policy is told about this worker.
     pub fn load(&self, window: usize) -> Load {
         let busy_for = self.loop_reading(sys::monotonic_ns()).map_or(Duration::ZERO, |r| r.busy_for());
+        let unread_since = self.oldest_unread();
         Load {
             free: if self.state == PeerState::Ready { self.free(window) } else { 0 },
             paced: self.paced(),
@@ -308,8 +309,8 @@ impl Peer {
             gone: self.state == PeerState::Dead,
             unacked: self.in_flight.len(),
             unread: self.in_flight.len() + self.taken.len(),
-            lagging: self.oldest_unread().is_some_and(|t| t.elapsed() >= self.ack_lag),
-            unread_since: self.oldest_unread(),
+            lagging: unread_since.is_some_and(|t| t.elapsed() >= self.ack_lag),
+            unread_since,
             busy: busy_for > self.busy_threshold,
             busy_for,
         }

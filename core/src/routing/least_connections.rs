@@ -205,7 +205,8 @@ mod tests {
     #[test]
     fn a_member_busy_past_the_threshold_is_passed_over_whatever_it_holds() {
         // (each member's (open, busy for ms), who gets it)
-        let cases: &[(&[(u64, Option<f64>)], WorkerId)] = &[
+        type Case = (&'static [(u64, Option<f64>)], WorkerId);
+        let cases: &[Case] = &[
             // Stuck in a 50 ms handler with nothing open: passed over.
             (&[(0, Some(50.0)), (3, None)], 2),
             (&[(3, None), (0, Some(50.0))], 1),

@@ -430,8 +430,10 @@ impl Rotation {
         let load = |idx: usize| (ask.load)(self.members[idx].id);
         let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
         if let Some(idx) = in_rotation.clone().find(|&idx| {
-            let load = load(idx);
-            self.members[idx].owed > 0 && eligible(idx) && load.has_credit() && !load.lagging
+            self.members[idx].owed > 0 && eligible(idx) && {
+                let load = load(idx);
+                load.has_credit() && !load.lagging
+            }
         }) {
             return Some(Pick { idx, repays: true });
         }
