@@ -86,13 +86,14 @@ impl Policy for LeastConnections {
 
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
-        // Lowest wins: (busy past the threshold; for how long its loop has
-        // been busy; open plus unacknowledged); the first in turn wins a tie.
-        // A loop busy for a while, even under the threshold, may be in a long
-        // handler: one waiting for I/O (zero) takes the connection at once,
-        // and one that has just started a request (each start stamps it) is
-        // likelier to be done soon.
-        let mut best: Option<((bool, bool, Duration, u64), usize)> = None;
+        // Lowest wins: busy past the threshold last, and those by how long
+        // alone; before them, one holding no connection it has not read yet
+        // (its loop has yet to run their requests, of unknown length), then
+        // the one whose loop has been busy the shortest (a loop busy for a
+        // while, even under the threshold, may be in a long handler; one
+        // waiting for I/O, zero, takes the connection at once), then open
+        // plus unacknowledged; the first in turn wins a tie.
+        let mut best: Option<((bool, Duration, bool, Duration, u64), usize)> = None;
         for idx in (0..n).map(|i| (self.cursor + i) % n) {
             let member = &self.members[idx];
             if refused_by.contains(&member.id) || member.at_cap() {
@@ -103,7 +104,9 @@ impl Policy for LeastConnections {
                 continue;
             }
             let outstanding = member.open.saturating_add(load.unacked as u64);
-            let rank = (load.busy, load.unread > 0, load.busy_for, outstanding);
+            // Busy members, all of them past the threshold, by how long alone.
+            let busy_for = if load.busy { load.busy_for } else { Duration::ZERO };
+            let rank = (load.busy, busy_for, load.unread > 0, load.busy_for, outstanding);
             if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, idx));
             }
@@ -228,6 +231,18 @@ mod tests {
             let mut p = lc(loads.len() as u32);
             assert_eq!(pick_loaded(&mut p, &loads), *expected, "{state:?}");
         }
+    }
+
+    #[test]
+    fn unread_connections_rank_only_among_members_not_busy() {
+        let mut p = lc(2);
+        let unread = |load: Load| Load { unread: 1, ..load };
+        // Neither busy: the one that has read everything, whatever it holds.
+        let loads = [(0, unread(Load::free(8))), (5, Load::free(8))];
+        assert_eq!(pick_loaded(&mut p, &loads), 2);
+        // Both busy past the threshold: by how long alone, unread or not.
+        let loads = [(0, unread(stamped(0, Some(12.0)).1)), (1, stamped(1, Some(140.0)).1)];
+        assert_eq!(pick_loaded(&mut p, &loads), 1);
     }
 
     #[test]
