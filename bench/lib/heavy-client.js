@@ -20,7 +20,8 @@
 // latencies in ms, plus `behindSlow`: the fast requests that the worker
 // busy with a slow request answered only once that one was done (each
 // answer names its worker), which is what routing decides, apart from how
-// busy the machine is.
+// busy the machine is. HEAVY_DEBUG=1 prints on stderr when each of those
+// started, in ms after its slow request.
 
 const http = require('node:http');
 
