@@ -8,7 +8,7 @@ export default cluster;
 
 export type {
   Address, ClusterSettings, CrashLoopInfo, DispatcherStats, Extensions, HealthOptions, ManagedWorker, RecycleInfo,
-  RecycleOptions, ReloadResult, RestartInfo, RestartOptions, Settings, ShutdownSummary, UnhealthyInfo,
+  RecycleOptions, ReloadOptions, ReloadResult, RestartInfo, RestartOptions, Settings, ShutdownSummary, UnhealthyInfo,
   Bus, BusOptions, BusPeer, SharedCounter, SharedState, AgentHandle,
 } from './index.js';
 export { Worker } from 'node:cluster';

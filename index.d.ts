@@ -101,7 +101,8 @@ declare namespace rcluster {
      * Least connections (and sticky routing for a connection without a key)
      * passes over a worker whose event loop has been busy longer than this,
      * in ms, while another can take the connection. Default 1; 0 to 2147483647,
-     * fractions allowed. Round-robin never looks at it.
+     * fractions allowed. Round-robin looks at it only with more workers than
+     * CPUs (a worker lags there only if its loop is busy too).
      */
     busyThreshold?: number;
   }
@@ -114,7 +115,16 @@ declare namespace rcluster {
     maxDelay?: number;
     /** A worker that ran this long starts the backoff over. Default 30000. */
     resetAfter?: number;
-    /** More restarts than this within `window` is a crash loop. Default 10. */
+    /**
+     * A worker that dies sooner failed to start (PM2's min_uptime): only such
+     * crashes count toward maxRestarts. One alive, ready and up this long is
+     * healthy. Default 1000.
+     */
+    minUptime?: number;
+    /**
+     * More crashes of workers up less than minUptime than this within
+     * `window`, with no worker healthy within it, is a crash loop. Default 10.
+     */
     maxRestarts?: number;
     /** Default 60000. */
     window?: number;
@@ -176,6 +186,8 @@ declare namespace rcluster {
      * old worker's addresses. Default false.
      */
     waitReady?: boolean;
+    /** How cluster.reload() proves the new workers before it retires the old ones. */
+    reload?: ReloadOptions;
     /** A signal on which the primary runs cluster.reload(), e.g. 'SIGHUP'. Default none. */
     reloadSignal?: NodeJS.Signals | false;
     /** Replace a worker gracefully (replacement first) past a limit. Off by default. */
@@ -252,8 +264,14 @@ declare namespace rcluster {
   }
 
   interface RecycleOptions {
-    /** RSS limit: bytes, or a size such as '300M', '1G' (PM2's max_memory_restart). Sampled every second. */
-    maxMemory?: number | string;
+    /**
+     * RSS limits. A size (bytes, or '300M', '1G': PM2's max_memory_restart)
+     * is the soft limit: past it a worker is recycled. Past the hard limit
+     * (1.5 times the soft one unless given) a worker is SIGKILLed, whatever
+     * its state, draining included. cluster.settings holds `{ soft, hard }`
+     * in bytes.
+     */
+    maxMemory?: number | string | { soft: number | string; hard?: number | string };
     /** Requests ('request' events of its HTTP servers) a worker serves before it is recycled. */
     maxRequests?: number;
     /** Milliseconds a worker runs before it is recycled. */
@@ -277,30 +295,60 @@ declare namespace rcluster {
   }
 
   interface RecycleInfo {
-    reason: 'maxMemory' | 'maxRequests' | 'maxAge' | 'cron';
-    /** For 'maxMemory': the RSS sampled, and the limit, in bytes. */
+    /** 'maxMemoryHard': the worker passed the hard memory limit, or was growing past it before the next sample, and was SIGKILLed (it may have been recycled for 'maxMemory' before). */
+    reason: 'maxMemory' | 'maxMemoryHard' | 'maxRequests' | 'maxAge' | 'cron';
+    /** For 'maxMemory' and 'maxMemoryHard': the RSS sampled, the soft limit and the hard one, in bytes. */
     rss?: number;
     maxMemory?: number;
+    hard?: number;
+    /** For 'maxMemoryHard': the RSS its growth since the previous sample would reach 300 ms later, in bytes. */
+    projected?: number;
     /** For 'maxRequests': the requests served. */
     requests?: number;
     /** For 'maxAge': how long it had run, in ms. */
     age?: number;
   }
 
+  interface ReloadOptions {
+    /**
+     * Once the last new worker is ready, every new worker must stay up this
+     * long (ms) before the old workers are retired; meanwhile both serve. A
+     * new worker that dies before rolls the reload back. 0: each old worker
+     * is retired as soon as its replacement is ready. Default 3000.
+     */
+    probation?: number;
+  }
+
   /** What cluster.reload() resolves with (also emitted as 'reload'). */
   interface ReloadResult {
     /** Every worker replaced. */
     ok: boolean;
-    /** Each old worker's id and its replacement's, in the order they were replaced. */
-    replaced: Array<{ old: number; replacement: number }>;
-    /** Why the reload stopped (ok false). */
-    reason?: 'readyTimeout' | 'exited' | 'forkFailed' | 'shutdown';
+    /**
+     * Each old worker's id, its replacement's, and whether the old one had to
+     * be SIGKILLed at drainTimeout. Empty when the reload was rolled back.
+     */
+    replaced: Array<{ old: number; replacement: number; killed: boolean }>;
+    /**
+     * Why the reload stopped (ok false): a new worker exited before it was
+     * ready, was not ready within readyTimeout, died during the probation,
+     * could not be forked, or the cluster began shutting down.
+     */
+    reason?: 'readyTimeout' | 'exited' | 'probation' | 'forkFailed' | 'shutdown';
+    /**
+     * ok false: true if every new worker was withdrawn and retired and the old
+     * workers serve on, untouched (a reload with a probation); false if the
+     * workers in `replaced` stay replaced (probation 0).
+     */
+    rolledBack?: boolean;
     /** The worker that was to be replaced (it stays), and its failed replacement. */
     old?: number;
     replacement?: number;
-    /** For 'exited': how the replacement exited. */
+    /** For 'exited' and 'probation': how the replacement exited. */
     code?: number | null;
     signal?: NodeJS.Signals | null;
+    /** For 'probation': how long (ms) the replacement had been ready when it died, and the probation. */
+    uptime?: number;
+    probation?: number;
     /** For 'readyTimeout': readyTimeout in ms. */
     timeout?: number;
     /** For 'forkFailed'. */
@@ -321,6 +369,8 @@ declare namespace rcluster {
     delay: number;
     /** How long the replaced worker ran, in milliseconds. */
     uptime: number;
+    /** It ran less than restart.minUptime (or its fork failed): the crash counts toward maxRestarts. */
+    young: boolean;
     code: number | null;
     signal: NodeJS.Signals | null;
     /** A worker the primary killed as unhealthy is replaced for the same `reason`. */
@@ -348,9 +398,11 @@ declare namespace rcluster {
   }
 
   interface CrashLoopInfo {
+    /** Crashes of workers up less than minUptime within `window`, before this one. */
     restarts: number;
     maxRestarts: number;
     window: number;
+    minUptime: number;
     /** The worker whose exit exceeded the budget. */
     worker: Worker;
     code: number | null;
@@ -401,13 +453,17 @@ declare namespace rcluster {
     /** In the primary, the agent's handle (null without one); in the agent, { ready() }. */
     readonly agent: AgentHandle | { ready(): void } | null;
     /**
-     * Replaces every worker, `concurrency` at a time (default 1): fork the
-     * replacement, wait until it is ready, withdraw the old worker from every
-     * rotation, let it drain. A replacement that dies or is not ready within
-     * readyTimeout aborts the reload; the old workers stay. During a reload,
-     * the same promise. Emits 'reload' with the result.
+     * Replaces every worker: forks the replacements `concurrency` at a time
+     * (default 1), each must be ready, then all must stay up for `probation`
+     * ms (default setupPrimary's reload.probation, 3000) while the old workers
+     * serve on; then each old worker is withdrawn from every rotation and
+     * drains. A replacement that dies, or is not ready within readyTimeout,
+     * rolls the reload back: the replacements are retired, the old workers
+     * stay. With probation 0, each old worker is retired as soon as its
+     * replacement is ready. During a reload, the same promise. Emits 'reload'
+     * with the result.
      */
-    reload(options?: { concurrency?: number }): Promise<ReloadResult>;
+    reload(options?: { concurrency?: number; probation?: number }): Promise<ReloadResult>;
     /**
      * Sets the number of live workers (primary only): forks the missing ones
      * with cluster.fork() and the settings of setupPrimary(), or retires the

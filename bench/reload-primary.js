@@ -3,7 +3,7 @@
 // (node:cluster with a hand-written rolling restart: fork, wait for
 // 'listening', disconnect the old). Forks WORKERS of bench/reload-app.js,
 // prints `ready`, then on each `reload` line on stdin reloads and prints
-// `reloaded {json}`.
+// `reloaded {json}`. PROBATION (ms), if set, is rcluster's reload probation.
 const path = require('node:path');
 const readline = require('node:readline');
 
@@ -11,7 +11,10 @@ const impl = process.env.RELOAD_IMPL;
 const cluster = impl === 'rcluster' ? require('..') : require('node:cluster');
 const workers = Number(process.env.WORKERS || 2);
 
-cluster.setupPrimary({ exec: path.join(__dirname, 'reload-app.js') });
+cluster.setupPrimary({
+  exec: path.join(__dirname, 'reload-app.js'),
+  ...(impl === 'rcluster' && process.env.PROBATION !== undefined && { reload: { probation: Number(process.env.PROBATION) } }),
+});
 
 function forkListening() {
   return new Promise((resolve, reject) => {
@@ -42,7 +45,7 @@ async function handRolled() {
     if (line.trim() !== 'reload') return;
     queue = queue.then(async () => {
       const result = impl === 'rcluster' ? await cluster.reload() : await handRolled();
-      process.stdout.write(`reloaded ${JSON.stringify({ ok: result.ok, reason: result.reason })}\n`);
+      process.stdout.write(`reloaded ${JSON.stringify({ ok: result.ok, reason: result.reason, rolledBack: result.rolledBack })}\n`);
     });
   });
   rl.on('close', () => process.exit(0));

@@ -20,7 +20,7 @@ const { startServer, sampleServer, stopServer, sleep, tail } = require('./lib/se
 const { runLoad, buildCommand, shellQuote } = require('./lib/load');
 const { warmUp } = require('./lib/warmup');
 const { runProbes } = require('./lib/probe');
-const { summarize, applicable } = require('./lib/summary');
+const { summarize, applicable, primaryCpuUsPerConnection } = require('./lib/summary');
 const { markdownReport, svgChart } = require('./lib/report');
 const { machineInfo } = require('./lib/proc');
 
@@ -53,7 +53,7 @@ async function main() {
   const started = Date.now();
   const plan = buildPlan(opts);
   // Per-measurement overhead as seen on a 2-core VM.
-  const seconds = sum(plan.map((s) => opts.duration + opts.warmup + (loadSettings(opts, s.workload).tool === 'wrk' ? 0.8 : 1.5)));
+  const seconds = sum(plan.map((s) => opts.duration + warmupSeconds(opts) + (loadSettings(opts, s.workload).tool === 'wrk' ? 0.8 : 1.5)));
   const tools = [...new Set(opts.workloads.map((w) => loadSettings(opts, w).tool))];
   log(`${plan.length} measurements (${opts.rounds} rounds), tool ${tools.join(' + ')}, about ${Math.ceil(seconds / 60)} min`);
 
@@ -98,6 +98,15 @@ async function runPlan(plan, opts) {
   return { measurements, skipped: [...skipped] };
 }
 
+// --warmup is for 2 workers; more get proportionally more. Every worker
+// compiles its own request path, from the requests it gets: with 16 workers
+// sharing 0.5 s of traffic, the measured window ran mostly unoptimized code
+// (V8's inline caches and TurboFan at the top of a profile), doubling the
+// CPU per request of rcluster and node:cluster alike.
+function warmupSeconds(opts) {
+  return opts.warmup * Math.max(1, opts.workers / 2);
+}
+
 // Round-major, then workload, then config: A B C D E, A B C D E, ...
 function buildPlan(opts) {
   const plan = [];
@@ -131,7 +140,7 @@ async function measure({ round, workload, config }, opts) {
   try {
     const load = { ...settings, port: server.port, threads: opts.threads };
     if (opts.warmup > 0) {
-      m.warmup = await warmUp({ ...load, connections: Math.min(load.connections, WARMUP_MAX_CONNECTIONS), seconds: opts.warmup });
+      m.warmup = await warmUp({ ...load, connections: Math.min(load.connections, WARMUP_MAX_CONNECTIONS), seconds: warmupSeconds(opts) });
     }
     await sleep(SETTLE_MS);
     const before = sampleServer(server);
@@ -213,6 +222,7 @@ function logMeasurement(m, step, opts) {
   const c = m.client;
   const conns = m.server.perWorker.map((w) => w.connections).join('/');
   const cpu = m.server.primaryCpu === null ? '?' : m.server.primaryCpu.toFixed(2);
+  const perConn = primaryCpuUsPerConnection(m);
   const p99 = c.latencyValid ? `${c.latencyMs.p99.toFixed(1)} ms${c.slowLatencyMs ? ` (fast requests; slow p99 ${c.slowLatencyMs.p99.toFixed(1)} ms)` : ''}` : 'n/a';
   const probe = m.probe && m.probe.firstByteMs
     ? `  connect→1st byte p99 ${m.probe.firstByteMs.p99.toFixed(1)} ms (${m.probe.ok}/${m.probe.attempted} ok, `
@@ -220,7 +230,7 @@ function logMeasurement(m, step, opts) {
     : m.probe ? `  probes ${m.probe.ok}/${m.probe.attempted} ok` : '';
   const behind = typeof c.behindSlow === 'number' ? `  ${c.behindSlow} fast behind a slow one` : '';
   log(`${where} ${Math.round(c.rps).toString().padStart(7)} req/s  p99 ${p99}${behind}${probe}  `
-    + `conns ${conns}  primary CPU ${cpu} s`);
+    + `conns ${conns}  primary CPU ${cpu} s${perConn === null ? '' : ` (${perConn.toFixed(1)} µs/conn)`}`);
 }
 
 // The exact load command per workload, with <port> for the per-run port.

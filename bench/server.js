@@ -229,7 +229,12 @@ function main() {
 
   // node:cluster reads NODE_CLUSTER_SCHED_POLICY when it is first loaded.
   process.env.NODE_CLUSTER_SCHED_POLICY = POLICY;
-  const cluster = IMPL === 'rcluster' ? require(process.env.BENCH_RCLUSTER_PATH || path.join(__dirname, '..')) : require('node:cluster');
+  const rclusterPath = process.env.BENCH_RCLUSTER_PATH || path.join(__dirname, '..');
+  const cluster = IMPL === 'rcluster' ? require(rclusterPath) : require('node:cluster');
+  // Without its addon rcluster is node:cluster under another name: a figure
+  // measured so would be node's, reported as rcluster's.
+  const fallback = IMPL === 'rcluster' && require(path.join(rclusterPath, 'lib', 'native')).fallbackReason;
+  if (fallback && cluster.isPrimary) fail(`rcluster fell back to node:cluster (${fallback}); build it first (npm run build)`);
 
   if (cluster.isPrimary) runPrimary(cluster);
   else runWorker(cluster.worker ? cluster.worker.id : process.pid);

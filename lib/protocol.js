@@ -40,7 +40,8 @@ const Act = Object.freeze({
   Disconnect: 'disconnect',
   /**
    * You are replaced (reload, recycle): when your servers close, hand your
-   * idle keep-alive connections back. Sent just before Disconnect.
+   * idle keep-alive connections back. Sent just before Disconnect, with
+   * `drainTimeout` (ms), after which the primary SIGKILLs you.
    */
   Retiring: 'retiring',
 });

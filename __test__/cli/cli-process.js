@@ -11,6 +11,15 @@ const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'rcluster.js');
 const FIXTURES = path.join(ROOT, '__test__', 'fixtures', 'cli');
 const live = new Set();
+
+// Control sockets are named after the app in the user's runtime directory:
+// each test process gets its own (0700), so that two test runs of the same
+// fixture app (the same name) never meet, and no test sees the user's apps.
+// A test that gives XDG_RUNTIME_DIR (or TMPDIR) itself chooses.
+const RUNTIME_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'rcluster-run-'));
+fs.chmodSync(RUNTIME_DIR, 0o700);
+process.on('exit', () => fs.rmSync(RUNTIME_DIR, { recursive: true, force: true }));
+const baseEnv = () => ({ ...process.env, XDG_RUNTIME_DIR: RUNTIME_DIR });
 process.on('exit', () => {
   for (const p of live) p.killGroup('SIGKILL');
 });
@@ -20,7 +29,7 @@ class Cli {
     this.out = '';
     this.err = '';
     this.child = spawn(process.execPath, [BIN, ...args], {
-      cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, uid,
+      cwd, env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true, uid,
     });
     live.add(this);
     this.child.stdout.setEncoding('utf8');
@@ -98,7 +107,7 @@ class Cli {
 /** Runs a short command (`rcluster status --json`, ...) to completion. */
 function cli(args, { cwd = FIXTURES, env = {}, uid, timeout = 30000 } = {}) {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, uid, timeout }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...baseEnv(), ...env }, uid, timeout }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
     });
   });
@@ -141,7 +150,7 @@ function hasReload() {
 }
 const NEEDS_RELOAD = 'needs cluster.reload (zero-downtime operations)';
 
-module.exports = { Cli, cli, tmpdir, freePort, get, hasReload, NEEDS_RELOAD, FIXTURES, ROOT, BIN };
+module.exports = { Cli, cli, tmpdir, freePort, get, hasReload, NEEDS_RELOAD, FIXTURES, ROOT, BIN, RUNTIME_DIR };
 
 /** `rcluster status --json` until `ok(status)`, or throws after `timeout`. */
 async function statusUntil(control, ok, { timeout = 15000, what = 'status' } = {}) {

@@ -18,7 +18,8 @@ test('a PM2 ecosystem file, --only NAME: the app runs with its env, instances an
   t.after(() => app.killGroup());
   await app.waitFor(/listening on \d+ as \d/, { count: 2 });
   assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: unknown key "watch_me_please" \(ignored\)/);
-  assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: merge_logs is a PM2 setting rcluster does not use \(ignored\)/);
+  assert.match(app.err, /warning: ecosystem\.config\.js apps\[1\]: vizion is a PM2 setting rcluster does not use \(ignored\)/);
+  assert.doesNotMatch(app.err, /merge_logs/, 'merge_logs: true is what rcluster does with log files');
   assert.doesNotMatch(app.err, /exec_mode/, 'exec_mode cluster is what rcluster does');
   assert.doesNotMatch(app.err, /worker-queue/, 'the other app is not run');
   const seen = new Map();
@@ -54,16 +55,37 @@ test('PM2 keys become rcluster settings (cluster.settings), --env NAME adds env_
   assert.strictEqual(instances, 2);
   assert.strictEqual(settings.exec, path.join(APP, 'app.js'));
   assert.deepStrictEqual(settings.args, ['from-ecosystem']);
-  // max_memory_restart '300M' as setupPrimary() normalizes it: bytes.
-  assert.deepStrictEqual(settings.recycle, { maxMemory: 300 * 1024 * 1024, jitter: 0, cron: '0 3 * * *' });
+  // max_memory_restart '300M' as setupPrimary() normalizes it: the soft
+  // limit, and the hard one 1.5 times it, in bytes.
+  assert.deepStrictEqual(settings.recycle, { maxMemory: { soft: 300 * 1024 * 1024, hard: 450 * 1024 * 1024 }, jitter: 0, cron: '0 3 * * *' });
   assert.strictEqual(settings.shutdownTimeout, 4000);
   assert.strictEqual(settings.drainTimeout, 4000);
   assert.strictEqual(settings.waitReady, true);
   assert.strictEqual(settings.readyTimeout, 8000);
   assert.strictEqual(settings.restart.minDelay, 200);
   assert.strictEqual(settings.restart.maxRestarts, 7);
-  assert.strictEqual(settings.restart.resetAfter, 5000);
+  // PM2's min_uptime: a worker that dies sooner failed to start.
+  assert.strictEqual(settings.restart.minUptime, 5000);
+  assert.strictEqual(settings.restart.resetAfter, 30000);
   assert.strictEqual(env.APP_MESSAGE, 'production');
+});
+
+test('--reload-probation MS becomes setupPrimary({ reload: { probation } }); a bad value is a usage error', () => {
+  const program = (flag) => `
+    const { parseArgs } = require('./lib/cli/args');
+    const { resolveRun } = require('./lib/cli/settings');
+    Promise.resolve().then(() => resolveRun(parseArgs(['app.js', '--reload-probation', ${JSON.stringify(flag)}]), ${JSON.stringify(APP)}))
+      .then(({ primary }) => {
+        const cluster = require('.');
+        cluster.setupPrimary(primary);
+        console.log(JSON.stringify(cluster.settings.reload));
+      }, (err) => { console.error(err.message); process.exit(2); });`;
+  let r = spawnSync(process.execPath, ['-e', program('1500')], { cwd: ROOT, encoding: 'utf8' });
+  assert.strictEqual(r.status, 0, r.stderr);
+  assert.deepStrictEqual(JSON.parse(r.stdout), { probation: 1500 });
+  r = spawnSync(process.execPath, ['-e', program('soon')], { cwd: ROOT, encoding: 'utf8' });
+  assert.strictEqual(r.status, 2, r.stdout);
+  assert.match(r.stderr, /reload-probation/);
 });
 
 test('rcluster.config.json in the current directory, and its bad values', async (t) => {

@@ -23,7 +23,7 @@ test('status, scale and stop over the control socket; --json for scripts', async
   const text = await cli(['status', '--control', control]);
   assert.strictEqual(text.code, 0, text.stderr);
   assert.match(text.stdout, /^app \(pid \d+\): running, 2\/2 workers/);
-  assert.match(text.stdout, /WORKER +SLOT +PID +STATE +UPTIME +RESTARTS +CONNS +TOTAL +REQS +RSS +CPU +LOOP p99/);
+  assert.match(text.stdout, /WORKER +SLOT +PID +STATE +UPTIME +RESTARTS +RECYCLES +CONNS +TOTAL +REQS +RSS +CPU +LOOP p99/);
   assert.match(text.stdout, /LISTENER +WORKERS +ACCEPTED +PENDING +EXPIRED\n127\.0\.0\.1:\d+ +2 +\d+ +0 +0/);
 
   const s = await statusUntil(control, (x) => x.workers.every((w) => w.requests !== null));
@@ -34,7 +34,7 @@ test('status, scale and stop over the control socket; --json for scripts', async
   assert.strictEqual(s.listeners[0].accepted, 6);
   for (const w of s.workers) {
     assert.strictEqual(w.state, 'listening');
-    assert.ok(w.pid > 0 && w.rss > 1e6 && w.uptime > 0 && w.restarts === 0, JSON.stringify(w));
+    assert.ok(w.pid > 0 && w.rss > 1e6 && w.uptime > 0 && w.restarts === 0 && Object.keys(w.recycles).length === 0, JSON.stringify(w));
     assert.ok(w.eventLoopDelay.p99 >= 0 && typeof w.cpu === 'number', JSON.stringify(w));
   }
 
@@ -111,7 +111,9 @@ test('a default place where the socket cannot be made: the app runs without it; 
   assert.match(r.stderr, /EACCES/);
 });
 
-test('by default the socket is in a directory only its owner can use, named after the app directory: status there finds it', async (t) => {
+test('by default the socket is NAME.sock in a directory only its owner can use; without NAME a command finds the app of its directory, else the only one', async (t) => {
+  // Formerly the socket was named after the app's directory and found only
+  // from there: now it is named after the app, and found from anywhere.
   const dir = tmpdir();
   fs.copyFileSync(path.join(APP, 'app.js'), path.join(dir, 'app.js'));
   const runtime = tmpdir();
@@ -122,8 +124,7 @@ test('by default the socket is in a directory only its owner can use, named afte
   t.after(() => app.killGroup());
   const [m] = await app.waitFor(/control socket (\S+)\n/);
   const sock = m[1];
-  assert.strictEqual(path.dirname(sock), path.join(runtime, 'rcluster'));
-  assert.match(path.basename(sock), new RegExp(`^${path.basename(dir)}-[0-9a-f]{16}\\.sock$`));
+  assert.strictEqual(sock, path.join(runtime, 'rcluster', 'app.sock'));
   assert.strictEqual(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
   assert.strictEqual(fs.statSync(sock).mode & 0o777, 0o600);
   assert.deepStrictEqual(fs.readdirSync(dir).sort(), ['app.js'], 'nothing in the app directory');
@@ -131,16 +132,19 @@ test('by default the socket is in a directory only its owner can use, named afte
   let r = await cli(['status', '--json'], { cwd: dir, env });
   assert.strictEqual(r.code, 0, r.stderr);
   assert.strictEqual(JSON.parse(r.stdout).pid, app.child.pid);
-  // Another directory is another app.
-  r = await cli(['status'], { cwd: runtime, env });
-  assert.strictEqual(r.code, 1);
-  assert.match(r.stderr, /no rcluster running with control socket/);
+  // From another directory: the only app running.
+  r = await cli(['status', '--json'], { cwd: runtime, env });
+  assert.strictEqual(r.code, 0, r.stderr);
+  assert.strictEqual(JSON.parse(r.stdout).pid, app.child.pid);
   // Without XDG_RUNTIME_DIR (or with one that is not private), TMPDIR/rcluster-UID.
   const open = tmpdir();
   fs.chmodSync(open, 0o755);
   r = await cli(['status'], { cwd: dir, env: { XDG_RUNTIME_DIR: open, TMPDIR: open } });
   assert.strictEqual(r.code, 1);
-  assert.match(r.stderr, new RegExp(`no rcluster running with control socket ${open}/rcluster-${process.getuid()}/`));
+  assert.match(r.stderr, new RegExp(`no rcluster app is running for this user \\(sockets in ${open}/rcluster-${process.getuid()}\\)`));
+  r = await cli(['status', 'app'], { cwd: dir, env: { XDG_RUNTIME_DIR: open, TMPDIR: open } });
+  assert.strictEqual(r.code, 1);
+  assert.match(r.stderr, /no app named "app" is running/);
   r = await cli(['stop'], { cwd: dir, env });
   assert.strictEqual(r.code, 0, r.stderr);
   assert.strictEqual((await app.exited()).code, 0);

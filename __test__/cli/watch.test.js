@@ -65,3 +65,56 @@ test('--watch=PATH: a change under the watched folder is exactly one reload with
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);
 });
+
+// Editors and `sed -i` save by writing a temporary file and renaming it over
+// the old one: the name then holds a new inode, whose later saves, in place
+// or by rename, must still be seen.
+test('--watch: a rename-style save, then an in-place write, then another rename-style save: three reloads', async (t) => {
+  const dir = await appDir();
+  const port = await freePort();
+  const app = new Cli(['-i', '1', '--watch', '--watch-delay', '200', 'app.js'], { cwd: dir, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening on/);
+  await settle(300);
+  const file = path.join(dir, 'config', 'settings.json');
+  const renameSave = (text) => {
+    const temp = path.join(dir, 'config', `.settings.json.${process.pid}.tmp`);
+    fs.writeFileSync(temp, text);
+    fs.renameSync(temp, file);
+  };
+  const done = hasReload() ? /reload done/ : /reload failed/;
+  renameSave('{"v":1}');
+  await app.waitFor(done, { count: 1, timeout: 30000 });
+  fs.writeFileSync(file, '{"v":2}');
+  await app.waitFor(done, { count: 2, timeout: 30000 });
+  renameSave('{"v":3}');
+  await app.waitFor(done, { count: 3, timeout: 30000 });
+  await settle(500);
+  assert.strictEqual([...app.err.matchAll(/changed: .*settings\.json/g)].length, 3, app.err);
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+});
+
+// A save while a reload is under way (its new workers may have loaded the
+// code from before it): one more reload follows, so the latest save is
+// what serves.
+test('--watch: a save during a reload\'s probation is followed by one more reload; the last save serves', { skip: !hasReload() && NEEDS_RELOAD }, async (t) => {
+  const { get } = require('./cli-process');
+  const dir = tmpdir();
+  fs.copyFileSync(path.join(FIXTURES, 'version-app.js'), path.join(dir, 'app.js'));
+  fs.writeFileSync(path.join(dir, 'VERSION'), '1\n');
+  const port = await freePort();
+  const app = new Cli(['app.js', '-i', '1', '--watch', '--watch-delay', '100'], { cwd: dir, env: { APP_PORT: String(port) } });
+  t.after(() => app.killGroup());
+  await app.waitFor(/listening with version 1/);
+  fs.writeFileSync(path.join(dir, 'VERSION'), '2\n');
+  await app.waitFor(/listening with version 2/, { timeout: 15000 });
+  // The version-2 worker is on probation (3 s): the old one still serves.
+  fs.writeFileSync(path.join(dir, 'VERSION'), '3\n');
+  await app.waitFor(/reload asked \(--watch\) during a reload: another follows it/, { timeout: 15000 });
+  await app.waitFor(/reload done/, { count: 2, timeout: 30000 });
+  assert.strictEqual([...app.err.matchAll(/rolling reload/g)].length, 2, app.err);
+  assert.strictEqual((await get(port, '/')).body, '3');
+  app.signal('SIGTERM');
+  assert.strictEqual((await app.exited()).code, 0);
+});

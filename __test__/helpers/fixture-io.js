@@ -116,9 +116,22 @@ function forkListening(cluster, n, env) {
   });
 }
 
+/**
+ * Primary only: forks `n` workers (each with `env`) and emits 'ready'
+ * `{ port, workers: [ids] }` once every one has listened.
+ */
+function forkAndAnnounceReady(cluster, n, env) {
+  let listening = 0;
+  for (let i = 1; i <= n; i++) {
+    cluster.fork(env).once('listening', (a) => {
+      if (++listening === n) emit('ready', { port: a.port, workers: Object.keys(cluster.workers).map(Number) });
+    });
+  }
+}
+
 /** Open file descriptors of the calling process (Linux /proc). */
 function fdCount() {
   return require('node:fs').readdirSync('/proc/self/fd').length;
 }
 
-module.exports = { emit, onCommand, askWorker, askAll, answerPrimary, forkListening, fdCount };
+module.exports = { emit, onCommand, askWorker, askAll, answerPrimary, forkListening, forkAndAnnounceReady, fdCount };

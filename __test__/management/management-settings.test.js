@@ -20,6 +20,8 @@ const BAD_SETTINGS = [
   [{ restart: { maxRestarts: -1 } }, 'RangeError', 'ERR_OUT_OF_RANGE'],
   [{ restart: { maxRestarts: true } }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   [{ restart: { window: 0 } }, 'RangeError', 'ERR_OUT_OF_RANGE'],
+  [{ restart: { minUptime: '1s' } }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
+  [{ restart: { minUptime: -1 } }, 'RangeError', 'ERR_OUT_OF_RANGE'],
   [{ shutdownSignals: 'SIGTERM' }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   [{ shutdownSignals: [15] }, 'TypeError', 'ERR_INVALID_ARG_TYPE'],
   [{ shutdownSignals: ['SIGNOPE'] }, 'TypeError', 'ERR_UNKNOWN_SIGNAL'],
@@ -66,11 +68,11 @@ test('good settings: defaults filled in, cumulative across setupPrimary calls', 
     assert.equal(key in plain.settings, false, `no ${key} unless asked for`);
   }
   const on = await c.call('setup', { settings: { restart: true, exitOnUncaughtException: true } });
-  assert.deepEqual(on.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, maxRestarts: 10, window: 60000 });
+  assert.deepEqual(on.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, minUptime: 1000, maxRestarts: 10, window: 60000 });
   assert.deepEqual(on.settings.exitOnUncaughtException, { timeout: 5000 });
 
   const partial = await c.call('setup', { settings: { restart: { maxRestarts: 3 }, shutdownSignals: ['SIGTERM', 'SIGTERM'] } });
-  assert.deepEqual(partial.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, maxRestarts: 3, window: 60000 });
+  assert.deepEqual(partial.settings.restart, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, minUptime: 1000, maxRestarts: 3, window: 60000 });
   assert.deepEqual(partial.settings.shutdownSignals, ['SIGTERM']);
 
   const later = await c.call('setup', { settings: { silent: false } });

@@ -1,7 +1,8 @@
 'use strict';
 // setupPrimary({ restart }): a worker that exits unexpectedly is replaced by a
 // fork with the same env, after a delay that doubles per consecutive crash;
-// too many restarts in the window stop the policy with 'crashloop'; workers
+// too many crashes of workers up less than minUptime in the window, with no
+// worker healthy meanwhile, stop the policy with 'crashloop'; workers
 // that leave by disconnect() or kill() are not replaced. Without the setting,
 // nothing is replaced, as under node:cluster (that test runs on both).
 const test = require('node:test');
@@ -34,8 +35,8 @@ test('a SIGKILLed worker is replaced, with the same env', { skip, timeout: 30000
   assert.equal(restart.restarts, 1, 'worker.restarts of the replacement');
   assert.equal(restart.replaces, first, 'worker.replaces names the worker it replaced');
   assert.deepEqual(
-    { ...restart.info, uptime: typeof restart.info.uptime },
-    { attempt: 1, delay: 100, uptime: 'number', code: null, signal: 'SIGKILL', reason: 'signal' },
+    { ...restart.info, uptime: typeof restart.info.uptime, young: typeof restart.info.young },
+    { attempt: 1, delay: 100, uptime: 'number', young: 'boolean', code: null, signal: 'SIGKILL', reason: 'signal' },
   );
   const second = restart.worker;
   // With no worker left, listen(0) may have been given a new port.
@@ -72,6 +73,26 @@ test('backoff doubles per consecutive crash up to maxDelay, then the crash-loop 
     const state = await c.call('state');
     assert.deepEqual([state.workers, state.pendingRestarts], [[], 0], 'no restart after the crash loop');
     assert.equal(c.all('fork').length, 7, 'the original and 6 replacements');
+  });
+
+test('crashes past maxRestarts never stop the restarts while another worker is healthy (up minUptime and listening)',
+  { skip, timeout: 60000 }, async (t) => {
+    const settings = { restart: { minDelay: 0, maxDelay: 0, maxRestarts: 1, minUptime: 3000 } };
+    const c = start(t, { workers: 2, settings });
+    let { workers: [crashing] } = await c.waitFor('ready', { timeout: 10000 });
+    await new Promise((resolve) => setTimeout(resolve, 3200));
+    let young = 0;
+    for (let i = 0; i < 4; i++) {
+      await c.call('sigkill', { worker: crashing });
+      const restart = await c.waitFor({ event: 'restart', old: crashing }, { timeout: 10000 });
+      // Killed as soon as it listens, it dies young: only the healthy worker beside it keeps the policy going.
+      if (restart.info.young) young++;
+      crashing = restart.worker;
+      await c.waitFor({ event: 'listening', worker: crashing }, { timeout: 10000 });
+    }
+    assert.ok(young > settings.restart.maxRestarts, `young crashes past maxRestarts: ${young}`);
+    assert.deepEqual(c.all('crashloop'), []);
+    assert.equal((await c.call('state')).workers.length, 2);
   });
 
 test('a worker that ran resetAfter ms starts the backoff over', { skip, timeout: 30000 }, async (t) => {

@@ -27,7 +27,9 @@ async function assertReplacedFirst(c, old) {
 }
 
 test('maxMemory: a worker that leaks is recycled once its RSS passes the limit', { skip, timeout: 60000 }, async (t) => {
-  const c = start(t, { settings: { recycle: { maxMemory: '120M' } } });
+  // The hard limit far off: this fixture leaks 80 MB/s, and a worker past
+  // the default one (1.5 x 120M) before its replacement is ready is killed.
+  const c = start(t, { settings: { recycle: { maxMemory: { soft: '120M', hard: '1G' } } } });
   const { workers: [old] } = await c.waitFor('ready', { timeout: 10000 });
   assert.equal(c.all('recycle').length, 0);
   await c.call('setMode', { mode: 'leak' });

@@ -1,6 +1,8 @@
 'use strict';
 // cluster.reload(): every worker is replaced by a fresh fork, one at a time;
-// the old one is withdrawn only once its replacement is ready, then drains.
+// the old ones are withdrawn only once their replacements are ready (and,
+// by default, have stayed up through the probation: reload-probation.test.js),
+// then drain.
 // A replacement that dies or is never ready aborts the reload and the old
 // workers serve on. Clients see no failure throughout.
 const test = require('node:test');
@@ -74,10 +76,15 @@ test('reload under churn: every worker replaced, no request lost', { skip, timeo
     assert.equal(exit.exitedAfterDisconnect, true);
     assert.equal(exit.signal, null, 'drained, not killed');
   }
-  // One at a time: the second replacement was forked after the first old worker left.
+  // One at a time, as one generation (the default probation): the second
+  // replacement was forked once the first was ready, and no old worker left
+  // before both were ready and had stayed up through the probation.
   const forks = c.all('fork').filter((e) => news.includes(e.worker));
-  const firstExit = c.all({ event: 'exit', worker: result.replaced[0].old })[0];
-  assert.ok(forks[1].at >= firstExit.at, 'concurrency 1: the next replacement waits for the previous old worker');
+  const firstReady = c.all({ event: 'listening', worker: result.replaced[0].replacement })[0];
+  const lastReady = Math.max(...news.map((id) => c.all({ event: 'listening', worker: id })[0].at));
+  const firstExit = Math.min(...olds.map((id) => c.all({ event: 'exit', worker: id })[0].at));
+  assert.ok(forks[1].at >= firstReady.at, 'concurrency 1: the next replacement waits for the previous one to be ready');
+  assert.ok(firstExit - lastReady >= 3000 - 50, `the old workers left ${firstExit - lastReady} ms after the last replacement was ready`);
   assert.deepEqual(forks.map((f) => f.replaces), result.replaced.map((r) => r.old), 'worker.replaces');
   const state = await c.call('state');
   assert.deepEqual(state.workers.sort(), [...news].sort(), 'only the replacements are left');
@@ -117,7 +124,7 @@ test('an old worker that dies while its replacement is in trial is replaced by t
   process.kill(oldPid, 'SIGKILL');
   const result = await reloading;
   assert.equal(result.ok, true, JSON.stringify(result));
-  assert.deepEqual(result.replaced, [{ old, replacement: trial.worker }]);
+  assert.deepEqual(result.replaced, [{ old, replacement: trial.worker, killed: false }]);
   // Time for a restart, had one been started (minDelay 10 ms).
   await new Promise((resolve) => setTimeout(resolve, 500));
   assert.deepEqual(c.all('restart'), [], 'the restart policy forked a second replacement');

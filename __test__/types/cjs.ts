@@ -49,8 +49,9 @@ cluster.notAClusterMethod();
 export { asNode, w, policy, self, WorkerClass, accepted, busiest, extensions, notStats };
 
 // Worker management and queueTimeout are declared and typed.
-cluster.setupPrimary({ queueTimeout: 5000, restart: { minDelay: 50 }, shutdownSignals: ['SIGTERM'], exitOnUncaughtException: true });
-cluster.on('restart', (nw, old, info) => [nw.restarts, old.id, info.delay, info.reason]);
+cluster.setupPrimary({ queueTimeout: 5000, restart: { minDelay: 50, minUptime: 2000 }, shutdownSignals: ['SIGTERM'], exitOnUncaughtException: true });
+cluster.on('restart', (nw, old, info) => [nw.restarts, old.id, info.delay, info.reason, info.young === true]);
+cluster.on('crashloop', (info) => [info.restarts, info.minUptime, info.worker.id]);
 cluster.on('unhealthy', (w, info) => [w.restarts, info.reason === 'channelFailed', info.detail.length]);
 cluster.on('exit', (worker, code) => [worker.id, code]);
 const summary: Promise<cluster.ShutdownSummary> = cluster.shutdown({ timeout: 1000 });
@@ -83,6 +84,10 @@ cluster.setupPrimary({
 const reloaded: Promise<cluster.ReloadResult> = cluster.reload({ concurrency: 2 });
 reloaded.then((r) => [r.ok, r.replaced.map((x) => x.old + x.replacement), r.reason]);
 cluster.on('recycle', (w, info) => [w.id, info.reason === 'maxMemory', info.rss]);
+cluster.setupPrimary({ recycle: { maxMemory: { soft: '100M', hard: 200 * 1024 * 1024 } } });
+cluster.on('recycle', (w, info) => [info.reason === 'maxMemoryHard', info.hard]);
+// @ts-expect-error maxMemory's object form names its soft limit
+cluster.setupPrimary({ recycle: { maxMemory: { hard: '200M' } } });
 cluster.on('unhealthy', (w, info) => info.reason === 'hung');
 cluster.worker?.ready();
 // @ts-expect-error recycle.maxAge is a number of milliseconds

@@ -277,3 +277,118 @@ test('shutdown cancels a restart waiting for its delay', async (t) => {
   t.mock.timers.tick(60000);
   assert.equal(c.cluster.forked.length, 1);
 });
+
+// PM2's min_uptime: only crashes of workers up less than minUptime count
+// toward the crash-loop budget, and a healthy worker (alive, ready, up
+// minUptime) keeps the policy going.
+
+// What the primary records as a worker listens.
+function listening(c, worker) {
+  worker.state = 'listening';
+  c.records.get(worker.id).listened({ address: '127.0.0.1', port: 3000, addressType: 4, fd: -1 });
+}
+
+test('a worker up minUptime that crashes grows its slot\'s backoff but never counts toward a crash loop', async (t) => {
+  const c = fakeCluster(t, { ...OPTIONS, minUptime: 1000, maxRestarts: 1, window: 60000 });
+  let worker = c.cluster.fork();
+  for (const expected of [100, 200, 400, 800, 1000, 1000]) {
+    listening(c, worker);
+    t.mock.timers.tick(1000);
+    c.exit(worker);
+    worker = await replacementAfter(t, c, expected);
+    assert.equal(c.restarts.at(-1).info.young, false);
+  }
+  assert.deepEqual(c.crashloops, []);
+});
+
+test('young crashes never end in a crash loop while another worker is healthy', async (t) => {
+  const c = fakeCluster(t, { ...OPTIONS, minUptime: 1000, maxRestarts: 2, window: 10000 });
+  const healthy = c.cluster.fork();
+  let crashing = c.cluster.fork();
+  listening(c, healthy);
+  t.mock.timers.tick(1000);
+  for (let i = 0; i < 8; i++) {
+    c.exit(crashing);
+    crashing = await replacementAfter(t, c, Math.min(1000, 100 * 2 ** i));
+    assert.equal(c.restarts.at(-1).info.young, i > 0, 'the first crashing worker was up minUptime');
+  }
+  assert.deepEqual(c.crashloops, []);
+});
+
+test('young crashes end in a crash loop once no worker has been healthy for a whole window', async (t) => {
+  const c = fakeCluster(t, { ...OPTIONS, minDelay: 0, maxDelay: 0, minUptime: 1000, maxRestarts: 2, window: 10000 });
+  let worker = c.cluster.fork();
+  listening(c, worker);
+  t.mock.timers.tick(5000);
+  // Healthy until this crash: the window runs from here.
+  c.exit(worker);
+  worker = await replacementAfter(t, c, 0);
+  const healthyUntil = Date.now();
+  while (Date.now() + 500 - healthyUntil < 10000) {
+    t.mock.timers.tick(500);
+    c.exit(worker);
+    assert.deepEqual(c.crashloops, [], `no crash loop ${Date.now() - healthyUntil} ms after the last healthy worker`);
+    worker = await replacementAfter(t, c, 0);
+  }
+  t.mock.timers.tick(500);
+  c.exit(worker, 3);
+  assert.equal(c.crashloops.length, 1);
+  assert.deepEqual(
+    (({ restarts, maxRestarts, window, minUptime, code, reason }) => ({ restarts, maxRestarts, window, minUptime, code, reason }))(c.crashloops[0]),
+    { restarts: 19, maxRestarts: 2, window: 10000, minUptime: 1000, code: 3, reason: 'exit' });
+});
+
+test('a worker up minUptime is not healthy unless it is ready: listening where the others listen, or signalled with waitReady', async (t) => {
+  const c = fakeCluster(t, { ...OPTIONS, minDelay: 0, maxDelay: 0, minUptime: 1000, maxRestarts: 2, window: 10000 });
+  const other = c.cluster.fork();
+  const stuck = c.cluster.fork();
+  listening(c, other);
+  // Online but not listening, while a worker of the cluster listens.
+  stuck.state = 'online';
+  t.mock.timers.tick(1000);
+  // The listening worker leaves on purpose, healthy: the window starts.
+  c.management.disconnecting(other);
+  c.exit(other, 0);
+  t.mock.timers.tick(10000);
+  // Every crash from here is young (of workers that listened), and `stuck`
+  // is not ready: a crash loop at the third.
+  let worker = c.cluster.fork();
+  for (let i = 0; i < 2; i++) {
+    listening(c, worker);
+    c.exit(worker);
+    worker = await replacementAfter(t, c, 0);
+  }
+  listening(c, worker);
+  c.exit(worker);
+  assert.equal(c.crashloops.length, 1);
+
+});
+
+for (const signalled of [false, true]) {
+  test(`with waitReady, a worker is ready once it said so: ${signalled ? 'signalled, healthy' : 'listening only, not healthy'}`, async (t) => {
+    const c = fakeCluster(t, { ...OPTIONS, minDelay: 0, maxDelay: 0, minUptime: 1000, maxRestarts: 0, window: 10000 });
+    c.cluster.settings.waitReady = true;
+    const ready = c.cluster.fork();
+    listening(c, ready);
+    if (signalled) c.management.ready(ready);
+    t.mock.timers.tick(1000);
+    c.exit(c.cluster.fork());
+    assert.equal(c.crashloops.length, signalled ? 0 : 1);
+    assert.equal(c.cluster.pendingRestarts, signalled ? 1 : 0);
+  });
+}
+
+test('a start-up crash loop (every worker dies young, none was ever healthy) stops after maxRestarts', async (t) => {
+  const c = fakeCluster(t, { ...OPTIONS, minUptime: 1000, maxRestarts: 3 });
+  let worker = c.cluster.fork();
+  for (let i = 0; i < 3; i++) {
+    t.mock.timers.tick(200);
+    c.exit(worker);
+    worker = await replacementAfter(t, c, 100 * 2 ** i);
+    assert.equal(c.restarts.at(-1).info.young, true);
+  }
+  t.mock.timers.tick(200);
+  c.exit(worker);
+  assert.equal(c.crashloops.length, 1);
+  assert.equal(c.cluster.pendingRestarts, 0);
+});

@@ -31,6 +31,12 @@ const BAD = [
     'The value of "options.restart.maxDelay" is out of range. It must be an integer. Received NaN'],
   [{ restart: { resetAfter: 2 ** 31 } }, RangeError, 'ERR_OUT_OF_RANGE',
     `The value of "options.restart.resetAfter" is out of range. It must be >= 0 && <= ${MAX}. Received 2147483648`],
+  [{ restart: { minUptime: '1s' } }, TypeError, 'ERR_INVALID_ARG_TYPE',
+    'The "options.restart.minUptime" property must be of type number. Received type string (\'1s\')'],
+  [{ restart: { minUptime: -1 } }, RangeError, 'ERR_OUT_OF_RANGE',
+    `The value of "options.restart.minUptime" is out of range. It must be >= 0 && <= ${MAX}. Received -1`],
+  [{ restart: { minUptime: 0.5 } }, RangeError, 'ERR_OUT_OF_RANGE',
+    'The value of "options.restart.minUptime" is out of range. It must be an integer. Received 0.5'],
   [{ restart: { window: 0 } }, RangeError, 'ERR_OUT_OF_RANGE',
     `The value of "options.restart.window" is out of range. It must be >= 1 && <= ${MAX}. Received 0`],
   [{ restart: { minDelay: 500, maxDelay: 100 } }, RangeError, 'ERR_OUT_OF_RANGE',
@@ -109,7 +115,7 @@ test("the stack starts at the caller given (setupPrimary), not inside rcluster's
 
 test('booleans expand to the defaults, objects fill in what they leave out', () => {
   assert.deepEqual(normalizeSettings({ restart: true }).restart, RESTART_DEFAULTS);
-  assert.deepEqual(RESTART_DEFAULTS, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, maxRestarts: 10, window: 60000 });
+  assert.deepEqual(RESTART_DEFAULTS, { minDelay: 100, maxDelay: 15000, resetAfter: 30000, minUptime: 1000, maxRestarts: 10, window: 60000 });
   assert.equal(normalizeSettings({ restart: false }).restart, false);
   assert.equal(normalizeSettings({ restart: undefined }).restart, false);
   assert.deepEqual(normalizeSettings({ restart: { minDelay: 0, maxRestarts: 0 } }).restart,

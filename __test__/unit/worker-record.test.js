@@ -42,7 +42,7 @@ test('the legal moves, and only those', () => {
   const legal = new Set([
     'running>failing', 'running>disconnecting', 'running>killed', 'running>failed', 'running>replaced', 'running>crashLooped', 'running>exited',
     'running>retiring', 'retiring>exited',
-    'trial>running', 'trial>disconnecting', 'trial>killed', 'trial>exited',
+    'trial>running', 'trial>retiring', 'trial>disconnecting', 'trial>killed', 'trial>exited',
     'failing>disconnecting', 'failing>killed', 'failing>failed', 'failing>replaced', 'failing>crashLooped', 'failing>exited',
     'failed>replaced', 'failed>crashLooped', 'failed>exited',
     'disconnecting>exited', 'killed>exited', 'replaced>exited', 'crashLooped>exited',
@@ -137,7 +137,25 @@ test('a trial replacement becomes running once ready; a retiring worker only exi
   assert.equal(r.disconnect(), false, 'its disconnect() changes nothing');
   assert.equal(r.kill(), false);
   assert.equal(r.fate, Fate.Retiring);
-  for (const fate of [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Trial]) {
+  for (const fate of [Fate.Failing, Fate.Disconnecting, Fate.Killed]) {
     assert.equal(record(fate).retire(), false, `retire() of a ${fate} worker`);
   }
+  // A reload rolled back retires the replacements it started.
+  const rolledBack = record(Fate.Trial);
+  assert.equal(rolledBack.retire(), true);
+  assert.equal(rolledBack.fate, Fate.Retiring);
+  assert.equal(rolledBack.replaceable, false, 'never replaced');
+});
+
+test('a replacement on probation stands by: its listens are held until it is admitted', () => {
+  const plain = new WorkerRecord({ id: nextId++ }, {}, 0, { trial: true });
+  assert.equal(plain.standingBy, false);
+  assert.deepEqual(plain.admit(), [], 'nothing held: nothing to repeat');
+  const held = new WorkerRecord({ id: nextId++ }, {}, 0, { trial: true, standby: true });
+  assert.equal(held.standingBy, true);
+  held.holdListen({ key: 'a' });
+  held.holdListen({ key: 'b' });
+  assert.deepEqual(held.admit(), [{ key: 'a' }, { key: 'b' }]);
+  assert.equal(held.standingBy, false);
+  assert.deepEqual(held.admit(), [], 'admitted once');
 });

@@ -53,6 +53,10 @@ const WORKLOADS = {
   blocked: { churn: true, serverEnv: { BENCH_BLOCK_PRIMARY: '200/250' }, needsPrimary: true },
   demo: { churn: false, serverEnv: {}, handler: 'cpu', connections: 1000, pipelining: 10, tool: 'autocannon', optIn: true },
   'demo-100': { churn: false, serverEnv: {}, handler: 'cpu', connections: 100, pipelining: 10, tool: 'autocannon', optIn: true },
+  // dispatch: churn against rcluster RR and node:cluster RR only, for the
+  // dispatcher's cost per connection (bench/dispatch.js runs it at 2, 16 and
+  // 64 workers: npm run bench:dispatch).
+  dispatch: { churn: true, serverEnv: {}, configs: ['node-rr', 'rcluster-rr'], optIn: true },
   mixed: {
     churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
     configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc', 'base-rr', 'base-lc'],
@@ -99,7 +103,8 @@ const HELP = `Usage: node bench/run.js [options]
   --rounds N         rounds; each round runs every config once per workload (default ${DEFAULTS.rounds})
   --duration S       seconds per measurement (default ${DEFAULTS.duration})
   --warmup S         seconds of warm-up traffic (same keep-alive/close mode, from the runner's
-                     own http client) before each measurement (default ${DEFAULTS.warmup})
+                     own http client) before each measurement (default ${DEFAULTS.warmup}),
+                     for 2 workers: more workers get proportionally more (workers / 2 times)
   --quick            smoke run: --rounds 2 --duration 3 (explicit flags still win)
   --workers N        cluster workers (default ${DEFAULTS.workers})
   --connections N    concurrent client connections (default ${DEFAULTS.connections})

@@ -6,7 +6,7 @@ const { CONFIGS, WORKLOADS, MAX_PROBES, loadSettings } = require('./options');
 // ------------------------------------------------------------------ markdown
 
 const COLUMNS = ['config', 'workload', 'req/s (median)', 'min–max', 'p50 ms', 'p99 ms', 'mean ms', 'max ms',
-  'connect→1st byte p50 / p99 / max ms§', 'err+timeout+non2xx', 'conns per worker', 'req/conn', 'primary CPU s', 'vs node RR', 'vs node NONE'];
+  'connect→1st byte p50 / p99 / max ms§', 'err+timeout+non2xx', 'conns per worker', 'req/conn', 'primary CPU s', 'primary CPU-µs/conn', 'vs node RR', 'vs node NONE'];
 
 function markdownReport({ meta, opts, rows, commands, skipped }) {
   const lines = [];
@@ -15,7 +15,7 @@ function markdownReport({ meta, opts, rows, commands, skipped }) {
   lines.push(`- node ${meta.machine.node}; load tool: ${meta.toolVersion}`);
   lines.push(`- command: \`${meta.commandLine}\``);
   lines.push(`- ${opts.rounds} rounds, interleaved (each round runs every config for each workload); `
-    + `${opts.duration} s per measurement after ${opts.warmup} s warm-up; `
+    + `${opts.duration} s per measurement after ${opts.warmup * Math.max(1, opts.workers / 2)} s warm-up; `
     + `${opts.workers} workers; a fresh server for every measurement`);
   lines.push(`- wall time: ${meta.wallSeconds.toFixed(0)} s`);
   lines.push('- load per workload (the port changes with every server start):');
@@ -61,6 +61,7 @@ function tableCells(row) {
     row.connectionsPerWorker.map(int).join(' / '),
     row.requestsPerConnection === null ? '' : row.requestsPerConnection.toFixed(row.requestsPerConnection < 10 ? 2 : 0),
     row.primaryCpuSeconds === null ? 'n/a‡' : row.primaryCpuSeconds.toFixed(2),
+    row.primaryCpuUsPerConnection == null ? 'n/a‡' : row.primaryCpuUsPerConnection.toFixed(1),
     times(row.vsNodeRr), times(row.vsNodeNone),
   ];
 }
@@ -78,7 +79,10 @@ function footnotes(rows, opts, skipped) {
     'How to read this: req/s, latencies and primary CPU are medians over the successful rounds; '
       + 'err+timeout+non2xx, conns per worker and req/conn are totals over all measured windows (warm-up excluded). '
       + 'conns per worker and req/conn come from the workers\' own counters, not from the load tool. '
-      + 'Ratios compare median req/s with the node:cluster row of the same workload.',
+      + 'Ratios compare median req/s with the node:cluster row of the same workload. '
+      + 'primary CPU-µs/conn: the primary process\'s CPU time (utime+stime of all its threads, /proc/<pid>/stat) over the '
+      + 'measured window divided by the connections its workers were handed in it (probes included), median over rounds; '
+      + 'with keep-alive it mostly measures idle overhead.',
     ...probeNotes(rows, opts),
     ...toolNotes(rows, opts),
     ...warnings(rows),

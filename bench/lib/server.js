@@ -14,6 +14,8 @@ const { cpuSeconds, processGroupMembers } = require('./proc');
 
 const SERVER_JS = path.join(__dirname, '..', 'server.js');
 const READY_TIMEOUT_MS = 15000;
+// Each worker adds to the start on a small machine (64 on 2 cores take ~10 s).
+const READY_MS_PER_WORKER = 400;
 const STDERR_KEEP = 16 * 1024;
 
 // A port that was free a moment ago. The tiny race with other programs is
@@ -43,7 +45,8 @@ async function startServer(env, script = SERVER_JS) {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // own process group: see stopServer()
   });
-  const server = { child, pid: child.pid, port, statsDir, stderr: '', exited: null };
+  const readyMs = READY_TIMEOUT_MS + READY_MS_PER_WORKER * (Number(env.BENCH_WORKERS) || 0);
+  const server = { child, pid: child.pid, port, statsDir, stderr: '', exited: null, readyMs };
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => { server.stderr = (server.stderr + chunk).slice(-STDERR_KEEP); });
   child.on('exit', (code, signal) => { server.exited = { code, signal }; });
@@ -61,7 +64,7 @@ async function startServer(env, script = SERVER_JS) {
 function waitForReady(server) {
   return new Promise((resolve, reject) => {
     let stdout = '';
-    const timer = setTimeout(() => finish(new Error(`no READY within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(() => finish(new Error(`no READY within ${server.readyMs} ms`)), server.readyMs);
     const onData = (chunk) => {
       stdout += chunk;
       const match = /^READY (\d+)$/m.exec(stdout);

@@ -84,12 +84,21 @@ function summarizeOne(measurements, config, workload, opts) {
     clientCompleted: sum(ok.map((m) => m.client.requests)),
     primaryCpuSeconds: CONFIGS[config].single ? null : median(ok.map((m) => m.server.primaryCpu)),
     processCpuSeconds: median(ok.map((m) => m.server.primaryCpu)),
+    // The primary's CPU (all its threads: dispatcher and JS) per connection
+    // it handed out, probes included: what one dispatch costs.
+    primaryCpuUsPerConnection: CONFIGS[config].single ? null : median(ok.map(primaryCpuUsPerConnection)),
     workerCpuSeconds: median(ok.map((m) => m.server.workerCpu)),
     clientServerMismatch: ok.filter((m) => m.mismatch).map((m) => ({ round: m.round, ...m.mismatch })),
     fewAccepted: WORKLOADS[workload].churn ? [] : ok
       .filter((m) => m.server.connections < loadSettings(opts, workload).connections)
       .map((m) => ({ round: m.round, accepted: m.server.connections, expected: loadSettings(opts, workload).connections })),
   });
+}
+
+function primaryCpuUsPerConnection(m) {
+  const dealt = m.server.connections + m.server.probes;
+  if (m.server.primaryCpu === null || dealt <= 0) return null;
+  return (m.server.primaryCpu * 1e6) / dealt;
 }
 
 // The probe's samples of all rounds pooled: a round holds at most a couple of
@@ -133,4 +142,4 @@ function ratio(row, base) {
   return row.rps.median / base.rps.median;
 }
 
-module.exports = { summarize, applicable, median };
+module.exports = { summarize, applicable, median, primaryCpuUsPerConnection };

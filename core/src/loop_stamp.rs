@@ -1,6 +1,6 @@
 //! Loop stamps: each worker says, in memory the primary's dispatcher reads
 //! without a system call, whether its event loop is waiting for I/O or busy,
-//! and since when (docs/DESIGN.md §14).
+//! and since when (docs/DESIGN.md §15).
 //!
 //! The primary makes one small sealed file per worker ([`StampReader::create`])
 //! and sends it over the worker's channel; the worker maps it writable

@@ -10,6 +10,12 @@ const { pathToFileURL } = require('url');
 const { BY_NAME, BY_PM2, PM2_UNSUPPORTED, flagOf } = require('./options');
 const { UsageError } = require('../errors');
 
+// PM2 keys that are another's second name.
+const PM2_ALIASES = { __proto__: null, combine_logs: 'merge_logs' };
+
+// Settings holding a path, resolved from the app's cwd as PM2 does.
+const PATH_SETTINGS = ['log', 'outFile', 'errorFile'];
+
 const DEFAULT_FILES = ['rcluster.config.js', 'rcluster.config.cjs', 'rcluster.config.mjs', 'rcluster.config.json'];
 
 async function loadFile(file) {
@@ -76,7 +82,7 @@ async function readConfig(file, { only, envName } = {}) {
   const options = {};
   let extraEnv = null;
   for (const [key, raw] of Object.entries(value)) {
-    const option = BY_NAME.get(key) ?? BY_PM2.get(key);
+    const option = BY_NAME.get(key) ?? BY_PM2.get(PM2_ALIASES[key] ?? key);
     if (option !== undefined) {
       options[option.name] = option.check(raw, `${label}: ${key}`);
     } else if (/^env_/.test(key)) {
@@ -97,6 +103,14 @@ async function readConfig(file, { only, envName } = {}) {
   const dir = path.dirname(file);
   options.cwd = options.cwd === undefined ? dir : path.resolve(dir, options.cwd);
   if (options.script !== undefined) options.script = path.resolve(options.cwd, options.script);
+  for (const name of PATH_SETTINGS) {
+    if (options[name] !== undefined) options[name] = path.resolve(options.cwd, options[name]);
+  }
+  // PM2's per-instance files (out-0.log, out-1.log...) are not made: one
+  // file per stream holds every worker's lines, each tagged with its worker.
+  if (options.mergeLogs === false) {
+    warnings.push(`${label}: merge_logs false: rcluster writes one file per stream for all workers, each line tagged with its worker [wN]`);
+  }
   return { options, warnings, file };
 }
 

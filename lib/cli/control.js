@@ -105,26 +105,85 @@ function controlDir({ create = false, env = process.env } = {}) {
   return privateDir(path.join(os.tmpdir(), `rcluster-${uid}`), { create });
 }
 
+// A file name for an app's name: letters, digits, '.', '_' and '-' as they
+// are, every other byte as %XX, so that two names never share a file and
+// the name can be read back (nameOfSocket). '%' itself is escaped.
+function encodeName(name) {
+  return [...Buffer.from(name, 'utf8')].map((b) => {
+    const c = String.fromCharCode(b);
+    return /[A-Za-z0-9._-]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }).join('');
+}
+
+const SOCKET_SUFFIX = '.sock';
+
 /**
- * The default control socket of the app in `appDir`: in controlDir(), named
- * after the real path of `appDir` (a readable part and a hash), so that
- * `rcluster status` run in that directory finds it.
+ * The control socket of the app named `name`: `<controlDir()>/<name>.sock`,
+ * so that `rcluster status NAME` finds it from any directory and a second
+ * app of the same name finds the first one's in its way. A name too long
+ * for a unix socket path is cut, with a hash of the whole name.
  */
-function defaultControlPath(appDir, options = {}) {
-  let real;
-  try {
-    real = fs.realpathSync(appDir);
-  } catch {
-    real = path.resolve(appDir);
-  }
+function controlPathFor(name, options = {}) {
+  if (typeof name !== 'string' || name === '') throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE', 'an app name is a non-empty string');
   const dir = controlDir(options);
-  const hash = crypto.createHash('sha256').update(real).digest('hex').slice(0, 16);
-  const room = MAX_SOCKET_PATH - Buffer.byteLength(dir) - 1 - (1 + hash.length + '.sock'.length);
-  if (room < 1) {
-    throw codedError(Error, 'ENAMETOOLONG', `the control socket directory ${dir} is too long a path for a unix socket (give --control PATH)`);
+  const room = MAX_SOCKET_PATH - Buffer.byteLength(dir) - 1 - SOCKET_SUFFIX.length;
+  let base = encodeName(name);
+  if (base.startsWith('.')) base = `%2E${base.slice(1)}`;
+  if (base.length > room) {
+    const hash = crypto.createHash('sha256').update(name).digest('hex').slice(0, 16);
+    if (room < hash.length + 2) {
+      throw codedError(Error, 'ENAMETOOLONG', `the control socket directory ${dir} is too long a path for a unix socket (give --control PATH)`);
+    }
+    base = `${base.slice(0, room - hash.length - 1).replace(/%[0-9A-F]?$/, '')}~${hash}`;
   }
-  const readable = (path.basename(real).replace(/[^A-Za-z0-9._-]/g, '_') || 'root').slice(0, Math.min(32, room));
-  return path.join(dir, `${readable}-${hash}.sock`);
+  return path.join(dir, `${base}${SOCKET_SUFFIX}`);
+}
+
+/** The app name a socket file of controlDir() was made for (cut names come back cut). */
+function nameOfSocket(file) {
+  const base = path.basename(file, SOCKET_SUFFIX).replace(/~[0-9a-f]{16}$/, '');
+  try {
+    return decodeURIComponent(base);
+  } catch {
+    return base;
+  }
+}
+
+/**
+ * The control sockets in controlDir(): the paths of the sockets of this
+ * user there, whether or not a primary still answers on them (a killed one
+ * leaves its socket). Nothing else in the directory is listed, and nothing
+ * is followed: the directory itself is checked as privateDir checks it
+ * (throws ERR_RCLUSTER_CONTROL_UNSAFE when it fails the check).
+ */
+function listControlSockets(options = {}) {
+  // A directory someone else could use is an error (ERR_RCLUSTER_CONTROL_UNSAFE), not "no app".
+  const dir = controlDir(options);
+  let names;
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return [];
+    throw err;
+  }
+  const uid = process.geteuid();
+  return names.filter((n) => n.endsWith(SOCKET_SUFFIX)).sort().map((n) => path.join(dir, n)).filter((file) => {
+    const st = lstatOrNull(file);
+    return st !== null && st.isSocket() && st.uid === uid;
+  });
+}
+
+/**
+ * `dir` with its symbolic links resolved, as a primary reports the
+ * directory it started in and `rcluster status` compares it with its own;
+ * a directory gone meanwhile is compared as written.
+ */
+function realDir(dir) {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
 }
 
 // Whether a process answers on the socket at `file`.
@@ -148,7 +207,7 @@ async function prepare(file) {
   const uid = process.geteuid();
   if (st.uid !== uid) throw unsafe(file, `it is a socket of uid ${st.uid}, not of this user (uid ${uid})`);
   if (await probe(file)) {
-    throw codedError(Error, 'EADDRINUSE', `another rcluster is running with control socket ${file} (use --control PATH)`);
+    throw codedError(Error, 'EADDRINUSE', `another rcluster is running with control socket ${file} (use --control PATH)`, { path: file });
   }
   // A stale socket from a primary that was killed: still the same one?
   const again = lstatOrNull(file);
@@ -438,4 +497,6 @@ function parseReply(bytes) {
   };
 }
 
-module.exports = { serveControl, request, answerLine, parseReply, defaultControlPath, controlDir, LIMITS };
+module.exports = {
+  serveControl, request, answerLine, parseReply, controlPathFor, nameOfSocket, listControlSockets, controlDir, realDir, LIMITS,
+};

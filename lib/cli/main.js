@@ -12,19 +12,24 @@ async function main(argv) {
   let parsed;
   try {
     parsed = parseArgs(argv);
+    // A reader that went away (`rcluster status --watch | head -1`) ends a
+    // command quietly, as it ends `cat`; the primary of a running app keeps
+    // serving and drops what it cannot print.
+    quietOnClosedOutput(parsed.command !== 'run' || parsed.help || parsed.version);
     if (parsed.version) {
       process.stdout.write(`${require('../../package.json').version}\n`);
       return 0;
     }
     if (parsed.command === 'help' || parsed.help) {
-      const topic = parsed.command === 'help' ? parsed.positional[0] : parsed.command;
-      if (topic !== undefined && !(topic in TOPICS)) throw new UsageError(`no help for ${JSON.stringify(topic)} (commands: run, status, reload, scale, stop)`);
+      const topic = parsed.command === 'help' ? topicOf(parsed.positional[0]) : parsed.command;
+      if (topic !== undefined && !(topic in TOPICS)) throw new UsageError(`no help for ${JSON.stringify(topic)} (commands: ${Object.keys(TOPICS).join(', ')})`);
       process.stdout.write(helpText(topic));
       return 0;
     }
     if (parsed.command === 'run') return await run(parsed, log);
     return await require('./client').command(parsed, log);
   } catch (err) {
+    if (parsed === undefined) quietOnClosedOutput(true);
     if (err instanceof UsageError) {
       log.error(err.message);
       return err.exitCode;
@@ -37,6 +42,9 @@ async function main(argv) {
 async function run(parsed, log) {
   const { resolveRun } = require('./settings');
   const { app, primary, warnings } = await resolveRun(parsed);
+  // Stamped as every later line of rcluster's (the log file joins them once
+  // the Runner has opened it).
+  log.configure({ stamp: require('./log_files').stamper(app) });
   for (const w of warnings) log.warn(w);
   const cluster = require('../..');
   if (cluster.isPrimary !== true || typeof cluster.stats !== 'function') {
@@ -60,7 +68,7 @@ async function run(parsed, log) {
   const closers = [];
   // The control socket, then the HTTP endpoints: a failure to bind any of
   // them stops the start before a worker is forked.
-  const { serveControl, defaultControlPath } = require('./control');
+  const { controlPathFor, realDir } = require('./control');
   const { SHUTDOWN_TIMEOUT_DEFAULT } = require('../primary/settings');
   const handlers = {
     status: () => runner.status(),
@@ -70,6 +78,18 @@ async function run(parsed, log) {
       if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SCALE) throw new UsageError(`scale needs a whole number from 1 to ${MAX_SCALE} (got ${JSON.stringify(n)?.slice(0, 40)})`);
       return runner.scale(n);
     },
+    // What `rcluster ls` shows and how a command finds the app started in
+    // its directory: cheap, no worker is asked.
+    info: () => ({
+      name: app.name,
+      pid: process.pid,
+      dir: realDir(primary.cwd ?? process.cwd()),
+      script: app.script,
+      instances: runner.instances,
+      workers: runner.liveWorkers().length,
+      uptime: process.uptime(),
+      state: runner.stopping !== null ? 'stopping' : 'running',
+    }),
     stop: () => {
       runner.stop('rcluster stop');
       // How long the client may have to wait for this process to be gone.
@@ -77,11 +97,13 @@ async function run(parsed, log) {
     },
   };
   try {
-    // By default in a directory only this user can use (lib/cli/control.js).
-    if (!app.controlGiven) app.control = defaultControlPath(app.dir, { create: true });
-    const control = await serveControl(app.control, handlers);
+    // By default named after the app, in a directory only this user can use
+    // (lib/cli/control.js), where `rcluster status NAME` and `rcluster ls` look.
+    if (!app.controlGiven) app.control = controlPathFor(app.name, { create: true });
+    const control = await serveUnderFreeName(app, handlers, log);
     closers.push(control.close);
   } catch (err) {
+    if (err.code === 'EADDRINUSE' && !app.controlGiven) throw await nameTaken(app, err);
     // The default place may be unusable (no writable temporary directory,
     // or one another user made first): the app still runs, without the
     // control commands. A --control PATH given and unusable stops the start.
@@ -126,6 +148,72 @@ async function run(parsed, log) {
 }
 
 const MAX_SCALE = 4096;
+
+// Names tried after a derived name that a running app has: NAME-2 ... NAME-9.
+const MAX_NAME_SUFFIX = 9;
+
+// The control socket under the app's name. A name the user chose is refused
+// when another running app has it (a second `rcluster --name api` is a
+// mistake); a name derived from the script (two projects' server.js) gives
+// way, as PM2 lets two apps share a script's name: this one becomes NAME-2,
+// NAME-3, ..., and says so.
+async function serveUnderFreeName(app, handlers, log) {
+  const { serveControl, controlPathFor } = require('./control');
+  const base = app.name;
+  for (let n = 2; ; n++) {
+    try {
+      const control = await serveControl(app.control, handlers);
+      if (app.name !== base) log.info(`an app named ${JSON.stringify(base)} is already running: this one is ${JSON.stringify(app.name)} (give --name NAME to choose)`);
+      return control;
+    } catch (err) {
+      if (err.code !== 'EADDRINUSE' || app.controlGiven || app.nameGiven || n > MAX_NAME_SUFFIX) throw err;
+      app.name = `${base}-${n}`;
+      app.control = controlPathFor(app.name, { create: true });
+    }
+  }
+}
+
+// The error for a second app of a name already running: who the first is.
+async function nameTaken(app, err) {
+  let first = '';
+  try {
+    const { result } = await require('./control').request(app.control, { cmd: 'info' }, 3000);
+    if (result !== null && typeof result === 'object') {
+      const { printable } = require('./status_view');
+      first = ` (pid ${printable(result.pid, 20)}, started in ${printable(result.dir, 300)})`;
+    }
+  } catch {
+    // An older primary, or one going away: the socket path says enough.
+  }
+  const { codedError } = require('../errors');
+  return codedError(Error, 'EADDRINUSE', `an app named ${JSON.stringify(app.name)} is already running${first}, with control socket ${app.control}: give this one another name (--name NAME), or stop that one (rcluster stop ${app.name})`, { path: err.path });
+}
+
+
+// PM2's words for the help topics.
+function topicOf(word) {
+  if (word === 'list') return 'ls';
+  if (word === 'monit') return 'status';
+  if (word === 'delete') return 'stop';
+  if (word === 'restart') return 'reload';
+  if (word === 'start') return 'run';
+  return word;
+}
+
+let quietInstalled = false;
+// EPIPE (or another write error) on stdout or stderr: `exit` ends the
+// process with 0 at once, as a reader that has seen enough wants; else what
+// could not be written is dropped.
+function quietOnClosedOutput(exit) {
+  if (quietInstalled) return;
+  quietInstalled = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+      if (exit) process.exit(0);
+    });
+  }
+}
 
 function fmtAddr(a) {
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;

@@ -1,6 +1,6 @@
 'use strict';
 // Prometheus text (exposition format 0.0.4): the dispatcher's counters, each
-// worker's resources, restarts and their reasons, and the app's own
+// worker's resources, restarts and recycles and their reasons, and the app's own
 // prom-client metrics from every worker, aggregated as prom-client's
 // AggregatorRegistry does (counters summed, ...), using the app's own copy of
 // prom-client: rcluster does not depend on it. A worker that does not answer
@@ -104,6 +104,12 @@ async function metricsText(runner) {
     return [{ slot, reason }, n];
   });
   t.metric('rcluster_worker_restarts_total', 'counter', 'Workers replaced, per slot and reason.', restarts);
+  const recycles = [...runner.totals.recycles].map(([key, n]) => {
+    const [slot, reason] = key.split('\u0000');
+    return [{ slot, reason }, n];
+  });
+  t.metric('rcluster_worker_recycles_total', 'counter',
+    'Workers recycled (recycle: maxMemory, maxRequests, maxAge, cron) or killed at the hard memory limit (maxMemoryHard), per slot and reason.', recycles);
   t.metric('rcluster_workers', 'gauge', 'Worker processes alive.', [[{}, status.workers.length]]);
   t.metric('rcluster_workers_wanted', 'gauge', 'Workers the primary keeps running (instances).', [[{}, status.instances]]);
   t.metric('rcluster_up', 'gauge', '1 while ready for traffic, 0 while starting or stopping.', [[{}, runner.ready() ? 1 : 0]]);

@@ -151,6 +151,15 @@ function envObject(value, where) {
   return out;
 }
 
+// log_date_format: moment.js's tokens (lib/cli/log_files.js formatDate);
+// a format with none of them would stamp every line with the same text.
+function dateFormat(value, where) {
+  if (typeof value !== 'string' || !/YYYY|YY|MM|DD|HH|mm|ss|SSS|Z/.test(value.replace(/\[[^\]]*\]/g, ''))) {
+    throw bad(where, 'a date format like "YYYY-MM-DD HH:mm:ss Z"', value);
+  }
+  return value;
+}
+
 // `--watch` alone watches the app's directory; `--watch=a,b` those paths.
 function watch(value, where) {
   if (value === true) return [];
@@ -175,22 +184,30 @@ const OPTIONS = [
   { name: 'maxMemoryRestart', pm2: 'max_memory_restart', ...becomes(['recycle.maxMemory'], sizeOf), takes: 'value', arg: 'SIZE', help: 'recycle a worker whose memory exceeds SIZE (e.g. 300M)' },
   { name: 'killTimeout', pm2: 'kill_timeout', ...becomes(['shutdownTimeout', 'drainTimeout'], msOf), takes: 'value', arg: 'MS', help: `how long a worker may drain on stop or reload before SIGKILL (default ${defaultOf('drainTimeout')})` },
   { name: 'waitReady', pm2: 'wait_ready', ...becomes(['waitReady'], boolOf), takes: 'bool', help: 'a worker is ready when it calls process.send(\'ready\'), not when it listens' },
-  { name: 'listenTimeout', pm2: 'listen_timeout', ...becomes(['readyTimeout'], msOf), takes: 'value', arg: 'MS', help: 'how long a new worker may take to become ready' },
+  { name: 'reloadProbation', pm2: null, ...becomes(['reload.probation'], msOf), takes: 'value', arg: 'MS', help: `a reload's new workers must all stay up this long before the old ones go, or it rolls back (default ${defaultOf('reload.probation')}; 0: none)` },
+  { name: 'listenTimeout', pm2: 'listen_timeout', ...becomes(['readyTimeout'], msOf), takes: 'value', arg: 'MS', help: 'how long a new worker may take to become ready; one not listening by then is warned about' },
   // Any schedule is taken here; setupPrimary() checks it, in its own words.
   { name: 'cronRestart', pm2: 'cron_restart', ...becomes(['recycle.cron'], () => str), takes: 'value', arg: 'CRON', help: 'recycle the workers on this cron schedule' },
   { name: 'expBackoffRestartDelay', pm2: 'exp_backoff_restart_delay', ...becomes(['restart.minDelay'], msOf), takes: 'value', arg: 'MS', help: `first delay before restarting a crashed worker, doubled per crash (default ${defaultOf('restart.minDelay')})` },
-  { name: 'maxRestarts', pm2: 'max_restarts', ...becomes(['restart.maxRestarts'], countOf), takes: 'value', arg: 'N', help: `restarts allowed within a minute before giving up (default ${defaultOf('restart.maxRestarts')})` },
-  { name: 'minUptime', pm2: 'min_uptime', ...becomes(['restart.resetAfter'], msOf), takes: 'value', arg: 'MS', help: `a worker up this long resets its restart backoff (default ${defaultOf('restart.resetAfter')})` },
+  { name: 'maxRestarts', pm2: 'max_restarts', ...becomes(['restart.maxRestarts'], countOf), takes: 'value', arg: 'N', help: `young crashes (see --min-uptime) in a minute with no worker staying up before giving up (default ${defaultOf('restart.maxRestarts')})` },
+  { name: 'minUptime', pm2: 'min_uptime', ...becomes(['restart.minUptime'], msOf), takes: 'value', arg: 'MS', help: `a worker that dies sooner failed to start; one up this long keeps restarts going (default ${defaultOf('restart.minUptime')})` },
   { name: 'instanceVar', pm2: 'instance_var', check: envName, takes: 'value', arg: 'NAME', help: `the variable holding the worker's slot 0..n-1 (default ${INSTANCE_VAR_DEFAULT})` },
   { name: 'incrementVar', pm2: 'increment_var', check: envName, takes: 'value', arg: 'NAME', help: 'a numeric variable (e.g. PORT) increased by the slot in each worker' },
   { name: 'watch', pm2: 'watch', check: watch, takes: 'optional', arg: 'PATHS', help: 'rolling reload when files change (the app\'s directory, or --watch=PATH,PATH)' },
   { name: 'watchDelay', pm2: 'watch_delay', check: msOf((value) => validateMs(value, 'watchDelay', 0)), takes: 'value', arg: 'MS', help: `wait for changes to settle this long before reloading (default ${WATCH_DELAY_DEFAULT})` },
   { name: 'ignoreWatch', pm2: 'ignore_watch', check: list, takes: 'value', arg: 'PATHS', help: 'paths or names not to watch (node_modules and .git are never watched unless named)' },
-  { name: 'control', pm2: null, check: str, takes: 'value', arg: 'PATH', help: 'the control socket (default: one named after the app\'s directory in $XDG_RUNTIME_DIR/rcluster/ or $TMPDIR/rcluster-UID/, 0700)' },
+  { name: 'control', pm2: null, check: str, takes: 'value', arg: 'PATH', help: 'the control socket (default: NAME.sock, after the app\'s name, in $XDG_RUNTIME_DIR/rcluster/ or $TMPDIR/rcluster-UID/, 0700)' },
   { name: 'metrics', pm2: null, check: hostPort, takes: 'value', arg: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics' },
   { name: 'health', pm2: null, check: hostPort, takes: 'value', arg: 'HOST:PORT', help: 'serve /health: 200 while workers are ready, 503 otherwise' },
   { name: 'prefix', pm2: null, check: bool, takes: 'bool', help: 'tag each line of worker output with its worker, [w3]' },
-  { name: 'time', pm2: 'time', check: bool, takes: 'bool', help: 'timestamp each line of worker output' },
+  { name: 'time', pm2: 'time', check: bool, takes: 'bool', help: 'timestamp each line of worker output and rcluster\'s own (ISO 8601, UTC)' },
+  // Log files (lib/cli/log_files.js); paths from the current directory, or
+  // in a config file from the app's cwd.
+  { name: 'log', pm2: 'log_file', check: str, takes: 'value', arg: 'FILE', help: 'write the workers\' stdout and stderr, and rcluster\'s own lines, to FILE (appended; reopened on SIGUSR2)' },
+  { name: 'outFile', pm2: 'out_file', check: str, takes: 'value', arg: 'FILE', help: 'write the workers\' stdout to FILE (instead of --log)' },
+  { name: 'errorFile', pm2: 'error_file', check: str, takes: 'value', arg: 'FILE', help: 'write the workers\' stderr and rcluster\'s own lines to FILE (instead of --log)' },
+  { name: 'mergeLogs', pm2: 'merge_logs', check: bool, takes: 'bool', help: 'one file per stream for all workers, each line tagged [wN]: always so (accepted for PM2)' },
+  { name: 'logDateFormat', pm2: 'log_date_format', check: dateFormat, takes: 'value', arg: 'FORMAT', help: 'timestamp lines in local time, e.g. "YYYY-MM-DD HH:mm:ss Z" (YYYY YY MM DD HH mm ss SSS Z ZZ [text])' },
 ];
 
 const BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
@@ -204,10 +221,10 @@ const BY_FLAG = new Map(OPTIONS.filter((o) => o.flag !== false).map((o) => [flag
 
 // PM2 keys rcluster knows but has no use for: a warning says so.
 const PM2_UNSUPPORTED = new Set([
-  'exec_interpreter', 'interpreter', 'interpreter_args', 'autorestart', 'merge_logs',
-  'log_date_format', 'error_file', 'out_file', 'log_file', 'pid_file', 'combine_logs', 'vizion',
+  'exec_interpreter', 'interpreter', 'interpreter_args', 'autorestart',
+  'pid_file', 'vizion',
   'source_map_support', 'force', 'namespace', 'restart_delay', 'shutdown_with_message', 'treekill',
-  'max_memory', 'combine_logs', 'autostart', 'filter_env', 'post_update', 'disable_logs', 'log_type',
+  'max_memory', 'autostart', 'filter_env', 'post_update', 'disable_logs', 'log_type',
   'appendEnvToName', 'instance_id_env', 'stop_exit_codes', 'kill_retry_time', 'automation', 'pmx',
 ]);
 

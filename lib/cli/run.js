@@ -7,8 +7,12 @@ const { slotEnv } = require('./settings');
 const { Logs } = require('./logs');
 const { askAll } = require('./ask');
 const { procStat } = require('./procstat');
+const { UncaughtReports } = require('./uncaught_reports');
+const { RecycleLog, recycleCounts } = require('./recycles');
 const rejections = require('../rejections');
 const { codedError } = require('../errors');
+const { CMD, Act } = require('../protocol');
+const { defaultOf } = require('../primary/settings');
 
 const EXIT = Object.freeze({
   /** Stopped on request; every worker drained in time. */
@@ -38,11 +42,19 @@ class Runner {
     this.awaiting = new Set(); // slots whose worker died and whose restart is pending
     this.startedAt = new Map(); // worker id -> fork time
     this.stopping = null; // the shutdown promise, once stopping
+    this.reloadRunning = null; // the reload under way (reload())
+    this.reloadQueued = null; // the one asked for during it, which follows it
     this.signals = 0;
     this.crashLooped = false;
-    this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map() }; // monotonic counters, per slot
+    this.totals = { restarts: new Map(), dispatched: new Map(), cpu: new Map(), recycles: new Map() }; // monotonic counters, per slot
     this.lastSeen = new Map(); // worker id -> { dispatched, cpuSeconds }
-    this.logs = new Logs(app, process.stdout, process.stderr);
+    // Worker output, and log files (opened now: one that cannot be stops the
+    // start). rcluster's own lines get the same timestamps and the error file.
+    this.logs = new Logs(app, process.stdout, process.stderr, (err) => this.log.error(err.message));
+    this.log.configure?.({ stamp: this.logs.stamp, file: this.logs.ownFile });
+    // Workers that have not listened (or said ready) within listenTimeout:
+    // worker id -> the warning shown for it.
+    this.notListening = new Map();
   }
 
   start() {
@@ -61,37 +73,50 @@ class Runner {
         self.awaiting.delete(slot);
       }
       self.startedAt.set(worker.id, Date.now());
-      self.logs.attach(worker, slot);
       worker.process.on('internalMessage', (message) => self.onWorkerAsks(worker, message));
       // Before the primary's own 'exit' listener, which has the dispatcher
       // forget the worker and its counts.
       worker.process.prependOnceListener('exit', () => self.sample([worker]));
       return worker;
     };
-    // A fork that did not go through the cluster.fork property (rcluster's
-    // own code holding the original function): its slot is read from its env.
+    // Every fork. One that did not go through the cluster.fork property
+    // (rcluster's own code holding the original function, as a reload's):
+    // its slot is read from its env.
     cluster.on('fork', (worker) => {
-      if (self.slotOf.has(worker.id) || worker.isDead()) return;
-      const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
-      self.startedAt.set(worker.id, Date.now());
-      if (slot === null) return;
-      self.slotOf.set(worker.id, slot);
+      if (!self.slotOf.has(worker.id) && !worker.isDead()) {
+        const slot = slotFromEnviron(worker.process.pid, self.app.instanceVar);
+        self.startedAt.set(worker.id, Date.now());
+        if (slot !== null) self.slotOf.set(worker.id, slot);
+      }
+      // Every worker's output, whoever forked it (a reload's replacements
+      // too): output piped and never read would block the worker.
+      self.logs.attach(worker, self.slotOf.get(worker.id));
+      self.expectListen(worker);
     });
+    // logrotate's postrotate (and nginx's habit): the log files are opened
+    // anew. Without log files there is nothing to do, and the signal does not
+    // end the primary.
+    this.onUsr2 = () => this.reopenLogs();
+    process.on('SIGUSR2', this.onUsr2);
     cluster.on('restart', (worker, old, info) => {
       const slot = this.slotOf.get(worker.id);
       const key = `${slot}\u0000${info.reason}`;
       this.totals.restarts.set(key, (this.totals.restarts.get(key) ?? 0) + 1);
       this.log.info(`worker ${old.id} (slot ${slot}) ${describeEnd(info)}; worker ${worker.id} replaces it`);
     });
-    cluster.on('recycle', (worker, reason) => {
-      const slot = this.slotOf.get(worker.id);
-      const key = `${slot}\u0000recycle:${reason}`;
-      this.totals.restarts.set(key, (this.totals.restarts.get(key) ?? 0) + 1);
-    });
+    // Recycles are logged with their reason and counted per slot and reason
+    // (lib/cli/recycles.js), apart from restarts.
+    this.recycles = new RecycleLog({ slotOf: (w) => this.slotOf.get(w.id), log: this.log, counts: this.totals.recycles });
+    cluster.on('recycle', (worker, info) => this.recycles.recycled(worker, info));
+    cluster.on('fork', (worker) => this.recycles.forked(worker));
+    cluster.on('exit', (worker) => this.recycles.exited(worker));
     cluster.on('crashloop', (info) => {
       this.crashLooped = true;
       this.awaiting.clear();
-      this.log.error(`workers keep crashing (${info.restarts} restarts in ${info.window / 1000} s): no more restarts`);
+      // Only crashes of workers up less than minUptime count, and only while
+      // none stayed up (lib/operations/restart_policy.js): the app cannot start.
+      const young = info.minUptime === undefined ? '' : ` of workers that died within ${info.minUptime / 1000} s of starting; none stayed up`;
+      this.log.error(`workers keep crashing (${info.restarts} restarts in ${info.window / 1000} s${young}): no more restarts`);
     });
     cluster.on('exit', (worker, code, signal) => this.onExit(worker, code, signal));
     this.scaleTo(this.instances);
@@ -100,6 +125,64 @@ class Runner {
     // a slot's totals lose at most that second's.
     this.sampler = setInterval(() => this.sample(this.liveWorkers()), 1000);
     this.sampler.unref();
+  }
+
+  /** SIGUSR2: the log files reopened at their paths. */
+  reopenLogs() {
+    if (this.logs.ownFile === null && this.logs.files.out === null) return;
+    const errors = this.logs.reopen();
+    for (const err of errors) this.log.error(`${err.message}; still writing to the file it had`);
+    if (errors.length === 0) this.log.info('log files reopened (SIGUSR2)');
+  }
+
+  /**
+   * One warning when `worker` has not listened (or, with waitReady, said it
+   * is ready) within listenTimeout (setupPrimary's readyTimeout): an app
+   * whose listen fails with its error swallowed otherwise shows only as
+   * `online`. `rcluster status` shows it until the worker listens.
+   */
+  expectListen(worker) {
+    const timeout = this.cluster.settings.readyTimeout ?? defaultOf('readyTimeout');
+    // 0: no time at all is given, so none is overstepped.
+    if (worker.isDead() || !(timeout > 0)) return;
+    const waitReady = this.cluster.settings.waitReady === true;
+    const timer = setTimeout(() => {
+      if (worker.isDead() || worker.exitedAfterDisconnect || this.stopping !== null) return;
+      const slot = this.slotOf.get(worker.id);
+      const what = waitReady ? 'has not said it is ready' : 'has not listened';
+      const warning = `worker ${worker.id} (slot ${slot ?? '?'}) ${what} after ${timeout / 1000} s (pid ${worker.process.pid})`;
+      this.notListening.set(worker.id, warning);
+      this.log.warn(`${warning}: ${waitReady ? 'does it call process.send(\'ready\')?' : 'is its port in use, or its listen error swallowed?'}`);
+    }, timeout);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      if (this.notListening.delete(worker.id) && !worker.isDead()) {
+        this.log.info(`worker ${worker.id} (slot ${this.slotOf.get(worker.id) ?? '?'}) ${waitReady ? 'is ready' : 'is listening'} now`);
+      }
+    };
+    if (waitReady) {
+      // cluster.worker.ready(), or PM2's process.send('ready').
+      const onInternal = (message) => {
+        if (message?.cmd === CMD && message.act === Act.Ready) ready();
+      };
+      const onMessage = (message) => {
+        if (message === 'ready') ready();
+      };
+      const ready = () => {
+        worker.process.off('internalMessage', onInternal);
+        worker.off('message', onMessage);
+        done();
+      };
+      worker.process.on('internalMessage', onInternal);
+      worker.on('message', onMessage);
+    } else {
+      worker.once('listening', done);
+    }
+    worker.process.once('exit', () => {
+      clearTimeout(timer);
+      this.notListening.delete(worker.id);
+    });
   }
 
   // The latest dispatched count and CPU time of each worker, for account().
@@ -121,13 +204,22 @@ class Runner {
     }
   }
 
-  // A worker's cluster.metrics() (lib/cli/worker_hook.js).
+  // A worker's cluster.metrics(), or its uncaught exception (lib/cli/worker_hook.js).
   onWorkerAsks(worker, message) {
     if (message === null || typeof message !== 'object' || message.cmd !== 'NODE_RCLUSTER_CLI' || message.ask === undefined) return;
+    if (message.what === 'uncaught') return this.onUncaught(worker, message);
     if (message.what !== 'metrics-text' || this.metricsText === undefined) return;
     this.metricsText().then((value) => ({ value }), (err) => ({ error: err.message })).then((reply) => {
       if (worker.process.connected) worker.process.send({ cmd: 'NODE_RCLUSTER_CLI', answer: message.ask, ...reply }, undefined, { swallowErrors: true }, () => {});
     });
+  }
+
+  // Whether the worker prints its uncaught exception in full (the first of
+  // its kind) or one line, which is the answer (lib/cli/uncaught_reports.js).
+  onUncaught(worker, message) {
+    this.uncaughtReports ??= new UncaughtReports();
+    const value = this.uncaughtReports.answer(message.report, { id: worker.id, slot: this.slotOf.get(worker.id) });
+    if (worker.process.connected) worker.process.send({ cmd: 'NODE_RCLUSTER_CLI', answer: message.ask, value }, undefined, { swallowErrors: true }, () => {});
   }
 
   /** The lowest slot that no live worker holds and no pending restart will. */
@@ -205,10 +297,33 @@ class Runner {
       throw codedError(Error, 'ERR_RCLUSTER_NO_RELOAD', 'reload needs cluster.reload (zero-downtime operations), which this rcluster lacks');
     }
     if (this.stopping !== null) throw codedError(Error, 'ERR_RCLUSTER_STOPPING', 'shutting down');
+    if (this.reloadRunning === null) {
+      this.reloadRunning = this.runReload(why).finally(() => {
+        this.reloadRunning = null;
+      });
+      return this.reloadRunning;
+    }
+    // A reload is under way, and its new workers may have loaded the code
+    // from before this request (a save during the probation, a second
+    // deploy): one more reload follows it, which every request until it
+    // starts shares (nodemon's and PM2's --watch coalesce so too).
+    if (this.reloadQueued === null) {
+      this.log.info(`reload asked (${why}) during a reload: another follows it`);
+      this.reloadQueued = this.reloadRunning.then(() => {
+        this.reloadQueued = null;
+        return this.reload(why);
+      });
+    }
+    return this.reloadQueued;
+  }
+
+  async runReload(why) {
     this.log.info(`rolling reload (${why})`);
-    const result = await this.cluster.reload();
-    this.log.info('reload done');
-    return result ?? {};
+    const result = (await this.cluster.reload()) ?? {};
+    // Whoever asked (SIGHUP, --watch, `rcluster reload`) sees it in the log.
+    if (result.ok === false) this.log.error(`reload failed: ${require('./reload_result').describeReloadFailure(result)}`);
+    else this.log.info('reload done');
+    return result;
   }
 
   /** Graceful shutdown; resolves to the exit code. */
@@ -247,6 +362,7 @@ class Runner {
     if (this.finished) return;
     this.finished = true;
     clearInterval(this.sampler);
+    if (this.onUsr2 !== undefined) process.off('SIGUSR2', this.onUsr2);
     this.onFinish?.(code);
   }
 
@@ -272,6 +388,7 @@ class Runner {
         state: w.state,
         uptime: (now - this.startedAt.get(w.id)) / 1000,
         restarts: w.restarts ?? 0,
+        recycles: recycleCounts(this.totals.recycles, this.slotOf.get(w.id) ?? null),
         connections: { open: a ? a.connections.open : (d ? d.inFlight : null), total: a ? a.connections.total : (d ? d.accepted : null) },
         dispatched: d ? d.accepted : 0,
         requests: a ? a.requests : null,
@@ -279,6 +396,8 @@ class Runner {
         cpuSeconds: p ? p.cpuSeconds : null,
         cpu: cpuPercent === null ? null : Math.round(cpuPercent * 10) / 10,
         eventLoopDelay: a ? a.eventLoopDelay : null,
+        // Not listening (or not ready) within listenTimeout (expectListen()).
+        notListening: this.notListening.has(w.id),
       };
       return row;
     });
@@ -291,11 +410,18 @@ class Runner {
       state: this.stopping !== null ? 'stopping' : 'running',
       uptime: process.uptime(),
       workers: rows,
+      // Recycles by reason, every slot's.
+      recycles: recycleCounts(this.totals.recycles),
       listeners: stats.listeners.map((l) => ({
         id: l.id, key: l.key, workers: l.workers, accepted: l.accepted, pending: l.pending, expired: l.expired,
       })),
       // Untrusted input this primary refused, per surface (lib/rejections.js).
       rejected: stats.rejected ?? {},
+      // Where the workers' output goes: absolute paths (the same one twice
+      // with --log), null for the terminal.
+      logs: { out: this.logs.paths.out, err: this.logs.paths.err },
+      // What needs a look: workers not listening within listenTimeout.
+      warnings: workers.filter((w) => this.notListening.has(w.id)).map((w) => this.notListening.get(w.id)),
     };
   }
 

@@ -25,6 +25,14 @@ async function resolveRun(parsed, cwd = process.cwd()) {
   if (file !== null) fromFile = await readConfig(file, { only: parsed.only, envName: parsed.envName });
   else if (parsed.only !== undefined) throw new UsageError('--only needs a config or ecosystem file (--config FILE)');
   const o = { ...fromFile.options, ...parsed.options };
+  // A log file named on the command line is from the current directory
+  // (a config file's, from its app's cwd: lib/cli/config.js).
+  for (const name of ['log', 'outFile', 'errorFile']) {
+    if (parsed.options[name] !== undefined) o[name] = path.resolve(cwd, parsed.options[name]);
+  }
+  // --log is both streams' file; --out-file and --error-file each take one
+  // stream from it.
+  const logs = { out: o.outFile ?? o.log ?? null, err: o.errorFile ?? o.log ?? null };
   if (script !== undefined) o.script = path.resolve(cwd, script);
   if (parsed.args.length > 0 || script !== undefined) o.args = parsed.args.length > 0 ? parsed.args : (script !== undefined ? [] : o.args);
   if (o.script === undefined) throw new UsageError('no script to run (rcluster [options] SCRIPT, or a config file naming one; see rcluster --help)');
@@ -51,8 +59,9 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     args: o.args ?? [],
     execArgv: [...(o.nodeArgs ?? []), '--require', HOOK],
     cwd: o.cwd,
-    // Output through the primary only when it adds something to each line.
-    silent: Boolean(o.prefix || o.time),
+    // Output through the primary only when it adds something to each line
+    // or writes it to a file.
+    silent: Boolean(o.prefix || o.time || o.logDateFormat !== undefined || logs.out !== null || logs.err !== null),
     // The restart policy is always on.
     restart: {},
   };
@@ -72,6 +81,9 @@ async function resolveRun(parsed, cwd = process.cwd()) {
   const control = o.control !== undefined ? path.resolve(cwd, o.control) : null;
   const app = {
     name: o.name ?? path.basename(o.script).replace(/\.[cm]?js$/, ''),
+    // A name chosen (--name, a config's `name`) is the app's; one derived
+    // from the script gives way to a running app of the same name.
+    nameGiven: o.name !== undefined,
     script: o.script,
     dir: appDir,
     instances: count,
@@ -88,6 +100,8 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     ignoreWatch: o.ignoreWatch ?? [],
     prefix: Boolean(o.prefix),
     time: Boolean(o.time),
+    logDateFormat: o.logDateFormat,
+    logs,
     configFile: file,
   };
   return { app, primary, warnings: fromFile.warnings };

@@ -39,9 +39,9 @@ const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const num = (v) => typeof v === 'number' && Number.isFinite(v);
 
 // One table cell: a number, a short escaped string, or '-'.
-function cell(v) {
+function cell(v, max = 64) {
   if (num(v)) return String(v);
-  if (typeof v === 'string') return printable(v, 64);
+  if (typeof v === 'string') return printable(v, max);
   return '-';
 }
 function fmtBytes(n) {
@@ -63,6 +63,20 @@ function fmtMs(seconds) {
   return num(seconds) ? `${(seconds * 1000).toFixed(1)}ms` : '-';
 }
 
+// A slot's recycles ({ reason: n }): those that replaced a worker gracefully,
+// and the hard memory limit's kills beside them: '3', '3 (1 killed)'.
+function fmtRecycles(recycles) {
+  if (!isObject(recycles)) return '-';
+  let graceful = 0;
+  let killed = 0;
+  for (const [reason, n] of Object.entries(recycles)) {
+    if (!num(n)) continue;
+    if (reason === 'maxMemoryHard') killed += n;
+    else graceful += n;
+  }
+  return killed > 0 ? `${graceful} (${killed} killed)` : String(graceful);
+}
+
 function table(header, rows) {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd();
@@ -75,12 +89,12 @@ function renderStatus(s) {
   if (!Array.isArray(s.listeners) || !s.listeners.every(isObject)) throw badReply('listeners is not a list of objects');
   const head = `${cell(s.name)} (pid ${cell(s.pid)}): ${cell(s.state)}, ${s.workers.length}/${cell(s.instances)} workers, up ${fmtDuration(s.uptime)}`;
   const workers = table(
-    ['WORKER', 'SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'CONNS', 'TOTAL', 'REQS', 'RSS', 'CPU', 'LOOP p99'],
+    ['WORKER', 'SLOT', 'PID', 'STATE', 'UPTIME', 'RESTARTS', 'RECYCLES', 'CONNS', 'TOTAL', 'REQS', 'RSS', 'CPU', 'LOOP p99'],
     s.workers.map((w) => {
       const conns = isObject(w.connections) ? w.connections : {};
       const loop = isObject(w.eventLoopDelay) ? w.eventLoopDelay : {};
       return [
-        `w${num(w.slot) ? w.slot : '?'} #${cell(w.id)}`, cell(w.slot), cell(w.pid), cell(w.state), fmtDuration(w.uptime), cell(w.restarts),
+        `w${num(w.slot) ? w.slot : '?'} #${cell(w.id)}`, cell(w.slot), cell(w.pid), w.notListening === true ? `${cell(w.state)} (not listening)` : cell(w.state), fmtDuration(w.uptime), cell(w.restarts), fmtRecycles(w.recycles),
         cell(conns.open), cell(conns.total), cell(w.requests), fmtBytes(w.rss),
         num(w.cpu) ? `${w.cpu.toFixed(1)}%` : '-', fmtMs(loop.p99),
       ];
@@ -96,7 +110,13 @@ function renderStatus(s) {
   // Untrusted input the primary refused, per surface (lib/rejections.js).
   const refused = isObject(s.rejected) ? Object.entries(s.rejected).filter(([, n]) => num(n) && n > 0) : [];
   const tail = refused.length === 0 ? '' : `\nrefused input: ${refused.slice(0, 20).map(([k, n]) => `${printable(k, 40)} ${n}`).join(', ')}\n`;
-  return `${head}\n\n${workers}\n\n${listeners}\n${tail}`;
+  // Every slot's recycles, by reason (maxMemoryHard: killed at the hard limit).
+  const recycled = isObject(s.recycles) ? Object.entries(s.recycles).filter(([, n]) => num(n) && n > 0) : [];
+  const recycles = recycled.length === 0 ? '' : `\nrecycles: ${recycled.slice(0, 20).map(([k, n]) => `${printable(k, 40)} ${n}`).join(', ')}\n`;
+  // Workers not listening within listenTimeout (lib/cli/run.js expectListen()).
+  const warnings = Array.isArray(s.warnings) ? s.warnings.filter((w) => typeof w === 'string').slice(0, 20) : [];
+  const warned = warnings.map((w) => `warning: ${printable(w)}\n`).join('');
+  return `${head}\n\n${workers}\n\n${listeners}\n${tail}${recycles}${warned === '' ? '' : `\n${warned}`}`;
 }
 
-module.exports = { renderStatus, printable, safeJson };
+module.exports = { renderStatus, printable, safeJson, cell, fmtDuration };

@@ -18,7 +18,7 @@ const { defineHidden } = require('../internal_messages');
 // `records`: the primary's WorkerRecords by worker id (lib/primary/worker_record.js).
 // The primary adds each at fork; the hooks below move its fate, and remove it
 // when its process exits. `primary`: lib/primary/cluster.js's
-// `{ forkWorker, withdrawFromRotations }`, which a rollover needs.
+// `{ forkWorker, withdrawFromRotations, admitToRotations }`, which a rollover needs.
 function manage(cluster, records, primary) {
   const restartPolicy = new RestartPolicy(cluster, records);
   const gracefulShutdown = new Shutdown(cluster, records, restartPolicy);

@@ -14,9 +14,19 @@
 //
 // Each original worker starts a "slot" that its replacements inherit
 // (WorkerRecord#inherit), with the count of consecutive crashes that drives
-// the backoff (lib/operations/backoff.js, the agent's too). The crash-loop
-// budget is cluster-wide: a bad deploy crashes every slot alike, and should
-// stop the whole cluster's restarts, not each slot's after its own budget.
+// the backoff (lib/operations/backoff.js, the agent's too). Every crash grows
+// its slot's backoff, up to maxDelay.
+//
+// Giving up (a crash loop) is for an app that cannot run at all, not for one
+// that crashes now and then (a route that throws): PM2's min_uptime. A crash
+// counts toward the crash-loop budget only when the worker died young (up
+// less than minUptime, or its replacement could not even be forked), and the
+// policy gives up only when maxRestarts young crashes happened within
+// `window` while no worker was healthy (alive, ready and up minUptime) at any
+// time in that window. A worker that stays up proves the code can run: the
+// policy keeps backing off instead. The budget is cluster-wide: a bad deploy
+// crashes every slot alike, and should stop the whole cluster's restarts, not
+// each slot's after its own budget.
 
 const { defineHidden } = require('../internal_messages');
 const { nextBackoff } = require('./backoff');
@@ -32,7 +42,10 @@ class RestartPolicy {
     this.records = records;
     this.state = PolicyState.Off;
     this.options = false; // false, or the normalized object (lib/primary/settings.js)
-    this.recent = []; // times of the restarts in the current window
+    this.recent = []; // times of the young crashes in the current window
+    // The latest time (ms since the epoch) a worker was known to be healthy:
+    // alive, ready and up minUptime (#noteHealthy).
+    this.lastHealthyAt = -Infinity;
     this.pending = new Map(); // timer -> { old, info }, for restarts not forked yet
   }
 
@@ -45,6 +58,7 @@ class RestartPolicy {
     this.options = options;
     this.state = options === false ? PolicyState.Off : PolicyState.Active;
     this.recent = [];
+    this.lastHealthyAt = -Infinity;
     if (options === false) this.cancelPending();
   }
 
@@ -105,6 +119,9 @@ class RestartPolicy {
    * rollover calls `replaceLost`.
    */
   onExit(record, code, signal) {
+    // Healthy until now, whatever its end: a retired or disconnected
+    // worker proved the code runs as well as one that crashed late.
+    if (this.options !== false) this.#noteHealthy(Date.now());
     if (!this.active || !record.replaceable || record.rolling) return;
     this.replace(record, this.#exitCause(record, code, signal), {});
   }
@@ -125,30 +142,54 @@ class RestartPolicy {
     return { code, signal, reason, ...(uncaught !== undefined && { error: uncaught }) };
   }
 
+  // Alive (not exited), ready (it said so with waitReady; else listening, or
+  // online in a cluster where no worker listens) and up minUptime at `now`.
+  #healthy(record, now) {
+    if (record.exited || now - record.forkedAt < this.options.minUptime) return false;
+    if (this.cluster.settings?.waitReady === true) return record.readySignalled;
+    if (record.listens.size > 0) return true;
+    if (record.worker.state !== 'online' && record.worker.state !== 'listening') return false;
+    for (const other of this.records.values()) if (other.listens.size > 0) return false;
+    return true;
+  }
+
+  // Whether any worker is healthy now; if so, now is the latest time one was.
+  #noteHealthy(now) {
+    for (const record of this.records.values()) {
+      if (!this.#healthy(record, now)) continue;
+      this.lastHealthyAt = now;
+      return true;
+    }
+    return false;
+  }
+
   // `immediate`: no delay unless the slot is already crashing. `retry`: the
   // previous fork for this worker failed, so its uptime proves nothing (and
-  // its fate is decided already). Returns whether a replacement is on its
-  // way (false: a crash loop).
+  // its fate is decided already): it counts as a young crash. Returns
+  // whether a replacement is on its way (false: a crash loop).
   replace(record, cause, { immediate = false, retry = false }) {
-    const { maxRestarts, window } = this.options;
+    const { maxRestarts, window, minUptime } = this.options;
     const now = Date.now();
     const uptime = now - record.forkedAt;
     const { attempt, delay: backoff } = nextBackoff(record.slot, uptime, this.options, { retry });
+    const young = retry || uptime < minUptime;
+    // The crashed worker itself counts: up to this crash it may have been healthy.
+    this.#noteHealthy(now);
 
     this.recent = this.recent.filter((t) => now - t < window);
-    if (this.recent.length >= maxRestarts) {
+    if (young && this.recent.length >= maxRestarts && now - this.lastHealthyAt >= window) {
       if (!retry) record.crashLoop();
       this.stop();
       this.cluster.emit('crashloop', {
-        restarts: this.recent.length, maxRestarts, window, worker: record.worker, ...cause,
+        restarts: this.recent.length, maxRestarts, window, minUptime, worker: record.worker, ...cause,
       });
       return false;
     }
-    this.recent.push(now);
+    if (young) this.recent.push(now);
     if (!retry) record.replace();
 
     const delay = immediate && attempt === 1 ? 0 : backoff;
-    const info = { attempt, delay, uptime, ...cause };
+    const info = { attempt, delay, uptime, young, ...cause };
     const timer = setTimeout(() => {
       this.pending.delete(timer);
       this.forkReplacement(record, info);

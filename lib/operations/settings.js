@@ -1,10 +1,10 @@
 'use strict';
 // The validators of the zero-downtime operations' values that setupPrimary()'s
 // settings table (lib/primary/settings.js) names: memory sizes, cron
-// schedules, the reload signal, recycle's counts and jitter; and
+// schedules, the reload signal, recycle's counts, memory limits and jitter; and
 // cluster.reload()'s options. Errors look like Node's.
 const {
-  nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject,
+  nodeError, describeReceived, invalidArgType, outOfRange, isPlainObject, validateMs,
 } = require('../errors');
 const { constants: { signals } } = require('os');
 
@@ -32,6 +32,29 @@ function parseMemory(value, name, caller) {
   const bytes = Math.floor(Number(m[1]) * UNITS[m[2].toUpperCase()]);
   if (bytes < 1) throw outOfRange(name, '>= 1 byte', value, caller);
   return bytes;
+}
+
+// The hard limit when only the soft one is given: room for a recycle to
+// finish (replacement, drain) before the worker is killed.
+const HARD_FACTOR = 1.5;
+
+/**
+ * recycle.maxMemory: a size (the soft limit, the hard one 1.5 times it) or
+ * `{ soft, hard }` (hard optional, >= soft); either way `{ soft, hard }` in
+ * bytes, which is also a valid input.
+ */
+function validateMaxMemory(value, name, caller) {
+  if (typeof value === 'number' || typeof value === 'string') {
+    const soft = parseMemory(value, name, caller);
+    return { soft, hard: Math.floor(soft * HARD_FACTOR) };
+  }
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type number, string, or object', value, caller);
+  if (value.soft === undefined) throw invalidArgType(`${name}.soft`, 'of type number or string', value.soft, caller);
+  const soft = parseMemory(value.soft, `${name}.soft`, caller);
+  if (value.hard === undefined) return { soft, hard: Math.floor(soft * HARD_FACTOR) };
+  const hard = parseMemory(value.hard, `${name}.hard`, caller);
+  if (hard < soft) throw outOfRange(`${name}.hard`, `>= ${name}.soft (${soft} bytes)`, value.hard, caller);
+  return { soft, hard };
 }
 
 function validateSignal(value, name, caller) {
@@ -63,21 +86,28 @@ function validateJitter(value, name, caller) {
   return value;
 }
 
-/** cluster.reload()'s options: `{ concurrency }`, default 1. */
-function normalizeReloadOptions(options, caller) {
-  if (options === undefined) return { concurrency: 1 };
+/**
+ * cluster.reload()'s options: `{ concurrency, probation }`. `concurrency`
+ * defaults to 1; `probation` (ms, 0: none) to `defaultProbation`, which is
+ * setupPrimary({ reload: { probation } })'s value.
+ */
+function normalizeReloadOptions(options, defaultProbation, caller) {
+  if (options === undefined) return { concurrency: 1, probation: defaultProbation };
   if (!isPlainObject(options)) {
     throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE',
       `The "options" argument must be of type object. Received ${describeReceived(options)}`, caller);
   }
   const concurrency = options.concurrency === undefined ? 1 :
     validatePositiveCount(options.concurrency, 'options.concurrency', caller);
-  return { concurrency };
+  const probation = options.probation === undefined ? defaultProbation :
+    validateMs(options.probation, 'options.probation', 0, caller);
+  return { concurrency, probation };
 }
 
 module.exports = {
   normalizeReloadOptions,
   parseMemory,
+  validateMaxMemory,
   validatePositiveCount,
   validateSignal,
   validateCron,

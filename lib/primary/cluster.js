@@ -45,7 +45,7 @@ const workerRecords = new Map();
 // Restart policy, shutdown, graceful exit on errors, reload, recycling and
 // scaling: lib/operations/management.js. The rollover forks and withdraws
 // workers with the primary's own functions, below.
-const management = manage(cluster, workerRecords, { forkWorker, withdrawFromRotations });
+const management = manage(cluster, workerRecords, { forkWorker, withdrawFromRotations, admitToRotations });
 // cluster.reload() (lib/operations/rollover.js) and cluster.scale() (lib/operations/scale.js).
 const { rollover, scaler } = management;
 // The agent (setupPrimary({ agent })): forked before the first worker, stopped after the last.
@@ -308,6 +308,42 @@ function withdrawFromRotations(worker, { hold = false } = {}) {
   if (dispatcher !== null) dispatcher.withdrawWorker(worker.id, hold);
 }
 
+// A replacement on probation (lib/operations/rollover.js) that stood by goes
+// into the rotations it listened on while out of them.
+function admitToRotations(worker) {
+  const held = workerRecords.get(worker.id)?.admit() ?? [];
+  for (const query of held) {
+    try {
+      getDispatcher().listen(worker.id, query);
+    } catch (err) {
+      process.emitWarning(err);
+    }
+  }
+}
+
+// A replacement on probation stands by: out of the rotation it just joined,
+// while other workers (those it is to replace) are in it and serve; its
+// listen is held to admit it with later. A socket the worker accepts from
+// itself (SCHED_NONE, SO_REUSEPORT), or one no other worker is in, cannot
+// wait: the worker is admitted to every rotation at once, as any worker.
+function standBy(worker, query, result) {
+  const record = workerRecords.get(worker.id);
+  if (record === undefined || !record.standingBy) return;
+  let listener;
+  try {
+    listener = result.shared ? undefined : getDispatcher().stats().listeners.find((l) => l.id === result.listenerId);
+  } catch {
+    // The dispatcher failed: the worker is not kept waiting, it serves as any other.
+  }
+  if (listener !== undefined && listener.workers.some((id) => id !== worker.id)) {
+    record.holdListen(query);
+    withdrawFromRotations(worker, { hold: true });
+  } else {
+    // In this rotation already; those it left before are joined again.
+    admitToRotations(worker);
+  }
+}
+
 // Not part of node:cluster: cluster.reload([{ concurrency }]) replaces every
 // worker, lossless (lib/operations/rollover.js).
 defineHidden(cluster, 'reload', function reload(options) {
@@ -331,15 +367,16 @@ cluster.fork = function fork(env) {
   return forkWorker(env);
 };
 
-// `trial`: a replacement that must show it is ready first (lib/operations/rollover.js).
-function forkWorker(env, { trial = false } = {}) {
+// `trial`: a replacement that must show it is ready first; `standby`: one kept
+// out of rotation until admitted (lib/operations/rollover.js).
+function forkWorker(env, { trial = false, standby = false } = {}) {
   cluster.setupPrimary();
   agentSupervisor.ensureStarted(peerStdio, (id) => removeFromDispatcher({ id }));
   const id = ++ids;
   const workerProcess = createWorkerProcess(id, env);
   const worker = new Worker({ id, process: workerProcess });
   debug('primary: forked worker %d (pid %d)', id, workerProcess.pid);
-  workerRecords.set(id, new WorkerRecord(worker, env, Date.now(), { trial }));
+  workerRecords.set(id, new WorkerRecord(worker, env, Date.now(), { trial, standby }));
   management.forked(worker);
   if (workerProcess.pid === undefined) onSpawnFailure(worker);
 
@@ -490,23 +527,24 @@ function queryServer(worker, message) {
   const key = `${message.address}:${message.port}:${message.addressType}:` +
               `${message.fd}:${message.index}`;
 
+  // Node's own query fields, as the worker sent them: what they mean
+  // (TCP, pipe, UDP, a socket of ours by fd) is decided in one place, the
+  // native ListenSpec::from_node.
+  const query = {
+    key,
+    address: message.address,
+    port: message.port,
+    addressType: message.addressType,
+    fd: message.fd,
+    flags: message.flags,
+    backlog: message.backlog,
+    shared: routing.isShared(schedulingPolicy),
+    policy: routing.nativeName(schedulingPolicy),
+    deferAccept: message.clientSpeaksFirst === true && routing.defersAccept(cluster.settings.routing),
+  };
   let result;
   try {
-    // Node's own query fields, as the worker sent them: what they mean
-    // (TCP, pipe, UDP, a socket of ours by fd) is decided in one place, the
-    // native ListenSpec::from_node.
-    result = getDispatcher().listen(worker.id, {
-      key,
-      address: message.address,
-      port: message.port,
-      addressType: message.addressType,
-      fd: message.fd,
-      flags: message.flags,
-      backlog: message.backlog,
-      shared: routing.isShared(schedulingPolicy),
-      policy: routing.nativeName(schedulingPolicy),
-      deferAccept: message.clientSpeaksFirst === true && routing.defersAccept(cluster.settings.routing),
-    });
+    result = getDispatcher().listen(worker.id, query);
   } catch (err) {
     // Not a bind failure (those come back as `errno`, for the worker to
     // report as node:cluster does) but the dispatcher itself failing: it
@@ -517,6 +555,7 @@ function queryServer(worker, message) {
     process.emitWarning(err);
     result = { errno: UV_ECANCELED, shared: routing.isShared(schedulingPolicy) };
   }
+  if (result.errno === 0) standBy(worker, query, result);
   const shared = result.shared;
   if (result.errno === 0 && (result.created || !serverData.has(key))) {
     serverData.set(key, message.data);

@@ -87,8 +87,9 @@ const RESTART_FIELDS = [
   { name: 'minDelay', default: 100, validate: ms(0), text: 'the first delay before a crashed worker is replaced; doubles per consecutive crash of its slot' },
   { name: 'maxDelay', default: 15000, validate: ms(0), text: 'the longest that delay grows to (>= minDelay)' },
   { name: 'resetAfter', default: 30000, validate: ms(0), text: 'a worker up this long starts its slot\'s backoff over' },
-  { name: 'maxRestarts', default: 10, validate: validateCount, text: 'restarts allowed within `window`, cluster-wide, before a crash loop stops them' },
-  { name: 'window', default: 60000, validate: ms(1), text: 'the span maxRestarts is counted over' },
+  { name: 'minUptime', default: 1000, validate: ms(0), text: 'a worker that dies sooner failed to start (PM2\'s min_uptime): only such crashes count toward maxRestarts; one up this long and ready is healthy' },
+  { name: 'maxRestarts', default: 10, validate: validateCount, text: 'crashes of workers up less than minUptime allowed within `window`, cluster-wide, before a crash loop stops the restarts; never while a worker has been healthy within `window`' },
+  { name: 'window', default: 60000, validate: ms(1), text: 'the span maxRestarts is counted over, and that a healthy worker keeps the policy going for' },
 ];
 
 // `true` is every default, `false` (or nothing) is off.
@@ -115,7 +116,7 @@ function validateExitOnUncaught(value, name, caller) {
 }
 
 const RECYCLE_FIELDS = [
-  { name: 'maxMemory', default: undefined, validate: ops.parseMemory, text: 'bytes, or \'300M\'/\'1G\'/\'512K\' (PM2\'s max_memory_restart): a worker\'s RSS limit' },
+  { name: 'maxMemory', default: undefined, validate: ops.validateMaxMemory, text: 'a worker\'s RSS limits, as { soft, hard } in bytes: a size (bytes, or \'300M\'/\'1G\'/\'512K\', PM2\'s max_memory_restart) is the soft one, which starts a recycle; the hard one (default 1.5 x soft) SIGKILLs the worker' },
   { name: 'maxRequests', default: undefined, validate: ops.validatePositiveCount, text: '\'request\' events a worker may serve' },
   { name: 'maxAge', default: undefined, validate: ms(1), text: 'how long a worker may live' },
   { name: 'jitter', default: 0, validate: ops.validateJitter, text: 'spreads each limit over [limit, limit * (1 + jitter)], 0..1' },
@@ -126,6 +127,15 @@ function validateRecycle(value, name, caller) {
   if (value === undefined || value === false || value === null) return false;
   if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
   return validateFields(RECYCLE_FIELDS, value, name, caller);
+}
+
+const RELOAD_FIELDS = [
+  { name: 'probation', default: 3000, validate: ms(0), text: 'how long a reload\'s new workers must all stay up, once the last is ready, before the old ones are retired; a death within it rolls the reload back (0: each old worker is retired as soon as its replacement is ready)' },
+];
+
+function validateReload(value, name, caller) {
+  if (!isPlainObject(value)) throw invalidArgType(name, 'of type object', value, caller);
+  return validateFields(RELOAD_FIELDS, value, name, caller);
 }
 
 const HEALTH_FIELDS = [
@@ -191,6 +201,7 @@ const SETTINGS = [
   { name: 'readyTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'a reload\'s replacement not ready by then aborts the reload' },
   { name: 'drainTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'how long a replaced worker may drain before SIGKILL' },
   { name: 'waitReady', default: false, validate: validateBoolean, skipUndefined: true, text: 'ready means cluster.worker.ready() or process.send(\'ready\'), not listening' },
+  { name: 'reload', default: undefined, validate: validateReload, skipUndefined: true, fields: RELOAD_FIELDS, text: 'how cluster.reload() proves a new generation before it retires the old one' },
   { name: 'reloadSignal', default: false, validate: ops.validateSignal, text: 'the primary runs cluster.reload() on this signal' },
   { name: 'recycle', default: false, validate: validateRecycle, fields: RECYCLE_FIELDS, text: 'replace a worker past a limit, gracefully' },
   { name: 'health', default: false, validate: validateHealth, fields: HEALTH_FIELDS, text: 'replace a hung or lagging worker (at least one field)' },
@@ -251,6 +262,7 @@ const EXIT_ON_UNCAUGHT_DEFAULTS = Object.freeze(defaultsOf(EXIT_ON_UNCAUGHT_FIEL
 const SHUTDOWN_TIMEOUT_DEFAULT = defaultOf('shutdownTimeout');
 const READY_TIMEOUT_DEFAULT = defaultOf('readyTimeout');
 const DRAIN_TIMEOUT_DEFAULT = defaultOf('drainTimeout');
+const RELOAD_PROBATION_DEFAULT = defaultOf('reload.probation');
 
 /** cluster.shutdown()'s options: `{ timeout }`, defaulting to shutdownTimeout. */
 function normalizeShutdownOptions(options, settings, caller) {
@@ -276,4 +288,5 @@ module.exports = {
   SHUTDOWN_TIMEOUT_DEFAULT,
   READY_TIMEOUT_DEFAULT,
   DRAIN_TIMEOUT_DEFAULT,
+  RELOAD_PROBATION_DEFAULT,
 };

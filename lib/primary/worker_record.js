@@ -20,15 +20,17 @@
 //             ├──> killed ─────────────────────┤
 //             ├──> failed ──> (replaced, crashLooped or exited)
 //             └──> retiring ──> exited
-//   trial ──> (running, disconnecting, killed or exited)
+//   trial ──> (running, retiring, disconnecting, killed or exited)
 //   (failing may also move to disconnecting, killed or failed)
 //
 // `trial` is a replacement forked by a rolling reload or a recycle
-// (lib/operations/rollover.js) that has not shown it is ready: it becomes `running` once
-// ready; if it dies first, the rollover is aborted and the worker it was to
-// replace stays. `retiring` is a worker withdrawn on purpose and draining,
-// never replaced: the old worker once its replacement is ready, or one of
-// the surplus of cluster.scale() (lib/operations/scale.js).
+// (lib/operations/rollover.js) that has not shown it is ready, or, in a reload
+// with a probation, whose generation has not yet survived it: it becomes
+// `running` then; if it dies first, the rollover is aborted and the worker it
+// was to replace stays. `retiring` is a worker withdrawn on purpose and
+// draining, never replaced: the old worker once its replacement is ready, one
+// of the surplus of cluster.scale() (lib/operations/scale.js), or a
+// replacement whose reload was rolled back.
 //
 // Beside its fate, a running worker may be `rolling` (a replacement for it is
 // in trial: markRolling()/rolled()) and `recycleDue` (a recycle limit was
@@ -68,13 +70,15 @@ const Fate = Object.freeze({
   /** The restart policy refused to replace it: the cluster is in a crash loop. */
   CrashLooped: 'crashLooped',
   /**
-   * A replacement started by a reload or a recycle, not ready yet: its death
-   * aborts that rollover instead of being replaced by the restart policy.
+   * A replacement started by a reload or a recycle, not ready yet (or, in a
+   * reload with a probation, ready but not yet through it): its death aborts
+   * that rollover instead of being replaced by the restart policy.
    */
   Trial: 'trial',
   /**
    * Out of rotation on purpose, draining its requests, never replaced: its
-   * replacement is ready (a reload, a recycle), or the cluster was scaled down.
+   * replacement is ready (a reload, a recycle), the cluster was scaled down,
+   * or it is a replacement whose reload was rolled back.
    */
   Retiring: 'retiring',
   /** Its process has exited (terminal). */
@@ -84,7 +88,7 @@ const Fate = Object.freeze({
 // Which fates each fate may move to.
 const NEXT = Object.freeze({
   [Fate.Running]: [Fate.Failing, Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Retiring, Fate.Exited],
-  [Fate.Trial]: [Fate.Running, Fate.Disconnecting, Fate.Killed, Fate.Exited],
+  [Fate.Trial]: [Fate.Running, Fate.Retiring, Fate.Disconnecting, Fate.Killed, Fate.Exited],
   [Fate.Retiring]: [Fate.Exited],
   [Fate.Failing]: [Fate.Disconnecting, Fate.Killed, Fate.Failed, Fate.Replaced, Fate.CrashLooped, Fate.Exited],
   [Fate.Failed]: [Fate.Replaced, Fate.CrashLooped, Fate.Exited],
@@ -114,7 +118,7 @@ class WorkerRecord {
    * `worker`: the Node-shaped Worker in cluster.workers. `env`: what fork()
    * was given, which a replacement gets too. `now`: the fork's time.
    */
-  constructor(worker, env, now = Date.now(), { trial = false } = {}) {
+  constructor(worker, env, now = Date.now(), { trial = false, standby = false } = {}) {
     this.worker = worker;
     this.id = worker.id;
     this.env = env;
@@ -124,6 +128,11 @@ class WorkerRecord {
     // reported ('listening'), and whether it said it is ready (waitReady).
     this.listens = new Set();
     this.readySignalled = false;
+    // A reload's replacement kept out of every rotation while its generation
+    // is on probation (lib/operations/rollover.js): the listen queries it made,
+    // to admit it with once the generation passed. Undefined: in rotation
+    // from its listen, as any worker.
+    this.heldListens = standby ? [] : undefined;
     // The line of workers that replace one another (lib/operations/restart_policy.js):
     // its consecutive crashes drive the backoff (lib/operations/backoff.js).
     // A replacement takes its predecessor's (inherit()).
@@ -194,6 +203,23 @@ class WorkerRecord {
   /** The worker reported listening on `info` ({ address, port, addressType, fd }). */
   listened(info) {
     this.listens.add(listenKey(info));
+  }
+
+  /** Out of rotation until admitted (a replacement on probation). */
+  get standingBy() {
+    return this.heldListens !== undefined;
+  }
+
+  /** A listen it made while standing by, to be made again when it is admitted. */
+  holdListen(query) {
+    this.heldListens.push(query);
+  }
+
+  /** It goes into rotation: the listens held until now (none if it was not standing by). */
+  admit() {
+    const held = this.heldListens ?? [];
+    this.heldListens = undefined;
+    return held;
   }
 
   /** The worker said it is ready (cluster.worker.ready(), or process.send('ready')). */
@@ -281,18 +307,21 @@ class WorkerRecord {
     return true;
   }
 
-  /** A trial replacement showed it is ready: from now on it is an ordinary worker. */
+  /**
+   * A trial replacement showed it is ready (and, in a reload with a
+   * probation, its generation survived it): from now on it is an ordinary worker.
+   */
   promote() {
     this.#move(Fate.Running);
   }
 
   /**
-   * It is withdrawn and drains: its replacement is ready, or the cluster is
-   * scaled down. False if its end was decided meanwhile (it left, was
-   * killed, failed).
+   * It is withdrawn and drains: its replacement is ready, the cluster is
+   * scaled down, or (a trial) its reload is rolled back. False if its end
+   * was decided meanwhile (it left, was killed, failed).
    */
   retire() {
-    if (this.fate !== Fate.Running) return false;
+    if (this.fate !== Fate.Running && this.fate !== Fate.Trial) return false;
     return this.#moveIfAllowed(Fate.Retiring);
   }
 

@@ -22,11 +22,13 @@ class ChannelClient {
   /**
    * `fd`: the worker's end of the channel. `onSharedSocket(listenerId, fd)`:
    * a SCHED_NONE socket arrived (fd undefined if it could not be received).
+   * `onClosed()`: the channel hung up (lib/worker/retirement.js).
    * `Channel`: the native addon's, unless a test gives its own.
    */
-  constructor(fd, { workerId, onSharedSocket, Channel = require('../native').Channel }) {
+  constructor(fd, { workerId, onSharedSocket, onClosed = () => {}, Channel = require('../native').Channel }) {
     this.workerId = workerId;
     this.onSharedSocket = onSharedSocket;
+    this.onClosed = onClosed;
     // Rotation memberships by the primary's listener id.
     this.memberships = new Map();
     // Round-robin servers that keep the worker alive (not unref()'d).
@@ -50,7 +52,9 @@ class ChannelClient {
       case ChannelMessageKind.Shared: return this.onSharedSocket(id, fds[0]);
       // (listenerId): nothing more comes for it, so the membership can be forgotten.
       case ChannelMessageKind.Left: return this.forget(id);
-      case ChannelMessageKind.Closed: return debug('worker %d: the channel to the primary closed', this.workerId);
+      case ChannelMessageKind.Closed:
+        debug('worker %d: the channel to the primary closed', this.workerId);
+        return this.onClosed();
       // cluster.bus (lib/bus/bus.js): (count, [], records), or (peer).
       case ChannelMessageKind.Bus:
       case ChannelMessageKind.PeerGone:

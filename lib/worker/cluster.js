@@ -21,6 +21,7 @@ const gracefulExit = require('./graceful_exit');
 const requestBudget = require('./request_budget');
 const heartbeat = require('./heartbeat');
 const loopDelay = require('./loop_delay');
+const retirement = require('./retirement');
 const { Act } = require('../protocol');
 const builtin = require('../builtin');
 const sharedState = require('../bus/shared');
@@ -78,7 +79,9 @@ cluster._setupWorker = function() {
   channel = new ChannelClient(channelFd, {
     workerId: id,
     onSharedSocket: (listenerId, fd) => sharedSockets.socketArrived(listenerId, fd),
+    onClosed: () => retirement.channelClosed(id),
   });
+  retirement.install(() => disconnecting);
 
   busModule.setSelf(id, machine);
   busModule.bus.attach(channel.channel);
@@ -115,7 +118,10 @@ cluster._setupWorker = function() {
   send({ act: Act.Online });
 
   function onmessage(message) {
-    if (message.act === Act.Retiring) retiring = true;
+    if (message.act === Act.Retiring) {
+      retiring = true;
+      retirement.retiring(id, message.drainTimeout);
+    }
     if (message.act === Act.Disconnect) _disconnect.call(worker, true);
   }
 };

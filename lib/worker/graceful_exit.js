@@ -27,6 +27,7 @@ const SHUTDOWN_SIGNALS_ENV = Env.ShutdownSignals;
 // its servers anyway.
 const ANSWER_WAIT_MS = 3000;
 
+// The error as Node prints an uncaught exception (lib/cli/worker_hook.js too).
 function printError(err, origin) {
   let text = err instanceof Error ? inspect(err) : `Uncaught ${inspect(err)}`;
   if (origin === 'unhandledRejection' && !(err instanceof Error)) {
@@ -92,4 +93,4 @@ function install(worker, { closeServers, send }) {
   });
 }
 
-module.exports = { install };
+module.exports = { install, printError };

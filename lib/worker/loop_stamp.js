@@ -1,5 +1,5 @@
 'use strict';
-// The worker's loop stamp (core/src/loop_stamp.rs, docs/DESIGN.md §14): the
+// The worker's loop stamp (core/src/loop_stamp.rs, docs/DESIGN.md §15): the
 // addon stamps "busy" and "waiting for I/O" from libuv's check and prepare
 // phases by itself, once the primary has sent the stamp's file. An HTTP
 // request's handler runs inside libuv's poll phase, between the two, where

@@ -54,7 +54,8 @@ impl Dispatcher {
     pub fn start_with_events(config: Config, events: impl FnMut(Event) + Send + 'static) -> Result<Self> {
         let waker = Arc::new(Waker::new().map_err(|e| Error::io("eventfd", e))?);
         let (commands, inbox) = crossbeam_channel::unbounded();
-        let event_loop = EventLoop::new(config, inbox, Arc::clone(&waker), Box::new(events));
+        let event_loop =
+            EventLoop::new(config, inbox, Arc::clone(&waker), Box::new(events)).map_err(|e| Error::io("epoll", e))?;
         let thread = std::thread::Builder::new()
             .name("rcluster-dispatch".into())
             .spawn(move || {

@@ -1,9 +1,15 @@
-//! The dispatcher thread: one `poll` loop over the waker, every worker's
+//! The dispatcher thread: one epoll loop over the waker, every worker's
 //! channel and the listening sockets that want accepting. It does the I/O and
 //! feeds each listener's scheduling policy; the policies decide who gets what.
+//!
+//! Every descriptor is registered once (level-triggered) and changed only
+//! when what it is watched for changes: a channel that filled up is watched
+//! for room to write, a listening socket only while it should be accepted
+//! from. A `poll` set rebuilt at every turn cost a wait-queue entry per
+//! descriptor per turn, so the loop's cost grew with the worker count.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,8 +34,9 @@ use crate::routing::policy::Mode;
 use crate::routing::reuseport::{self, ReusePort};
 use crate::sys::{self, Recv, Waker};
 
-/// What one entry of the poll set stands for.
-#[derive(Clone, Copy, Debug)]
+/// What an epoll token stands for: the kind in the high 32 bits, the
+/// worker's or listener's id in the low ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     Waker,
     Peer(WorkerId),
@@ -38,13 +45,40 @@ enum Slot {
     Stages,
 }
 
-/// What the last `poll` said about a listening socket.
+impl Slot {
+    fn token(self) -> u64 {
+        let (kind, id) = match self {
+            Slot::Waker => (0u64, 0u32),
+            Slot::Peer(id) => (1, id),
+            Slot::Handle(id) => (2, id),
+            Slot::Stages => (3, 0),
+        };
+        kind << 32 | u64::from(id)
+    }
+
+    /// `None` for a token this loop never registered.
+    fn of_token(token: u64) -> Option<Slot> {
+        let id = (token & u64::from(u32::MAX)) as u32;
+        match token >> 32 {
+            0 => Some(Slot::Waker),
+            1 => Some(Slot::Peer(id)),
+            2 => Some(Slot::Handle(id)),
+            3 => Some(Slot::Stages),
+            _ => None,
+        }
+    }
+}
+
+/// Most events one wait reports; more stay for the next turn.
+const MAX_EVENTS_PER_TURN: usize = 256;
+
+/// What the last wait said about a listening socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Readiness {
-    /// Not in the poll set (no worker could take a connection then, or
-    /// paused): worth trying, since credit may be back now.
+    /// Not watched (no worker could take a connection then, or paused):
+    /// worth trying, since credit may be back now.
     NotPolled,
-    /// Polled and found with nothing to accept: skipped.
+    /// Watched and found with nothing to accept: skipped.
     Idle,
     Readable,
 }
@@ -57,8 +91,19 @@ pub(super) struct EventLoop {
     handles: HashMap<ListenerId, ListenHandle>,
     keys: HashMap<String, ListenerId>,
     next_listener: ListenerId,
-    pollfds: Vec<sys::PollFd>,
-    slots: Vec<Slot>,
+    /// The loop's epoll instance, and its buffer of events.
+    epoll: OwnedFd,
+    epoll_events: sys::EpollEvents,
+    /// What the last wait reported, by token.
+    ready: Vec<(u64, sys::PollEvents)>,
+    /// Each channel registered, and whether for room to write too.
+    watched_peers: HashMap<WorkerId, bool>,
+    /// The listening sockets registered now, and those that should be
+    /// (rebuilt each turn; kept for their allocation).
+    watched_sockets: Vec<(RawFd, ListenerId)>,
+    wanted_sockets: Vec<(RawFd, ListenerId)>,
+    /// The header stages' epoll, once registered (it lives as long as the loop).
+    watched_stages: bool,
     readiness: HashMap<ListenerId, Readiness>,
     events: EventSink,
     /// Broadcasts go to the primary's bus channel too (`Command::BusBridge`).
@@ -78,9 +123,11 @@ pub(super) struct EventLoop {
 }
 
 impl EventLoop {
-    pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>, events: EventSink) -> Self {
+    pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>, events: EventSink) -> std::io::Result<Self> {
         let stage = HeaderStage::new(config.proxy.clone(), config.sticky_http.clone(), config.stage_limit);
-        EventLoop {
+        let epoll = sys::epoll_create()?;
+        sys::epoll_watch_level(epoll.as_fd(), waker.as_fd(), Slot::Waker.token(), false, false)?;
+        Ok(EventLoop {
             config,
             inbox,
             waker,
@@ -88,8 +135,13 @@ impl EventLoop {
             handles: HashMap::new(),
             keys: HashMap::new(),
             next_listener: 1,
-            pollfds: Vec::new(),
-            slots: Vec::new(),
+            epoll,
+            epoll_events: sys::EpollEvents::with_capacity(MAX_EVENTS_PER_TURN),
+            ready: Vec::new(),
+            watched_peers: HashMap::new(),
+            watched_sockets: Vec::new(),
+            wanted_sockets: Vec::new(),
+            watched_stages: false,
             readiness: HashMap::new(),
             events,
             bus_bridge: false,
@@ -99,7 +151,7 @@ impl EventLoop {
             acks: AckStats::default(),
             health: Health::default(),
             read_buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
-        }
+        })
     }
 
     /// Tells the primary's JS of a warning (`process.emitWarning`).
@@ -113,47 +165,46 @@ impl EventLoop {
             self.warn(events::LISTEN_FDS_IGNORED, message);
         }
         loop {
-            self.build_pollset();
+            self.update_watches();
             let timeout = self.poll_timeout();
-            if let Err(e) = sys::poll(&mut self.pollfds, timeout) {
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            if let Err(e) = sys::epoll_wait_into(self.epoll.as_fd(), &mut self.epoll_events, timeout, &mut ready) {
+                self.ready = ready;
                 if self.warnings.allow(events::POLL_FAILED, 0, Instant::now()) {
-                    self.warn(events::POLL_FAILED, format!("poll failed: {e}"));
+                    self.warn(events::POLL_FAILED, format!("epoll_wait failed: {e}"));
                 }
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
+            // Every watched socket is idle unless reported below.
             self.readiness.clear();
-            for i in 0..self.pollfds.len() {
-                let revents = self.pollfds[i].revents;
-                match self.slots[i] {
-                    Slot::Waker => {
-                        if revents != 0 {
-                            self.waker.drain();
-                            if !self.run_commands() {
-                                return;
-                            }
-                        }
-                    }
-                    Slot::Peer(id) => {
-                        if revents != 0 {
-                            self.on_peer_event(id, revents);
-                        }
-                    }
-                    Slot::Handle(id) => {
-                        // A handle may have several sockets (SCHED_REUSEPORT):
-                        // readable if any is.
-                        let readiness = if revents != 0 { Readiness::Readable } else { Readiness::Idle };
-                        let entry = self.readiness.entry(id).or_insert(readiness);
-                        if readiness == Readiness::Readable {
-                            *entry = readiness;
-                        }
+            for (_, id) in &self.watched_sockets {
+                self.readiness.insert(*id, Readiness::Idle);
+            }
+            // Commands first, as the waker came first in the poll set: a
+            // worker added or removed by them is seen by what follows.
+            if ready.iter().any(|(token, _)| *token == Slot::Waker.token()) {
+                self.waker.drain();
+                if !self.run_commands() {
+                    return;
+                }
+            }
+            for (token, revents) in ready.iter().copied() {
+                match Slot::of_token(token) {
+                    Some(Slot::Peer(id)) => self.on_peer_event(id, revents),
+                    // A handle may have several sockets (SCHED_REUSEPORT):
+                    // readable if any is.
+                    Some(Slot::Handle(id)) => {
+                        self.readiness.insert(id, Readiness::Readable);
                     }
                     // Read below, after the channels: connections with news
                     // are asked epoll for there, and those past their
                     // deadline are found without it.
-                    Slot::Stages => {}
+                    Some(Slot::Stages) | Some(Slot::Waker) | None => {}
                 }
             }
+            self.ready = ready;
             self.read_headers();
             self.reap_dead_peers();
             self.check_health();
@@ -167,18 +218,34 @@ impl EventLoop {
         }
     }
 
-    fn build_pollset(&mut self) {
-        self.pollfds.clear();
-        self.slots.clear();
-        let now = Instant::now();
-        self.pollfds.push(sys::poll_entry(self.waker.as_fd(), false));
-        self.slots.push(Slot::Waker);
+    /// Brings the registrations up to date with what should be watched
+    /// this turn: channels for room to write while they are full, listening
+    /// sockets while they should be accepted from, the stages' epoll once it
+    /// exists. Only changes cost a system call.
+    fn update_watches(&mut self) {
+        let epoll = self.epoll.as_fd();
         for peer in self.peers.values() {
-            self.pollfds.push(sys::poll_entry(peer.channel_fd(), peer.wants_writable()));
-            self.slots.push(Slot::Peer(peer.id));
+            let writable = peer.wants_writable();
+            if self.watched_peers.get(&peer.id) != Some(&writable) {
+                let modify = self.watched_peers.contains_key(&peer.id);
+                match sys::epoll_watch_level(epoll, peer.channel_fd(), Slot::Peer(peer.id).token(), writable, modify) {
+                    Ok(()) => {
+                        self.watched_peers.insert(peer.id, writable);
+                    }
+                    // Out of kernel memory: tried again next turn.
+                    Err(e) => {
+                        if self.warnings.allow(events::POLL_FAILED, 2, Instant::now()) {
+                            let message = format!("cannot watch worker {}'s channel: {e}", peer.id);
+                            (self.events)(Event::Warning { code: events::POLL_FAILED, message });
+                        }
+                    }
+                }
+            }
         }
+        let now = Instant::now();
+        let mut wanted = std::mem::take(&mut self.wanted_sockets);
+        wanted.clear();
         let budget = self.stage_budget();
-        let (pollfds, slots) = (&mut self.pollfds, &mut self.slots);
         for handle in self.handles.values_mut() {
             handle.resume_if_due(now);
             // Only watch a listening socket while it should be accepted
@@ -192,15 +259,70 @@ impl EventLoop {
             });
             if wants {
                 let id = handle.id();
-                handle.accept_fds(&mut |fd| {
-                    pollfds.push(sys::poll_entry(fd, false));
-                    slots.push(Slot::Handle(id));
-                });
+                handle.accept_fds(&mut |fd| wanted.push((fd.as_raw_fd(), id)));
             }
         }
-        if let Some(fd) = self.stage.poll_fd() {
-            self.pollfds.push(sys::poll_entry(fd, false));
-            self.slots.push(Slot::Stages);
+        // The listening sockets are few (one per listener, or per orphaned
+        // SCHED_REUSEPORT slot): lists beat sets here. Each socket is open
+        // while its listener is; `close_handle` forgets them first.
+        let mut i = 0;
+        while i < self.watched_sockets.len() {
+            if wanted.contains(&self.watched_sockets[i]) {
+                i += 1;
+            } else {
+                sys::epoll_forget(epoll, self.watched_sockets[i].0);
+                self.watched_sockets.swap_remove(i);
+            }
+        }
+        for entry in wanted.iter().copied() {
+            if self.watched_sockets.contains(&entry) {
+                continue;
+            }
+            let (fd, id) = entry;
+            let Some(handle) = self.handles.get(&id) else { continue };
+            let mut result = Ok(());
+            handle.accept_fds(&mut |socket| {
+                if socket.as_raw_fd() == fd {
+                    result = sys::epoll_watch_level(epoll, socket, Slot::Handle(id).token(), false, false);
+                }
+            });
+            match result {
+                Ok(()) => self.watched_sockets.push(entry),
+                // Watched already: a socket forgotten and wanted again
+                // within one turn never happens, but costs nothing to allow.
+                Err(e) if e.raw_os_error() == Some(sys::errno::EEXIST) => self.watched_sockets.push(entry),
+                // Not watched: `Readiness::NotPolled` has it tried every turn.
+                Err(e) => {
+                    if self.warnings.allow(events::POLL_FAILED, 3, now) {
+                        let message = format!("cannot watch a listening socket: {e}");
+                        (self.events)(Event::Warning { code: events::POLL_FAILED, message });
+                    }
+                }
+            }
+        }
+        self.wanted_sockets = wanted;
+        if !self.watched_stages {
+            if let Some(fd) = self.stage.poll_fd() {
+                // Registered once: the stage keeps its epoll for good.
+                match sys::epoll_watch_level(epoll, fd, Slot::Stages.token(), false, false) {
+                    Ok(()) => self.watched_stages = true,
+                    Err(e) => {
+                        if self.warnings.allow(events::POLL_FAILED, 4, now) {
+                            let message = format!("cannot watch the header stage: {e}");
+                            (self.events)(Event::Warning { code: events::POLL_FAILED, message });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops watching a worker's channel, before it is dropped: the worker's
+    /// end may outlive it (an open file stays registered while any copy of
+    /// it is open).
+    fn forget_peer(&mut self, peer: &Peer) {
+        if self.watched_peers.remove(&peer.id).is_some() {
+            sys::epoll_forget(self.epoll.as_fd(), peer.channel_fd().as_raw_fd());
         }
     }
 
@@ -277,6 +399,7 @@ impl EventLoop {
                         if let Some(mut old) = self.peers.insert(id, peer) {
                             // Ids are never reused; if one were, the old channel is dead to us.
                             old.mark_dead();
+                            self.forget_peer(&old);
                         }
                     }
                     Err(e) => self.warn(events::CHANNEL_UNUSABLE, format!("cannot use the channel of worker {id}: {e}")),
@@ -637,6 +760,16 @@ impl EventLoop {
     }
 
     fn close_handle(&mut self, listener: ListenerId) {
+        // Its sockets are forgotten while still open: a SCHED_NONE or
+        // SCHED_REUSEPORT socket lives on in workers, and would stay
+        // registered (and ready) after our copy closed.
+        let epoll = self.epoll.as_fd();
+        self.watched_sockets.retain(|(fd, id)| {
+            if *id == listener {
+                sys::epoll_forget(epoll, *fd);
+            }
+            *id != listener
+        });
         if let Some(handle) = self.handles.remove(&listener) {
             self.keys.remove(handle.key());
             self.stage.forget_listener(listener);
@@ -651,6 +784,7 @@ impl EventLoop {
             self.peers.values().filter(|p| p.state() == PeerState::Dead).map(|p| p.id).collect();
         for id in dead {
             let mut peer = self.peers.remove(&id).expect("listed above");
+            self.forget_peer(&peer);
             self.health.forget(id);
             // Unlike Node, a socket whose last worker died stays open: its
             // connections wait (up to the queue timeout) for a replacement to

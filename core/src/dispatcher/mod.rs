@@ -59,12 +59,15 @@ pub struct Config {
     /// round-robin passes over it in its turn (and owes it that turn): as
     /// node:cluster hands a worker nothing while it has not taken the last,
     /// so a worker stuck in a long handler strands about one connection, not
-    /// a window of them (docs/DESIGN.md §14). A worker that keeps up
-    /// confirms well within it, so the rotation stays exact.
+    /// a window of them (docs/DESIGN.md §15). A worker that keeps up
+    /// confirms well within it, so the rotation stays exact. With more
+    /// workers than CPUs it is judged as a run begins, and with a busy loop
+    /// (`Rotation::pick`, docs/DESIGN.md §14).
     pub ack_lag: Duration,
     /// How long a worker's event loop may have been busy, by its loop stamp
     /// (`crate::loop_stamp`), before least connections (and sticky's keyless
-    /// connections) pass over it (`routing: { busyThreshold }`).
+    /// connections) pass over it (`routing: { busyThreshold }`); round-robin
+    /// with more workers than CPUs counts a worker lagging only when busy.
     pub busy_threshold: Duration,
     /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
     /// queue holds connections meanwhile, and the thread does not spin.

@@ -123,12 +123,15 @@ pub struct Pick {
     idx: usize,
     /// Repays a turn this worker was owed, rather than taking the next turn.
     repays: bool,
+    /// The member in turn was in the middle of a run and out of credit: its
+    /// run ended there, and it is owed nothing for it.
+    ends_run: bool,
 }
 
 impl Pick {
     /// The member at `idx` of a policy's own list.
     pub(crate) fn at(idx: usize) -> Self {
-        Pick { idx, repays: false }
+        Pick { idx, repays: false, ends_run: false }
     }
 
     pub(crate) fn idx(&self) -> usize {
@@ -322,7 +325,7 @@ pub trait Policy: Debug + Send {
 /// Which policy a listener gets, chosen once when its socket is bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// The primary accepts and deals connections out in strict turn.
+    /// The primary accepts and deals connections out in turn (`Rotation`).
     RoundRobin,
     /// SCHED_NONE: each worker gets the listening socket and accepts itself.
     Shared,
@@ -373,9 +376,13 @@ struct Member {
     owed: u32,
 }
 
-/// Strict turns among members: the one in turn gets the connection if it has
+/// Turns among members: the one in turn gets the connection if it has
 /// credit; one that is full is waited for (up to `stall`), then passed over
-/// and owed that turn, repaid first once it has credit again.
+/// and owed that turn, repaid first once it has credit again; one that lags
+/// as its turn begins (`Load::lagging`; with more members than CPUs, and
+/// busy) is passed over at once and owed likewise. A turn is one connection while
+/// there are no more members than CPUs, and a run of several with more
+/// (`run_length`).
 #[derive(Clone, Debug)]
 pub struct Rotation {
     stall: Duration,
@@ -383,11 +390,37 @@ pub struct Rotation {
     members: Vec<Member>,
     /// Index into `members` of the next worker to try.
     cursor: usize,
+    /// The CPUs this process may run on: with more members than that, each
+    /// takes its turn as a run of several connections (`run_length`).
+    cpus: usize,
+    /// Connections the member at `cursor` has had in its current run.
+    run: usize,
+}
+
+/// The CPUs this process may run on (its affinity and cgroup quota, as the
+/// standard library reads them), at least 1.
+fn available_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 impl Rotation {
     pub fn new(stall: Duration) -> Self {
-        Rotation { stall, members: Vec::new(), cursor: 0 }
+        Self::with_cpus(stall, available_cpus())
+    }
+
+    /// A rotation for a process that may run on `cpus` CPUs.
+    pub fn with_cpus(stall: Duration, cpus: usize) -> Self {
+        Rotation { stall, members: Vec::new(), cursor: 0, cpus: cpus.max(1), run: 0 }
+    }
+
+    /// How many connections in a row each member takes in turn: 1 while
+    /// there are no more members than CPUs (strict turns); with more, as
+    /// many as keep about one member per CPU dealt to at a time. Dealt one
+    /// each, 16 workers on 2 CPUs are each woken for one or two connections
+    /// of every 16, most of them waiting for a CPU (docs/DESIGN.md §14).
+    fn run_length(&self) -> usize {
+        self.members.len().div_ceil(self.cpus).max(1)
     }
 
     pub fn members(&self) -> Vec<WorkerId> {
@@ -411,7 +444,12 @@ impl Rotation {
     }
 
     pub fn remove(&mut self, worker: WorkerId) -> bool {
-        remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
+        let removed = remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id);
+        if removed {
+            // The member in turn may be another now: it starts afresh.
+            self.run = 0;
+        }
+        removed
     }
 
     /// The member whose turn it is: an owed one with credit that keeps up
@@ -423,19 +461,41 @@ impl Rotation {
     /// for rather than skipped, so the rotation stays exact among workers
     /// that keep up. When every member with credit lags, the one that has
     /// lagged the shortest gets it (the first in turn of those, on a tie):
-    /// nobody is waited for because all are slow.
+    /// nobody is waited for because all are slow. Lag is judged as a
+    /// member's turn begins: a member in the middle of its run keeps it
+    /// while it has credit, lagging or not; with more members than CPUs a
+    /// member lags only while its loop is busy (`Load::busy`) too.
     pub fn pick(&self, ask: &Ask<'_>, exclude: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
         let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
         let load = |idx: usize| (ask.load)(self.members[idx].id);
-        let in_rotation = (0..n).map(|i| (self.cursor + i) % n);
+        // A run is a turn's worth of connections for one member, not a wait
+        // for it: one that runs out of credit mid-run (a full window, or
+        // paced) ends its run, and the turn goes on at once.
+        let ends_run = n > 1 && self.run > 0 && !load(self.cursor).has_credit();
+        let start = if ends_run { (self.cursor + 1) % n } else { self.cursor };
+        // Lag is judged when a member's turn begins, not within its run: a
+        // run deals to a member that has not run yet by design, so the
+        // connections of its own run unread are no sign that it is stuck.
+        // With no more members than CPUs every turn is one connection and
+        // every deal judges. With more, most workers are waiting for a CPU
+        // at any time and connections sit unread in all of them: lagging
+        // says a worker is stuck only when its loop stamp says it is busy
+        // too (in a handler, not asleep in its poll). Judged on unread
+        // connections alone, nearly every member lags, and the one lagging
+        // the shortest, the member just dealt a run, was dealt run after run
+        // (docs/DESIGN.md §14).
+        let mid_run = |idx: usize| idx == self.cursor && self.run > 0 && !ends_run;
+        let oversubscribed = self.run_length() > 1;
+        let lags = |idx: usize, load: &Load| load.lagging && !mid_run(idx) && (!oversubscribed || load.busy);
+        let in_rotation = (0..n).map(|i| (start + i) % n);
         if let Some(idx) = in_rotation.clone().find(|&idx| {
             self.members[idx].owed > 0 && eligible(idx) && {
                 let load = load(idx);
-                load.has_credit() && !load.lagging
+                load.has_credit() && !lags(idx, &load)
             }
         }) {
-            return Some(Pick { idx, repays: true });
+            return Some(Pick { idx, repays: true, ends_run: false });
         }
         // Of the members in turn that have credit but lag, the one whose
         // oldest unread connection is the youngest: the likeliest to
@@ -444,31 +504,35 @@ impl Rotation {
         let mut lagging: Option<(Option<Instant>, usize)> = None;
         for idx in in_rotation.filter(|&idx| eligible(idx)) {
             let load = load(idx);
-            if load.has_credit() && !load.lagging {
-                return Some(Pick { idx, repays: false });
+            if load.has_credit() && !lags(idx, &load) {
+                return Some(Pick { idx, repays: false, ends_run });
             }
             if load.has_credit() {
                 if lagging.is_none_or(|(since, _)| load.unread_since > since) {
                     lagging = Some((load.unread_since, idx));
                 }
-            } else if !load.lagging && !load.is_stalled(ask.now, self.stall) {
+            } else if !lags(idx, &load) && !load.is_stalled(ask.now, self.stall) {
                 // Full for a moment but keeping up: waited for, rather than
                 // giving its turn to one that lags.
                 return None;
             }
         }
-        lagging.map(|(_, idx)| Pick { idx, repays: false })
+        lagging.map(|(_, idx)| Pick { idx, repays: false, ends_run })
     }
 
     /// Moves the turn past the pick. The eligible members between the turn
-    /// and the pick were passed over as stalled (that is how `pick` reached
-    /// it): each is owed one, up to `MAX_DEBT`.
+    /// and the pick were passed over as stalled or lagging (that is how
+    /// `pick` reached it): each is owed one, up to `MAX_DEBT`.
     pub fn commit(&mut self, pick: Pick, exclude: &[WorkerId]) -> WorkerId {
         if pick.repays {
             self.members[pick.idx].owed -= 1;
             return self.members[pick.idx].id;
         }
         let n = self.members.len();
+        if pick.ends_run {
+            self.cursor = (self.cursor + 1) % n;
+            self.run = 0;
+        }
         let mut idx = self.cursor;
         while idx != pick.idx {
             let member = &mut self.members[idx];
@@ -477,7 +541,14 @@ impl Rotation {
             }
             idx = (idx + 1) % n;
         }
-        self.cursor = (pick.idx + 1) % n;
+        // A member reached past others starts a run of its own.
+        self.run = if pick.idx == self.cursor { self.run + 1 } else { 1 };
+        if self.run >= self.run_length() {
+            self.cursor = (pick.idx + 1) % n;
+            self.run = 0;
+        } else {
+            self.cursor = pick.idx;
+        }
         self.members[pick.idx].id
     }
 }
@@ -588,7 +659,7 @@ mod tests {
 
     /// A round-robin policy with members 1..=n.
     fn rr(n: u32) -> RoundRobin {
-        let mut p = RoundRobin::new(STALL);
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 64) };
         for id in 1..=n {
             assert!(p.add(id));
         }
@@ -630,6 +701,93 @@ mod tests {
             let loads = HashMap::from([(1, Load::full_since(t0 + *since))]);
             assert_eq!(deal(&mut p, &loads, t0 + *now, 2), expected.to_vec(), "full since {since:?}, now {now:?}");
         }
+    }
+
+    #[test]
+    fn with_more_members_than_cpus_each_turn_is_a_run_and_the_split_stays_exact() {
+        let now = Instant::now();
+        // 5 members on 2 CPUs: runs of 3; 4 on 2: runs of 2; 2 on 2: strict.
+        for (members, cpus, expected) in [
+            (5u32, 2usize, vec![1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 1]),
+            (4, 2, vec![1, 1, 2, 2, 3, 3, 4, 4, 1]),
+            (2, 2, vec![1, 2, 1, 2]),
+        ] {
+            let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, cpus) };
+            for id in 1..=members {
+                p.add(id);
+            }
+            assert_eq!(deal(&mut p, &HashMap::new(), now, expected.len()), expected, "{members} members, {cpus} CPUs");
+        }
+        // A member without credit mid-run is waited for, as in strict turns;
+        // one stalled is passed over and owed, and the next starts its run.
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 1) };
+        for id in 1..=3 {
+            p.add(id);
+        }
+        let full = HashMap::from([(1, Load::full_since(now))]);
+        assert_eq!(deal(&mut p, &full, now, 1), vec![0], "in turn, not started, full: waited for");
+        assert_eq!(deal(&mut p, &full, now + STALL, 3), vec![2, 2, 2]);
+        assert_eq!(deal(&mut p, &HashMap::new(), now + STALL, 2), vec![1, 3]);
+        // Out of credit mid-run (a full window, or paced): the run ends and
+        // the next member's begins at once, nobody owed anything.
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 1) };
+        for id in 1..=3 {
+            p.add(id);
+        }
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
+        let paced = HashMap::from([(1, Load { paced: true, ..Load::full_since(now) })]);
+        assert_eq!(deal(&mut p, &paced, now, 3), vec![2, 2, 2]);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 4), vec![3, 3, 3, 1]);
+    }
+
+    #[test]
+    fn with_runs_lag_is_judged_as_a_turn_begins_and_only_with_a_busy_loop() {
+        let now = Instant::now();
+        let lagging = Load { lagging: true, unacked: 1, unread: 1, unread_since: Some(now), ..Load::free(7) };
+        let stuck = Load { busy: true, busy_for: ms(50), ..lagging };
+        let lag1 = HashMap::from([(1, lagging)]);
+        let stuck1 = HashMap::from([(1, stuck)]);
+        // 3 members on 1 CPU: runs of 3. Member 1 began its run keeping up;
+        // what it has not read since, even stuck in a handler, does not end
+        // its run.
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 1) };
+        for id in 1..=3 {
+            p.add(id);
+        }
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
+        assert_eq!(deal(&mut p, &stuck1, now, 8), vec![1, 1, 2, 2, 2, 3, 3, 3]);
+        // Its next turn begins with connections unread but its loop waiting
+        // for I/O (it has not had a CPU since): its run goes ahead.
+        assert_eq!(deal(&mut p, &lag1, now, 9), vec![1, 1, 1, 2, 2, 2, 3, 3, 3]);
+        // Busy in a handler too: passed over and owed, the next member's run
+        // begins; caught up, it is repaid first and the rotation goes on
+        // where it was.
+        assert_eq!(deal(&mut p, &stuck1, now, 3), vec![2, 2, 2]);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 5), vec![1, 3, 3, 3, 1]);
+        // Every member lagging and busy: nobody is waited for, and runs go on.
+        let all_stuck = HashMap::from([(1, stuck), (2, stuck), (3, stuck)]);
+        assert_eq!(deal(&mut p, &all_stuck, now, 5), vec![1, 1, 2, 2, 2]);
+        // No more members than CPUs: every turn is one connection, and each
+        // deal judges on unread connections alone.
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 2) };
+        p.add(1);
+        p.add(2);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
+        assert_eq!(deal(&mut p, &lag1, now, 3), vec![2, 2, 2]);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 4), vec![1, 1, 1, 2], "two owed turns, then its own");
+    }
+
+    #[test]
+    fn a_run_ends_when_its_member_leaves() {
+        let now = Instant::now();
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 1) };
+        for id in 1..=3 {
+            p.add(id);
+        }
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
+        assert!(p.remove(1));
+        // 2 members on 1 CPU: runs of 2, from the next member.
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 4), vec![2, 2, 3, 3]);
     }
 
     #[test]

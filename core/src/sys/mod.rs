@@ -19,7 +19,8 @@
 //! - `socket.rs`: creating, binding, accepting and reading sockets, their options;
 //! - `addr.rs`: socket addresses, to and from the kernel's form;
 //! - `message.rs`: channel messages with descriptors attached (`SCM_RIGHTS`);
-//! - `poll.rs`: `poll` and the eventfd that wakes it; `epoll.rs`: the header stages' epoll;
+//! - `poll.rs`: `poll` and the eventfd that wakes the dispatcher; `epoll.rs`: the dispatcher's
+//!   and the header stages' epoll;
 //! - `memory.rs`: the shared memory region's file and mapping (and the loop stamps');
 //! - `clock.rs`: the monotonic clock as a number (loop stamps);
 //! - `process.rs`: other processes (whether one is alive);
@@ -55,7 +56,9 @@ mod socket;
 
 pub use clock::monotonic_ns;
 pub use addr::{is_abstract, local_addr, peer_addr, unspecified, LocalAddr};
-pub use epoll::{epoll_create, epoll_ready_into, epoll_unwatch, epoll_watch, EpollEvents};
+pub use epoll::{
+    epoll_create, epoll_forget, epoll_ready_into, epoll_unwatch, epoll_wait_into, epoll_watch, epoll_watch_level, EpollEvents,
+};
 pub use errno::{is_disconnected, is_full, is_resource_exhausted, is_transient_accept_error};
 pub use fd::{
     dup_cloexec, file_identity, file_len, open_fd_count, open_file_limit, set_cloexec, set_file_len, set_nonblocking,
