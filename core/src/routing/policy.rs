@@ -482,9 +482,10 @@ impl Rotation {
         // at any time and connections sit unread in all of them: lagging
         // says a worker is stuck only when its loop stamp says it is busy
         // too (in a handler, not asleep in its poll). Judged on unread
-        // connections alone, nearly every member lags, and the one lagging
-        // the shortest, the member just dealt a run, was dealt run after run
-        // (docs/DESIGN.md §14).
+        // connections alone, nearly every member would lag, and the answer
+        // when all do, the one lagging the shortest, is usually the member
+        // just dealt a run: it would get run after run while every other
+        // one is owed (docs/DESIGN.md §14).
         let mid_run = |idx: usize| idx == self.cursor && self.run > 0 && !ends_run;
         let oversubscribed = self.run_length() > 1;
         let lags = |idx: usize, load: &Load| load.lagging && !mid_run(idx) && (!oversubscribed || load.busy);
