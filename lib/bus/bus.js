@@ -472,6 +472,11 @@ function stopBridge() {
   return Promise.resolve();
 }
 
+/** The primary's link to Redis with bus.redis: 'up' or 'down'; null without it. */
+function redisLink() {
+  return bridge === null ? null : bridge.link;
+}
+
 /** Variables a process the primary forks needs for the bus. */
 function childEnv() {
   return bridge === null ? {} : { [require('../protocol').Env.Machine]: bridge.machine };
@@ -493,4 +498,4 @@ function attachPrimary(dispatcher) {
   bus.attach(channel);
 }
 
-module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, stopBridge, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST };
+module.exports = { bus, Bus, setSelf, onChannelMessage, attachPrimary, normalizeOptions, configure, stopBridge, redisLink, childEnv, syncCounters, PRIMARY, AGENT, BROADCAST };

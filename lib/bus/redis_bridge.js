@@ -150,6 +150,11 @@ class RedisBridge {
     this.sub?.disconnect();
   }
 
+  /** 'up' while both connections to Redis are ready, else 'down' (reconnecting). */
+  get link() {
+    return this.pub?.status === 'ready' && this.sub?.status === 'ready' ? 'up' : 'down';
+  }
+
   wentDown(err) {
     if (this.down) return;
     this.down = true;

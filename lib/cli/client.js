@@ -116,7 +116,9 @@ async function onApp(parsed, log, { file, name, wanted, prefix = '' }) {
       const { result, peer } = await request(file, { cmd: 'stop' }).catch(explain);
       if (!isObject(result) || result.stopping !== true) throw badReply('stop');
       const drain = isCount(result.shutdownTimeout) ? result.shutdownTimeout : SHUTDOWN_TIMEOUT_DEFAULT;
-      await waitGone(file, peer.pid, Math.min(drain + STOP_GRACE_MS, 2 ** 31 - 1));
+      // The primary serves on for its drain delay (--drain-delay) before it drains.
+      const delay = isCount(result.drainDelay) ? result.drainDelay : 0;
+      await waitGone(file, peer.pid, Math.min(delay + drain + STOP_GRACE_MS, 2 ** 31 - 1));
       out({ stopping: true }, 'stopped\n');
       return 0;
     }
@@ -383,7 +385,7 @@ async function waitGone(file, pid, timeout) {
   const deadline = Date.now() + timeout;
   while (fs.existsSync(file) && alive(pid)) {
     if (Date.now() > deadline) {
-      throw codedError(Error, 'ETIMEDOUT', `the primary (pid ${pid}) accepted the stop but is still running ${Math.round(timeout / 1000)} s later (its shutdown deadline and ${STOP_GRACE_MS / 1000} s more); its control socket ${file} is still there`);
+      throw codedError(Error, 'ETIMEDOUT', `the primary (pid ${pid}) accepted the stop but is still running ${Math.round(timeout / 1000)} s later (its drain delay, its shutdown deadline and ${STOP_GRACE_MS / 1000} s more); its control socket ${file} is still there`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -49,7 +49,9 @@ Signals:
   SIGHUP              rolling reload: the new workers replace the old once they stayed up 3 s
   SIGUSR2             reopen the log files (logrotate)
   SIGTTIN / SIGTTOU   one worker more / fewer
-  SIGTERM / SIGINT    graceful shutdown (workers drain up to --kill-timeout); a second one stops at once
+  SIGTERM / SIGINT    graceful shutdown: /health answers 503 and the app serves on for
+                      --drain-delay (SIGINT: only a delay given), then the workers drain
+                      up to --kill-timeout; a second one stops at once
 
 Exit codes:
   0    stopped on request, every worker drained in time
@@ -122,8 +124,8 @@ ${APP}
   stop: () => `Usage: rcluster stop [NAME] [--json] [--control PATH]
        rcluster delete [NAME]        (the same)
 
-Graceful shutdown of the running app (the same as SIGTERM to the primary).
-Waits until it has stopped.
+Graceful shutdown of the running app (the same as SIGTERM to the primary:
+its --drain-delay first, then the drain). Waits until it has stopped.
 
 ${APP}
   all             every running app, one after the other

@@ -74,21 +74,82 @@ function serveMetrics(addr, text) {
   return listen(server, addr);
 }
 
+// How long a host stopping on SIGTERM or `rcluster stop` with --health keeps
+// serving with /health at 503 before it drains (--drain-delay): a balancer
+// only stops sending new connections once its checks have seen the 503. 5 s
+// covers a Kubernetes endpoint update and checks every second or two with
+// two or three failures to mark a server down, and leaves half of
+// `docker stop`'s 10 s grace for the drain itself. HAProxy's own defaults
+// (inter 2s, fall 3) take up to 6 s: docs/operations.md says how to match them.
+const DRAIN_DELAY_DEFAULT = 5000;
+
+// The health paths and which answer each gives. `/health` (and `/`) is
+// readiness, as it always was: what a balancer's check reads.
+const HEALTH_PATHS = new Map([
+  ['/', 'ready'],
+  ['/health', 'ready'],
+  ['/health/ready', 'ready'],
+  ['/health/live', 'live'],
+]);
+
 /**
- * GET /health (or /): 200 while ready() (a worker ready on every listener),
- * 503 while starting, with none ready, or shutting down.
+ * /health/live: 200 while the primary runs (draining too: a liveness probe
+ * must not kill a host that is draining), 503 once it has finished.
+ * /health, /health/ready and /: 200 while ready (a worker ready on every
+ * listener, not stopping), 503 while starting, with none ready on some
+ * listener, or draining. Any method (HAProxy's plain `option httpchk` sends
+ * OPTIONS); HEAD answers the same with no body.
+ *
+ * `state()`: `{ live, ready, draining, workers: { ready, total }, redis }`,
+ * `redis` 'up' or 'down' with bus.redis, else null.
+ *
+ * The body is a word on its first line (`ok`, `unavailable`, `draining`,
+ * `stopped`) and details below it; JSON with `?json` or `Accept:
+ * application/json`.
  */
-function serveHealth(addr, ready) {
+function serveHealth(addr, state) {
   const server = createServer((req, res) => {
-    const url = req.url.split('?')[0];
-    if (url !== '/health' && url !== '/') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /health\n');
+    const query = req.url.indexOf('?');
+    const pathname = query === -1 ? req.url : req.url.slice(0, query);
+    const kind = HEALTH_PATHS.get(pathname);
+    if (kind === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /health, /health/ready or /health/live\n');
       return;
     }
-    const ok = ready();
-    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain', connection: 'close' }).end(ok ? 'ok\n' : 'unavailable\n');
+    let s;
+    try {
+      s = state();
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'text/plain', connection: 'close' }).end(`error\n${err.message}\n`);
+      return;
+    }
+    const ok = kind === 'live' ? s.live : s.ready;
+    const status = kind === 'live' ? (s.live ? 'ok' : 'stopped') : (s.ready ? 'ok' : s.draining ? 'draining' : 'unavailable');
+    const headers = { connection: 'close', 'cache-control': 'no-store' };
+    let body;
+    if (wantsJson(req, query === -1 ? '' : req.url.slice(query + 1))) {
+      headers['content-type'] = 'application/json';
+      body = `${JSON.stringify({
+        status, live: s.live, ready: s.ready, draining: s.draining, workers: s.workers, ...(s.redis !== null && { redis: s.redis }),
+      })}\n`;
+    } else {
+      headers['content-type'] = 'text/plain; charset=utf-8';
+      body = `${status}\nworkers: ${s.workers.ready} of ${s.workers.total} ready\n${s.redis !== null ? `redis: ${s.redis}\n` : ''}`;
+    }
+    // HEAD: the same status and headers, no body (Node sends none).
+    headers['content-length'] = Buffer.byteLength(body);
+    res.writeHead(ok ? 200 : 503, headers).end(body);
   });
   return listen(server, addr);
 }
 
-module.exports = { serveMetrics, serveHealth, MAX_CONNECTIONS };
+// `?json` (or json=1, format=json), or an Accept header naming JSON;
+// a probe's `Accept: */*` gets text.
+function wantsJson(req, query) {
+  const params = new URLSearchParams(query);
+  if (params.has('json') && params.get('json') !== '0' && params.get('json') !== 'false') return true;
+  if (params.get('format') === 'json') return true;
+  return /\bapplication\/json\b/i.test(req.headers.accept ?? '');
+}
+
+module.exports = { serveMetrics, serveHealth, MAX_CONNECTIONS, DRAIN_DELAY_DEFAULT };

@@ -88,12 +88,13 @@ async function run(parsed, log) {
       instances: runner.instances,
       workers: runner.liveWorkers().length,
       uptime: process.uptime(),
-      state: runner.stopping !== null ? 'stopping' : 'running',
+      state: runner.state(),
     }),
     stop: () => {
       runner.stop('rcluster stop');
-      // How long the client may have to wait for this process to be gone.
-      return { stopping: true, shutdownTimeout: cluster.settings.shutdownTimeout ?? SHUTDOWN_TIMEOUT_DEFAULT };
+      // How long the client may have to wait for this process to be gone:
+      // the drain delay, then the shutdown deadline.
+      return { stopping: true, drainDelay: runner.drainDelayFor('rcluster stop'), shutdownTimeout: cluster.settings.shutdownTimeout ?? SHUTDOWN_TIMEOUT_DEFAULT };
     },
   };
   try {
@@ -118,8 +119,8 @@ async function run(parsed, log) {
     closers.push(() => s.close());
   }
   if (app.health) {
-    const s = await serveHealth(app.health, () => runner.ready());
-    log.info(`health at http://${fmtAddr(s.address())}/health`);
+    const s = await serveHealth(app.health, () => runner.health());
+    log.info(`health at http://${fmtAddr(s.address())}/health (/health/ready, /health/live)`);
     closers.push(() => s.close());
   }
   for (const signal of ['SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGTERM', 'SIGINT']) {

@@ -199,6 +199,7 @@ const OPTIONS = [
   { name: 'control', pm2: null, check: str, takes: 'value', arg: 'PATH', help: 'the control socket (default: NAME.sock, after the app\'s name, in $XDG_RUNTIME_DIR/rcluster/ or $TMPDIR/rcluster-UID/, 0700)' },
   { name: 'metrics', pm2: null, check: hostPort, takes: 'value', arg: 'HOST:PORT', help: 'serve Prometheus metrics at http://HOST:PORT/metrics' },
   { name: 'health', pm2: null, check: hostPort, takes: 'value', arg: 'HOST:PORT', help: 'serve /health: 200 while workers are ready, 503 otherwise' },
+  { name: 'drainDelay', pm2: null, check: msOf((value) => validateMs(value, 'drainDelay', 0)), takes: 'value', arg: 'MS', help: `on SIGTERM or rcluster stop, answer /health 503 and keep serving this long before draining, for a balancer to notice (default ${require('./http_endpoints').DRAIN_DELAY_DEFAULT} with --health, else 0)` },
   { name: 'prefix', pm2: null, check: bool, takes: 'bool', help: 'tag each line of worker output with its worker, [w3]' },
   { name: 'time', pm2: 'time', check: bool, takes: 'bool', help: 'timestamp each line of worker output and rcluster\'s own (ISO 8601, UTC)' },
   // Log files (lib/cli/log_files.js); paths from the current directory, or

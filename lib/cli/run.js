@@ -13,6 +13,7 @@ const rejections = require('../rejections');
 const { codedError } = require('../errors');
 const { CMD, Act } = require('../protocol');
 const { defaultOf } = require('../primary/settings');
+const { DRAIN_DELAY_DEFAULT } = require('./http_endpoints');
 
 const EXIT = Object.freeze({
   /** Stopped on request; every worker drained in time. */
@@ -42,6 +43,15 @@ class Runner {
     this.awaiting = new Set(); // slots whose worker died and whose restart is pending
     this.startedAt = new Map(); // worker id -> fork time
     this.stopping = null; // the shutdown promise, once stopping
+    // On SIGTERM or `rcluster stop`: /health answers 503 and the app keeps
+    // serving this long before it drains, for a balancer to take the host
+    // out first (what Kubernetes users add a `preStop: sleep` for). Given
+    // (--drain-delay), always; else by default only with --health: without
+    // a health check nothing would tell a balancer, and a plain
+    // `rcluster app.js` stops at once as it always did.
+    this.drainDelay = app.drainDelay ?? (app.health ? DRAIN_DELAY_DEFAULT : 0);
+    this.drainDelayGiven = app.drainDelay !== undefined;
+    this.delayUnderWay = null; // { ms, ends } (Date.now() when it ends) during the delay
     this.reloadRunning = null; // the reload under way (reload())
     this.reloadQueued = null; // the one asked for during it, which follows it
     this.signals = 0;
@@ -326,18 +336,54 @@ class Runner {
     return result;
   }
 
-  /** Graceful shutdown; resolves to the exit code. */
+  /**
+   * Graceful shutdown; resolves to the exit code. Not ready from now on
+   * (/health 503); with a drain delay the app serves on meanwhile, new
+   * connections too, then cluster.shutdown() drains it.
+   */
   stop(why) {
     if (this.stopping === null) {
-      this.log.info(`stopping (${why}): draining ${this.liveWorkers().length} workers`);
-      for (const w of Object.values(this.cluster.workers)) this.account(w);
-      this.stopping = this.cluster.shutdown().then(({ killed }) => {
-        const code = killed > 0 ? EXIT.Killed : this.crashLooped ? EXIT.Failed : EXIT.Stopped;
-        this.finish(code);
-        return code;
+      const delay = this.drainDelayFor(why);
+      const n = this.liveWorkers().length;
+      if (delay > 0) {
+        const notice = this.app.health ? '/health answers 503; ' : '';
+        this.log.info(`stopping (${why}): ${notice}serving on, draining ${n} workers in ${delay} ms (--drain-delay)`);
+        this.delayUnderWay = { ms: delay, ends: Date.now() + delay };
+      } else {
+        this.log.info(`stopping (${why}): draining ${n} workers`);
+      }
+      const delayed = delay > 0 ? new Promise((resolve) => {
+        this.drainDelayTimer = setTimeout(resolve, delay);
+      }) : Promise.resolve();
+      this.stopping = delayed.then(() => {
+        this.delayUnderWay = null;
+        // A second signal during the delay ended it all already.
+        if (this.finished) return this.exitCode;
+        if (delay > 0) this.log.info(`drain delay over: draining ${this.liveWorkers().length} workers`);
+        for (const w of Object.values(this.cluster.workers)) this.account(w);
+        return this.cluster.shutdown().then(({ killed }) => {
+          const code = killed > 0 ? EXIT.Killed : this.crashLooped ? EXIT.Failed : EXIT.Stopped;
+          this.finish(code);
+          return code;
+        });
       });
     }
     return this.stopping;
+  }
+
+  // SIGINT is a terminal's Ctrl-C (gunicorn and nginx read it as "stop
+  // now", and so do people): it waits only for a delay given explicitly.
+  // SIGTERM (Kubernetes, Docker, systemd) and `rcluster stop` wait the
+  // delay in effect.
+  drainDelayFor(why) {
+    if (why === 'SIGINT' && !this.drainDelayGiven) return 0;
+    return this.drainDelay;
+  }
+
+  /** 'running'; 'draining' during the drain delay; 'stopping' while the workers drain. */
+  state() {
+    if (this.stopping === null) return 'running';
+    return this.delayUnderWay !== null ? 'draining' : 'stopping';
   }
 
   onSignal(signal) {
@@ -361,6 +407,8 @@ class Runner {
   finish(code) {
     if (this.finished) return;
     this.finished = true;
+    this.exitCode = code;
+    clearTimeout(this.drainDelayTimer);
     clearInterval(this.sampler);
     if (this.onUsr2 !== undefined) process.off('SIGUSR2', this.onUsr2);
     this.onFinish?.(code);
@@ -407,7 +455,9 @@ class Runner {
       pid: process.pid,
       script: this.app.script,
       instances: this.instances,
-      state: this.stopping !== null ? 'stopping' : 'running',
+      state: this.state(),
+      // During the drain delay: its length and what is left of it, in ms.
+      drainDelay: this.delayUnderWay === null ? null : { ms: this.delayUnderWay.ms, remaining: Math.max(0, this.delayUnderWay.ends - Date.now()) },
       uptime: process.uptime(),
       workers: rows,
       // Recycles by reason, every slot's.
@@ -430,10 +480,30 @@ class Runner {
    * rotation. Before the app's first listen there is nothing to send traffic
    * to: not ready.
    */
-  ready() {
+  ready(listeners = this.cluster.stats().listeners) {
     if (this.stopping !== null) return false;
-    const { listeners } = this.cluster.stats();
     return listeners.length > 0 && listeners.every((l) => l.workers.length > 0);
+  }
+
+  /**
+   * What --health answers (lib/cli/http_endpoints.js serveHealth): live
+   * until the primary has finished (draining too), ready as ready(); the
+   * workers in every listener's rotation of those alive; the bus's Redis
+   * link with bus.redis, which is told but never makes the app unready
+   * (it serves on, messages and counters stay on this machine meanwhile).
+   */
+  health() {
+    const { listeners } = this.cluster.stats();
+    const workers = this.liveWorkers();
+    const inRotation = listeners.length === 0 ? 0 :
+      workers.filter((w) => listeners.every((l) => l.workers.includes(w.id))).length;
+    return {
+      live: !this.finished,
+      ready: this.ready(listeners),
+      draining: this.stopping !== null,
+      workers: { ready: inRotation, total: workers.length },
+      redis: require('../bus/bus').redisLink(),
+    };
   }
 }
 

@@ -95,6 +95,7 @@ async function resolveRun(parsed, cwd = process.cwd()) {
     controlGiven: o.control !== undefined,
     metrics: o.metrics,
     health: o.health,
+    drainDelay: o.drainDelay,
     watch: o.watch === undefined || o.watch === false ? false : (o.watch.length === 0 ? [o.cwd] : o.watch.map((p) => path.resolve(o.cwd, p))),
     watchDelay: o.watchDelay ?? WATCH_DELAY_DEFAULT,
     ignoreWatch: o.ignoreWatch ?? [],
