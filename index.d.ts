@@ -101,8 +101,8 @@ declare namespace rcluster {
      * Least connections (and sticky routing for a connection without a key)
      * passes over a worker whose event loop has been busy longer than this,
      * in ms, while another can take the connection. Default 1; 0 to 2147483647,
-     * fractions allowed. Round-robin looks at it only with more workers than
-     * CPUs (a worker lags there only if its loop is busy too).
+     * fractions allowed. Round-robin passes over a worker only when it has
+     * left a connection unread for 1 ms and its loop is busy past this too.
      */
     busyThreshold?: number;
   }

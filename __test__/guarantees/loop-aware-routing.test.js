@@ -90,3 +90,38 @@ test('lc: a worker writing garbage over its loop stamp neither crashes nor stall
     const after = await pool(20, 2, () => get(port, { path: '/', timeout: 5000 }));
     assert.deepEqual([...new Set(after.map((a) => a.body))].sort(), ['1', '2']);
   });
+
+// Round-robin stays in turn while workers keep up (compat/round-robin.test.js
+// checks the exact split); a worker left with a connection unread while its
+// loop is busy in a handler is passed over and owed its turn, as
+// node:cluster's round-robin hands nothing to a worker that has not taken
+// its last connection. Ten requests, 30 ms apart, during a 1.5 s block: the
+// blocked worker is dealt the first that falls in its turn, and then nothing
+// until it is free.
+test('rr: connections made while one worker\'s loop is blocked go to the other after at most one',
+  { skip: rclusterOnly('loop-aware SCHED_RR'), timeout: 60000 },
+  async (t) => {
+    const c = startCluster(t, 'routing.js', { env: { POLICY: 'rr', WORKERS: '2' } });
+    const { port } = await c.waitFor('ready', { timeout: 15000 });
+    const ids = [];
+    for (let i = 0; i < 2; i++) ids.push((await get(port, { path: '/', timeout: 10000 })).body);
+    assert.equal(new Set(ids).size, 2, `both workers answer in turn: ${ids}`);
+    const blocked = Number(ids[0]);
+    const other = Number(ids[1]);
+    await c.call('block', { worker: blocked, ms: BLOCK_MS });
+    const busy = await pollUntil(async () => (await c.call('stats')).workers.find((w) => w.id === blocked).loopBusyMs > 100,
+      { timeout: 5000, interval: 5 });
+    assert.ok(busy, 'the blocked worker shows busy in stats');
+    const answers = [];
+    for (let i = 0; i < 10; i++) {
+      answers.push(get(port, { path: '/', timeout: 10000 }).then((r) => Number(r.body)));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    const still = (await c.call('stats')).workers.find((w) => w.id === blocked).loopBusyMs;
+    const bodies = await Promise.all(answers);
+    t.diagnostic(JSON.stringify({ blocked, other, bodies, still }));
+    assert.ok(still > 0, `the requests were all made during the block (it was over after ${still} ms)`);
+    assert.ok(bodies.every((id) => id === blocked || id === other), JSON.stringify(bodies));
+    assert.ok(bodies.filter((id) => id === blocked).length <= 1,
+      `worker ${blocked} was blocked, yet was dealt more than one: ${JSON.stringify(bodies)}`);
+  });

@@ -124,8 +124,8 @@ const ROUTING_OPTIONS = ['proxyProtocol', 'sticky', 'deferAccept', 'busyThreshol
 
 // How long, in ms, a worker's event loop may be busy (by its loop stamp)
 // before least connections, and sticky routing for connections without a
-// key, pass over it (and round-robin, with more workers than CPUs, one that
-// also lags); the dispatcher's default when absent. A fraction of a
+// key, pass over it (and round-robin one that also left a connection unread
+// for 1 ms); the dispatcher's default when absent. A fraction of a
 // millisecond is allowed.
 function normalizeBusyThreshold(value, caller) {
   const name = 'options.routing.busyThreshold';
