@@ -38,7 +38,19 @@ declare namespace rcluster {
       /** Connections that waited past the stage's deadline. */
       stageExpired: number;
     }>;
-    workers: Array<{ id: number; inFlight: number; accepted: number }>;
+    workers: Array<{
+      id: number;
+      inFlight: number;
+      accepted: number;
+      /**
+       * How long the worker's event loop has been busy, in ms, by the loop
+       * stamp the dispatcher reads (0 while it waits for I/O). Absent before
+       * the worker's first stamp.
+       */
+      loopBusyMs?: number;
+      /** Time since the worker's event loop last entered or left its wait for I/O, in ms. Absent before its first stamp. */
+      lastTurnAgeMs?: number;
+    }>;
     /**
      * Time from the primary's accept of a connection to the acknowledgement
      * of the worker that took it: `buckets[i]` counts times <= `bounds[i]`
@@ -85,6 +97,14 @@ declare namespace rcluster {
      * Default true; never for other servers.
      */
     deferAccept?: boolean;
+    /**
+     * Least connections (and sticky routing for a connection without a key)
+     * passes over a worker whose event loop has been busy longer than this,
+     * in ms, while another can take the connection. Default 1; 0 to 2147483647,
+     * fractions allowed. Round-robin passes over a worker only when it has
+     * left a connection unread for 1 ms and its loop is busy past this too.
+     */
+    busyThreshold?: number;
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */

@@ -228,7 +228,8 @@ function logMeasurement(m, step, opts) {
     ? `  connect→1st byte p99 ${m.probe.firstByteMs.p99.toFixed(1)} ms (${m.probe.ok}/${m.probe.attempted} ok, `
       + `handshake p99 ${m.probe.connectMs ? m.probe.connectMs.p99.toFixed(1) : '?'} ms)`
     : m.probe ? `  probes ${m.probe.ok}/${m.probe.attempted} ok` : '';
-  log(`${where} ${Math.round(c.rps).toString().padStart(7)} req/s  p99 ${p99}${probe}  `
+  const behind = typeof c.behindSlow === 'number' ? `  ${c.behindSlow} fast behind a slow one` : '';
+  log(`${where} ${Math.round(c.rps).toString().padStart(7)} req/s  p99 ${p99}${behind}${probe}  `
     + `conns ${conns}  primary CPU ${cpu} s${perConn === null ? '' : ` (${perConn.toFixed(1)} µs/conn)`}`);
 }
 
@@ -244,6 +245,7 @@ function exampleCommands(opts) {
 
 function toolVersion(tool) {
   if (tool === 'mixed') return `bench/lib/mixed-client.js on node ${process.version}`;
+  if (tool === 'heavy') return `bench/lib/heavy-client.js on node ${process.version}`;
   if (tool === 'autocannon') {
     return `autocannon ${require(require.resolve('autocannon/package.json', { paths: [path.join(__dirname, '..')] })).version}`;
   }

@@ -15,7 +15,9 @@
 //   BENCH_HANDLER        hello | cpu | mixed  (cpu: an empty 1e5 loop per
 //                        request; mixed: /slow takes BENCH_MIXED_SLOW_MS (100)
 //                        of CPU, or of a timer with BENCH_MIXED_SLOW=timer,
-//                        anything else 1 ms of CPU)
+//                        anything else 1 ms of CPU; heavy: /slow takes
+//                        BENCH_HEAVY_SLOW_MS (50) of CPU, anything else
+//                        answers hello at once)
 //   BENCH_TRACE          sampling interval in ms: each worker also keeps a
 //                        `trace` in its stats file, one row per interval:
 //                        [wall-clock ms, open connections, connections so
@@ -64,12 +66,19 @@ function runWorker(workerId, onListening) {
   const counts = { id: workerId, pid: process.pid, connections: 0, requests: 0, probes: 0 };
   const spin = HANDLER === 'cpu';
   const mixed = HANDLER === 'mixed';
+  const heavy = HANDLER === 'heavy';
 
   const server = http.createServer((req, res) => {
     counts.requests++;
     if (req.url === PROBE_PATH) counts.probes++;
     if (spin) for (let i = 0; i < 1e5; i++) {} // eslint-disable-line no-empty
     if (mixed) return mixedRequest(req, res);
+    if (heavy) {
+      // Who answered, so that the client can tell the fast requests that
+      // waited behind a slow one on the same worker.
+      if (req.url === '/slow') busy(HEAVY_SLOW_MS);
+      return res.end(`${req.url === '/slow' ? 'slow' : 'hello'} ${workerId}`);
+    }
     res.end('Hello World');
   });
   server.on('connection', () => { counts.connections++; });
@@ -103,6 +112,7 @@ function startTrace(server, counts) {
 
 const MIXED_SLOW_MS = Number(process.env.BENCH_MIXED_SLOW_MS || 100);
 const MIXED_SLOW_TIMER = process.env.BENCH_MIXED_SLOW === 'timer';
+const HEAVY_SLOW_MS = Number(process.env.BENCH_HEAVY_SLOW_MS || 50);
 
 function busy(ms) {
   const end = performance.now() + ms;
@@ -209,7 +219,7 @@ function blockPrimary(spec) {
 function main() {
   if (!['node', 'rcluster', 'single'].includes(IMPL)) fail(`unknown BENCH_IMPL ${IMPL}`);
   if (!['rr', 'none', 'lc', 'sticky', 'reuseport'].includes(POLICY)) fail(`unknown BENCH_POLICY ${POLICY}`);
-  if (!['hello', 'cpu', 'mixed'].includes(HANDLER)) fail(`unknown BENCH_HANDLER ${HANDLER}`);
+  if (!['hello', 'cpu', 'mixed', 'heavy'].includes(HANDLER)) fail(`unknown BENCH_HANDLER ${HANDLER}`);
 
   if (IMPL === 'single') {
     // No cluster at all: this one process is the whole server.

@@ -36,6 +36,10 @@ pub struct DispatcherOptions {
     /// absent: the dispatcher's default. Set only for measurements
     /// (`RCLUSTER_BENCH_PACE_ABOVE`, lib/primary/cluster.js).
     pub pace_above: Option<u32>,
+    /// How long a worker's event loop may be busy, by its loop stamp, before
+    /// least connections passes over it (`routing: { busyThreshold }`);
+    /// absent: the dispatcher's default.
+    pub busy_threshold_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -145,6 +149,12 @@ pub struct WorkerStats {
     pub id: u32,
     pub in_flight: u32,
     pub accepted: i64,
+    /// How long its event loop has been busy now, in ms, by its loop stamp
+    /// (0 while it waits for I/O); absent before its first stamp.
+    pub loop_busy_ms: Option<f64>,
+    /// How long ago its event loop last stamped (entered or left its wait
+    /// for I/O), in ms; absent before its first stamp.
+    pub last_turn_age_ms: Option<f64>,
 }
 
 /// Accept-to-acknowledgement times (core/src/dispatcher/ack_stats.rs).
@@ -228,6 +238,10 @@ impl Dispatcher {
             if let Some(ms) = options.queue_timeout_ms {
                 // JS validated it: a non-negative number of milliseconds, or Infinity.
                 config.queue_timeout = if ms.is_finite() { Duration::from_millis(ms as u64) } else { Duration::MAX };
+            }
+            if let Some(ms) = options.busy_threshold_ms {
+                // JS validated it: a non-negative number of milliseconds.
+                config.busy_threshold = Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX);
             }
             if let Some(ms) = options.hang_timeout_ms {
                 config.hang_timeout = Some(Duration::from_millis(ms as u64));
@@ -411,7 +425,13 @@ impl Dispatcher {
             workers: stats
                 .workers
                 .into_iter()
-                .map(|w| WorkerStats { id: w.id, in_flight: w.in_flight as u32, accepted: w.accepted as i64 })
+                .map(|w| WorkerStats {
+                    id: w.id,
+                    in_flight: w.in_flight as u32,
+                    accepted: w.accepted as i64,
+                    loop_busy_ms: w.loop_reading.map(|r| r.busy_for().as_secs_f64() * 1000.0),
+                    last_turn_age_ms: w.loop_reading.map(|r| r.age.as_secs_f64() * 1000.0),
+                })
                 .collect(),
             ack_latency: AckLatencyStats {
                 bounds: rcluster_core::dispatcher::ack_stats::BOUNDS_US.iter().map(|&us| us as f64 / 1e6).collect(),

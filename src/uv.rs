@@ -161,3 +161,87 @@ unsafe extern "C" fn on_close(handle: *mut UvHandle) {
     drop(Box::from_raw(*data(handle) as *mut OnReadable));
     dealloc(handle as *mut u8, poll_layout());
 }
+
+/// Opaque `uv_prepare_t` / `uv_check_t`.
+type UvPhase = c_void;
+const UV_CHECK: c_int = 2; // uv_handle_type
+const UV_PREPARE: c_int = 9;
+type PhaseCallback = unsafe extern "C" fn(handle: *mut UvPhase);
+
+extern "C" {
+    fn uv_prepare_init(event_loop: *mut UvLoop, handle: *mut UvPhase) -> c_int;
+    fn uv_prepare_start(handle: *mut UvPhase, cb: PhaseCallback) -> c_int;
+    fn uv_check_init(event_loop: *mut UvLoop, handle: *mut UvPhase) -> c_int;
+    fn uv_check_start(handle: *mut UvPhase, cb: PhaseCallback) -> c_int;
+}
+
+/// The loop stamp this process writes (`rcluster_core::loop_stamp`), once
+/// the primary has sent it: for the life of the process, as are the two
+/// handles that write it.
+static LOOP_STAMP: std::sync::OnceLock<rcluster_core::loop_stamp::StampWriter> = std::sync::OnceLock::new();
+
+/// Stamps the loop busy from now: called when an HTTP request's handler
+/// starts (lib/worker/loop_stamp.js), which runs inside libuv's poll phase,
+/// where neither phase handle sees it. Nothing before the stamp arrived.
+pub fn stamp_busy() {
+    if let Some(stamp) = LOOP_STAMP.get() {
+        stamp.busy(rcluster_core::sys::monotonic_ns());
+    }
+}
+
+unsafe extern "C" fn on_prepare(_handle: *mut UvPhase) {
+    if let Some(stamp) = LOOP_STAMP.get() {
+        stamp.idle(rcluster_core::sys::monotonic_ns());
+    }
+}
+
+unsafe extern "C" fn on_check(_handle: *mut UvPhase) {
+    stamp_busy();
+}
+
+/// Starts stamping `stamp` on `env`'s loop: "waiting for I/O since now"
+/// from a prepare handle (run just before the loop waits), "busy since
+/// now" from a check handle (run just after). Both handles are unreferenced
+/// (they never keep the process alive) and never closed: they live as long
+/// as the loop. Only the first stamp is used; a second is dropped.
+///
+/// # Safety
+/// Must run on the JS thread of `env`.
+pub unsafe fn start_loop_stamp(env: sys::napi_env, stamp: rcluster_core::loop_stamp::StampWriter) -> std::result::Result<(), String> {
+    if LOOP_STAMP.set(stamp).is_err() {
+        return Ok(());
+    }
+    let mut event_loop: *mut sys::uv_loop_s = ptr::null_mut();
+    // SAFETY: `env` is live on this thread (the caller's promise); the
+    // out-pointer is a local.
+    check(unsafe { sys::napi_get_uv_event_loop(env, &mut event_loop) }).map_err(|e| e.to_string())?;
+    type Init = unsafe extern "C" fn(*mut UvLoop, *mut UvPhase) -> c_int;
+    type Start = unsafe extern "C" fn(*mut UvPhase, PhaseCallback) -> c_int;
+    let phases: [(c_int, Init, Start, PhaseCallback, &str); 2] = [
+        (UV_PREPARE, uv_prepare_init, uv_prepare_start, on_prepare, "uv_prepare_start"),
+        (UV_CHECK, uv_check_init, uv_check_start, on_check, "uv_check_start"),
+    ];
+    for (kind, init, start, cb, call) in phases {
+        // SAFETY: uv_handle_size only reads a static table.
+        let size = unsafe { uv_handle_size(kind) };
+        let layout = Layout::from_size_align(size, 16).expect("uv handles have a sane size");
+        // SAFETY: a non-zero size (a real struct). The memory is never freed:
+        // the handle is never closed and lives as long as the loop.
+        let handle = unsafe { alloc(layout) } as *mut UvPhase;
+        if handle.is_null() {
+            return Err("out of memory".into());
+        }
+        // SAFETY: `handle` is fresh memory of the handle's size for libuv to
+        // initialise (init cannot fail for these kinds); once started it is
+        // unreferenced, and its callback only reads the static stamp.
+        let rc = unsafe {
+            init(event_loop as *mut UvLoop, handle);
+            uv_unref(handle);
+            start(handle, cb)
+        };
+        if rc != 0 {
+            return Err(uv_error(call, rc).to_string());
+        }
+    }
+    Ok(())
+}

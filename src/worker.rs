@@ -464,6 +464,18 @@ impl Receiver {
                 Ok(Received::Message(Incoming::Bus { from, target, payload })) => {
                     self.bus_batch.borrow_mut().push(from, target, &payload);
                 }
+                Ok(Received::Message(Incoming::LoopStamp { fd })) => {
+                    // Without it, the primary sees this worker only through
+                    // its acknowledgements: worth a warning, not a failure.
+                    let started = rcluster_core::loop_stamp::StampWriter::adopt(fd)
+                        .map_err(|e| e.to_string())
+                        // SAFETY: this runs in the channel's poll callback, on the JS thread of `env`.
+                        .and_then(|stamp| unsafe { crate::uv::start_loop_stamp(self.js.env, stamp) });
+                    if let Err(why) = started {
+                        self.js.warn(&format!("cannot stamp the event loop for the primary: {why}"), "RCLUSTER_LOOP_STAMP");
+                    }
+                }
+                Ok(Received::Message(Incoming::LoopStampLost)) => {}
                 Ok(Received::Message(Incoming::PeerGone { peer })) => self.call(ToJs::PeerGone { peer }),
                 Ok(Received::Message(Incoming::BusDropped { target })) => self.call(ToJs::BusDropped { peer: target }),
             }
@@ -643,5 +655,13 @@ impl Channel {
     #[napi]
     pub fn close(&self) {
         self.receiver.close();
+    }
+
+    /// Stamps this worker's event loop busy from now (an HTTP request's
+    /// handler starts: lib/worker/loop_stamp.js). Nothing until the primary
+    /// has sent the stamp. A static method: it needs no channel.
+    #[napi]
+    pub fn loop_busy() {
+        crate::uv::stamp_busy();
     }
 }

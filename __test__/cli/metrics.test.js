@@ -62,6 +62,10 @@ test('/metrics passes promtool, sums the app\'s prom-client counters, and stays 
   assert.strictEqual(samples(first.body, 'rcluster_worker_resident_memory_bytes').length, 2);
   assert.ok(samples(first.body, 'rcluster_worker_resident_memory_bytes').every((x) => x.value > 1e6));
   assert.strictEqual(samples(first.body, 'rcluster_worker_event_loop_delay_p99_seconds').length, 2);
+  // Each worker's event loop as the dispatcher reads its loop stamp.
+  const loops = samples(first.body, 'rcluster_worker_loop_busy_seconds');
+  assert.deepStrictEqual(loops.map((x) => x.labels.slot).sort(), ['0', '1']);
+  assert.ok(loops.every((x) => x.value >= 0 && x.value < 1), JSON.stringify(loops));
   assert.deepStrictEqual(samples(first.body, 'rcluster_up'), [{ labels: {}, value: 1 }]);
   // The dispatcher's accept-to-acknowledgement histogram: one time per connection.
   assert.deepStrictEqual(samples(first.body, 'rcluster_dispatch_ack_seconds_count'), [{ labels: {}, value: 14 }]);

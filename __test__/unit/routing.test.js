@@ -132,6 +132,23 @@ test('setupPrimary({ routing: { deferAccept } }): a boolean, on unless false', (
   }
 });
 
+test('setupPrimary({ routing: { busyThreshold } }): milliseconds, fractions allowed, passed to the dispatcher', () => {
+  const { normalizeSettings } = require('../../lib/primary/settings');
+  const norm = (busyThreshold) => normalizeSettings({ routing: { busyThreshold } }).routing;
+  assert.equal(norm(2).busyThreshold, 2);
+  assert.equal(norm(0.5).busyThreshold, 0.5);
+  assert.equal(norm(0).busyThreshold, 0);
+  assert.deepEqual(routing.dispatcherOptions(norm(3)), { busyThresholdMs: 3 });
+  assert.equal('busyThreshold' in norm(undefined), false);
+  assert.equal('busyThresholdMs' in routing.dispatcherOptions(norm(undefined)), false);
+  for (const bad of ['1', null, true, 1n]) {
+    assert.throws(() => norm(bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE', String(bad));
+  }
+  for (const bad of [-1, NaN, Infinity, 2 ** 31]) {
+    assert.throws(() => norm(bad), (err) => err instanceof RangeError && err.code === 'ERR_OUT_OF_RANGE', String(bad));
+  }
+});
+
 test('cluster.worker.stick(value) takes a string, and passes it to the channel', () => {
   const { stick } = require('../../lib/worker/sticky_claims');
   const sent = [];

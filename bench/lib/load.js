@@ -7,6 +7,7 @@ const { spawn } = require('node:child_process');
 
 const WRK_SCRIPT = path.join(__dirname, '..', 'wrk-report.lua');
 const MIXED_CLIENT = path.join(__dirname, 'mixed-client.js');
+const HEAVY_CLIENT = path.join(__dirname, 'heavy-client.js');
 const AUTOCANNON_BIN = require.resolve('autocannon/autocannon.js', { paths: [path.join(__dirname, '..', '..')] });
 const REQUEST_TIMEOUT_S = 10; // per request, both tools
 const KILL_GRACE_S = 20; // the tool gets duration + this before we kill it
@@ -19,6 +20,14 @@ function buildCommand(spec) {
     return {
       file: process.execPath,
       args: [MIXED_CLIENT, '--port', String(spec.port), '--seconds', String(spec.seconds), '--rate', String(spec.rate)],
+    };
+  }
+  if (spec.tool === 'heavy') {
+    const { mode, rate, concurrency, slow } = spec.heavy;
+    return {
+      file: process.execPath,
+      args: [HEAVY_CLIENT, '--port', String(spec.port), '--seconds', String(spec.seconds), '--mode', mode,
+        ...(mode === 'open' ? ['--rate', String(rate)] : ['--concurrency', String(concurrency)]), '--slow', slow ? '1' : '0'],
     };
   }
   if (spec.tool === 'wrk') {
@@ -47,7 +56,7 @@ async function runLoad(spec) {
   if (code !== 0) {
     throw new Error(`${spec.tool} failed (code ${code}, signal ${signal}): ${(stderr || stdout).trim().slice(-500)}`);
   }
-  const result = spec.tool === 'wrk' ? parseWrk(stdout) : spec.tool === 'mixed' ? parseMixed(stdout) : parseAutocannon(stdout);
+  const result = spec.tool === 'wrk' ? parseWrk(stdout) : (spec.tool === 'mixed' || spec.tool === 'heavy') ? parseMixed(stdout) : parseAutocannon(stdout);
   // autocannon's latency is meaningless under Connection: close (see
   // bench/README.md): after each response it writes the next request onto
   // the closing socket, and that request's start time stays queued, so every
@@ -79,8 +88,8 @@ function parseWrk(stdout) {
   };
 }
 
-// lib/mixed-client.js: the latency is the fast requests'; the slow ones'
-// is kept beside it.
+// lib/mixed-client.js and lib/heavy-client.js: the latency is the fast
+// requests'; the slow ones' is kept beside it.
 function parseMixed(stdout) {
   const r = JSON.parse(stdout);
   return {
@@ -89,8 +98,11 @@ function parseMixed(stdout) {
     seconds: r.seconds,
     rps: r.requests / r.seconds,
     latencyMs: { p50: r.fast.p50, p99: r.fast.p99, mean: r.fast.mean, max: r.fast.max },
-    slowLatencyMs: { p50: r.slow.p50, p99: r.slow.p99, mean: r.slow.mean, max: r.slow.max },
+    // None without slow requests (heavy-*-alone).
+    slowLatencyMs: r.slow.count > 0 ? { p50: r.slow.p50, p99: r.slow.p99, mean: r.slow.mean, max: r.slow.max } : null,
     fastSamples: r.fastSamples,
+    // heavy-client.js only: fast requests answered behind a slow one.
+    behindSlow: typeof r.behindSlow === 'number' ? r.behindSlow : null,
     failures: { errors: r.errors, timeouts: r.timeouts, non2xx: r.non2xx },
     raw: { ...r, fastSamples: undefined },
   };

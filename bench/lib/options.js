@@ -25,6 +25,13 @@ const CONFIGS = {
     env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'reuseport', BENCH_DEFER_ACCEPT: '0' },
     optIn: true,
   },
+  // Opt-in: the same configs with another build of rcluster (a checkout of
+  // another commit, built, at BENCH_BASE), for before/after comparisons
+  // interleaved in one run.
+  ...(process.env.BENCH_BASE ? {
+    'base-rr': { label: 'rcluster RR, BENCH_BASE build', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', BENCH_RCLUSTER_PATH: process.env.BENCH_BASE }, optIn: true },
+    'base-lc': { label: 'rcluster LC, BENCH_BASE build', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc', BENCH_RCLUSTER_PATH: process.env.BENCH_BASE }, optIn: true },
+  } : {}),
   'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_BENCH_PACE_ABOVE: '0' }, optIn: true },
 };
 
@@ -52,9 +59,25 @@ const WORKLOADS = {
   dispatch: { churn: true, serverEnv: {}, configs: ['node-rr', 'rcluster-rr'], optIn: true },
   mixed: {
     churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
-    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc'],
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc', 'base-rr', 'base-lc'],
   },
+  // heavy-open, heavy-closed: one 50 ms CPU-bound /slow request always in
+  // progress (back to back, 50 ms apart) and fast hello requests on fresh
+  // connections, open loop at 1,000 a second or closed loop with 10 clients
+  // (lib/heavy-client.js); the -alone twins are the same fast load without
+  // slow requests, the baseline for each policy's fast p99.
+  'heavy-open': heavyWorkload({ mode: 'open', rate: 1000, slow: true }),
+  'heavy-closed': heavyWorkload({ mode: 'closed', concurrency: 10, slow: true }),
+  'heavy-open-alone': heavyWorkload({ mode: 'open', rate: 1000, slow: false }),
+  'heavy-closed-alone': heavyWorkload({ mode: 'closed', concurrency: 10, slow: false }),
 };
+
+function heavyWorkload(heavy) {
+  return {
+    churn: true, serverEnv: {}, handler: 'heavy', connections: heavy.concurrency || 1, tool: 'heavy', heavy,
+    configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-lc', 'base-rr', 'base-lc'],
+  };
+}
 
 // The connect-to-first-byte probe (lib/probe.js) opens at most this many
 // connections per measurement, whatever its interval and the duration.
@@ -89,6 +112,9 @@ const HELP = `Usage: node bench/run.js [options]
   --handler H        hello | cpu  (cpu: 1e5-iteration loop per request) (default ${DEFAULTS.handler})
   --workloads LIST   comma list of ${Object.keys(WORKLOADS).join(',')}
                      (mixed: open-loop requests, 10% ~100 ms of CPU; runs rr, none and lc only)
+                     (heavy-*: a 50 ms CPU request always in progress and fast requests,
+                     open loop 1,000/s or closed loop 10 clients; -alone: without the slow
+                     ones; runs node rr and none, rcluster rr and lc)
                      (default: ${DEFAULTS.workloads.join(',')}; demo and demo-100 are
                      autocannon -c 1000 / -c 100, -p 10, handler cpu, whatever the
                      other flags say; npm run bench:demo runs them)
@@ -177,6 +203,7 @@ function loadSettings(opts, workload) {
     // Open-loop requests a second (mixed): scaled with the workers, so that
     // each stays mostly idle (a slow request is 100 ms of CPU).
     rate: w.ratePerWorker ? w.ratePerWorker * opts.workers : null,
+    heavy: w.heavy || null,
   };
 }
 

@@ -138,7 +138,19 @@ function toolNotes(rows, opts) {
       + 'fast requests\' only, pooled over all rounds. '
       + `Slow requests' p99 ms: ${slow || 'n/a'}.`);
   }
-  const pinned = opts.workloads.filter((w) => WORKLOADS[w].tool && WORKLOADS[w].tool !== opts.tool && w !== 'mixed');
+  const heavy = opts.workloads.filter((w) => WORKLOADS[w].tool === 'heavy');
+  if (heavy.length) {
+    const slow = rows.filter((r) => heavy.includes(r.workload) && r.slowP99Ms != null)
+      .map((r) => `${r.workload} ${r.config} ${r.slowP99Ms.toFixed(1)}`).join(', ');
+    notes.push('heavy-*: one 50 ms CPU-bound /slow request always in progress (back to back, 50 ms apart) and fast '
+      + 'hello requests, each on a fresh connection, open loop at 1,000 a second or closed loop with 10 clients; '
+      + '-alone: the same fast load without slow requests (bench/lib/heavy-client.js). Latency columns are the fast '
+      + `requests' only, pooled over all rounds. Slow requests' p99 ms: ${slow || 'n/a'}. `
+      + 'Fast requests answered by the worker busy with a slow one, only once it was done (what routing decides, '
+      + `whatever else loads the machine): ${rows.filter((r) => heavy.includes(r.workload) && r.behindSlow && /heavy-(open|closed)$/.test(r.workload))
+        .map((r) => `${r.workload} ${r.config} ${r.behindSlow.count} (${(100 * r.behindSlow.share).toFixed(2)}%)`).join(', ') || 'n/a'}.`);
+  }
+  const pinned = opts.workloads.filter((w) => WORKLOADS[w].tool && WORKLOADS[w].tool !== opts.tool && w !== 'mixed' && WORKLOADS[w].tool !== 'heavy');
   if (pinned.length) {
     notes.push(`Workload(s) ${pinned.join(', ')} always use ${WORKLOADS[pinned[0]].tool}, the tool of the benchmark they `
       + `reproduce, not ${opts.tool}: compare their rows with each other, never with rows measured by another tool.`);

@@ -64,6 +64,12 @@ function summarizeOne(measurements, config, workload, opts) {
       max: median(ok.map((m) => m.client.latencyMs.max)),
     } : null,
     slowP99Ms: ok.every((m) => m.client.slowLatencyMs) ? median(ok.map((m) => m.client.slowLatencyMs.p99)) : null,
+    // heavy-*: fast requests answered behind a slow one, over all rounds, and
+    // their share of the fast requests.
+    behindSlow: ok.every((m) => typeof m.client.behindSlow === 'number') ? {
+      count: sum(ok.map((m) => m.client.behindSlow)),
+      share: sum(ok.map((m) => m.client.behindSlow)) / Math.max(1, sum(ok.map((m) => m.client.fastSamples.length))),
+    } : null,
     probe: summarizeProbe(ok.map((m) => m.probe).filter(Boolean)),
     failureCount: sum(ok.map((m) => m.client.failures.errors + m.client.failures.timeouts + m.client.failures.non2xx)),
     failureParts: {

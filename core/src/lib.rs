@@ -12,6 +12,8 @@
 //! - [`channel`]: the private channel between the primary and a worker: its
 //!   wire format and a worker's end.
 //! - [`bus`]: the message bus's messages on the same channels, and their bounded queues.
+//! - [`loop_stamp`]: each worker's word saying whether its event loop is busy,
+//!   which the dispatcher reads without a system call.
 //! - [`shared`]: counters and a key/value table every process of the cluster maps.
 //! - [`sys`]: every system call, behind one helper each.
 //! - [`rejections`]: untrusted input refused, counted per surface and reported.
@@ -22,6 +24,7 @@ pub mod channel;
 pub mod dispatcher;
 pub mod error;
 pub mod listen;
+pub mod loop_stamp;
 pub mod rejections;
 pub mod routing;
 pub mod shared;

@@ -32,6 +32,9 @@ fn round_robin_splits_connections_exactly_evenly() {
             }
         };
         workers[idx].channel.reply(&vec![ACCEPTED; fds.len()]).unwrap();
+        // As a worker's JS does a turn later: a worker that never confirms
+        // reading what it took lags, and is passed over.
+        workers[idx].channel.confirm_read(fds.len() as u32).unwrap();
         counts[idx] += fds.len();
     }
     assert_eq!(counts, [10, 10, 10]);
@@ -60,8 +63,10 @@ fn a_worker_that_never_replies_gets_at_most_the_window() {
     while let Some(Incoming::Dispatch { fds, .. }) = hung.recv(50) {
         stranded += fds.len(); // received, never acknowledged
     }
-    assert_eq!(stranded, window);
-    assert_eq!(served.len(), 40 - window);
+    // It is dealt its turns until the first of them has waited `ack_lag`
+    // unacknowledged, then passed over: at most the window, maybe fewer.
+    assert!((1..=window).contains(&stranded), "stranded {stranded}");
+    assert_eq!(served.len(), 40 - stranded);
 }
 
 #[test]

@@ -127,6 +127,11 @@ async function metricsText(runner) {
     w.map((x) => [wl(x), x.uptime]));
   t.metric('rcluster_worker_restarts', 'gauge', 'Restarts of each worker\'s slot so far.',
     w.map((x) => [wl(x), x.restarts]));
+  // Each worker's event loop as the dispatcher sees it (its loop stamp).
+  const loopOf = new Map((acks.workers ?? []).map((d) => [d.id, d]));
+  const stamped = w.filter((x) => typeof loopOf.get(x.id)?.loopBusyMs === 'number');
+  t.metric('rcluster_worker_loop_busy_seconds', 'gauge', 'How long each worker\'s event loop has been busy, 0 while it waits for I/O (its loop stamp, as the dispatcher reads it).',
+    stamped.map((x) => [wl(x), loopOf.get(x.id).loopBusyMs / 1000]));
 
   let text = t.toString();
   if (app) text += app.endsWith('\n') ? app : `${app}\n`;

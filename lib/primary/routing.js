@@ -120,12 +120,24 @@ function normalizeSticky(value, caller) {
   return { [kind]: key, timeout };
 }
 
-const ROUTING_OPTIONS = ['proxyProtocol', 'sticky', 'deferAccept'];
+const ROUTING_OPTIONS = ['proxyProtocol', 'sticky', 'deferAccept', 'busyThreshold'];
+
+// How long, in ms, a worker's event loop may be busy (by its loop stamp)
+// before least connections, and sticky routing for connections without a
+// key, pass over it (and round-robin one that also left a connection unread
+// for 1 ms); the dispatcher's default when absent. A fraction of a
+// millisecond is allowed.
+function normalizeBusyThreshold(value, caller) {
+  const name = 'options.routing.busyThreshold';
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value, caller);
+  if (!Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) throw outOfRange(name, `>= 0 && <= ${MAX_TIMER_MS}`, value, caller);
+  return value;
+}
 
 /**
  * setupPrimary's `routing`: `{ proxyProtocol: true | { trusted, timeout },
- * sticky: { query | cookie, timeout }, deferAccept: boolean }`, validated and
- * expanded; throws Node-style errors.
+ * sticky: { query | cookie, timeout }, deferAccept: boolean, busyThreshold: ms }`,
+ * validated and expanded; throws Node-style errors.
  */
 function normalizeRouting(value, caller) {
   if (value === undefined) return undefined;
@@ -145,6 +157,7 @@ function normalizeRouting(value, caller) {
     }
     out.deferAccept = value.deferAccept;
   }
+  if (value.busyThreshold !== undefined) out.busyThreshold = normalizeBusyThreshold(value.busyThreshold, caller);
   return out;
 }
 
@@ -166,6 +179,7 @@ function dispatcherOptions(routing) {
     const { query, cookie, timeout } = routing.sticky;
     out.stickyKey = { ...(query ? { query } : { cookie }), timeoutMs: timeout };
   }
+  if (routing && routing.busyThreshold !== undefined) out.busyThresholdMs = routing.busyThreshold;
   return out;
 }
 

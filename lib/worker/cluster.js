@@ -85,6 +85,7 @@ cluster._setupWorker = function() {
 
   busModule.setSelf(id, machine);
   busModule.bus.attach(channel.channel);
+  require('./loop_stamp').stampRequests();
 
   const worker = new Worker({ id, process, state: 'online' });
   cluster.worker = worker;

@@ -77,7 +77,8 @@ const KIND_STICK: u8 = 8;
 const KIND_HEARTBEAT: u8 = 9;
 const KIND_HAND_BACK: u8 = 10;
 const KIND_READ: u8 = 11;
-const _: () = assert!(KIND_READ < crate::bus::KIND_BUS);
+const KIND_LOOP_STAMP: u8 = 12;
+const _: () = assert!(KIND_LOOP_STAMP < crate::bus::KIND_BUS);
 
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub enum ToWorker {
     DispatchFrom { listener: ListenerId, source: SocketAddr },
     Shared { listener: ListenerId },
     Left { listener: ListenerId },
+    /// The file of this worker's loop stamp (`crate::loop_stamp`), once,
+    /// before anything else.
+    LoopStamp,
 }
 
 /// Close reports that ride on a read confirmation: `(listener, closed,
@@ -217,6 +221,7 @@ impl ToWorker {
             }
             ToWorker::Shared { listener } => header(KIND_SHARED, listener).to_vec(),
             ToWorker::Left { listener } => header(KIND_LEFT, listener).to_vec(),
+            ToWorker::LoopStamp => header(KIND_LOOP_STAMP, 0).to_vec(),
         }
     }
 
@@ -229,6 +234,7 @@ impl ToWorker {
             // Lost with its one fd: refused like any lost dispatch.
             KIND_DISPATCH_FROM => Ok(ToWorker::Dispatch { listener, count: 1 }),
             KIND_SHARED => Ok(ToWorker::Shared { listener }),
+            KIND_LOOP_STAMP => Ok(ToWorker::LoopStamp),
             other => Err(Error::Protocol(format!("message kind {other} lost descriptors it should not carry"))),
         }
     }
@@ -253,6 +259,7 @@ impl ToWorker {
             }
             KIND_SHARED => (ToWorker::Shared { listener }, fd_count == 1),
             KIND_LEFT => (ToWorker::Left { listener }, fd_count == 0),
+            KIND_LOOP_STAMP => (ToWorker::LoopStamp, fd_count == 1),
             other => return Err(Error::Protocol(format!("unknown message kind {other} from the primary"))),
         };
         if !fds_ok {
@@ -349,6 +356,7 @@ mod tests {
             (ToWorker::Dispatch { listener: 7, count: 3 }, 3),
             (ToWorker::Shared { listener: 0xdead_beef }, 1),
             (ToWorker::Left { listener: 1 }, 0),
+            (ToWorker::LoopStamp, 1),
             (ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap() }, 1),
             (ToWorker::DispatchFrom { listener: 4, source: "[2001:db8::1]:1".parse().unwrap() }, 1),
         ] {

@@ -26,6 +26,11 @@ pub enum Incoming {
     /// The listening socket of a SCHED_NONE listener could not be received
     /// (out of descriptors): that listen fails with EMFILE.
     SharedLost { listener: ListenerId },
+    /// The file of this worker's loop stamp (`crate::loop_stamp::StampWriter::adopt`).
+    LoopStamp { fd: OwnedFd },
+    /// The loop stamp's file could not be received (out of descriptors):
+    /// the worker goes without stamps.
+    LoopStampLost,
     /// A bus message (`crate::bus`) from peer `from`, sent to `target`.
     Bus { from: PeerId, target: PeerId, payload: Vec<u8> },
     /// A bus peer is gone: nothing asked of it will be answered.
@@ -81,6 +86,7 @@ impl WorkerChannel {
                 let lost = match ToWorker::decode_without_fds(&self.buf[..n])? {
                     ToWorker::Dispatch { listener, count } => Incoming::DispatchLost { listener, count: count.into() },
                     ToWorker::Shared { listener } => Incoming::SharedLost { listener },
+                    ToWorker::LoopStamp => Incoming::LoopStampLost,
                     ToWorker::Left { .. } | ToWorker::DispatchFrom { .. } => {
                         unreachable!("decode_without_fds gives neither")
                     }
@@ -106,6 +112,7 @@ impl WorkerChannel {
             }
             ToWorker::Shared { listener } => Incoming::Shared { listener, fd: fds.pop().expect("decode checked one fd") },
             ToWorker::Left { listener } => Incoming::Left { listener },
+            ToWorker::LoopStamp => Incoming::LoopStamp { fd: fds.pop().expect("decode checked one fd") },
         };
         Ok(Received::Message(incoming))
     }

@@ -14,11 +14,14 @@ use super::events::{self, Event};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
 use crate::dispatcher::peer::WorkerId;
+use crate::loop_stamp::StampReader;
 use crate::sys::{self, Waker};
 
 /// What the JS thread asks of the dispatcher thread.
 pub(super) enum Command {
-    AddPeer(WorkerId, OwnedFd),
+    /// A peer's channel, and for a worker its loop stamp (read here, and
+    /// the file the worker maps).
+    AddPeer(WorkerId, OwnedFd, Option<(StampReader, OwnedFd)>),
     RemovePeer(WorkerId),
     Withdraw(WorkerId, Emptied),
     Listen(ListenRequest, Sender<Result<ListenOutcome>>),
@@ -91,7 +94,10 @@ impl Dispatcher {
             }
             child_ends.insert(worker, worker_end);
         }
-        self.send(Command::AddPeer(worker, primary_end))?;
+        // Without a stamp (out of descriptors or memory) the worker is only
+        // seen through its acknowledgements, as before stamps existed.
+        let stamp = StampReader::create().ok();
+        self.send(Command::AddPeer(worker, primary_end, stamp))?;
         Ok(raw)
     }
 
@@ -99,7 +105,7 @@ impl Dispatcher {
     /// id `bus::PRIMARY`) and returns its end, which the caller owns.
     pub fn open_local_channel(&self, peer: WorkerId) -> Result<OwnedFd> {
         let (primary_end, local_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
-        self.send(Command::AddPeer(peer, primary_end))?;
+        self.send(Command::AddPeer(peer, primary_end, None))?;
         Ok(local_end)
     }
 

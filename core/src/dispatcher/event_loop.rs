@@ -375,6 +375,8 @@ impl EventLoop {
             .chain(self.handles.values().filter_map(|h| h.next_pending_deadline(self.config.queue_timeout, now)))
             .chain(self.stage.next_deadline())
             .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now))
+            // Round-robin passes over a worker once it lags: look again then.
+            .chain(self.peers.values().filter_map(Peer::lags_at).filter(|t| *t > now))
             .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
         match wake_ups.min() {
             None => -1,
@@ -386,10 +388,14 @@ impl EventLoop {
     fn run_commands(&mut self) -> bool {
         while let Ok(command) = self.inbox.try_recv() {
             match command {
-                Command::AddPeer(id, channel) => match Peer::new(id, channel) {
+                Command::AddPeer(id, channel, stamp) => match Peer::new(id, channel) {
                     Ok(mut peer) => {
                         peer.pace_above(self.config.pace_above);
                         peer.allow_window(self.config.window, self.config.max_window);
+                        peer.judge_by(self.config.busy_threshold, self.config.ack_lag);
+                        if let Some((reader, fd)) = stamp {
+                            peer.set_loop_stamp(reader, fd);
+                        }
                         if let Some(mut old) = self.peers.insert(id, peer) {
                             // Ids are never reused; if one were, the old channel is dead to us.
                             old.mark_dead();

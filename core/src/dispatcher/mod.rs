@@ -54,6 +54,21 @@ pub struct Config {
     /// its window within one event-loop turn, so the rotation stays exact; a
     /// hung one costs this wait once, then is passed over until it replies.
     pub stall: Duration,
+    /// How long a worker may leave a connection unread (unacknowledged, or
+    /// taken and not confirmed read after its loop's next turn) before
+    /// round-robin passes over it in its turn (and owes it that turn): as
+    /// node:cluster hands a worker nothing while it has not taken the last,
+    /// so a worker stuck in a long handler strands about one connection, not
+    /// a window of them (docs/DESIGN.md §15). A worker that keeps up
+    /// confirms well within it, so the rotation stays exact. With more
+    /// workers than CPUs it is judged as a run begins, and with a busy loop
+    /// (`Rotation::pick`, docs/DESIGN.md §14).
+    pub ack_lag: Duration,
+    /// How long a worker's event loop may have been busy, by its loop stamp
+    /// (`crate::loop_stamp`), before least connections (and sticky's keyless
+    /// connections) pass over it (`routing: { busyThreshold }`); round-robin
+    /// with more workers than CPUs counts a worker lagging only when busy.
+    pub busy_threshold: Duration,
     /// How long accepting pauses after `EMFILE`/`ENFILE`: the kernel's listen
     /// queue holds connections meanwhile, and the thread does not spin.
     pub exhausted_pause: Duration,
@@ -112,6 +127,11 @@ pub const DEFAULT_MAX_WINDOW: usize = 32;
 /// first turn (docs/DESIGN.md §13.4).
 pub const DEFAULT_PACE_ABOVE: u64 = 64;
 
+/// How long a worker's loop may be busy before least connections passes over
+/// it, by default (`Config::busy_threshold`): longer than a fast request's
+/// handler, far shorter than a slow one's.
+pub const DEFAULT_BUSY_THRESHOLD: Duration = Duration::from_millis(1);
+
 /// Most connections of one listener waiting in a header stage, by default.
 pub const DEFAULT_STAGE_LIMIT: usize = 1024;
 /// How long a connection may wait in the primary for a worker, by default
@@ -125,6 +145,8 @@ impl Default for Config {
             max_window: DEFAULT_MAX_WINDOW,
             accept_batch: 64,
             stall: Duration::from_millis(50),
+            ack_lag: Duration::from_millis(1),
+            busy_threshold: DEFAULT_BUSY_THRESHOLD,
             exhausted_pause: Duration::from_millis(50),
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             queue_limit: 1024,

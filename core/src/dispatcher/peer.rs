@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 
 use crate::bus::BusQueue;
+use crate::loop_stamp::{Reading, StampReader};
 use crate::routing::policy::{Load, Offers};
 use crate::sys::{self, MAX_FDS_PER_MESSAGE};
 use crate::channel::wire::{ListenerId, ToWorker};
@@ -31,11 +32,14 @@ pub struct Connection {
     /// The client a PROXY protocol header named, which the worker shows as
     /// the socket's remote address.
     pub source: Option<SocketAddr>,
+    /// When it was last given to a worker (`Peer::push`): how long that
+    /// worker has left it unread.
+    pub dealt: Option<Instant>,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None }
+        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None, dealt: None }
     }
 }
 
@@ -44,6 +48,8 @@ impl Connection {
 enum Control {
     Shared { listener: ListenerId, fd: OwnedFd },
     Left { listener: ListenerId },
+    /// The file of its loop stamp (`crate::loop_stamp`).
+    LoopStamp { fd: OwnedFd },
 }
 
 /// Where a worker stands, as the dispatcher sees it.
@@ -108,6 +114,14 @@ pub struct Peer {
     /// (`on_acknowledgement`), and how far it may.
     grown: usize,
     max_growth: usize,
+    /// Its loop stamp, if it has one (`crate::loop_stamp`): read, never trusted.
+    stamp: Option<StampReader>,
+    /// Busy longer than this by its loop stamp, it counts as busy
+    /// (`Load::busy`; `routing: { busyThreshold }`).
+    busy_threshold: Duration,
+    /// A connection it left unread (unacknowledged, or taken and not
+    /// confirmed read) this long makes it lag (`Load::lagging`; `Config::ack_lag`).
+    ack_lag: Duration,
 }
 
 impl Peer {
@@ -128,7 +142,47 @@ impl Peer {
             pace_above: None,
             grown: 0,
             max_growth: 0,
+            stamp: None,
+            busy_threshold: Duration::MAX,
+            ack_lag: Duration::MAX,
         })
+    }
+
+    /// Gives this worker its loop stamp: the primary reads `reader`, and `fd`
+    /// goes to the worker before anything else on its channel.
+    pub fn set_loop_stamp(&mut self, reader: StampReader, fd: OwnedFd) {
+        self.stamp = Some(reader);
+        self.control.push_front(Control::LoopStamp { fd });
+    }
+
+    /// Sets how long a busy loop (`busy_threshold`) or an unread connection
+    /// (`ack_lag`) may last before the policies see it.
+    pub fn judge_by(&mut self, busy_threshold: Duration, ack_lag: Duration) {
+        self.busy_threshold = busy_threshold;
+        self.ack_lag = ack_lag;
+    }
+
+    /// What its loop stamp says at `now_ns` (`None`: no stamp yet).
+    pub fn loop_reading(&self, now_ns: u64) -> Option<Reading> {
+        self.stamp.as_ref().and_then(|s| s.read(now_ns))
+    }
+
+    /// When the oldest connection it was sent and has not confirmed reading
+    /// (acknowledged or not) was sent, if any. A worker confirms what it
+    /// took after its loop's next turn, the one that runs those connections'
+    /// first requests: one busy in a long handler confirms nothing.
+    fn oldest_unread(&self) -> Option<Instant> {
+        match self.taken.front() {
+            Some(conn) => conn.dealt,
+            None if self.in_flight.len() > self.unsent => self.in_flight.front().and_then(|c| c.dealt),
+            None => None,
+        }
+    }
+
+    /// When this worker will start lagging (`Load::lagging`) if it confirms
+    /// reading nothing before then.
+    pub fn lags_at(&self) -> Option<Instant> {
+        self.oldest_unread().and_then(|t| t.checked_add(self.ack_lag))
     }
 
     pub fn channel_fd(&self) -> BorrowedFd<'_> {
@@ -246,11 +300,19 @@ impl Peer {
 
     /// What a scheduling policy is told about this worker.
     pub fn load(&self, window: usize) -> Load {
+        let busy_for = self.loop_reading(sys::monotonic_ns()).map_or(Duration::ZERO, |r| r.busy_for());
+        let unread_since = self.oldest_unread();
         Load {
             free: if self.state == PeerState::Ready { self.free(window) } else { 0 },
             paced: self.paced(),
             full_since: self.full_since,
             gone: self.state == PeerState::Dead,
+            unacked: self.in_flight.len(),
+            unread: self.in_flight.len() + self.taken.len(),
+            lagging: unread_since.is_some_and(|t| t.elapsed() >= self.ack_lag),
+            unread_since,
+            busy: busy_for > self.busy_threshold,
+            busy_for,
         }
     }
 
@@ -276,8 +338,9 @@ impl Peer {
     }
 
     /// Queues a connection; it is sent at the next `flush`.
-    pub fn push(&mut self, conn: Connection) {
+    pub fn push(&mut self, mut conn: Connection) {
         debug_assert!(self.state == PeerState::Ready);
+        conn.dealt = Some(Instant::now());
         self.in_flight.push_back(conn);
         self.unsent += 1;
     }
@@ -367,6 +430,9 @@ impl Peer {
                 ),
                 Control::Left { listener } => {
                     sys::send_message(self.channel.as_fd(), &ToWorker::Left { listener: *listener }.encode(), &[])
+                }
+                Control::LoopStamp { fd } => {
+                    sys::send_message(self.channel.as_fd(), &ToWorker::LoopStamp.encode(), &[fd.as_fd()])
                 }
             };
             match sent {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use crate::dispatcher::ack_stats::AckStats;
+use crate::loop_stamp::Reading;
 use crate::routing::handle::ListenHandle;
 use crate::routing::header_stage::Counts;
 use crate::dispatcher::peer::{Peer, WorkerId};
@@ -60,6 +61,8 @@ pub struct WorkerStats {
     pub id: WorkerId,
     pub in_flight: usize,
     pub accepted: u64,
+    /// What its loop stamp says now (`None`: it has not stamped yet).
+    pub loop_reading: Option<Reading>,
 }
 
 
@@ -92,11 +95,17 @@ impl Stats {
             })
             .collect();
         listeners.sort_by_key(|l| l.id);
+        let now_ns = crate::sys::monotonic_ns();
         let mut workers: Vec<WorkerStats> = peers
             .values()
             // The primary's and the agent's bus channels are no workers.
             .filter(|p| p.id != crate::bus::PRIMARY && p.id != crate::bus::AGENT)
-            .map(|p| WorkerStats { id: p.id, in_flight: p.in_flight(), accepted: p.accepted_total() })
+            .map(|p| WorkerStats {
+                id: p.id,
+                in_flight: p.in_flight(),
+                accepted: p.accepted_total(),
+                loop_reading: p.loop_reading(now_ns),
+            })
             .collect();
         workers.sort_by_key(|w| w.id);
         Stats { listeners, workers, acks: acks.clone() }

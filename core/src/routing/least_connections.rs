@@ -3,14 +3,21 @@
 //!
 //! A member's load is what it holds open on this listener (its close reports
 //! say how many it closed, `crate::routing::handle`) plus what it was sent and has not
-//! acknowledged yet: a worker whose event loop is busy with a slow request
-//! does not read its channel, so its unacknowledged connections pile up and
-//! it stops being the least loaded. Unlike round-robin, nobody is waited for:
-//! of the members with credit, the least loaded one gets the connection.
+//! acknowledged yet. Counting connections alone, a worker whose event loop is
+//! stuck in a 50 ms handler looks like one idle with a keep-alive connection:
+//! so a member whose loop stamp (`crate::loop_stamp`) says it has been busy
+//! longer than the busy threshold is passed over while another can take the
+//! connection, and one busy for less than that comes after those waiting for
+//! I/O and those busy for less time (it may be starting a long handler). When every member is busy past
+//! the threshold, the one busy the shortest gets it (then the least loaded). Unlike
+//! round-robin, nobody is ever waited for: of the members with credit, the
+//! least loaded one that is not busy gets the connection.
 //!
 //! A member at its server's `maxConnections` is left out (Node's worker would
 //! only refuse it); when every member is, the connection waits in the kernel's
 //! listen queue until one closes something.
+
+use std::time::Duration;
 
 use crate::dispatcher::peer::WorkerId;
 use crate::routing::policy::{Ask, Pick, Policy};
@@ -79,7 +86,14 @@ impl Policy for LeastConnections {
 
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
-        let mut best: Option<(i64, usize)> = None;
+        // Lowest wins: busy past the threshold last, and those by how long
+        // alone; before them, one holding no connection it has not read yet
+        // (its loop has yet to run their requests, of unknown length), then
+        // the one whose loop has been busy the shortest (a loop busy for a
+        // while, even under the threshold, may be in a long handler; one
+        // waiting for I/O, zero, takes the connection at once), then open
+        // plus unacknowledged; the first in turn wins a tie.
+        let mut best: Option<((bool, Duration, bool, Duration, u64), usize)> = None;
         for idx in (0..n).map(|i| (self.cursor + i) % n) {
             let member = &self.members[idx];
             if refused_by.contains(&member.id) || member.at_cap() {
@@ -89,12 +103,12 @@ impl Policy for LeastConnections {
             if !load.has_credit() {
                 continue;
             }
-            // Open plus unacknowledged; the window is the same for every
-            // member, so less free credit means more unacknowledged.
-            let score = member.open as i64 - load.free as i64;
-            // Strictly less: the first in turn wins a tie.
-            if best.is_none_or(|(s, _)| score < s) {
-                best = Some((score, idx));
+            let outstanding = member.open.saturating_add(load.unacked as u64);
+            // Busy members, all of them past the threshold, by how long alone.
+            let busy_for = if load.busy { load.busy_for } else { Duration::ZERO };
+            let rank = (load.busy, busy_for, load.unread > 0, load.busy_for, outstanding);
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, idx));
             }
         }
         best.map(|(_, idx)| Pick::at(idx))
@@ -134,7 +148,8 @@ mod tests {
         let mut loads = HashMap::new();
         for (id, open, free, cap) in state {
             p.set_open(*id, *open, *cap);
-            loads.insert(*id, Load::free(*free));
+            // A window of 8: what is not free is unacknowledged.
+            loads.insert(*id, Load { unacked: 8usize.saturating_sub(*free), ..Load::free(*free) });
         }
         let load = |id: WorkerId| loads.get(&id).copied().unwrap_or(Load::free(8));
         let ask = Ask { load: &load, now: Instant::now() };
@@ -167,6 +182,79 @@ mod tests {
             let mut p = lc(state.len() as u32);
             assert_eq!(pick_one(&mut p, state, refused), *expected, "{state:?}, refused by {refused:?}");
         }
+    }
+
+    /// A member that is `busy_ms` into a busy loop (`None`: waiting for I/O),
+    /// with `open` connections, as the event loop would report it with a
+    /// threshold of 1 ms.
+    fn stamped(open: u64, busy_ms: Option<f64>) -> (u64, Load) {
+        let busy_for = busy_ms.map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0));
+        (open, Load { busy: busy_for > Duration::from_millis(1), busy_for, ..Load::free(8) })
+    }
+
+    /// Who gets one connection, given each member's (open, load).
+    fn pick_loaded(p: &mut LeastConnections, state: &[(u64, Load)]) -> WorkerId {
+        for (i, (open, _)) in state.iter().enumerate() {
+            p.set_open(i as WorkerId + 1, *open, None);
+        }
+        let load = |id: WorkerId| state[id as usize - 1].1;
+        let ask = Ask { load: &load, now: Instant::now() };
+        match p.pick(&ask, &[]) {
+            Some(pick) => p.commit(pick, &[]),
+            None => 0,
+        }
+    }
+
+    #[test]
+    fn a_member_busy_past_the_threshold_is_passed_over_whatever_it_holds() {
+        // (each member's (open, busy for ms), who gets it)
+        type Case = (&'static [(u64, Option<f64>)], WorkerId);
+        let cases: &[Case] = &[
+            // Stuck in a 50 ms handler with nothing open: passed over.
+            (&[(0, Some(50.0)), (3, None)], 2),
+            (&[(3, None), (0, Some(50.0))], 1),
+            // Busy for less than the threshold: after any loop waiting for
+            // I/O, whatever it holds; among those, the one busy the shortest.
+            (&[(0, Some(0.5)), (3, None)], 2),
+            (&[(1, Some(0.5)), (1, None)], 2),
+            (&[(4, Some(0.5)), (2, Some(0.9))], 1),
+            (&[(4, Some(0.5)), (2, Some(0.5))], 2),
+            (&[(0, None), (3, None)], 1),
+            // Every one busy: the one busy the shortest, however many it holds.
+            (&[(0, Some(50.0)), (9, Some(3.0))], 2),
+            (&[(9, Some(3.0)), (0, Some(50.0)), (1, Some(30.0))], 1),
+            // Busy equally long: the fewest open.
+            (&[(4, Some(5.0)), (2, Some(5.0))], 2),
+        ];
+        for (state, expected) in cases {
+            let loads: Vec<(u64, Load)> = state.iter().map(|(open, busy)| stamped(*open, *busy)).collect();
+            let mut p = lc(loads.len() as u32);
+            assert_eq!(pick_loaded(&mut p, &loads), *expected, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn unread_connections_rank_only_among_members_not_busy() {
+        let mut p = lc(2);
+        let unread = |load: Load| Load { unread: 1, ..load };
+        // Neither busy: the one that has read everything, whatever it holds.
+        let loads = [(0, unread(Load::free(8))), (5, Load::free(8))];
+        assert_eq!(pick_loaded(&mut p, &loads), 2);
+        // Both busy past the threshold: by how long alone, unread or not.
+        let loads = [(0, unread(stamped(0, Some(12.0)).1)), (1, stamped(1, Some(140.0)).1)];
+        assert_eq!(pick_loaded(&mut p, &loads), 1);
+    }
+
+    #[test]
+    fn unacknowledged_connections_count_with_open_ones() {
+        let mut p = lc(2);
+        let loads = [(1, Load { unacked: 3, ..Load::free(5) }), (3, Load::free(8))];
+        assert_eq!(pick_loaded(&mut p, &loads), 2, "1 open + 3 unacknowledged is more than 3 open");
+        let loads = [(1, Load { unacked: 1, ..Load::free(7) }), (3, Load::free(8))];
+        assert_eq!(pick_loaded(&mut p, &loads), 1);
+        // A busy member without credit is no candidate either way.
+        let loads = [(0, Load { busy: true, busy_for: Duration::from_millis(1), ..Load::free(0) }), (9, stamped(9, Some(80.0)).1)];
+        assert_eq!(pick_loaded(&mut p, &loads), 2);
     }
 
     #[test]

@@ -48,22 +48,53 @@ pub struct Load {
     /// It holds so many connections that it is given one per event-loop
     /// turn (docs/DESIGN.md §13).
     pub paced: bool,
+    /// Connections it was sent (or is about to be) and has not acknowledged.
+    pub unacked: usize,
+    /// Connections it was given and has not confirmed reading yet
+    /// (acknowledged or not): its loop has yet to run their requests.
+    pub unread: usize,
+    /// It has left a connection unread (unacknowledged, or taken and not
+    /// confirmed read) for longer than `Config::ack_lag`: it is not keeping
+    /// up right now.
+    pub lagging: bool,
+    /// When the oldest connection it has not confirmed reading was sent to it.
+    pub unread_since: Option<Instant>,
+    /// Its loop stamp (`crate::loop_stamp`) says its event loop has been
+    /// busy for longer than the busy threshold (`Config::busy_threshold`).
+    pub busy: bool,
+    /// How long its event loop has been busy, by its stamp (zero while it
+    /// waits for I/O, or without a stamp).
+    pub busy_for: Duration,
 }
 
 impl Load {
     /// A member with room for `free` more connections.
     pub fn free(free: usize) -> Self {
-        Load { free, full_since: None, gone: false, paced: false }
+        Load { free, ..Load::IDLE }
     }
+
+    /// No credit, nothing unacknowledged, not busy: what the constructors start from.
+    const IDLE: Load = Load {
+        free: 0,
+        full_since: None,
+        gone: false,
+        paced: false,
+        unacked: 0,
+        unread: 0,
+        lagging: false,
+        unread_since: None,
+        busy: false,
+        busy_for: Duration::ZERO,
+    };
 
     /// A member without credit since `since`.
     pub fn full_since(since: Instant) -> Self {
-        Load { free: 0, full_since: Some(since), gone: false, paced: false }
+        Load { full_since: Some(since), ..Load::IDLE }
     }
 
     /// A member whose channel is gone.
     pub fn gone() -> Self {
-        Load { free: 0, full_since: None, gone: true, paced: false }
+        Load { gone: true, ..Load::IDLE }
     }
 
     pub(crate) fn has_credit(&self) -> bool {
@@ -347,9 +378,11 @@ struct Member {
 
 /// Turns among members: the one in turn gets the connection if it has
 /// credit; one that is full is waited for (up to `stall`), then passed over
-/// and owed that turn, repaid first once it has credit again. A turn is one
-/// connection while there are no more members than CPUs, and a run of
-/// several with more (`run_length`).
+/// and owed that turn, repaid first once it has credit again; one that lags
+/// as its turn begins (`Load::lagging`; with more members than CPUs, and
+/// busy) is passed over at once and owed likewise. A turn is one connection while
+/// there are no more members than CPUs, and a run of several with more
+/// (`run_length`).
 #[derive(Clone, Debug)]
 pub struct Rotation {
     stall: Duration,
@@ -419,11 +452,19 @@ impl Rotation {
         removed
     }
 
-    /// The member whose turn it is: an owed one with credit first; else the
-    /// next one not in `exclude` that has credit, passing over those that
-    /// stalled. `None` when the one in turn is full but not stalled: it is
-    /// waited for rather than skipped, so the rotation stays exact among
-    /// healthy workers.
+    /// The member whose turn it is: an owed one with credit that keeps up
+    /// first; else the next one not in `exclude` that has credit, passing
+    /// over those that stalled and those that lag (left a connection unread
+    /// for `Config::ack_lag`: node:cluster's round-robin hands a worker
+    /// nothing while it has not taken the last). `None` when
+    /// the one in turn is full but neither stalled nor lagging: it is waited
+    /// for rather than skipped, so the rotation stays exact among workers
+    /// that keep up. When every member with credit lags, the one that has
+    /// lagged the shortest gets it (the first in turn of those, on a tie):
+    /// nobody is waited for because all are slow. Lag is judged as a
+    /// member's turn begins: a member in the middle of its run keeps it
+    /// while it has credit, lagging or not; with more members than CPUs a
+    /// member lags only while its loop is busy (`Load::busy`) too.
     pub fn pick(&self, ask: &Ask<'_>, exclude: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
         let eligible = |idx: usize| !exclude.contains(&self.members[idx].id);
@@ -433,27 +474,56 @@ impl Rotation {
         // paced) ends its run, and the turn goes on at once.
         let ends_run = n > 1 && self.run > 0 && !load(self.cursor).has_credit();
         let start = if ends_run { (self.cursor + 1) % n } else { self.cursor };
+        // Lag is judged when a member's turn begins, not within its run: a
+        // run deals to a member that has not run yet by design, so the
+        // connections of its own run unread are no sign that it is stuck.
+        // A member lags only when its loop stamp says it is busy too (in a
+        // handler, not asleep in its poll or waiting for a CPU). On unread
+        // connections alone, a worker that answered and was descheduled
+        // before confirming the read (its confirmation goes out a loop turn
+        // later) was passed over, and sequential connections to 2 workers
+        // split 11/9 now and then on a quiet machine; with more members than
+        // CPUs nearly every member would lag, and the answer when all do, the
+        // one lagging the shortest, is usually the member just dealt a run:
+        // it would get run after run while every other one is owed
+        // (docs/DESIGN.md §14).
+        let mid_run = |idx: usize| idx == self.cursor && self.run > 0 && !ends_run;
+        let lags = |idx: usize, load: &Load| load.lagging && load.busy && !mid_run(idx);
         let in_rotation = (0..n).map(|i| (start + i) % n);
-        if let Some(idx) =
-            in_rotation.clone().find(|&idx| self.members[idx].owed > 0 && eligible(idx) && load(idx).has_credit())
-        {
+        if let Some(idx) = in_rotation.clone().find(|&idx| {
+            self.members[idx].owed > 0 && eligible(idx) && {
+                let load = load(idx);
+                load.has_credit() && !lags(idx, &load)
+            }
+        }) {
             return Some(Pick { idx, repays: true, ends_run: false });
         }
+        // Of the members in turn that have credit but lag, the one whose
+        // oldest unread connection is the youngest: the likeliest to
+        // take the next one soon, as node:cluster gives a connection to
+        // whichever worker takes its last one first.
+        let mut lagging: Option<(Option<Instant>, usize)> = None;
         for idx in in_rotation.filter(|&idx| eligible(idx)) {
             let load = load(idx);
-            if load.has_credit() {
+            if load.has_credit() && !lags(idx, &load) {
                 return Some(Pick { idx, repays: false, ends_run });
             }
-            if !load.is_stalled(ask.now, self.stall) {
+            if load.has_credit() {
+                if lagging.is_none_or(|(since, _)| load.unread_since > since) {
+                    lagging = Some((load.unread_since, idx));
+                }
+            } else if !lags(idx, &load) && !load.is_stalled(ask.now, self.stall) {
+                // Full for a moment but keeping up: waited for, rather than
+                // giving its turn to one that lags.
                 return None;
             }
         }
-        None
+        lagging.map(|(_, idx)| Pick { idx, repays: false, ends_run })
     }
 
     /// Moves the turn past the pick. The eligible members between the turn
-    /// and the pick were passed over as stalled (that is how `pick` reached
-    /// it): each is owed one, up to `MAX_DEBT`.
+    /// and the pick were passed over as stalled or lagging (that is how
+    /// `pick` reached it): each is owed one, up to `MAX_DEBT`.
     pub fn commit(&mut self, pick: Pick, exclude: &[WorkerId]) -> WorkerId {
         if pick.repays {
             self.members[pick.idx].owed -= 1;
@@ -672,6 +742,46 @@ mod tests {
     }
 
     #[test]
+    fn with_runs_lag_is_judged_as_a_turn_begins_and_only_with_a_busy_loop() {
+        let now = Instant::now();
+        let lagging = Load { lagging: true, unacked: 1, unread: 1, unread_since: Some(now), ..Load::free(7) };
+        let stuck = Load { busy: true, busy_for: ms(50), ..lagging };
+        let lag1 = HashMap::from([(1, lagging)]);
+        let stuck1 = HashMap::from([(1, stuck)]);
+        // 3 members on 1 CPU: runs of 3. Member 1 began its run keeping up;
+        // what it has not read since, even stuck in a handler, does not end
+        // its run.
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 1) };
+        for id in 1..=3 {
+            p.add(id);
+        }
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
+        assert_eq!(deal(&mut p, &stuck1, now, 8), vec![1, 1, 2, 2, 2, 3, 3, 3]);
+        // Its next turn begins with connections unread but its loop waiting
+        // for I/O (it has not had a CPU since): its run goes ahead.
+        assert_eq!(deal(&mut p, &lag1, now, 9), vec![1, 1, 1, 2, 2, 2, 3, 3, 3]);
+        // Busy in a handler too: passed over and owed, the next member's run
+        // begins; caught up, it is repaid first and the rotation goes on
+        // where it was.
+        assert_eq!(deal(&mut p, &stuck1, now, 3), vec![2, 2, 2]);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 5), vec![1, 3, 3, 3, 1]);
+        // Every member lagging and busy: nobody is waited for, and runs go on.
+        let all_stuck = HashMap::from([(1, stuck), (2, stuck), (3, stuck)]);
+        assert_eq!(deal(&mut p, &all_stuck, now, 5), vec![1, 1, 2, 2, 2]);
+        // No more members than CPUs: every turn is one connection, and each
+        // deal judges. Connections unread with the loop not busy (it
+        // answered, then lost its CPU before confirming the read) keep the
+        // rotation exact; busy in a handler too, the member is passed over.
+        let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 2) };
+        p.add(1);
+        p.add(2);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
+        assert_eq!(deal(&mut p, &lag1, now, 2), vec![2, 1]);
+        assert_eq!(deal(&mut p, &stuck1, now, 3), vec![2, 2, 2]);
+        assert_eq!(deal(&mut p, &HashMap::new(), now, 4), vec![1, 1, 1, 2], "two owed turns, then its own");
+    }
+
+    #[test]
     fn a_run_ends_when_its_member_leaves() {
         let now = Instant::now();
         let mut p = RoundRobin { rotation: Rotation::with_cpus(STALL, 1) };
@@ -694,6 +804,45 @@ mod tests {
         // Back with credit: the two owed turns first, then the rotation resumes
         // where it was.
         assert_eq!(deal(&mut p, &HashMap::new(), t0 + STALL, 5), vec![1, 1, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_member_that_lags_is_passed_over_and_owed_but_a_rotation_of_laggards_stays_in_turn() {
+        let t0 = Instant::now();
+        let lagging = Load { lagging: true, busy: true, unacked: 1, ..Load::free(7) };
+        // Worker 1 left a connection unacknowledged too long, its loop busy:
+        // 2 and 3 get the next ones, and 1 is owed its turn.
+        let mut p = rr(3);
+        let loads = HashMap::from([(1, lagging)]);
+        assert_eq!(deal(&mut p, &loads, t0, 4), vec![2, 3, 2, 3]);
+        // Still lagging: not repaid yet. Caught up: repaid first.
+        assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 3]);
+        assert_eq!(deal(&mut p, &HashMap::new(), t0, 6), vec![1, 1, 1, 1, 2, 3]);
+        // Everyone lags equally: the rotation goes on in turn rather than
+        // waiting. Unequally: the one lagging the shortest.
+        let mut p = rr(2);
+        let loads = HashMap::from([(1, lagging), (2, lagging)]);
+        assert_eq!(deal(&mut p, &loads, t0, 4), vec![1, 2, 1, 2]);
+        let since = |ms: u64| Load { unread_since: Some(t0 + Duration::from_millis(ms)), ..lagging };
+        let loads = HashMap::from([(1, since(1)), (2, since(5)), (3, since(3))]);
+        let mut p = rr(3);
+        assert_eq!(deal(&mut p, &loads, t0 + Duration::from_millis(10), 2), vec![2, 2]);
+        // A full member that keeps up is waited for, rather than giving its
+        // turn to a laggard.
+        let mut p = rr(3);
+        let loads = HashMap::from([(1, lagging), (2, Load::full_since(t0))]);
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![0]);
+        let mut p = rr(3);
+        let loads = HashMap::from([(1, Load::full_since(t0)), (2, lagging)]);
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![0], "the one in turn is waited for");
+        // A full member that lags with its loop busy is passed over at once,
+        // without waiting to stall; one whose loop is not busy is waited for.
+        let mut p = rr(2);
+        let loads = HashMap::from([(1, Load { lagging: true, busy: true, ..Load::full_since(t0) })]);
+        assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 2]);
+        let mut p = rr(2);
+        let loads = HashMap::from([(1, Load { lagging: true, ..Load::full_since(t0) })]);
+        assert_eq!(deal(&mut p, &loads, t0, 1), vec![0]);
     }
 
     #[test]

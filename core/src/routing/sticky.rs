@@ -211,13 +211,27 @@ impl Policy for Sticky {
 
     /// Without a key (asked whether accepting is worthwhile, or for a
     /// connection that has none: a unix socket's, or a request without the
-    /// cookie or parameter): the next member in turn that has credit.
+    /// cookie or parameter): the next member in turn that has credit and
+    /// whose event loop is not busy past the threshold (its loop stamp,
+    /// `Load::busy`), as least connections passes such a worker over; if
+    /// every one is, the one busy the shortest.
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
         let n = self.slots.len();
-        (0..n).map(|i| (self.cursor + i) % n).find_map(|slot| {
-            let id = self.slots[slot]?;
-            (!refused_by.contains(&id) && (ask.load)(id).has_credit()).then(|| Pick::at(slot))
-        })
+        let mut busiest_last: Option<(Duration, usize)> = None;
+        for slot in (0..n).map(|i| (self.cursor + i) % n) {
+            let Some(id) = self.slots[slot] else { continue };
+            let load = (ask.load)(id);
+            if refused_by.contains(&id) || !load.has_credit() {
+                continue;
+            }
+            if !load.busy {
+                return Some(Pick::at(slot));
+            }
+            if busiest_last.is_none_or(|(busy_for, _)| load.busy_for < busy_for) {
+                busiest_last = Some((load.busy_for, slot));
+            }
+        }
+        busiest_last.map(|(_, slot)| Pick::at(slot))
     }
 
     fn commit(&mut self, pick: Pick, _refused_by: &[WorkerId]) -> WorkerId {
@@ -514,5 +528,24 @@ mod tests {
         assert!(claims.order.len() <= 2 * claims.len() + 1025, "the use order stays bounded");
         claims.forget_worker(3);
         assert_eq!(claims.len(), 2);
+    }
+
+    #[test]
+    fn keyless_connections_pass_over_a_busy_loop_like_least_connections() {
+        let busy = |ms: u64| Load { busy: true, busy_for: Duration::from_millis(ms), ..Load::free(8) };
+        // (each member's load, who gets a connection without a key)
+        let cases: &[(&[Load], WorkerId)] = &[
+            (&[Load::free(8), Load::free(8)], 1),
+            (&[busy(50), Load::free(8)], 2),
+            (&[busy(50), busy(5), busy(20)], 2),
+            (&[busy(5), Load::free(0)], 1),
+        ];
+        for (loads, expected) in cases {
+            let p = sticky(loads.len() as u32);
+            let load = |id: WorkerId| loads[id as usize - 1];
+            let ask = Ask { load: &load, now: Instant::now() };
+            let got = p.pick_for(&ask, &[], None).map(|pick| p.slots[pick.idx()].unwrap());
+            assert_eq!(got, Some(*expected), "{loads:?}");
+        }
     }
 }

@@ -74,6 +74,20 @@ impl SharedMapping {
         Ok(SharedMapping { base, len })
     }
 
+    /// Maps `len` bytes of the file behind `fd` for reading only: what
+    /// another process writes is seen, and nothing this process does can
+    /// write it. The file must be at least `len` long, as for [`SharedMapping::new`].
+    pub fn read_only(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedMapping> {
+        // SAFETY: as in `new`: a fresh mapping at an address the kernel
+        // picks; `fd` is open for the borrow.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(ptr.cast()).expect("mmap never returns NULL on success");
+        Ok(SharedMapping { base, len })
+    }
+
     /// The first byte of the mapping (page-aligned).
     pub fn as_ptr(&self) -> *mut u8 {
         self.base.as_ptr()

@@ -21,7 +21,8 @@
 //! - `message.rs`: channel messages with descriptors attached (`SCM_RIGHTS`);
 //! - `poll.rs`: `poll` and the eventfd that wakes the dispatcher; `epoll.rs`: the dispatcher's
 //!   and the header stages' epoll;
-//! - `memory.rs`: the shared memory region's file and mapping;
+//! - `memory.rs`: the shared memory region's file and mapping (and the loop stamps');
+//! - `clock.rs`: the monotonic clock as a number (loop stamps);
 //! - `process.rs`: other processes (whether one is alive);
 //! - `errno.rs`: what an error number means to rcluster, and the numbers callers match.
 
@@ -43,6 +44,7 @@ macro_rules! syscall {
 }
 
 mod addr;
+mod clock;
 mod epoll;
 pub mod errno;
 mod fd;
@@ -52,6 +54,7 @@ mod poll;
 mod process;
 mod socket;
 
+pub use clock::monotonic_ns;
 pub use addr::{is_abstract, local_addr, peer_addr, unspecified, LocalAddr};
 pub use epoll::{
     epoll_create, epoll_forget, epoll_ready_into, epoll_unwatch, epoll_wait_into, epoll_watch, epoll_watch_level, EpollEvents,

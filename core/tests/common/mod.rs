@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use rcluster_core::loop_stamp::StampWriter;
 use rcluster_core::sys;
 use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{
@@ -15,6 +16,9 @@ use rcluster_core::{
 pub struct TestWorker {
     pub id: u32,
     pub channel: WorkerChannel,
+    /// Its loop stamp, once the primary has sent it (`recv` takes it in, as
+    /// the addon does before JS sees anything).
+    pub stamp: Option<StampWriter>,
 }
 
 impl TestWorker {
@@ -26,7 +30,7 @@ impl TestWorker {
         // `release_child_end`, below.
         let copy = sys::dup_cloexec(unsafe { BorrowedFd::borrow_raw(raw) }).unwrap();
         dispatcher.release_child_end(id);
-        TestWorker { id, channel: WorkerChannel::new(copy).unwrap() }
+        TestWorker { id, channel: WorkerChannel::new(copy).unwrap(), stamp: None }
     }
 
     pub fn listen(&self, dispatcher: &Dispatcher, key: &str, port: u16, mode: Mode) -> (u32, u16) {
@@ -51,6 +55,9 @@ impl TestWorker {
         let deadline = Instant::now() + Duration::from_millis(ms);
         loop {
             match self.channel.recv().unwrap() {
+                Received::Message(Incoming::LoopStamp { fd }) => self.stamp = Some(StampWriter::adopt(fd).unwrap()),
+                // Received out of descriptors: it goes without, as the addon does.
+                Received::Message(Incoming::LoopStampLost) => {}
                 Received::Message(m) => return Some(m),
                 Received::Closed => return None,
                 Received::WouldBlock => {
