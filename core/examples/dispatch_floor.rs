@@ -101,8 +101,14 @@ fn main() {
         // SAFETY: fork in a single-threaded process.
         let pid = check(unsafe { libc::fork() }, "fork");
         if pid == 0 {
-            // SAFETY: the child's copy of the primary's end.
+            // SAFETY: the child's copies of the primary's ends, its own and
+            // the earlier children's (held, they would keep those children
+            // alive after the primary is gone).
             unsafe { libc::close(pair[0]) };
+            for &earlier in &channels {
+                // SAFETY: as above.
+                unsafe { libc::close(earlier) };
+            }
             child(pair[1]);
         }
         // SAFETY: the primary's copy of the child's end.

@@ -33,6 +33,8 @@ const WATCH_MS = 100;
 // limit: the next sample, one that comes a whole period late (a busy
 // primary's timers), and the SIGKILL's own delay.
 const HORIZON_MS = 3 * WATCH_MS;
+// The shortest span a growth rate is measured over.
+const RATE_WINDOW_MS = WATCH_MS / 2;
 // A recycle whose replacement failed is tried again after this long.
 const RETRY_MS = 10000;
 
@@ -176,12 +178,19 @@ class Recycler {
     if (rss === undefined) return undefined;
     const { soft, hard } = this.options.maxMemory;
     const now = performance.now();
-    const previous = this.lastSample.get(record.id);
-    this.lastSample.set(record.id, { rss, at: now });
     // The RSS it will have by the time it could next be stopped, at the rate
-    // it grew since its previous sample (none known: as it is).
-    const rate = previous !== undefined && now > previous.at ? Math.max(0, rss - previous.rss) / (now - previous.at) : 0;
-    const projected = Math.round(rss + rate * HORIZON_MS);
+    // it grew since a sample at least RATE_WINDOW_MS older (none known: as
+    // it is). RSS grows in steps (an allocation, a heap page run), and the
+    // once-a-second pass and the watch can sample one worker a millisecond
+    // apart: a 2 MiB step over 5 ms reads as 400 MiB/s, and projected a
+    // worker of 90 MiB past a 150 MiB hard limit.
+    let previous = this.lastSample.get(record.id);
+    if (previous === undefined || now - previous.at >= RATE_WINDOW_MS) {
+      const rate = previous !== undefined ? Math.max(0, rss - previous.rss) / (now - previous.at) : 0;
+      previous = { rss, at: now, rate };
+      this.lastSample.set(record.id, previous);
+    }
+    const projected = Math.round(rss + previous.rate * HORIZON_MS);
     if (projected > hard) {
       this.killHard(record, rss, projected);
     } else if (rss > soft) {
