@@ -1,7 +1,7 @@
 //! The least work a dispatching primary can do per connection, as a yardstick
 //! for rcluster's dispatcher (`node bench/dispatch-floor.js`): one thread
 //! waits in epoll on a listening socket, accepts until `EAGAIN`, passes the
-//! connections to child processes over unix datagram socketpairs (up to 8
+//! connections to child processes over unix seqpacket socketpairs (up to 8
 //! descriptors per `SCM_RIGHTS` message, round-robin by batch) and closes its
 //! own copies. No acknowledgements, no window, no policy, no statistics: what
 //! is left is the kernel's cost of accept4 + sendmsg + close, which rcluster
@@ -97,7 +97,7 @@ fn main() {
     for _ in 0..children {
         let mut pair = [0; 2];
         // SAFETY: `pair` has room for the two descriptors.
-        check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) }, "socketpair");
+        check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) }, "socketpair");
         // SAFETY: fork in a single-threaded process.
         let pid = check(unsafe { libc::fork() }, "fork");
         if pid == 0 {
