@@ -8,6 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { Cli, cli, tmpdir, freePort, get, FIXTURES, ROOT } = require('./cli-process');
+const { v2Header, exchange } = require('../helpers/proxy-client');
 
 const APP = path.join(FIXTURES, 'cjs-app');
 
@@ -149,37 +150,6 @@ function appDir(files) {
 
 const configJs = (value) => `module.exports = ${JSON.stringify(value, null, 2)};\n`;
 
-// A PROXY protocol v2 header (PROXY, TCP over IPv4) naming `source`:`port`.
-function proxyV2(source, port) {
-  const u16 = (n) => Buffer.from([n >> 8, n & 0xff]);
-  const address = Buffer.concat([Buffer.from(source.split('.').map(Number)), Buffer.from([127, 0, 0, 1]), u16(port), u16(80)]);
-  const signature = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-  return Buffer.concat([signature, Buffer.from([0x21, 0x11]), u16(address.length), address]);
-}
-
-// Sends `bytes` on a raw loopback connection; resolves with all the server
-// sent before it closed.
-function rawExchange(port, bytes, timeout = 8000) {
-  const net = require('node:net');
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
-    let data = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no close within ${timeout} ms; got ${JSON.stringify(data)}`));
-    }, timeout);
-    socket.setEncoding('utf8');
-    socket.on('data', (d) => {
-      data += d;
-    });
-    socket.on('error', () => {}); // a reset is a close
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(data);
-    });
-  });
-}
-
 const PEER_REQUEST = 'GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 
 async function runApp(t, dir, args = [], env = {}) {
@@ -191,11 +161,11 @@ async function runApp(t, dir, args = [], env = {}) {
 }
 
 test('rcluster.config.js routing.proxyProtocol.trusted: the app sees the client a PROXY v2 header names; without it the request is refused', async (t) => {
-  const request = Buffer.concat([proxyV2('198.51.100.4', 40003), Buffer.from(PEER_REQUEST)]);
+  const request = Buffer.concat([v2Header(false, '198.51.100.4', 40003), Buffer.from(PEER_REQUEST)]);
   const dir = appDir({ 'rcluster.config.js': configJs({ script: 'app.js', instances: 1, routing: { proxyProtocol: { trusted: ['127.0.0.1'] } } }) });
   const { app, port } = await runApp(t, dir);
   assert.doesNotMatch(app.err, /unknown key/);
-  const answer = await rawExchange(port, request);
+  const answer = await exchange(port, [request]);
   assert.match(answer, /^HTTP\/1\.1 200/);
   assert.strictEqual(answer.split('\r\n\r\n')[1], '198.51.100.4 40003');
   app.signal('SIGTERM');
@@ -205,7 +175,7 @@ test('rcluster.config.js routing.proxyProtocol.trusted: the app sees the client 
   // whose HTTP parser refuses it.
   fs.writeFileSync(path.join(dir, 'rcluster.config.js'), configJs({ script: 'app.js', instances: 1 }));
   const plain = await runApp(t, dir);
-  assert.match(await rawExchange(plain.port, request), /^HTTP\/1\.1 400/);
+  assert.match(await exchange(plain.port, [request]), /^HTTP\/1\.1 400/);
   plain.app.signal('SIGTERM');
   assert.strictEqual((await plain.app.exited()).code, 0);
 });
@@ -215,7 +185,7 @@ test('an ecosystem file\'s app takes routing too', async (t) => {
     'ecosystem.config.js': configJs({ apps: [{ name: 'peer', script: 'app.js', instances: 1, routing: { proxyProtocol: { trusted: ['127.0.0.0/8'] } } }] }),
   });
   const { app, port } = await runApp(t, dir, ['ecosystem.config.js']);
-  const answer = await rawExchange(port, Buffer.concat([proxyV2('203.0.113.9', 5555), Buffer.from(PEER_REQUEST)]));
+  const answer = await exchange(port, [Buffer.concat([v2Header(false, '203.0.113.9', 5555), Buffer.from(PEER_REQUEST)])]);
   assert.strictEqual(answer.split('\r\n\r\n')[1], '203.0.113.9 5555');
   app.signal('SIGTERM');
   assert.strictEqual((await app.exited()).code, 0);

@@ -24,6 +24,7 @@
 // started, in ms after its slow request.
 
 const http = require('node:http');
+const { describe } = require('./latency_summary');
 
 const REQUEST_TIMEOUT_MS = 10000;
 
@@ -37,17 +38,6 @@ function parse(argv) {
   if (!(out.port > 0)) throw new Error('--port is required');
   if (!['open', 'closed'].includes(out.mode)) throw new Error('--mode must be open or closed');
   return out;
-}
-
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function describe(samples) {
-  const sorted = Float64Array.from(samples).sort();
-  const mean = samples.length ? samples.reduce((a, b) => a + b, 0) / samples.length : null;
-  return { count: samples.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean, max: sorted.length ? sorted[sorted.length - 1] : null };
 }
 
 function request(port, path) {
