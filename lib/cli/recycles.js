@@ -13,9 +13,16 @@
 // exit if none came. A hard kill is told at once.
 
 const MiB = 2 ** 20;
-// A whole number of MiB as such (a limit, usually), else to a tenth (an RSS
-// just over its limit shows it).
-const mib = (bytes) => `${Number.isInteger(bytes / MiB) ? bytes / MiB : (bytes / MiB).toFixed(1)} MiB`;
+// A whole number of MiB as such (a limit, usually), else to a tenth, or
+// finer where a tenth would show an RSS just over `limit` as the limit
+// itself ("100.0 MiB over 100 MiB").
+function mib(bytes, limit) {
+  const n = bytes / MiB;
+  if (Number.isInteger(n)) return `${n} MiB`;
+  let digits = 1;
+  while (digits < 4 && limit !== undefined && bytes > limit && Number(n.toFixed(digits)) <= limit / MiB) digits++;
+  return `${n.toFixed(digits)} MiB`;
+}
 
 function duration(ms) {
   const s = ms / 1000;
@@ -27,8 +34,8 @@ function duration(ms) {
 /** Why the worker was recycled, from the 'recycle' event's info. */
 function describeRecycle(info) {
   switch (info.reason) {
-    case 'maxMemory': return `memory ${mib(info.rss)} over ${mib(info.maxMemory)}`;
-    case 'maxMemoryHard': return info.rss > info.hard ? `memory ${mib(info.rss)} over the ${mib(info.hard)} hard limit` :
+    case 'maxMemory': return `memory ${mib(info.rss, info.maxMemory)} over ${mib(info.maxMemory)}`;
+    case 'maxMemoryHard': return info.rss > info.hard ? `memory ${mib(info.rss, info.hard)} over the ${mib(info.hard)} hard limit` :
       `memory ${mib(info.rss)}, growing past the ${mib(info.hard)} hard limit`;
     case 'maxRequests': return `served ${info.requests} requests (maxRequests)`;
     case 'maxAge': return `up ${duration(info.age)} (maxAge)`;

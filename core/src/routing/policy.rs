@@ -34,6 +34,14 @@ use crate::sys;
 /// a worker that recovers from a long stall from being handed a flood.
 pub const MAX_DEBT: u32 = 64;
 
+/// How long round-robin needs a member's loop to have been busy, besides
+/// past the busy threshold, before it passes over it for lagging: longer
+/// than a loaded machine keeps a runnable worker off its CPU (a worker that
+/// answered, then waited a few milliseconds for a CPU with its loop stamped
+/// busy, was passed over and 20 sequential connections split 11/9), far
+/// shorter than the slow requests the rule is for.
+pub const ROUND_ROBIN_STUCK: Duration = Duration::from_millis(10);
+
 /// What the event loop tells a policy about one member at the time of a pick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Load {
@@ -477,8 +485,9 @@ impl Rotation {
         // Lag is judged when a member's turn begins, not within its run: a
         // run deals to a member that has not run yet by design, so the
         // connections of its own run unread are no sign that it is stuck.
-        // A member lags only when its loop stamp says it is busy too (in a
-        // handler, not asleep in its poll or waiting for a CPU). On unread
+        // A member lags only when its loop stamp says it is busy too, for
+        // ROUND_ROBIN_STUCK at least (in a handler, not asleep in its poll or
+        // waiting a moment for a CPU). On unread
         // connections alone, a worker that answered and was descheduled
         // before confirming the read (its confirmation goes out a loop turn
         // later) was passed over, and sequential connections to 2 workers
@@ -488,7 +497,7 @@ impl Rotation {
         // it would get run after run while every other one is owed
         // (docs/DESIGN.md §14).
         let mid_run = |idx: usize| idx == self.cursor && self.run > 0 && !ends_run;
-        let lags = |idx: usize, load: &Load| load.lagging && load.busy && !mid_run(idx);
+        let lags = |idx: usize, load: &Load| load.lagging && load.busy && load.busy_for >= ROUND_ROBIN_STUCK && !mid_run(idx);
         let in_rotation = (0..n).map(|i| (start + i) % n);
         if let Some(idx) = in_rotation.clone().find(|&idx| {
             self.members[idx].owed > 0 && eligible(idx) && {
@@ -777,6 +786,9 @@ mod tests {
         p.add(2);
         assert_eq!(deal(&mut p, &HashMap::new(), now, 1), vec![1]);
         assert_eq!(deal(&mut p, &lag1, now, 2), vec![2, 1]);
+        // Busy for less than ROUND_ROBIN_STUCK: kept in turn too.
+        let briefly = HashMap::from([(1, Load { busy: true, busy_for: ms(5), ..lagging })]);
+        assert_eq!(deal(&mut p, &briefly, now, 2), vec![2, 1]);
         assert_eq!(deal(&mut p, &stuck1, now, 3), vec![2, 2, 2]);
         assert_eq!(deal(&mut p, &HashMap::new(), now, 4), vec![1, 1, 1, 2], "two owed turns, then its own");
     }
@@ -809,7 +821,7 @@ mod tests {
     #[test]
     fn a_member_that_lags_is_passed_over_and_owed_but_a_rotation_of_laggards_stays_in_turn() {
         let t0 = Instant::now();
-        let lagging = Load { lagging: true, busy: true, unacked: 1, ..Load::free(7) };
+        let lagging = Load { lagging: true, busy: true, busy_for: Duration::from_millis(50), unacked: 1, ..Load::free(7) };
         // Worker 1 left a connection unacknowledged too long, its loop busy:
         // 2 and 3 get the next ones, and 1 is owed its turn.
         let mut p = rr(3);
@@ -838,7 +850,7 @@ mod tests {
         // A full member that lags with its loop busy is passed over at once,
         // without waiting to stall; one whose loop is not busy is waited for.
         let mut p = rr(2);
-        let loads = HashMap::from([(1, Load { lagging: true, busy: true, ..Load::full_since(t0) })]);
+        let loads = HashMap::from([(1, Load { lagging: true, busy: true, busy_for: Duration::from_millis(50), ..Load::full_since(t0) })]);
         assert_eq!(deal(&mut p, &loads, t0, 2), vec![2, 2]);
         let mut p = rr(2);
         let loads = HashMap::from([(1, Load { lagging: true, ..Load::full_since(t0) })]);
