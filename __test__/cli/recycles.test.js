@@ -64,3 +64,14 @@ test('status shows each slot\'s recycles, kills at the hard limit apart, and eve
   assert.match(text, /^w3 #10 +3 +110 +listening +1s +0 +- +-/m, 'a primary that does not count recycles');
   assert.match(text, /\nrecycles: maxMemory 3, maxMemoryHard 1, maxRequests 2\n$/);
 });
+
+test('an RSS just over its limit is never shown as the limit itself', () => {
+  const { lines, log } = recorder();
+  log.recycled({ id: 3 }, { reason: 'maxMemory', rss: 100 * MiB + 40 * 1024, maxMemory: 100 * MiB, hard: 150 * MiB });
+  log.forked({ id: 9, replaces: 3 });
+  log.recycled({ id: 4 }, { reason: 'maxMemoryHard', rss: 150 * MiB + 4096, maxMemory: 100 * MiB, hard: 150 * MiB });
+  assert.deepEqual(lines, [
+    ['info', 'worker 3 (slot 1) recycled: memory 100.04 MiB over 100 MiB; worker 9 replaces it'],
+    ['warn', 'worker 4 (slot 0) killed: memory 150.004 MiB over the 150 MiB hard limit'],
+  ]);
+});
