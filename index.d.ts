@@ -102,7 +102,8 @@ declare namespace rcluster {
      * passes over a worker whose event loop has been busy longer than this,
      * in ms, while another can take the connection. Default 1; 0 to 2147483647,
      * fractions allowed. Round-robin passes over a worker only when it has
-     * left a connection unread for 1 ms and its loop is busy past this too.
+     * left a connection unread for 1 ms and its loop is busy past this, and
+     * for 10 ms at least, too.
      */
     busyThreshold?: number;
   }
