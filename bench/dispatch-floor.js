@@ -19,16 +19,11 @@ const fs = require('node:fs');
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const { cpuSeconds } = require('./lib/proc');
 const { eachFlag, numberFlag } = require('./lib/flags');
+const { median } = require('./lib/summary');
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(__dirname, 'results', 'dispatch-floor');
 const WARMUP_S = 1;
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 // Starts a server that prints `READY <port>`; resolves { child, port }.
 function start(command, args, env) {
