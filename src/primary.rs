@@ -176,6 +176,9 @@ pub struct DispatcherStats {
     pub ack_latency: AckLatencyStats,
     /// Offers of a connection that a worker refused.
     pub refused: i64,
+    /// Connections taken back from a worker whose event loop stayed busy
+    /// before it read them, and dealt to another.
+    pub taken_back: i64,
 }
 
 #[napi]
@@ -440,6 +443,7 @@ impl Dispatcher {
                 sum: stats.acks.sum_us as f64 / 1e6,
             },
             refused: stats.acks.refused as i64,
+            taken_back: stats.acks.taken_back as i64,
         })
     }
 }

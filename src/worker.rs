@@ -16,6 +16,7 @@ use napi::bindgen_prelude::*;
 use napi::{sys, JsValue};
 use napi_derive::napi;
 use rcluster_core::bus;
+use rcluster_core::connection_claims::ClaimTaker;
 use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
 use rcluster_core::{Incoming, Received, WorkerChannel};
 
@@ -265,7 +266,12 @@ struct Receiver {
     channel: RefCell<WorkerChannel>,
     /// The fds of the dispatch JS is handling, held until JS replies, so any
     /// fd JS does not take is refused back to the primary rather than leaked.
-    awaiting: RefCell<Vec<OwnedFd>>,
+    /// `None`: one the primary took back before this worker claimed it
+    /// (closed unread; JS never sees it, and it is refused in its place).
+    awaiting: RefCell<Vec<Option<OwnedFd>>>,
+    /// This worker's connection claims, once its loop-stamp file has come
+    /// (`rcluster_core::connection_claims`).
+    claims: OnceCell<ClaimTaker>,
     /// Replies for every dispatch handled in this wake-up, sent as one message
     /// when the wake-up ends: one send per wake for the worker, and one
     /// wake-up fewer per connection for the primary's thread.
@@ -323,14 +329,33 @@ impl Receiver {
         }
     }
 
+    /// Claims the connections of a dispatch numbered from `first`: those the
+    /// primary took back first (it gave them to another worker, whose they
+    /// are) close here unread and come back as `None`.
+    fn claim(&self, fds: Vec<OwnedFd>, first: u64) -> Vec<Option<OwnedFd>> {
+        let Some(claims) = self.claims.get() else { return fds.into_iter().map(Some).collect() };
+        fds.into_iter()
+            .enumerate()
+            .map(|(i, fd)| claims.claim(first.wrapping_add(i as u64)).then_some(fd))
+            .collect()
+    }
+
     /// Answers the current dispatch: fds JS took become JS's (libuv owns them
     /// now); the rest close here and go back to the primary for another worker.
     /// The answer is queued; `send_replies` sends it when the wake-up ends.
     fn reply(&self, statuses: &[u8]) {
         let fds = std::mem::take(&mut *self.awaiting.borrow_mut());
         let mut replies = self.replies.borrow_mut();
-        for (i, fd) in fds.into_iter().enumerate() {
-            if statuses.get(i).is_some_and(|s| *s != 0) {
+        // JS's statuses are for the fds it was given: those not taken back.
+        let mut i = 0;
+        for fd in fds {
+            let Some(fd) = fd else {
+                replies.push(REJECTED);
+                continue;
+            };
+            let status = statuses.get(i);
+            i += 1;
+            if status.is_some_and(|s| *s != 0) {
                 let _ = fd.into_raw_fd(); // JS owns it
                 replies.push(ACCEPTED);
                 self.taken.set(self.taken.get().wrapping_add(1));
@@ -432,17 +457,23 @@ impl Receiver {
                     self.call(ToJs::Closed);
                     return;
                 }
-                Ok(Received::Message(Incoming::Dispatch { listener, fds })) => {
-                    let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+                Ok(Received::Message(Incoming::Dispatch { listener, fds, first })) => {
+                    let fds = self.claim(fds, first);
+                    let raw: Vec<i32> = fds.iter().flatten().map(|fd| fd.as_raw_fd()).collect();
                     *self.awaiting.borrow_mut() = fds;
-                    self.call(ToJs::Dispatch { listener, fds: &raw });
+                    if !raw.is_empty() {
+                        self.call(ToJs::Dispatch { listener, fds: &raw });
+                    }
                     // Whatever JS left unanswered (it threw first) is refused.
                     self.reply(&[]);
                 }
-                Ok(Received::Message(Incoming::DispatchFrom { listener, fd, source })) => {
-                    let raw = fd.as_raw_fd();
-                    *self.awaiting.borrow_mut() = vec![fd];
-                    self.call(ToJs::DispatchFrom { listener, fd: raw, source });
+                Ok(Received::Message(Incoming::DispatchFrom { listener, fd, source, seq })) => {
+                    let fds = self.claim(vec![fd], seq);
+                    let raw = fds[0].as_ref().map(|fd| fd.as_raw_fd());
+                    *self.awaiting.borrow_mut() = fds;
+                    if let Some(raw) = raw {
+                        self.call(ToJs::DispatchFrom { listener, fd: raw, source });
+                    }
                     self.reply(&[]);
                 }
                 Ok(Received::Message(Incoming::Shared { listener, fd })) => {
@@ -465,6 +496,13 @@ impl Receiver {
                     self.bus_batch.borrow_mut().push(from, target, &payload);
                 }
                 Ok(Received::Message(Incoming::LoopStamp { fd })) => {
+                    // Claims first: from here on every connection is claimed
+                    // before JS sees it, so the primary may take back one
+                    // this worker has not claimed. Without them it never
+                    // does (the page says nothing was adopted).
+                    if let Ok(claims) = ClaimTaker::adopt(fd.as_fd()) {
+                        let _ = self.claims.set(claims);
+                    }
                     // Without it, the primary sees this worker only through
                     // its acknowledgements: worth a warning, not a failure.
                     let started = rcluster_core::loop_stamp::StampWriter::adopt(fd)
@@ -529,6 +567,7 @@ impl Channel {
             js,
             channel: RefCell::new(channel),
             awaiting: RefCell::new(Vec::new()),
+            claims: OnceCell::new(),
             replies: RefCell::new(Vec::new()),
             bus_batch: RefCell::new(bus::Batch::default()),
             taken: Cell::new(0),

@@ -14,6 +14,8 @@
 //! - [`bus`]: the message bus's messages on the same channels, and their bounded queues.
 //! - [`loop_stamp`]: each worker's word saying whether its event loop is busy,
 //!   which the dispatcher reads without a system call.
+//! - [`connection_claims`]: which connections a worker took and which the
+//!   dispatcher took back from it, decided once per connection in memory both share.
 //! - [`shared`]: counters and a key/value table every process of the cluster maps.
 //! - [`sys`]: every system call, behind one helper each.
 //! - [`rejections`]: untrusted input refused, counted per surface and reported.
@@ -21,6 +23,7 @@
 
 pub mod bus;
 pub mod channel;
+pub mod connection_claims;
 pub mod dispatcher;
 pub mod error;
 pub mod listen;

@@ -31,9 +31,13 @@ use std::time::Duration;
 
 use crate::sys::{self, SharedMapping};
 
-/// The length of a stamp's file and mapping: one page (the smallest
-/// mapping); the stamp is its first 8 bytes, alone on their cache line.
+/// The length of a stamp's mapping: one page (the smallest mapping); the
+/// stamp is its first 8 bytes, alone on their cache line.
 pub const STAMP_LEN: usize = 4096;
+
+/// The length of the file: the stamp's page, then the page of the worker's
+/// connection claims (`crate::connection_claims`), which both sides write.
+pub const FILE_LEN: usize = STAMP_LEN + crate::connection_claims::CLAIMS_LEN;
 
 const BUSY: u64 = 1;
 
@@ -86,12 +90,12 @@ pub struct StampReader {
 unsafe impl Send for StampReader {}
 
 impl StampReader {
-    /// Makes a worker's stamp: a new sealed file of [`STAMP_LEN`] bytes
-    /// (zero: never stamped), mapped here for reading; the fd is what the
-    /// worker maps.
+    /// Makes a worker's stamp: a new sealed file of [`FILE_LEN`] bytes
+    /// (zero: never stamped, no claims), its first page mapped here for
+    /// reading; the fd is what the worker maps.
     pub fn create() -> io::Result<(StampReader, OwnedFd)> {
         let fd = sys::anonymous_file(c"rcluster-loop-stamp")?;
-        sys::set_file_len(fd.as_fd(), STAMP_LEN as u64)?;
+        sys::set_file_len(fd.as_fd(), FILE_LEN as u64)?;
         // Before anyone else has it: its size can never change again.
         sys::seal_size(fd.as_fd())?;
         let map = SharedMapping::read_only(fd.as_fd(), STAMP_LEN)?;

@@ -58,11 +58,11 @@ fn wire_samples() -> Vec<Vec<u8>> {
         out.push(buf);
     }
     for msg in [
-        ToWorker::Dispatch { listener: 7, count: 3 },
+        ToWorker::Dispatch { listener: 7, count: 3, first: 12 },
         ToWorker::Shared { listener: 2 },
         ToWorker::Left { listener: 1 },
-        ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap() },
-        ToWorker::DispatchFrom { listener: 4, source: "[2001:db8::1]:1".parse().unwrap() },
+        ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap(), seq: 1 },
+        ToWorker::DispatchFrom { listener: 4, source: "[2001:db8::1]:1".parse().unwrap(), seq: u64::MAX },
     ] {
         out.push(msg.encode());
     }

@@ -1,9 +1,12 @@
 //! Loop stamps end to end: the dispatcher sends each worker its stamp, and
 //! least connections passes over a worker whose stamp says its loop has been
-//! busy past the threshold, whatever that stamp holds.
+//! busy past the threshold, whatever that stamp holds; and a connection
+//! left unread with a worker whose loop then stays busy is taken back for
+//! another (`rcluster_core::connection_claims`).
 mod common;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 use common::*;
 use rcluster_core::channel::wire::ACCEPTED;
@@ -49,4 +52,85 @@ fn whatever_a_worker_writes_in_its_stamp_every_connection_is_still_dealt() {
         assert_eq!(got, 4, "stamped at {at:#x}");
         assert_eq!(d.stats().unwrap().workers.len(), 2);
     }
+}
+
+/// Worker A is dealt a client's connection, then its loop blocks before it
+/// reads its channel. Returns the dispatcher, both workers and the client.
+fn dealt_then_blocked(mode: Mode) -> (rcluster_core::Dispatcher, TestWorker, TestWorker, std::net::TcpStream) {
+    let (d, mut a, mut b, _, port) = two_workers(Config::default(), mode);
+    assert!(a.recv(50).is_none() && b.recv(50).is_none());
+    // B busy, A idle: the connection goes to A (round-robin: A's turn first).
+    b.stamp.as_ref().unwrap().busy(sys::monotonic_ns() - 50 * MS);
+    a.stamp.as_ref().unwrap().idle(sys::monotonic_ns());
+    let mut client = connect_clients(port, 1).pop().unwrap();
+    // Dealt: wait until it sits in A's channel, unread.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while d.stats().unwrap().workers.iter().find(|w| w.id == 1).unwrap().in_flight == 0 {
+        assert!(Instant::now() < deadline, "never dealt to A");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A's loop blocks now (a long handler began); B's waits for I/O.
+    a.stamp.as_ref().unwrap().busy(sys::monotonic_ns());
+    b.stamp.as_ref().unwrap().idle(sys::monotonic_ns());
+    client.write_all(b"ping").unwrap();
+    (d, a, b, client)
+}
+
+#[test]
+fn a_connection_left_with_a_blocked_worker_is_taken_back_and_served_by_another() {
+    let (d, mut a, mut b, mut client) = dealt_then_blocked(Mode::LeastConnections);
+    // B gets it within a few ms, though A never read its channel.
+    let started = Instant::now();
+    let (mut taken, revoked) = b.claim_all(300);
+    assert_eq!((taken.len(), revoked), (1, 0), "B took it");
+    assert!(started.elapsed() < Duration::from_millis(300 + 100));
+    assert_eq!(client_index(&mut taken[0]), 0, "B reads the stream from its first byte");
+    let mut buf = [0u8; 4];
+    taken[0].read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    taken[0].write_all(b"pong").unwrap();
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"pong");
+    // A's loop turns at last: it finds the connection taken back, refuses
+    // it without reading, and nothing is dealt twice.
+    a.stamp.as_ref().unwrap().idle(sys::monotonic_ns());
+    let (mine, revoked) = a.claim_all(200);
+    assert_eq!((mine.len(), revoked), (0, 1));
+    assert!(b.claim_all(200).0.is_empty(), "not dealt again after A's refusal");
+    let stats = d.stats().unwrap();
+    assert_eq!(stats.acks.taken_back, 1);
+    assert_eq!(stats.acks.refused, 0, "A's refusal of it is not counted as one");
+    for w in &stats.workers {
+        assert_eq!(w.in_flight, 0, "worker {}: nothing left unacknowledged", w.id);
+    }
+}
+
+#[test]
+fn round_robin_takes_back_only_after_a_long_busy_loop() {
+    let (d, mut a, mut b, _client) = dealt_then_blocked(Mode::RoundRobin);
+    let blocked = Instant::now();
+    // A scheduler's delay (a few ms) is not a blocked loop for round-robin:
+    // nothing is taken back before 10 ms (judged only when this thread
+    // itself was not held up past that).
+    std::thread::sleep(Duration::from_millis(4));
+    let early = d.stats().unwrap().acks.taken_back;
+    if blocked.elapsed() < Duration::from_millis(9) {
+        assert_eq!(early, 0);
+    }
+    let (taken, _) = b.claim_all(300);
+    assert_eq!(taken.len(), 1, "taken back once A was busy for 10 ms");
+    assert_eq!(d.stats().unwrap().acks.taken_back, 1);
+    let (mine, revoked) = a.claim_all(100);
+    assert_eq!((mine.len(), revoked), (0, 1));
+}
+
+#[test]
+fn a_worker_that_claimed_first_keeps_its_connection() {
+    let (d, mut a, mut b, _client) = dealt_then_blocked(Mode::LeastConnections);
+    // A claims as it reads, before the dispatcher's 1 ms is up.
+    let (mine, revoked) = a.claim_all(100);
+    assert_eq!((mine.len(), revoked), (1, 0));
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(b.claim_all(100).0.is_empty(), "nothing taken back");
+    assert_eq!(d.stats().unwrap().acks.taken_back, 0);
 }

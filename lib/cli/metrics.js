@@ -86,6 +86,7 @@ async function metricsText(runner) {
   const acks = runner.cluster.stats();
   if (acks.ackLatency !== undefined) {
     t.metric('rcluster_connections_refused_total', 'counter', 'Offers of a connection that a worker refused (maxConnections, closing).', [[{}, acks.refused]]);
+    t.metric('rcluster_connections_taken_back_total', 'counter', 'Connections taken back from a worker whose event loop stayed busy before it read them, and dealt to another.', [[{}, acks.takenBack]]);
     t.histogram('rcluster_dispatch_ack_seconds', 'Time from the primary\'s accept of a connection to the acknowledgement of the worker that took it.', acks.ackLatency);
   }
   t.metric('rcluster_rejected_inputs_total', 'counter', 'Untrusted input refused, per surface (docs/SECURITY.md).',

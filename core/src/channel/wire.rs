@@ -13,12 +13,16 @@
 //! ```
 //!
 //! Primary -> worker:
-//! - `DISPATCH`: 1..=253 accepted connections for one listener, as `SCM_RIGHTS`.
+//! - `DISPATCH`: 1..=253 accepted connections for one listener, as `SCM_RIGHTS`;
+//!   after the header, the first one's number on this channel (u64 LE; the
+//!   others follow it), which names its slot in the worker's connection
+//!   claims (`crate::connection_claims`).
 //! - `SHARED`:   the listening socket itself (SCHED_NONE), exactly one fd.
 //! - `DISPATCH_FROM`: one accepted connection whose client a PROXY protocol
 //!   header named (the primary read and stripped it): byte 2 is 1, one fd, and
-//!   after the header the client's address: family (4 or 6), 16 address bytes
-//!   (an IPv4 address in the first 4), port (u16 big-endian).
+//!   after the header the connection's number (u64 LE, as for `DISPATCH`),
+//!   then the client's address: family (4 or 6), 16 address bytes (an IPv4
+//!   address in the first 4), port (u16 big-endian).
 //! - `LEFT`:     the worker is out of that listener's rotation; nothing more for
 //!   it follows, so the worker may forget the listener (closing protocol, docs/DESIGN.md §3.6).
 //!
@@ -51,14 +55,16 @@ pub type ListenerId = u32;
 
 pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 8;
-/// The client address after a `DISPATCH_FROM` header.
+/// The client address after a `DISPATCH_FROM` header and number.
 pub const SOURCE_LEN: usize = 19;
+/// A dispatched connection's number on its channel.
+const SEQ_LEN: usize = 8;
 /// Large enough for any message either side sends (a bus message is the largest).
 pub const MAX_MESSAGE_LEN: usize = {
     let dispatch = HEADER_LEN + MAX_FDS_PER_MESSAGE;
     if crate::bus::MAX_BUS_MESSAGE > dispatch { crate::bus::MAX_BUS_MESSAGE } else { dispatch }
 };
-const _: () = assert!(HEADER_LEN + SOURCE_LEN <= MAX_MESSAGE_LEN);
+const _: () = assert!(HEADER_LEN + SEQ_LEN + SOURCE_LEN <= MAX_MESSAGE_LEN);
 
 pub const ACCEPTED: u8 = 1;
 pub const REJECTED: u8 = 0;
@@ -83,8 +89,9 @@ const _: () = assert!(KIND_LOOP_STAMP < crate::bus::KIND_BUS);
 /// A message from the primary to a worker (the fds travel beside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToWorker {
-    Dispatch { listener: ListenerId, count: u8 },
-    DispatchFrom { listener: ListenerId, source: SocketAddr },
+    /// `count` connections, numbered from `first` on this channel.
+    Dispatch { listener: ListenerId, count: u8, first: u64 },
+    DispatchFrom { listener: ListenerId, source: SocketAddr, seq: u64 },
     Shared { listener: ListenerId },
     Left { listener: ListenerId },
     /// The file of this worker's loop stamp (`crate::loop_stamp`), once,
@@ -185,6 +192,14 @@ fn encode_source(source: SocketAddr) -> [u8; SOURCE_LEN] {
     out
 }
 
+/// The connection number at the start of `bytes`.
+fn decode_seq(bytes: &[u8]) -> Result<u64> {
+    match bytes.get(..SEQ_LEN) {
+        Some(b) => Ok(u64::from_le_bytes(b.try_into().expect("SEQ_LEN bytes"))),
+        None => Err(Error::Protocol(format!("a dispatch without its number ({} bytes)", bytes.len()))),
+    }
+}
+
 fn decode_source(bytes: &[u8]) -> Result<SocketAddr> {
     if bytes.len() != SOURCE_LEN {
         return Err(Error::Protocol(format!("client address of {} bytes", bytes.len())));
@@ -213,9 +228,14 @@ pub fn refuse_frame(peer: u32, why: String) -> String {
 impl ToWorker {
     pub fn encode(&self) -> Vec<u8> {
         match *self {
-            ToWorker::Dispatch { listener, count } => header_with_count(KIND_DISPATCH, count, listener).to_vec(),
-            ToWorker::DispatchFrom { listener, source } => {
+            ToWorker::Dispatch { listener, count, first } => {
+                let mut out = header_with_count(KIND_DISPATCH, count, listener).to_vec();
+                out.extend_from_slice(&first.to_le_bytes());
+                out
+            }
+            ToWorker::DispatchFrom { listener, source, seq } => {
                 let mut out = header_with_count(KIND_DISPATCH_FROM, 1, listener).to_vec();
+                out.extend_from_slice(&seq.to_le_bytes());
                 out.extend_from_slice(&encode_source(source));
                 out
             }
@@ -228,11 +248,11 @@ impl ToWorker {
     /// Decodes the header of a message whose fds were lost on the way (the
     /// receiver is out of descriptors): a DISPATCH says how many there were.
     pub fn decode_without_fds(buf: &[u8]) -> Result<Self> {
-        let (kind, listener, _) = parse_header(buf)?;
+        let (kind, listener, rest) = parse_header(buf)?;
         match kind {
-            KIND_DISPATCH if buf[2] >= 1 => Ok(ToWorker::Dispatch { listener, count: buf[2] }),
+            KIND_DISPATCH if buf[2] >= 1 => Ok(ToWorker::Dispatch { listener, count: buf[2], first: decode_seq(rest)? }),
             // Lost with its one fd: refused like any lost dispatch.
-            KIND_DISPATCH_FROM => Ok(ToWorker::Dispatch { listener, count: 1 }),
+            KIND_DISPATCH_FROM => Ok(ToWorker::Dispatch { listener, count: 1, first: decode_seq(rest)? }),
             KIND_SHARED => Ok(ToWorker::Shared { listener }),
             KIND_LOOP_STAMP => Ok(ToWorker::LoopStamp),
             other => Err(Error::Protocol(format!("message kind {other} lost descriptors it should not carry"))),
@@ -243,8 +263,20 @@ impl ToWorker {
     pub fn decode(buf: &[u8], fd_count: usize) -> Result<Self> {
         let (kind, listener, rest) = parse_header(buf)?;
         if kind == KIND_DISPATCH_FROM {
-            let msg = ToWorker::DispatchFrom { listener, source: decode_source(rest)? };
+            let seq = decode_seq(rest)?;
+            let msg = ToWorker::DispatchFrom { listener, source: decode_source(&rest[SEQ_LEN..])?, seq };
             if buf[2] != 1 || fd_count != 1 {
+                return Err(Error::Protocol(format!("{msg:?} arrived with {fd_count} fds")));
+            }
+            return Ok(msg);
+        }
+        if kind == KIND_DISPATCH {
+            if rest.len() != SEQ_LEN {
+                return Err(Error::Protocol(format!("a dispatch with {} bytes after the header", rest.len())));
+            }
+            let count = buf[2];
+            let msg = ToWorker::Dispatch { listener, count, first: decode_seq(rest)? };
+            if count as usize != fd_count || fd_count == 0 {
                 return Err(Error::Protocol(format!("{msg:?} arrived with {fd_count} fds")));
             }
             return Ok(msg);
@@ -253,10 +285,6 @@ impl ToWorker {
             return Err(Error::Protocol(format!("{} unexpected bytes after the header", rest.len())));
         }
         let (msg, fds_ok) = match kind {
-            KIND_DISPATCH => {
-                let count = buf[2];
-                (ToWorker::Dispatch { listener, count }, count as usize == fd_count && fd_count >= 1)
-            }
             KIND_SHARED => (ToWorker::Shared { listener }, fd_count == 1),
             KIND_LEFT => (ToWorker::Left { listener }, fd_count == 0),
             KIND_LOOP_STAMP => (ToWorker::LoopStamp, fd_count == 1),
@@ -353,12 +381,12 @@ mod tests {
     #[test]
     fn to_worker_round_trips_with_the_right_fd_counts() {
         for (msg, fds) in [
-            (ToWorker::Dispatch { listener: 7, count: 3 }, 3),
+            (ToWorker::Dispatch { listener: 7, count: 3, first: u64::MAX - 1 }, 3),
             (ToWorker::Shared { listener: 0xdead_beef }, 1),
             (ToWorker::Left { listener: 1 }, 0),
             (ToWorker::LoopStamp, 1),
-            (ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap() }, 1),
-            (ToWorker::DispatchFrom { listener: 4, source: "[2001:db8::1]:1".parse().unwrap() }, 1),
+            (ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap(), seq: 9 }, 1),
+            (ToWorker::DispatchFrom { listener: 4, source: "[2001:db8::1]:1".parse().unwrap(), seq: 0 }, 1),
         ] {
             assert_eq!(ToWorker::decode(&msg.encode(), fds).unwrap(), msg);
         }
@@ -366,30 +394,30 @@ mod tests {
 
     #[test]
     fn a_dispatch_with_its_client_needs_one_fd_and_a_whole_address() {
-        let msg = ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap() };
+        let msg = ToWorker::DispatchFrom { listener: 4, source: "192.0.2.7:56324".parse().unwrap(), seq: 3 };
         let bytes = msg.encode();
         assert!(ToWorker::decode(&bytes, 0).is_err());
         assert!(ToWorker::decode(&bytes, 2).is_err());
         assert!(ToWorker::decode(&bytes[..bytes.len() - 1], 1).is_err());
         let mut bad_family = bytes.clone();
-        bad_family[HEADER_LEN] = 5;
+        bad_family[HEADER_LEN + SEQ_LEN] = 5;
         assert!(ToWorker::decode(&bad_family, 1).is_err());
-        assert_eq!(ToWorker::decode_without_fds(&bytes).unwrap(), ToWorker::Dispatch { listener: 4, count: 1 });
+        assert_eq!(ToWorker::decode_without_fds(&bytes).unwrap(), ToWorker::Dispatch { listener: 4, count: 1, first: 3 });
     }
 
     #[test]
     fn to_worker_rejects_wrong_fd_counts() {
-        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 1 }.encode(), 0).is_err());
-        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 0 }.encode(), 0).is_err());
-        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 3 }.encode(), 2).is_err());
-        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 253 }.encode(), 254).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 1, first: 0 }.encode(), 0).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 0, first: 0 }.encode(), 0).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 3, first: 0 }.encode(), 2).is_err());
+        assert!(ToWorker::decode(&ToWorker::Dispatch { listener: 1, count: 253, first: 0 }.encode(), 254).is_err());
         assert!(ToWorker::decode(&ToWorker::Shared { listener: 1 }.encode(), 2).is_err());
         assert!(ToWorker::decode(&ToWorker::Left { listener: 1 }.encode(), 1).is_err());
     }
 
     #[test]
     fn a_dispatch_whose_fds_were_lost_still_says_how_many() {
-        let msg = ToWorker::Dispatch { listener: 9, count: 17 };
+        let msg = ToWorker::Dispatch { listener: 9, count: 17, first: 40 };
         assert_eq!(ToWorker::decode_without_fds(&msg.encode()).unwrap(), msg);
         assert!(ToWorker::decode_without_fds(&ToWorker::Left { listener: 9 }.encode()).is_err());
     }

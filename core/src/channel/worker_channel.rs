@@ -11,10 +11,12 @@ use crate::channel::wire::{ListenerId, ToPrimary, ToWorker, MAX_MESSAGE_LEN};
 /// What the primary sent.
 #[derive(Debug)]
 pub enum Incoming {
-    /// New connections for a round-robin listener.
-    Dispatch { listener: ListenerId, fds: Vec<OwnedFd> },
+    /// New connections for a round-robin listener, numbered from `first` on
+    /// this channel: each is claimed by its number before it is used
+    /// (`crate::connection_claims`).
+    Dispatch { listener: ListenerId, fds: Vec<OwnedFd>, first: u64 },
     /// One connection whose client a PROXY protocol header named.
-    DispatchFrom { listener: ListenerId, fd: OwnedFd, source: SocketAddr },
+    DispatchFrom { listener: ListenerId, fd: OwnedFd, source: SocketAddr, seq: u64 },
     /// The listening socket of a SCHED_NONE listener.
     Shared { listener: ListenerId, fd: OwnedFd },
     /// Out of that listener's rotation: nothing more for it will come.
@@ -84,7 +86,7 @@ impl WorkerChannel {
             Recv::Closed => return Ok(Received::Closed),
             Recv::FdsLost(n) => {
                 let lost = match ToWorker::decode_without_fds(&self.buf[..n])? {
-                    ToWorker::Dispatch { listener, count } => Incoming::DispatchLost { listener, count: count.into() },
+                    ToWorker::Dispatch { listener, count, .. } => Incoming::DispatchLost { listener, count: count.into() },
                     ToWorker::Shared { listener } => Incoming::SharedLost { listener },
                     ToWorker::LoopStamp => Incoming::LoopStampLost,
                     ToWorker::Left { .. } | ToWorker::DispatchFrom { .. } => {
@@ -106,9 +108,9 @@ impl WorkerChannel {
         }
         // On a protocol error, `fds` drops here and the descriptors close.
         let incoming = match ToWorker::decode(&self.buf[..n], fds.len())? {
-            ToWorker::Dispatch { listener, .. } => Incoming::Dispatch { listener, fds },
-            ToWorker::DispatchFrom { listener, source } => {
-                Incoming::DispatchFrom { listener, fd: fds.pop().expect("decode checked one fd"), source }
+            ToWorker::Dispatch { listener, first, .. } => Incoming::Dispatch { listener, fds, first },
+            ToWorker::DispatchFrom { listener, source, seq } => {
+                Incoming::DispatchFrom { listener, fd: fds.pop().expect("decode checked one fd"), source, seq }
             }
             ToWorker::Shared { listener } => Incoming::Shared { listener, fd: fds.pop().expect("decode checked one fd") },
             ToWorker::Left { listener } => Incoming::Left { listener },

@@ -28,6 +28,9 @@ pub struct AckStats {
     pub sum_us: u64,
     /// Refusals by workers (each offer of a connection a worker refused).
     pub refused: u64,
+    /// Connections taken back from a worker whose event loop stayed busy
+    /// before it read them, and dealt to another (docs/DESIGN.md §15).
+    pub taken_back: u64,
 }
 
 impl AckStats {
@@ -44,6 +47,11 @@ impl AckStats {
     /// A worker refused a connection it was offered.
     pub fn refused(&mut self) {
         self.refused += 1;
+    }
+
+    /// A connection was taken back from a blocked worker.
+    pub fn taken_back(&mut self) {
+        self.taken_back += 1;
     }
 
     /// Cumulative counts per bound, as Prometheus' `_bucket{le}` lines are.

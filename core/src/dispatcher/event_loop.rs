@@ -22,6 +22,7 @@ use super::health::Health;
 use super::stats::StageStats;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
+use crate::connection_claims::ClaimBook;
 use crate::dispatcher::ack_stats::AckStats;
 use crate::dispatcher::peer::{Connection, Peer, PeerState, WorkerId};
 use crate::dispatcher::untouched;
@@ -208,6 +209,7 @@ impl EventLoop {
             self.read_headers();
             self.reap_dead_peers();
             self.check_health();
+            self.take_back_stuck();
             self.dispatch();
             self.flush();
             self.reap_dead_peers();
@@ -377,6 +379,8 @@ impl EventLoop {
             .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now))
             // Round-robin passes over a worker once it lags: look again then.
             .chain(self.peers.values().filter_map(Peer::lags_at).filter(|t| *t > now))
+            // A connection left with a blocked worker is taken back then.
+            .chain(self.next_take_back(now).filter(|t| *t > now))
             .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
         match wake_ups.min() {
             None => -1,
@@ -394,7 +398,10 @@ impl EventLoop {
                         peer.allow_window(self.config.window, self.config.max_window);
                         peer.judge_by(self.config.busy_threshold, self.config.ack_lag);
                         if let Some((reader, fd)) = stamp {
-                            peer.set_loop_stamp(reader, fd);
+                            // Without its claims (out of memory for the
+                            // mapping) nothing is ever taken back from it.
+                            let claims = ClaimBook::map(fd.as_fd()).ok();
+                            peer.set_loop_stamp(reader, claims, fd);
                         }
                         if let Some(mut old) = self.peers.insert(id, peer) {
                             // Ids are never reused; if one were, the old channel is dead to us.
@@ -643,6 +650,11 @@ impl EventLoop {
                 overacknowledged = true;
                 break;
             };
+            if conn.taken_back {
+                // Another worker has it; this one closed its copy unread
+                // (an honest one refuses it). Ours closes here.
+                continue;
+            }
             if *status == ACCEPTED {
                 peer.count_accepted();
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
@@ -794,6 +806,10 @@ impl EventLoop {
             bus_relay::peer_gone(&mut self.peers, id);
             let sent = peer.sent_count();
             for (i, conn) in peer.take_all().into_iter().enumerate().rev() {
+                // Taken back: another worker has it already.
+                if conn.taken_back {
+                    continue;
+                }
                 // One it was sent may have been read (acknowledgements come a
                 // turn late): only an untouched one is served again.
                 if i < sent && !untouched::is_untouched(conn.fd.as_fd()) {
@@ -801,6 +817,57 @@ impl EventLoop {
                 }
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.hold(conn, Held::Returned);
+                }
+            }
+        }
+    }
+
+    /// The shortest time any listener's policy lets a connection wait for a
+    /// worker whose loop is busy before it is taken back (`None`: never).
+    fn stuck_after(&self) -> Option<Duration> {
+        self.handles.values().filter_map(|h| h.stuck_after(self.config.busy_threshold)).min()
+    }
+
+    /// When the next connection left with a blocked worker will be due to
+    /// be taken back (`take_back_stuck`).
+    fn next_take_back(&self, now: Instant) -> Option<Instant> {
+        let stuck_after = self.stuck_after()?;
+        let now_ns = sys::monotonic_ns();
+        self.peers.values().filter_map(|p| p.stuck_at(stuck_after, now_ns, now)).min()
+    }
+
+    /// Takes back the connections left with a worker whose event loop has
+    /// been busy too long to read them (a long handler that began just after
+    /// they were dealt, or a hang), when another member could take them now:
+    /// they go to the front of their listener's queue as refused by that
+    /// worker, and are dealt again below (docs/DESIGN.md §15). The worker
+    /// never sees them: it finds them revoked when its loop turns.
+    fn take_back_stuck(&mut self) {
+        let Some(stuck_after) = self.stuck_after() else { return };
+        let now = Instant::now();
+        let now_ns = sys::monotonic_ns();
+        let window = self.config.window;
+        let busy_threshold = self.config.busy_threshold;
+        let due: Vec<WorkerId> =
+            self.peers.values().filter(|p| p.stuck_at(stuck_after, now_ns, now).is_some_and(|t| t <= now)).map(|p| p.id).collect();
+        for id in due {
+            // Out of the map while it changes: the others are what a policy
+            // is asked about (this one counts as gone, and is left out anyway).
+            let mut peer = self.peers.remove(&id).expect("listed above");
+            let handles = &self.handles;
+            let peers = &self.peers;
+            let mut may_take = |listener: ListenerId, busy_for: Duration| {
+                handles.get(&listener).is_some_and(|h| {
+                    h.stuck_after(busy_threshold).is_some_and(|after| busy_for >= after)
+                        && with_ask(peers, window, now, |ask| h.could_take_elsewhere(ask, id))
+                })
+            };
+            let taken = peer.take_back_stuck(&mut may_take, now);
+            self.peers.insert(id, peer);
+            for conn in taken.into_iter().rev() {
+                self.acks.taken_back();
+                if let Some(handle) = self.handles.get_mut(&conn.listener) {
+                    handle.hold(conn, Held::Refused { by: id, at: now });
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 
 use crate::bus::BusQueue;
+use crate::connection_claims::ClaimBook;
 use crate::loop_stamp::{Reading, StampReader};
 use crate::routing::policy::{Load, Offers};
 use crate::sys::{self, MAX_FDS_PER_MESSAGE};
@@ -35,11 +36,28 @@ pub struct Connection {
     /// When it was last given to a worker (`Peer::push`): how long that
     /// worker has left it unread.
     pub dealt: Option<Instant>,
+    /// Its number on the channel it was last sent on, which names its slot
+    /// in that worker's claims (`crate::connection_claims`).
+    pub seq: Option<u64>,
+    /// Taken back from the worker it was sent to, which never claimed it
+    /// (`Peer::take_back_stuck`): a copy went to another worker, and this
+    /// entry only waits for the first worker's reply to close.
+    pub taken_back: bool,
 }
 
 impl Connection {
     pub fn new(listener: ListenerId, fd: OwnedFd, since: Instant) -> Self {
-        Connection { listener, fd, since, offers: Offers::default(), key: None, source: None, dealt: None }
+        Connection {
+            listener,
+            fd,
+            since,
+            offers: Offers::default(),
+            key: None,
+            source: None,
+            dealt: None,
+            seq: None,
+            taken_back: false,
+        }
     }
 }
 
@@ -70,6 +88,10 @@ pub struct Flushed {
     /// dispatcher gives them to other workers. They were never delivered.
     pub returned: Vec<Connection>,
 }
+
+/// How often a worker holding an unacknowledged connection whose loop reads
+/// as waiting is looked at again (`Peer::stuck_at`).
+const RECHECK: Duration = Duration::from_millis(1);
 
 /// How many control messages (LEFT, shared sockets) may wait for a worker
 /// that does not read its channel. An honest worker has at most one per
@@ -116,6 +138,10 @@ pub struct Peer {
     max_growth: usize,
     /// Its loop stamp, if it has one (`crate::loop_stamp`): read, never trusted.
     stamp: Option<StampReader>,
+    /// Its connection claims, if it has a stamp file (`crate::connection_claims`).
+    claims: Option<ClaimBook>,
+    /// The number the next connection sent on its channel gets.
+    next_seq: u64,
     /// Busy longer than this by its loop stamp, it counts as busy
     /// (`Load::busy`; `routing: { busyThreshold }`).
     busy_threshold: Duration,
@@ -143,16 +169,90 @@ impl Peer {
             grown: 0,
             max_growth: 0,
             stamp: None,
+            claims: None,
+            next_seq: 0,
             busy_threshold: Duration::MAX,
             ack_lag: Duration::MAX,
         })
     }
 
-    /// Gives this worker its loop stamp: the primary reads `reader`, and `fd`
-    /// goes to the worker before anything else on its channel.
-    pub fn set_loop_stamp(&mut self, reader: StampReader, fd: OwnedFd) {
+    /// Gives this worker its loop stamp: the primary reads `reader` and
+    /// writes `claims`, and `fd` goes to the worker before anything else on
+    /// its channel.
+    pub fn set_loop_stamp(&mut self, reader: StampReader, claims: Option<ClaimBook>, fd: OwnedFd) {
         self.stamp = Some(reader);
+        self.claims = claims;
         self.control.push_front(Control::LoopStamp { fd });
+    }
+
+    /// When a connection it was sent and has not acknowledged could next be
+    /// due to be taken back once its loop has been busy for `stuck_after`
+    /// (`take_back_stuck`), if any. Its loop may turn busy at any moment
+    /// without telling the dispatcher, so while it reads as waiting (or
+    /// descheduled) the answer is a millisecond on: the dispatcher looks
+    /// again then, unless the reply comes first.
+    pub fn stuck_at(&self, stuck_after: Duration, now_ns: u64, now: Instant) -> Option<Instant> {
+        if !self.claims.as_ref().is_some_and(ClaimBook::enabled) {
+            return None;
+        }
+        let oldest = self.sent_unacknowledged().find(|c| !c.taken_back && c.key.is_none())?;
+        let lagging_at = oldest.dealt? + self.ack_lag;
+        match self.loop_reading(now_ns) {
+            Some(r) if r.busy => {
+                let busy_since = now.checked_sub(r.age).unwrap_or(now);
+                Some(lagging_at.max(busy_since + stuck_after))
+            }
+            Some(_) => Some(lagging_at.max(now + RECHECK)),
+            None => None,
+        }
+    }
+
+    /// Connections it was sent and has not acknowledged, oldest first.
+    fn sent_unacknowledged(&self) -> impl Iterator<Item = &Connection> {
+        self.in_flight.range(..self.in_flight.len() - self.unsent)
+    }
+
+    /// Takes back what this worker was sent and has not read while its event
+    /// loop is busy (in a long handler, or hung): each connection left
+    /// unacknowledged for `Config::ack_lag` that `may_take(listener,
+    /// busy_for)` allows and that the worker has not claimed yet. Each
+    /// comes back as a copy for another worker; the entry here stays,
+    /// marked, until the worker's reply (which refuses it: the worker closes
+    /// its copy unread). Only connections without a client key: a keyed one
+    /// belongs where its key sends it.
+    pub fn take_back_stuck(&mut self, may_take: &mut dyn FnMut(ListenerId, Duration) -> bool, now: Instant) -> Vec<Connection> {
+        let Some(claims) = self.claims.as_ref().filter(|c| c.enabled()) else { return Vec::new() };
+        let busy_for = self.loop_reading(sys::monotonic_ns()).map_or(Duration::ZERO, |r| r.busy_for());
+        if busy_for.is_zero() {
+            return Vec::new();
+        }
+        let sent = self.in_flight.len() - self.unsent;
+        let mut out = Vec::new();
+        for conn in self.in_flight.range_mut(..sent) {
+            let due = conn.dealt.is_some_and(|t| now.saturating_duration_since(t) >= self.ack_lag);
+            if conn.taken_back || conn.key.is_some() || !due || !may_take(conn.listener, busy_for) {
+                continue;
+            }
+            let Some(seq) = conn.seq else { continue };
+            // The copy first: out of descriptors, the worker keeps it.
+            let Ok(fd) = sys::dup_cloexec(conn.fd.as_fd()) else { break };
+            if !claims.revoke(seq) {
+                continue; // claimed meanwhile: the worker reads it; `fd` closes
+            }
+            conn.taken_back = true;
+            out.push(Connection {
+                listener: conn.listener,
+                fd,
+                since: conn.since,
+                offers: conn.offers.clone(),
+                key: None,
+                source: conn.source,
+                dealt: None,
+                seq: None,
+                taken_back: false,
+            });
+        }
+        out
     }
 
     /// Sets how long a busy loop (`busy_threshold`) or an unread connection
@@ -341,6 +441,7 @@ impl Peer {
     pub fn push(&mut self, mut conn: Connection) {
         debug_assert!(self.state == PeerState::Ready);
         conn.dealt = Some(Instant::now());
+        conn.seq = None; // numbered when sent
         self.in_flight.push_back(conn);
         self.unsent += 1;
     }
@@ -456,6 +557,7 @@ impl Peer {
         }
         while self.unsent > 0 {
             let start = self.in_flight.len() - self.unsent;
+            let first = self.next_seq;
             let listener = self.in_flight[start].listener;
             let source = self.in_flight[start].source;
             // A connection with its client's address goes alone, with it.
@@ -471,14 +573,26 @@ impl Peer {
             };
             let count = u8::try_from(fds.len()).expect("MAX_FDS_PER_MESSAGE fits in the header's count byte");
             let msg = match source {
-                Some(source) => ToWorker::DispatchFrom { listener, source }.encode(),
-                None => ToWorker::Dispatch { listener, count }.encode(),
+                Some(source) => ToWorker::DispatchFrom { listener, source, seq: first }.encode(),
+                None => ToWorker::Dispatch { listener, count, first }.encode(),
             };
-            let sent = sys::send_message(self.channel.as_fd(), &msg, &fds);
             let n = fds.len();
+            // Unclaimed before the worker can see them.
+            if let Some(claims) = &self.claims {
+                for seq in first..first + n as u64 {
+                    claims.deal(seq);
+                }
+            }
+            let sent = sys::send_message(self.channel.as_fd(), &msg, &fds);
             drop(fds);
             match sent {
-                Ok(()) => self.unsent -= n,
+                Ok(()) => {
+                    for (i, conn) in self.in_flight.range_mut(start..start + n).enumerate() {
+                        conn.seq = Some(first + i as u64);
+                    }
+                    self.next_seq += n as u64;
+                    self.unsent -= n;
+                }
                 Err(e) => {
                     self.on_send_error(&e);
                     return self.return_unsent();

@@ -316,6 +316,22 @@ impl ListenHandle {
         self.policy.pick_for(ask, &conn.offers.refused_by, conn.key)
     }
 
+    /// How long a member's loop may be busy with one of this listener's
+    /// connections unread before it is taken back (`Policy::stuck_after`).
+    pub fn stuck_after(&self, busy_threshold: Duration) -> Option<Duration> {
+        self.policy.stuck_after(busy_threshold)
+    }
+
+    /// Whether a member other than `from` could take a connection now and
+    /// is keeping up (credit, loop not busy, nothing left unread too long):
+    /// only then is a connection worth taking back from `from`.
+    pub fn could_take_elsewhere(&self, ask: &Ask<'_>, from: WorkerId) -> bool {
+        self.policy.members().into_iter().filter(|m| *m != from).any(|m| {
+            let load = (ask.load)(m);
+            !load.gone && load.free > 0 && !load.busy && !load.lagging && !load.paced
+        })
+    }
+
     /// Gives `conn` to the member `pick` names.
     fn give(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>) {
         let worker = self.policy.commit(pick, &conn.offers.refused_by);

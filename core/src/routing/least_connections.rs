@@ -56,6 +56,11 @@ impl Policy for LeastConnections {
         true
     }
 
+    /// As soon as it counts as busy: nobody is waited for.
+    fn stuck_after(&self, busy_threshold: Duration) -> Option<Duration> {
+        Some(busy_threshold)
+    }
+
     fn name(&self) -> &'static str {
         crate::routing::policy::Mode::LeastConnections.name()
     }

@@ -258,6 +258,16 @@ pub trait Policy: Debug + Send {
         self.new_round_if_refused_by_all(offers, now);
     }
 
+    /// How long a worker's event loop may be busy (by its loop stamp) with a
+    /// connection of this listener sent to it and not yet read, before the
+    /// dispatcher takes that connection back for another member
+    /// (`Peer::take_back_stuck`); `None`: never taken back (the policy does
+    /// not deal, or placement is by client).
+    fn stuck_after(&self, busy_threshold: Duration) -> Option<Duration> {
+        let _ = busy_threshold;
+        None
+    }
+
     /// The name `cluster.stats()` shows: `rr`, `none`, `lc`, `sticky` or
     /// `reuseport`.
     fn name(&self) -> &'static str;
@@ -628,6 +638,12 @@ pub(crate) use rotation_policy;
 rotation_policy!(RoundRobin, name = Mode::RoundRobin.name(), {
     fn deals_new_connections(&self) -> bool {
         true
+    }
+    /// As long as the lag rule waits (`ROUND_ROBIN_STUCK`): a worker kept
+    /// off its CPU for a millisecond or two keeps its turns, so the split
+    /// stays exact while workers keep up.
+    fn stuck_after(&self, busy_threshold: Duration) -> Option<Duration> {
+        Some(busy_threshold.max(ROUND_ROBIN_STUCK))
     }
     fn primary_accepts(&self) -> bool {
         true

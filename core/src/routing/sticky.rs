@@ -139,6 +139,13 @@ impl Policy for Sticky {
         true
     }
 
+    /// Its connections without a key (placed as least connections places
+    /// them) are taken back as least connections' are; keyed ones never
+    /// (`Peer::take_back_stuck` leaves them).
+    fn stuck_after(&self, busy_threshold: std::time::Duration) -> Option<std::time::Duration> {
+        Some(busy_threshold)
+    }
+
     fn name(&self) -> &'static str {
         crate::routing::policy::Mode::Sticky.name()
     }

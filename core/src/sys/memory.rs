@@ -55,6 +55,13 @@ impl SharedMapping {
     /// Maps `len` bytes of the file behind `fd`, which must be at least that
     /// long: a page past its end would be a SIGBUS on access.
     pub fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedMapping> {
+        Self::new_at(fd, 0, len)
+    }
+
+    /// Maps `len` bytes of the file behind `fd` from `offset` (a multiple of
+    /// the page size), which must lie within the file, as for [`SharedMapping::new`].
+    pub fn new_at(fd: BorrowedFd<'_>, offset: usize, len: usize) -> io::Result<SharedMapping> {
+        let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: a fresh mapping at an address the kernel picks, so no
         // existing memory is affected; `fd` is open for the borrow.
         let ptr = unsafe {
@@ -64,7 +71,7 @@ impl SharedMapping {
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
-                0,
+                offset,
             )
         };
         if ptr == libc::MAP_FAILED {

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use rcluster_core::connection_claims::ClaimTaker;
 use rcluster_core::loop_stamp::StampWriter;
 use rcluster_core::sys;
 use rcluster_core::channel::wire::{ACCEPTED, REJECTED};
@@ -19,6 +20,8 @@ pub struct TestWorker {
     /// Its loop stamp, once the primary has sent it (`recv` takes it in, as
     /// the addon does before JS sees anything).
     pub stamp: Option<StampWriter>,
+    /// Its connection claims, adopted with the stamp as the addon does.
+    pub claims: Option<ClaimTaker>,
 }
 
 impl TestWorker {
@@ -30,7 +33,7 @@ impl TestWorker {
         // `release_child_end`, below.
         let copy = sys::dup_cloexec(unsafe { BorrowedFd::borrow_raw(raw) }).unwrap();
         dispatcher.release_child_end(id);
-        TestWorker { id, channel: WorkerChannel::new(copy).unwrap(), stamp: None }
+        TestWorker { id, channel: WorkerChannel::new(copy).unwrap(), stamp: None, claims: None }
     }
 
     pub fn listen(&self, dispatcher: &Dispatcher, key: &str, port: u16, mode: Mode) -> (u32, u16) {
@@ -55,7 +58,10 @@ impl TestWorker {
         let deadline = Instant::now() + Duration::from_millis(ms);
         loop {
             match self.channel.recv().unwrap() {
-                Received::Message(Incoming::LoopStamp { fd }) => self.stamp = Some(StampWriter::adopt(fd).unwrap()),
+                Received::Message(Incoming::LoopStamp { fd }) => {
+                    self.claims = Some(ClaimTaker::adopt(std::os::fd::AsFd::as_fd(&fd)).unwrap());
+                    self.stamp = Some(StampWriter::adopt(fd).unwrap());
+                }
                 // Received out of descriptors: it goes without, as the addon does.
                 Received::Message(Incoming::LoopStampLost) => {}
                 Received::Message(m) => return Some(m),
@@ -101,6 +107,34 @@ impl TestWorker {
             }
         }
         out
+    }
+
+    /// As the addon does: receives dispatches until `ms` pass with nothing
+    /// new, claims each connection, accepts (and confirms reading) those it
+    /// claimed and refuses those the primary took back. Returns the
+    /// connections taken, and how many were taken back.
+    pub fn claim_all(&mut self, ms: u64) -> (Vec<TcpStream>, usize) {
+        let (mut out, mut revoked) = (Vec::new(), 0);
+        while let Some(msg) = self.recv(ms) {
+            if let Incoming::Dispatch { fds, first, .. } = msg {
+                let claims = self.claims.as_ref().expect("claims come with the stamp");
+                let mut statuses = Vec::new();
+                let mut taken = 0;
+                for (i, fd) in fds.into_iter().enumerate() {
+                    if claims.claim(first + i as u64) {
+                        statuses.push(ACCEPTED);
+                        out.push(stream(fd));
+                        taken += 1;
+                    } else {
+                        statuses.push(REJECTED);
+                        revoked += 1;
+                    }
+                }
+                self.channel.reply(&statuses).unwrap();
+                self.channel.confirm_read(taken).unwrap();
+            }
+        }
+        (out, revoked)
     }
 
     pub fn refuse_all(&mut self, ms: u64) -> usize {
