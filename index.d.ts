@@ -61,6 +61,12 @@ declare namespace rcluster {
     /** Offers of a connection that a worker refused (maxConnections, closing). */
     refused?: number;
     /**
+     * Connections taken back unread from a worker whose event loop stayed
+     * busy, and dealt to another (docs/routing.md). Absent before the first
+     * worker is forked.
+     */
+    takenBack?: number;
+    /**
      * Untrusted input this process refused, by surface (`busRecord`,
      * `proxyHeader`, `sharedMemory`, ...): see docs/SECURITY.md.
      */

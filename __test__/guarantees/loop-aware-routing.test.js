@@ -4,7 +4,7 @@
 // core/src/loop_stamp.rs) is passed over while the other worker can take the
 // connection, even when it holds fewer connections; cluster.stats() shows
 // how long each worker's loop has been busy; and a worker that writes
-// garbage over its stamp harms nobody but itself.
+// garbage over its stamp and its connection claims harms nobody but itself.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { startCluster, rclusterOnly } = require('../helpers/run-cluster');
@@ -68,7 +68,7 @@ test('lc: fast connections made while one worker\'s loop is blocked all go to th
     assert.equal(typeof other.lastTurnAgeMs, 'number');
   });
 
-test('lc: a worker writing garbage over its loop stamp neither crashes nor stalls the primary',
+test('lc: a worker writing garbage over its loop stamp and claims neither crashes nor stalls the primary',
   { skip: rclusterOnly('loop stamps'), timeout: 60000 },
   async (t) => {
     const c = startCluster(t, 'routing.js', { env: { POLICY: 'lc', WORKERS: '2' } });

@@ -33,6 +33,7 @@ const WorkerClass: typeof NodeWorker = cluster.Worker;
 const stats: cluster.DispatcherStats = cluster.stats();
 const accepted: number = stats.workers.reduce((n, x) => n + x.accepted, 0);
 const busiest: number = Math.max(0, ...stats.workers.map((x) => x.loopBusyMs ?? 0));
+const takenBack: number = stats.takenBack ?? 0;
 cluster.setupPrimary({ routing: { busyThreshold: 2 } });
 // @ts-expect-error busyThreshold is milliseconds, a number
 cluster.setupPrimary({ routing: { busyThreshold: '2' } });
@@ -46,7 +47,7 @@ const notStats: string = cluster.stats();
 // @ts-expect-error node:cluster has no such member, and rcluster adds none
 cluster.notAClusterMethod();
 
-export { asNode, w, policy, self, WorkerClass, accepted, busiest, extensions, notStats };
+export { asNode, w, policy, self, WorkerClass, accepted, busiest, takenBack, extensions, notStats };
 
 // Worker management and queueTimeout are declared and typed.
 cluster.setupPrimary({ queueTimeout: 5000, restart: { minDelay: 50, minUptime: 2000 }, shutdownSignals: ['SIGTERM'], exitOnUncaughtException: true });
