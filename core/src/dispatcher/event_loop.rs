@@ -379,8 +379,10 @@ impl EventLoop {
             .chain(self.peers.values().filter_map(|p| p.stalls_at(stall)).filter(|t| *t > now))
             // Round-robin passes over a worker once it lags: look again then.
             .chain(self.peers.values().filter_map(Peer::lags_at).filter(|t| *t > now))
-            // A connection left with a blocked worker is taken back then.
-            .chain(self.next_take_back(now).filter(|t| *t > now))
+            // A connection left with a blocked worker is taken back then;
+            // one due and not taken (no other worker could take it this
+            // turn) is looked at again a millisecond on.
+            .chain(self.next_take_back(now).map(|t| t.max(now + Duration::from_millis(1))))
             .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
         match wake_ups.min() {
             None => -1,

@@ -92,13 +92,17 @@ impl Policy for LeastConnections {
     fn pick(&self, ask: &Ask<'_>, refused_by: &[WorkerId]) -> Option<Pick> {
         let n = self.members.len();
         // Lowest wins: busy past the threshold last, and those by how long
-        // alone; before them, one holding no connection it has not read yet
+        // alone; before them, one that has taken everything it was dealt
+        // (its loop has turned since: a connection dealt to one that has
+        // not would be read in the same turn as the last, and wait for
+        // whatever request that one brings, as node:cluster's hand-off never
+        // lets happen), then one holding no connection it has not read yet
         // (its loop has yet to run their requests, of unknown length), then
         // the one whose loop has been busy the shortest (a loop busy for a
         // while, even under the threshold, may be in a long handler; one
         // waiting for I/O, zero, takes the connection at once), then open
         // plus unacknowledged; the first in turn wins a tie.
-        let mut best: Option<((bool, Duration, bool, Duration, u64), usize)> = None;
+        let mut best: Option<((bool, Duration, bool, bool, Duration, u64), usize)> = None;
         for idx in (0..n).map(|i| (self.cursor + i) % n) {
             let member = &self.members[idx];
             if refused_by.contains(&member.id) || member.at_cap() {
@@ -111,7 +115,7 @@ impl Policy for LeastConnections {
             let outstanding = member.open.saturating_add(load.unacked as u64);
             // Busy members, all of them past the threshold, by how long alone.
             let busy_for = if load.busy { load.busy_for } else { Duration::ZERO };
-            let rank = (load.busy, busy_for, load.unread > 0, load.busy_for, outstanding);
+            let rank = (load.busy, busy_for, load.unacked > 0, load.unread > 0, load.busy_for, outstanding);
             if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, idx));
             }
@@ -253,10 +257,14 @@ mod tests {
     #[test]
     fn unacknowledged_connections_count_with_open_ones() {
         let mut p = lc(2);
-        let loads = [(1, Load { unacked: 3, ..Load::free(5) }), (3, Load::free(8))];
-        assert_eq!(pick_loaded(&mut p, &loads), 2, "1 open + 3 unacknowledged is more than 3 open");
-        let loads = [(1, Load { unacked: 1, ..Load::free(7) }), (3, Load::free(8))];
-        assert_eq!(pick_loaded(&mut p, &loads), 1);
+        let loads = [(1, Load { unacked: 3, unread: 3, ..Load::free(5) }), (2, Load { unacked: 1, unread: 1, ..Load::free(7) })];
+        assert_eq!(pick_loaded(&mut p, &loads), 2, "1 open + 3 unacknowledged is more than 2 + 1");
+        let loads = [(1, Load { unacked: 1, unread: 1, ..Load::free(7) }), (3, Load { unacked: 1, unread: 1, ..Load::free(8) })];
+        assert_eq!(pick_loaded(&mut p, &loads), 1, "1 open + 1 unacknowledged is less than 3 + 1");
+        // But one that has not even taken what it was dealt (its loop has
+        // not turned since) comes after one holding more that has.
+        let loads = [(1, Load { unacked: 1, unread: 1, ..Load::free(7) }), (3, Load { unread: 1, ..Load::free(8) })];
+        assert_eq!(pick_loaded(&mut p, &loads), 2);
         // A busy member without credit is no candidate either way.
         let loads = [(0, Load { busy: true, busy_for: Duration::from_millis(1), ..Load::free(0) }), (9, stamped(9, Some(80.0)).1)];
         assert_eq!(pick_loaded(&mut p, &loads), 2);
