@@ -38,7 +38,7 @@ fn a_message_reaches_its_target_with_the_real_sender_in_order() {
 #[test]
 fn a_broadcast_reaches_every_worker_and_the_agent_but_not_the_primary() {
     let d = Dispatcher::start(Config::default()).unwrap();
-    let mut primary = TestWorker { id: PRIMARY, channel: WorkerChannel::new(d.open_local_channel(PRIMARY).unwrap()).unwrap(), stamp: None };
+    let mut primary = TestWorker { id: PRIMARY, channel: WorkerChannel::new(d.open_local_channel(PRIMARY).unwrap()).unwrap(), stamp: None, claims: None };
     let mut agent = TestWorker::spawn(&d, AGENT);
     let mut a = TestWorker::spawn(&d, 1);
     let mut b = TestWorker::spawn(&d, 2);
@@ -91,7 +91,7 @@ fn a_peer_that_never_reads_costs_messages_to_it_only() {
 #[test]
 fn with_the_bridge_on_the_primary_hears_other_peers_broadcasts_but_not_its_own() {
     let d = Dispatcher::start(Config::default()).unwrap();
-    let mut primary = TestWorker { id: PRIMARY, channel: WorkerChannel::new(d.open_local_channel(PRIMARY).unwrap()).unwrap(), stamp: None };
+    let mut primary = TestWorker { id: PRIMARY, channel: WorkerChannel::new(d.open_local_channel(PRIMARY).unwrap()).unwrap(), stamp: None, claims: None };
     let mut a = TestWorker::spawn(&d, 1);
     d.set_bus_bridge(true).unwrap();
     a.channel.send_bus(BROADCAST, b"out").unwrap();
