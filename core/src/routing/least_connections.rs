@@ -37,17 +37,42 @@ impl Member {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LeastConnections {
     /// In the order they joined.
     members: Vec<Member>,
     /// Where ties start being broken: just after the last pick.
     cursor: usize,
+    /// The CPUs this process may run on: with more members than that, a
+    /// member keeps getting connections for a run (`run_length`).
+    cpus: usize,
+    /// The member being dealt a run (its index) and how many it has had.
+    run: Option<(usize, usize)>,
+}
+
+impl Default for LeastConnections {
+    fn default() -> Self {
+        Self::with_cpus(crate::routing::policy::available_cpus())
+    }
 }
 
 impl LeastConnections {
     pub fn new() -> Self {
         LeastConnections::default()
+    }
+
+    /// Least connections for a process that may run on `cpus` CPUs.
+    pub fn with_cpus(cpus: usize) -> Self {
+        LeastConnections { members: Vec::new(), cursor: 0, cpus: cpus.max(1), run: None }
+    }
+
+    /// How many connections in a row a member may take while it stays
+    /// near the least loaded: 1 with no more members than CPUs; with more,
+    /// as round-robin's runs (`Rotation::run_length`), so that about one
+    /// member per CPU is dealt to at a time instead of each of 16 being
+    /// woken for one connection while most wait for a CPU (docs/DESIGN.md §14).
+    fn run_length(&self) -> usize {
+        self.members.len().div_ceil(self.cpus).max(1)
     }
 }
 
@@ -82,10 +107,12 @@ impl Policy for LeastConnections {
             return false;
         }
         self.members.push(Member { id: worker, open: 0, cap: None });
+        self.run = None;
         true
     }
 
     fn remove(&mut self, worker: WorkerId) -> bool {
+        self.run = None;
         crate::routing::policy::remove_in_turn(&mut self.members, &mut self.cursor, worker, |m| m.id)
     }
 
@@ -103,6 +130,10 @@ impl Policy for LeastConnections {
         // waiting for I/O, zero, takes the connection at once), then open
         // plus unacknowledged; the first in turn wins a tie.
         let mut best: Option<((bool, Duration, bool, bool, Duration, u64), usize)> = None;
+        // The member in a run, if it may go on: a candidate, not busy, and
+        // holding no more than a run beyond the least loaded.
+        let mut run_member: Option<(usize, u64)> = None;
+        let run_length = self.run_length();
         for idx in (0..n).map(|i| (self.cursor + i) % n) {
             let member = &self.members[idx];
             if refused_by.contains(&member.id) || member.at_cap() {
@@ -119,13 +150,27 @@ impl Policy for LeastConnections {
             if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, idx));
             }
+            if self.run.is_some_and(|(at, had)| at == idx && had < run_length) && !load.busy {
+                run_member = Some((idx, outstanding));
+            }
         }
-        best.map(|(_, idx)| Pick::at(idx))
+        let (rank, idx) = best?;
+        match run_member {
+            Some((at, outstanding)) if !rank.0 && outstanding <= rank.5.saturating_add(run_length as u64) => Some(Pick::at(at)),
+            _ => Some(Pick::at(idx)),
+        }
     }
 
     fn commit(&mut self, pick: Pick, _refused_by: &[WorkerId]) -> WorkerId {
         let idx = pick.idx();
         self.cursor = (idx + 1) % self.members.len();
+        let run_length = self.run_length();
+        self.run = match self.run {
+            _ if run_length <= 1 => None,
+            Some((at, had)) if at == idx && had + 1 < run_length => Some((at, had + 1)),
+            Some((at, _)) if at == idx => None,
+            _ => Some((idx, 1)),
+        };
         self.members[idx].id
     }
 
@@ -145,7 +190,8 @@ mod tests {
     use std::time::Instant;
 
     fn lc(n: u32) -> LeastConnections {
-        let mut p = LeastConnections::new();
+        // As many CPUs as members: no runs (tested on their own below).
+        let mut p = LeastConnections::with_cpus(n as usize);
         for id in 1..=n {
             assert!(p.add(id));
         }
@@ -299,5 +345,48 @@ mod tests {
         assert_eq!(p.members(), vec![1, 2]);
         assert!(p.remove(1) && p.remove(2) && p.is_empty());
         assert_eq!(pick_one(&mut p, &[], &[]), 0);
+    }
+
+    #[test]
+    fn with_more_members_than_cpus_a_member_takes_a_run_while_it_stays_near_the_least() {
+        // 8 members on 2 CPUs: runs of 4.
+        let mut p = LeastConnections::with_cpus(2);
+        for id in 1..=8 {
+            p.add(id);
+        }
+        let mut unacked: HashMap<WorkerId, usize> = HashMap::new();
+        let mut busy: Option<WorkerId> = None;
+        let mut deal = |p: &mut LeastConnections, unacked: &mut HashMap<WorkerId, usize>, busy: Option<WorkerId>| {
+            let snapshot = unacked.clone();
+            let load = move |id: WorkerId| {
+                let n = snapshot.get(&id).copied().unwrap_or(0);
+                let mut l = Load { unacked: n, unread: n, ..Load::free(8 - n) };
+                if busy == Some(id) {
+                    l.busy = true;
+                    l.busy_for = Duration::from_millis(5);
+                }
+                l
+            };
+            let ask = Ask { load: &load, now: Instant::now() };
+            let pick = p.pick(&ask, &[]).unwrap();
+            let id = p.commit(pick, &[]);
+            *unacked.entry(id).or_default() += 1;
+            id
+        };
+        let first: Vec<WorkerId> = (0..8).map(|_| deal(&mut p, &mut unacked, busy)).collect();
+        assert_eq!(first, vec![1, 1, 1, 1, 2, 2, 2, 2], "runs of 4, each to the least loaded next");
+        // A member whose loop turns busy ends its run.
+        let next = deal(&mut p, &mut unacked, busy);
+        assert_eq!(next, 3);
+        busy = Some(3);
+        assert_eq!(deal(&mut p, &mut unacked, busy), 4);
+        // As many members as CPUs: no runs at all.
+        let mut q = LeastConnections::with_cpus(8);
+        for id in 1..=8 {
+            q.add(id);
+        }
+        let mut unacked = HashMap::new();
+        let seq: Vec<WorkerId> = (0..4).map(|_| deal(&mut q, &mut unacked, None)).collect();
+        assert_eq!(seq, vec![1, 2, 3, 4]);
     }
 }

@@ -417,7 +417,7 @@ pub struct Rotation {
 
 /// The CPUs this process may run on (its affinity and cgroup quota, as the
 /// standard library reads them), at least 1.
-fn available_cpus() -> usize {
+pub(crate) fn available_cpus() -> usize {
     static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
