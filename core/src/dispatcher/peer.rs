@@ -240,17 +240,12 @@ impl Peer {
                 continue; // claimed meanwhile: the worker reads it; `fd` closes
             }
             conn.taken_back = true;
-            out.push(Connection {
-                listener: conn.listener,
-                fd,
-                since: conn.since,
-                offers: conn.offers.clone(),
-                key: None,
-                source: conn.source,
-                dealt: None,
-                seq: None,
-                taken_back: false,
-            });
+            // The same connection to the queue: its offers and client, not
+            // where it was dealt.
+            let mut copy = Connection::new(conn.listener, fd, conn.since);
+            copy.offers = conn.offers.clone();
+            copy.source = conn.source;
+            out.push(copy);
         }
         out
     }

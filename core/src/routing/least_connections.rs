@@ -72,7 +72,7 @@ impl LeastConnections {
     /// member per CPU is dealt to at a time instead of each of 16 being
     /// woken for one connection while most wait for a CPU (docs/DESIGN.md §14).
     fn run_length(&self) -> usize {
-        self.members.len().div_ceil(self.cpus).max(1)
+        crate::routing::policy::run_length(self.members.len(), self.cpus)
     }
 }
 

@@ -422,6 +422,14 @@ pub(crate) fn available_cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// How many connections in a row a member of `members` gets when the
+/// process may run on `cpus` CPUs: 1 while there are no more members than
+/// CPUs; with more, enough that about one member per CPU is dealt to at a
+/// time (round-robin's runs, and least connections').
+pub(crate) fn run_length(members: usize, cpus: usize) -> usize {
+    members.div_ceil(cpus.max(1)).max(1)
+}
+
 impl Rotation {
     pub fn new(stall: Duration) -> Self {
         Self::with_cpus(stall, available_cpus())
@@ -438,7 +446,7 @@ impl Rotation {
     /// each, 16 workers on 2 CPUs are each woken for one or two connections
     /// of every 16, most of them waiting for a CPU (docs/DESIGN.md §14).
     fn run_length(&self) -> usize {
-        self.members.len().div_ceil(self.cpus).max(1)
+        run_length(self.members.len(), self.cpus)
     }
 
     pub fn members(&self) -> Vec<WorkerId> {
