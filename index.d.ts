@@ -66,6 +66,8 @@ declare namespace rcluster {
      * worker is forked.
      */
     takenBack?: number;
+    /** How many dispatcher threads run. Absent before the first worker is forked. */
+    dispatcherThreads?: number;
     /**
      * Untrusted input this process refused, by surface (`busRecord`,
      * `proxyHeader`, `sharedMemory`, ...): see docs/SECURITY.md.
@@ -112,6 +114,14 @@ declare namespace rcluster {
      * for 10 ms at least, too.
      */
     busyThreshold?: number;
+    /**
+     * How many native dispatcher threads share the workers: each accepts
+     * from the same listening sockets and deals to its own share of the
+     * workers (docs/DESIGN.md §16). Default 'auto': one per 8 CPUs, so one
+     * below 16 CPUs, where round-robin is one exact rotation. Also
+     * `RCLUSTER_DISPATCHER_THREADS`. 1 to 64.
+     */
+    dispatcherThreads?: number | 'auto';
   }
 
   /** `setupPrimary({ restart })`. All times in milliseconds. */

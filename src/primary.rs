@@ -40,6 +40,10 @@ pub struct DispatcherOptions {
     /// least connections passes over it (`routing: { busyThreshold }`);
     /// absent: the dispatcher's default.
     pub busy_threshold_ms: Option<f64>,
+    /// How many dispatcher threads share the workers
+    /// (`setupPrimary({ routing: { dispatcherThreads } })`); absent: one
+    /// per 8 CPUs (docs/DESIGN.md §16).
+    pub dispatcher_threads: Option<u32>,
 }
 
 #[napi(object)]
@@ -179,6 +183,8 @@ pub struct DispatcherStats {
     /// Connections taken back from a worker whose event loop stayed busy
     /// before it read them, and dealt to another.
     pub taken_back: i64,
+    /// How many dispatcher threads share the workers.
+    pub dispatcher_threads: u32,
 }
 
 #[napi]
@@ -245,6 +251,10 @@ impl Dispatcher {
             if let Some(ms) = options.busy_threshold_ms {
                 // JS validated it: a non-negative number of milliseconds.
                 config.busy_threshold = Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX);
+            }
+            if let Some(threads) = options.dispatcher_threads {
+                // JS validated it: 1 to 64.
+                config.threads = Some(threads as usize);
             }
             if let Some(ms) = options.hang_timeout_ms {
                 config.hang_timeout = Some(Duration::from_millis(ms as u64));
@@ -444,6 +454,7 @@ impl Dispatcher {
             },
             refused: stats.acks.refused as i64,
             taken_back: stats.acks.taken_back as i64,
+            dispatcher_threads: self.inner.threads() as u32,
         })
     }
 }

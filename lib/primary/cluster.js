@@ -138,7 +138,9 @@ function getDispatcher() {
     // from what the primary happens to accept (held connections): none is,
     // so that the app sees one kind of connection.
     const shared = routing.isShared(schedulingPolicy);
+    const threads = routing.dispatcherThreads(routingSettings);
     dispatcher = new Dispatcher({
+      ...(threads === undefined ? {} : { dispatcherThreads: threads }),
       ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),
       ...(health && health.hangTimeout !== undefined && { hangTimeoutMs: health.hangTimeout }),
       ...(shared ? {} : routing.dispatcherOptions(routingSettings)),

@@ -120,7 +120,35 @@ function normalizeSticky(value, caller) {
   return { [kind]: key, timeout };
 }
 
-const ROUTING_OPTIONS = ['proxyProtocol', 'sticky', 'deferAccept', 'busyThreshold'];
+const ROUTING_OPTIONS = ['proxyProtocol', 'sticky', 'deferAccept', 'busyThreshold', 'dispatcherThreads'];
+
+// Most dispatcher threads (core/src/dispatcher/shards.rs MAX_THREADS).
+const MAX_DISPATCHER_THREADS = 64;
+const DISPATCHER_THREADS_ENV = 'RCLUSTER_DISPATCHER_THREADS';
+
+// How many native dispatcher threads share the workers (docs/DESIGN.md §16):
+// an integer from 1 to 64, or 'auto' (one per 8 CPUs, the default).
+function normalizeDispatcherThreads(value, name, caller) {
+  if (value === 'auto') return value;
+  if (typeof value !== 'number') throw invalidArgType(name, "of type number or 'auto'", value, caller);
+  if (!Number.isInteger(value) || value < 1 || value > MAX_DISPATCHER_THREADS) {
+    throw outOfRange(name, `an integer >= 1 && <= ${MAX_DISPATCHER_THREADS}`, value, caller);
+  }
+  return value;
+}
+
+// The dispatcher threads asked for: setupPrimary's routing.dispatcherThreads,
+// else RCLUSTER_DISPATCHER_THREADS (the same values), else the native default.
+// A malformed variable throws as the option would, naming the variable.
+function dispatcherThreads(routing, env = process.env) {
+  let value = routing && routing.dispatcherThreads;
+  if (value === undefined) {
+    const text = env[DISPATCHER_THREADS_ENV];
+    if (text === undefined || text === '') return undefined;
+    value = normalizeDispatcherThreads(text === 'auto' ? text : Number(text), `process.env.${DISPATCHER_THREADS_ENV}`, dispatcherThreads);
+  }
+  return value === 'auto' ? undefined : value;
+}
 
 // How long, in ms, a worker's event loop may be busy (by its loop stamp)
 // before least connections, and sticky routing for connections without a
@@ -136,7 +164,8 @@ function normalizeBusyThreshold(value, caller) {
 
 /**
  * setupPrimary's `routing`: `{ proxyProtocol: true | { trusted, timeout },
- * sticky: { query | cookie, timeout }, deferAccept: boolean, busyThreshold: ms }`,
+ * sticky: { query | cookie, timeout }, deferAccept: boolean, busyThreshold: ms,
+ * dispatcherThreads: 1..64 | 'auto' }`,
  * validated and expanded; throws Node-style errors.
  */
 function normalizeRouting(value, caller) {
@@ -158,6 +187,9 @@ function normalizeRouting(value, caller) {
     out.deferAccept = value.deferAccept;
   }
   if (value.busyThreshold !== undefined) out.busyThreshold = normalizeBusyThreshold(value.busyThreshold, caller);
+  if (value.dispatcherThreads !== undefined) {
+    out.dispatcherThreads = normalizeDispatcherThreads(value.dispatcherThreads, 'options.routing.dispatcherThreads', caller);
+  }
   return out;
 }
 
@@ -187,6 +219,7 @@ module.exports = {
   normalizeRouting,
   defersAccept,
   dispatcherOptions,
+  dispatcherThreads,
   SCHED_NONE,
   SCHED_RR,
   SCHED_LC,

@@ -195,7 +195,7 @@ const SETTINGS = [
   { name: 'exitOnUncaughtException', default: false, validate: validateExitOnUncaught, fields: EXIT_ON_UNCAUGHT_FIELDS, text: 'a worker drains and exits after an uncaught exception (true: the fields\' defaults)' },
   { name: 'shutdownSignals', default: Object.freeze([]), validate: validateSignals, text: 'signals on which the primary runs cluster.shutdown() and exits' },
   { name: 'queueTimeout', default: QUEUE_TIMEOUT_MS, validate: validateQueueTimeout, skipUndefined: true, text: 'how long a connection may wait in the primary for a worker, or Infinity (the default is the native dispatcher\'s)' },
-  { name: 'routing', default: undefined, validate: validateRouting, skipUndefined: true, text: 'proxyProtocol, sticky, deferAccept, busyThreshold (lib/primary/routing.js)' },
+  { name: 'routing', default: undefined, validate: validateRouting, skipUndefined: true, text: 'proxyProtocol, sticky, deferAccept, busyThreshold, dispatcherThreads (lib/primary/routing.js)' },
   { name: 'shutdownTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'how long cluster.shutdown() lets workers drain before SIGKILL' },
   // Zero-downtime operations (lib/operations/).
   { name: 'readyTimeout', default: 30000, validate: ms(0), skipUndefined: true, text: 'a reload\'s replacement not ready by then aborts the reload' },

@@ -49,6 +49,17 @@ impl AckStats {
         self.refused += 1;
     }
 
+    /// Adds another dispatcher thread's counts to these.
+    pub fn add(&mut self, other: &AckStats) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *mine += theirs;
+        }
+        self.count += other.count;
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+        self.refused += other.refused;
+        self.taken_back += other.taken_back;
+    }
+
     /// A connection was taken back from a blocked worker.
     pub fn taken_back(&mut self) {
         self.taken_back += 1;

@@ -10,10 +10,12 @@ use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::event_loop::EventLoop;
-use super::events::{self, Event};
+use super::events::{self, Event, EventSink};
+use super::shards::{self, Inbox, Shards};
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::error::{Error, Result};
-use crate::dispatcher::peer::WorkerId;
+use crate::channel::wire::ListenerId;
+use crate::dispatcher::peer::{Connection, WorkerId};
 use crate::loop_stamp::StampReader;
 use crate::sys::{self, Waker};
 
@@ -29,14 +31,24 @@ pub(super) enum Command {
     /// Whether broadcasts from the other peers reach the primary's JS too
     /// (it carries them to other machines: `bus.redis`).
     BusBridge(bool),
+    /// From another dispatcher thread (`super::shards`): connections of a
+    /// listener it has no worker for any more, to deal here.
+    Adopt(ListenerId, Vec<Connection>),
+    /// From another thread: a bus message, already re-encoded, for peer
+    /// `to` here (or every peer here, for a broadcast), sent by `from`.
+    Bus { from: WorkerId, to: WorkerId, message: Vec<u8> },
+    /// From another thread: a notice (dropped, gone) for peer `to` here.
+    BusNotice { to: WorkerId, notice: Vec<u8> },
+    /// From another thread: its peer `gone` is gone.
+    PeerGone(WorkerId),
     Stop,
 }
 
-/// The JS thread's handle on the dispatcher thread.
+/// The JS thread's handle on the dispatcher threads.
 pub struct Dispatcher {
-    commands: Sender<Command>,
-    waker: Arc<Waker>,
-    thread: Option<JoinHandle<()>>,
+    /// Their inboxes, and what they share.
+    shards: Arc<Shards>,
+    threads: Vec<JoinHandle<()>>,
     /// Worker ends of channels whose process is being spawned. The primary
     /// closes its copy right after the spawn, or it would never see the
     /// worker's end hang up when the worker dies (docs/DESIGN.md §1).
@@ -44,39 +56,82 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Starts the thread; nothing hears its events.
+    /// Starts the threads; nothing hears their events.
     pub fn start(config: Config) -> Result<Self> {
         Self::start_with_events(config, events::discard())
     }
 
-    /// Starts the thread; `events` is called on it for each [`Event`], and
-    /// must not block. It is dropped when the thread ends (on `Drop`).
+    /// Starts the threads (`Config::threads`); `events` is called on one of
+    /// them for each [`Event`], and must not block. It is dropped when the
+    /// last thread ends (on `Drop`).
     pub fn start_with_events(config: Config, events: impl FnMut(Event) + Send + 'static) -> Result<Self> {
-        let waker = Arc::new(Waker::new().map_err(|e| Error::io("eventfd", e))?);
-        let (commands, inbox) = crossbeam_channel::unbounded();
-        let event_loop =
-            EventLoop::new(config, inbox, Arc::clone(&waker), Box::new(events)).map_err(|e| Error::io("epoll", e))?;
-        let thread = std::thread::Builder::new()
-            .name("rcluster-dispatch".into())
-            .spawn(move || {
-                // A dispatcher that died quietly would leave the primary up
-                // with nobody accepting: an outage that looks healthy. A broken
-                // invariant here takes the primary down loudly instead, as a
-                // failed internal assertion does in Node.
-                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
-                    // On stderr, not a warning event: the process aborts on
-                    // the next line, so no JS would ever run to emit one.
-                    eprintln!("rcluster: the dispatcher thread panicked; aborting the primary");
-                    std::process::abort();
-                }
-            })
-            .map_err(|e| Error::io("pthread_create", e))?;
-        Ok(Dispatcher { commands, waker, thread: Some(thread), child_ends: Mutex::new(HashMap::new()) })
+        let cpus = config.cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let count = config.threads.unwrap_or_else(|| shards::default_threads(cpus)).clamp(1, shards::MAX_THREADS);
+        let mut inboxes = Vec::with_capacity(count);
+        let mut receivers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let waker = Arc::new(Waker::new().map_err(|e| Error::io("eventfd", e))?);
+            let (commands, inbox) = crossbeam_channel::unbounded();
+            inboxes.push(Inbox { commands, waker });
+            receivers.push(inbox);
+        }
+        let shards = Arc::new(Shards::new(inboxes, cpus));
+        // One thread calls `events` as it is; several share it.
+        let mut sinks: Vec<EventSink> = if count == 1 {
+            vec![Box::new(events)]
+        } else {
+            let shared = Arc::new(Mutex::new(events));
+            (0..count)
+                .map(|_| {
+                    let shared = Arc::clone(&shared);
+                    Box::new(move |event| (shared.lock())(event)) as EventSink
+                })
+                .collect()
+        };
+        let mut threads = Vec::with_capacity(count);
+        for (i, inbox) in receivers.into_iter().enumerate() {
+            let sink = sinks.remove(0);
+            let waker = Arc::clone(&shards.inbox(i).waker);
+            let shared = (count > 1).then(|| (i, Arc::clone(&shards)));
+            let event_loop =
+                EventLoop::new(config.clone(), inbox, waker, sink, shared).map_err(|e| Error::io("epoll", e))?;
+            let name = if count == 1 { "rcluster-dispatch".to_string() } else { format!("rcluster-disp-{i}") };
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    // A dispatcher that died quietly would leave the primary up
+                    // with nobody accepting: an outage that looks healthy. A broken
+                    // invariant here takes the primary down loudly instead, as a
+                    // failed internal assertion does in Node.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop.run())).is_err() {
+                        // On stderr, not a warning event: the process aborts on
+                        // the next line, so no JS would ever run to emit one.
+                        eprintln!("rcluster: the dispatcher thread panicked; aborting the primary");
+                        std::process::abort();
+                    }
+                })
+                .map_err(|e| Error::io("pthread_create", e))?;
+            threads.push(thread);
+        }
+        Ok(Dispatcher { shards, threads, child_ends: Mutex::new(HashMap::new()) })
     }
 
-    fn send(&self, command: Command) -> Result<()> {
-        self.commands.send(command).map_err(|_| Error::Stopped)?;
-        self.waker.wake().map_err(|e| Error::io("write", e))
+    /// How many dispatcher threads run.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Sends `command` to the thread that owns `peer`'s channel (the first,
+    /// for one that has none: it answers that).
+    fn send_for(&self, peer: WorkerId, command: Command) -> Result<()> {
+        let shard = self.shards.owner(peer).unwrap_or(0);
+        self.send_to(shard, command)
+    }
+
+    fn send_to(&self, shard: usize, command: Command) -> Result<()> {
+        let inbox = self.shards.inbox(shard);
+        inbox.commands.send(command).map_err(|_| Error::Stopped)?;
+        inbox.waker.wake().map_err(|e| Error::io("write", e))
     }
 
     /// Creates the private channel of a worker about to be spawned and returns
@@ -97,7 +152,8 @@ impl Dispatcher {
         // Without a stamp (out of descriptors or memory) the worker is only
         // seen through its acknowledgements, as before stamps existed.
         let stamp = StampReader::create().ok();
-        self.send(Command::AddPeer(worker, primary_end, stamp))?;
+        let shard = self.shards.place(worker);
+        self.send_to(shard, Command::AddPeer(worker, primary_end, stamp))?;
         Ok(raw)
     }
 
@@ -105,7 +161,8 @@ impl Dispatcher {
     /// id `bus::PRIMARY`) and returns its end, which the caller owns.
     pub fn open_local_channel(&self, peer: WorkerId) -> Result<OwnedFd> {
         let (primary_end, local_end) = sys::seqpacket_pair().map_err(|e| Error::io("socketpair", e))?;
-        self.send(Command::AddPeer(peer, primary_end, None))?;
+        let shard = self.shards.place(peer);
+        self.send_to(shard, Command::AddPeer(peer, primary_end, None))?;
         Ok(local_end)
     }
 
@@ -119,7 +176,7 @@ impl Dispatcher {
     /// rotation. Blocks the caller only for the round trip to the dispatcher thread.
     pub fn listen(&self, request: ListenRequest) -> Result<ListenOutcome> {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.send(Command::Listen(request, reply))?;
+        self.send_for(request.worker, Command::Listen(request, reply))?;
         answer.recv().map_err(|_| Error::Stopped)?
     }
 
@@ -127,7 +184,14 @@ impl Dispatcher {
     /// acknowledged go to the other workers. Idempotent.
     pub fn remove_worker(&self, worker: WorkerId) -> Result<()> {
         self.release_child_end(worker);
-        self.send(Command::RemovePeer(worker))
+        let shard = self.shards.owner(worker);
+        // Forgotten first: a bus message for it from now on is answered
+        // "gone" by its sender's thread.
+        self.shards.forget(worker);
+        match shard {
+            Some(shard) => self.send_to(shard, Command::RemovePeer(worker)),
+            None => Ok(()),
+        }
     }
 
     /// Takes a worker out of every rotation, as Node's `removeHandlesForWorker`
@@ -137,26 +201,34 @@ impl Dispatcher {
     /// (`Emptied::Hold`, as after a worker's death). Unlike `remove_worker`,
     /// the worker stays connected: what it was already sent, it still answers.
     pub fn withdraw(&self, worker: WorkerId, emptied: Emptied) -> Result<()> {
-        self.send(Command::Withdraw(worker, emptied))
+        self.send_for(worker, Command::Withdraw(worker, emptied))
     }
 
     /// Broadcasts from workers and the agent reach the primary's bus channel
     /// too (`on`), or only them (the default: the primary's JS is spared).
     pub fn set_bus_bridge(&self, on: bool) -> Result<()> {
-        self.send(Command::BusBridge(on))
+        (0..self.shards.len()).try_for_each(|i| self.send_to(i, Command::BusBridge(on)))
     }
 
+    /// What every thread reports, merged.
     pub fn stats(&self) -> Result<Stats> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.send(Command::Stats(reply))?;
-        answer.recv().map_err(|_| Error::Stopped)
+        let (reply, answer) = crossbeam_channel::bounded(self.shards.len());
+        for i in 0..self.shards.len() {
+            self.send_to(i, Command::Stats(reply.clone()))?;
+        }
+        let mut parts = Vec::with_capacity(self.shards.len());
+        for _ in 0..self.shards.len() {
+            parts.push(answer.recv().map_err(|_| Error::Stopped)?);
+        }
+        Ok(Stats::merge(parts))
     }
 }
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        if self.send(Command::Stop).is_ok() {
-            if let Some(thread) = self.thread.take() {
+        let stopping: Vec<bool> = (0..self.shards.len()).map(|i| self.send_to(i, Command::Stop).is_ok()).collect();
+        for (thread, stopping) in self.threads.drain(..).zip(stopping) {
+            if stopping {
                 let _ = thread.join();
             }
         }

@@ -19,6 +19,7 @@ use super::bus_relay;
 use super::command::Command;
 use super::events::{self, Event, EventSink, WarningLimiter};
 use super::health::Health;
+use super::shards::{Shards, SocketKind};
 use super::stats::StageStats;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -121,10 +122,24 @@ pub(super) struct EventLoop {
     /// Where workers' messages are read into, allocated once: a bus message
     /// may be large, and zeroing that much at every read showed in profiles.
     read_buf: Box<[u8]>,
+    /// Which dispatcher thread this is, and what it shares with the others
+    /// (`None`: it is the only one, docs/DESIGN.md §16).
+    shard: usize,
+    shards: Option<Arc<Shards>>,
 }
 
 impl EventLoop {
-    pub(super) fn new(config: Config, inbox: Receiver<Command>, waker: Arc<Waker>, events: EventSink) -> std::io::Result<Self> {
+    pub(super) fn new(
+        config: Config,
+        inbox: Receiver<Command>,
+        waker: Arc<Waker>,
+        events: EventSink,
+        shared: Option<(usize, Arc<Shards>)>,
+    ) -> std::io::Result<Self> {
+        let (shard, shards) = match shared {
+            Some((shard, shards)) => (shard, Some(shards)),
+            None => (0, None),
+        };
         let stage = HeaderStage::new(config.proxy.clone(), config.sticky_http.clone(), config.stage_limit);
         let epoll = sys::epoll_create()?;
         sys::epoll_watch_level(epoll.as_fd(), waker.as_fd(), Slot::Waker.token(), false, false)?;
@@ -152,6 +167,8 @@ impl EventLoop {
             acks: AckStats::default(),
             health: Health::default(),
             read_buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
+            shard,
+            shards,
         })
     }
 
@@ -210,9 +227,11 @@ impl EventLoop {
             self.reap_dead_peers();
             self.check_health();
             self.take_back_stuck();
+            self.pass_on_orphans();
             self.dispatch();
             self.flush();
             self.reap_dead_peers();
+            self.pass_on_orphans();
             let now = Instant::now();
             for peer in self.peers.values_mut() {
                 peer.track_fullness(self.config.window, self.config.stall, now);
@@ -256,9 +275,10 @@ impl EventLoop {
             // §3.4). While its header stage is full, a listener accepts no
             // more. Only its own: every other listener has a budget of its own.
             let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
-            let wants = with_ask(&self.peers, self.config.window, now, |ask| {
-                handle.should_accept(ask, self.config.queue_limit, stage_full).is_some()
-            });
+            let wants = !served_elsewhere(self.shards.as_deref(), self.shard, handle)
+                && with_ask(&self.peers, self.config.window, now, |ask| {
+                    handle.should_accept(ask, self.config.queue_limit, stage_full).is_some()
+                });
             if wants {
                 let id = handle.id();
                 handle.accept_fds(&mut |fd| wanted.push((fd.as_raw_fd(), id)));
@@ -283,9 +303,16 @@ impl EventLoop {
             let (fd, id) = entry;
             let Some(handle) = self.handles.get(&id) else { continue };
             let mut result = Ok(());
+            // With several threads holding one listening socket, a new
+            // connection wakes one of those watching it, not all.
+            let exclusive = self.shards.is_some();
             handle.accept_fds(&mut |socket| {
                 if socket.as_raw_fd() == fd {
-                    result = sys::epoll_watch_level(epoll, socket, Slot::Handle(id).token(), false, false);
+                    result = if exclusive {
+                        sys::epoll_watch_exclusive(epoll, socket, Slot::Handle(id).token())
+                    } else {
+                        sys::epoll_watch_level(epoll, socket, Slot::Handle(id).token(), false, false)
+                    };
                 }
             });
             match result {
@@ -437,6 +464,32 @@ impl EventLoop {
                     let _ = reply.send(Stats::collect(&self.handles, &self.peers, &self.acks, &of));
                 }
                 Command::BusBridge(on) => self.bus_bridge = on,
+                Command::Adopt(listener, conns) => match self.handles.get_mut(&listener) {
+                    Some(handle) => {
+                        for conn in conns.into_iter().rev() {
+                            handle.hold(conn, Held::Returned);
+                        }
+                    }
+                    // Its last member here left meanwhile: passed on again
+                    // (`pass_on_orphans`) through a handle of our own.
+                    None => {
+                        if let Some(shards) = self.shards.clone() {
+                            let key = conns.first().and_then(|_| shards.sockets.key_of(listener));
+                            if let Some(target) = key.as_deref().and_then(|k| shards.sockets.members_elsewhere(k, self.shard)) {
+                                shards.inbox(target).send(Command::Adopt(listener, conns));
+                            }
+                        }
+                    }
+                },
+                Command::Bus { from, to, message } => {
+                    bus_relay::deliver_here(&mut self.peers, self.shards.as_deref(), from, to, message, self.bus_bridge)
+                }
+                Command::BusNotice { to, notice } => {
+                    if let Some(peer) = self.peers.get_mut(&to) {
+                        peer.push_bus(notice);
+                    }
+                }
+                Command::PeerGone(gone) => bus_relay::peer_gone(&mut self.peers, None, self.shard, gone),
                 Command::Stop => return false,
             }
         }
@@ -453,12 +506,18 @@ impl EventLoop {
                 if socket_identity::names_one_of(&request.spec.addr, self.handles.values().map(ListenHandle::fd)) {
                     return Err(Error::io("bind", std::io::Error::from_raw_os_error(sys::errno::EEXIST)));
                 }
-                let id = self.next_listener;
-                let handle = self.bind_handle(id, &request)?;
-                self.next_listener += 1;
+                let (id, handle, created) = match self.shards.clone() {
+                    None => {
+                        let id = self.next_listener;
+                        let handle = self.bind_handle(id, &request)?;
+                        self.next_listener += 1;
+                        (id, handle, true)
+                    }
+                    Some(shards) => self.join_handle(&shards, &request)?,
+                };
                 self.handles.insert(id, handle);
-                self.keys.insert(request.key, id);
-                (id, true)
+                self.keys.insert(request.key.clone(), id);
+                (id, created)
             }
         };
         let handle = self.handles.get_mut(&id).expect("a key always names a live handle");
@@ -480,6 +539,7 @@ impl EventLoop {
         };
         handle.add(request.worker);
         let outcome = ListenOutcome { listener: id, local: handle.local().clone(), created, shared: handle.shares_socket() };
+        self.publish_members(id);
         if let Some(fd) = shared_fd {
             let peer = self.peers.get_mut(&request.worker).expect("checked above");
             peer.push_shared(id, fd);
@@ -525,6 +585,68 @@ impl EventLoop {
         Ok(new(request.mode, socket))
     }
 
+    /// With several dispatcher threads: this thread's handle for the key's
+    /// one socket, bound now if no thread has it yet (`SocketRegistry::join`).
+    fn join_handle(&mut self, shards: &Shards, request: &ListenRequest) -> Result<(ListenerId, ListenHandle, bool)> {
+        let stall = self.config.stall;
+        let socket_type = request.spec.socket_type();
+        let mut made = None;
+        let joined = shards.sockets.join(&request.key, self.shard, |id| {
+            let handle = self.bind_handle(id, request)?;
+            // Each thread binds SCHED_REUSEPORT slots of its own, alike.
+            let kind = if handle.policy_name() == Mode::ReusePort.name() {
+                let ipv6_only = matches!(request.spec.addr, listen::ListenAddr::Tcp { ipv6_only: true, .. })
+                    && matches!(handle.local(), sys::LocalAddr::Inet(std::net::SocketAddr::V6(_)));
+                let backlog = if request.spec.backlog > 0 { request.spec.backlog } else { listen::DEFAULT_BACKLOG };
+                SocketKind::ReusePort { ipv6_only, backlog, defer_accept: request.defer_accept }
+            } else {
+                SocketKind::Plain
+            };
+            let socket = handle.copy_socket().map_err(|e| Error::io("dup", e))?;
+            made = Some(handle);
+            Ok((socket, kind))
+        })?;
+        if let Some(mut handle) = made {
+            // Bound here: the registry kept a copy of its socket, and
+            // removes a unix socket's path once the last thread closes it.
+            handle.disown_path();
+            return Ok((joined.id, handle, true));
+        }
+        let handle = match joined.kind {
+            SocketKind::Plain => ListenHandle::new(joined.id, request.key.clone(), request.mode, joined.socket, socket_type, stall),
+            SocketKind::ReusePort { ipv6_only, backlog, defer_accept } => {
+                let policy = ReusePort::new(stall, &joined.socket, ipv6_only, backlog, defer_accept).map_err(|e| Error::io("dup", e))?;
+                ListenHandle::with_policy(joined.id, request.key.clone(), Box::new(policy), joined.socket, socket_type)
+            }
+        };
+        Ok((joined.id, handle, joined.created))
+    }
+
+    /// Tells the other dispatcher threads how many of this one's workers
+    /// are in `listener`'s rotation now.
+    fn publish_members(&self, listener: ListenerId) {
+        let Some(shards) = self.shards.as_deref() else { return };
+        if let Some(handle) = self.handles.get(&listener) {
+            shards.sockets.set_members(handle.key(), self.shard, handle.members().len(), shards);
+        }
+    }
+
+    /// With several dispatcher threads: what this one holds for a listener
+    /// none of its workers is a member of any more (they died, or left) goes
+    /// to a thread that has members, to be dealt there (`Command::Adopt`).
+    fn pass_on_orphans(&mut self) {
+        let Some(shards) = self.shards.clone() else { return };
+        for handle in self.handles.values_mut() {
+            if !handle.is_empty() || handle.pending_len() == 0 {
+                continue;
+            }
+            if let Some(target) = shards.sockets.members_elsewhere(handle.key(), self.shard) {
+                let conns = handle.take_pending();
+                shards.inbox(target).send(Command::Adopt(handle.id(), conns));
+            }
+        }
+    }
+
     /// A socket inherited from systemd for this listen, if one is bound to
     /// its address: a copy of it, listening (`LISTEN_FDS`).
     fn inherited_socket(&self, spec: &listen::ListenSpec) -> Option<Result<listen::BoundSocket>> {
@@ -563,7 +685,7 @@ impl EventLoop {
                 Ok(Recv::WouldBlock) => return,
                 Ok(Recv::Closed) => None,
                 Ok(Recv::Message(n)) if fds.is_empty() && bus_relay::is_bus(&buf[..n]) => {
-                    match bus_relay::relay(&mut self.peers, id, &buf[..n], self.bus_bridge) {
+                    match bus_relay::relay(&mut self.peers, self.shards.as_deref(), self.shard, id, &buf[..n], self.bus_bridge) {
                         Ok(()) => continue,
                         Err(e) => Some(e.to_string()),
                     }
@@ -736,6 +858,8 @@ impl EventLoop {
         };
         if last {
             self.close_handle(listener);
+        } else {
+            self.publish_members(listener);
         }
         let flooded = self.peers.get_mut(&id).is_some_and(|peer| !peer.push_left(listener));
         if flooded {
@@ -746,11 +870,21 @@ impl EventLoop {
     fn withdraw(&mut self, id: WorkerId, emptied: Emptied) {
         let events = &mut self.events;
         let mut warn = |code, message| events(Event::Warning { code, message });
+        let mut changed = Vec::new();
         let now_empty: Vec<ListenerId> = self
             .handles
             .values_mut()
-            .filter_map(|handle| (handle.remove(id, &mut warn) && handle.is_empty()).then_some(handle.id()))
+            .filter_map(|handle| {
+                let removed = handle.remove(id, &mut warn);
+                if removed {
+                    changed.push(handle.id());
+                }
+                (removed && handle.is_empty()).then_some(handle.id())
+            })
             .collect();
+        for listener in changed {
+            self.publish_members(listener);
+        }
         for listener in now_empty {
             match emptied {
                 Emptied::Close => self.close_handle(listener),
@@ -787,6 +921,10 @@ impl EventLoop {
         if let Some(handle) = self.handles.remove(&listener) {
             self.keys.remove(handle.key());
             self.stage.forget_listener(listener);
+            if let Some(shards) = self.shards.as_deref() {
+                // The socket stays open while another thread holds it.
+                shards.sockets.release(handle.key(), self.shard);
+            }
             handle.close();
         }
     }
@@ -805,7 +943,7 @@ impl EventLoop {
             // listen on the same key. Only a deliberate close by every worker
             // (LEAVE) frees the port.
             self.withdraw(id, Emptied::Hold);
-            bus_relay::peer_gone(&mut self.peers, id);
+            bus_relay::peer_gone(&mut self.peers, self.shards.as_deref(), self.shard, id);
             let sent = peer.sent_count();
             for (i, conn) in peer.take_all().into_iter().enumerate().rev() {
                 // Taken back: another worker has it already.
@@ -885,7 +1023,7 @@ impl EventLoop {
         for handle in self.handles.values_mut() {
             handle.deal_pending(&mut self.peers, window, now, self.config.queue_timeout);
             let readiness = self.readiness.get(&handle.id()).copied().unwrap_or(Readiness::NotPolled);
-            if readiness == Readiness::Idle {
+            if readiness == Readiness::Idle || served_elsewhere(self.shards.as_deref(), self.shard, handle) {
                 continue;
             }
             let keyed = handle.is_keyed();
@@ -942,5 +1080,15 @@ impl EventLoop {
                 }
             }
         }
+    }
+}
+
+/// Whether a listener this thread holds no member of is served by another
+/// dispatcher thread's workers: then this thread leaves its socket alone
+/// (and passes on what it held, `EventLoop::pass_on_orphans`).
+fn served_elsewhere(shards: Option<&Shards>, shard: usize, handle: &ListenHandle) -> bool {
+    match shards {
+        Some(shards) => handle.is_empty() && shards.sockets.members_elsewhere(handle.key(), shard).is_some(),
+        None => false,
     }
 }

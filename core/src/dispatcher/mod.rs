@@ -10,7 +10,9 @@
 //! - [`events`]: what the thread tells the JS thread unasked;
 //! - [`health`], [`bus_relay`], [`ack_stats`], [`peer`], [`untouched`]: the
 //!   hang detector, the bus relay, acknowledgement times, one worker's
-//!   channel, and whether a connection was read from.
+//!   channel, and whether a connection was read from;
+//! - [`shards`]: what several dispatcher threads share, when a host's
+//!   cores need more than one.
 //!
 //! Who gets each connection, and the header stage a connection may pass
 //! through first, are [`crate::routing`]'s.
@@ -30,6 +32,7 @@ mod event_loop;
 pub mod events;
 mod health;
 pub mod peer;
+pub mod shards;
 mod stats;
 pub mod untouched;
 
@@ -108,6 +111,15 @@ pub struct Config {
     /// held to half the process's descriptor limit (`RLIMIT_NOFILE`), shared
     /// evenly among the listeners that have a stage (docs/DESIGN.md §8).
     pub stage_limit: usize,
+    /// How many dispatcher threads share the workers (`super::shards`,
+    /// docs/DESIGN.md §16); `None`: one per `shards::CPUS_PER_THREAD` CPUs
+    /// (`shards::default_threads`), so one below 16 CPUs.
+    pub threads: Option<usize>,
+    /// How many CPUs the workers share (`None`: what this process may run
+    /// on, `std::thread::available_parallelism`): the default thread count
+    /// comes from it, and each thread takes its share of the first workers
+    /// before the next thread gets any (`shards::Shards::place`).
+    pub cpus: Option<usize>,
 }
 
 /// Most connections a worker may hold unacknowledged, at first: its window
@@ -156,6 +168,8 @@ impl Default for Config {
             hang_timeout: None,
             pace_above: Some(DEFAULT_PACE_ABOVE),
             stage_limit: DEFAULT_STAGE_LIMIT,
+            threads: None,
+            cpus: None,
         }
     }
 }

@@ -110,4 +110,47 @@ impl Stats {
         workers.sort_by_key(|w| w.id);
         Stats { listeners, workers, acks: acks.clone() }
     }
+
+    /// One report from every dispatcher thread's: each worker is one
+    /// thread's; a listener's figures are summed over the threads that hold
+    /// it (its socket is one, but for SCHED_REUSEPORT's slots of their own).
+    pub(super) fn merge(parts: Vec<Stats>) -> Stats {
+        let mut parts = parts.into_iter();
+        let Some(mut out) = parts.next() else { return Stats::default() };
+        for part in parts {
+            out.workers.extend(part.workers);
+            out.acks.add(&part.acks);
+            for l in part.listeners {
+                match out.listeners.iter_mut().find(|o| o.id == l.id) {
+                    None => out.listeners.push(l),
+                    Some(o) => {
+                        o.members.extend(l.members);
+                        o.accepted += l.accepted;
+                        o.pending += l.pending;
+                        o.expired += l.expired;
+                        o.open.extend(l.open);
+                        o.proxy_rejected += l.proxy_rejected;
+                        o.sockets = if o.policy == crate::routing::policy::Mode::ReusePort.name() {
+                            o.sockets + l.sockets
+                        } else {
+                            o.sockets.max(l.sockets)
+                        };
+                        o.stage_waiting += l.stage_waiting;
+                        o.stage_budget = match (o.stage_budget, l.stage_budget) {
+                            (Some(a), Some(b)) => Some(a + b),
+                            (a, b) => a.or(b),
+                        };
+                        o.stage_expired += l.stage_expired;
+                    }
+                }
+            }
+        }
+        out.listeners.sort_by_key(|l| l.id);
+        for l in &mut out.listeners {
+            l.members.sort_unstable();
+            l.open.sort_by_key(|o| o.0);
+        }
+        out.workers.sort_by_key(|w| w.id);
+        out
+    }
 }

@@ -375,6 +375,25 @@ impl ListenHandle {
         }
     }
 
+    /// Everything held, oldest first, to be held elsewhere: another
+    /// dispatcher thread's handle for the same socket (docs/DESIGN.md §16).
+    pub fn take_pending(&mut self) -> Vec<crate::dispatcher::peer::Connection> {
+        self.pending.drain(..).collect()
+    }
+
+    /// A copy of its listening socket, for another dispatcher thread; the
+    /// path of a unix socket stays this one's to remove.
+    pub fn copy_socket(&self) -> std::io::Result<BoundSocket> {
+        let fd = sys::dup_cloexec(self.socket.fd.as_fd())?;
+        Ok(BoundSocket { fd, local: self.socket.local.clone(), owns_path: self.socket.owns_path })
+    }
+
+    /// Leaves the removal of its unix socket's path to whoever holds the
+    /// copy (`copy_socket`): the last dispatcher thread to close it.
+    pub fn disown_path(&mut self) {
+        self.socket.owns_path = false;
+    }
+
     pub fn pending_len(&self) -> usize {
         self.pending.len()
     }

@@ -55,6 +55,16 @@ pub fn epoll_watch_level(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64, 
     Ok(())
 }
 
+/// Starts watching `fd` for input, level-triggered, as one of several
+/// epoll instances (one per dispatcher thread) of which an event wakes one
+/// or a few, not all (`EPOLLEXCLUSIVE`, Linux 4.5).
+pub fn epoll_watch_exclusive(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+    let mut event = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32, u64: token };
+    // SAFETY: both descriptors are open for their borrows; `event` is a live epoll_event.
+    unsafe { syscall!(epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut event))? };
+    Ok(())
+}
+
 /// Stops watching the descriptor numbered `fd`. The caller must still hold
 /// it open (the number could otherwise name another file by now); it is
 /// taken by number because the dispatcher forgets a listening socket

@@ -57,7 +57,8 @@ mod socket;
 pub use clock::monotonic_ns;
 pub use addr::{is_abstract, local_addr, peer_addr, unspecified, LocalAddr};
 pub use epoll::{
-    epoll_create, epoll_forget, epoll_ready_into, epoll_unwatch, epoll_wait_into, epoll_watch, epoll_watch_level, EpollEvents,
+    epoll_create, epoll_forget, epoll_ready_into, epoll_unwatch, epoll_wait_into, epoll_watch, epoll_watch_exclusive,
+    epoll_watch_level, EpollEvents,
 };
 pub use errno::{is_disconnected, is_full, is_resource_exhausted, is_transient_accept_error};
 pub use fd::{

@@ -1,0 +1,302 @@
+//! Several dispatcher threads (docs/DESIGN.md §16). One thread's ceiling is
+//! the kernel's cost of an accept, a descriptor passed and a close per
+//! connection; a host with many cores can need more connections per second
+//! than that. Each thread is a whole [`EventLoop`](super::event_loop) over
+//! its own share of the workers: their channels, claims, stamps, health and
+//! rotation are its own, so nothing on a connection's path takes a lock.
+//!
+//! What they share is here:
+//! - where each peer lives ([`Shards::owner`]): a bus message to a peer of
+//!   another thread is passed to that thread's inbox;
+//! - the listening sockets ([`SocketRegistry`]): one socket per key, bound
+//!   once, each thread holding a copy of it and accepting from it only
+//!   while one of its own workers could take a connection. The kernel's
+//!   accept queue is the one queue; a thread with no worker for a key
+//!   accepts nothing from it, and passes on what it held.
+//!
+//! With one thread (the default below 16 CPUs) none of this exists and the
+//! loop runs exactly as before.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+
+use super::command::Command;
+use crate::channel::wire::ListenerId;
+use crate::dispatcher::peer::WorkerId;
+use crate::listen::BoundSocket;
+use crate::sys::{self, LocalAddr, Waker};
+
+/// How many CPUs' worth of workers one dispatcher thread serves by default:
+/// one thread handles about 50,000 to 70,000 new connections per second of
+/// its CPU on the reference machine, and a worker answering a minimal HTTP
+/// request on a new connection costs about eight times the dispatcher's
+/// share (docs/DESIGN.md §16).
+pub const CPUS_PER_THREAD: usize = 8;
+
+/// Most dispatcher threads, whatever is asked.
+pub const MAX_THREADS: usize = 64;
+
+/// The number of dispatcher threads for `cpus` CPUs when none is asked:
+/// one up to 15 CPUs, so that a small cluster keeps one exact rotation.
+pub fn default_threads(cpus: usize) -> usize {
+    (cpus / CPUS_PER_THREAD).clamp(1, MAX_THREADS)
+}
+
+/// One thread's inbox.
+pub(super) struct Inbox {
+    pub commands: Sender<Command>,
+    pub waker: Arc<Waker>,
+}
+
+impl Inbox {
+    /// Queues `command` for the thread and wakes it; false once it stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok() && self.waker.wake().is_ok()
+    }
+}
+
+/// What the threads share: their inboxes, where each peer lives, and the
+/// listening sockets.
+pub(super) struct Shards {
+    inboxes: Vec<Inbox>,
+    /// Which thread each live peer's channel belongs to.
+    owners: Mutex<HashMap<WorkerId, usize>>,
+    /// Workers a thread takes before the next one gets any: a small
+    /// cluster stays on the first thread, with one exact rotation.
+    capacity: usize,
+    pub sockets: SocketRegistry,
+}
+
+impl Shards {
+    pub fn new(inboxes: Vec<Inbox>, cpus: usize) -> Self {
+        let capacity = cpus.div_ceil(inboxes.len()).max(1);
+        let sockets = SocketRegistry::new(inboxes.len());
+        Shards { inboxes, owners: Mutex::new(HashMap::new()), capacity, sockets }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    pub fn inbox(&self, shard: usize) -> &Inbox {
+        &self.inboxes[shard]
+    }
+
+    /// The thread a new peer's channel goes to: the first with fewer
+    /// workers than its share of the CPUs, else the one with fewest. The
+    /// primary's and the agent's bus channels go to the first.
+    pub fn place(&self, peer: WorkerId) -> usize {
+        let mut owners = self.owners.lock();
+        let shard = if peer == crate::bus::PRIMARY || peer == crate::bus::AGENT {
+            0
+        } else {
+            let mut counts = vec![0usize; self.inboxes.len()];
+            for (id, shard) in owners.iter() {
+                if *id != crate::bus::PRIMARY && *id != crate::bus::AGENT {
+                    counts[*shard] += 1;
+                }
+            }
+            counts
+                .iter()
+                .position(|n| *n < self.capacity)
+                .unwrap_or_else(|| (0..counts.len()).min_by_key(|i| counts[*i]).unwrap_or(0))
+        };
+        owners.insert(peer, shard);
+        shard
+    }
+
+    /// The thread whose worker `peer` is, while it is live.
+    pub fn owner(&self, peer: WorkerId) -> Option<usize> {
+        self.owners.lock().get(&peer).copied()
+    }
+
+    pub fn forget(&self, peer: WorkerId) {
+        self.owners.lock().remove(&peer);
+    }
+
+    /// Sends `command` to every thread but `except`, made for each.
+    pub fn to_others(&self, except: usize, mut command: impl FnMut() -> Command) {
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if i != except {
+                inbox.send(command());
+            }
+        }
+    }
+}
+
+/// One listening socket and who holds it.
+struct Entry {
+    id: ListenerId,
+    /// The registry's own copy: a thread's handle is made from a copy of it.
+    socket: BoundSocket,
+    /// How a thread that joins makes its handle.
+    kind: SocketKind,
+    /// Per thread: whether it holds a handle for it, and how many of its
+    /// workers are members.
+    holds: Vec<bool>,
+    members: Vec<usize>,
+}
+
+/// What a thread's handle for an existing socket is made as.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum SocketKind {
+    /// The one socket, accepted from by the thread (or shared with workers).
+    Plain,
+    /// SCHED_REUSEPORT: the thread binds slots of its own beside it.
+    ReusePort { ipv6_only: bool, backlog: i32, defer_accept: bool },
+}
+
+/// The listening sockets, one per key, shared by the threads.
+pub(super) struct SocketRegistry {
+    threads: usize,
+    entries: Mutex<HashMap<String, Entry>>,
+    next_listener: Mutex<ListenerId>,
+}
+
+/// A thread's copy of a registered socket.
+pub(super) struct Joined {
+    pub id: ListenerId,
+    pub socket: BoundSocket,
+    pub kind: SocketKind,
+    pub created: bool,
+}
+
+impl SocketRegistry {
+    fn new(threads: usize) -> Self {
+        SocketRegistry { threads, entries: Mutex::new(HashMap::new()), next_listener: Mutex::new(1) }
+    }
+
+    /// The socket for `key`, for thread `shard`: a copy of the one
+    /// registered, or one `bind` makes now (given the listener's id) and
+    /// registers. The registry is locked meanwhile, so two threads asked
+    /// for one new key at once bind it once.
+    pub fn join(
+        &self,
+        key: &str,
+        shard: usize,
+        bind: impl FnOnce(ListenerId) -> crate::error::Result<(BoundSocket, SocketKind)>,
+    ) -> crate::error::Result<Joined> {
+        let mut entries = self.entries.lock();
+        if let Some(entry) = entries.get_mut(key) {
+            let fd = sys::dup_cloexec(entry.socket.fd.as_fd()).map_err(|e| crate::error::Error::io("dup", e))?;
+            entry.holds[shard] = true;
+            // The registry's entry removes a unix socket's path, once the
+            // last thread lets it go.
+            let socket = BoundSocket { fd, local: entry.socket.local.clone(), owns_path: false };
+            return Ok(Joined { id: entry.id, socket, kind: entry.kind, created: false });
+        }
+        let id = {
+            let mut next = self.next_listener.lock();
+            let id = *next;
+            *next += 1;
+            id
+        };
+        let (mut socket, kind) = bind(id)?;
+        let fd = sys::dup_cloexec(socket.fd.as_fd()).map_err(|e| crate::error::Error::io("dup", e))?;
+        let kept = BoundSocket { fd, local: socket.local.clone(), owns_path: socket.owns_path };
+        socket.owns_path = false;
+        let mut holds = vec![false; self.threads];
+        holds[shard] = true;
+        entries.insert(key.to_string(), Entry { id, socket: kept, kind, holds, members: vec![0; self.threads] });
+        Ok(Joined { id, socket, kind, created: true })
+    }
+
+    /// Thread `shard` now has `members` of its workers in `key`'s rotation.
+    /// Every other thread holding the socket is woken when that changes
+    /// whether any worker anywhere is a member: one that held connections
+    /// for lack of a member passes them on (`EventLoop::pass_on_orphans`).
+    pub fn set_members(&self, key: &str, shard: usize, members: usize, shards: &Shards) {
+        let mut entries = self.entries.lock();
+        let Some(entry) = entries.get_mut(key) else { return };
+        if entry.members[shard] == members {
+            return;
+        }
+        entry.members[shard] = members;
+        for (i, holds) in entry.holds.iter().enumerate() {
+            if *holds && i != shard {
+                let _ = shards.inbox(i).waker.wake();
+            }
+        }
+    }
+
+    /// The key of the socket registered as `listener`.
+    pub fn key_of(&self, listener: ListenerId) -> Option<String> {
+        self.entries.lock().iter().find(|(_, e)| e.id == listener).map(|(k, _)| k.clone())
+    }
+
+    /// Another thread with a member in `key`'s rotation, the one with most.
+    pub fn members_elsewhere(&self, key: &str, shard: usize) -> Option<usize> {
+        let entries = self.entries.lock();
+        let entry = entries.get(key)?;
+        (0..self.threads).filter(|i| *i != shard && entry.members[*i] > 0).max_by_key(|i| entry.members[*i])
+    }
+
+    /// Thread `shard` closed its handle for `key`. The last one closes the
+    /// socket for good (and removes a unix socket's path).
+    pub fn release(&self, key: &str, shard: usize) {
+        let mut entries = self.entries.lock();
+        let Some(entry) = entries.get_mut(key) else { return };
+        entry.holds[shard] = false;
+        entry.members[shard] = 0;
+        if entry.holds.iter().any(|h| *h) {
+            return;
+        }
+        if let Some(entry) = entries.remove(key) {
+            if let LocalAddr::Unix(path) = &entry.socket.local {
+                if entry.socket.owns_path {
+                    sys::unlink(path);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_thread_up_to_fifteen_cpus_then_one_per_eight() {
+        assert_eq!(default_threads(1), 1);
+        assert_eq!(default_threads(2), 1);
+        assert_eq!(default_threads(15), 1);
+        assert_eq!(default_threads(16), 2);
+        assert_eq!(default_threads(64), 8);
+        assert_eq!(default_threads(4096), MAX_THREADS);
+    }
+
+    fn shards(threads: usize, cpus: usize) -> Shards {
+        let inboxes = (0..threads)
+            .map(|_| {
+                let (commands, _inbox) = crossbeam_channel::unbounded();
+                Inbox { commands, waker: Arc::new(Waker::new().unwrap()) }
+            })
+            .collect();
+        Shards::new(inboxes, cpus)
+    }
+
+    #[test]
+    fn a_small_cluster_stays_on_the_first_thread() {
+        // 16 CPUs, 2 threads: 8 workers each before the second gets any.
+        let s = shards(2, 16);
+        let placed: Vec<usize> = (1..=10).map(|id| s.place(id)).collect();
+        assert_eq!(placed, [0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(s.place(crate::bus::AGENT), 0, "the agent's bus channel is no worker");
+    }
+
+    #[test]
+    fn past_every_share_workers_go_where_fewest_are() {
+        let s = shards(2, 2);
+        let placed: Vec<usize> = (1..=6).map(|id| s.place(id)).collect();
+        assert_eq!(placed, [0, 1, 0, 1, 0, 1]);
+        s.forget(1);
+        s.forget(3);
+        assert_eq!(s.place(7), 0);
+        assert_eq!(s.owner(2), Some(1));
+        assert_eq!(s.owner(1), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! Several dispatcher threads (docs/DESIGN.md §16), through real threads,
+//! channels and loopback sockets: two workers on two threads share one
+//! listening socket; what a dead worker's thread held is dealt by the other
+//! thread; the bus crosses threads; the port closes with its last member.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use common::{client_index, connect_clients, TestWorker};
+use rcluster_core::bus::{BROADCAST, PRIMARY};
+use rcluster_core::channel::wire::ACCEPTED;
+use rcluster_core::{Config, Dispatcher, Emptied, Incoming, Mode, WorkerChannel};
+
+/// Two threads, and 2 CPUs: each takes one worker.
+fn two_threads() -> Config {
+    Config { threads: Some(2), cpus: Some(2), ..Config::default() }
+}
+
+fn two_workers_two_threads(mode: Mode) -> (Dispatcher, TestWorker, TestWorker, u32, u16) {
+    let d = Dispatcher::start(two_threads()).unwrap();
+    assert_eq!(d.threads(), 2);
+    let a = TestWorker::spawn(&d, 1);
+    let b = TestWorker::spawn(&d, 2);
+    let (id, port) = a.listen(&d, "k", 0, mode);
+    assert_eq!(b.listen(&d, "k", 0, mode), (id, port), "one key, one socket, whichever thread binds it");
+    (d, a, b, id, port)
+}
+
+/// Takes connections on both workers at once until `n` arrived or 5 s pass.
+fn take_on_both(a: &mut TestWorker, b: &mut TestWorker, n: usize) -> (Vec<std::net::TcpStream>, Vec<std::net::TcpStream>) {
+    let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while on_a.len() + on_b.len() < n && Instant::now() < deadline {
+        on_a.extend(a.take_all(20, ACCEPTED));
+        on_b.extend(b.take_all(20, ACCEPTED));
+    }
+    (on_a, on_b)
+}
+
+#[test]
+fn the_threads_deal_one_socket_to_workers_of_both() {
+    let (d, mut a, mut b, id, port) = two_workers_two_threads(Mode::RoundRobin);
+    let n = 60;
+    let clients = connect_clients(port, n);
+    let (mut on_a, mut on_b) = take_on_both(&mut a, &mut b, n);
+    assert_eq!(on_a.len() + on_b.len(), n, "every connection reached a worker");
+    assert!(!on_a.is_empty() && !on_b.is_empty(), "both threads dealt: {} and {}", on_a.len(), on_b.len());
+    let mut seen: BTreeSet<u8> = on_a.iter_mut().map(client_index).collect();
+    seen.extend(on_b.iter_mut().map(client_index));
+    assert_eq!(seen.len(), n, "each client exactly once");
+    let stats = d.stats().unwrap();
+    let listener = stats.listeners.iter().find(|l| l.id == id).expect("one listener");
+    assert_eq!(stats.listeners.len(), 1, "one listener, not one per thread");
+    assert_eq!(listener.members, vec![1, 2]);
+    assert_eq!(listener.accepted, n as u64);
+    assert_eq!(stats.workers.iter().map(|w| w.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(stats.acks.count, n as u64, "acknowledgements summed over the threads");
+    drop(clients);
+}
+
+#[test]
+fn what_a_dead_workers_thread_held_is_dealt_by_the_other() {
+    let (d, mut a, b, _id, port) = two_workers_two_threads(Mode::RoundRobin);
+    // Worker 2 takes nothing; its thread deals it a window, then holds.
+    let n = 40;
+    let clients = connect_clients(port, n);
+    let mut on_a = a.take_all(200, ACCEPTED);
+    assert!(on_a.len() < n, "worker 2's thread took some: {}", on_a.len());
+    // It dies unanswering: what its thread sent it and held goes to worker 1's.
+    drop(b);
+    d.remove_worker(2).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while on_a.len() < n && Instant::now() < deadline {
+        on_a.extend(a.take_all(50, ACCEPTED));
+    }
+    let seen: BTreeSet<u8> = on_a.iter_mut().map(client_index).collect();
+    assert_eq!(seen.len(), n, "no connection lost with the worker or its thread");
+    drop(clients);
+}
+
+#[test]
+fn connections_wait_for_a_replacement_on_either_thread() {
+    let (d, a, b, _id, port) = two_workers_two_threads(Mode::RoundRobin);
+    drop(a);
+    d.remove_worker(1).unwrap();
+    drop(b);
+    d.remove_worker(2).unwrap();
+    // No worker anywhere: a thread holds them.
+    let clients = connect_clients(port, 10);
+    std::thread::sleep(Duration::from_millis(100));
+    // The replacement lands on either thread; it gets them all.
+    let mut c = TestWorker::spawn(&d, 3);
+    c.listen(&d, "k", port, Mode::RoundRobin);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < 10 && Instant::now() < deadline {
+        got.extend(c.take_all(50, ACCEPTED));
+    }
+    let seen: BTreeSet<u8> = got.iter_mut().map(client_index).collect();
+    assert_eq!(seen.len(), 10);
+    drop(clients);
+}
+
+#[test]
+fn the_port_stays_open_until_the_last_thread_lets_it_go() {
+    let (d, mut a, b, _id, port) = two_workers_two_threads(Mode::RoundRobin);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    d.withdraw(2, Emptied::Close).unwrap();
+    let _ = d.stats().unwrap(); // the withdrawal ran
+    // Still listening: worker 1's thread holds the socket.
+    assert!(TcpListener::bind(addr).is_err(), "the port is still in use");
+    let clients = connect_clients(port, 5);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < 5 && Instant::now() < deadline {
+        got.extend(a.take_all(50, ACCEPTED));
+    }
+    assert_eq!(got.len(), 5, "the other thread's worker serves them all");
+    drop((clients, got));
+    d.withdraw(1, Emptied::Close).unwrap();
+    let _ = d.stats().unwrap();
+    assert!(TcpListener::bind(addr).is_ok(), "closed with its last member");
+    drop(b);
+}
+
+fn bus(worker: &mut TestWorker, ms: u64) -> Vec<Incoming> {
+    let mut out = Vec::new();
+    while let Some(m) = worker.recv(ms) {
+        out.push(m);
+    }
+    out
+}
+
+#[test]
+fn the_bus_crosses_threads_in_order() {
+    let d = Dispatcher::start(two_threads()).unwrap();
+    let mut primary =
+        TestWorker { id: PRIMARY, channel: WorkerChannel::new(d.open_local_channel(PRIMARY).unwrap()).unwrap(), stamp: None, claims: None };
+    let mut a = TestWorker::spawn(&d, 1);
+    let mut b = TestWorker::spawn(&d, 2);
+    for i in 0..100u32 {
+        a.channel.send_bus(2, &i.to_le_bytes()).unwrap();
+    }
+    let seq: Vec<u32> = bus(&mut b, 300)
+        .iter()
+        .map(|m| match m {
+            Incoming::Bus { from: 1, payload, .. } => u32::from_le_bytes(payload[..4].try_into().unwrap()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(seq, (0..100).collect::<Vec<_>>());
+    b.channel.send_bus(BROADCAST, b"all").unwrap();
+    for w in [&mut a, &mut b] {
+        let got = bus(w, 200);
+        assert!(matches!(&got[..], [Incoming::Bus { from: 2, payload, .. }] if payload == b"all"), "{got:?}");
+    }
+    assert!(bus(&mut primary, 50).is_empty(), "not the primary, as with one thread");
+    b.channel.send_bus(PRIMARY, b"up").unwrap();
+    assert!(matches!(&bus(&mut primary, 200)[..], [Incoming::Bus { from: 2, payload, .. }] if payload == b"up"));
+    // Gone, on the other thread: the sender hears it at once.
+    drop(b);
+    assert!(matches!(&bus(&mut a, 300)[..], [Incoming::PeerGone { peer: 2 }]));
+    a.channel.send_bus(2, b"?").unwrap();
+    assert!(matches!(&bus(&mut a, 200)[..], [Incoming::PeerGone { peer: 2 }]));
+}
