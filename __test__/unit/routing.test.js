@@ -159,3 +159,32 @@ test('cluster.worker.stick(value) takes a string, and passes it to the channel',
     assert.throws(() => stick(client, bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE');
   }
 });
+
+test('setupPrimary({ routing: { dispatcherThreads } }): 1 to 64 or \'auto\'; RCLUSTER_DISPATCHER_THREADS otherwise', () => {
+  const { normalizeSettings } = require('../../lib/primary/settings');
+  const norm = (dispatcherThreads) => normalizeSettings({ routing: { dispatcherThreads } }).routing;
+  assert.equal(routing.dispatcherThreads(norm(2), {}), 2);
+  assert.equal(routing.dispatcherThreads(norm(64), {}), 64);
+  assert.equal(routing.dispatcherThreads(norm('auto'), { RCLUSTER_DISPATCHER_THREADS: '4' }), undefined, 'the option wins');
+  assert.equal(routing.dispatcherThreads(norm(undefined), {}), undefined, 'the native default');
+  assert.equal(routing.dispatcherThreads(undefined, { RCLUSTER_DISPATCHER_THREADS: '3' }), 3);
+  assert.equal(routing.dispatcherThreads(undefined, { RCLUSTER_DISPATCHER_THREADS: 'auto' }), undefined);
+  for (const bad of ['2', null, true, {}]) {
+    assert.throws(() => norm(bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE', String(bad));
+  }
+  for (const bad of [0, -1, 1.5, 65, NaN, Infinity]) {
+    assert.throws(() => norm(bad), (err) => err instanceof RangeError && err.code === 'ERR_OUT_OF_RANGE', String(bad));
+  }
+  const warnings = [];
+  const emitWarning = process.emitWarning;
+  process.emitWarning = (message, options) => warnings.push({ message, code: options.code });
+  try {
+    for (const bad of ['0', '65', 'two', '1.5', ' 2']) {
+      assert.equal(routing.dispatcherThreads(undefined, { RCLUSTER_DISPATCHER_THREADS: bad }), undefined, bad);
+    }
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  assert.equal(warnings.length, 5);
+  assert.ok(warnings.every((w) => w.code === 'RCLUSTER_DISPATCHER_THREADS_IGNORED'), JSON.stringify(warnings));
+});

@@ -138,16 +138,19 @@ function normalizeDispatcherThreads(value, name, caller) {
 }
 
 // The dispatcher threads asked for: setupPrimary's routing.dispatcherThreads,
-// else RCLUSTER_DISPATCHER_THREADS (the same values), else the native default.
-// A malformed variable throws as the option would, naming the variable.
+// else RCLUSTER_DISPATCHER_THREADS (the same values), else the native
+// default (undefined). A malformed variable is ignored with a warning, as
+// Node ignores a NODE_CLUSTER_SCHED_POLICY it does not know, but said.
 function dispatcherThreads(routing, env = process.env) {
-  let value = routing && routing.dispatcherThreads;
-  if (value === undefined) {
-    const text = env[DISPATCHER_THREADS_ENV];
-    if (text === undefined || text === '') return undefined;
-    value = normalizeDispatcherThreads(text === 'auto' ? text : Number(text), `process.env.${DISPATCHER_THREADS_ENV}`, dispatcherThreads);
-  }
-  return value === 'auto' ? undefined : value;
+  const value = routing && routing.dispatcherThreads;
+  if (value !== undefined) return value === 'auto' ? undefined : value;
+  const text = env[DISPATCHER_THREADS_ENV];
+  if (text === undefined || text === '' || text === 'auto') return undefined;
+  const threads = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  if (Number.isInteger(threads) && threads >= 1 && threads <= MAX_DISPATCHER_THREADS) return threads;
+  process.emitWarning(`${DISPATCHER_THREADS_ENV} must be an integer from 1 to ${MAX_DISPATCHER_THREADS} or 'auto'; ` +
+                      `ignoring '${text}'`, { code: 'RCLUSTER_DISPATCHER_THREADS_IGNORED' });
+  return undefined;
 }
 
 // How long, in ms, a worker's event loop may be busy (by its loop stamp)
