@@ -163,12 +163,12 @@ test('cluster.worker.stick(value) takes a string, and passes it to the channel',
 test('setupPrimary({ routing: { dispatcherThreads } }): 1 to 64 or \'auto\'; RCLUSTER_DISPATCHER_THREADS otherwise', () => {
   const { normalizeSettings } = require('../../lib/primary/settings');
   const norm = (dispatcherThreads) => normalizeSettings({ routing: { dispatcherThreads } }).routing;
-  assert.equal(routing.dispatcherThreads(norm(2), {}), 2);
-  assert.equal(routing.dispatcherThreads(norm(64), {}), 64);
-  assert.equal(routing.dispatcherThreads(norm('auto'), { RCLUSTER_DISPATCHER_THREADS: '4' }), undefined, 'the option wins');
-  assert.equal(routing.dispatcherThreads(norm(undefined), {}), undefined, 'the native default');
-  assert.equal(routing.dispatcherThreads(undefined, { RCLUSTER_DISPATCHER_THREADS: '3' }), 3);
-  assert.equal(routing.dispatcherThreads(undefined, { RCLUSTER_DISPATCHER_THREADS: 'auto' }), undefined);
+  assert.equal(routing.dispatcherThreads(norm(2), routing.SCHED_RR, {}), 2);
+  assert.equal(routing.dispatcherThreads(norm(64), routing.SCHED_RR, {}), 64);
+  assert.equal(routing.dispatcherThreads(norm('auto'), routing.SCHED_RR, { RCLUSTER_DISPATCHER_THREADS: '4' }), undefined, 'the option wins');
+  assert.equal(routing.dispatcherThreads(norm(undefined), routing.SCHED_RR, {}), undefined, 'the native default');
+  assert.equal(routing.dispatcherThreads(undefined, routing.SCHED_RR, { RCLUSTER_DISPATCHER_THREADS: '3' }), 3);
+  assert.equal(routing.dispatcherThreads(undefined, routing.SCHED_RR, { RCLUSTER_DISPATCHER_THREADS: 'auto' }), undefined);
   for (const bad of ['2', null, true, {}]) {
     assert.throws(() => norm(bad), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE', String(bad));
   }
@@ -180,11 +180,16 @@ test('setupPrimary({ routing: { dispatcherThreads } }): 1 to 64 or \'auto\'; RCL
   process.emitWarning = (message, options) => warnings.push({ message, code: options.code });
   try {
     for (const bad of ['0', '65', 'two', '1.5', ' 2']) {
-      assert.equal(routing.dispatcherThreads(undefined, { RCLUSTER_DISPATCHER_THREADS: bad }), undefined, bad);
+      assert.equal(routing.dispatcherThreads(undefined, routing.SCHED_RR, { RCLUSTER_DISPATCHER_THREADS: bad }), undefined, bad);
     }
+    // Sticky routing: one thread, said when more were asked.
+    assert.equal(routing.dispatcherThreads(norm(4), routing.SCHED_STICKY, {}), 1);
+    assert.equal(routing.dispatcherThreads(undefined, routing.SCHED_STICKY, {}), 1);
+    const byCookie = normalizeSettings({ routing: { sticky: { cookie: 'sid' }, dispatcherThreads: 2 } }).routing;
+    assert.equal(routing.dispatcherThreads(byCookie, routing.SCHED_RR, {}), 1);
   } finally {
     process.emitWarning = emitWarning;
   }
-  assert.equal(warnings.length, 5);
+  assert.equal(warnings.length, 7);
   assert.ok(warnings.every((w) => w.code === 'RCLUSTER_DISPATCHER_THREADS_IGNORED'), JSON.stringify(warnings));
 });

@@ -166,3 +166,89 @@ fn the_bus_crosses_threads_in_order() {
     a.channel.send_bus(2, b"?").unwrap();
     assert!(matches!(&bus(&mut a, 200)[..], [Incoming::PeerGone { peer: 2 }]));
 }
+
+#[test]
+fn a_connection_every_worker_of_one_thread_refuses_is_offered_on_the_other() {
+    // Worker 1 (thread 0) refuses everything, as a server at its
+    // maxConnections does; worker 2 (thread 1) takes them.
+    let (_d, mut a, mut b, _id, port) = two_workers_two_threads(Mode::RoundRobin);
+    let n = 20;
+    let clients = connect_clients(port, n);
+    let mut on_b = Vec::new();
+    let mut refused = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while on_b.len() < n && Instant::now() < deadline {
+        refused += a.refuse_all(10);
+        on_b.extend(b.take_all(10, ACCEPTED));
+    }
+    let seen: BTreeSet<u8> = on_b.iter_mut().map(client_index).collect();
+    assert_eq!(seen.len(), n, "every connection reached the thread whose worker has room ({refused} refusals)");
+    drop(clients);
+}
+
+const MS: u64 = 1_000_000;
+
+/// Two workers on two threads, each holding its loop stamp.
+fn stamped_two_threads(mode: Mode) -> (Dispatcher, TestWorker, TestWorker, u16) {
+    let (d, mut a, mut b, _, port) = two_workers_two_threads(mode);
+    assert!(a.recv(50).is_none() && b.recv(50).is_none());
+    assert!(a.stamp.is_some() && b.stamp.is_some(), "each worker got its stamp");
+    (d, a, b, port)
+}
+
+#[test]
+fn a_thread_whose_worker_is_busy_leaves_new_connections_to_the_other() {
+    for mode in [Mode::LeastConnections, Mode::RoundRobin] {
+        let (_d, mut a, mut b, port) = stamped_two_threads(mode);
+        a.stamp.as_ref().unwrap().busy(rcluster_core::sys::monotonic_ns() - 50 * MS);
+        b.stamp.as_ref().unwrap().idle(rcluster_core::sys::monotonic_ns());
+        // Let both threads see the stamps at a turn.
+        std::thread::sleep(Duration::from_millis(20));
+        let _clients = connect_clients(port, 6);
+        let on_b = b.take_all(300, ACCEPTED).len();
+        let on_a = a.dispatched(100).len();
+        assert_eq!((on_a, on_b), (0, 6), "{mode:?}: all six to the thread whose worker is idle");
+    }
+}
+
+#[test]
+fn a_connection_left_with_a_blocked_worker_is_taken_back_for_the_other_thread() {
+    let (d, mut a, mut b, port) = stamped_two_threads(Mode::LeastConnections);
+    // B busy, A idle: the client goes to A.
+    b.stamp.as_ref().unwrap().busy(rcluster_core::sys::monotonic_ns() - 50 * MS);
+    a.stamp.as_ref().unwrap().idle(rcluster_core::sys::monotonic_ns());
+    std::thread::sleep(Duration::from_millis(20));
+    let _client = connect_clients(port, 1);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while d.stats().unwrap().workers.iter().find(|w| w.id == 1).unwrap().in_flight == 0 {
+        assert!(Instant::now() < deadline, "never dealt to A");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A's loop blocks before it reads; B's is idle: B's thread gets it.
+    a.stamp.as_ref().unwrap().busy(rcluster_core::sys::monotonic_ns());
+    b.stamp.as_ref().unwrap().idle(rcluster_core::sys::monotonic_ns());
+    let (mut taken, revoked) = b.claim_all(300);
+    assert_eq!((taken.len(), revoked), (1, 0), "B took it");
+    assert_eq!(client_index(&mut taken[0]), 0);
+    a.stamp.as_ref().unwrap().idle(rcluster_core::sys::monotonic_ns());
+    let (mine, revoked) = a.claim_all(200);
+    assert_eq!((mine.len(), revoked), (0, 1), "A finds it taken back");
+    assert_eq!(d.stats().unwrap().acks.taken_back, 1);
+}
+
+#[test]
+fn at_light_load_the_threads_take_turns() {
+    // One connection at a time: without turns, the thread the kernel wakes
+    // first (the same one, while it is idle) would take every connection.
+    let (_d, mut a, mut b, _id, port) = two_workers_two_threads(Mode::RoundRobin);
+    let (mut on_a, mut on_b) = (0, 0);
+    for _ in 0..20 {
+        let client = connect_clients(port, 1);
+        let (x, y) = take_on_both(&mut a, &mut b, 1);
+        on_a += x.len();
+        on_b += y.len();
+        drop((client, x, y));
+    }
+    assert_eq!(on_a + on_b, 20);
+    assert!(on_a >= 7 && on_b >= 7, "turns: {on_a} and {on_b}");
+}

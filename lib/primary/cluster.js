@@ -138,7 +138,7 @@ function getDispatcher() {
     // from what the primary happens to accept (held connections): none is,
     // so that the app sees one kind of connection.
     const shared = routing.isShared(schedulingPolicy);
-    const threads = routing.dispatcherThreads(routingSettings);
+    const threads = routing.dispatcherThreads(routingSettings, schedulingPolicy);
     dispatcher = new Dispatcher({
       ...(threads === undefined ? {} : { dispatcherThreads: threads }),
       ...(queueTimeout === undefined ? {} : { queueTimeoutMs: queueTimeout }),

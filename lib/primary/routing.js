@@ -141,7 +141,20 @@ function normalizeDispatcherThreads(value, name, caller) {
 // else RCLUSTER_DISPATCHER_THREADS (the same values), else the native
 // default (undefined). A malformed variable is ignored with a warning, as
 // Node ignores a NODE_CLUSTER_SCHED_POLICY it does not know, but said.
-function dispatcherThreads(routing, env = process.env) {
+// Sticky routing keeps one table of which client is whose: it gets one
+// thread, whatever is asked (said, when more were asked).
+function dispatcherThreads(routing, policy, env = process.env) {
+  const sticky = policy === SCHED_STICKY || Boolean(routing && routing.sticky);
+  const asked = askedThreads(routing, env);
+  if (!sticky) return asked;
+  if (asked !== undefined && asked > 1) {
+    process.emitWarning(`sticky routing uses one dispatcher thread; ignoring dispatcherThreads ${asked}`,
+                        { code: 'RCLUSTER_DISPATCHER_THREADS_IGNORED' });
+  }
+  return 1;
+}
+
+function askedThreads(routing, env) {
   const value = routing && routing.dispatcherThreads;
   if (value !== undefined) return value === 'auto' ? undefined : value;
   const text = env[DISPATCHER_THREADS_ENV];

@@ -19,7 +19,7 @@ use super::bus_relay;
 use super::command::Command;
 use super::events::{self, Event, EventSink, WarningLimiter};
 use super::health::Health;
-use super::shards::{Shards, SocketKind};
+use super::shards::{Able, Shards, SocketKind};
 use super::stats::StageStats;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -126,6 +126,14 @@ pub(super) struct EventLoop {
     /// (`None`: it is the only one, docs/DESIGN.md §16).
     shard: usize,
     shards: Option<Arc<Shards>>,
+    /// With several threads: per listener, which threads could deal a
+    /// connection now to a worker that keeps up (`shards::Able`), and the
+    /// listeners this thread leaves to others this turn for that reason.
+    able: HashMap<ListenerId, Arc<Able>>,
+    deferring: Vec<(ListenerId, usize)>,
+    /// When the other threads were last asked to look at their workers
+    /// again for a connection left with a blocked worker here.
+    last_poke: Option<Instant>,
 }
 
 impl EventLoop {
@@ -169,6 +177,9 @@ impl EventLoop {
             read_buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
             shard,
             shards,
+            able: HashMap::new(),
+            deferring: Vec::new(),
+            last_poke: None,
         })
     }
 
@@ -244,6 +255,7 @@ impl EventLoop {
     /// sockets while they should be accepted from, the stages' epoll once it
     /// exists. Only changes cost a system call.
     fn update_watches(&mut self) {
+        self.refresh_able(Instant::now());
         let epoll = self.epoll.as_fd();
         for peer in self.peers.values() {
             let writable = peer.wants_writable();
@@ -276,6 +288,7 @@ impl EventLoop {
             // more. Only its own: every other listener has a budget of its own.
             let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
             let wants = !served_elsewhere(self.shards.as_deref(), self.shard, handle)
+                && !self.deferring.iter().any(|(id, _)| *id == handle.id())
                 && with_ask(&self.peers, self.config.window, now, |ask| {
                     handle.should_accept(ask, self.config.queue_limit, stage_full).is_some()
                 });
@@ -341,6 +354,35 @@ impl EventLoop {
                             (self.events)(Event::Warning { code: events::POLL_FAILED, message });
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// With several threads: tells the others whether this thread could
+    /// deal each listener's next connection to a worker that keeps up, and
+    /// notes the listeners whose connections it leaves to another thread
+    /// for now, because its workers cannot and that thread's can
+    /// (`shards::Able`). One that stops being able wakes the others: they
+    /// may have left the socket to it.
+    fn refresh_able(&mut self, now: Instant) {
+        self.deferring.clear();
+        let Some(shards) = self.shards.as_deref() else { return };
+        let budget = self.stage_budget();
+        for handle in self.handles.values() {
+            let Some(able) = self.able.get(&handle.id()) else { continue };
+            let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
+            let (take, able_here) = with_ask(&self.peers, self.config.window, now, |ask| {
+                let take = handle.should_accept(ask, self.config.queue_limit, stage_full);
+                let able = matches!(take, Some(Take::Deal(_))) && handle.could_take_elsewhere(ask, NO_WORKER);
+                (take, able)
+            });
+            if able.set(self.shard, able_here) {
+                shards.wake_others(self.shard);
+            }
+            if take.is_some() && !able_here {
+                if let Some(other) = able.elsewhere(self.shard) {
+                    self.deferring.push((handle.id(), other));
                 }
             }
         }
@@ -503,7 +545,8 @@ impl EventLoop {
         let (id, created) = match self.keys.get(&request.key) {
             Some(id) => (*id, false),
             None => {
-                if socket_identity::names_one_of(&request.spec.addr, self.handles.values().map(ListenHandle::fd)) {
+                let elsewhere = self.shards.as_deref().is_some_and(|s| s.sockets.names_one_of(&request.spec.addr, &request.key));
+                if elsewhere || socket_identity::names_one_of(&request.spec.addr, self.handles.values().map(ListenHandle::fd)) {
                     return Err(Error::io("bind", std::io::Error::from_raw_os_error(sys::errno::EEXIST)));
                 }
                 let (id, handle, created) = match self.shards.clone() {
@@ -606,6 +649,7 @@ impl EventLoop {
             made = Some(handle);
             Ok((socket, kind))
         })?;
+        self.able.insert(joined.id, Arc::clone(&joined.able));
         if let Some(mut handle) = made {
             // Bound here: the registry kept a copy of its socket, and
             // removes a unix socket's path once the last thread closes it.
@@ -794,6 +838,7 @@ impl EventLoop {
             }
         }
         for conn in refused.into_iter().rev() {
+            let Some(conn) = self.pass_on_refused(conn, id) else { continue };
             // A connection whose socket closed meanwhile closes with it.
             if let Some(handle) = self.handles.get_mut(&conn.listener) {
                 handle.hold(conn, Held::Refused { by: id, at: now });
@@ -801,6 +846,34 @@ impl EventLoop {
         }
         if overacknowledged {
             self.channel_failed(id, "acknowledged more connections than it was sent".to_string());
+        }
+    }
+
+    /// With several dispatcher threads: a connection every member of this
+    /// thread has now refused (`maxConnections`, a closing server) goes to
+    /// the next thread with members that has not had it in this round, to be
+    /// offered to its workers at once; once every thread has, its new round
+    /// begins here, after the usual wait (`policy::retry_delay`). `None`:
+    /// passed on.
+    fn pass_on_refused(&mut self, mut conn: Connection, by: WorkerId) -> Option<Connection> {
+        let Some(shards) = self.shards.clone() else { return Some(conn) };
+        let handle = self.handles.get(&conn.listener)?;
+        if !handle.refused_by_every_member(&conn.offers, by) {
+            return Some(conn);
+        }
+        let tried = conn.offers.threads_tried | 1u64 << self.shard;
+        match shards.sockets.next_thread(handle.key(), self.shard, tried) {
+            Some(next) => {
+                conn.offers.refused_by.clear();
+                conn.offers.threads_tried = tried;
+                let listener = conn.listener;
+                shards.inbox(next).send(Command::Adopt(listener, vec![conn]));
+                None
+            }
+            None => {
+                conn.offers.threads_tried = 0;
+                Some(conn)
+            }
         }
     }
 
@@ -925,6 +998,7 @@ impl EventLoop {
                 // The socket stays open while another thread holds it.
                 shards.sockets.release(handle.key(), self.shard);
             }
+            self.able.remove(&listener);
             handle.close();
         }
     }
@@ -996,18 +1070,49 @@ impl EventLoop {
             let mut peer = self.peers.remove(&id).expect("listed above");
             let handles = &self.handles;
             let peers = &self.peers;
+            let able = &self.able;
+            let shard = self.shard;
+            // A member here, or with several threads another thread's.
+            let taker_here = |listener: ListenerId| {
+                handles.get(&listener).is_some_and(|h| with_ask(peers, window, now, |ask| h.could_take_elsewhere(ask, id)))
+            };
+            let taker_elsewhere = |listener: ListenerId| able.get(&listener).and_then(|a| a.elsewhere(shard));
             let mut may_take = |listener: ListenerId, busy_for: Duration| {
-                handles.get(&listener).is_some_and(|h| {
-                    h.stuck_after(busy_threshold).is_some_and(|after| busy_for >= after)
-                        && with_ask(peers, window, now, |ask| h.could_take_elsewhere(ask, id))
-                })
+                handles.get(&listener).is_some_and(|h| h.stuck_after(busy_threshold).is_some_and(|after| busy_for >= after))
+                    && (taker_here(listener) || taker_elsewhere(listener).is_some())
             };
             let taken = peer.take_back_stuck(&mut may_take, now);
+            // Due, and no worker here or flagged elsewhere could take it:
+            // the other threads' flags may be stale (a thread sets its own
+            // at its turns only), so they are asked to look again, at most
+            // every 10 ms while this lasts.
+            let stale_flags = taken.is_empty() && self.shards.is_some();
+            let mut passed: Vec<(usize, Connection)> = Vec::new();
+            let mut kept = Vec::new();
+            for conn in taken {
+                match (taker_here(conn.listener), taker_elsewhere(conn.listener)) {
+                    (false, Some(thread)) => passed.push((thread, conn)),
+                    _ => kept.push(conn),
+                }
+            }
             self.peers.insert(id, peer);
-            for conn in taken.into_iter().rev() {
+            if stale_flags && self.last_poke.is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_millis(10)) {
+                self.last_poke = Some(now);
+                if let Some(shards) = self.shards.as_deref() {
+                    shards.wake_others(self.shard);
+                }
+            }
+            for conn in kept.into_iter().rev() {
                 self.acks.taken_back();
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
                     handle.hold(conn, Held::Refused { by: id, at: now });
+                }
+            }
+            // Dealt by the thread whose worker can take them.
+            if let Some(shards) = self.shards.as_deref() {
+                for (thread, conn) in passed {
+                    self.acks.taken_back();
+                    shards.inbox(thread).send(Command::Adopt(conn.listener, vec![conn]));
                 }
             }
         }
@@ -1020,14 +1125,30 @@ impl EventLoop {
         let now = Instant::now();
         let window = self.config.window;
         let budget = self.stage_budget();
+        let mut accepted_from = Vec::new();
+        // Asked again after the wait: the wait may have been woken for a
+        // listener whose connections this thread now leaves to another; with
+        // the kernel waking one thread per connection, that one is told.
+        self.refresh_able(now);
+        if let Some(shards) = self.shards.as_deref() {
+            for (id, other) in &self.deferring {
+                if self.readiness.get(id) == Some(&Readiness::Readable) {
+                    let _ = shards.inbox(*other).waker.wake();
+                }
+            }
+        }
         for handle in self.handles.values_mut() {
             handle.deal_pending(&mut self.peers, window, now, self.config.queue_timeout);
             let readiness = self.readiness.get(&handle.id()).copied().unwrap_or(Readiness::NotPolled);
-            if readiness == Readiness::Idle || served_elsewhere(self.shards.as_deref(), self.shard, handle) {
+            if readiness == Readiness::Idle
+                || served_elsewhere(self.shards.as_deref(), self.shard, handle)
+                || self.deferring.iter().any(|(id, _)| *id == handle.id())
+            {
                 continue;
             }
             let keyed = handle.is_keyed();
             let staged = self.stage.applies_to(keyed);
+            let accepted_before = handle.accepted_total();
             for _ in 0..self.config.accept_batch {
                 // Asked before each accept (not after): a socket not polled
                 // because its stage is full is still tried here, and must
@@ -1068,6 +1189,24 @@ impl EventLoop {
                     }
                 }
             }
+            if self.shards.is_some() && handle.accepted_total() != accepted_before {
+                accepted_from.push(handle.id());
+            }
+        }
+        // With several threads on one socket, the kernel wakes the first of
+        // them waiting in the socket's queue: the same one, while the load is
+        // light. A thread that accepted goes to the back of that queue (its
+        // watch is dropped here and added again at the next turn), so the
+        // threads take turns, as the workers of one thread do.
+        if !accepted_from.is_empty() {
+            let epoll = self.epoll.as_fd();
+            self.watched_sockets.retain(|(fd, id)| {
+                let keep = !accepted_from.contains(id);
+                if !keep {
+                    sys::epoll_forget(epoll, *fd);
+                }
+                keep
+            });
         }
     }
 
@@ -1092,3 +1231,7 @@ fn served_elsewhere(shards: Option<&Shards>, shard: usize, handle: &ListenHandle
         None => false,
     }
 }
+
+/// No worker has this id (bus ids stop below it): what `could_take_elsewhere`
+/// is asked to leave out when any member will do.
+const NO_WORKER: WorkerId = WorkerId::MAX;

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -126,6 +127,43 @@ impl Shards {
             }
         }
     }
+
+    /// Wakes every thread but `except`, to look at its listeners again.
+    pub fn wake_others(&self, except: usize) {
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if i != except {
+                let _ = inbox.waker.wake();
+            }
+        }
+    }
+}
+
+/// Per thread, for one listener: whether it could deal a connection now to
+/// a worker that keeps up (credit, loop not busy, nothing left unread too
+/// long, not paced). A thread whose workers cannot leaves the socket to one
+/// whose can, and takes back what a blocked worker left unread for it
+/// (docs/DESIGN.md §16). Written by each thread at each turn, read by the
+/// others without a lock: a stale value costs one connection's placement,
+/// never the connection.
+pub(super) struct Able {
+    flags: Vec<AtomicBool>,
+}
+
+impl Able {
+    fn new(threads: usize) -> Self {
+        Able { flags: (0..threads).map(|_| AtomicBool::new(false)).collect() }
+    }
+
+    /// Sets thread `shard`'s flag; true if it went from able to not.
+    pub fn set(&self, shard: usize, able: bool) -> bool {
+        self.flags[shard].swap(able, Ordering::AcqRel) && !able
+    }
+
+    /// Another thread that is able, the first after `shard`.
+    pub fn elsewhere(&self, shard: usize) -> Option<usize> {
+        let n = self.flags.len();
+        (1..n).map(|i| (shard + i) % n).find(|t| self.flags[*t].load(Ordering::Acquire))
+    }
 }
 
 /// One listening socket and who holds it.
@@ -139,6 +177,7 @@ struct Entry {
     /// workers are members.
     holds: Vec<bool>,
     members: Vec<usize>,
+    able: Arc<Able>,
 }
 
 /// What a thread's handle for an existing socket is made as.
@@ -163,6 +202,7 @@ pub(super) struct Joined {
     pub socket: BoundSocket,
     pub kind: SocketKind,
     pub created: bool,
+    pub able: Arc<Able>,
 }
 
 impl SocketRegistry {
@@ -187,7 +227,7 @@ impl SocketRegistry {
             // The registry's entry removes a unix socket's path, once the
             // last thread lets it go.
             let socket = BoundSocket { fd, local: entry.socket.local.clone(), owns_path: false };
-            return Ok(Joined { id: entry.id, socket, kind: entry.kind, created: false });
+            return Ok(Joined { id: entry.id, socket, kind: entry.kind, created: false, able: Arc::clone(&entry.able) });
         }
         let id = {
             let mut next = self.next_listener.lock();
@@ -201,8 +241,9 @@ impl SocketRegistry {
         socket.owns_path = false;
         let mut holds = vec![false; self.threads];
         holds[shard] = true;
-        entries.insert(key.to_string(), Entry { id, socket: kept, kind, holds, members: vec![0; self.threads] });
-        Ok(Joined { id, socket, kind, created: true })
+        let able = Arc::new(Able::new(self.threads));
+        entries.insert(key.to_string(), Entry { id, socket: kept, kind, holds, members: vec![0; self.threads], able: Arc::clone(&able) });
+        Ok(Joined { id, socket, kind, created: true, able })
     }
 
     /// Thread `shard` now has `members` of its workers in `key`'s rotation.
@@ -228,6 +269,24 @@ impl SocketRegistry {
         self.entries.lock().iter().find(|(_, e)| e.id == listener).map(|(k, _)| k.clone())
     }
 
+    /// The next thread after `shard` with a member in `key`'s rotation and
+    /// not in `tried` (bit `i` for thread `i`).
+    pub fn next_thread(&self, key: &str, shard: usize, tried: u64) -> Option<usize> {
+        let entries = self.entries.lock();
+        let entry = entries.get(key)?;
+        (1..self.threads)
+            .map(|i| (shard + i) % self.threads)
+            .find(|t| entry.members[*t] > 0 && tried & (1u64 << t) == 0)
+    }
+
+    /// Whether a listen by descriptor (`listen({ fd })`) on `key` names
+    /// one of the listening sockets any thread holds for another key.
+    pub fn names_one_of(&self, addr: &crate::listen::ListenAddr, key: &str) -> bool {
+        let entries = self.entries.lock();
+        let others = entries.iter().filter(|(k, _)| k.as_str() != key).map(|(_, e)| e.socket.fd.as_fd());
+        crate::listen::socket_identity::names_one_of(addr, others)
+    }
+
     /// Another thread with a member in `key`'s rotation, the one with most.
     pub fn members_elsewhere(&self, key: &str, shard: usize) -> Option<usize> {
         let entries = self.entries.lock();
@@ -242,6 +301,7 @@ impl SocketRegistry {
         let Some(entry) = entries.get_mut(key) else { return };
         entry.holds[shard] = false;
         entry.members[shard] = 0;
+        entry.able.set(shard, false);
         if entry.holds.iter().any(|h| *h) {
             return;
         }

@@ -332,6 +332,14 @@ impl ListenHandle {
         })
     }
 
+    /// Whether every member has refused a connection, counting a refusal by
+    /// `by` now.
+    pub fn refused_by_every_member(&self, offers: &crate::routing::policy::Offers, by: WorkerId) -> bool {
+        let mut all = offers.refused_by.clone();
+        all.push(by);
+        !self.is_empty() && self.policy.all_in(&all)
+    }
+
     /// Gives `conn` to the member `pick` names.
     fn give(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>) {
         let worker = self.policy.commit(pick, &conn.offers.refused_by);

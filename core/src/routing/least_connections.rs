@@ -356,7 +356,7 @@ mod tests {
         }
         let mut unacked: HashMap<WorkerId, usize> = HashMap::new();
         let mut busy: Option<WorkerId> = None;
-        let mut deal = |p: &mut LeastConnections, unacked: &mut HashMap<WorkerId, usize>, busy: Option<WorkerId>| {
+        let deal = |p: &mut LeastConnections, unacked: &mut HashMap<WorkerId, usize>, busy: Option<WorkerId>| {
             let snapshot = unacked.clone();
             let load = move |id: WorkerId| {
                 let n = snapshot.get(&id).copied().unwrap_or(0);

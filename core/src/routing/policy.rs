@@ -158,6 +158,10 @@ pub struct Offers {
     pub rounds: u32,
     /// Not offered again before this (after a round of refusals).
     pub retry_at: Option<Instant>,
+    /// With several dispatcher threads: those whose members all refused it
+    /// in this round (bit `i` for thread `i`); it goes to the next thread
+    /// with members before a new round begins (docs/DESIGN.md §16).
+    pub threads_tried: u64,
 }
 
 impl Offers {
@@ -945,7 +949,7 @@ mod tests {
         let mut offers = Offers::default();
         assert!(offers.is_due(now));
         p.refused(&mut offers, 1, now);
-        assert_eq!(offers, Offers { refused_by: vec![1], rounds: 0, retry_at: None }, "one left to ask");
+        assert_eq!(offers, Offers { refused_by: vec![1], rounds: 0, retry_at: None, threads_tried: 0 }, "one left to ask");
         let expected_ms = [10, 20, 40, 80, 160, 200, 200, 200];
         for (round, delay) in expected_ms.iter().enumerate() {
             if round > 0 {
