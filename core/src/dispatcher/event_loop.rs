@@ -19,7 +19,7 @@ use super::bus_relay;
 use super::command::Command;
 use super::events::{self, Event, EventSink, WarningLimiter};
 use super::health::Health;
-use super::shards::{Able, Shards, SocketKind};
+use super::shards::{Able, Shards, SocketKind, UNABLE};
 use super::stats::StageStats;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -131,6 +131,8 @@ pub(super) struct EventLoop {
     /// listeners this thread leaves to others this turn for that reason.
     able: HashMap<ListenerId, Arc<Able>>,
     deferring: Vec<(ListenerId, usize)>,
+    /// Per listener, connections this thread accepted in its current turn.
+    turn_taken: HashMap<ListenerId, usize>,
     /// When the other threads were last asked to look at their workers
     /// again for a connection left with a blocked worker here.
     last_poke: Option<Instant>,
@@ -148,7 +150,9 @@ impl EventLoop {
             Some((shard, shards)) => (shard, Some(shards)),
             None => (0, None),
         };
-        let stage = HeaderStage::new(config.proxy.clone(), config.sticky_http.clone(), config.stage_limit);
+        let threads = shards.as_ref().map_or(1, |s| s.len());
+        let stage = HeaderStage::new(config.proxy.clone(), config.sticky_http.clone(), config.stage_limit).shared_by(threads);
+
         let epoll = sys::epoll_create()?;
         sys::epoll_watch_level(epoll.as_fd(), waker.as_fd(), Slot::Waker.token(), false, false)?;
         Ok(EventLoop {
@@ -179,6 +183,7 @@ impl EventLoop {
             shards,
             able: HashMap::new(),
             deferring: Vec::new(),
+            turn_taken: HashMap::new(),
             last_poke: None,
         })
     }
@@ -372,16 +377,21 @@ impl EventLoop {
         for handle in self.handles.values() {
             let Some(able) = self.able.get(&handle.id()) else { continue };
             let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
-            let (take, able_here) = with_ask(&self.peers, self.config.window, now, |ask| {
+            let least_connections = handle.policy_name() == Mode::LeastConnections.name();
+            let (take, score) = with_ask(&self.peers, self.config.window, now, |ask| {
                 let take = handle.should_accept(ask, self.config.queue_limit, stage_full);
-                let able = matches!(take, Some(Take::Deal(_))) && handle.could_take_elsewhere(ask, NO_WORKER);
-                (take, able)
+                let score = match take {
+                    Some(Take::Deal(_)) if least_connections => handle.least_open_keeping_up(ask).unwrap_or(UNABLE),
+                    Some(Take::Deal(_)) if handle.could_take_elsewhere(ask, NO_WORKER) => 0,
+                    _ => UNABLE,
+                };
+                (take, score)
             });
-            if able.set(self.shard, able_here) {
+            if able.set(self.shard, score) {
                 shards.wake_others(self.shard);
             }
-            if take.is_some() && !able_here {
-                if let Some(other) = able.elsewhere(self.shard) {
+            if take.is_some() {
+                if let Some(other) = able.better_than(self.shard, score) {
                     self.deferring.push((handle.id(), other));
                 }
             }
@@ -452,7 +462,11 @@ impl EventLoop {
             // one due and not taken (no other worker could take it this
             // turn) is looked at again a millisecond on.
             .chain(self.next_take_back(now).map(|t| t.max(now + Duration::from_millis(1))))
-            .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)));
+            .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)))
+            // A listener left to another thread is looked at again within a
+            // millisecond: that thread's score may be stale, and it wakes
+            // this one only when its workers stop being able at all.
+            .chain((!self.deferring.is_empty()).then(|| now + Duration::from_millis(1)));
         match wake_ups.min() {
             None => -1,
             Some(at) => at.saturating_duration_since(now).as_millis().clamp(1, i32::MAX as u128) as i32,
@@ -659,7 +673,8 @@ impl EventLoop {
         let handle = match joined.kind {
             SocketKind::Plain => ListenHandle::new(joined.id, request.key.clone(), request.mode, joined.socket, socket_type, stall),
             SocketKind::ReusePort { ipv6_only, backlog, defer_accept } => {
-                let policy = ReusePort::new(stall, &joined.socket, ipv6_only, backlog, defer_accept).map_err(|e| Error::io("dup", e))?;
+                let policy =
+                    ReusePort::joining(stall, &joined.socket, ipv6_only, backlog, defer_accept).map_err(|e| Error::io("bind", e))?;
                 ListenHandle::with_policy(joined.id, request.key.clone(), Box::new(policy), joined.socket, socket_type)
             }
         };
@@ -999,6 +1014,7 @@ impl EventLoop {
                 shards.sockets.release(handle.key(), self.shard);
             }
             self.able.remove(&listener);
+            self.turn_taken.remove(&listener);
             handle.close();
         }
     }
@@ -1190,14 +1206,22 @@ impl EventLoop {
                 }
             }
             if self.shards.is_some() && handle.accepted_total() != accepted_before {
-                accepted_from.push(handle.id());
+                // A turn is as many connections as the thread has members:
+                // with turns of that length, one connection at a time goes
+                // round every worker of every thread in turn.
+                let taken = self.turn_taken.entry(handle.id()).or_insert(0);
+                *taken += (handle.accepted_total() - accepted_before) as usize;
+                if *taken >= handle.members().len().max(1) {
+                    *taken = 0;
+                    accepted_from.push(handle.id());
+                }
             }
         }
         // With several threads on one socket, the kernel wakes the first of
         // them waiting in the socket's queue: the same one, while the load is
-        // light. A thread that accepted goes to the back of that queue (its
-        // watch is dropped here and added again at the next turn), so the
-        // threads take turns, as the workers of one thread do.
+        // light. A thread that has taken its turn goes to the back of that
+        // queue (its watch is dropped here and added again at the next
+        // turn), so the threads take turns, as the workers of one thread do.
         if !accepted_from.is_empty() {
             let epoll = self.epoll.as_fd();
             self.watched_sockets.retain(|(fd, id)| {
@@ -1225,9 +1249,15 @@ impl EventLoop {
 /// Whether a listener this thread holds no member of is served by another
 /// dispatcher thread's workers: then this thread leaves its socket alone
 /// (and passes on what it held, `EventLoop::pass_on_orphans`).
+/// Not SCHED_REUSEPORT's: the sockets a thread accepts from there are its
+/// own slots whose workers are gone, which no other thread accepts from.
 fn served_elsewhere(shards: Option<&Shards>, shard: usize, handle: &ListenHandle) -> bool {
     match shards {
-        Some(shards) => handle.is_empty() && shards.sockets.members_elsewhere(handle.key(), shard).is_some(),
+        Some(shards) => {
+            handle.is_empty()
+                && handle.policy_name() != Mode::ReusePort.name()
+                && shards.sockets.members_elsewhere(handle.key(), shard).is_some()
+        }
         None => false,
     }
 }

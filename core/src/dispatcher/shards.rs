@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -140,29 +140,45 @@ impl Shards {
 
 /// Per thread, for one listener: whether it could deal a connection now to
 /// a worker that keeps up (credit, loop not busy, nothing left unread too
-/// long, not paced). A thread whose workers cannot leaves the socket to one
-/// whose can, and takes back what a blocked worker left unread for it
-/// (docs/DESIGN.md §16). Written by each thread at each turn, read by the
-/// others without a lock: a stale value costs one connection's placement,
-/// never the connection.
+/// long, not paced), and how good its best such worker is: 0 for any, or
+/// under least connections the fewest connections one holds open. A thread
+/// whose workers cannot, or whose best is worse than another thread's,
+/// leaves the socket to that thread, and takes back for it what a blocked
+/// worker left unread (docs/DESIGN.md §16). Written by each thread at each
+/// turn, read by the others without a lock: a stale value costs one
+/// connection's placement, never the connection.
 pub(super) struct Able {
-    flags: Vec<AtomicBool>,
+    scores: Vec<AtomicU64>,
 }
+
+/// A thread's score while none of its workers can take a connection.
+pub(super) const UNABLE: u64 = u64::MAX;
 
 impl Able {
     fn new(threads: usize) -> Self {
-        Able { flags: (0..threads).map(|_| AtomicBool::new(false)).collect() }
+        Able { scores: (0..threads).map(|_| AtomicU64::new(UNABLE)).collect() }
     }
 
-    /// Sets thread `shard`'s flag; true if it went from able to not.
-    pub fn set(&self, shard: usize, able: bool) -> bool {
-        self.flags[shard].swap(able, Ordering::AcqRel) && !able
+    /// Sets thread `shard`'s score; true if it went from able to unable.
+    pub fn set(&self, shard: usize, score: u64) -> bool {
+        self.scores[shard].swap(score, Ordering::AcqRel) != UNABLE && score == UNABLE
+    }
+
+    /// Another thread whose score is below `score` (any able one, for
+    /// `UNABLE`), the best, the first after `shard` among equals.
+    pub fn better_than(&self, shard: usize, score: u64) -> Option<usize> {
+        let n = self.scores.len();
+        (1..n)
+            .map(|i| (shard + i) % n)
+            .map(|t| (t, self.scores[t].load(Ordering::Acquire)))
+            .filter(|(_, s)| *s < score)
+            .min_by_key(|(_, s)| *s)
+            .map(|(t, _)| t)
     }
 
     /// Another thread that is able, the first after `shard`.
     pub fn elsewhere(&self, shard: usize) -> Option<usize> {
-        let n = self.flags.len();
-        (1..n).map(|i| (shard + i) % n).find(|t| self.flags[*t].load(Ordering::Acquire))
+        self.better_than(shard, UNABLE)
     }
 }
 
@@ -301,7 +317,7 @@ impl SocketRegistry {
         let Some(entry) = entries.get_mut(key) else { return };
         entry.holds[shard] = false;
         entry.members[shard] = 0;
-        entry.able.set(shard, false);
+        entry.able.set(shard, UNABLE);
         if entry.holds.iter().any(|h| *h) {
             return;
         }

@@ -340,6 +340,21 @@ impl ListenHandle {
         !self.is_empty() && self.policy.all_in(&all)
     }
 
+    /// Fewest connections open on a member that could take one now and
+    /// keeps up (as `could_take_elsewhere` judges): how good this listener's
+    /// best member is, to compare with another dispatcher thread's
+    /// (docs/DESIGN.md §16). `None`: no member could.
+    pub fn least_open_keeping_up(&self, ask: &Ask<'_>) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(m, _)| {
+                let load = (ask.load)(**m);
+                !load.gone && load.free > 0 && !load.busy && !load.lagging && !load.paced
+            })
+            .map(|(_, (open, _))| *open)
+            .min()
+    }
+
     /// Gives `conn` to the member `pick` names.
     fn give(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>) {
         let worker = self.policy.commit(pick, &conn.offers.refused_by);

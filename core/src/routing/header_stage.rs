@@ -192,6 +192,16 @@ impl HeaderStage {
         self.proxy.is_some() || (self.sticky_http.is_some() && keyed)
     }
 
+    /// One of `threads` dispatcher threads' stages (docs/DESIGN.md §16):
+    /// each holds its share of a listener's budget and of the descriptors,
+    /// so that together they hold what one would.
+    pub fn shared_by(mut self, threads: usize) -> Self {
+        let threads = threads.max(1);
+        self.limit = (self.limit / threads).max(1);
+        self.total /= threads;
+        self
+    }
+
     /// How many connections each of the `staged` listeners that have a
     /// stage may have waiting in it: `None` without any stage.
     pub fn budget(&self, staged: usize) -> Option<usize> {

@@ -61,6 +61,17 @@ impl ReusePort {
         let slots = ReusePortSlots::new(first, addr, ipv6_only, backlog, defer_accept)?;
         Ok(ReusePort { rotation: Rotation::new(stall), slots })
     }
+
+    /// The policy of another dispatcher thread for the group `socket` began
+    /// (docs/DESIGN.md §16): its slots are its own, bound beside the others
+    /// as its workers come, none of them shared with the first thread.
+    pub fn joining(stall: Duration, socket: &BoundSocket, ipv6_only: bool, backlog: i32, defer_accept: bool) -> io::Result<Self> {
+        let LocalAddr::Inet(addr) = socket.local else {
+            return Err(io::Error::from_raw_os_error(sys::errno::EINVAL));
+        };
+        let slots = ReusePortSlots { addr, ipv6_only, backlog, defer_accept, slots: Vec::new() };
+        Ok(ReusePort { rotation: Rotation::new(stall), slots })
+    }
 }
 
 rotation_policy!(ReusePort, name = Mode::ReusePort.name(), {
