@@ -2,7 +2,8 @@
 'use strict';
 // The dispatcher's ceiling: connections dispatched per second of the
 // primary's CPU, for 2, 16 and 64 workers that answer and close at once
-// (bench/run.js's `dispatch` workload: churn, rcluster RR and node:cluster RR,
+// (bench/run.js's `dispatch` workload: churn, rcluster RR with one and two
+// dispatcher threads and node:cluster RR,
 // interleaved rounds). One bench/run.js run per worker count, each writing to
 // bench/results/dispatch/<N>-workers/, then one table of all of them.
 // Options after `--` go to every bench/run.js run (e.g. -- --rounds 5).
@@ -25,7 +26,7 @@ function main() {
   const rows = [];
   for (const workers of WORKER_COUNTS) {
     const out = path.join(OUT, `${workers}-workers`);
-    const args = [RUN, '--workloads', 'dispatch', '--configs', 'node-rr,rcluster-rr', '--rounds', '3', '--workers', String(workers), '--out', out, ...extra];
+    const args = [RUN, '--workloads', 'dispatch', '--configs', 'node-rr,rcluster-rr,rcluster-rr-2t', '--rounds', '3', '--workers', String(workers), '--out', out, ...extra];
     const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
     if (run.status !== 0) {
       process.stderr.write(`bench/run.js with ${workers} workers exited with ${run.status ?? run.signal}\n`);

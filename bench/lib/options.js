@@ -32,6 +32,10 @@ const CONFIGS = {
     'base-rr': { label: 'rcluster RR, BENCH_BASE build', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', BENCH_RCLUSTER_PATH: process.env.BENCH_BASE }, optIn: true },
     'base-lc': { label: 'rcluster LC, BENCH_BASE build', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc', BENCH_RCLUSTER_PATH: process.env.BENCH_BASE }, optIn: true },
   } : {}),
+  // Opt-in: two native dispatcher threads (routing.dispatcherThreads,
+  // docs/DESIGN.md §16) instead of the default one on this machine.
+  'rcluster-rr-2t': { label: 'rcluster RR, 2 dispatcher threads', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_DISPATCHER_THREADS: '2' }, optIn: true },
+  'rcluster-lc-2t': { label: 'rcluster LC, 2 dispatcher threads', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'lc', RCLUSTER_DISPATCHER_THREADS: '2' }, optIn: true },
   'rcluster-rr-unpaced': { label: 'rcluster RR, unpaced', env: { BENCH_IMPL: 'rcluster', BENCH_POLICY: 'rr', RCLUSTER_BENCH_PACE_ABOVE: '0' }, optIn: true },
 };
 
@@ -56,7 +60,7 @@ const WORKLOADS = {
   // dispatch: churn against rcluster RR and node:cluster RR only, for the
   // dispatcher's cost per connection (bench/dispatch.js runs it at 2, 16 and
   // 64 workers: npm run bench:dispatch).
-  dispatch: { churn: true, serverEnv: {}, configs: ['node-rr', 'rcluster-rr'], optIn: true },
+  dispatch: { churn: true, serverEnv: {}, configs: ['node-rr', 'rcluster-rr', 'rcluster-rr-2t'], optIn: true },
   mixed: {
     churn: true, serverEnv: {}, handler: 'mixed', connections: 4, tool: 'mixed', ratePerWorker: 8,
     configs: ['node-rr', 'node-none', 'rcluster-rr', 'rcluster-none', 'rcluster-lc', 'base-rr', 'base-lc'],
