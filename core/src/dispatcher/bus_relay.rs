@@ -55,7 +55,9 @@ pub(super) fn relay(
     let message = bus::relayed(target, from, payload);
     if target == BROADCAST {
         if let Some(shards) = shards {
-            shards.to_others(shard, || Command::Bus { from, to: BROADCAST, message: message.clone() });
+            for other in (0..shards.len()).filter(|t| *t != shard) {
+                forward(peers, shards, other, from, BROADCAST, message.clone());
+            }
         }
         deliver_here(peers, shards, from, BROADCAST, message, bridge);
         return Ok(());
@@ -65,7 +67,7 @@ pub(super) fn relay(
         return Ok(());
     }
     if let Some((shards, owner)) = shards.and_then(|s| s.owner(target).filter(|o| *o != shard).map(|o| (s, o))) {
-        shards.inbox(owner).send(Command::Bus { from, to: target, message });
+        forward(peers, shards, owner, from, target, message);
         return Ok(());
     }
     // No such peer (it exited, or never was): what was asked of it will
@@ -76,6 +78,20 @@ pub(super) fn relay(
         sender.push_bus(bus::encode_peer_gone(target));
     }
     Ok(())
+}
+
+/// Puts a relayed message in thread `owner`'s inbox, within that inbox's
+/// bound (`Shards::reserve_bus`): past it, dropped, and the sender told
+/// (for a broadcast, `to` is `BROADCAST`).
+fn forward(peers: &mut HashMap<WorkerId, Peer>, shards: &Shards, owner: usize, from: WorkerId, to: WorkerId, message: Vec<u8>) {
+    if shards.reserve_bus(owner, message.len()) {
+        shards.inbox(owner).send(Command::Bus { from, to, message });
+    } else if let Some(sender) = peers.get_mut(&from) {
+        let dropped = if to == BROADCAST { shards.peers_of(owner) } else { vec![to] };
+        for peer in dropped.into_iter().filter(|p| *p != PRIMARY) {
+            sender.push_bus(bus::encode_dropped(peer));
+        }
+    }
 }
 
 /// Delivers a relayed message to peer `to` of this thread, or for a

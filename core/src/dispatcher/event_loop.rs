@@ -194,6 +194,9 @@ impl EventLoop {
     }
 
     pub(super) fn run(mut self) {
+        if let Some(shards) = self.shards.as_deref() {
+            crate::routing::policy::set_cpu_share(shards.len());
+        }
         // Skipped while the config was made, before anyone could hear.
         for message in self.config.inherited.warnings().to_vec() {
             self.warn(events::LISTEN_FDS_IGNORED, message);
@@ -538,6 +541,9 @@ impl EventLoop {
                     }
                 },
                 Command::Bus { from, to, message } => {
+                    if let Some(shards) = self.shards.as_deref() {
+                        shards.release_bus(self.shard, message.len());
+                    }
                     bus_relay::deliver_here(&mut self.peers, self.shards.as_deref(), from, to, message, self.bus_bridge)
                 }
                 Command::BusNotice { to, notice } => {

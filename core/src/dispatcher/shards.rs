@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -70,13 +70,23 @@ pub(super) struct Shards {
     /// cluster stays on the first thread, with one exact rotation.
     capacity: usize,
     pub sockets: SocketRegistry,
+    /// Per thread: bytes of bus messages other threads have put in its
+    /// inbox and it has not taken out yet (`reserve_bus`).
+    bus_in_flight: Vec<AtomicUsize>,
 }
+
+/// Most bytes of bus messages that may wait in one thread's inbox, from the
+/// other threads: a worker flooding a peer of another thread fills this, and
+/// what does not fit is dropped with its sender told, as a full peer's queue
+/// does (`Peer::push_bus`).
+pub const BUS_IN_FLIGHT_BYTES: usize = 16 << 20;
 
 impl Shards {
     pub fn new(inboxes: Vec<Inbox>, cpus: usize) -> Self {
         let capacity = cpus.div_ceil(inboxes.len()).max(1);
         let sockets = SocketRegistry::new(inboxes.len());
-        Shards { inboxes, owners: Mutex::new(HashMap::new()), capacity, sockets }
+        let bus_in_flight = (0..inboxes.len()).map(|_| AtomicUsize::new(0)).collect();
+        Shards { inboxes, owners: Mutex::new(HashMap::new()), capacity, sockets, bus_in_flight }
     }
 
     pub fn len(&self) -> usize {
@@ -115,6 +125,11 @@ impl Shards {
         self.owners.lock().get(&peer).copied()
     }
 
+    /// The live peers of thread `shard`.
+    pub fn peers_of(&self, shard: usize) -> Vec<WorkerId> {
+        self.owners.lock().iter().filter(|(_, s)| **s == shard).map(|(id, _)| *id).collect()
+    }
+
     pub fn forget(&self, peer: WorkerId) {
         self.owners.lock().remove(&peer);
     }
@@ -126,6 +141,27 @@ impl Shards {
                 inbox.send(command());
             }
         }
+    }
+
+    /// Room for a bus message of `len` bytes in thread `shard`'s inbox:
+    /// false when that much already waits there (the message is dropped).
+    pub fn reserve_bus(&self, shard: usize, len: usize) -> bool {
+        let waiting = &self.bus_in_flight[shard];
+        let mut now = waiting.load(Ordering::Acquire);
+        loop {
+            if now + len > BUS_IN_FLIGHT_BYTES {
+                return false;
+            }
+            match waiting.compare_exchange_weak(now, now + len, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    /// Thread `shard` took a bus message of `len` bytes out of its inbox.
+    pub fn release_bus(&self, shard: usize, len: usize) {
+        self.bus_in_flight[shard].fetch_sub(len, Ordering::AcqRel);
     }
 
     /// Wakes every thread but `except`, to look at its listeners again.
@@ -353,6 +389,19 @@ mod tests {
             })
             .collect();
         Shards::new(inboxes, cpus)
+    }
+
+    #[test]
+    fn a_threads_inbox_holds_a_bounded_amount_of_bus_messages() {
+        let s = shards(2, 2);
+        let big = 64 * 1024;
+        let fits = BUS_IN_FLIGHT_BYTES / big;
+        assert!((0..fits).all(|_| s.reserve_bus(1, big)));
+        assert!(!s.reserve_bus(1, big), "full: dropped");
+        assert!(s.reserve_bus(0, big), "another thread's inbox is its own");
+        s.release_bus(1, big);
+        assert!(s.reserve_bus(1, big), "room again once one was taken out");
+        assert!(!s.reserve_bus(1, 1));
     }
 
     #[test]

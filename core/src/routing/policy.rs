@@ -420,10 +420,24 @@ pub struct Rotation {
 }
 
 /// The CPUs this process may run on (its affinity and cgroup quota, as the
-/// standard library reads them), at least 1.
+/// standard library reads them), at least 1; on one of several dispatcher
+/// threads, its share of them (`set_cpu_share`).
 pub(crate) fn available_cpus() -> usize {
     static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    CPU_SHARE.with(|share| share.get()).unwrap_or_else(|| *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())))
+}
+
+thread_local! {
+    static CPU_SHARE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// On one of `threads` dispatcher threads (docs/DESIGN.md §16): the
+/// policies it makes count its share of the CPUs, as its workers run on
+/// about that many, so that about one worker per CPU is dealt a run at a
+/// time across all the threads.
+pub(crate) fn set_cpu_share(threads: usize) {
+    let all = available_cpus();
+    CPU_SHARE.with(|share| share.set(Some((all / threads.max(1)).max(1))));
 }
 
 /// How many connections in a row a member of `members` gets when the
