@@ -207,7 +207,15 @@ fn a_thread_whose_worker_is_busy_leaves_new_connections_to_the_other() {
         let _clients = connect_clients(port, 6);
         let on_b = b.take_all(300, ACCEPTED).len();
         let on_a = a.dispatched(100).len();
-        assert_eq!((on_a, on_b), (0, 6), "{mode:?}: all six to the thread whose worker is idle");
+        assert_eq!(on_b, 6, "{mode:?}: all six served by the thread whose worker is idle");
+        match mode {
+            // Least connections passes over a busy worker at once.
+            Mode::LeastConnections => assert_eq!(on_a, 0),
+            // Round-robin deals a busy worker its turn until it lags, as one
+            // thread does; that one is taken back for the other thread (B
+            // served it) after 10 ms: at most one was sent to A.
+            _ => assert!(on_a <= 1, "{on_a} sent to the busy worker"),
+        }
     }
 }
 

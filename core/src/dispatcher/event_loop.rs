@@ -385,7 +385,7 @@ impl EventLoop {
                 let take = handle.should_accept(ask, self.config.queue_limit, stage_full);
                 let score = match take {
                     Some(Take::Deal(_)) if least_connections => handle.least_open_keeping_up(ask).unwrap_or(UNABLE),
-                    Some(Take::Deal(_)) if handle.could_deal_now(ask) => 0,
+                    Some(Take::Deal(_)) if handle.could_take_elsewhere(ask, NO_WORKER) => 0,
                     _ => UNABLE,
                 };
                 (take, score)
@@ -1268,3 +1268,6 @@ fn served_elsewhere(shards: Option<&Shards>, shard: usize, handle: &ListenHandle
     }
 }
 
+/// No worker has this id (bus ids stop below it): what `could_take_elsewhere`
+/// is asked to leave out when any member will do.
+const NO_WORKER: WorkerId = WorkerId::MAX;

@@ -340,21 +340,6 @@ impl ListenHandle {
         !self.is_empty() && self.policy.all_in(&all)
     }
 
-    /// Whether some member could be dealt a connection now without being
-    /// passed over by its policy's own rule: round-robin passes over a
-    /// member that left a connection unread with its loop busy (the lag
-    /// rule); the others, one busy or lagging at all (`could_take_elsewhere`).
-    /// What another dispatcher thread compares its own workers with
-    /// (docs/DESIGN.md §16).
-    pub fn could_deal_now(&self, ask: &Ask<'_>) -> bool {
-        let round_robin = self.policy.name() == crate::routing::policy::Mode::RoundRobin.name();
-        self.policy.members().into_iter().any(|m| {
-            let load = (ask.load)(m);
-            let passed_over = if round_robin { load.lagging && load.busy } else { load.busy || load.lagging };
-            !load.gone && load.free > 0 && !load.paced && !passed_over
-        })
-    }
-
     /// Fewest connections open on a member that could take one now and
     /// keeps up (as `could_take_elsewhere` judges): how good this listener's
     /// best member is, to compare with another dispatcher thread's
