@@ -260,3 +260,33 @@ fn at_light_load_the_threads_take_turns() {
     assert_eq!(on_a + on_b, 20);
     assert!(on_a >= 7 && on_b >= 7, "turns: {on_a} and {on_b}");
 }
+
+#[test]
+fn a_flood_to_a_peer_of_another_thread_that_never_reads_costs_only_its_messages() {
+    // Workers 1 and 3 on thread 0, 2 (never reading) on thread 1.
+    let d = Dispatcher::start(two_threads()).unwrap();
+    let mut a = TestWorker::spawn(&d, 1);
+    let _stuck = TestWorker::spawn(&d, 2);
+    let mut c = TestWorker::spawn(&d, 3);
+    let payload = vec![7u8; 60 * 1024];
+    // Well past what the target's queue (32 MiB) and the inbox (16 MiB) hold.
+    let mut dropped = 0;
+    for i in 0..1500 {
+        a.channel.send_bus(2, &payload).unwrap();
+        if i % 64 == 0 {
+            dropped += bus(&mut a, 0).iter().filter(|m| matches!(m, Incoming::BusDropped { target: 2 })).count();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dropped == 0 && Instant::now() < deadline {
+        dropped += bus(&mut a, 20).iter().filter(|m| matches!(m, Incoming::BusDropped { target: 2 })).count();
+    }
+    assert!(dropped > 0, "the sender hears of the drops, across threads");
+    // Both threads still relay: 3 (thread 0) hears 1, and 1 hears 3.
+    a.channel.send_bus(3, b"still here").unwrap();
+    assert!(matches!(&bus(&mut c, 300)[..], [Incoming::Bus { from: 1, .. }]));
+    c.channel.send_bus(1, b"and here").unwrap();
+    let got = bus(&mut a, 300);
+    assert!(got.iter().any(|m| matches!(m, Incoming::Bus { from: 3, .. })), "{} messages", got.len());
+    assert_eq!(d.stats().unwrap().workers.len(), 3);
+}
