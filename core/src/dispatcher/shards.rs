@@ -370,6 +370,7 @@ impl SocketRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn one_thread_up_to_fifteen_cpus_then_one_per_eight() {
@@ -389,6 +390,58 @@ mod tests {
             })
             .collect();
         Shards::new(inboxes, cpus)
+    }
+
+    #[test]
+    fn a_thread_defers_only_to_a_better_one_and_an_unable_one_says_so_once() {
+        let able = Able::new(3);
+        assert_eq!(able.elsewhere(0), None, "none able at first");
+        assert!(!able.set(1, 5));
+        assert_eq!(able.better_than(0, UNABLE), Some(1));
+        assert_eq!(able.better_than(0, 5), None, "equal is not better");
+        assert_eq!(able.better_than(0, 6), Some(1));
+        assert!(!able.set(2, 2));
+        assert_eq!(able.better_than(0, 6), Some(2), "the best");
+        assert_eq!(able.better_than(2, 2), None, "not itself");
+        assert!(able.set(2, UNABLE), "able to unable: the others are woken");
+        assert!(!able.set(2, UNABLE), "once");
+        assert_eq!(able.better_than(0, UNABLE), Some(1));
+    }
+
+    #[test]
+    fn one_socket_per_key_bound_once_and_closed_with_its_last_thread() {
+        let s = shards(3, 3);
+        let bound = std::cell::Cell::new(0);
+        let bind = |id: ListenerId| {
+            bound.set(bound.get() + 1);
+            let fd = sys::tcp_listener(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), false, false, 16)
+                .map_err(|e| crate::error::Error::io("bind", e))?;
+            let local = sys::local_addr(fd.as_fd()).unwrap();
+            assert_eq!(id, 1);
+            Ok((BoundSocket { fd, local, owns_path: false }, SocketKind::Plain))
+        };
+        let first = s.sockets.join("k", 0, bind).unwrap();
+        assert!(first.created);
+        let second = s.sockets.join("k", 2, |_| unreachable!("bound once")).unwrap();
+        assert!(!second.created);
+        assert_eq!((first.id, second.id), (1, 1));
+        assert_eq!(bound.get(), 1);
+        assert_eq!(
+            sys::file_identity(first.socket.fd.as_raw_fd()).unwrap(),
+            sys::file_identity(second.socket.fd.as_raw_fd()).unwrap(),
+            "one socket, copies of it"
+        );
+        let addr = crate::listen::ListenAddr::Fd { fd: second.socket.fd.as_raw_fd() };
+        assert!(!s.sockets.names_one_of(&addr, "k"), "its own key's socket");
+        assert!(s.sockets.names_one_of(&addr, "other"), "another key's: EEXIST");
+        s.sockets.set_members("k", 2, 1, &s);
+        assert_eq!(s.sockets.members_elsewhere("k", 0), Some(2));
+        assert_eq!(s.sockets.next_thread("k", 0, 0), Some(2));
+        assert_eq!(s.sockets.next_thread("k", 0, 1 << 2), None, "tried already");
+        s.sockets.release("k", 0);
+        assert_eq!(s.sockets.key_of(1).as_deref(), Some("k"), "thread 2 still holds it");
+        s.sockets.release("k", 2);
+        assert_eq!(s.sockets.key_of(1), None, "gone with its last thread");
     }
 
     #[test]
