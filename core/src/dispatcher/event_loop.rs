@@ -19,7 +19,7 @@ use super::bus_relay;
 use super::command::Command;
 use super::events::{self, Event, EventSink, WarningLimiter};
 use super::health::Health;
-use super::shards::{Able, Shards, SocketKind, UNABLE};
+use super::shards::{self, Able, Shards, SocketKind, UNABLE};
 use super::stats::StageStats;
 use super::{Config, Emptied, ListenOutcome, ListenRequest, Stats};
 use crate::channel::wire::{ListenerId, ToPrimary, ACCEPTED, MAX_MESSAGE_LEN};
@@ -152,7 +152,6 @@ impl EventLoop {
         };
         let threads = shards.as_ref().map_or(1, |s| s.len());
         let stage = HeaderStage::new(config.proxy.clone(), config.sticky_http.clone(), config.stage_limit).shared_by(threads);
-
         let epoll = sys::epoll_create()?;
         sys::epoll_watch_level(epoll.as_fd(), waker.as_fd(), Slot::Waker.token(), false, false)?;
         Ok(EventLoop {
@@ -383,9 +382,11 @@ impl EventLoop {
             let least_connections = handle.policy_name() == Mode::LeastConnections.name();
             let (take, score) = with_ask(&self.peers, self.config.window, now, |ask| {
                 let take = handle.should_accept(ask, self.config.queue_limit, stage_full);
+                let lagging = || handle.least_lag(ask).map_or(UNABLE, shards::lagging_score);
                 let score = match take {
-                    Some(Take::Deal(_)) if least_connections => handle.least_open_keeping_up(ask).unwrap_or(UNABLE),
+                    Some(Take::Deal(_)) if least_connections => handle.least_open_keeping_up(ask).unwrap_or_else(lagging),
                     Some(Take::Deal(_)) if handle.could_take_elsewhere(ask, NO_WORKER) => 0,
+                    Some(Take::Deal(_)) => lagging(),
                     _ => UNABLE,
                 };
                 (take, score)

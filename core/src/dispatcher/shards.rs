@@ -190,14 +190,27 @@ pub(super) struct Able {
 /// A thread's score while none of its workers can take a connection.
 pub(super) const UNABLE: u64 = u64::MAX;
 
+/// From here up, a thread's workers could take a connection but none keeps
+/// up (each busy, or with one left unread): the score is this plus the
+/// least such worker's lag in microseconds (`lagging_score`), so that a
+/// thread whose worker is hung leaves connections to one whose worker is
+/// only a few milliseconds behind.
+pub(super) const LAGGING: u64 = 1 << 62;
+
+/// The score of a thread whose least-behind worker is `lag` behind.
+pub(super) fn lagging_score(lag: std::time::Duration) -> u64 {
+    LAGGING + u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).min(LAGGING - 1)
+}
+
 impl Able {
     fn new(threads: usize) -> Self {
         Able { scores: (0..threads).map(|_| AtomicU64::new(UNABLE)).collect() }
     }
 
-    /// Sets thread `shard`'s score; true if it went from able to unable.
+    /// Sets thread `shard`'s score; true if it went from keeping up to not
+    /// (lagging or unable): the others may have left the socket to it.
     pub fn set(&self, shard: usize, score: u64) -> bool {
-        self.scores[shard].swap(score, Ordering::AcqRel) != UNABLE && score == UNABLE
+        self.scores[shard].swap(score, Ordering::AcqRel) < LAGGING && score >= LAGGING
     }
 
     /// Another thread whose score is below `score` (any able one, for
@@ -212,9 +225,9 @@ impl Able {
             .map(|(t, _)| t)
     }
 
-    /// Another thread that is able, the first after `shard`.
+    /// Another thread with a worker that keeps up, the best.
     pub fn elsewhere(&self, shard: usize) -> Option<usize> {
-        self.better_than(shard, UNABLE)
+        self.better_than(shard, LAGGING)
     }
 }
 
@@ -406,6 +419,16 @@ mod tests {
         assert!(able.set(2, UNABLE), "able to unable: the others are woken");
         assert!(!able.set(2, UNABLE), "once");
         assert_eq!(able.better_than(0, UNABLE), Some(1));
+        // Lagging: a hung worker's thread leaves connections to a thread
+        // whose worker is a few milliseconds behind, not the other way.
+        let hung = lagging_score(std::time::Duration::from_secs(3));
+        let behind = lagging_score(std::time::Duration::from_millis(4));
+        assert!(able.set(1, behind), "from keeping up to lagging: the others are woken");
+        assert!(!able.set(0, 0));
+        assert!(able.set(0, hung), "0 stops keeping up");
+        assert_eq!(able.better_than(0, hung), Some(1));
+        assert_eq!(able.better_than(1, behind), None);
+        assert!(behind < hung && hung < UNABLE);
     }
 
     #[test]

@@ -355,6 +355,23 @@ impl ListenHandle {
             .min()
     }
 
+    /// How far behind the least-behind member with credit is: how long its
+    /// loop has been busy or its oldest connection left unread, whichever
+    /// is longer; to compare with another dispatcher thread's when no
+    /// member keeps up (docs/DESIGN.md §16). `None`: no member has credit.
+    pub fn least_lag(&self, ask: &Ask<'_>) -> Option<Duration> {
+        self.policy
+            .members()
+            .into_iter()
+            .map(|m| (ask.load)(m))
+            .filter(|load| !load.gone && load.free > 0)
+            .map(|load| {
+                let unread = load.unread_since.map_or(Duration::ZERO, |at| ask.now.saturating_duration_since(at));
+                unread.max(load.busy_for)
+            })
+            .min()
+    }
+
     /// Gives `conn` to the member `pick` names.
     fn give(&mut self, conn: Connection, pick: Pick, peers: &mut HashMap<WorkerId, Peer>) {
         let worker = self.policy.commit(pick, &conn.offers.refused_by);
