@@ -134,4 +134,12 @@ function fdCount() {
   return require('node:fs').readdirSync('/proc/self/fd').length;
 }
 
-module.exports = { emit, onCommand, askWorker, askAll, answerPrimary, forkListening, forkAndAnnounceReady, fdCount };
+/** Primary only: sends `signal` (SIGKILL) to a worker; resolves once it exited. */
+function killWorker(worker, signal = 'SIGKILL') {
+  return new Promise((resolve) => {
+    worker.once('exit', resolve);
+    worker.process.kill(signal);
+  });
+}
+
+module.exports = { emit, onCommand, askWorker, askAll, answerPrimary, forkListening, forkAndAnnounceReady, fdCount, killWorker };

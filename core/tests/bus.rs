@@ -8,11 +8,7 @@ use rcluster_core::bus::{AGENT, BROADCAST, PRIMARY, QUEUE_MESSAGES};
 use rcluster_core::{Config, Dispatcher, Incoming, WorkerChannel};
 
 fn bus_messages(worker: &mut TestWorker, ms: u64) -> Vec<Incoming> {
-    let mut out = Vec::new();
-    while let Some(m) = worker.recv(ms) {
-        out.push(m);
-    }
-    out
+    worker.recv_all(ms)
 }
 
 #[test]

@@ -127,11 +127,7 @@ fn the_port_stays_open_until_the_last_thread_lets_it_go() {
 }
 
 fn bus(worker: &mut TestWorker, ms: u64) -> Vec<Incoming> {
-    let mut out = Vec::new();
-    while let Some(m) = worker.recv(ms) {
-        out.push(m);
-    }
-    out
+    worker.recv_all(ms)
 }
 
 #[test]

@@ -79,6 +79,15 @@ impl TestWorker {
         }
     }
 
+    /// Every message until `ms` pass with nothing new.
+    pub fn recv_all(&mut self, ms: u64) -> Vec<Incoming> {
+        let mut out = Vec::new();
+        while let Some(m) = self.recv(ms) {
+            out.push(m);
+        }
+        out
+    }
+
     /// Every connection dispatched until `ms` pass with nothing new, left
     /// unanswered.
     pub fn dispatched(&mut self, ms: u64) -> Vec<OwnedFd> {
