@@ -19,15 +19,7 @@ fn a_message_reaches_its_target_with_the_real_sender_in_order() {
     for i in 0..100u32 {
         a.channel.send_bus(2, &i.to_le_bytes()).unwrap();
     }
-    let got = bus_messages(&mut b, 300);
-    let seq: Vec<u32> = got
-        .iter()
-        .map(|m| match m {
-            Incoming::Bus { from: 1, payload, .. } => u32::from_le_bytes(payload[..4].try_into().unwrap()),
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect();
-    assert_eq!(seq, (0..100).collect::<Vec<_>>());
+    assert_eq!(common::numbered_from(1, &bus_messages(&mut b, 300)), (0..100).collect::<Vec<_>>());
     assert!(bus_messages(&mut a, 50).is_empty());
 }
 

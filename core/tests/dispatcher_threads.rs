@@ -140,14 +140,7 @@ fn the_bus_crosses_threads_in_order() {
     for i in 0..100u32 {
         a.channel.send_bus(2, &i.to_le_bytes()).unwrap();
     }
-    let seq: Vec<u32> = bus(&mut b, 300)
-        .iter()
-        .map(|m| match m {
-            Incoming::Bus { from: 1, payload, .. } => u32::from_le_bytes(payload[..4].try_into().unwrap()),
-            other => panic!("unexpected {other:?}"),
-        })
-        .collect();
-    assert_eq!(seq, (0..100).collect::<Vec<_>>());
+    assert_eq!(common::numbered_from(1, &bus(&mut b, 300)), (0..100).collect::<Vec<_>>());
     b.channel.send_bus(BROADCAST, b"all").unwrap();
     for w in [&mut a, &mut b] {
         let got = bus(w, 200);

@@ -156,6 +156,18 @@ impl TestWorker {
     }
 }
 
+/// The numbers (u32 LE) that bus messages from `from` carry, in order;
+/// panics at any other message.
+pub fn numbered_from(from: u32, messages: &[Incoming]) -> Vec<u32> {
+    messages
+        .iter()
+        .map(|m| match m {
+            Incoming::Bus { from: f, payload, .. } if *f == from => u32::from_le_bytes(payload[..4].try_into().unwrap()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
 /// A dispatcher with two workers listening on one key ("k", an ephemeral
 /// loopback port). Returns the dispatcher, the workers, the listener id and port.
 pub fn two_workers(config: rcluster_core::Config, mode: Mode) -> (Dispatcher, TestWorker, TestWorker, u32, u16) {
