@@ -469,7 +469,7 @@ impl EventLoop {
             .chain(self.config.hang_timeout.and_then(|t| self.health.next_deadline(t)))
             // A listener left to another thread is looked at again within a
             // millisecond: that thread's score may be stale, and it wakes
-            // this one only when its workers stop being able at all.
+            // this one only when its workers stop keeping up.
             .chain((!self.deferring.is_empty()).then(|| now + Duration::from_millis(1)));
         match wake_ups.min() {
             None => -1,
@@ -530,8 +530,9 @@ impl EventLoop {
                             handle.hold(conn, Held::Returned);
                         }
                     }
-                    // Its last member here left meanwhile: passed on again
-                    // (`pass_on_orphans`) through a handle of our own.
+                    // Its handle here closed meanwhile (the last member here
+                    // left): on to a thread that has members; with none, the
+                    // socket is closing, and they close with it.
                     None => {
                         if let Some(shards) = self.shards.clone() {
                             let key = conns.first().and_then(|_| shards.sockets.key_of(listener));
