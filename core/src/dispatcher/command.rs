@@ -65,7 +65,7 @@ impl Dispatcher {
     /// them for each [`Event`], and must not block. It is dropped when the
     /// last thread ends (on `Drop`).
     pub fn start_with_events(config: Config, events: impl FnMut(Event) + Send + 'static) -> Result<Self> {
-        let cpus = config.cpus.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let cpus = config.cpus.unwrap_or_else(crate::routing::policy::available_cpus).max(1);
         let count = config.threads.unwrap_or_else(|| shards::default_threads(cpus)).clamp(1, shards::MAX_THREADS);
         let mut inboxes = Vec::with_capacity(count);
         let mut receivers = Vec::with_capacity(count);
@@ -77,7 +77,7 @@ impl Dispatcher {
         }
         let shards = Arc::new(Shards::new(inboxes, cpus));
         // One thread calls `events` as it is; several share it.
-        let mut sinks: Vec<EventSink> = if count == 1 {
+        let sinks: Vec<EventSink> = if count == 1 {
             vec![Box::new(events)]
         } else {
             let shared = Arc::new(Mutex::new(events));
@@ -88,9 +88,10 @@ impl Dispatcher {
                 })
                 .collect()
         };
-        let mut threads = Vec::with_capacity(count);
-        for (i, inbox) in receivers.into_iter().enumerate() {
-            let sink = sinks.remove(0);
+        // Made first: if a thread cannot start, dropping it stops those
+        // that did.
+        let mut dispatcher = Dispatcher { shards: Arc::clone(&shards), threads: Vec::with_capacity(count), child_ends: Mutex::new(HashMap::new()) };
+        for ((i, inbox), sink) in receivers.into_iter().enumerate().zip(sinks) {
             let waker = Arc::clone(&shards.inbox(i).waker);
             let shared = (count > 1).then(|| (i, Arc::clone(&shards)));
             let event_loop =
@@ -111,9 +112,9 @@ impl Dispatcher {
                     }
                 })
                 .map_err(|e| Error::io("pthread_create", e))?;
-            threads.push(thread);
+            dispatcher.threads.push(thread);
         }
-        Ok(Dispatcher { shards, threads, child_ends: Mutex::new(HashMap::new()) })
+        Ok(dispatcher)
     }
 
     /// How many dispatcher threads run.
@@ -129,9 +130,7 @@ impl Dispatcher {
     }
 
     fn send_to(&self, shard: usize, command: Command) -> Result<()> {
-        let inbox = self.shards.inbox(shard);
-        inbox.commands.send(command).map_err(|_| Error::Stopped)?;
-        inbox.waker.wake().map_err(|e| Error::io("write", e))
+        self.shards.inbox(shard).try_send(command)
     }
 
     /// Creates the private channel of a worker about to be spawned and returns

@@ -293,7 +293,7 @@ impl EventLoop {
             // close a connection because everyone is busy, docs/DESIGN.md
             // §3.4). While its header stage is full, a listener accepts no
             // more. Only its own: every other listener has a budget of its own.
-            let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
+            let stage_full = self.stage.is_full_for(handle.id(), handle.is_keyed(), budget);
             let wants = !served_elsewhere(self.shards.as_deref(), self.shard, handle)
                 && !self.deferring.iter().any(|(id, _)| *id == handle.id())
                 && with_ask(&self.peers, self.config.window, now, |ask| {
@@ -378,7 +378,7 @@ impl EventLoop {
         let budget = self.stage_budget();
         for handle in self.handles.values() {
             let Some(able) = self.able.get(&handle.id()) else { continue };
-            let stage_full = self.stage.applies_to(handle.is_keyed()) && self.stage.is_full(handle.id(), budget);
+            let stage_full = self.stage.is_full_for(handle.id(), handle.is_keyed(), budget);
             let least_connections = handle.policy_name() == Mode::LeastConnections.name();
             let (take, score) = with_ask(&self.peers, self.config.window, now, |ask| {
                 let take = handle.should_accept(ask, self.config.queue_limit, stage_full);
@@ -657,7 +657,7 @@ impl EventLoop {
         let socket_type = request.spec.socket_type();
         let mut made = None;
         let joined = shards.sockets.join(&request.key, self.shard, |id| {
-            let handle = self.bind_handle(id, request)?;
+            let mut handle = self.bind_handle(id, request)?;
             // Each thread binds SCHED_REUSEPORT slots of its own, alike.
             let kind = if handle.policy_name() == Mode::ReusePort.name() {
                 let ipv6_only = matches!(request.spec.addr, listen::ListenAddr::Tcp { ipv6_only: true, .. })
@@ -667,26 +667,27 @@ impl EventLoop {
             } else {
                 SocketKind::Plain
             };
+            // The registry keeps a copy, and removes a unix socket's path
+            // once the last thread closes it.
             let socket = handle.copy_socket().map_err(|e| Error::io("dup", e))?;
+            handle.disown_path();
             made = Some(handle);
             Ok((socket, kind))
         })?;
         self.able.insert(joined.id, Arc::clone(&joined.able));
-        if let Some(mut handle) = made {
-            // Bound here: the registry kept a copy of its socket, and
-            // removes a unix socket's path once the last thread closes it.
-            handle.disown_path();
-            return Ok((joined.id, handle, true));
-        }
-        let handle = match joined.kind {
-            SocketKind::Plain => ListenHandle::new(joined.id, request.key.clone(), request.mode, joined.socket, socket_type, stall),
-            SocketKind::ReusePort { ipv6_only, backlog, defer_accept } => {
-                let policy =
-                    ReusePort::joining(stall, &joined.socket, ipv6_only, backlog, defer_accept).map_err(|e| Error::io("bind", e))?;
-                ListenHandle::with_policy(joined.id, request.key.clone(), Box::new(policy), joined.socket, socket_type)
+        let handle = match (made, joined.socket) {
+            (Some(handle), _) => return Ok((joined.id, handle, true)),
+            (None, Some((socket, SocketKind::Plain))) => {
+                ListenHandle::new(joined.id, request.key.clone(), request.mode, socket, socket_type, stall)
             }
+            (None, Some((socket, SocketKind::ReusePort { ipv6_only, backlog, defer_accept }))) => {
+                let policy =
+                    ReusePort::joining(stall, &socket, ipv6_only, backlog, defer_accept).map_err(|e| Error::io("bind", e))?;
+                ListenHandle::with_policy(joined.id, request.key.clone(), Box::new(policy), socket, socket_type)
+            }
+            (None, None) => unreachable!("the registry gives a copy to every thread but the one that bound it"),
         };
-        Ok((joined.id, handle, joined.created))
+        Ok((joined.id, handle, false))
     }
 
     /// Tells the other dispatcher threads how many of this one's workers

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -54,9 +54,16 @@ pub(super) struct Inbox {
 }
 
 impl Inbox {
-    /// Queues `command` for the thread and wakes it; false once it stopped.
-    pub fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok() && self.waker.wake().is_ok()
+    /// Queues `command` for the thread and wakes it (the JS thread's way in).
+    pub fn try_send(&self, command: Command) -> crate::error::Result<()> {
+        self.commands.send(command).map_err(|_| crate::error::Error::Stopped)?;
+        self.waker.wake().map_err(|e| crate::error::Error::io("write", e))
+    }
+
+    /// The same, from another dispatcher thread: a thread only stops with
+    /// all of them, so there is no one to tell of a failure.
+    pub fn send(&self, command: Command) {
+        let _ = self.try_send(command);
     }
 }
 
@@ -258,27 +265,28 @@ pub(super) enum SocketKind {
 pub(super) struct SocketRegistry {
     threads: usize,
     entries: Mutex<HashMap<String, Entry>>,
-    next_listener: Mutex<ListenerId>,
+    next_listener: AtomicU32,
 }
 
-/// A thread's copy of a registered socket.
+/// A thread's part in a registered socket.
 pub(super) struct Joined {
     pub id: ListenerId,
-    pub socket: BoundSocket,
-    pub kind: SocketKind,
-    pub created: bool,
+    /// A copy of the socket and how to make a handle of it, for a thread
+    /// that joins one another bound; `None` for the thread that bound it.
+    pub socket: Option<(BoundSocket, SocketKind)>,
     pub able: Arc<Able>,
 }
 
 impl SocketRegistry {
     fn new(threads: usize) -> Self {
-        SocketRegistry { threads, entries: Mutex::new(HashMap::new()), next_listener: Mutex::new(1) }
+        SocketRegistry { threads, entries: Mutex::new(HashMap::new()), next_listener: AtomicU32::new(1) }
     }
 
     /// The socket for `key`, for thread `shard`: a copy of the one
-    /// registered, or one `bind` makes now (given the listener's id) and
-    /// registers. The registry is locked meanwhile, so two threads asked
-    /// for one new key at once bind it once.
+    /// registered, or the one `bind` makes now (given the listener's id;
+    /// it returns a copy for the registry, which removes a unix socket's
+    /// path once the last thread lets it go). The registry is locked
+    /// meanwhile, so two threads asked for one new key at once bind it once.
     pub fn join(
         &self,
         key: &str,
@@ -292,23 +300,15 @@ impl SocketRegistry {
             // The registry's entry removes a unix socket's path, once the
             // last thread lets it go.
             let socket = BoundSocket { fd, local: entry.socket.local.clone(), owns_path: false };
-            return Ok(Joined { id: entry.id, socket, kind: entry.kind, created: false, able: Arc::clone(&entry.able) });
+            return Ok(Joined { id: entry.id, socket: Some((socket, entry.kind)), able: Arc::clone(&entry.able) });
         }
-        let id = {
-            let mut next = self.next_listener.lock();
-            let id = *next;
-            *next += 1;
-            id
-        };
-        let (mut socket, kind) = bind(id)?;
-        let fd = sys::dup_cloexec(socket.fd.as_fd()).map_err(|e| crate::error::Error::io("dup", e))?;
-        let kept = BoundSocket { fd, local: socket.local.clone(), owns_path: socket.owns_path };
-        socket.owns_path = false;
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        let (socket, kind) = bind(id)?;
         let mut holds = vec![false; self.threads];
         holds[shard] = true;
         let able = Arc::new(Able::new(self.threads));
-        entries.insert(key.to_string(), Entry { id, socket: kept, kind, holds, members: vec![0; self.threads], able: Arc::clone(&able) });
-        Ok(Joined { id, socket, kind, created: true, able })
+        entries.insert(key.to_string(), Entry { id, socket, kind, holds, members: vec![0; self.threads], able: Arc::clone(&able) });
+        Ok(Joined { id, socket: None, able })
     }
 
     /// Thread `shard` now has `members` of its workers in `key`'s rotation.
@@ -435,26 +435,24 @@ mod tests {
     fn one_socket_per_key_bound_once_and_closed_with_its_last_thread() {
         let s = shards(3, 3);
         let bound = std::cell::Cell::new(0);
+        let identity = std::cell::Cell::new(None);
         let bind = |id: ListenerId| {
             bound.set(bound.get() + 1);
             let fd = sys::tcp_listener(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), false, false, 16)
                 .map_err(|e| crate::error::Error::io("bind", e))?;
+            identity.set(Some(sys::file_identity(fd.as_raw_fd()).unwrap()));
             let local = sys::local_addr(fd.as_fd()).unwrap();
             assert_eq!(id, 1);
             Ok((BoundSocket { fd, local, owns_path: false }, SocketKind::Plain))
         };
         let first = s.sockets.join("k", 0, bind).unwrap();
-        assert!(first.created);
+        assert!(first.socket.is_none(), "bound by thread 0, which has it");
         let second = s.sockets.join("k", 2, |_| unreachable!("bound once")).unwrap();
-        assert!(!second.created);
+        let (copy, _) = second.socket.expect("a copy for thread 2");
         assert_eq!((first.id, second.id), (1, 1));
         assert_eq!(bound.get(), 1);
-        assert_eq!(
-            sys::file_identity(first.socket.fd.as_raw_fd()).unwrap(),
-            sys::file_identity(second.socket.fd.as_raw_fd()).unwrap(),
-            "one socket, copies of it"
-        );
-        let addr = crate::listen::ListenAddr::Fd { fd: second.socket.fd.as_raw_fd() };
+        assert_eq!(identity.get(), Some(sys::file_identity(copy.fd.as_raw_fd()).unwrap()), "one socket, copies of it");
+        let addr = crate::listen::ListenAddr::Fd { fd: copy.fd.as_raw_fd() };
         assert!(!s.sockets.names_one_of(&addr, "k"), "its own key's socket");
         assert!(s.sockets.names_one_of(&addr, "other"), "another key's: EEXIST");
         s.sockets.set_members("k", 2, 1, &s);

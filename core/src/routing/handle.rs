@@ -326,10 +326,7 @@ impl ListenHandle {
     /// is keeping up (credit, loop not busy, nothing left unread too long):
     /// only then is a connection worth taking back from `from`.
     pub fn could_take_elsewhere(&self, ask: &Ask<'_>, from: WorkerId) -> bool {
-        self.policy.members().into_iter().filter(|m| *m != from).any(|m| {
-            let load = (ask.load)(m);
-            !load.gone && load.free > 0 && !load.busy && !load.lagging && !load.paced
-        })
+        self.policy.members().into_iter().filter(|m| *m != from).any(|m| (ask.load)(m).keeps_up())
     }
 
     /// Whether every member has refused a connection, counting a refusal by
@@ -345,14 +342,7 @@ impl ListenHandle {
     /// best member is, to compare with another dispatcher thread's
     /// (docs/DESIGN.md §16). `None`: no member could.
     pub fn least_open_keeping_up(&self, ask: &Ask<'_>) -> Option<u64> {
-        self.open
-            .iter()
-            .filter(|(m, _)| {
-                let load = (ask.load)(**m);
-                !load.gone && load.free > 0 && !load.busy && !load.lagging && !load.paced
-            })
-            .map(|(_, (open, _))| *open)
-            .min()
+        self.open.iter().filter(|(m, _)| (ask.load)(**m).keeps_up()).map(|(_, (open, _))| *open).min()
     }
 
     /// How far behind the least-behind member with credit is: how long its
@@ -364,7 +354,7 @@ impl ListenHandle {
             .members()
             .into_iter()
             .map(|m| (ask.load)(m))
-            .filter(|load| !load.gone && load.free > 0)
+            .filter(|load| !load.gone && load.has_credit())
             .map(|load| {
                 let unread = load.unread_since.map_or(Duration::ZERO, |at| ask.now.saturating_duration_since(at));
                 unread.max(load.busy_for)

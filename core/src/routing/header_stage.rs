@@ -211,6 +211,12 @@ impl HeaderStage {
         Some(self.limit.min(self.total / staged.max(1)).max(1))
     }
 
+    /// Whether a listener (`keyed` or not) has a stage here and it holds
+    /// all `budget` lets it: then the listener accepts no more.
+    pub fn is_full_for(&self, listener: ListenerId, keyed: bool, budget: Option<usize>) -> bool {
+        self.applies_to(keyed) && self.is_full(listener, budget)
+    }
+
     /// Whether `listener` has as many connections waiting as `budget` lets it.
     pub fn is_full(&self, listener: ListenerId, budget: Option<usize>) -> bool {
         budget.is_some_and(|b| self.count(listener) >= b)

@@ -109,6 +109,12 @@ impl Load {
         self.free > 0
     }
 
+    /// Could take a connection now and is keeping up: credit, its loop not
+    /// busy, nothing left unread too long, not paced, still there.
+    pub(crate) fn keeps_up(&self) -> bool {
+        !self.gone && self.free > 0 && !self.busy && !self.lagging && !self.paced
+    }
+
     /// Without credit for at least `stall`: its JS is not taking
     /// connections (hung, or busy for long), so its turn may be skipped. One
     /// that only just filled up is waited for instead.
