@@ -134,3 +134,25 @@ fn a_worker_that_claimed_first_keeps_its_connection() {
     assert!(b.claim_all(100).0.is_empty(), "nothing taken back");
     assert_eq!(d.stats().unwrap().acks.taken_back, 0);
 }
+
+#[test]
+fn a_worker_that_accepts_what_was_taken_back_from_it_is_not_failed_for_its_reports() {
+    // As a worker that wrote over its own claims would: it accepts the
+    // connection taken back from it, and confirms reading it.
+    let (d, mut a, mut b, _client) = dealt_then_blocked(Mode::LeastConnections);
+    let (taken, _) = b.claim_all(300);
+    assert_eq!(taken.len(), 1, "B took it");
+    let fds = loop {
+        match a.recv(500) {
+            Some(rcluster_core::Incoming::Dispatch { fds, .. }) => break fds,
+            Some(_) => continue,
+            None => panic!("A was never sent it"),
+        }
+    };
+    a.channel.reply(&vec![ACCEPTED; fds.len()]).unwrap();
+    a.channel.confirm_read(fds.len() as u32).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let stats = d.stats().unwrap();
+    assert_eq!(stats.workers.len(), 2, "A's channel is still up");
+    assert_eq!(stats.acks.taken_back, 1);
+}

@@ -842,11 +842,16 @@ impl EventLoop {
                 overacknowledged = true;
                 break;
             };
-            if conn.taken_back {
+            if conn.taken_back && *status != ACCEPTED {
                 // Another worker has it; this one closed its copy unread
                 // (an honest one refuses it). Ours closes here.
                 continue;
             }
+            // Accepted though taken back: only a worker that wrote over its
+            // own claims does that (its claim found no `REVOKED` there). It
+            // took it, and will confirm reading it and report it closed, so
+            // it is counted as taken like any other: its reports stay
+            // consistent and its channel is not failed for them.
             if *status == ACCEPTED {
                 peer.count_accepted();
                 if let Some(handle) = self.handles.get_mut(&conn.listener) {
